@@ -1,0 +1,94 @@
+// reskit/graph/model.h — the functional API: symbolic tensors, Input, Model.
+//
+// Input(shape) returns a symbolic tensor; calling layers on symbolic tensors records nodes;
+// Model(inputs, outputs, name) walks back from the outputs and orders the layers exactly as
+// Keras 2.x does (by depth from the outputs, then by discovery order), which is also the order
+// summary() prints and files store. forward() runs nodes in that order, backward() in reverse.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reskit/layers/layer.h"
+#include "reskit/tensor.h"
+
+namespace reskit {
+
+class Optimizer;
+class Loss;
+
+namespace graph {
+// One call of a layer on symbolic tensors.
+struct Node {
+  std::shared_ptr<Layer> layer;
+  int node_index = 0;          // among the calls of this layer (Keras's node index)
+  std::vector<Tensor> inputs;  // symbolic inputs; empty for an input node
+  Shape output_shape;
+};
+}  // namespace graph
+
+struct InputOptions {
+  std::string name;  // "" -> input_1, input_2, ...
+};
+// A symbolic input of the given shape without the batch dimension, e.g. Input({64, 64, 3}).
+Tensor Input(const Shape& shape, InputOptions options = {});
+
+// What one training or evaluation step reports.
+struct StepResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+};
+
+class Model {
+ public:
+  Model(const Tensor& input, const Tensor& output, std::string name = "");
+  Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name = "");
+
+  const std::string& name() const;
+  // Layers in Keras order (model.layers).
+  const std::vector<std::shared_ptr<Layer>>& layers() const;
+  // Throws ConfigError naming the model and the missing layer.
+  std::shared_ptr<Layer> get_layer(std::string_view name) const;
+  const std::vector<Tensor>& inputs() const;
+  const std::vector<Tensor>& outputs() const;
+  DType dtype() const;
+
+  // Runs the model on concrete inputs (shapes checked against the model's inputs).
+  Tensor forward(const Tensor& x, bool training = false);
+  std::vector<Tensor> forward(const std::vector<Tensor>& xs, bool training);
+  Tensor operator()(const Tensor& x) { return forward(x, false); }
+  // Backward from the gradient of the single output (or of its logits, when from_logits and the
+  // output layer is a softmax); returns the gradients of the inputs. Parameter gradients are
+  // assigned.
+  std::vector<Tensor> backward(const Tensor& grad_output, bool from_logits = false);
+
+  // Every parameter, in layer order, then weight order.
+  std::vector<Param*> parameters();
+  std::vector<Param*> trainable_parameters();
+  std::int64_t count_params() const;
+  std::int64_t count_trainable_params() const;
+
+  // The Keras table (tf.keras 2.x print_summary), byte for byte.
+  void summary(std::ostream& out) const;
+  void summary() const;
+  std::string summary_string() const;
+
+  // Keras compile: the optimizer and loss used by train_on_batch; metrics: "accuracy".
+  void compile(std::shared_ptr<Optimizer> optimizer, std::shared_ptr<Loss> loss,
+               std::vector<std::string> metrics = {});
+  // One step: forward in training mode, loss, backward, optimizer update.
+  StepResult train_on_batch(const Tensor& x, const Tensor& y);
+  // Loss and metrics of a batch in inference mode.
+  StepResult test_on_batch(const Tensor& x, const Tensor& y);
+  Optimizer& optimizer();
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace reskit

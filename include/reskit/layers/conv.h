@@ -1,0 +1,83 @@
+// reskit/layers/conv.h — Conv2D and ZeroPadding2D (NHWC, Keras 2.x semantics).
+//
+// Conv2D: kernel HWIO (kh, kw, cin, cout), bias (cout); padding "valid" or "same" with
+// TensorFlow's rule: out = ceil(in / stride), pad_total = max((out − 1)·stride + k − in, 0),
+// pad_before = pad_total / 2, the extra row/column at the bottom/right.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "reskit/layers/layer.h"
+
+namespace reskit {
+
+struct Conv2DOptions {
+  std::array<int, 2> strides{1, 1};
+  std::string padding = "valid";  // "valid" | "same"
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  std::optional<std::uint64_t> seed;  // initializer seed; none: the global generator
+  std::string name;
+};
+
+class Conv2DLayer : public Layer {
+ public:
+  Conv2DLayer(int filters, std::array<int, 2> kernel_size, Conv2DOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  bool outputs_softmax() const override;
+  Tensor logits() const override;
+  std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
+
+  int filters() const { return filters_; }
+  std::array<int, 2> kernel_size() const { return kernel_; }
+  const Conv2DOptions& options() const { return options_; }
+
+ protected:
+  void do_build(const std::vector<Shape>& inputs) override;
+
+ private:
+  int filters_;
+  std::array<int, 2> kernel_;
+  Conv2DOptions options_;
+  Tensor x_, z_, y_;  // kept for backward: input, pre-activation, output
+};
+
+struct Conv2D : LayerRef<Conv2DLayer> {
+  Conv2D(int filters, std::array<int, 2> kernel_size, Conv2DOptions options = {});
+};
+
+struct ZeroPadding2DOptions {
+  std::string name;
+};
+
+class ZeroPadding2DLayer : public Layer {
+ public:
+  // ((top, bottom), (left, right))
+  ZeroPadding2DLayer(std::array<std::array<int, 2>, 2> padding, ZeroPadding2DOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  const std::array<std::array<int, 2>, 2>& padding() const { return padding_; }
+
+ private:
+  std::array<std::array<int, 2>, 2> padding_;
+  Shape input_shape_;
+};
+
+struct ZeroPadding2D : LayerRef<ZeroPadding2DLayer> {
+  // The same padding on all four sides.
+  explicit ZeroPadding2D(int padding = 1, ZeroPadding2DOptions options = {});
+  // (rows above and below, columns left and right): Keras ZeroPadding2D((3, 3)).
+  explicit ZeroPadding2D(std::array<int, 2> padding, ZeroPadding2DOptions options = {});
+  // ((top, bottom), (left, right))
+  explicit ZeroPadding2D(std::array<std::array<int, 2>, 2> padding, ZeroPadding2DOptions options = {});
+};
+
+}  // namespace reskit

@@ -1,0 +1,155 @@
+// reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add.
+//
+// Activations: relu, softmax (over the last axis), sigmoid, tanh, linear. Dense takes a 2-D
+// input (N, in) with weight (in, out). Flatten keeps NHWC order (h, w, c). Dropout scales kept
+// units by 1/(1 − rate) in training and is the identity in inference. Add sums two or more
+// tensors of one shape.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "reskit/layers/layer.h"
+
+namespace reskit {
+
+// Throws ConfigError unless name is one of relu, softmax, sigmoid, tanh, linear.
+void check_activation_name(const std::string& where, const std::string& name);
+
+struct ActivationOptions {
+  std::string name;
+};
+
+class ActivationLayer : public Layer {
+ public:
+  ActivationLayer(std::string activation, ActivationOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  bool outputs_softmax() const override { return activation_ == "softmax"; }
+  Tensor logits() const override { return x_; }
+  std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
+  const std::string& activation() const { return activation_; }
+
+ private:
+  std::string activation_;
+  Tensor x_, y_;
+};
+
+struct Activation : LayerRef<ActivationLayer> {
+  explicit Activation(std::string activation, ActivationOptions options = {});
+};
+
+struct DenseOptions {
+  std::string activation = "linear";
+  bool use_bias = true;
+  std::string kernel_initializer = "glorot_uniform";
+  std::string bias_initializer = "zeros";
+  std::optional<std::uint64_t> seed;
+  std::string name;
+};
+
+class DenseLayer : public Layer {
+ public:
+  DenseLayer(int units, DenseOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  bool outputs_softmax() const override { return options_.activation == "softmax"; }
+  Tensor logits() const override { return z_; }
+  std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
+  int units() const { return units_; }
+  const DenseOptions& options() const { return options_; }
+
+ protected:
+  void do_build(const std::vector<Shape>& inputs) override;
+
+ private:
+  int units_;
+  DenseOptions options_;
+  Tensor x_, z_, y_;
+};
+
+struct Dense : LayerRef<DenseLayer> {
+  Dense(int units, DenseOptions options = {});
+};
+
+struct FlattenOptions {
+  std::string name;
+};
+
+class FlattenLayer : public Layer {
+ public:
+  explicit FlattenLayer(FlattenOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+
+ private:
+  Shape input_shape_;
+};
+
+struct Flatten : LayerRef<FlattenLayer> {
+  explicit Flatten(FlattenOptions options = {});
+};
+
+struct DropoutOptions {
+  std::optional<std::uint64_t> seed;
+  std::string name;
+};
+
+class DropoutLayer : public Layer {
+ public:
+  DropoutLayer(double rate, DropoutOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  double rate() const { return rate_; }
+
+ private:
+  double rate_;
+  DropoutOptions options_;
+  std::uint64_t calls_ = 0;
+  Tensor mask_;  // scale per element of the last training call; undefined in inference
+};
+
+struct Dropout : LayerRef<DropoutLayer> {
+  explicit Dropout(double rate, DropoutOptions options = {});
+};
+
+struct AddOptions {
+  std::string name;
+};
+
+class AddLayer : public Layer {
+ public:
+  explicit AddLayer(AddOptions options);
+  int expected_inputs() const override { return kAnyInputs; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+
+ private:
+  std::size_t inputs_ = 0;
+};
+
+struct Add : LayerRef<AddLayer> {
+  explicit Add(AddOptions options = {});
+};
+
+// The layer behind Input(): holds the batch-free shape.
+class InputLayer : public Layer {
+ public:
+  InputLayer(Shape shape, std::string name);
+  int expected_inputs() const override { return 0; }
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  const Shape& shape() const { return shape_; }
+
+ private:
+  Shape shape_;
+};
+
+}  // namespace reskit

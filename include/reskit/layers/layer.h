@@ -1,0 +1,122 @@
+// reskit/layers/layer.h — the layer contract, named parameters and the handle users call.
+//
+// A layer is created with a config whose defaults are Keras's, validated in its constructor. It
+// creates its weights lazily in build(input_shapes). output_shape() is pure shape inference
+// (batch dimension included, -1 for None) and throws ShapeError naming the layer, what it
+// expected and what it got.
+//
+// Backward contract: forward(inputs, training) keeps exactly what backward needs (one pending
+// call per layer); backward(grad_output) *returns* fresh gradients for each input and *assigns*
+// the gradient of every trainable parameter. Summing gradients over several consumers of a
+// tensor is the graph's job.
+//
+// Calling a layer (through its handle, e.g. Conv2D(64, {3, 3})(x)) on a symbolic tensor adds a
+// node to the graph; on a concrete tensor it builds the layer and runs it at once in inference
+// mode, as Keras does for eager calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reskit/tensor.h"
+
+namespace reskit {
+
+// A named weight. The name is Keras's ("conv1/kernel:0"); optimizers and file formats use it.
+struct Param {
+  std::string name;
+  Tensor value;
+  Tensor grad;  // same shape as value; assigned by backward for trainable parameters
+  bool trainable = true;
+};
+
+class Layer : public std::enable_shared_from_this<Layer> {
+ public:
+  // An empty name gives the Keras auto-name (snake_case class name, then _1, _2, ...).
+  Layer(std::string class_name, std::string name);
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& class_name() const { return class_name_; }
+  // The element type of the layer's weights and outputs: floatx() when it was created.
+  DType dtype() const { return dtype_; }
+  // "Conv2D 'conv1'": how messages name this layer.
+  std::string where() const;
+
+  // Number of inputs a call takes; kAnyInputs means two or more (merge layers).
+  static constexpr int kAnyInputs = -1;
+  virtual int expected_inputs() const { return 1; }
+  virtual Shape output_shape(const std::vector<Shape>& inputs) const = 0;
+
+  // Creates the weights for these input shapes; later calls check the shapes still fit.
+  void build(const std::vector<Shape>& inputs);
+  bool built() const { return built_; }
+
+  virtual Tensor forward(const std::vector<Tensor>& inputs, bool training) = 0;
+  virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+
+  // Layers whose output is a softmax (Activation("softmax"), Dense with activation="softmax")
+  // let a cross-entropy loss work from the logits, as Keras does: logits() is the pre-softmax
+  // tensor of the last forward, backward_from_logits the backward from its gradient.
+  virtual bool outputs_softmax() const { return false; }
+  virtual Tensor logits() const;
+  virtual std::vector<Tensor> backward_from_logits(const Tensor& grad_logits);
+
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  // The parameter whose name ends in "/<short_name>:0", e.g. param("kernel").
+  Param& param(std::string_view short_name);
+  std::int64_t count_params() const;
+  std::int64_t count_trainable_params() const;
+
+  // Calls the layer (see the header comment).
+  Tensor call(const std::vector<Tensor>& inputs);
+  // How many graph nodes call this layer (Keras inbound nodes).
+  int node_count() const { return node_count_; }
+
+ protected:
+  virtual void do_build(const std::vector<Shape>& /*inputs*/) {}
+  // Adds "<layer name>/<short_name>:0", created in the layer's dtype and zero-filled.
+  Param& add_param(const std::string& short_name, const Shape& shape, bool trainable);
+  // Throws ShapeError "<where>: expected <expected>, got <got>".
+  [[noreturn]] void shape_error(const std::string& expected, const std::string& got) const;
+  // Checks a single-input call and returns that input's shape.
+  const Shape& single_input(const std::vector<Shape>& inputs) const;
+
+ private:
+  std::string class_name_;
+  std::string name_;
+  DType dtype_;
+  bool built_ = false;
+  std::vector<Shape> built_shapes_;
+  std::vector<Param> params_;
+  int node_count_ = 0;
+};
+
+// The handle users hold and call: LayerRef<Conv2DLayer> is what Conv2D(...) returns.
+template <class L>
+class LayerRef {
+ public:
+  explicit LayerRef(std::shared_ptr<L> impl) : impl_(std::move(impl)) {}
+  Tensor operator()(const Tensor& x) const { return impl_->call({x}); }
+  Tensor operator()(const std::vector<Tensor>& xs) const { return impl_->call(xs); }
+  L* operator->() const { return impl_.get(); }
+  L& operator*() const { return *impl_; }
+  const std::shared_ptr<L>& ptr() const { return impl_; }
+  operator std::shared_ptr<Layer>() const { return impl_; }
+
+ private:
+  std::shared_ptr<L> impl_;
+};
+
+// Forget auto-name counters (Keras backend.clear_session()).
+void clear_session();
+// Keras's snake_case of a class name: "ZeroPadding2D" -> "zero_padding2d".
+std::string to_snake_case(std::string_view class_name);
+
+}  // namespace reskit

@@ -1,0 +1,44 @@
+// reskit/layers/normalization.h — BatchNormalization over the last (channel) axis.
+//
+// Keras 2.x defaults: momentum 0.99, epsilon 1e-3, gamma 1, beta 0, moving_mean 0,
+// moving_variance 1. Training normalises with the batch mean and biased batch variance and
+// updates moving = moving·momentum + batch·(1 − momentum). reskit stores the *unbiased* batch
+// variance (n/(n−1)) in moving_variance, as TensorFlow's fused float32 kernel and PyTorch do,
+// for float32 and float64 alike. Inference uses the moving statistics.
+#pragma once
+
+#include <string>
+
+#include "reskit/layers/layer.h"
+
+namespace reskit {
+
+struct BatchNormalizationOptions {
+  int axis = -1;  // only the last axis (3 for NHWC, -1) is supported
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  std::string name;
+};
+
+class BatchNormalizationLayer : public Layer {
+ public:
+  explicit BatchNormalizationLayer(BatchNormalizationOptions options);
+  Shape output_shape(const std::vector<Shape>& inputs) const override;
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  const BatchNormalizationOptions& options() const { return options_; }
+
+ protected:
+  void do_build(const std::vector<Shape>& inputs) override;
+
+ private:
+  BatchNormalizationOptions options_;
+  Tensor x_, batch_mean_, batch_var_;
+  bool last_training_ = false;
+};
+
+struct BatchNormalization : LayerRef<BatchNormalizationLayer> {
+  explicit BatchNormalization(BatchNormalizationOptions options = {});
+};
+
+}  // namespace reskit

@@ -1,0 +1,119 @@
+// reskit/tensor.h — dense N-d arrays in float32 or float64, NHWC like Keras.
+//
+// A Tensor is either concrete (it owns, shared, 64-byte aligned storage) or symbolic (it has a
+// shape whose batch dimension may be unknown, -1, and remembers the graph node that produces it;
+// see graph/model.h). Copies share storage; clone() copies the data. The element type is chosen
+// at run time (Keras set_floatx); data<T>() checks it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reskit {
+
+enum class DType { float32, float64 };
+
+std::string_view dtype_name(DType dtype);
+// Parses "float32" or "float64"; throws ConfigError naming what it received.
+DType parse_dtype(std::string_view name);
+std::size_t dtype_size(DType dtype);
+
+// The default element type of new layers and tensors (Keras backend.set_floatx / floatx).
+void set_floatx(DType dtype);
+DType floatx();
+
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::float64;
+}
+
+// A shape; -1 stands for an unknown (None) batch dimension in symbolic tensors.
+using Shape = std::vector<std::int64_t>;
+
+// Python tuple text as Keras prints it: (None, 64, 64, 3).
+std::string shape_str(const Shape& shape);
+// Number of elements; throws ShapeError if a dimension is unknown or negative.
+std::int64_t shape_numel(const Shape& shape);
+
+namespace graph {
+class Node;
+}
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // A concrete, zero-filled tensor.
+  Tensor(Shape shape, DType dtype = floatx());
+  // A concrete tensor holding values (converted to dtype).
+  static Tensor from_values(Shape shape, std::span<const double> values, DType dtype = floatx());
+  static Tensor from_values(Shape shape, std::initializer_list<double> values, DType dtype = floatx());
+  // A concrete tensor without initialised contents (for outputs that a kernel overwrites).
+  static Tensor uninitialized(Shape shape, DType dtype = floatx());
+  // A symbolic tensor: output `index` of graph node `node`.
+  static Tensor symbolic(Shape shape, DType dtype, std::shared_ptr<graph::Node> node, int index);
+
+  bool defined() const { return defined_; }
+  bool is_symbolic() const { return defined_ && !storage_; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  // Dimension i; negative i counts from the end.
+  std::int64_t dim(int i) const;
+  std::int64_t numel() const;
+  DType dtype() const { return dtype_; }
+
+  template <class T>
+  T* data();
+  template <class T>
+  const T* data() const;
+  template <class T>
+  std::span<T> values() {
+    return {data<T>(), static_cast<std::size_t>(numel())};
+  }
+  template <class T>
+  std::span<const T> values() const {
+    return {data<T>(), static_cast<std::size_t>(numel())};
+  }
+  void* raw_data();
+  const void* raw_data() const;
+
+  // Element i of the flattened tensor as double, whatever the dtype.
+  double at(std::int64_t flat_index) const;
+  void set(std::int64_t flat_index, double value);
+  std::vector<double> to_vector() const;
+
+  Tensor clone() const;
+  // Same storage, another shape with the same number of elements.
+  Tensor reshape(Shape shape) const;
+  // A copy in another dtype (or *this when already of that dtype).
+  Tensor to(DType dtype) const;
+  void fill(double value);
+  void zero();
+
+  // Graph bookkeeping of a symbolic tensor.
+  const std::shared_ptr<graph::Node>& node() const { return node_; }
+  int output_index() const { return index_; }
+
+ private:
+  void require_concrete(const char* what) const;
+
+  Shape shape_;
+  DType dtype_ = DType::float32;
+  bool defined_ = false;
+  std::shared_ptr<std::byte> storage_;
+  std::shared_ptr<graph::Node> node_;
+  int index_ = 0;
+};
+
+}  // namespace reskit

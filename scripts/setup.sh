@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building and testing reskit needs. Safe to run twice:
+# it asks apt only for what is missing.
+#   scripts/setup.sh           build + test dependencies
+#   scripts/setup.sh --bench   also the PyTorch peer (python3-torch) for bench/ and golden fixtures
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config
+      libdnnl-dev libopenblas-openmp-dev
+      nlohmann-json3-dev libcli11-dev libfmt-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libhdf5-dev dataset-fashion-mnist)
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

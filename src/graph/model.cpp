@@ -1,0 +1,406 @@
+// The functional Model: Keras's layer ordering, execution, backward, summary and train step.
+#include "reskit/graph/model.h"
+
+#include <algorithm>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "layers/util.h"
+#include "reskit/error.h"
+#include "reskit/layers/core.h"
+#include "reskit/optim/loss.h"
+#include "reskit/optim/optimizer.h"
+
+namespace reskit {
+
+using graph::Node;
+
+Tensor Input(const Shape& shape, InputOptions options) {
+  std::string name = options.name.empty() ? detail::unique_input_name() : options.name;
+  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
+  layer->build({});
+  auto node = std::make_shared<Node>();
+  node->layer = layer;
+  node->output_shape = layer->output_shape({});
+  return Tensor::symbolic(node->output_shape, layer->dtype(), node, 0);
+}
+
+struct Model::State {
+  std::string name;
+  std::vector<Tensor> inputs, outputs;
+  std::vector<std::shared_ptr<Node>> nodes;  // execution order
+  std::vector<std::vector<int>> producers;   // per node: index of the node feeding each input
+  std::vector<std::shared_ptr<Layer>> layers;
+  std::vector<int> input_nodes, output_nodes;
+  bool sequential_like = true;
+  std::vector<Tensor> values;  // outputs of the last forward, per node
+  std::shared_ptr<Optimizer> optimizer;
+  std::shared_ptr<Loss> loss;
+  std::vector<std::string> metrics;
+};
+
+Model::Model(const Tensor& input, const Tensor& output, std::string name)
+    : Model(std::vector<Tensor>{input}, std::vector<Tensor>{output}, std::move(name)) {}
+
+Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name)
+    : state_(std::make_shared<State>()) {
+  State& s = *state_;
+  s.name = name.empty() ? detail::unique_object_name("model") : std::move(name);
+  for (const auto& t : inputs) {
+    if (!t.is_symbolic() || t.node()->layer->class_name() != "InputLayer") {
+      throw Error("Model '" + s.name + "': expected inputs made by Input(), got " +
+                  (t.is_symbolic() ? "the output of " + t.node()->layer->where() : "a concrete tensor"));
+    }
+  }
+  for (const auto& t : outputs) {
+    if (!t.is_symbolic())
+      throw Error("Model '" + s.name + "': expected symbolic outputs, got a concrete tensor");
+  }
+  if (inputs.empty() || outputs.empty())
+    throw Error("Model '" + s.name + "': expected at least one input and output");
+  s.inputs = std::move(inputs);
+  s.outputs = std::move(outputs);
+
+  // Keras functional._map_graph_network: DFS from the outputs, post-order; layers numbered at
+  // first visit; depth = longest path to an output.
+  std::vector<Node*> post_order;
+  std::map<Node*, std::shared_ptr<Node>> owner;
+  std::map<const Layer*, int> layer_index;
+  std::set<Node*> finished, in_progress;
+  std::function<void(const Tensor&)> visit = [&](const Tensor& t) {
+    Node* node = t.node().get();
+    if (finished.count(node)) return;
+    if (in_progress.count(node)) throw Error("Model '" + s.name + "': the graph has a cycle");
+    owner[node] = t.node();
+    layer_index.emplace(node->layer.get(), static_cast<int>(layer_index.size()));
+    in_progress.insert(node);
+    for (const auto& in : node->inputs) visit(in);
+    in_progress.erase(node);
+    finished.insert(node);
+    post_order.push_back(node);
+  };
+  for (const auto& t : s.outputs) visit(t);
+
+  std::map<Node*, int> node_depth;
+  std::map<const Layer*, int> layer_depth;
+  for (auto it = post_order.rbegin(); it != post_order.rend(); ++it) {
+    Node* node = *it;
+    int depth = node_depth[node];
+    depth = std::max(depth, layer_depth[node->layer.get()]);
+    layer_depth[node->layer.get()] = depth;
+    node_depth[node] = depth;
+    for (const auto& in : node->inputs) {
+      int& d = node_depth[in.node().get()];
+      d = std::max(d, depth + 1);
+    }
+  }
+  for (const auto& t : s.inputs) {
+    if (!finished.count(t.node().get())) {
+      throw Error("Model '" + s.name + "': input '" + t.node()->layer->name() +
+                  "' is not connected to the outputs");
+    }
+  }
+
+  // Execution order: decreasing node depth, ties by discovery order.
+  std::vector<Node*> order = post_order;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](Node* a, Node* b) { return node_depth[a] > node_depth[b]; });
+  std::map<Node*, int> index_of;
+  for (Node* n : order) {
+    index_of[n] = static_cast<int>(s.nodes.size());
+    s.nodes.push_back(owner[n]);
+  }
+  for (Node* n : order) {
+    std::vector<int> prod;
+    for (const auto& in : n->inputs) prod.push_back(index_of.at(in.node().get()));
+    s.producers.push_back(std::move(prod));
+  }
+  for (const auto& t : s.inputs) s.input_nodes.push_back(index_of.at(t.node().get()));
+  for (const auto& t : s.outputs) s.output_nodes.push_back(index_of.at(t.node().get()));
+
+  // model.layers: by decreasing depth, then by first-visit index.
+  std::vector<const Layer*> layer_order;
+  std::map<const Layer*, std::shared_ptr<Layer>> layer_owner;
+  for (Node* n : post_order) {
+    if (!layer_owner.count(n->layer.get())) layer_order.push_back(n->layer.get());
+    layer_owner[n->layer.get()] = n->layer;
+  }
+  std::stable_sort(layer_order.begin(), layer_order.end(), [&](const Layer* a, const Layer* b) {
+    if (layer_depth[a] != layer_depth[b]) return layer_depth[a] > layer_depth[b];
+    return layer_index[a] < layer_index[b];
+  });
+  std::set<std::string> names;
+  for (const Layer* l : layer_order) {
+    if (!names.insert(l->name()).second) {
+      throw Error("Model '" + s.name + "': expected unique layer names, got '" + l->name() + "' twice");
+    }
+    s.layers.push_back(layer_owner[l]);
+  }
+  for (const auto& l : s.layers) {
+    if (l->node_count() > 1) {
+      throw Error("Model '" + s.name + "': " + l->where() +
+                  " is called more than once; shared layers are not supported");
+    }
+  }
+
+  // Keras print_summary: sequential-like when every depth has one node of at most one input.
+  std::map<int, int> nodes_at_depth;
+  for (Node* n : order) ++nodes_at_depth[node_depth[n]];
+  for (Node* n : order) {
+    if (nodes_at_depth[node_depth[n]] > 1 || n->inputs.size() > 1) s.sequential_like = false;
+  }
+}
+
+const std::string& Model::name() const { return state_->name; }
+const std::vector<std::shared_ptr<Layer>>& Model::layers() const { return state_->layers; }
+const std::vector<Tensor>& Model::inputs() const { return state_->inputs; }
+const std::vector<Tensor>& Model::outputs() const { return state_->outputs; }
+DType Model::dtype() const { return state_->outputs[0].dtype(); }
+
+std::shared_ptr<Layer> Model::get_layer(std::string_view name) const {
+  for (const auto& l : state_->layers)
+    if (l->name() == name) return l;
+  throw ConfigError("Model '" + state_->name + "': no layer named '" + std::string(name) + "'");
+}
+
+Tensor Model::forward(const Tensor& x, bool training) { return forward(std::vector<Tensor>{x}, training)[0]; }
+
+std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training) {
+  State& s = *state_;
+  if (xs.size() != s.input_nodes.size()) {
+    throw ShapeError("Model '" + s.name + "': expected " + std::to_string(s.input_nodes.size()) +
+                     " inputs, got " + std::to_string(xs.size()));
+  }
+  s.values.assign(s.nodes.size(), Tensor());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Node& node = *s.nodes[s.input_nodes[i]];
+    const Shape& want = node.output_shape;
+    const Tensor& x = xs[i];
+    bool ok = x.defined() && !x.is_symbolic() && x.rank() == static_cast<int>(want.size());
+    for (std::size_t d = 1; ok && d < want.size(); ++d) ok = x.shape()[d] == want[d];
+    if (!ok) {
+      throw ShapeError(
+          "Model '" + s.name + "' input '" + node.layer->name() + "': expected shape " + shape_str(want) +
+          ", got " +
+          (x.defined() ? (x.is_symbolic() ? "a symbolic tensor" : shape_str(x.shape())) : "nothing"));
+    }
+    s.values[s.input_nodes[i]] = x.to(node.layer->dtype());
+  }
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (s.nodes[i]->inputs.empty()) continue;
+    std::vector<Tensor> ins;
+    for (int p : s.producers[i]) ins.push_back(s.values[p]);
+    s.values[i] = s.nodes[i]->layer->forward(ins, training);
+  }
+  std::vector<Tensor> out;
+  for (int o : s.output_nodes) out.push_back(s.values[o]);
+  return out;
+}
+
+std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits) {
+  State& s = *state_;
+  if (s.output_nodes.size() != 1) throw Error("Model '" + s.name + "': backward expects a single output");
+  if (s.values.empty()) throw Error("Model '" + s.name + "': backward called before forward");
+  const int out = s.output_nodes[0];
+  const Shape& want = s.values[out].shape();
+  if (grad_output.shape() != want && !from_logits) {
+    throw ShapeError("Model '" + s.name + "': expected an output gradient of shape " + shape_str(want) +
+                     ", got " + shape_str(grad_output.shape()));
+  }
+  std::vector<Tensor> grads(s.nodes.size());
+  std::vector<bool> owned(s.nodes.size(), false);
+  grads[out] = grad_output.to(dtype());
+  for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
+    Node& node = *s.nodes[i];
+    if (!grads[i].defined() || node.inputs.empty()) continue;
+    std::vector<Tensor> gin = (from_logits && i == out) ? node.layer->backward_from_logits(grads[i])
+                                                        : node.layer->backward(grads[i]);
+    grads[i] = Tensor();
+    for (std::size_t k = 0; k < gin.size(); ++k) {
+      int p = s.producers[i][k];
+      if (!grads[p].defined()) {
+        grads[p] = gin[k];
+      } else {
+        // A layer may hand the same tensor to several inputs (Add): copy before summing.
+        if (!owned[p]) grads[p] = grads[p].clone(), owned[p] = true;
+        detail::add_inplace(grads[p], gin[k]);
+      }
+    }
+  }
+  std::vector<Tensor> result;
+  for (int in : s.input_nodes) result.push_back(grads[in]);
+  return result;
+}
+
+std::vector<Param*> Model::parameters() {
+  std::vector<Param*> out;
+  for (auto& l : state_->layers)
+    for (auto& p : l->params()) out.push_back(&p);
+  return out;
+}
+
+std::vector<Param*> Model::trainable_parameters() {
+  std::vector<Param*> out;
+  for (auto* p : parameters())
+    if (p->trainable) out.push_back(p);
+  return out;
+}
+
+std::int64_t Model::count_params() const {
+  std::int64_t n = 0;
+  for (const auto& l : state_->layers) n += l->count_params();
+  return n;
+}
+
+std::int64_t Model::count_trainable_params() const {
+  std::int64_t n = 0;
+  for (const auto& l : state_->layers) n += l->count_trainable_params();
+  return n;
+}
+
+// ---------------------------------------------------------------- summary (tf.keras 2.x)
+
+namespace {
+std::string with_commas(std::int64_t v) {
+  std::string digits = std::to_string(v), out;
+  int count = 0;
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
+    if (count > 0 && count % 3 == 0 && *it != '-') out.push_back(',');
+    out.push_back(*it);
+    ++count;
+  }
+  return {out.rbegin(), out.rend()};
+}
+
+// keras.utils.layer_utils.print_summary's print_row.
+std::string summary_row(const std::vector<std::string>& fields, const std::vector<int>& positions) {
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0 && !line.empty()) line.back() = ' ';
+    line += fields[i];
+    line = line.substr(0, static_cast<std::size_t>(positions[i]));
+    line.append(static_cast<std::size_t>(positions[i]) - line.size(), ' ');
+  }
+  return line;
+}
+}  // namespace
+
+void Model::summary(std::ostream& out) const {
+  const State& s = *state_;
+  const int line_length = s.sequential_like ? 65 : 98;
+  std::vector<double> fractions =
+      s.sequential_like ? std::vector<double>{.45, .85, 1.} : std::vector<double>{.33, .55, .67, 1.};
+  std::vector<int> positions;
+  for (double f : fractions) positions.push_back(static_cast<int>(line_length * f));
+  std::vector<std::string> header{"Layer (type)", "Output Shape", "Param #"};
+  if (!s.sequential_like) header.push_back("Connected to");
+
+  out << "Model: \"" << s.name << "\"\n";
+  out << std::string(line_length, '_') << "\n";
+  out << summary_row(header, positions) << "\n";
+  out << std::string(line_length, '=') << "\n";
+  for (std::size_t li = 0; li < s.layers.size(); ++li) {
+    const Layer& layer = *s.layers[li];
+    const Node* node = nullptr;
+    for (const auto& n : s.nodes)
+      if (n->layer.get() == &layer) node = n.get();
+    std::string shape = shape_str(node->output_shape);
+    if (layer.class_name() == "InputLayer") shape = "[" + shape + "]";
+    std::vector<std::string> fields{layer.name() + " (" + layer.class_name() + ")", shape,
+                                    std::to_string(layer.count_params())};
+    if (s.sequential_like) {
+      out << summary_row(fields, positions) << "\n";
+    } else {
+      std::vector<std::string> connections;
+      for (const auto& in : node->inputs) {
+        connections.push_back(in.node()->layer->name() + "[" + std::to_string(in.node()->node_index) + "][" +
+                              std::to_string(in.output_index()) + "]");
+      }
+      fields.push_back(connections.empty() ? "" : connections[0]);
+      out << summary_row(fields, positions) << "\n";
+      for (std::size_t c = 1; c < connections.size(); ++c)
+        out << summary_row({"", "", "", connections[c]}, positions) << "\n";
+    }
+    out << std::string(line_length, li + 1 == s.layers.size() ? '=' : '_') << "\n";
+  }
+  const std::int64_t total = count_params(), trainable = count_trainable_params();
+  out << "Total params: " << with_commas(total) << "\n";
+  out << "Trainable params: " << with_commas(trainable) << "\n";
+  out << "Non-trainable params: " << with_commas(total - trainable) << "\n";
+  out << std::string(line_length, '_') << "\n";
+}
+
+void Model::summary() const { summary(std::cout); }
+
+std::string Model::summary_string() const {
+  std::ostringstream os;
+  summary(os);
+  return os.str();
+}
+
+// ---------------------------------------------------------------- compile and one step
+
+void Model::compile(std::shared_ptr<Optimizer> optimizer, std::shared_ptr<Loss> loss,
+                    std::vector<std::string> metrics) {
+  if (!optimizer || !loss)
+    throw ConfigError("Model '" + state_->name + "': compile needs an optimizer and a loss");
+  for (const auto& m : metrics) {
+    if (m != "accuracy" && m != "acc") {
+      throw ConfigError("Model '" + state_->name + "': unknown metric '" + m + "'; expected 'accuracy'");
+    }
+  }
+  state_->optimizer = std::move(optimizer);
+  state_->loss = std::move(loss);
+  state_->metrics = std::move(metrics);
+}
+
+Optimizer& Model::optimizer() {
+  if (!state_->optimizer) throw Error("Model '" + state_->name + "': not compiled; call compile() first");
+  return *state_->optimizer;
+}
+
+namespace {
+void check_targets(const std::string& model, const Tensor& out, const Tensor& y) {
+  if (y.shape() != out.shape()) {
+    throw ShapeError("Model '" + model + "': expected targets of shape " + shape_str(out.shape()) +
+                     " (one-hot), got " + shape_str(y.shape()));
+  }
+}
+}  // namespace
+
+StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
+  State& s = *state_;
+  optimizer();
+  Tensor out = forward(x, true);
+  Tensor target = y.to(out.dtype());
+  check_targets(s.name, out, target);
+  Layer& head = *s.nodes[s.output_nodes[0]]->layer;
+  const bool from_logits = head.outputs_softmax();
+  Tensor grad = Tensor::uninitialized(out.shape(), out.dtype());
+  StepResult r;
+  r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
+                       : s.loss->compute(out, target, &grad);
+  r.accuracy = categorical_accuracy(out, target);
+  backward(grad, from_logits);
+  s.optimizer->apply(trainable_parameters());
+  return r;
+}
+
+StepResult Model::test_on_batch(const Tensor& x, const Tensor& y) {
+  State& s = *state_;
+  if (!s.loss) throw Error("Model '" + s.name + "': not compiled; call compile() first");
+  Tensor out = forward(x, false);
+  Tensor target = y.to(out.dtype());
+  check_targets(s.name, out, target);
+  Layer& head = *s.nodes[s.output_nodes[0]]->layer;
+  StepResult r;
+  r.loss = head.outputs_softmax() ? s.loss->compute_from_logits(head.logits(), target, nullptr)
+                                  : s.loss->compute(out, target, nullptr);
+  r.accuracy = categorical_accuracy(out, target);
+  return r;
+}
+
+}  // namespace reskit

@@ -1,0 +1,399 @@
+// im2col + GEMM convolution, GEMM Dense, and OpenMP loops for BatchNormalization and pooling.
+// One thread pool: OpenMP, shared with the OpenMP build of OpenBLAS and with oneDNN.
+#include "kernels/cpu/gemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace reskit::kernels::cpu {
+
+namespace {
+
+// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major.
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+// A 1x1, stride-1, unpadded convolution is a plain matrix product on the NHWC activations.
+bool is_pointwise(const Conv2DParams& p) {
+  return p.r == 1 && p.s == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+         p.pad_bottom == 0 && p.pad_right == 0;
+}
+
+// Images per chunk so that a chunk's column matrix stays under ~16M elements.
+std::int64_t images_per_chunk(const Conv2DParams& p) {
+  const std::int64_t per_image = p.p * p.q * p.r * p.s * p.c;
+  return std::clamp<std::int64_t>((std::int64_t{1} << 24) / std::max<std::int64_t>(per_image, 1), 1, p.n);
+}
+
+template <class T>
+T* scratch(std::size_t elements) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < elements) buffer.resize(elements);
+  return buffer.data();
+}
+
+// col[(n,op,oq), (r,s,c)] for images [n0, n0+nb)
+template <class T>
+void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb, T* col) {
+  const std::int64_t row_len = p.r * p.s * p.c;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (std::int64_t n = 0; n < nb; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        T* row = col + ((n * p.p + op) * p.q + oq) * row_len;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            T* dst = row + (r * p.s + s) * p.c;
+            if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
+              std::fill_n(dst, p.c, T(0));
+            } else {
+              std::memcpy(dst, x + (((n0 + n) * p.h + ih) * p.w + iw) * p.c, sizeof(T) * p.c);
+            }
+          }
+        }
+      }
+}
+
+// dx[images n0..n0+nb) += scatter of dcol (dx zeroed by the caller)
+template <class T>
+void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t nb, T* dx) {
+  const std::int64_t row_len = p.r * p.s * p.c;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < nb; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        const T* row = col + ((n * p.p + op) * p.q + oq) * row_len;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          if (ih < 0 || ih >= p.h) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            if (iw < 0 || iw >= p.w) continue;
+            const T* src = row + (r * p.s + s) * p.c;
+            T* dst = dx + (((n0 + n) * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t c = 0; c < p.c; ++c) dst[c] += src[c];
+          }
+        }
+      }
+}
+
+template <class T>
+void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < k; ++j) y[i * k + j] += b[j];
+}
+
+// db[k] = Σ_rows dy[row, k]
+template <class T>
+void column_sums(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
+  std::vector<double> total(static_cast<std::size_t>(k), 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> part(static_cast<std::size_t>(k), 0.0);
+#pragma omp for schedule(static) nowait
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < k; ++j) part[j] += static_cast<double>(dy[i * k + j]);
+#pragma omp critical
+    for (std::int64_t j = 0; j < k; ++j) total[j] += part[j];
+  }
+  for (std::int64_t j = 0; j < k; ++j) db[j] = static_cast<T>(total[j]);
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  if (is_pointwise(p)) {
+    gemm(false, false, p.n * pq, p.k, p.c, T(1), x, p.c, w, p.k, T(0), y, p.k);
+  } else {
+    const std::int64_t chunk = images_per_chunk(p);
+    T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+    for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, p.n - n0);
+      im2col(p, x, n0, nb, col);
+      gemm(false, false, nb * pq, p.k, rsc, T(1), col, rsc, w, p.k, T(0), y + n0 * pq * p.k, p.k);
+    }
+  }
+  if (b) add_bias(p.n * pq, p.k, b, y);
+}
+
+template <class T>
+void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  if (is_pointwise(p)) {
+    gemm(false, true, p.n * pq, p.c, p.k, T(1), dy, p.k, w, p.k, T(0), dx, p.c);
+    return;
+  }
+  std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
+  const std::int64_t chunk = images_per_chunk(p);
+  T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, p.n - n0);
+    gemm(false, true, nb * pq, rsc, p.k, T(1), dy + n0 * pq * p.k, p.k, w, p.k, T(0), col, rsc);
+    col2im(p, col, n0, nb, dx);
+  }
+}
+
+template <class T>
+void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  if (is_pointwise(p)) {
+    gemm(true, false, p.c, p.k, p.n * pq, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
+  } else {
+    const std::int64_t chunk = images_per_chunk(p);
+    T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+    for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, p.n - n0);
+      im2col(p, x, n0, nb, col);
+      gemm(true, false, rsc, p.k, nb * pq, T(1), col, rsc, dy + n0 * pq * p.k, p.k, n0 == 0 ? T(0) : T(1), dw,
+           p.k);
+    }
+  }
+  if (db) column_sums(p.n * pq, p.k, dy, db);
+}
+
+template <class T>
+void dense_forward(const DenseParams& p, const T* x, const T* w, const T* b, T* y) {
+  gemm(false, false, p.n, p.k, p.c, T(1), x, p.c, w, p.k, T(0), y, p.k);
+  if (b) add_bias(p.n, p.k, b, y);
+}
+
+template <class T>
+void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  if (dx) gemm(false, true, p.n, p.c, p.k, T(1), dy, p.k, w, p.k, T(0), dx, p.c);
+  gemm(true, false, p.c, p.k, p.n, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
+  if (db) column_sums(p.n, p.k, dy, db);
+}
+
+// ---- BatchNormalization: per-thread partial sums over rows, vectorised across channels ----
+
+namespace {
+// out[c] = Σ_i f(i, c) over all rows, accumulated in double.
+template <class F>
+void channel_sums(std::int64_t rows, std::int64_t C, std::vector<double>& out, F&& f) {
+  out.assign(static_cast<std::size_t>(C), 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> part(static_cast<std::size_t>(C), 0.0);
+#pragma omp for schedule(static) nowait
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t c = 0; c < C; ++c) part[c] += f(i, c);
+#pragma omp critical
+    for (std::int64_t c = 0; c < C; ++c) out[c] += part[c];
+  }
+}
+}  // namespace
+
+template <class T>
+void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* mean, T* var) {
+  const std::int64_t m = p.rows, C = p.channels;
+  std::vector<double> mu, sq;
+  channel_sums(m, C, mu, [&](std::int64_t i, std::int64_t c) { return double(x[i * C + c]); });
+  for (auto& v : mu) v /= static_cast<double>(m);
+  channel_sums(m, C, sq, [&](std::int64_t i, std::int64_t c) {
+    double d = double(x[i * C + c]) - mu[c];
+    return d * d;
+  });
+  std::vector<T> scale(C), shift(C);
+  for (std::int64_t c = 0; c < C; ++c) {
+    double v = sq[c] / static_cast<double>(m);
+    double s = double(gamma[c]) / std::sqrt(v + p.epsilon);
+    scale[c] = static_cast<T>(s);
+    shift[c] = static_cast<T>(double(beta[c]) - mu[c] * s);
+    mean[c] = static_cast<T>(mu[c]);
+    var[c] = static_cast<T>(v);
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
+}
+
+template <class T>
+void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
+                                  const T* mean, const T* var, T* y) {
+  const std::int64_t m = p.rows, C = p.channels;
+  std::vector<T> scale(C), shift(C);
+  for (std::int64_t c = 0; c < C; ++c) {
+    double s = double(gamma[c]) / std::sqrt(double(var[c]) + p.epsilon);
+    scale[c] = static_cast<T>(s);
+    shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
+}
+
+template <class T>
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
+                         const T* var, T* dx, T* dgamma, T* dbeta) {
+  const std::int64_t m = p.rows, C = p.channels;
+  std::vector<double> rstd(C);
+  for (std::int64_t c = 0; c < C; ++c) rstd[c] = 1.0 / std::sqrt(double(var[c]) + p.epsilon);
+  std::vector<double> sdy, sdyx;
+  channel_sums(m, C, sdy, [&](std::int64_t i, std::int64_t c) { return double(dy[i * C + c]); });
+  channel_sums(m, C, sdyx, [&](std::int64_t i, std::int64_t c) {
+    return double(dy[i * C + c]) * (double(x[i * C + c]) - double(mean[c])) * rstd[c];
+  });
+  // dx = a·dy + b·x + d per channel, from dx = gamma·rstd/M·(M·dy − Σdy − x̂·Σdy·x̂)
+  std::vector<T> a(C), b(C), d(C);
+  const double M = static_cast<double>(m);
+  for (std::int64_t c = 0; c < C; ++c) {
+    double g = double(gamma[c]) * rstd[c];
+    double bx = -g * sdyx[c] * rstd[c] / M;
+    a[c] = static_cast<T>(g);
+    b[c] = static_cast<T>(bx);
+    d[c] = static_cast<T>(-g * sdy[c] / M - bx * double(mean[c]));
+    dgamma[c] = static_cast<T>(sdyx[c]);
+    dbeta[c] = static_cast<T>(sdy[c]);
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t c = 0; c < C; ++c) dx[i * C + c] = a[c] * dy[i * C + c] + b[c] * x[i * C + c] + d[c];
+}
+
+// ---- pooling: parallel over images, channels innermost ----
+
+template <class T>
+void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < p.n; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        T* out = y + ((n * p.p + op) * p.q + oq) * p.c;
+        std::fill_n(out, p.c, -std::numeric_limits<T>::infinity());
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          if (ih < 0 || ih >= p.h) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            if (iw < 0 || iw >= p.w) continue;
+            const T* in = x + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t c = 0; c < p.c; ++c) out[c] = std::max(out[c], in[c]);
+          }
+        }
+      }
+}
+
+template <class T>
+void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
+  std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
+#pragma omp parallel
+  {
+    std::vector<std::int64_t> arg(static_cast<std::size_t>(p.c));
+    std::vector<T> best(static_cast<std::size_t>(p.c));
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < p.n; ++n)
+      for (std::int64_t op = 0; op < p.p; ++op)
+        for (std::int64_t oq = 0; oq < p.q; ++oq) {
+          std::fill(arg.begin(), arg.end(), -1);
+          for (std::int64_t r = 0; r < p.r; ++r) {
+            std::int64_t ih = op * p.stride_h + r - p.pad_top;
+            if (ih < 0 || ih >= p.h) continue;
+            for (std::int64_t s = 0; s < p.s; ++s) {
+              std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+              if (iw < 0 || iw >= p.w) continue;
+              const std::int64_t base = ((n * p.h + ih) * p.w + iw) * p.c;
+              for (std::int64_t c = 0; c < p.c; ++c)
+                if (arg[c] < 0 || x[base + c] > best[c]) {
+                  best[c] = x[base + c];
+                  arg[c] = base + c;
+                }
+            }
+          }
+          const T* g = dy + ((n * p.p + op) * p.q + oq) * p.c;
+          for (std::int64_t c = 0; c < p.c; ++c)
+            if (arg[c] >= 0) dx[arg[c]] += g[c];
+        }
+  }
+}
+
+template <class T>
+void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < p.n; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        T* out = y + ((n * p.p + op) * p.q + oq) * p.c;
+        std::fill_n(out, p.c, T(0));
+        std::int64_t count = 0;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          if (ih < 0 || ih >= p.h) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            if (iw < 0 || iw >= p.w) continue;
+            const T* in = x + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t c = 0; c < p.c; ++c) out[c] += in[c];
+            ++count;
+          }
+        }
+        if (count > 0)
+          for (std::int64_t c = 0; c < p.c; ++c) out[c] /= static_cast<T>(count);
+      }
+}
+
+template <class T>
+void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx) {
+  std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < p.n; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        std::int64_t r0 = std::max<std::int64_t>(0, op * p.stride_h - p.pad_top);
+        std::int64_t r1 = std::min<std::int64_t>(p.h, op * p.stride_h - p.pad_top + p.r);
+        std::int64_t s0 = std::max<std::int64_t>(0, oq * p.stride_w - p.pad_left);
+        std::int64_t s1 = std::min<std::int64_t>(p.w, oq * p.stride_w - p.pad_left + p.s);
+        std::int64_t count = std::max<std::int64_t>(0, r1 - r0) * std::max<std::int64_t>(0, s1 - s0);
+        if (count == 0) continue;
+        const T* g = dy + ((n * p.p + op) * p.q + oq) * p.c;
+        const T inv = T(1) / static_cast<T>(count);
+        for (std::int64_t ih = r0; ih < r1; ++ih)
+          for (std::int64_t iw = s0; iw < s1; ++iw) {
+            T* d = dx + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t c = 0; c < p.c; ++c) d[c] += g[c] * inv;
+          }
+      }
+}
+
+#define RESKIT_INSTANTIATE(T)                                                                                \
+  template void conv2d_forward<T>(const Conv2DParams&, const T*, const T*, const T*, T*);                    \
+  template void conv2d_backward_data<T>(const Conv2DParams&, const T*, const T*, T*);                        \
+  template void conv2d_backward_weights<T>(const Conv2DParams&, const T*, const T*, T*, T*);                 \
+  template void dense_forward<T>(const DenseParams&, const T*, const T*, const T*, T*);                      \
+  template void dense_backward<T>(const DenseParams&, const T*, const T*, const T*, T*, T*, T*);             \
+  template void batch_norm_forward_training<T>(const BatchNormParams&, const T*, const T*, const T*, T*, T*, \
+                                               T*);                                                          \
+  template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \
+                                                const T*, const T*, T*);                                     \
+  template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
+                                       const T*, T*, T*, T*);                                                \
+  template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
+  template void max_pool2d_backward<T>(const Pool2DParams&, const T*, const T*, T*);                         \
+  template void avg_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
+  template void avg_pool2d_backward<T>(const Pool2DParams&, const T*, T*);
+RESKIT_INSTANTIATE(float)
+RESKIT_INSTANTIATE(double)
+#undef RESKIT_INSTANTIATE
+
+}  // namespace reskit::kernels::cpu

@@ -1,0 +1,42 @@
+// Fast CPU kernels built on BLAS (OpenBLAS, OpenMP build) and OpenMP loops.
+// Conv2D as im2col + GEMM; Dense as GEMM; BatchNormalization and pooling as parallel loops over
+// channels / images. Templated on float and double; dispatch.cpp uses them for float64 and for
+// whatever the oneDNN path does not cover.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::cpu {
+
+template <class T>
+void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y);
+template <class T>
+void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx);
+template <class T>
+void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db);
+
+template <class T>
+void dense_forward(const DenseParams& p, const T* x, const T* w, const T* b, T* y);
+template <class T>
+void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
+
+template <class T>
+void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* mean, T* var);
+template <class T>
+void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
+                                  const T* mean, const T* var, T* y);
+template <class T>
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
+                         const T* var, T* dx, T* dgamma, T* dbeta);
+
+template <class T>
+void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx);
+template <class T>
+void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx);
+
+}  // namespace reskit::kernels::cpu

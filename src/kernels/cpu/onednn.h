@@ -1,0 +1,21 @@
+// Fast float32 kernels through oneDNN (Debian's libdnnl 2.6): NHWC activations, weights in the
+// layout oneDNN chooses (format_tag::any) reordered from/to Keras HWIO once per call, primitives
+// created once per shape and cached. Only float32: oneDNN 2.6 has no float64.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::onednn {
+
+void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
+void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
+
+void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
+                                 const float* beta, float* y, float* mean, float* var);
+void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
+                                  const float* beta, const float* mean, const float* var, float* y);
+void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
+                         const float* mean, const float* var, float* dx, float* dgamma, float* dbeta);
+
+}  // namespace reskit::kernels::onednn

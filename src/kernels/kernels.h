@@ -1,0 +1,91 @@
+// kernels.h — the one surface through which layers reach compute.
+//
+// Dims legend (used by every kernel in src/kernels):
+//   N batch, H W input rows/cols, C input channels, K output channels,
+//   R S kernel rows/cols, P Q output rows/cols.
+// Activations are NHWC, convolution weights RSCK (Keras HWIO), Dense weights (C, K).
+//
+// Each function here dispatches (kernels/dispatch.cpp, the only place that chooses) between the
+// plain reference kernel in kernels/ref/ and a fast one in kernels/cpu/. Kernels see spans of
+// numbers and a small params struct, never layers, graphs or files.
+//
+// Backward contract: kernels *assign* every output gradient they are given (dx, dw, db, dgamma,
+// dbeta); accumulation across graph edges is the graph's job.
+#pragma once
+
+#include <cstdint>
+
+namespace reskit::kernels {
+
+struct Conv2DParams {
+  std::int64_t n = 1, h = 1, w = 1, c = 1;  // input N H W C
+  std::int64_t k = 1, r = 1, s = 1;         // filters K, kernel R x S
+  std::int64_t p = 1, q = 1;                // output P x Q
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+};
+
+// y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)
+template <class T>
+void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y);
+// dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
+template <class T>
+void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx);
+// dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
+template <class T>
+void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db);
+
+struct BatchNormParams {
+  std::int64_t rows = 1;      // N*H*W: values per channel
+  std::int64_t channels = 1;  // C, the innermost axis
+  double epsilon = 1e-3;
+};
+
+// Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.
+// mean[C] and var[C] receive the batch statistics (biased variance).
+template <class T>
+void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* mean, T* var);
+// Inference: the given statistics.
+template <class T>
+void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
+                                  const T* mean, const T* var, T* y);
+// Backward of the training forward, with the batch statistics it returned.
+template <class T>
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
+                         const T* var, T* dx, T* dgamma, T* dbeta);
+
+struct Pool2DParams {
+  std::int64_t n = 1, h = 1, w = 1, c = 1;
+  std::int64_t r = 1, s = 1;  // pool window
+  std::int64_t p = 1, q = 1;
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+};
+
+// Padded cells never win a max and are left out of an average's count (Keras).
+template <class T>
+void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx);
+template <class T>
+void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx);
+
+// Dense: y[N,K] = x[N,C]·w[C,K] + b[K] (b may be null).
+struct DenseParams {
+  std::int64_t n = 1, c = 1, k = 1;
+};
+template <class T>
+void dense_forward(const DenseParams& p, const T* x, const T* w, const T* b, T* y);
+// dx[N,C] = dy·wᵀ (dx may be null); dw[C,K] = xᵀ·dy; db[K] = Σ_n dy (db may be null)
+template <class T>
+void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
+
+// Which implementation dispatch picks.
+enum class Backend { fast, reference };
+void set_backend(Backend backend);
+Backend backend();
+
+}  // namespace reskit::kernels

@@ -1,0 +1,178 @@
+// Conv2D and ZeroPadding2D: forward and backward side by side.
+#include "reskit/layers/conv.h"
+
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "layers/util.h"
+#include "reskit/error.h"
+
+namespace reskit {
+
+using detail::visit_dtype;
+
+// ---------------------------------------------------------------- Conv2D
+// x (N,H,W,C) · kernel (R,S,C,K) + bias (K) -> z (N,P,Q,K); y = activation(z)
+
+Conv2DLayer::Conv2DLayer(int filters, std::array<int, 2> kernel_size, Conv2DOptions options)
+    : Layer("Conv2D", options.name), filters_(filters), kernel_(kernel_size), options_(std::move(options)) {
+  if (filters_ <= 0) throw ConfigError(where() + ": expected filters > 0, got " + std::to_string(filters_));
+  if (kernel_[0] <= 0 || kernel_[1] <= 0) {
+    throw ConfigError(where() + ": expected a positive kernel_size, got (" + std::to_string(kernel_[0]) +
+                      ", " + std::to_string(kernel_[1]) + ")");
+  }
+  if (options_.strides[0] <= 0 || options_.strides[1] <= 0) {
+    throw ConfigError(where() + ": expected positive strides, got (" + std::to_string(options_.strides[0]) +
+                      ", " + std::to_string(options_.strides[1]) + ")");
+  }
+  detail::check_padding_name(where(), options_.padding);
+  detail::parse_activation(where(), options_.activation);
+  detail::check_initializer_name(where(), options_.kernel_initializer);
+  detail::check_initializer_name(where(), options_.bias_initializer);
+}
+
+Shape Conv2DLayer::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = single_input(inputs);
+  if (in.size() != 4) shape_error("a 4-D input (batch, rows, cols, channels)", "shape " + shape_str(in));
+  if (built()) {
+    std::int64_t c = params()[0].value.dim(2);
+    if (in[3] != c) shape_error(std::to_string(c) + " input channels", std::to_string(in[3]));
+  }
+  auto ph = detail::resolve_padding(options_.padding, in[1], kernel_[0], options_.strides[0]);
+  auto pw = detail::resolve_padding(options_.padding, in[2], kernel_[1], options_.strides[1]);
+  if (ph.out == 0 || pw.out == 0) {
+    shape_error("an input of at least " + std::to_string(kernel_[0]) + "x" + std::to_string(kernel_[1]) +
+                    " for padding 'valid'",
+                "shape " + shape_str(in));
+  }
+  return {in[0], ph.out, pw.out, filters_};
+}
+
+void Conv2DLayer::do_build(const std::vector<Shape>& inputs) {
+  const std::int64_t c = inputs[0][3];
+  if (c <= 0) shape_error("a known, positive channel count", shape_str(inputs[0]));
+  Param& k = add_param("kernel", {kernel_[0], kernel_[1], c, filters_}, true);
+  const std::int64_t area = std::int64_t{kernel_[0]} * kernel_[1];
+  detail::initialize(k.value, where(), options_.kernel_initializer, area * c, area * filters_, options_.seed);
+  if (options_.use_bias) {
+    Param& b = add_param("bias", {filters_}, true);
+    detail::initialize(b.value, where(), options_.bias_initializer, c, filters_, options_.seed);
+  }
+}
+
+namespace {
+kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int, 2> kernel,
+                                  const Conv2DOptions& o) {
+  kernels::Conv2DParams p;
+  p.n = x[0], p.h = x[1], p.w = x[2], p.c = x[3];
+  p.k = y[3], p.r = kernel[0], p.s = kernel[1], p.p = y[1], p.q = y[2];
+  p.stride_h = o.strides[0], p.stride_w = o.strides[1];
+  auto ph = detail::resolve_padding(o.padding, p.h, p.r, p.stride_h);
+  auto pw = detail::resolve_padding(o.padding, p.w, p.s, p.stride_w);
+  p.pad_top = ph.before, p.pad_bottom = ph.after, p.pad_left = pw.before, p.pad_right = pw.after;
+  return p;
+}
+}  // namespace
+
+Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
+  const Tensor& x = inputs[0];
+  Shape ys = output_shape({x.shape()});
+  Tensor z = Tensor::uninitialized(ys, dtype());
+  auto p = conv_params(x.shape(), ys, kernel_, options_);
+  visit_dtype(dtype(), [&]<class T>(T) {
+    const T* b = options_.use_bias ? params()[1].value.data<T>() : nullptr;
+    kernels::conv2d_forward<T>(p, x.data<T>(), params()[0].value.data<T>(), b, z.data<T>());
+  });
+  x_ = x;
+  z_ = z;
+  auto act = detail::parse_activation(where(), options_.activation);
+  if (act == detail::Act::linear) {
+    y_ = z;
+  } else {
+    y_ = Tensor::uninitialized(ys, dtype());
+    detail::activation_forward(act, z_, y_);
+  }
+  return y_;
+}
+
+std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
+  auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
+  Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
+  visit_dtype(dtype(), [&]<class T>(T) {
+    T* db = options_.use_bias ? params()[1].grad.data<T>() : nullptr;
+    kernels::conv2d_backward_data<T>(p, dz.data<T>(), params()[0].value.data<T>(), dx.data<T>());
+    kernels::conv2d_backward_weights<T>(p, x_.data<T>(), dz.data<T>(), params()[0].grad.data<T>(), db);
+  });
+  return {dx};
+}
+
+std::vector<Tensor> Conv2DLayer::backward(const Tensor& dy) {
+  auto act = detail::parse_activation(where(), options_.activation);
+  return backward_from_logits(detail::activation_backward(act, z_, y_, dy));
+}
+
+bool Conv2DLayer::outputs_softmax() const { return options_.activation == "softmax"; }
+Tensor Conv2DLayer::logits() const { return z_; }
+
+Conv2D::Conv2D(int filters, std::array<int, 2> kernel_size, Conv2DOptions options)
+    : LayerRef(std::make_shared<Conv2DLayer>(filters, kernel_size, std::move(options))) {}
+
+// ---------------------------------------------------------------- ZeroPadding2D
+// x (N,H,W,C) -> y (N, top+H+bottom, left+W+right, C), zeros around
+
+ZeroPadding2DLayer::ZeroPadding2DLayer(std::array<std::array<int, 2>, 2> padding,
+                                       ZeroPadding2DOptions options)
+    : Layer("ZeroPadding2D", options.name), padding_(padding) {
+  for (auto& axis : padding_)
+    for (int v : axis)
+      if (v < 0) throw ConfigError(where() + ": expected non-negative padding, got " + std::to_string(v));
+}
+
+Shape ZeroPadding2DLayer::output_shape(const std::vector<Shape>& inputs) const {
+  const Shape& in = single_input(inputs);
+  if (in.size() != 4) shape_error("a 4-D input (batch, rows, cols, channels)", "shape " + shape_str(in));
+  auto grow = [](std::int64_t d, const std::array<int, 2>& p) { return d < 0 ? d : d + p[0] + p[1]; };
+  return {in[0], grow(in[1], padding_[0]), grow(in[2], padding_[1]), in[3]};
+}
+
+Tensor ZeroPadding2DLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
+  const Tensor& x = inputs[0];
+  input_shape_ = x.shape();
+  Tensor y(output_shape({x.shape()}), dtype());
+  const std::int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
+  const std::int64_t oh = y.dim(1), ow = y.dim(2), top = padding_[0][0], left = padding_[1][0];
+  visit_dtype(dtype(), [&]<class T>(T) {
+    const T* src = x.data<T>();
+    T* dst = y.data<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t r = 0; r < h; ++r)
+        std::memcpy(dst + ((i * oh + r + top) * ow + left) * c, src + (i * h + r) * w * c, sizeof(T) * w * c);
+  });
+  return y;
+}
+
+std::vector<Tensor> ZeroPadding2DLayer::backward(const Tensor& dy) {
+  Tensor dx = Tensor::uninitialized(input_shape_, dtype());
+  const std::int64_t n = dx.dim(0), h = dx.dim(1), w = dx.dim(2), c = dx.dim(3);
+  const std::int64_t oh = dy.dim(1), ow = dy.dim(2), top = padding_[0][0], left = padding_[1][0];
+  visit_dtype(dtype(), [&]<class T>(T) {
+    const T* src = dy.data<T>();
+    T* dst = dx.data<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t r = 0; r < h; ++r)
+        std::memcpy(dst + (i * h + r) * w * c, src + ((i * oh + r + top) * ow + left) * c, sizeof(T) * w * c);
+  });
+  return {dx};
+}
+
+ZeroPadding2D::ZeroPadding2D(int padding, ZeroPadding2DOptions options)
+    : ZeroPadding2D(std::array<int, 2>{padding, padding}, std::move(options)) {}
+ZeroPadding2D::ZeroPadding2D(std::array<int, 2> padding, ZeroPadding2DOptions options)
+    : ZeroPadding2D(std::array<std::array<int, 2>, 2>{{{padding[0], padding[0]}, {padding[1], padding[1]}}},
+                    std::move(options)) {}
+ZeroPadding2D::ZeroPadding2D(std::array<std::array<int, 2>, 2> padding, ZeroPadding2DOptions options)
+    : LayerRef(std::make_shared<ZeroPadding2DLayer>(padding, std::move(options))) {}
+
+}  // namespace reskit

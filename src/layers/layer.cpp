@@ -1,0 +1,144 @@
+// The Layer base: naming, parameters, and calling on symbolic or concrete tensors.
+#include "reskit/layers/layer.h"
+
+#include <map>
+#include <mutex>
+#include <regex>
+
+#include "layers/util.h"
+#include "reskit/error.h"
+#include "reskit/graph/model.h"
+
+namespace reskit {
+
+namespace {
+std::mutex g_names_mutex;
+std::map<std::string, int> g_name_counts;
+
+}  // namespace
+
+std::string to_snake_case(std::string_view class_name) {
+  // keras.utils.generic_utils.to_snake_case
+  std::string s(class_name);
+  s = std::regex_replace(s, std::regex("(.)([A-Z][a-z0-9]+)"), "$1_$2");
+  s = std::regex_replace(s, std::regex("([a-z])([A-Z])"), "$1_$2");
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+void clear_session() {
+  std::lock_guard lock(g_names_mutex);
+  g_name_counts.clear();
+}
+
+namespace detail {
+std::string unique_object_name(const std::string& base) {
+  std::lock_guard lock(g_names_mutex);
+  int n = g_name_counts[base]++;
+  return n == 0 ? base : base + "_" + std::to_string(n);
+}
+
+// Input layers count from 1 (input_1, input_2, ...), as Keras's get_uid('input') does.
+std::string unique_input_name() {
+  std::lock_guard lock(g_names_mutex);
+  return "input_" + std::to_string(++g_name_counts["\x01input"]);
+}
+}  // namespace detail
+
+Layer::Layer(std::string class_name, std::string name)
+    : class_name_(std::move(class_name)),
+      name_(name.empty() ? detail::unique_object_name(to_snake_case(class_name_)) : std::move(name)),
+      dtype_(floatx()) {}
+
+std::string Layer::where() const { return class_name_ + " '" + name_ + "'"; }
+
+void Layer::shape_error(const std::string& expected, const std::string& got) const {
+  throw ShapeError(where() + ": expected " + expected + ", got " + got);
+}
+
+const Shape& Layer::single_input(const std::vector<Shape>& inputs) const {
+  if (inputs.size() != 1) {
+    shape_error("1 input", std::to_string(inputs.size()) + " inputs");
+  }
+  return inputs[0];
+}
+
+void Layer::build(const std::vector<Shape>& inputs) {
+  if (built_) return;
+  do_build(inputs);
+  built_shapes_ = inputs;
+  built_ = true;
+}
+
+Param& Layer::add_param(const std::string& short_name, const Shape& shape, bool trainable) {
+  Param p;
+  p.name = name_ + "/" + short_name + ":0";
+  p.value = Tensor(shape, dtype_);
+  if (trainable) p.grad = Tensor(shape, dtype_);
+  p.trainable = trainable;
+  params_.push_back(std::move(p));
+  return params_.back();
+}
+
+Param& Layer::param(std::string_view short_name) {
+  std::string suffix = "/" + std::string(short_name) + ":0";
+  for (auto& p : params_) {
+    if (p.name.size() >= suffix.size() &&
+        p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return p;
+  }
+  throw ConfigError(where() + ": no parameter named '" + std::string(short_name) + "'");
+}
+
+std::int64_t Layer::count_params() const {
+  std::int64_t n = 0;
+  for (const auto& p : params_) n += p.value.numel();
+  return n;
+}
+
+std::int64_t Layer::count_trainable_params() const {
+  std::int64_t n = 0;
+  for (const auto& p : params_)
+    if (p.trainable) n += p.value.numel();
+  return n;
+}
+
+Tensor Layer::logits() const { throw Error(where() + ": its output is not a softmax, so it has no logits"); }
+
+std::vector<Tensor> Layer::backward_from_logits(const Tensor&) {
+  throw Error(where() + ": its output is not a softmax, so it has no logits");
+}
+
+Tensor Layer::call(const std::vector<Tensor>& inputs) {
+  const int want = expected_inputs();
+  if (want == kAnyInputs ? inputs.size() < 2 : static_cast<int>(inputs.size()) != want) {
+    shape_error(want == kAnyInputs ? "a list of at least 2 inputs" : std::to_string(want) + " input",
+                std::to_string(inputs.size()) + " inputs");
+  }
+  std::vector<Shape> shapes;
+  bool symbolic = false, concrete = false;
+  for (const auto& t : inputs) {
+    if (!t.defined()) throw Error(where() + ": called on an undefined tensor");
+    (t.is_symbolic() ? symbolic : concrete) = true;
+    shapes.push_back(t.shape());
+  }
+  if (symbolic && concrete) {
+    throw Error(where() + ": expected all inputs symbolic or all concrete, got a mix");
+  }
+  Shape out = output_shape(shapes);
+  build(shapes);
+  if (symbolic) {
+    auto node = std::make_shared<graph::Node>();
+    node->layer = shared_from_this();
+    node->node_index = node_count_++;
+    node->inputs = inputs;
+    node->output_shape = out;
+    return Tensor::symbolic(out, dtype_, std::move(node), 0);
+  }
+  std::vector<Tensor> cast;
+  cast.reserve(inputs.size());
+  for (const auto& t : inputs) cast.push_back(t.to(dtype_));
+  return forward(cast, false);
+}
+
+}  // namespace reskit

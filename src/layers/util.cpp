@@ -1,0 +1,187 @@
+// Initializers, activation functions and element loops shared by the layers.
+#include "layers/util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "reskit/random.h"
+
+namespace reskit::detail {
+
+void check_initializer_name(const std::string& where, const std::string& init) {
+  static const char* known[] = {"zeros",      "ones",      "glorot_uniform", "glorot_normal",
+                                "he_uniform", "he_normal", "random_uniform", "random_normal"};
+  for (const char* k : known)
+    if (init == k) return;
+  throw ConfigError(where + ": unknown initializer '" + init +
+                    "'; expected one of zeros, ones, glorot_uniform, glorot_normal, he_uniform, "
+                    "he_normal, random_uniform, random_normal");
+}
+
+void initialize(Tensor& t, const std::string& where, const std::string& init, std::int64_t fan_in,
+                std::int64_t fan_out, std::optional<std::uint64_t> seed) {
+  check_initializer_name(where, init);
+  if (init == "zeros") return t.fill(0.0);
+  if (init == "ones") return t.fill(1.0);
+  std::mt19937_64 gen(seed ? *seed : next_random_seed());
+  const std::int64_t n = t.numel();
+  const double fi = static_cast<double>(std::max<std::int64_t>(fan_in, 1));
+  const double fo = static_cast<double>(std::max<std::int64_t>(fan_out, 1));
+  auto uniform = [&](double limit) {
+    std::uniform_real_distribution<double> d(-limit, limit);
+    for (std::int64_t i = 0; i < n; ++i) t.set(i, d(gen));
+  };
+  // Keras's normal initializers draw from a normal truncated at two standard deviations;
+  // the variance-scaling ones divide by 0.8796 so the truncated variance is the intended one.
+  auto truncated = [&](double stddev) {
+    std::normal_distribution<double> d(0.0, stddev);
+    for (std::int64_t i = 0; i < n; ++i) {
+      double v;
+      do v = d(gen);
+      while (std::abs(v) > 2.0 * stddev);
+      t.set(i, v);
+    }
+  };
+  constexpr double kTruncatedStd = 0.87962566103423978;
+  if (init == "glorot_uniform") return uniform(std::sqrt(6.0 / (fi + fo)));
+  if (init == "he_uniform") return uniform(std::sqrt(6.0 / fi));
+  if (init == "random_uniform") return uniform(0.05);
+  if (init == "glorot_normal") return truncated(std::sqrt(2.0 / (fi + fo)) / kTruncatedStd);
+  if (init == "he_normal") return truncated(std::sqrt(2.0 / fi) / kTruncatedStd);
+  std::normal_distribution<double> d(0.0, 0.05);  // random_normal
+  for (std::int64_t i = 0; i < n; ++i) t.set(i, d(gen));
+}
+
+Act parse_activation(const std::string& where, const std::string& name) {
+  if (name == "linear" || name.empty()) return Act::linear;
+  if (name == "relu") return Act::relu;
+  if (name == "softmax") return Act::softmax;
+  if (name == "sigmoid") return Act::sigmoid;
+  if (name == "tanh") return Act::tanh;
+  throw ConfigError(where + ": unknown activation '" + name +
+                    "'; expected one of relu, softmax, sigmoid, tanh, linear");
+}
+
+void activation_forward(Act act, const Tensor& z, Tensor& y) {
+  visit_dtype(z.dtype(), [&]<class T>(T) {
+    const T* in = z.data<T>();
+    T* out = y.data<T>();
+    const std::int64_t n = z.numel();
+    switch (act) {
+      case Act::linear:
+        if (in != out) std::copy_n(in, n, out);
+        break;
+      case Act::relu:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+        break;
+      case Act::sigmoid:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) out[i] = T(1) / (T(1) + std::exp(-in[i]));
+        break;
+      case Act::tanh:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+        break;
+      case Act::softmax: {
+        const std::int64_t k = z.dim(-1), rows = n / k;
+#pragma omp parallel for schedule(static)
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const T* a = in + r * k;
+          T* b = out + r * k;
+          T mx = *std::max_element(a, a + k);
+          double sum = 0.0;
+          for (std::int64_t j = 0; j < k; ++j) {
+            b[j] = std::exp(a[j] - mx);
+            sum += static_cast<double>(b[j]);
+          }
+          for (std::int64_t j = 0; j < k; ++j) b[j] = static_cast<T>(static_cast<double>(b[j]) / sum);
+        }
+        break;
+      }
+    }
+  });
+}
+
+Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy) {
+  if (act == Act::linear) return dy;
+  Tensor dz = Tensor::uninitialized(z.shape(), z.dtype());
+  visit_dtype(z.dtype(), [&]<class T>(T) {
+    const T* zi = z.data<T>();
+    const T* yi = y.data<T>();
+    const T* g = dy.data<T>();
+    T* o = dz.data<T>();
+    const std::int64_t n = z.numel();
+    switch (act) {
+      case Act::linear:
+        break;
+      case Act::relu:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) o[i] = zi[i] > T(0) ? g[i] : T(0);
+        break;
+      case Act::sigmoid:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * yi[i] * (T(1) - yi[i]);
+        break;
+      case Act::tanh:
+#pragma omp parallel for schedule(static)
+        for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * (T(1) - yi[i] * yi[i]);
+        break;
+      case Act::softmax: {
+        // dz = y ⊙ (dy − Σ_j dy_j y_j) per row
+        const std::int64_t k = z.dim(-1), rows = n / k;
+#pragma omp parallel for schedule(static)
+        for (std::int64_t r = 0; r < rows; ++r) {
+          double dot = 0.0;
+          for (std::int64_t j = 0; j < k; ++j)
+            dot += static_cast<double>(g[r * k + j]) * static_cast<double>(yi[r * k + j]);
+          for (std::int64_t j = 0; j < k; ++j)
+            o[r * k + j] = static_cast<T>(static_cast<double>(yi[r * k + j]) *
+                                          (static_cast<double>(g[r * k + j]) - dot));
+        }
+        break;
+      }
+    }
+  });
+  return dz;
+}
+
+void add_inplace(Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) {
+    throw ShapeError("add_inplace: expected shape " + shape_str(a.shape()) + ", got " + shape_str(b.shape()));
+  }
+  visit_dtype(a.dtype(), [&]<class T>(T) {
+    T* x = a.data<T>();
+    const T* y = b.data<T>();
+    const std::int64_t n = a.numel();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
+  });
+}
+
+void check_padding_name(const std::string& where, const std::string& padding) {
+  if (padding != "valid" && padding != "same") {
+    throw ConfigError(where + ": unknown padding '" + padding + "'; expected 'valid' or 'same'");
+  }
+}
+
+AxisPadding resolve_padding(const std::string& padding, std::int64_t in, std::int64_t window,
+                            std::int64_t stride) {
+  AxisPadding a;
+  if (in < 0) {
+    a.out = -1;
+    return a;
+  }
+  if (padding == "valid") {
+    a.out = in >= window ? (in - window) / stride + 1 : 0;
+    return a;
+  }
+  a.out = (in + stride - 1) / stride;
+  std::int64_t total = std::max<std::int64_t>((a.out - 1) * stride + window - in, 0);
+  a.before = total / 2;
+  a.after = total - a.before;
+  return a;
+}
+
+}  // namespace reskit::detail

@@ -1,0 +1,108 @@
+// The notebook's identity and convolutional blocks, and ResNet-50.
+#include "reskit/models/resnet.h"
+
+#include "reskit/error.h"
+#include "reskit/layers/conv.h"
+#include "reskit/layers/core.h"
+#include "reskit/layers/normalization.h"
+#include "reskit/layers/pooling.h"
+
+namespace reskit {
+
+namespace {
+std::string block_where(const char* kind, const std::string& stage, const std::string& block) {
+  return std::string(kind) + " (stage " + stage + ", block '" + block + "')";
+}
+
+void check_block(const char* kind, const Tensor& x, int f, std::array<int, 3> filters, int s,
+                 const std::string& stage, const std::string& block) {
+  if (x.rank() != 4) {
+    throw ShapeError(block_where(kind, stage, block) +
+                     ": expected a 4-D input (batch, rows, cols, channels), got shape " +
+                     shape_str(x.shape()));
+  }
+  if (f <= 0 || s <= 0) {
+    throw ConfigError(block_where(kind, stage, block) +
+                      ": expected positive f and s, got f=" + std::to_string(f) + ", s=" + std::to_string(s));
+  }
+  for (int v : filters) {
+    if (v <= 0) {
+      throw ConfigError(block_where(kind, stage, block) + ": expected positive filter counts, got " +
+                        std::to_string(v));
+    }
+  }
+}
+
+// conv -> BN (-> relu): the three components of a block's main path.
+Tensor main_path(Tensor x, int f, std::array<int, 3> filters, int s, const std::string& conv,
+                 const std::string& bn) {
+  auto [f1, f2, f3] = filters;
+  x = Conv2D(f1, {1, 1}, {.strides = {s, s}, .padding = "valid", .name = conv + "2a"})(x);
+  x = BatchNormalization({.axis = 3, .name = bn + "2a"})(x);
+  x = Activation("relu")(x);
+  x = Conv2D(f2, {f, f}, {.strides = {1, 1}, .padding = "same", .name = conv + "2b"})(x);
+  x = BatchNormalization({.axis = 3, .name = bn + "2b"})(x);
+  x = Activation("relu")(x);
+  x = Conv2D(f3, {1, 1}, {.strides = {1, 1}, .padding = "valid", .name = conv + "2c"})(x);
+  return BatchNormalization({.axis = 3, .name = bn + "2c"})(x);
+}
+}  // namespace
+
+Tensor identity_block(const Tensor& x, int f, std::array<int, 3> filters, const std::string& stage,
+                      const std::string& block) {
+  check_block("identity_block", x, f, filters, 1, stage, block);
+  if (filters[2] != x.dim(3)) {
+    throw ShapeError(block_where("identity_block", stage, block) +
+                     ": expected the last filter count to equal the input's " + std::to_string(x.dim(3)) +
+                     " channels, got " + std::to_string(filters[2]));
+  }
+  Tensor y = main_path(x, f, filters, 1, "conv_" + stage + block, "bn_" + stage + block);
+  y = Add()({y, x});
+  return Activation("relu")(y);
+}
+
+Tensor convolutional_block(const Tensor& x, int f, std::array<int, 3> filters, int s,
+                           const std::string& stage, const std::string& block) {
+  check_block("convolutional_block", x, f, filters, s, stage, block);
+  const std::string conv = "conv_" + stage + block, bn = "bn_" + stage + block;
+  Tensor y = main_path(x, f, filters, s, conv, bn);
+  Tensor shortcut =
+      Conv2D(filters[2], {1, 1}, {.strides = {s, s}, .padding = "valid", .name = conv + "1"})(x);
+  shortcut = BatchNormalization({.axis = 3, .name = bn + "1"})(shortcut);
+  y = Add()({y, shortcut});
+  return Activation("relu")(y);
+}
+
+ResNet50Options resnet50_notebook_code_variant() {
+  ResNet50Options o;
+  o.stage_filters[1] = {126, 126, 512};
+  o.stage_strides[3] = 1;
+  return o;
+}
+
+Model resnet50(const Shape& input_shape, int classes, ResNet50Options options) {
+  if (input_shape.size() != 3) {
+    throw ShapeError("resnet50: expected input_shape (rows, cols, channels), got " + shape_str(input_shape));
+  }
+  if (classes <= 0) throw ConfigError("resnet50: expected classes > 0, got " + std::to_string(classes));
+  Tensor input = Input(input_shape);
+  Tensor x = ZeroPadding2D(std::array<int, 2>{3, 3})(input);
+  x = Conv2D(64, {7, 7}, {.strides = {2, 2}, .name = "conv1"})(x);
+  x = BatchNormalization({.axis = 3, .name = "bn1"})(x);
+  x = Activation("relu")(x);
+  x = MaxPooling2D({3, 3}, {.strides = std::array<int, 2>{2, 2}})(x);
+  const int blocks[4] = {3, 4, 6, 3};
+  for (int st = 0; st < 4; ++st) {
+    const std::string stage = std::to_string(st + 2);
+    const auto& filters = options.stage_filters[st];
+    x = convolutional_block(x, 3, filters, options.stage_strides[st], stage, "a");
+    for (int b = 1; b < blocks[st]; ++b)
+      x = identity_block(x, 3, filters, stage, std::string(1, char('a' + b)));
+  }
+  x = AveragePooling2D({2, 2}, {.name = "avg_pool"})(x);
+  x = Flatten()(x);
+  x = Dense(classes, {.activation = "softmax", .name = "fc" + std::to_string(classes)})(x);
+  return Model(input, x, options.name);
+}
+
+}  // namespace reskit

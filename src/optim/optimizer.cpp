@@ -1,0 +1,95 @@
+// Adam and SGD over named parameters.
+#include "reskit/optim/optimizer.h"
+
+#include <cmath>
+
+#include "layers/util.h"
+#include "reskit/error.h"
+
+namespace reskit {
+
+using detail::visit_dtype;
+
+Optimizer::Optimizer(double learning_rate) : learning_rate_(learning_rate) {
+  set_learning_rate(learning_rate);
+}
+
+void Optimizer::set_learning_rate(double lr) {
+  if (!(lr > 0.0) || !std::isfinite(lr)) {
+    throw ConfigError("optimizer: expected a positive, finite learning rate, got " + std::to_string(lr));
+  }
+  learning_rate_ = lr;
+}
+
+Adam::Adam(AdamOptions options) : Optimizer(options.learning_rate), options_(options) {
+  if (!(options_.beta_1 >= 0.0 && options_.beta_1 < 1.0) ||
+      !(options_.beta_2 >= 0.0 && options_.beta_2 < 1.0)) {
+    throw ConfigError("Adam: expected beta_1 and beta_2 in [0, 1), got " + std::to_string(options_.beta_1) +
+                      " and " + std::to_string(options_.beta_2));
+  }
+  if (!(options_.epsilon >= 0.0)) {
+    throw ConfigError("Adam: expected epsilon >= 0, got " + std::to_string(options_.epsilon));
+  }
+}
+
+void Adam::apply(const std::vector<Param*>& params) {
+  ++iterations_;
+  const double t = static_cast<double>(iterations_);
+  const double alpha =
+      learning_rate_ * std::sqrt(1.0 - std::pow(options_.beta_2, t)) / (1.0 - std::pow(options_.beta_1, t));
+  for (Param* p : params) {
+    if (!p->trainable) continue;
+    auto [it, fresh] = slots_.try_emplace(p->name);
+    if (fresh) {
+      it->second.m = Tensor(p->value.shape(), p->value.dtype());
+      it->second.v = Tensor(p->value.shape(), p->value.dtype());
+    }
+    visit_dtype(p->value.dtype(), [&]<class T>(T) {
+      T* w = p->value.data<T>();
+      const T* g = p->grad.data<T>();
+      T* m = it->second.m.data<T>();
+      T* v = it->second.v.data<T>();
+      const T b1 = static_cast<T>(1.0 - options_.beta_1), b2 = static_cast<T>(1.0 - options_.beta_2);
+      const T a = static_cast<T>(alpha), eps = static_cast<T>(options_.epsilon);
+      const std::int64_t n = p->value.numel();
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (std::int64_t i = 0; i < n; ++i) {
+        m[i] += (g[i] - m[i]) * b1;
+        v[i] += (g[i] * g[i] - v[i]) * b2;
+        w[i] -= a * m[i] / (std::sqrt(v[i]) + eps);
+      }
+    });
+  }
+}
+
+SGD::SGD(SGDOptions options) : Optimizer(options.learning_rate), options_(options) {
+  if (!(options_.momentum >= 0.0 && options_.momentum <= 1.0)) {
+    throw ConfigError("SGD: expected momentum in [0, 1], got " + std::to_string(options_.momentum));
+  }
+}
+
+void SGD::apply(const std::vector<Param*>& params) {
+  ++iterations_;
+  for (Param* p : params) {
+    if (!p->trainable) continue;
+    visit_dtype(p->value.dtype(), [&]<class T>(T) {
+      T* w = p->value.data<T>();
+      const T* g = p->grad.data<T>();
+      const T lr = static_cast<T>(learning_rate_), mom = static_cast<T>(options_.momentum);
+      const std::int64_t n = p->value.numel();
+      if (options_.momentum == 0.0) {
+        for (std::int64_t i = 0; i < n; ++i) w[i] -= lr * g[i];
+        return;
+      }
+      auto [it, fresh] = velocity_.try_emplace(p->name);
+      if (fresh) it->second = Tensor(p->value.shape(), p->value.dtype());
+      T* v = it->second.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) {
+        v[i] = mom * v[i] - lr * g[i];
+        w[i] += options_.nesterov ? mom * v[i] - lr * g[i] : v[i];
+      }
+    });
+  }
+}
+
+}  // namespace reskit

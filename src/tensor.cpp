@@ -1,0 +1,209 @@
+// Tensor storage, dtype names and the floatx default.
+#include "reskit/tensor.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "reskit/error.h"
+
+namespace reskit {
+
+namespace {
+std::atomic<DType> g_floatx{DType::float32};
+constexpr std::size_t kAlignment = 64;
+
+std::shared_ptr<std::byte> allocate(std::size_t bytes) {
+  std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
+}
+}  // namespace
+
+std::string_view dtype_name(DType dtype) { return dtype == DType::float32 ? "float32" : "float64"; }
+
+DType parse_dtype(std::string_view name) {
+  if (name == "float32") return DType::float32;
+  if (name == "float64") return DType::float64;
+  throw ConfigError("dtype: expected float32 or float64, got '" + std::string(name) + "'");
+}
+
+std::size_t dtype_size(DType dtype) { return dtype == DType::float32 ? 4 : 8; }
+
+void set_floatx(DType dtype) { g_floatx = dtype; }
+DType floatx() { return g_floatx; }
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += shape[i] < 0 ? "None" : std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+std::int64_t shape_numel(const Shape& shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) {
+    if (d < 0) throw ShapeError("shape " + shape_str(shape) + ": expected known dimensions, got None");
+    n *= d;
+  }
+  return n;
+}
+
+Tensor::Tensor(Shape shape, DType dtype) : Tensor(uninitialized(std::move(shape), dtype)) { zero(); }
+
+Tensor Tensor::uninitialized(Shape shape, DType dtype) {
+  Tensor t;
+  std::int64_t n = shape_numel(shape);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.defined_ = true;
+  t.storage_ = allocate(static_cast<std::size_t>(n) * dtype_size(dtype));
+  return t;
+}
+
+Tensor Tensor::from_values(Shape shape, std::span<const double> values, DType dtype) {
+  Tensor t = uninitialized(std::move(shape), dtype);
+  if (static_cast<std::int64_t>(values.size()) != t.numel()) {
+    throw ShapeError("Tensor::from_values: shape " + shape_str(t.shape_) + " expects " +
+                     std::to_string(t.numel()) + " values, got " + std::to_string(values.size()));
+  }
+  for (std::size_t i = 0; i < values.size(); ++i) t.set(static_cast<std::int64_t>(i), values[i]);
+  return t;
+}
+
+Tensor Tensor::from_values(Shape shape, std::initializer_list<double> values, DType dtype) {
+  return from_values(std::move(shape), std::span<const double>(values.begin(), values.size()), dtype);
+}
+
+Tensor Tensor::symbolic(Shape shape, DType dtype, std::shared_ptr<graph::Node> node, int index) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.defined_ = true;
+  t.node_ = std::move(node);
+  t.index_ = index;
+  return t;
+}
+
+std::int64_t Tensor::dim(int i) const {
+  int r = rank();
+  int j = i < 0 ? i + r : i;
+  if (j < 0 || j >= r) {
+    throw ShapeError("Tensor::dim: axis " + std::to_string(i) + " out of range for shape " +
+                     shape_str(shape_));
+  }
+  return shape_[static_cast<std::size_t>(j)];
+}
+
+std::int64_t Tensor::numel() const { return shape_numel(shape_); }
+
+void Tensor::require_concrete(const char* what) const {
+  if (!defined_) throw Error(std::string(what) + ": the tensor is undefined");
+  if (!storage_) {
+    throw Error(std::string(what) + ": expected a concrete tensor, got a symbolic one of shape " +
+                shape_str(shape_));
+  }
+}
+
+template <class T>
+T* Tensor::data() {
+  require_concrete("Tensor::data");
+  if (dtype_ != dtype_of<T>()) {
+    throw Error("Tensor::data: expected dtype " + std::string(dtype_name(dtype_of<T>())) +
+                ", the tensor holds " + std::string(dtype_name(dtype_)));
+  }
+  return reinterpret_cast<T*>(storage_.get());
+}
+
+template <class T>
+const T* Tensor::data() const {
+  return const_cast<Tensor*>(this)->data<T>();
+}
+
+template float* Tensor::data<float>();
+template double* Tensor::data<double>();
+template const float* Tensor::data<float>() const;
+template const double* Tensor::data<double>() const;
+
+void* Tensor::raw_data() {
+  require_concrete("Tensor::raw_data");
+  return storage_.get();
+}
+const void* Tensor::raw_data() const {
+  require_concrete("Tensor::raw_data");
+  return storage_.get();
+}
+
+double Tensor::at(std::int64_t i) const {
+  return dtype_ == DType::float32 ? static_cast<double>(data<float>()[i]) : data<double>()[i];
+}
+
+void Tensor::set(std::int64_t i, double v) {
+  if (dtype_ == DType::float32) {
+    data<float>()[i] = static_cast<float>(v);
+  } else {
+    data<double>()[i] = v;
+  }
+}
+
+std::vector<double> Tensor::to_vector() const {
+  std::vector<double> out(static_cast<std::size_t>(numel()));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = at(static_cast<std::int64_t>(i));
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  require_concrete("Tensor::clone");
+  Tensor t = uninitialized(shape_, dtype_);
+  std::memcpy(t.storage_.get(), storage_.get(), static_cast<std::size_t>(numel()) * dtype_size(dtype_));
+  return t;
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  if (shape_numel(shape) != numel()) {
+    throw ShapeError("Tensor::reshape: cannot view shape " + shape_str(shape_) + " as " + shape_str(shape));
+  }
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  require_concrete("Tensor::to");
+  Tensor t = uninitialized(shape_, dtype);
+  std::int64_t n = numel();
+  if (dtype == DType::float64) {
+    const float* s = data<float>();
+    double* d = t.data<double>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] = s[i];
+  } else {
+    const double* s = data<double>();
+    float* d = t.data<float>();
+    for (std::int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(s[i]);
+  }
+  return t;
+}
+
+void Tensor::fill(double value) {
+  require_concrete("Tensor::fill");
+  std::int64_t n = numel();
+  if (dtype_ == DType::float32) {
+    std::fill_n(data<float>(), n, static_cast<float>(value));
+  } else {
+    std::fill_n(data<double>(), n, value);
+  }
+}
+
+void Tensor::zero() {
+  require_concrete("Tensor::zero");
+  std::memset(storage_.get(), 0, static_cast<std::size_t>(numel()) * dtype_size(dtype_));
+}
+
+}  // namespace reskit

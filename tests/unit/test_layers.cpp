@@ -1,0 +1,163 @@
+// Layer shapes, Keras auto-names, the notebook's block checks and bad input.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "reskit/reskit.h"
+
+using namespace reskit;
+
+namespace {
+Tensor random_tensor(const Shape& shape, std::uint64_t seed, DType dtype = DType::float64) {
+  Tensor t(shape, dtype);
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> d;
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, d(gen));
+  return t;
+}
+
+template <class E>
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+class LayersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clear_session();
+    set_floatx(DType::float64);
+  }
+  void TearDown() override { set_floatx(DType::float32); }
+};
+}  // namespace
+
+TEST_F(LayersTest, NotebookIdentityBlockKeepsShape) {
+  Tensor x = random_tensor({3, 4, 4, 6}, 1);
+  Tensor y = identity_block(x, 2, {2, 4, 6}, "1", "a");
+  EXPECT_EQ(y.shape(), (Shape{3, 4, 4, 6}));
+  EXPECT_FALSE(y.is_symbolic());
+  for (double v : y.to_vector()) EXPECT_GE(v, 0.0);  // ends in a ReLU
+}
+
+TEST_F(LayersTest, NotebookConvolutionalBlockHalvesWithStride2) {
+  Tensor x = random_tensor({3, 4, 4, 6}, 2);
+  Tensor y = convolutional_block(x, 2, {2, 4, 6}, 2, "1", "a");
+  EXPECT_EQ(y.shape(), (Shape{3, 2, 2, 6}));
+}
+
+TEST_F(LayersTest, KerasAutoNames) {
+  Tensor in = Input({8, 8, 3});
+  EXPECT_EQ(in.node()->layer->name(), "input_1");
+  Conv2D a(4, {3, 3});
+  Conv2D b(4, {3, 3});
+  EXPECT_EQ(a->name(), "conv2d");
+  EXPECT_EQ(b->name(), "conv2d_1");
+  EXPECT_EQ(ZeroPadding2D(1)->name(), "zero_padding2d");
+  EXPECT_EQ(BatchNormalization()->name(), "batch_normalization");
+  EXPECT_EQ(MaxPooling2D()->name(), "max_pooling2d");
+  EXPECT_EQ(GlobalAveragePooling2D()->name(), "global_average_pooling2d");
+  EXPECT_EQ(Input({2}).node()->layer->name(), "input_2");
+  EXPECT_EQ(to_snake_case("AveragePooling2D"), "average_pooling2d");
+}
+
+TEST_F(LayersTest, SamePaddingFollowsTensorFlowRule) {
+  // in 7, k 4, s 2 -> out 4, pad_total (4-1)*2+4-7 = 3 -> 1 before, 2 after
+  Conv2D conv(1, {4, 4}, {.strides = {2, 2}, .padding = "same", .use_bias = false});
+  Tensor x({1, 7, 7, 1});
+  x.fill(1.0);
+  Tensor y = conv(x);
+  EXPECT_EQ(y.shape(), (Shape{1, 4, 4, 1}));
+  conv->param("kernel").value.fill(1.0);
+  y = conv(x);
+  // output (0,0) covers rows -1..2 and cols -1..2: 3x3 in-bounds ones
+  EXPECT_DOUBLE_EQ(y.at(0), 9.0);
+  // output (3,3) covers rows 5..8: rows 5,6 in bounds -> 2x2
+  EXPECT_DOUBLE_EQ(y.at(15), 4.0);
+}
+
+TEST_F(LayersTest, PoolingAverageExcludesPadding) {
+  AveragePooling2D pool({2, 2}, {.strides = std::array<int, 2>{2, 2}, .padding = "same"});
+  Tensor x = Tensor::from_values({1, 3, 3, 1}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Tensor y = pool(x);
+  ASSERT_EQ(y.shape(), (Shape{1, 2, 2, 1}));
+  EXPECT_DOUBLE_EQ(y.at(0), (1 + 2 + 4 + 5) / 4.0);
+  EXPECT_DOUBLE_EQ(y.at(1), (3 + 6) / 2.0);
+  EXPECT_DOUBLE_EQ(y.at(3), 9.0);
+}
+
+TEST_F(LayersTest, FlattenKeepsNHWCOrder) {
+  Tensor x = Tensor::from_values({1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor y = Flatten()(x);
+  EXPECT_EQ(y.shape(), (Shape{1, 4}));
+  EXPECT_EQ(y.to_vector(), (std::vector<double>{1, 2, 3, 4}));
+}
+
+TEST_F(LayersTest, ParamNamesAndCounts) {
+  Tensor in = Input({8, 8, 3});
+  Conv2D conv(5, {3, 3}, {.name = "conv1"});
+  BatchNormalization bn({.name = "bn1"});
+  Tensor x = bn(conv(in));
+  ASSERT_EQ(conv->params().size(), 2u);
+  EXPECT_EQ(conv->params()[0].name, "conv1/kernel:0");
+  EXPECT_EQ(conv->params()[0].value.shape(), (Shape{3, 3, 3, 5}));
+  EXPECT_EQ(conv->params()[1].name, "conv1/bias:0");
+  EXPECT_EQ(conv->count_params(), 3 * 3 * 3 * 5 + 5);
+  ASSERT_EQ(bn->params().size(), 4u);
+  EXPECT_EQ(bn->params()[2].name, "bn1/moving_mean:0");
+  EXPECT_FALSE(bn->params()[3].trainable);
+  EXPECT_EQ(bn->count_trainable_params(), 10);
+}
+
+TEST_F(LayersTest, GlorotUniformStaysWithinLimitAndSeedRepeats) {
+  Conv2D a(8, {3, 3}, {.seed = 7});
+  Conv2D b(8, {3, 3}, {.seed = 7});
+  a(Tensor({1, 5, 5, 4}));
+  b(Tensor({1, 5, 5, 4}));
+  const double limit = std::sqrt(6.0 / (9 * 4 + 9 * 8));
+  auto va = a->param("kernel").value.to_vector();
+  EXPECT_EQ(va, b->param("kernel").value.to_vector());
+  double mx = 0;
+  for (double v : va) mx = std::max(mx, std::abs(v));
+  EXPECT_LE(mx, limit);
+  EXPECT_GT(mx, 0.8 * limit);
+  for (double v : a->param("bias").value.to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+TEST_F(LayersTest, BadInputNamesLayerExpectationAndValue) {
+  Tensor in = Input({4, 4, 6});
+  std::string msg = error_of<ShapeError>([&] { identity_block(in, 2, {2, 4, 5}, "2", "b"); });
+  EXPECT_NE(msg.find("identity_block (stage 2, block 'b')"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("6 channels, got 5"), std::string::npos) << msg;
+
+  Tensor a = Input({4, 4, 6});
+  Tensor b = Input({4, 4, 3});
+  msg = error_of<ShapeError>([&] { Add({.name = "add_x"})({a, b}); });
+  EXPECT_NE(msg.find("Add 'add_x': expected inputs of one shape, got (None, 4, 4, 6) and (None, 4, 4, 3)"),
+            std::string::npos)
+      << msg;
+
+  msg = error_of<ShapeError>([&] { Dense(3, {.name = "fc"})(a); });
+  EXPECT_NE(msg.find("Dense 'fc': expected a 2-D input"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(None, 4, 4, 6)"), std::string::npos) << msg;
+
+  msg = error_of<ConfigError>([&] { Activation("swish"); });
+  EXPECT_NE(msg.find("unknown activation 'swish'"), std::string::npos) << msg;
+  msg = error_of<ConfigError>([&] { Conv2D(3, {3, 3}, {.padding = "full", .name = "c"}); });
+  EXPECT_NE(msg.find("Conv2D 'c': unknown padding 'full'"), std::string::npos) << msg;
+  msg = error_of<ConfigError>([&] { Conv2D(0, {3, 3}, {.name = "c0"}); });
+  EXPECT_NE(msg.find("Conv2D 'c0': expected filters > 0, got 0"), std::string::npos) << msg;
+  msg = error_of<ConfigError>([&] { Dense(-2); });
+  EXPECT_NE(msg.find("expected units > 0, got -2"), std::string::npos) << msg;
+  msg = error_of<ConfigError>([&] { MaxPooling2D({0, 2}); });
+  EXPECT_NE(msg.find("expected a positive pool_size"), std::string::npos) << msg;
+
+  Conv2D conv(4, {3, 3}, {.name = "c3"});
+  conv(Input({8, 8, 3}));
+  msg = error_of<ShapeError>([&] { conv(Tensor({1, 8, 8, 2})); });
+  EXPECT_NE(msg.find("Conv2D 'c3': expected 3 input channels, got 2"), std::string::npos) << msg;
+}

@@ -1,0 +1,86 @@
+// Model.summary() against the Keras table: ResNet-50's rows and totals, both variants.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "reskit/reskit.h"
+
+using namespace reskit;
+
+namespace {
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) out.push_back(line);
+  return out;
+}
+std::string pad(std::string s, std::size_t n) {
+  s.resize(n, ' ');
+  return s;
+}
+}  // namespace
+
+TEST(Summary, ResNet50MatchesKerasTable) {
+  clear_session();
+  Model model = resnet50({64, 64, 3}, 6);
+  auto lines = lines_of(model.summary_string());
+  ASSERT_GT(lines.size(), 20u);
+  EXPECT_EQ(lines[0], "Model: \"resnet50\"");
+  EXPECT_EQ(lines[1], std::string(98, '_'));
+  EXPECT_EQ(lines[2],
+            pad("Layer (type)                    Output Shape         Param #     Connected to", 98));
+  EXPECT_EQ(lines[3], std::string(98, '='));
+  EXPECT_EQ(lines[4], pad("input_1 (InputLayer)            [(None, 64, 64, 3)]  0", 98));
+  EXPECT_EQ(lines[5], std::string(98, '_'));
+  EXPECT_EQ(lines[6],
+            pad("zero_padding2d (ZeroPadding2D)  (None, 70, 70, 3)    0           input_1[0][0]", 98));
+  EXPECT_EQ(lines[8],
+            pad("conv1 (Conv2D)                  (None, 32, 32, 64)   9472        zero_padding2d[0][0]", 98));
+  EXPECT_EQ(lines[10],
+            pad("bn1 (BatchNormalization)        (None, 32, 32, 64)   256         conv1[0][0]", 98));
+  EXPECT_EQ(lines[12], pad("activation (Activation)         (None, 32, 32, 64)   0           bn1[0][0]", 98));
+  EXPECT_EQ(lines[14],
+            pad("max_pooling2d (MaxPooling2D)    (None, 15, 15, 64)   0           activation[0][0]", 98));
+  const auto n = lines.size();
+  EXPECT_EQ(lines[n - 5], std::string(98, '='));
+  EXPECT_EQ(lines[n - 4], "Total params: 23,600,006");
+  EXPECT_EQ(lines[n - 3], "Trainable params: 23,546,886");
+  EXPECT_EQ(lines[n - 2], "Non-trainable params: 53,120");
+  EXPECT_EQ(lines[n - 1], std::string(98, '_'));
+  // Add shows its second inbound on its own line, other columns blank.
+  bool found_add = false;
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    if (lines[i].rfind("add (Add)", 0) == 0) {
+      found_add = true;
+      EXPECT_EQ(lines[i],
+                pad("add (Add)                       (None, 15, 15, 256)  0           bn_2a2c[0][0]", 98));
+      EXPECT_EQ(lines[i + 1], pad(std::string(65, ' ') + "bn_2a1[0][0]", 98));
+    }
+  }
+  EXPECT_TRUE(found_add);
+  for (const auto& l : lines)
+    if (l.rfind("Model:", 0) != 0 && l.rfind("Total", 0) != 0 && l.rfind("Trainable", 0) != 0 &&
+        l.rfind("Non-trainable", 0) != 0)
+      EXPECT_EQ(l.size(), 98u) << l;
+}
+
+TEST(Summary, NotebookCodeVariantTotals) {
+  clear_session();
+  Model model = resnet50({64, 64, 3}, 6, resnet50_notebook_code_variant());
+  EXPECT_EQ(model.count_params(), 23610822);
+  EXPECT_EQ(model.count_trainable_params(), 23557734);
+  EXPECT_EQ(model.count_params() - model.count_trainable_params(), 53088);
+}
+
+TEST(Summary, SequentialLikeModelUsesThreeColumns) {
+  clear_session();
+  Tensor in = Input({4});
+  Tensor out = Dense(2, {.name = "d"})(in);
+  Model m(in, out, "tiny");
+  auto lines = lines_of(m.summary_string());
+  EXPECT_EQ(lines[1], std::string(65, '_'));
+  EXPECT_EQ(lines[2], pad("Layer (type)                 Output Shape              Param #", 65));
+  EXPECT_EQ(lines[6], pad("d (Dense)                    (None, 2)                 10", 65));
+  EXPECT_EQ(lines[8], "Total params: 10");
+}

@@ -1,0 +1,81 @@
+// reskit bench: images per second of a training step (forward, backward, Adam) or of inference,
+// the median of several steps after a warm-up.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "commands.h"
+#include "reskit/error.h"
+#include "reskit/models/registry.h"
+#include "reskit/optim/loss.h"
+#include "reskit/optim/optimizer.h"
+#include "reskit/random.h"
+#include "reskit/runtime.h"
+
+namespace reskit::cli {
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure training or inference throughput");
+  struct Args {
+    std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
+    int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--model", args->model, "Model name")->capture_default_str();
+  cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
+  cmd->add_option("--classes", args->classes, "Number of classes")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Batch size")->capture_default_str();
+  cmd->add_option("--mode", args->mode, "train or infer")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "float32 or float64")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Threads (default: all cores)");
+  cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str();
+  cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")->capture_default_str();
+  cmd->callback([args] {
+    const Args& a = *args;
+    if (a.mode != "train" && a.mode != "infer") {
+      throw ConfigError("--mode: expected train or infer, got '" + a.mode + "'");
+    }
+    if (a.batch < 1) throw ConfigError("--batch: expected a size >= 1, got " + std::to_string(a.batch));
+    if (a.steps < 1) throw ConfigError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
+    if (a.warmup < 0) throw ConfigError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
+    if (a.threads != 0) set_num_threads(a.threads);
+    set_floatx(parse_dtype(a.dtype));
+    set_random_seed(0);
+    Shape input = parse_shape("--input", a.input);
+    Model model = build_model(a.model, input, a.classes);
+    model.compile(std::make_shared<Adam>(), std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+
+    Shape xs{a.batch};
+    xs.insert(xs.end(), input.begin(), input.end());
+    Tensor x = Tensor::uninitialized(xs), y({a.batch, a.classes});
+    std::mt19937_64 gen(0);
+    std::normal_distribution<double> normal;
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, normal(gen));
+    for (int i = 0; i < a.batch; ++i) y.set(i * a.classes + static_cast<int>(gen() % a.classes), 1.0);
+
+    auto step = [&] {
+      if (a.mode == "train") {
+        model.train_on_batch(x, y);
+      } else {
+        model.forward(x, false);
+      }
+    };
+    for (int i = 0; i < a.warmup; ++i) step();
+    std::vector<double> seconds;
+    for (int i = 0; i < a.steps; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      step();
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    const double median = seconds[seconds.size() / 2];
+    fmt::print("{} {} {} batch={} threads={} median_step_s={:.4f}\n", a.model, a.mode, a.dtype, a.batch,
+               num_threads(), median);
+    fmt::print("{:.1f} images/s\n", a.batch / median);
+  });
+}
+
+}  // namespace reskit::cli

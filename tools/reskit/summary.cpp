@@ -1,0 +1,46 @@
+// reskit summary MODEL --input H,W,C --classes K: prints the Keras summary table.
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "reskit/error.h"
+#include "reskit/models/registry.h"
+
+namespace reskit::cli {
+
+Shape parse_shape(const std::string& flag, const std::string& text) {
+  Shape shape;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      std::size_t used = 0;
+      long long v = std::stoll(part, &used);
+      if (used != part.size() || v <= 0) throw std::invalid_argument(part);
+      shape.push_back(v);
+    } catch (const std::exception&) {
+      throw ConfigError(flag + ": expected positive integers separated by commas (e.g. 64,64,3), got '" +
+                        text + "'");
+    }
+  }
+  if (shape.empty()) throw ConfigError(flag + ": expected a shape such as 64,64,3, got '" + text + "'");
+  return shape;
+}
+
+void add_summary_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("summary", "Print a model's Keras summary table");
+  struct Args {
+    std::string model, input = "64,64,3";
+    int classes = 6;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("model", args->model, "Model name (resnet50, resnet50-code)")->required();
+  cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
+  cmd->add_option("--classes", args->classes, "Number of classes")->capture_default_str();
+  cmd->callback([args] {
+    Model model = build_model(args->model, parse_shape("--input", args->input), args->classes);
+    model.summary(std::cout);
+  });
+}
+
+}  // namespace reskit::cli
