@@ -17,6 +17,10 @@
 
 namespace reskit::kernels {
 
+// Loops over fewer elements than this run on one thread: waking the pool costs more than it
+// saves, and far more when the cores are busy with other work.
+constexpr std::int64_t kParallelGrain = std::int64_t{1} << 15;
+
 struct Conv2DParams {
   std::int64_t n = 1, h = 1, w = 1, c = 1;  // input N H W C
   std::int64_t k = 1, r = 1, s = 1;         // filters K, kernel R x S

@@ -144,7 +144,7 @@ Tensor ZeroPadding2DLayer::forward(const std::vector<Tensor>& inputs, bool /*tra
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* src = x.data<T>();
     T* dst = y.data<T>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (n * h * w * c > kernels::kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t r = 0; r < h; ++r)
         std::memcpy(dst + ((i * oh + r + top) * ow + left) * c, src + (i * h + r) * w * c, sizeof(T) * w * c);
@@ -159,7 +159,7 @@ std::vector<Tensor> ZeroPadding2DLayer::backward(const Tensor& dy) {
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* src = dy.data<T>();
     T* dst = dx.data<T>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (n * h * w * c > kernels::kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t r = 0; r < h; ++r)
         std::memcpy(dst + (i * h + r) * w * c, src + ((i * oh + r + top) * ow + left) * c, sizeof(T) * w * c);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/kernels.h"
 #include "reskit/random.h"
 
 namespace reskit::detail {
@@ -73,20 +74,20 @@ void activation_forward(Act act, const Tensor& z, Tensor& y) {
         if (in != out) std::copy_n(in, n, out);
         break;
       case Act::relu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
         break;
       case Act::sigmoid:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) out[i] = T(1) / (T(1) + std::exp(-in[i]));
         break;
       case Act::tanh:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
         break;
       case Act::softmax: {
         const std::int64_t k = z.dim(-1), rows = n / k;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t r = 0; r < rows; ++r) {
           const T* a = in + r * k;
           T* b = out + r * k;
@@ -117,21 +118,21 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
       case Act::linear:
         break;
       case Act::relu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) o[i] = zi[i] > T(0) ? g[i] : T(0);
         break;
       case Act::sigmoid:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * yi[i] * (T(1) - yi[i]);
         break;
       case Act::tanh:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * (T(1) - yi[i] * yi[i]);
         break;
       case Act::softmax: {
         // dz = y ⊙ (dy − Σ_j dy_j y_j) per row
         const std::int64_t k = z.dim(-1), rows = n / k;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t r = 0; r < rows; ++r) {
           double dot = 0.0;
           for (std::int64_t j = 0; j < k; ++j)
@@ -155,7 +156,7 @@ void add_inplace(Tensor& a, const Tensor& b) {
     T* x = a.data<T>();
     const T* y = b.data<T>();
     const std::int64_t n = a.numel();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
   });
 }

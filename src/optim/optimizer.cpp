@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "kernels/kernels.h"
 #include "layers/util.h"
 #include "reskit/error.h"
 
@@ -52,7 +53,7 @@ void Adam::apply(const std::vector<Param*>& params) {
       const T b1 = static_cast<T>(1.0 - options_.beta_1), b2 = static_cast<T>(1.0 - options_.beta_2);
       const T a = static_cast<T>(alpha), eps = static_cast<T>(options_.epsilon);
       const std::int64_t n = p->value.numel();
-#pragma omp parallel for schedule(static) if (n > 32768)
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
       for (std::int64_t i = 0; i < n; ++i) {
         m[i] += (g[i] - m[i]) * b1;
         v[i] += (g[i] * g[i] - v[i]) * b2;

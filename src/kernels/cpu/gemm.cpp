@@ -52,7 +52,7 @@ T* scratch(std::size_t elements) {
 template <class T>
 void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb, T* col) {
   const std::int64_t row_len = p.r * p.s * p.c;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (nb * p.p * p.q * row_len > kParallelGrain)
   for (std::int64_t n = 0; n < nb; ++n)
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
@@ -76,7 +76,7 @@ void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb,
 template <class T>
 void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t nb, T* dx) {
   const std::int64_t row_len = p.r * p.s * p.c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nb * p.p * p.q * row_len > kParallelGrain)
   for (std::int64_t n = 0; n < nb; ++n)
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
@@ -97,7 +97,7 @@ void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t n
 
 template <class T>
 void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * k > kParallelGrain)
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < k; ++j) y[i * k + j] += b[j];
 }
@@ -106,7 +106,7 @@ void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y) {
 template <class T>
 void column_sums(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
   std::vector<double> total(static_cast<std::size_t>(k), 0.0);
-#pragma omp parallel
+#pragma omp parallel if (rows * k > kParallelGrain)
   {
     std::vector<double> part(static_cast<std::size_t>(k), 0.0);
 #pragma omp for schedule(static) nowait
@@ -192,7 +192,7 @@ namespace {
 template <class F>
 void channel_sums(std::int64_t rows, std::int64_t C, std::vector<double>& out, F&& f) {
   out.assign(static_cast<std::size_t>(C), 0.0);
-#pragma omp parallel
+#pragma omp parallel if (rows * C > kParallelGrain)
   {
     std::vector<double> part(static_cast<std::size_t>(C), 0.0);
 #pragma omp for schedule(static) nowait
@@ -224,7 +224,7 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     mean[c] = static_cast<T>(mu[c]);
     var[c] = static_cast<T>(v);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
 }
@@ -239,7 +239,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
     scale[c] = static_cast<T>(s);
     shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
 }
@@ -267,7 +267,7 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
     dgamma[c] = static_cast<T>(sdyx[c]);
     dbeta[c] = static_cast<T>(sdy[c]);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t c = 0; c < C; ++c) dx[i * C + c] = a[c] * dy[i * C + c] + b[c] * x[i * C + c] + d[c];
 }
@@ -276,7 +276,7 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
 
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n)
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
@@ -298,7 +298,7 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
   std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
-#pragma omp parallel
+#pragma omp parallel if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   {
     std::vector<std::int64_t> arg(static_cast<std::size_t>(p.c));
     std::vector<T> best(static_cast<std::size_t>(p.c));
@@ -330,7 +330,7 @@ void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) 
 
 template <class T>
 void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n)
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
@@ -356,7 +356,7 @@ void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
 template <class T>
 void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx) {
   std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (p.n * p.h * p.w * p.c > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n)
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
