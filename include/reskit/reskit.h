@@ -2,6 +2,7 @@
 // ResNet builders, optimizers and losses.
 #pragma once
 
+#include "reskit/data/dataset.h"
 #include "reskit/error.h"
 #include "reskit/graph/model.h"
 #include "reskit/layers/conv.h"
@@ -9,9 +10,14 @@
 #include "reskit/layers/layer.h"
 #include "reskit/layers/normalization.h"
 #include "reskit/layers/pooling.h"
+#include "reskit/models/registry.h"
 #include "reskit/models/resnet.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "reskit/optim/schedules.h"
 #include "reskit/random.h"
 #include "reskit/runtime.h"
 #include "reskit/tensor.h"
+#include "reskit/training/callbacks.h"
+#include "reskit/training/fit.h"
+#include "reskit/training/progbar.h"

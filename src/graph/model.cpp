@@ -348,8 +348,9 @@ void Model::compile(std::shared_ptr<Optimizer> optimizer, std::shared_ptr<Loss> 
   if (!optimizer || !loss)
     throw ConfigError("Model '" + state_->name + "': compile needs an optimizer and a loss");
   for (const auto& m : metrics) {
-    if (m != "accuracy" && m != "acc") {
-      throw ConfigError("Model '" + state_->name + "': unknown metric '" + m + "'; expected 'accuracy'");
+    if (m != "accuracy" && m != "acc" && m != "top_k_categorical_accuracy") {
+      throw ConfigError("Model '" + state_->name + "': unknown metric '" + m +
+                        "'; expected 'accuracy' or 'top_k_categorical_accuracy'");
     }
   }
   state_->optimizer = std::move(optimizer);
@@ -362,12 +363,27 @@ Optimizer& Model::optimizer() {
   return *state_->optimizer;
 }
 
+bool Model::compiled() const { return state_->optimizer && state_->loss; }
+
+const Loss& Model::loss() const {
+  if (!state_->loss) throw Error("Model '" + state_->name + "': not compiled; call compile() first");
+  return *state_->loss;
+}
+
+const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
+
 namespace {
 void check_targets(const std::string& model, const Tensor& out, const Tensor& y) {
   if (y.shape() != out.shape()) {
     throw ShapeError("Model '" + model + "': expected targets of shape " + shape_str(out.shape()) +
                      " (one-hot), got " + shape_str(y.shape()));
   }
+}
+
+void add_metrics(StepResult& r, const std::vector<std::string>& metrics, const Tensor& out, const Tensor& y) {
+  r.accuracy = categorical_accuracy(out, y);
+  for (const auto& m : metrics)
+    if (m == "top_k_categorical_accuracy") r.top_k_accuracy = top_k_categorical_accuracy(out, y, 5);
 }
 }  // namespace
 
@@ -383,7 +399,7 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   StepResult r;
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
-  r.accuracy = categorical_accuracy(out, target);
+  add_metrics(r, s.metrics, out, target);
   backward(grad, from_logits);
   s.optimizer->apply(trainable_parameters());
   return r;
@@ -399,7 +415,7 @@ StepResult Model::test_on_batch(const Tensor& x, const Tensor& y) {
   StepResult r;
   r.loss = head.outputs_softmax() ? s.loss->compute_from_logits(head.logits(), target, nullptr)
                                   : s.loss->compute(out, target, nullptr);
-  r.accuracy = categorical_accuracy(out, target);
+  add_metrics(r, s.metrics, out, target);
   return r;
 }
 

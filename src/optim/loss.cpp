@@ -66,6 +66,61 @@ double CategoricalCrossentropy::compute_from_logits(const Tensor& logits, const 
   return total / static_cast<double>(n);
 }
 
+namespace {
+// Class indices (N) / (N, 1) to one-hot (N, K); one-hot targets pass through.
+Tensor to_one_hot(const Tensor& pred, const Tensor& y_true) {
+  if (y_true.shape() == pred.shape()) return y_true;
+  const std::int64_t n = pred.dim(0), k = pred.dim(1);
+  if (y_true.numel() != n) {
+    throw ShapeError("sparse_categorical_crossentropy: expected " + std::to_string(n) +
+                     " class indices, got targets of shape " + shape_str(y_true.shape()));
+  }
+  Tensor out({n, k}, pred.dtype());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double c = y_true.at(i);
+    if (c < 0 || c >= static_cast<double>(k) || c != std::floor(c)) {
+      throw ShapeError("sparse_categorical_crossentropy: target " + std::to_string(i) + " is " +
+                       std::to_string(c) + "; expected a class index in [0, " + std::to_string(k) + ")");
+    }
+    out.set(i * k + static_cast<std::int64_t>(c), 1.0);
+  }
+  return out;
+}
+}  // namespace
+
+double SparseCategoricalCrossentropy::compute(const Tensor& y_pred, const Tensor& y_true,
+                                              Tensor* grad) const {
+  return CategoricalCrossentropy::compute(y_pred, to_one_hot(y_pred, y_true), grad);
+}
+
+double SparseCategoricalCrossentropy::compute_from_logits(const Tensor& logits, const Tensor& y_true,
+                                                          Tensor* grad) const {
+  return CategoricalCrossentropy::compute_from_logits(logits, to_one_hot(logits, y_true), grad);
+}
+
+std::shared_ptr<Loss> make_loss(const std::string& name) {
+  if (name == "categorical_crossentropy") return std::make_shared<CategoricalCrossentropy>();
+  if (name == "sparse_categorical_crossentropy") return std::make_shared<SparseCategoricalCrossentropy>();
+  throw ConfigError("loss: unknown loss '" + name +
+                    "'; expected categorical_crossentropy or sparse_categorical_crossentropy");
+}
+
+double top_k_categorical_accuracy(const Tensor& y_pred, const Tensor& y_true, int k) {
+  check_pair("top_k_categorical_accuracy", y_pred, y_true);
+  const std::int64_t n = y_pred.dim(0), classes = y_pred.dim(1);
+  std::int64_t hits = 0;
+  for (std::int64_t r = 0; r < n; ++r) {
+    std::int64_t truth = 0;
+    for (std::int64_t j = 1; j < classes; ++j)
+      if (y_true.at(r * classes + j) > y_true.at(r * classes + truth)) truth = j;
+    const double v = y_pred.at(r * classes + truth);
+    std::int64_t above = 0;
+    for (std::int64_t j = 0; j < classes; ++j) above += y_pred.at(r * classes + j) > v;
+    hits += above < k;
+  }
+  return n ? static_cast<double>(hits) / static_cast<double>(n) : 0.0;
+}
+
 double categorical_accuracy(const Tensor& y_pred, const Tensor& y_true) {
   check_pair("accuracy", y_pred, y_true);
   const std::int64_t n = y_pred.dim(0), k = y_pred.dim(1);

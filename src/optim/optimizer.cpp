@@ -15,7 +15,10 @@ Optimizer::Optimizer(double learning_rate) : learning_rate_(learning_rate) {
   set_learning_rate(learning_rate);
 }
 
+double Optimizer::learning_rate() const { return schedule_ ? (*schedule_)(iterations_) : learning_rate_; }
+
 void Optimizer::set_learning_rate(double lr) {
+  if (schedule_) throw ConfigError("optimizer: the learning rate follows a schedule and cannot be set");
   if (!(lr > 0.0) || !std::isfinite(lr)) {
     throw ConfigError("optimizer: expected a positive, finite learning rate, got " + std::to_string(lr));
   }
@@ -28,16 +31,20 @@ Adam::Adam(AdamOptions options) : Optimizer(options.learning_rate), options_(opt
     throw ConfigError("Adam: expected beta_1 and beta_2 in [0, 1), got " + std::to_string(options_.beta_1) +
                       " and " + std::to_string(options_.beta_2));
   }
+  if (!(options_.weight_decay >= 0.0)) {
+    throw ConfigError("AdamW: expected weight_decay >= 0, got " + std::to_string(options_.weight_decay));
+  }
   if (!(options_.epsilon >= 0.0)) {
     throw ConfigError("Adam: expected epsilon >= 0, got " + std::to_string(options_.epsilon));
   }
 }
 
 void Adam::apply(const std::vector<Param*>& params) {
+  const double lr = learning_rate();
   ++iterations_;
   const double t = static_cast<double>(iterations_);
   const double alpha =
-      learning_rate_ * std::sqrt(1.0 - std::pow(options_.beta_2, t)) / (1.0 - std::pow(options_.beta_1, t));
+      lr * std::sqrt(1.0 - std::pow(options_.beta_2, t)) / (1.0 - std::pow(options_.beta_1, t));
   for (Param* p : params) {
     if (!p->trainable) continue;
     auto [it, fresh] = slots_.try_emplace(p->name);
@@ -52,9 +59,11 @@ void Adam::apply(const std::vector<Param*>& params) {
       T* v = it->second.v.data<T>();
       const T b1 = static_cast<T>(1.0 - options_.beta_1), b2 = static_cast<T>(1.0 - options_.beta_2);
       const T a = static_cast<T>(alpha), eps = static_cast<T>(options_.epsilon);
+      const T decay = static_cast<T>(1.0 - lr * options_.weight_decay);
       const std::int64_t n = p->value.numel();
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
       for (std::int64_t i = 0; i < n; ++i) {
+        if (options_.weight_decay > 0.0) w[i] *= decay;
         m[i] += (g[i] - m[i]) * b1;
         v[i] += (g[i] * g[i] - v[i]) * b2;
         w[i] -= a * m[i] / (std::sqrt(v[i]) + eps);
@@ -70,13 +79,14 @@ SGD::SGD(SGDOptions options) : Optimizer(options.learning_rate), options_(option
 }
 
 void SGD::apply(const std::vector<Param*>& params) {
+  const double lr_now = learning_rate();
   ++iterations_;
   for (Param* p : params) {
     if (!p->trainable) continue;
     visit_dtype(p->value.dtype(), [&]<class T>(T) {
       T* w = p->value.data<T>();
       const T* g = p->grad.data<T>();
-      const T lr = static_cast<T>(learning_rate_), mom = static_cast<T>(options_.momentum);
+      const T lr = static_cast<T>(lr_now), mom = static_cast<T>(options_.momentum);
       const std::int64_t n = p->value.numel();
       if (options_.momentum == 0.0) {
         for (std::int64_t i = 0; i < n; ++i) w[i] -= lr * g[i];

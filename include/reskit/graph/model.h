@@ -40,6 +40,7 @@ Tensor Input(const Shape& shape, InputOptions options = {});
 struct StepResult {
   double loss = 0.0;
   double accuracy = 0.0;
+  double top_k_accuracy = 0.0;  // when compiled with "top_k_categorical_accuracy" (k = 5)
 };
 
 class Model {
@@ -84,6 +85,11 @@ class Model {
   // Loss and metrics of a batch in inference mode.
   StepResult test_on_batch(const Tensor& x, const Tensor& y);
   Optimizer& optimizer();
+  bool compiled() const;
+  const Loss& loss() const;
+  const std::vector<std::string>& metrics() const;
+  // Set by a callback to end fit() after the current epoch (Keras model.stop_training).
+  bool stop_training = false;
 
   struct State;
 

@@ -5,6 +5,7 @@
 // [1e-7, 1 − 1e-7]. The value is the mean over the batch.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "reskit/tensor.h"
@@ -29,7 +30,20 @@ class CategoricalCrossentropy : public Loss {
   double compute_from_logits(const Tensor& logits, const Tensor& y_true, Tensor* grad) const override;
 };
 
+// y_true class indices (N) or (N, 1), or one-hot (N, K) as batches from a Dataset come.
+class SparseCategoricalCrossentropy : public CategoricalCrossentropy {
+ public:
+  std::string name() const override { return "sparse_categorical_crossentropy"; }
+  double compute(const Tensor& y_pred, const Tensor& y_true, Tensor* grad) const override;
+  double compute_from_logits(const Tensor& logits, const Tensor& y_true, Tensor* grad) const override;
+};
+
+// Throws ConfigError unless name is categorical_crossentropy or sparse_categorical_crossentropy.
+std::shared_ptr<Loss> make_loss(const std::string& name);
+
 // Fraction of rows whose argmax of y_pred equals the argmax of one-hot y_true.
 double categorical_accuracy(const Tensor& y_pred, const Tensor& y_true);
+// Fraction of rows whose true class is among the k largest predictions (ties count against).
+double top_k_categorical_accuracy(const Tensor& y_pred, const Tensor& y_true, int k = 5);
 
 }  // namespace reskit

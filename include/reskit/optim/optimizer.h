@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "reskit/layers/layer.h"
+#include "reskit/optim/schedules.h"
 
 namespace reskit {
 
@@ -21,13 +23,19 @@ class Optimizer {
   virtual void apply(const std::vector<Param*>& params) = 0;
   // Updates applied so far (Keras optimizer.iterations).
   std::int64_t iterations() const { return iterations_; }
-  double learning_rate() const { return learning_rate_; }
+  void set_iterations(std::int64_t iterations) { iterations_ = iterations; }
+  // The rate the next update uses: the schedule's value at iterations(), or the fixed rate.
+  double learning_rate() const;
+  // Sets the fixed rate (ReduceLROnPlateau, files); throws ConfigError when a schedule is set.
   void set_learning_rate(double lr);
+  void set_schedule(std::shared_ptr<LearningRateSchedule> schedule) { schedule_ = std::move(schedule); }
+  const std::shared_ptr<LearningRateSchedule>& schedule() const { return schedule_; }
 
  protected:
   explicit Optimizer(double learning_rate);
   std::int64_t iterations_ = 0;
   double learning_rate_;
+  std::shared_ptr<LearningRateSchedule> schedule_;
 };
 
 struct AdamOptions {
@@ -35,6 +43,9 @@ struct AdamOptions {
   double beta_1 = 0.9;
   double beta_2 = 0.999;
   double epsilon = 1e-7;
+  // Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): θ ← θ − lr·weight_decay·θ before
+  // the Adam update. 0 is plain Adam.
+  double weight_decay = 0.0;
 };
 
 // Adam in Keras's "epsilon hat" form (Kingma & Ba 2015, §2 end):
@@ -43,7 +54,7 @@ struct AdamOptions {
 class Adam : public Optimizer {
  public:
   explicit Adam(AdamOptions options = {});
-  std::string name() const override { return "Adam"; }
+  std::string name() const override { return options_.weight_decay > 0.0 ? "AdamW" : "Adam"; }
   void apply(const std::vector<Param*>& params) override;
   const AdamOptions& options() const { return options_; }
   struct Slots {
@@ -56,6 +67,14 @@ class Adam : public Optimizer {
   AdamOptions options_;
   std::map<std::string, Slots> slots_;
 };
+
+// AdamW: Adam with decoupled weight decay (Keras default weight_decay 0.004).
+inline AdamOptions adamw_options(double learning_rate = 0.001, double weight_decay = 0.004) {
+  AdamOptions o;
+  o.learning_rate = learning_rate;
+  o.weight_decay = weight_decay;
+  return o;
+}
 
 struct SGDOptions {
   double learning_rate = 0.01;

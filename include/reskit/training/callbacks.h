@@ -1,0 +1,151 @@
+// reskit/training/callbacks.h — hooks into fit(), with Keras's names and defaults:
+// EarlyStopping, ReduceLROnPlateau, CSVLogger, LearningRateScheduler, ModelCheckpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reskit/graph/model.h"
+
+namespace reskit {
+
+// Epoch logs: "loss", "accuracy", "val_loss", "val_accuracy", "lr", ...
+using Logs = std::map<std::string, double>;
+
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  void set_model(Model* model) { model_ = model; }
+  virtual void on_train_begin() {}
+  virtual void on_train_end() {}
+  virtual void on_epoch_begin(int /*epoch*/) {}
+  virtual void on_epoch_end(int /*epoch*/, Logs& /*logs*/) {}
+  virtual void on_batch_end(std::int64_t /*batch*/, const Logs& /*logs*/) {}
+
+ protected:
+  Model& model();
+  Model* model_ = nullptr;
+};
+
+// Tracks the best value of a monitored quantity ("min" for losses, "max" for accuracies; "auto"
+// picks by name as Keras does).
+class Monitor {
+ public:
+  Monitor(std::string monitor, std::string mode, double min_delta);
+  // Whether value improves on the best so far (and records it if so).
+  bool improved(double value);
+  double best() const { return best_; }
+  const std::string& name() const { return monitor_; }
+  // The monitored value from logs; throws ConfigError listing the available keys if absent.
+  double read(const Logs& logs, const std::string& who) const;
+
+ private:
+  std::string monitor_;
+  bool maximize_;
+  double min_delta_;
+  double best_;
+};
+
+struct EarlyStoppingOptions {
+  std::string monitor = "val_loss";
+  double min_delta = 0.0;
+  int patience = 0;
+  std::string mode = "auto";
+  bool restore_best_weights = false;
+};
+
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingOptions options = {});
+  void on_train_begin() override;
+  void on_epoch_end(int epoch, Logs& logs) override;
+  void on_train_end() override;
+  int stopped_epoch() const { return stopped_epoch_; }
+
+ private:
+  EarlyStoppingOptions options_;
+  Monitor monitor_;
+  int wait_ = 0, stopped_epoch_ = -1;
+  std::vector<Tensor> best_weights_;
+};
+
+struct ReduceLROnPlateauOptions {
+  std::string monitor = "val_loss";
+  double factor = 0.1;
+  int patience = 10;
+  std::string mode = "auto";
+  double min_delta = 1e-4;
+  int cooldown = 0;
+  double min_lr = 0.0;
+  int verbose = 0;
+};
+
+class ReduceLROnPlateau : public Callback {
+ public:
+  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
+  void on_train_begin() override;
+  void on_epoch_end(int epoch, Logs& logs) override;
+
+ private:
+  ReduceLROnPlateauOptions options_;
+  Monitor monitor_;
+  int wait_ = 0, cooldown_counter_ = 0;
+};
+
+// Keras CSVLogger: a header "epoch,<sorted keys>" then one row per epoch. The whole file is
+// rewritten through a temporary file and renamed into place after every epoch.
+class CSVLogger : public Callback {
+ public:
+  explicit CSVLogger(std::string filename, char separator = ',', bool append = false);
+  void on_train_begin() override;
+  void on_epoch_end(int epoch, Logs& logs) override;
+
+ private:
+  std::string filename_;
+  char separator_;
+  bool append_;
+  std::vector<std::string> keys_;
+  std::string text_;
+};
+
+// Sets the optimizer's learning rate at the start of each epoch from schedule(epoch, lr).
+class LearningRateScheduler : public Callback {
+ public:
+  explicit LearningRateScheduler(std::function<double(int epoch, double lr)> schedule);
+  void on_epoch_begin(int epoch) override;
+
+ private:
+  std::function<double(int, double)> schedule_;
+};
+
+struct ModelCheckpointOptions {
+  std::string monitor = "val_loss";
+  bool save_best_only = false;
+  std::string mode = "auto";
+};
+
+// Saves the model at the end of each epoch (or only when the monitored value improves) with
+// `save`, to filepath with "{epoch}" replaced by the 1-based epoch number. save must write
+// through a temporary file (reskit's file writers do).
+class ModelCheckpoint : public Callback {
+ public:
+  using Saver = std::function<void(Model&, const std::string& path)>;
+  ModelCheckpoint(std::string filepath, Saver save, ModelCheckpointOptions options = {});
+  void on_epoch_end(int epoch, Logs& logs) override;
+
+ private:
+  std::string filepath_;
+  Saver save_;
+  ModelCheckpointOptions options_;
+  Monitor monitor_;
+};
+
+// Writes `text` to path through a temporary file in the same folder, flushed and renamed into
+// place; throws FileError naming the path on failure.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace reskit

@@ -1,0 +1,61 @@
+// reskit/training/fit.h — Keras fit / evaluate / predict over Datasets or tensors.
+//
+// fit shuffles each epoch (seeded), draws batches from the Dataset without copying it, shows the
+// Keras progress bar, validates at the end of each epoch and returns the History. The loss and
+// metrics shown for an epoch are running means over its samples, as Keras shows them.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reskit/data/dataset.h"
+#include "reskit/graph/model.h"
+#include "reskit/training/callbacks.h"
+
+namespace reskit {
+
+struct History {
+  std::vector<int> epoch;                              // 0-based, as Keras's history.epoch
+  std::map<std::string, std::vector<double>> history;  // "loss", "accuracy", "val_loss", ...
+};
+
+struct FitOptions {
+  int epochs = 1;
+  int batch_size = 32;
+  const Dataset* validation_data = nullptr;
+  double validation_split = 0.0;  // the last samples, taken before shuffling
+  bool shuffle = true;
+  std::uint64_t seed = 0;
+  int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
+  int initial_epoch = 0;
+  AugmentOptions augment;
+  std::vector<std::shared_ptr<Callback>> callbacks;
+  std::ostream* out = nullptr;  // default std::cout
+};
+
+struct EvaluateOptions {
+  int batch_size = 32;
+  int verbose = 1;
+  std::ostream* out = nullptr;
+};
+
+// The mean loss and metrics over a dataset (inference mode); keys "loss", "accuracy", ...
+using Scores = std::map<std::string, double>;
+
+History fit(Model& model, const Dataset& train, const FitOptions& options = {});
+History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options = {});
+Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& options = {});
+Scores evaluate(Model& model, const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+// The model's outputs (N, K) for every sample, in batches, inference mode.
+Tensor predict(Model& model, const Dataset& data, int batch_size = 32);
+Tensor predict(Model& model, const Tensor& x, int batch_size = 32);
+
+// "loss: 0.3210 - accuracy: 0.9120" in Keras's order (loss first, then metrics, then val_*).
+std::string format_logs(const std::map<std::string, double>& logs);
+
+}  // namespace reskit

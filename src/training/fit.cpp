@@ -1,0 +1,228 @@
+// fit, evaluate and predict.
+#include "reskit/training/fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "reskit/error.h"
+#include "reskit/optim/loss.h"
+#include "reskit/optim/optimizer.h"
+#include "reskit/training/progbar.h"
+
+namespace reskit {
+
+namespace {
+
+// The data must fit the model: same image shape, as many classes as outputs.
+void check_fits(const char* what, Model& model, const Dataset& data) {
+  if (data.empty()) throw Error(std::string(what) + ": the data '" + data.source() + "' has no samples");
+  const Shape& in = model.inputs()[0].shape();
+  const Shape want(in.begin() + 1, in.end());
+  if (data.sample_shape() != want) {
+    throw ShapeError(std::string(what) + ": the data '" + data.source() + "' has samples of shape " +
+                     shape_str(data.sample_shape()) + ", but model '" + model.name() + "' expects " +
+                     shape_str(want));
+  }
+  const std::int64_t classes = model.outputs()[0].shape().back();
+  if (data.num_classes() != classes) {
+    throw ShapeError(std::string(what) + ": the data '" + data.source() + "' has " +
+                     std::to_string(data.num_classes()) + " classes, but model '" + model.name() +
+                     "' outputs " + std::to_string(classes));
+  }
+}
+
+// Running, sample-weighted means of the loss and metrics, in Keras's display order.
+struct Means {
+  double loss = 0, accuracy = 0, top_k = 0;
+  std::int64_t seen = 0;
+  void add(const StepResult& r, std::int64_t n) {
+    loss += r.loss * static_cast<double>(n);
+    accuracy += r.accuracy * static_cast<double>(n);
+    top_k += r.top_k_accuracy * static_cast<double>(n);
+    seen += n;
+  }
+  std::vector<std::pair<std::string, double>> values(const Model& model,
+                                                     const std::string& prefix = "") const {
+    const double d = static_cast<double>(std::max<std::int64_t>(seen, 1));
+    std::vector<std::pair<std::string, double>> v{{prefix + "loss", loss / d}};
+    for (const auto& m : model.metrics())
+      v.emplace_back(prefix + m, m == "top_k_categorical_accuracy" ? top_k / d : accuracy / d);
+    return v;
+  }
+};
+
+std::ostream& out_of(std::ostream* out) { return out ? *out : std::cout; }
+
+std::vector<std::pair<std::string, double>> ordered(const std::map<std::string, double>& logs) {
+  std::vector<std::pair<std::string, double>> v;
+  auto rank = [](const std::string& k) {
+    return (k.rfind("val_", 0) == 0 ? 2 : 0) + (k.find("loss") == std::string::npos ? 1 : 0);
+  };
+  for (const auto& kv : logs) v.push_back(kv);
+  std::stable_sort(v.begin(), v.end(),
+                   [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  return v;
+}
+
+}  // namespace
+
+std::string format_logs(const std::map<std::string, double>& logs) {
+  std::string s;
+  for (const auto& [k, v] : ordered(logs)) s += (s.empty() ? "" : " - ") + k + ": " + format_metric(v);
+  return s;
+}
+
+History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
+  if (!model.compiled())
+    throw Error("fit: model '" + model.name() + "' is not compiled; call compile() first");
+  if (o.epochs < 0) throw ConfigError("fit: expected epochs >= 0, got " + std::to_string(o.epochs));
+  if (o.batch_size < 1)
+    throw ConfigError("fit: expected batch_size >= 1, got " + std::to_string(o.batch_size));
+  if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) {
+    throw ConfigError("fit: expected validation_split in [0, 1), got " + std::to_string(o.validation_split));
+  }
+  check_fits("fit", model, train_all);
+  Dataset train = train_all, val;
+  bool has_val = false;
+  if (o.validation_data) {
+    check_fits("fit (validation data)", model, *o.validation_data);
+    val = *o.validation_data;
+    has_val = true;
+  } else if (o.validation_split > 0.0) {
+    // Keras: the last samples, before shuffling.
+    const auto split_at =
+        static_cast<std::int64_t>(static_cast<double>(train_all.size()) * (1.0 - o.validation_split));
+    train = train_all.subset(0, split_at);
+    val = train_all.subset(split_at, train_all.size());
+    has_val = !val.empty();
+    if (train.empty()) throw ConfigError("fit: validation_split leaves no training samples");
+  }
+  std::ostream& out = out_of(o.out);
+  History history;
+  for (auto& cb : o.callbacks) cb->set_model(&model);
+  for (auto& cb : o.callbacks) cb->on_train_begin();
+  model.stop_training = false;
+  const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
+  std::mt19937_64 gen(o.seed);
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  for (int epoch = o.initial_epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
+    if (o.verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
+    for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
+    std::iota(order.begin(), order.end(), 0);
+    if (o.shuffle) std::shuffle(order.begin(), order.end(), gen);
+    Progbar bar(steps, out);
+    const auto start = std::chrono::steady_clock::now();
+    Means means;
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const std::int64_t lo = step * b, hi = std::min(n, lo + b);
+      train.fill_batch(std::span<const std::int64_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)), x,
+                       y, o.augment, &gen);
+      StepResult r = model.train_on_batch(x, y);
+      if (!std::isfinite(r.loss)) {
+        throw Error("fit: the loss became " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") +
+                    " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
+                    "; try a lower learning rate");
+      }
+      means.add(r, hi - lo);
+      if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
+      Logs batch_logs;
+      for (const auto& [k, v] : means.values(model)) batch_logs[k] = v;
+      for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
+    }
+    Logs logs;
+    for (const auto& [k, v] : means.values(model)) logs[k] = v;
+    if (has_val) {
+      for (const auto& [k, v] : evaluate(model, val, {.batch_size = o.batch_size, .verbose = 0}))
+        logs["val_" + k] = v;
+    }
+    if (o.verbose == 1) {
+      bar.update(steps, ordered(logs));
+    } else if (o.verbose == 2) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%lld/%lld - %.0fs - ", static_cast<long long>(steps),
+                    static_cast<long long>(steps), secs);
+      out << buf << format_logs(logs) << "\n" << std::flush;
+    }
+    for (auto& cb : o.callbacks) cb->on_epoch_end(epoch, logs);
+    history.epoch.push_back(epoch);
+    for (const auto& [k, v] : logs) history.history[k].push_back(v);
+  }
+  for (auto& cb : o.callbacks) cb->on_train_end();
+  return history;
+}
+
+History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options) {
+  return fit(model, Dataset::from_tensors(x, y, static_cast<int>(model.outputs()[0].shape().back())),
+             options);
+}
+
+Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
+  if (!model.compiled())
+    throw Error("evaluate: model '" + model.name() + "' is not compiled; call compile() first");
+  if (o.batch_size < 1)
+    throw ConfigError("evaluate: expected batch_size >= 1, got " + std::to_string(o.batch_size));
+  check_fits("evaluate", model, data);
+  const std::int64_t n = data.size(), b = o.batch_size, steps = (n + b - 1) / b;
+  std::ostream& out = out_of(o.out);
+  Progbar bar(steps, out);
+  Means means;
+  std::vector<std::int64_t> idx;
+  Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  for (std::int64_t step = 0; step < steps; ++step) {
+    const std::int64_t lo = step * b, hi = std::min(n, lo + b);
+    idx.resize(static_cast<std::size_t>(hi - lo));
+    std::iota(idx.begin(), idx.end(), lo);
+    data.fill_batch(idx, x, y);
+    means.add(model.test_on_batch(x, y), hi - lo);
+    if (o.verbose) bar.update(step + 1, means.values(model));
+  }
+  Scores scores;
+  for (const auto& [k, v] : means.values(model)) scores[k] = v;
+  return scores;
+}
+
+Scores evaluate(Model& model, const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+  return evaluate(model, Dataset::from_tensors(x, y, static_cast<int>(model.outputs()[0].shape().back())),
+                  options);
+}
+
+Tensor predict(Model& model, const Dataset& data, int batch_size) {
+  if (batch_size < 1)
+    throw ConfigError("predict: expected batch_size >= 1, got " + std::to_string(batch_size));
+  const Shape& in = model.inputs()[0].shape();
+  if (data.sample_shape() != Shape(in.begin() + 1, in.end())) {
+    throw ShapeError("predict: the data '" + data.source() + "' has samples of shape " +
+                     shape_str(data.sample_shape()) + ", but model '" + model.name() + "' expects " +
+                     shape_str(Shape(in.begin() + 1, in.end())));
+  }
+  const std::int64_t n = data.size();
+  const std::int64_t k = model.outputs()[0].shape().back();
+  Tensor result({n, k}, model.dtype());
+  std::vector<std::int64_t> idx;
+  Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  for (std::int64_t lo = 0; lo < n; lo += batch_size) {
+    const std::int64_t hi = std::min<std::int64_t>(n, lo + batch_size);
+    idx.resize(static_cast<std::size_t>(hi - lo));
+    std::iota(idx.begin(), idx.end(), lo);
+    data.fill_batch(idx, x, y);
+    Tensor out = model.forward(x, false);
+    for (std::int64_t i = 0; i < out.numel(); ++i) result.set(lo * k + i, out.at(i));
+  }
+  return result;
+}
+
+Tensor predict(Model& model, const Tensor& x, int batch_size) {
+  if (x.rank() < 1) throw ShapeError("predict: expected a batch of inputs, got a scalar");
+  Tensor dummy({x.dim(0)}, DType::float32);
+  return predict(
+      model,
+      Dataset::from_tensors(x, dummy, std::max<int>(1, static_cast<int>(model.outputs()[0].shape().back()))),
+      batch_size);
+}
+
+}  // namespace reskit

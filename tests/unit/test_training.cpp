@@ -1,0 +1,155 @@
+// fit / evaluate / predict, callbacks and the progress bar.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "reskit/reskit.h"
+
+using namespace reskit;
+
+namespace {
+// Two classes: the sign of the mean of channel 0 of an 4x4x2 image.
+Dataset make_data(int n, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(static_cast<std::size_t>(n) * 4 * 4 * 2);
+  std::vector<std::int32_t> labels(n);
+  for (int i = 0; i < n; ++i) {
+    labels[i] = static_cast<std::int32_t>(gen() % 2);
+    for (int j = 0; j < 32; ++j) v[i * 32 + j] = d(gen) + (j % 2 == 0 ? (labels[i] ? 0.8f : -0.8f) : 0.0f);
+  }
+  return Dataset::from_float("synthetic", {n, 4, 4, 2}, std::move(v), std::move(labels), 2, {"neg", "pos"});
+}
+
+Model small_model() {
+  clear_session();
+  set_random_seed(11);
+  Tensor in = Input({4, 4, 2});
+  Tensor x = Conv2D(4, {3, 3}, {.padding = "same"})(in);
+  x = BatchNormalization()(x);
+  x = Activation("relu")(x);
+  x = GlobalAveragePooling2D()(x);
+  x = Dense(2, {.activation = "softmax"})(x);
+  Model m(in, x, "small");
+  m.compile(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.02}),
+            std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+  return m;
+}
+}  // namespace
+
+TEST(Progbar, DrawsKerasLines) {
+  std::ostringstream out;
+  Progbar bar(34, out, 30, false);
+  EXPECT_EQ(bar.line(34, {{"loss", 0.0325}, {"accuracy", 0.9898}}, 0.78),
+            "34/34 [==============================] - 1s 23ms/step - loss: 0.0325 - accuracy: 0.9898");
+  EXPECT_EQ(bar.line(10, {{"loss", 1.5}}, 2.0),
+            "10/34 [=======>......................] - ETA: 4s - loss: 1.5000");
+  EXPECT_EQ(format_metric(0.0001234), "1.2340e-04");
+  bar.update(5, {{"loss", 1}});  // not a terminal: nothing until the end
+  EXPECT_EQ(out.str(), "");
+  bar.update(34, {{"loss", 1}});
+  EXPECT_EQ(out.str().back(), '\n');
+}
+
+TEST(Fit, LearnsWithValidationHistoryAndCsv) {
+  Model model = small_model();
+  Dataset train = make_data(256, 1), val = make_data(64, 2);
+  auto csv = std::filesystem::temp_directory_path() / "reskit_test_history.csv";
+  std::filesystem::remove(csv);
+  std::ostringstream out;
+  History h = fit(model, train,
+                  {.epochs = 3,
+                   .batch_size = 32,
+                   .validation_data = &val,
+                   .seed = 3,
+                   .callbacks = {std::make_shared<CSVLogger>(csv.string())},
+                   .out = &out});
+  ASSERT_EQ(h.epoch, (std::vector<int>{0, 1, 2}));
+  for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"})
+    ASSERT_EQ(h.history[k].size(), 3u) << k;
+  EXPECT_LT(h.history["loss"][2], h.history["loss"][0]);
+  EXPECT_GT(h.history["val_accuracy"][2], 0.8);
+  EXPECT_NE(out.str().find("Epoch 3/3"), std::string::npos);
+  EXPECT_NE(out.str().find("8/8 [==============================]"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find(" - val_loss: "), std::string::npos);
+
+  std::ifstream in(csv);
+  std::string header, row;
+  std::getline(in, header);
+  EXPECT_EQ(header, "epoch,accuracy,loss,val_accuracy,val_loss");
+  int rows = 0;
+  while (std::getline(in, row)) ++rows;
+  EXPECT_EQ(rows, 3);
+
+  // evaluate agrees with accuracy computed independently from predict
+  Scores s = evaluate(model, val, {.verbose = 0});
+  Tensor probs = predict(model, val);
+  int hits = 0;
+  for (std::int64_t i = 0; i < val.size(); ++i)
+    hits += (probs.at(i * 2 + 1) > probs.at(i * 2)) == (val.label(i) == 1);
+  EXPECT_DOUBLE_EQ(s["accuracy"], hits / static_cast<double>(val.size()));
+  EXPECT_NEAR(s["val_loss"], 0.0, 0.0);  // no val_ keys in evaluate
+  EXPECT_NEAR(s["loss"], h.history["val_loss"][2], 1e-6);
+}
+
+TEST(Fit, ValidationSplitTakesTheLastSamples) {
+  Model model = small_model();
+  Dataset train = make_data(100, 4);
+  std::ostringstream out;
+  History h =
+      fit(model, train, {.epochs = 1, .batch_size = 16, .validation_split = 0.2, .verbose = 2, .out = &out});
+  // 80 training samples -> 5 steps
+  EXPECT_NE(out.str().find("5/5 - "), std::string::npos) << out.str();
+  EXPECT_EQ(h.history.count("val_loss"), 1u);
+}
+
+TEST(Fit, EarlyStoppingAndReduceLROnPlateau) {
+  Model model = small_model();
+  Dataset train = make_data(64, 5);
+  auto stop = std::make_shared<EarlyStopping>(
+      EarlyStoppingOptions{.monitor = "loss", .min_delta = 10.0, .patience = 2});
+  auto plateau = std::make_shared<ReduceLROnPlateau>(
+      ReduceLROnPlateauOptions{.monitor = "loss", .factor = 0.5, .patience = 1, .min_delta = 10.0});
+  std::ostringstream out;
+  History h = fit(model, train, {.epochs = 10, .verbose = 0, .callbacks = {stop, plateau}, .out = &out});
+  // min_delta 10: only the first epoch improves (on infinity); two more without improvement stop it.
+  EXPECT_EQ(h.epoch.size(), 3u);
+  EXPECT_EQ(stop->stopped_epoch(), 2);
+  // and the rate halves after each of those two epochs
+  ASSERT_EQ(h.history["lr"].size(), 3u);
+  EXPECT_NEAR(model.optimizer().learning_rate(), 0.02 * 0.25, 1e-12);
+}
+
+TEST(Fit, BadDataIsRejectedWithNames) {
+  Model model = small_model();
+  Dataset wrong = Dataset::from_float("images.h5", {2, 5, 5, 2}, std::vector<float>(100), {0, 1}, 2);
+  try {
+    fit(model, wrong, {.verbose = 0});
+    FAIL();
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "'images.h5' has samples of shape (5, 5, 2), but model 'small' expects (4, 4, 2)"),
+              std::string::npos)
+        << e.what();
+  }
+  Dataset three = Dataset::from_float("three.h5", {2, 4, 4, 2}, std::vector<float>(64), {0, 2}, 3);
+  EXPECT_THROW(fit(model, three, {.verbose = 0}), ShapeError);
+  EXPECT_THROW(Dataset::from_float("bad", {2, 4, 4, 2}, std::vector<float>(64), {0, 5}, 3), Error);
+  EXPECT_THROW(fit(model, make_data(8, 1), {.batch_size = 0}), ConfigError);
+}
+
+TEST(Schedules, CosineAndPiecewise) {
+  CosineDecay cos(0.1, 100, 0.0, 10);
+  EXPECT_NEAR(cos(0), 0.01, 1e-12);
+  EXPECT_NEAR(cos(10), 0.1, 1e-12);
+  EXPECT_NEAR(cos(60), 0.05, 1e-12);
+  EXPECT_NEAR(cos(110), 0.0, 1e-12);
+  PiecewiseConstantDecay pw({10, 20}, {1.0, 0.5, 0.1});
+  EXPECT_EQ(pw(10), 1.0);
+  EXPECT_EQ(pw(11), 0.5);
+  EXPECT_EQ(pw(25), 0.1);
+  EXPECT_THROW(PiecewiseConstantDecay({1}, {1.0}), ConfigError);
+}
