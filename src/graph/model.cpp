@@ -40,6 +40,7 @@ struct Model::State {
   std::shared_ptr<Optimizer> optimizer;
   std::shared_ptr<Loss> loss;
   std::vector<std::string> metrics;
+  std::vector<std::string> class_names;
 };
 
 Model::Model(const Tensor& input, const Tensor& output, std::string name)
@@ -371,6 +372,17 @@ const Loss& Model::loss() const {
 }
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
+
+const std::vector<std::string>& Model::class_names() const { return state_->class_names; }
+
+void Model::set_class_names(std::vector<std::string> names) {
+  const std::int64_t k = state_->outputs[0].shape().back();
+  if (!names.empty() && static_cast<std::int64_t>(names.size()) != k) {
+    throw ConfigError("Model '" + state_->name + "': expected " + std::to_string(k) + " class names, got " +
+                      std::to_string(names.size()));
+  }
+  state_->class_names = std::move(names);
+}
 
 namespace {
 void check_targets(const std::string& model, const Tensor& out, const Tensor& y) {

@@ -90,6 +90,9 @@ class Model {
   const std::vector<std::string>& metrics() const;
   // Set by a callback to end fit() after the current epoch (Keras model.stop_training).
   bool stop_training = false;
+  // Names of the output classes, when known (from the training data); saved with the model.
+  const std::vector<std::string>& class_names() const;
+  void set_class_names(std::vector<std::string> names);
 
   struct State;
 
