@@ -1,0 +1,68 @@
+// reskit/io/h5.h — models and weights in Keras 2.x HDF5 (.h5) files, both ways.
+//
+// save_model writes what tf.keras 2.6 model.save("x.h5") writes: root attributes keras_version,
+// backend, model_config (the Functional model's JSON) and, for a compiled model,
+// training_config; group model_weights (layer_names; per layer a group with weight_names and one
+// dataset per weight, e.g. model_weights/conv1/conv1/kernel:0, HWIO kernels, Dense (in, out),
+// BatchNormalization gamma, beta, moving_mean, moving_variance); group optimizer_weights (the
+// optimizer's iterations and slots, e.g. Adam/iter:0, Adam/conv1/kernel/m:0) so that training
+// resumes exactly where it stopped.
+//
+// load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
+// ("Model") and Sequential configs made of InputLayer, ZeroPadding2D, Conv2D, BatchNormalization,
+// Activation, ReLU (read as Activation("relu")), Add, MaxPooling2D, AveragePooling2D,
+// GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense and Dropout. A layer or option
+// reskit cannot reproduce exactly is refused with a FileError naming the layer class, its name
+// and the option. Initializers in configs are kept when reskit knows them and otherwise ignored
+// (the weights come from the file).
+//
+// Files are untrusted: every size, rank, string length and shape is checked before use, and a
+// corrupt, truncated or hostile file gives a FileError, never a crash (within what the HDF5
+// library itself withstands). Every write goes to a temporary file in the same folder that is
+// renamed into place once complete.
+//
+// Not here: ONNX export, plots, data sets (see io/ and data/).
+#pragma once
+
+#include <string>
+
+#include "reskit/graph/model.h"
+
+namespace reskit {
+
+struct SaveModelOptions {
+  // Write training_config and optimizer_weights when the model is compiled (Keras
+  // include_optimizer).
+  bool include_optimizer = true;
+};
+
+// Writes the whole model (architecture, weights, compile state) to path.
+void save_model(Model& model, const std::string& path, SaveModelOptions options = {});
+
+struct LoadModelOptions {
+  // Compile the model from training_config (when present) and restore the optimizer's state.
+  // A loss or optimizer reskit lacks is a FileError; pass compile = false to load the model
+  // anyway.
+  bool compile = true;
+};
+
+// Rebuilds the model saved in path, its weights and, if compiled, its optimizer and state.
+// Layers are created in the file's dtype (float32 or float64).
+Model load_model(const std::string& path, LoadModelOptions options = {});
+
+// Writes only the weights, in the layout of Keras model.save_weights("x.h5"): the content of
+// model_weights at the file's root.
+void save_weights(const Model& model, const std::string& path);
+
+// Loads weights from a save_weights file or a full model file into model. Without by_name, the
+// layers that have weights are matched in order (Keras topological order); with by_name, each
+// layer of the file goes to the model's layer of the same name and the others are left alone.
+// Every weight's shape is checked before any is changed: on error the model is untouched.
+void load_weights(Model& model, const std::string& path, bool by_name = false);
+
+// The model's Keras JSON (model.to_json()): {"class_name": "Functional", "config": {...}}.
+std::string model_to_json(const Model& model);
+// Builds a model, with fresh weights, from Keras JSON (model_from_json); ConfigError on problems.
+Model model_from_json(const std::string& json);
+
+}  // namespace reskit

@@ -1,0 +1,463 @@
+// Checked wrappers over the HDF5 C API (see hdf5.h).
+#include "io/hdf5.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+
+#include "reskit/error.h"
+
+namespace reskit::io {
+
+namespace {
+// Keras's HDF5_OBJECT_HEADER_LIMIT: the largest attribute h5py writes in the default format.
+constexpr std::size_t kObjectHeaderLimit = 64512;
+constexpr std::array<unsigned char, 8> kSignature{0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+herr_t innermost_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (err && err->desc && *err->desc) *out = err->desc;  // walking downward: the last is innermost
+  return 0;
+}
+
+std::string hdf5_message() {
+  std::string msg;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost_error, &msg);
+  H5Eclear2(H5E_DEFAULT);
+  return msg;
+}
+
+std::vector<std::string> split_path(const std::string& path, const std::string& context) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == ".") fail(context, "unsupported object name '" + path + "' (a '.' component)");
+    if (!part.empty()) parts.push_back(std::move(part));
+    start = end + 1;
+  }
+  if (parts.empty()) fail(context, "empty object name");
+  return parts;
+}
+
+// Opens loc/path one hard link at a time; returns an invalid Hid if some link is missing (or
+// not hard) and throws only on HDF5 failures.
+Hid open_object(hid_t loc, const std::string& path, const std::string& context) {
+  auto parts = split_path(path, context);
+  Hid current(H5Oopen(loc, ".", H5P_DEFAULT));
+  if (!current.valid()) fail(context, "cannot open the enclosing group");
+  for (const auto& part : parts) {
+    if (H5Iget_type(current.get()) != H5I_GROUP && H5Iget_type(current.get()) != H5I_FILE) return Hid();
+    htri_t ok = H5Lexists(current.get(), part.c_str(), H5P_DEFAULT);
+    if (ok <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return Hid();
+    }
+    H5L_info_t info;
+    if (H5Lget_info(current.get(), part.c_str(), &info, H5P_DEFAULT) < 0)
+      fail(context, "cannot read link '" + part + "'");
+    if (info.type != H5L_TYPE_HARD) {
+      fail(context, "'" + path + "' goes through a soft or external link; only hard links are accepted");
+    }
+    Hid next(H5Oopen(current.get(), part.c_str(), H5P_DEFAULT));
+    if (!next.valid()) fail(context, "cannot open '" + path + "'");
+    current = std::move(next);
+  }
+  return current;
+}
+
+Hid link_create_plist() {
+  Hid lcpl(H5Pcreate(H5P_LINK_CREATE));
+  if (!lcpl.valid() || H5Pset_create_intermediate_group(lcpl.get(), 1) < 0) {
+    throw FileError("HDF5: cannot create a link property list");
+  }
+  return lcpl;
+}
+
+std::int64_t space_points(hid_t space, const std::string& context, const std::string& what) {
+  switch (H5Sget_simple_extent_type(space)) {
+    case H5S_SCALAR:
+      return 1;
+    case H5S_NULL:
+      return 0;
+    case H5S_SIMPLE: {
+      int rank = H5Sget_simple_extent_ndims(space);
+      if (rank < 0 || rank > kMaxRank) fail(context, what + ": unsupported rank " + std::to_string(rank));
+      std::array<hsize_t, kMaxRank> dims{};
+      H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+      std::int64_t n = 1;
+      for (int i = 0; i < rank; ++i) {
+        if (dims[i] > (hsize_t{1} << 40)) fail(context, what + ": dimension too large");
+        n *= static_cast<std::int64_t>(dims[i]);
+        if (n > (std::int64_t{1} << 40)) fail(context, what + ": too many elements");
+      }
+      return n;
+    }
+    default:
+      fail(context, what + ": unreadable dataspace");
+  }
+}
+
+// Reads n strings (fixed- or variable-length) from an attribute.
+std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std::size_t n,
+                                      std::size_t max_each, std::size_t max_total, const std::string& context,
+                                      const std::string& what) {
+  std::vector<std::string> out;
+  if (n == 0) return out;
+  H5T_cset_t cset = H5Tget_cset(ftype);
+  if (cset < 0) cset = H5T_CSET_ASCII;
+  Hid mtype(H5Tcopy(H5T_C_S1));
+  if (H5Tis_variable_str(ftype) > 0) {
+    H5Tset_size(mtype.get(), H5T_VARIABLE);
+    H5Tset_cset(mtype.get(), cset);
+    std::vector<char*> ptrs(n, nullptr);
+    if (H5Aread(attr, mtype.get(), ptrs.data()) < 0) fail(context, what + ": cannot read the strings");
+    std::size_t total = 0;
+    bool too_long = false;
+    for (char* p : ptrs) {
+      std::size_t len = p ? strnlen(p, max_each + 1) : 0;
+      total += len;
+      if (len > max_each || total > max_total) {
+        too_long = true;
+        break;
+      }
+      out.emplace_back(p ? p : "", len);
+    }
+    H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
+    if (too_long)
+      fail(context, what + ": string longer than the limit of " + std::to_string(max_each) + " bytes");
+    return out;
+  }
+  const std::size_t size = H5Tget_size(ftype);
+  if (size == 0 || size > max_each || size * n > max_total) {
+    fail(context,
+         what + ": " + std::to_string(n) + " strings of " + std::to_string(size) + " bytes exceed the limit");
+  }
+  H5Tset_size(mtype.get(), size);
+  H5Tset_strpad(mtype.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(mtype.get(), cset);
+  std::vector<char> buf(size * n, '\0');
+  if (H5Aread(attr, mtype.get(), buf.data()) < 0) fail(context, what + ": cannot read the strings");
+  for (std::size_t i = 0; i < n; ++i) {
+    const char* s = buf.data() + i * size;
+    std::size_t len = strnlen(s, size);
+    if (H5Tget_strpad(ftype) == H5T_STR_SPACEPAD)
+      while (len > 0 && s[len - 1] == ' ') --len;
+    out.emplace_back(s, len);
+  }
+  return out;
+}
+
+// Reads one attribute as a list of strings (or an empty numeric array).
+std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name, std::size_t max_each,
+                                           std::size_t max_total, const std::string& context) {
+  const std::string what = "attribute '" + name + "'";
+  Hid attr(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+  if (!attr.valid()) fail(context, "cannot open " + what);
+  Hid ftype(H5Aget_type(attr.get()));
+  Hid space(H5Aget_space(attr.get()));
+  if (!ftype.valid() || !space.valid()) fail(context, "cannot read " + what);
+  const std::int64_t n = space_points(space.get(), context, what);
+  if (H5Sget_simple_extent_type(space.get()) == H5S_SIMPLE && H5Sget_simple_extent_ndims(space.get()) > 1) {
+    fail(context, what + ": expected a scalar or a 1-D array of strings");
+  }
+  const H5T_class_t cls = H5Tget_class(ftype.get());
+  if (cls != H5T_STRING) {
+    if ((cls == H5T_FLOAT || cls == H5T_INTEGER) && n == 0) return {};
+    fail(context, what + ": expected strings, got another HDF5 type");
+  }
+  if (static_cast<std::size_t>(n) > kMaxNameCount) {
+    fail(context,
+         what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
+  }
+  return read_strings(attr.get(), ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
+                      context, what);
+}
+
+void check_dataset_storage(hid_t dset, const std::string& context) {
+  Hid dcpl(H5Dget_create_plist(dset));
+  if (!dcpl.valid()) fail(context, "cannot read the dataset's properties");
+  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL || H5Pget_external_count(dcpl.get()) != 0) {
+    fail(context, "the dataset stores its data outside this file (virtual or external); refused");
+  }
+}
+}  // namespace
+
+// ---------------------------------------------------------------- Hid, Session, errors
+
+Hid& Hid::operator=(Hid&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    other.id_ = H5I_INVALID_HID;
+  }
+  return *this;
+}
+
+void Hid::reset() {
+  if (id_ >= 0 && H5Iis_valid(id_) > 0) H5Idec_ref(id_);
+  id_ = H5I_INVALID_HID;
+}
+
+hid_t Hid::release() {
+  hid_t id = id_;
+  id_ = H5I_INVALID_HID;
+  return id;
+}
+
+Session::Session() {
+  H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+Session::~Session() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+
+void fail(const std::string& context, const std::string& what) {
+  std::string detail = hdf5_message();
+  throw FileError(context + ": " + what + (detail.empty() ? "" : " (HDF5: " + detail + ")"));
+}
+
+// ---------------------------------------------------------------- files
+
+Hid open_file_read(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw FileError("'" + path + "': no such file");
+  if (!S_ISREG(st.st_mode)) throw FileError("'" + path + "': not a regular file");
+  if (st.st_size == 0) throw FileError("'" + path + "': empty file, expected an HDF5 (.h5) file");
+  // The superblock signature sits at 0, 512, 1024, 2048, ... (after an optional user block).
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError("'" + path + "': cannot open for reading");
+  bool found = false;
+  for (std::int64_t offset = 0; offset + 8 <= st.st_size && !found; offset = offset == 0 ? 512 : offset * 2) {
+    std::array<unsigned char, 8> head{};
+    in.seekg(offset);
+    in.read(reinterpret_cast<char*>(head.data()), head.size());
+    if (!in) break;
+    found = head == kSignature;
+  }
+  if (!found) {
+    throw FileError("'" + path + "': not an HDF5 file (no HDF5 signature; expected a Keras .h5 file)");
+  }
+  Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  if (!file.valid()) fail("'" + path + "'", "cannot open as HDF5 (corrupt or truncated file?)");
+  return file;
+}
+
+Hid create_file(const std::string& path) {
+  Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  Hid file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  if (!file.valid()) fail("'" + path + "'", "cannot create the file");
+  return file;
+}
+
+void close_file(Hid& file, const std::string& path) {
+  if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) fail("'" + path + "'", "cannot flush the file");
+  if (H5Fclose(file.release()) < 0) fail("'" + path + "'", "cannot close the file");
+}
+
+// ---------------------------------------------------------------- objects
+
+bool exists(hid_t loc, const std::string& path) { return open_object(loc, path, "HDF5").valid(); }
+
+Hid open_group(hid_t loc, const std::string& path, const std::string& context) {
+  Hid obj = open_object(loc, path, context);
+  if (!obj.valid()) fail(context, "missing group '" + path + "'");
+  if (H5Iget_type(obj.get()) != H5I_GROUP) fail(context, "'" + path + "' is not a group");
+  return obj;
+}
+
+Hid open_dataset(hid_t loc, const std::string& path, const std::string& context) {
+  Hid obj = open_object(loc, path, context);
+  if (!obj.valid()) fail(context, "missing dataset '" + path + "'");
+  if (H5Iget_type(obj.get()) != H5I_DATASET) fail(context, "'" + path + "' is not a dataset");
+  return obj;
+}
+
+Hid create_group(hid_t loc, const std::string& path, const std::string& context) {
+  Hid lcpl = link_create_plist();
+  Hid g(H5Gcreate2(loc, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!g.valid()) fail(context, "cannot create group '" + path + "'");
+  return g;
+}
+
+// ---------------------------------------------------------------- attributes
+
+bool has_attr(hid_t obj, const std::string& name) {
+  htri_t r = H5Aexists(obj, name.c_str());
+  if (r < 0) H5Eclear2(H5E_DEFAULT);
+  return r > 0;
+}
+
+std::optional<std::string> read_string_attr(hid_t obj, const std::string& name, const std::string& context) {
+  if (!has_attr(obj, name)) return std::nullopt;
+  auto values = read_attr_strings(obj, name, kMaxStringAttrBytes, kMaxStringAttrBytes, context);
+  if (values.size() != 1) {
+    fail(context, "attribute '" + name + "': expected one string, got " + std::to_string(values.size()));
+  }
+  return std::move(values[0]);
+}
+
+std::optional<std::vector<std::string>> read_string_list_attr(hid_t obj, const std::string& name,
+                                                              const std::string& context) {
+  if (has_attr(obj, name)) return read_attr_strings(obj, name, kMaxNameBytes, kMaxStringAttrBytes, context);
+  std::vector<std::string> all;
+  bool any = false;
+  for (std::size_t chunk = 0; chunk < kMaxNameCount; ++chunk) {
+    const std::string chunk_name = name + std::to_string(chunk);
+    if (!has_attr(obj, chunk_name)) break;
+    any = true;
+    auto part = read_attr_strings(obj, chunk_name, kMaxNameBytes, kMaxStringAttrBytes, context);
+    if (all.size() + part.size() > kMaxNameCount) fail(context, "attribute '" + name + "': too many names");
+    all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  if (!any) return std::nullopt;
+  return all;
+}
+
+void write_vlen_string_attr(hid_t obj, const std::string& name, const std::string& value,
+                            const std::string& context) {
+  Hid type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  Hid space(H5Screate(H5S_SCALAR));
+  if (has_attr(obj, name)) H5Adelete(obj, name.c_str());
+  Hid attr(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  const char* ptr = value.c_str();
+  if (!attr.valid() || H5Awrite(attr.get(), type.get(), &ptr) < 0) {
+    fail(context, "cannot write attribute '" + name + "'");
+  }
+}
+
+void write_name_list_attr(hid_t obj, const std::string& name, const std::vector<std::string>& values,
+                          const std::string& context) {
+  if (values.empty()) {
+    hsize_t zero = 0;
+    Hid space(H5Screate_simple(1, &zero, nullptr));
+    Hid attr(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    if (!attr.valid()) fail(context, "cannot write attribute '" + name + "'");
+    return;
+  }
+  std::size_t width = 1;
+  for (const auto& v : values) width = std::max(width, v.size());
+  if (width > kObjectHeaderLimit) {
+    fail(context, "attribute '" + name + "': a name longer than " + std::to_string(kObjectHeaderLimit) +
+                      " bytes cannot be saved");
+  }
+  // numpy.array_split into the fewest chunks that each fit the object header (Keras).
+  const std::size_t n = values.size();
+  std::size_t chunks = 1;
+  while (((n + chunks - 1) / chunks) * width > kObjectHeaderLimit) ++chunks;
+  Hid type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.get(), width);
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  std::size_t begin = 0;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const std::size_t count = n / chunks + (c < n % chunks ? 1 : 0);
+    std::vector<char> buf(count * width, '\0');
+    for (std::size_t i = 0; i < count; ++i)
+      std::memcpy(buf.data() + i * width, values[begin + i].data(), values[begin + i].size());
+    begin += count;
+    hsize_t dim = count;
+    Hid space(H5Screate_simple(1, &dim, nullptr));
+    const std::string attr_name = chunks == 1 ? name : name + std::to_string(c);
+    Hid attr(H5Acreate2(obj, attr_name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+    if (!attr.valid() || H5Awrite(attr.get(), type.get(), buf.data()) < 0) {
+      fail(context, "cannot write attribute '" + attr_name + "'");
+    }
+  }
+}
+
+// ---------------------------------------------------------------- datasets
+
+Shape dataset_shape(hid_t dset, const std::string& context) {
+  Hid space(H5Dget_space(dset));
+  if (!space.valid()) fail(context, "cannot read the dataset's shape");
+  switch (H5Sget_simple_extent_type(space.get())) {
+    case H5S_SCALAR:
+      return {};
+    case H5S_SIMPLE: {
+      int rank = H5Sget_simple_extent_ndims(space.get());
+      if (rank < 0 || rank > kMaxRank) fail(context, "unsupported dataset rank " + std::to_string(rank));
+      std::array<hsize_t, kMaxRank> dims{};
+      H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+      Shape shape;
+      for (int i = 0; i < rank; ++i) {
+        if (dims[i] > (hsize_t{1} << 40)) fail(context, "dataset dimension too large");
+        shape.push_back(static_cast<std::int64_t>(dims[i]));
+      }
+      return shape;
+    }
+    default:
+      fail(context, "the dataset has no data (null dataspace)");
+  }
+}
+
+void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context) {
+  Shape shape = dataset_shape(dset, context);
+  if (shape != dest.shape()) {
+    fail(context,
+         "shape " + shape_str(shape) + " in the file does not match the expected " + shape_str(dest.shape()));
+  }
+  Hid ftype(H5Dget_type(dset));
+  const H5T_class_t cls = H5Tget_class(ftype.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric dataset");
+  check_dataset_storage(dset, context);
+  if (dest.numel() == 0) return;
+  hid_t mtype = dest.dtype() == DType::float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+  if (H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dest.raw_data()) < 0) {
+    fail(context, "cannot read the dataset");
+  }
+}
+
+std::int64_t read_scalar_int(hid_t dset, const std::string& context) {
+  Shape shape = dataset_shape(dset, context);
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  if (n != 1) fail(context, "expected a scalar, got shape " + shape_str(shape));
+  Hid ftype(H5Dget_type(dset));
+  const H5T_class_t cls = H5Tget_class(ftype.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric scalar");
+  check_dataset_storage(dset, context);
+  double value = 0;
+  if (H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
+    fail(context, "cannot read the scalar");
+  }
+  if (!(value >= 0.0 && value < 9.0e18) || value != static_cast<double>(static_cast<std::int64_t>(value))) {
+    fail(context, "expected a non-negative integer, got " + std::to_string(value));
+  }
+  return static_cast<std::int64_t>(value);
+}
+
+void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context) {
+  std::vector<hsize_t> dims(value.shape().begin(), value.shape().end());
+  Hid space(dims.empty() ? H5Screate(H5S_SCALAR)
+                         : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  const bool f32 = value.dtype() == DType::float32;
+  Hid lcpl = link_create_plist();
+  Hid dset(H5Dcreate2(loc, path.c_str(), f32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, space.get(), lcpl.get(),
+                      H5P_DEFAULT, H5P_DEFAULT));
+  if (!dset.valid()) fail(context, "cannot create dataset '" + path + "'");
+  if (value.numel() > 0 && H5Dwrite(dset.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
+                                    H5P_DEFAULT, value.raw_data()) < 0) {
+    fail(context, "cannot write dataset '" + path + "'");
+  }
+}
+
+void write_scalar_int(hid_t loc, const std::string& path, std::int64_t value, const std::string& context) {
+  Hid space(H5Screate(H5S_SCALAR));
+  Hid lcpl = link_create_plist();
+  Hid dset(H5Dcreate2(loc, path.c_str(), H5T_STD_I64LE, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!dset.valid() || H5Dwrite(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
+    fail(context, "cannot write dataset '" + path + "'");
+  }
+}
+
+}  // namespace reskit::io

@@ -1,0 +1,120 @@
+// Checked wrappers over the HDF5 C API for the Keras .h5 reader and writer (internal).
+//
+// Everything read from a file is untrusted: attribute and dataset sizes, ranks and string lengths
+// are checked against explicit limits before anything is allocated, objects are opened one link
+// at a time through hard links only (no soft or external links), and datasets stored outside the
+// file (external or virtual layouts) are refused. Failures throw FileError with HDF5's own
+// description appended. HDF5's automatic error printing is silenced while a Session is alive.
+//
+// Not here: anything about Keras (names, layouts); see h5_model.cpp and keras_config.cpp.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reskit/tensor.h"
+
+namespace reskit::io {
+
+// Limits on what a file may make us allocate.
+inline constexpr std::size_t kMaxStringAttrBytes = std::size_t{64} << 20;  // model_config
+inline constexpr std::size_t kMaxNameCount = std::size_t{1} << 20;         // layer or weight names
+inline constexpr std::size_t kMaxNameBytes = std::size_t{1} << 16;         // one name
+inline constexpr int kMaxRank = 8;
+
+// Owns an HDF5 identifier (file, group, dataset, attribute, type, space or property list).
+class Hid {
+ public:
+  Hid() = default;
+  explicit Hid(hid_t id) : id_(id) {}
+  ~Hid() { reset(); }
+  Hid(Hid&& other) noexcept : id_(other.id_) { other.id_ = H5I_INVALID_HID; }
+  Hid& operator=(Hid&& other) noexcept;
+  Hid(const Hid&) = delete;
+  Hid& operator=(const Hid&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+  hid_t release();
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+// Silences HDF5's automatic error printing on this thread for its lifetime (Debian's HDF5 is
+// built thread-safe, so the setting is per thread). Create one before any Hid it should outlive.
+class Session {
+ public:
+  Session();
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// Throws FileError(context + ": " + what + HDF5's innermost message, if any).
+[[noreturn]] void fail(const std::string& context, const std::string& what);
+
+// ---------------------------------------------------------------- files
+
+// Opens an existing file read-only after checking that it is a regular, non-empty file that
+// carries the HDF5 signature; throws FileError naming the path otherwise.
+Hid open_file_read(const std::string& path);
+// Creates (truncating) a file for writing.
+Hid create_file(const std::string& path);
+// Flushes and closes a file opened for writing; throws on failure.
+void close_file(Hid& file, const std::string& path);
+
+// ---------------------------------------------------------------- objects
+
+// Whether `path` (relative to loc, "/"-separated) names an object reached through hard links.
+bool exists(hid_t loc, const std::string& path);
+// Opens a group / dataset at `path` (hard links only); throws FileError if absent or of another kind.
+Hid open_group(hid_t loc, const std::string& path, const std::string& context);
+Hid open_dataset(hid_t loc, const std::string& path, const std::string& context);
+// Creates a group (and missing intermediate groups).
+Hid create_group(hid_t loc, const std::string& path, const std::string& context);
+
+// ---------------------------------------------------------------- attributes
+
+bool has_attr(hid_t obj, const std::string& name);
+// A scalar or single-element string attribute (fixed- or variable-length); nullopt if absent.
+std::optional<std::string> read_string_attr(hid_t obj, const std::string& name, const std::string& context);
+// A list of strings: a string array (fixed- or variable-length), a scalar string, or an empty
+// numeric array (Keras writes np.array([]) for no names); also gathers Keras's chunked form
+// name0, name1, ... ; nullopt if absent.
+std::optional<std::vector<std::string>> read_string_list_attr(hid_t obj, const std::string& name,
+                                                              const std::string& context);
+
+// A scalar variable-length UTF-8 string (what h5py writes for str).
+void write_vlen_string_attr(hid_t obj, const std::string& name, const std::string& value,
+                            const std::string& context);
+// A list of names the way Keras's save_attributes_to_hdf5_group writes it: a fixed-length
+// string array, split into name0, name1, ... when it exceeds the 64 KiB object-header limit;
+// an empty list is an empty float64 array of shape (0,).
+void write_name_list_attr(hid_t obj, const std::string& name, const std::vector<std::string>& values,
+                          const std::string& context);
+
+// ---------------------------------------------------------------- datasets
+
+// Shape of a dataset (scalar: empty shape); checks rank <= kMaxRank.
+Shape dataset_shape(hid_t dset, const std::string& context);
+// Reads a floating-point (or integer) dataset whose shape equals dest's shape into dest,
+// converting to dest's dtype. Throws FileError naming both shapes when they differ.
+void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context);
+// Reads a scalar (or single-element) numeric dataset as int64.
+std::int64_t read_scalar_int(hid_t dset, const std::string& context);
+
+// Writes a tensor as a little-endian float32/float64 dataset at path (intermediate groups created).
+void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context);
+// Writes a scalar int64 dataset.
+void write_scalar_int(hid_t loc, const std::string& path, std::int64_t value, const std::string& context);
+
+}  // namespace reskit::io
