@@ -1,30 +1,389 @@
-// Temporary: forwards to the BLAS path until the oneDNN primitives land.
+// float32 Conv2D and BatchNormalization through oneDNN 2.6 (v2 descriptor API).
+//
+// Activations stay NHWC in the caller's buffers (format_tag::nhwc over logical NCHW dims); weights are
+// Keras HWIO (format_tag::hwio over logical OIHW dims) on the caller's side, while each convolution
+// primitive is created with format_tag::any weights and the user<->chosen reorder runs per call.
+// Primitives (and their weight reorders) are created once per shape and kept in mutex-protected maps;
+// one engine and one stream serve every call. A shape oneDNN refuses, or one it would only run with
+// its slow reference implementation, goes to the im2col + BLAS kernels in kernels/cpu/gemm.cpp.
+//
+// Not here: float64 (oneDNN 2.6 has none), pooling and Dense (the BLAS/OpenMP path serves them),
+// caching reordered weights across calls (that needs knowledge of the training step).
 #include "kernels/cpu/onednn.h"
+
+#include <array>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/cpu/gemm.h"
 
 namespace reskit::kernels::onednn {
 
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+
+dnnl::engine& engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+// A growable 64-byte-aligned per-thread buffer for weights in oneDNN's chosen layout.
+class Scratch {
+ public:
+  void* get(std::size_t bytes) {
+    if (bytes > size_) {
+      const std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+      data_.reset(static_cast<std::byte*>(std::aligned_alloc(kAlign, rounded)));
+      if (!data_) throw std::bad_alloc();
+      size_ = rounded;
+    }
+    return data_.get();
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+  std::size_t size_ = 0;
+};
+Scratch& weight_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// oneDNN's reference implementations are far slower than im2col + BLAS: treat them as "no primitive".
+bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
+  return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
+}
+
+// Looks `key` up in this Entry type's cache, creating the entry with make() on a miss. make() returns
+// std::nullopt (or throws dnnl::error) when oneDNN has no good primitive; that answer is cached too and
+// the result is then null.
+template <class Entry, class Key, class Make>
+const Entry* cached(const Key& key, Make&& make) {
+  static std::mutex mutex;
+  static std::map<Key, std::unique_ptr<Entry>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second.get();
+  std::unique_ptr<Entry> entry;
+  try {
+    std::optional<Entry> made = make();
+    if (made) entry = std::make_unique<Entry>(std::move(*made));
+  } catch (const dnnl::error&) {
+    entry.reset();
+  }
+  return cache.emplace(key, std::move(entry)).first->second.get();
+}
+
+// ---- Conv2D ----
+
+using ConvKey = std::array<std::int64_t, 16>;
+ConvKey conv_key(const Conv2DParams& p, bool with_bias) {
+  return {p.n, p.h,        p.w,        p.c,       p.k,          p.r,        p.s,         p.p,
+          p.q, p.stride_h, p.stride_w, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right, with_bias};
+}
+
+// The shapes of one convolution as oneDNN sees them. padding_r is derived from the output size (the
+// reference reads only pad_top/left and P, Q), so oneDNN's size rule always holds.
+struct ConvShape {
+  memory::desc src, dst, user_weights, any_weights, bias;
+  memory::dims strides, padding_l, padding_r;
+};
+ConvShape conv_shape(const Conv2DParams& p) {
+  ConvShape s;
+  s.src = memory::desc({p.n, p.c, p.h, p.w}, f32, tag::nhwc);
+  s.dst = memory::desc({p.n, p.k, p.p, p.q}, f32, tag::nhwc);
+  s.user_weights = memory::desc({p.k, p.c, p.r, p.s}, f32, tag::hwio);
+  s.any_weights = memory::desc({p.k, p.c, p.r, p.s}, f32, tag::any);
+  s.bias = memory::desc({p.k}, f32, tag::x);
+  s.strides = {p.stride_h, p.stride_w};
+  s.padding_l = {p.pad_top, p.pad_left};
+  s.padding_r = {(p.p - 1) * p.stride_h + p.r - p.h - p.pad_top,
+                 (p.q - 1) * p.stride_w + p.s - p.w - p.pad_left};
+  return s;
+}
+
+bool empty(const Conv2DParams& p) { return p.n * p.h * p.w * p.c * p.k * p.r * p.s * p.p * p.q == 0; }
+
+dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bool with_bias) {
+  const auto desc = with_bias ? dnnl::convolution_forward::desc(
+                                    dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    s.src, s.any_weights, s.bias, s.dst, s.strides, s.padding_l, s.padding_r)
+                              : dnnl::convolution_forward::desc(
+                                    dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                    s.src, s.any_weights, s.dst, s.strides, s.padding_l, s.padding_r);
+  return {desc, engine()};
+}
+
+// The weights in the primitive's layout: the caller's buffer itself when the layouts agree, else a
+// per-thread scratch buffer (filled by `reorder` from the user's weights, or reordered into them).
+struct Weights {
+  memory::desc user, chosen;
+  std::optional<dnnl::reorder> to_chosen, to_user;
+};
+Weights weights_for(const ConvShape& s, const memory::desc& chosen, bool to_chosen) {
+  Weights w{s.user_weights, chosen, std::nullopt, std::nullopt};
+  if (chosen != s.user_weights) {
+    if (to_chosen) {
+      w.to_chosen = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), s.user_weights, engine(), chosen));
+    } else {
+      w.to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), chosen, engine(), s.user_weights));
+    }
+  }
+  return w;
+}
+memory chosen_memory(const Weights& w, float* user) {
+  if (!w.to_chosen && !w.to_user) return memory(w.chosen, engine(), user);
+  return memory(w.chosen, engine(), weight_scratch().get(w.chosen.get_size()));
+}
+
+struct ConvForward {
+  dnnl::convolution_forward prim;
+  ConvShape shape;
+  Weights weights;
+};
+struct ConvBackwardData {
+  dnnl::convolution_backward_data prim;
+  ConvShape shape;
+  Weights weights;
+};
+struct ConvBackwardWeights {
+  dnnl::convolution_backward_weights prim;
+  ConvShape shape;
+  Weights weights;
+};
+
+}  // namespace
+
+// y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K]
 void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
-  cpu::conv2d_forward(p, x, w, b, y);
+  const bool with_bias = b != nullptr;
+  const auto* e =
+      empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&]() -> std::optional<ConvForward> {
+        ConvShape s = conv_shape(p);
+        auto pd = conv_forward_pd(s, with_bias);
+        if (is_reference_impl(pd)) return std::nullopt;
+        Weights wt = weights_for(s, pd.weights_desc(), true);
+        return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
+      });
+  if (!e) return cpu::conv2d_forward(p, x, w, b, y);
+
+  auto& st = stream();
+  memory user_w(e->weights.user, engine(), const_cast<float*>(w));
+  memory prim_w = chosen_memory(e->weights, const_cast<float*>(w));
+  if (e->weights.to_chosen) e->weights.to_chosen->execute(st, user_w, prim_w);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
+                                       {DNNL_ARG_WEIGHTS, prim_w},
+                                       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
+  if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
+  e->prim.execute(st, args);
+  st.wait();
 }
+
+// dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
-  cpu::conv2d_backward_data(p, dy, w, dx);
+  const auto* e =
+      empty(p) ? nullptr
+               : cached<ConvBackwardData>(conv_key(p, false), [&]() -> std::optional<ConvBackwardData> {
+                   ConvShape s = conv_shape(p);
+                   const auto hint = conv_forward_pd(s, false);
+                   const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct,
+                                                                    s.src, s.any_weights, s.dst, s.strides,
+                                                                    s.padding_l, s.padding_r);
+                   const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
+                   if (is_reference_impl(pd)) return std::nullopt;
+                   Weights wt = weights_for(s, pd.weights_desc(), true);
+                   return ConvBackwardData{dnnl::convolution_backward_data(pd), std::move(s), std::move(wt)};
+                 });
+  if (!e) return cpu::conv2d_backward_data(p, dy, w, dx);
+
+  auto& st = stream();
+  memory user_w(e->weights.user, engine(), const_cast<float*>(w));
+  memory prim_w = chosen_memory(e->weights, const_cast<float*>(w));
+  if (e->weights.to_chosen) e->weights.to_chosen->execute(st, user_w, prim_w);
+  e->prim.execute(st, {{DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
+                       {DNNL_ARG_WEIGHTS, prim_w},
+                       {DNNL_ARG_DIFF_SRC, memory(e->shape.src, engine(), dx)}});
+  st.wait();
 }
+
+// dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db) {
-  cpu::conv2d_backward_weights(p, x, dy, dw, db);
+  const bool with_bias = db != nullptr;
+  const auto* e =
+      empty(p)
+          ? nullptr
+          : cached<ConvBackwardWeights>(conv_key(p, with_bias), [&]() -> std::optional<ConvBackwardWeights> {
+              ConvShape s = conv_shape(p);
+              const auto hint = conv_forward_pd(s, with_bias);
+              const auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
+                                                dnnl::algorithm::convolution_direct, s.src, s.any_weights,
+                                                s.bias, s.dst, s.strides, s.padding_l, s.padding_r)
+                                          : dnnl::convolution_backward_weights::desc(
+                                                dnnl::algorithm::convolution_direct, s.src, s.any_weights,
+                                                s.dst, s.strides, s.padding_l, s.padding_r);
+              const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
+              if (is_reference_impl(pd)) return std::nullopt;
+              Weights wt = weights_for(s, pd.diff_weights_desc(), false);
+              return ConvBackwardWeights{dnnl::convolution_backward_weights(pd), std::move(s), std::move(wt)};
+            });
+  if (!e) return cpu::conv2d_backward_weights(p, x, dy, dw, db);
+
+  auto& st = stream();
+  memory user_dw(e->weights.user, engine(), dw);
+  memory prim_dw = chosen_memory(e->weights, dw);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
+      {DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
+      {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
+  if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->shape.bias, engine(), db));
+  e->prim.execute(st, args);
+  if (e->weights.to_user) e->weights.to_user->execute(st, prim_dw, user_dw);
+  st.wait();
 }
+
+// ---- BatchNormalization ----
+//
+// x is (rows, C) row-major, seen by oneDNN as NHWC {rows, C, 1, 1}: the layout its jit batch
+// normalization runs well. Scale and shift are separate {C} vectors (use_scale | use_shift, new in 2.6).
+
+namespace {
+
+using BnKey = std::array<std::int64_t, 3>;
+BnKey bn_key(const BatchNormParams& p) {
+  return {p.rows, p.channels, std::bit_cast<std::int64_t>(p.epsilon)};
+}
+
+struct BnShape {
+  memory::desc data, channel;
+};
+BnShape bn_shape(const BatchNormParams& p) {
+  return {memory::desc({p.rows, p.channels, 1, 1}, f32, tag::nhwc), memory::desc({p.channels}, f32, tag::x)};
+}
+const dnnl::normalization_flags kScaleShift =
+    dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+
+dnnl::batch_normalization_forward::primitive_desc bn_forward_pd(const BatchNormParams& p, const BnShape& s,
+                                                                dnnl::prop_kind kind,
+                                                                dnnl::normalization_flags flags) {
+  const dnnl::batch_normalization_forward::desc desc(kind, s.data, static_cast<float>(p.epsilon), flags);
+  return {desc, engine()};
+}
+
+struct BnForward {
+  dnnl::batch_normalization_forward prim;
+  BnShape shape;
+};
+struct BnForwardInference : BnForward {};
+struct BnBackward {
+  dnnl::batch_normalization_backward prim;
+  BnShape shape;
+};
+
+memory channel_memory(const BnShape& s, const float* v) {
+  return memory(s.channel, engine(), const_cast<float*>(v));
+}
+
+}  // namespace
+
+// y[rows,C] = gamma·(x − mean)/sqrt(var + eps) + beta; mean[C], var[C] (biased) of this batch
 void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
                                  const float* beta, float* y, float* mean, float* var) {
-  cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
+  const auto* e =
+      p.rows * p.channels == 0 ? nullptr : cached<BnForward>(bn_key(p), [&]() -> std::optional<BnForward> {
+        BnShape s = bn_shape(p);
+        auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_training, kScaleShift);
+        if (is_reference_impl(pd)) return std::nullopt;
+        return BnForward{dnnl::batch_normalization_forward(pd), std::move(s)};
+      });
+  if (!e) return cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
+
+  auto& st = stream();
+  const BnShape& s = e->shape;
+  e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.data, engine(), const_cast<float*>(x))},
+                       {DNNL_ARG_SCALE, channel_memory(s, gamma)},
+                       {DNNL_ARG_SHIFT, channel_memory(s, beta)},
+                       {DNNL_ARG_DST, memory(s.data, engine(), y)},
+                       {DNNL_ARG_MEAN, channel_memory(s, mean)},
+                       {DNNL_ARG_VARIANCE, channel_memory(s, var)}});
+  st.wait();
 }
+
+// y[rows,C] = gamma·(x − mean)/sqrt(var + eps) + beta with the given mean[C], var[C]
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
                                   const float* beta, const float* mean, const float* var, float* y) {
-  cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
+  const auto* e = p.rows * p.channels == 0
+                      ? nullptr
+                      : cached<BnForwardInference>(bn_key(p), [&]() -> std::optional<BnForwardInference> {
+                          BnShape s = bn_shape(p);
+                          auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_inference,
+                                                  kScaleShift | dnnl::normalization_flags::use_global_stats);
+                          if (is_reference_impl(pd)) return std::nullopt;
+                          return BnForwardInference{{dnnl::batch_normalization_forward(pd), std::move(s)}};
+                        });
+  if (!e) return cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
+
+  auto& st = stream();
+  const BnShape& s = e->shape;
+  e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.data, engine(), const_cast<float*>(x))},
+                       {DNNL_ARG_SCALE, channel_memory(s, gamma)},
+                       {DNNL_ARG_SHIFT, channel_memory(s, beta)},
+                       {DNNL_ARG_MEAN, channel_memory(s, mean)},
+                       {DNNL_ARG_VARIANCE, channel_memory(s, var)},
+                       {DNNL_ARG_DST, memory(s.data, engine(), y)}});
+  st.wait();
 }
+
+// dx[rows,C], dgamma[C], dbeta[C] from x, dy and the batch mean[C], var[C] the training forward returned
 void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
                          const float* mean, const float* var, float* dx, float* dgamma, float* dbeta) {
-  cpu::batch_norm_backward(p, x, dy, gamma, mean, var, dx, dgamma, dbeta);
+  const auto* e =
+      p.rows * p.channels == 0 ? nullptr : cached<BnBackward>(bn_key(p), [&]() -> std::optional<BnBackward> {
+        BnShape s = bn_shape(p);
+        const auto hint = bn_forward_pd(p, s, dnnl::prop_kind::forward_training, kScaleShift);
+        const dnnl::batch_normalization_backward::desc desc(dnnl::prop_kind::backward, s.data, s.data,
+                                                            static_cast<float>(p.epsilon), kScaleShift);
+        const dnnl::batch_normalization_backward::primitive_desc pd(desc, engine(), hint);
+        if (is_reference_impl(pd)) return std::nullopt;
+        return BnBackward{dnnl::batch_normalization_backward(pd), std::move(s)};
+      });
+  if (!e) return cpu::batch_norm_backward(p, x, dy, gamma, mean, var, dx, dgamma, dbeta);
+
+  // 2.6 fails at execute without a shift argument, though backward never reads beta: give it zeros.
+  thread_local std::vector<float> zero_shift;
+  zero_shift.assign(static_cast<std::size_t>(p.channels), 0.0f);
+
+  auto& st = stream();
+  const BnShape& s = e->shape;
+  e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.data, engine(), const_cast<float*>(x))},
+                       {DNNL_ARG_DIFF_DST, memory(s.data, engine(), const_cast<float*>(dy))},
+                       {DNNL_ARG_MEAN, channel_memory(s, mean)},
+                       {DNNL_ARG_VARIANCE, channel_memory(s, var)},
+                       {DNNL_ARG_SCALE, channel_memory(s, gamma)},
+                       {DNNL_ARG_SHIFT, channel_memory(s, zero_shift.data())},
+                       {DNNL_ARG_DIFF_SRC, memory(s.data, engine(), dx)},
+                       {DNNL_ARG_DIFF_SCALE, channel_memory(s, dgamma)},
+                       {DNNL_ARG_DIFF_SHIFT, channel_memory(s, dbeta)}});
+  st.wait();
 }
 
 }  // namespace reskit::kernels::onednn

@@ -1,0 +1,379 @@
+// Every fast kernel against its reference twin (kernels::ref) on awkward shapes: batch 1, 3 and 13
+// channels, 1x1 and 7x7 kernels, stride 2, 'same' padding with even kernels (asymmetric pads).
+// float goes through the dispatch to oneDNN where it has the op, double to im2col + BLAS / OpenMP.
+// Output buffers start as NaN, so a fast kernel that leaves an element unassigned fails.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/ref/batch_norm.h"
+#include "kernels/ref/conv2d.h"
+#include "kernels/ref/dense.h"
+#include "kernels/ref/pool2d.h"
+
+namespace {
+
+namespace k = reskit::kernels;
+using std::int64_t;
+
+template <class T>
+constexpr double kTolerance = std::is_same_v<T, float> ? 1e-4 : 1e-10;
+
+template <class T>
+std::vector<T> random_vector(int64_t size, std::uint64_t seed, double scale = 1.0, double offset = 0.0) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal;
+  std::vector<T> v(static_cast<std::size_t>(size));
+  for (auto& e : v) e = static_cast<T>(offset + scale * normal(gen));
+  return v;
+}
+
+template <class T>
+std::vector<T> nan_vector(int64_t size) {
+  return std::vector<T>(static_cast<std::size_t>(size), std::numeric_limits<T>::quiet_NaN());
+}
+
+// max |fast − ref| <= tolerance · max(|ref|), NaN anywhere fails.
+template <class T>
+::testing::AssertionResult close(const std::vector<T>& fast, const std::vector<T>& ref, const char* what) {
+  if (fast.size() != ref.size()) return ::testing::AssertionFailure() << what << ": size differs";
+  double scale = 0.0;
+  for (T v : ref) scale = std::max(scale, std::abs(static_cast<double>(v)));
+  const double allowed = kTolerance<T> * std::max(scale, 1e-30);
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double diff = std::abs(static_cast<double>(fast[i]) - static_cast<double>(ref[i]));
+    if (!(diff <= allowed)) {
+      return ::testing::AssertionFailure() << what << "[" << i << "]: fast " << fast[i] << " vs reference "
+                                           << ref[i] << " (allowed difference " << allowed << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <class T>
+class KernelsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { k::set_backend(k::Backend::fast); }
+};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(KernelsTest, Types);
+
+// ---- shapes ----
+
+// Keras padding: 'valid' none; 'same' P = ceil(H / stride), the odd pixel of padding at the bottom/right.
+struct Window {
+  int64_t size, stride, pad_before, pad_after, out;
+};
+Window valid(int64_t in, int64_t size, int64_t stride) {
+  return {size, stride, 0, 0, (in - size) / stride + 1};
+}
+Window same(int64_t in, int64_t size, int64_t stride) {
+  const int64_t out = (in + stride - 1) / stride;
+  const int64_t total = std::max<int64_t>((out - 1) * stride + size - in, 0);
+  return {size, stride, total / 2, total - total / 2, out};
+}
+Window explicit_pad(int64_t in, int64_t size, int64_t stride, int64_t before, int64_t after) {
+  return {size, stride, before, after, (in + before + after - size) / stride + 1};
+}
+
+struct ConvCase {
+  std::string name;
+  int64_t n, h, w, c, k;
+  Window rows, cols;
+};
+
+k::Conv2DParams conv_params(const ConvCase& cc) {
+  k::Conv2DParams p;
+  p.n = cc.n, p.h = cc.h, p.w = cc.w, p.c = cc.c, p.k = cc.k;
+  p.r = cc.rows.size, p.s = cc.cols.size, p.p = cc.rows.out, p.q = cc.cols.out;
+  p.stride_h = cc.rows.stride, p.stride_w = cc.cols.stride;
+  p.pad_top = cc.rows.pad_before, p.pad_bottom = cc.rows.pad_after;
+  p.pad_left = cc.cols.pad_before, p.pad_right = cc.cols.pad_after;
+  return p;
+}
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {"1x1 13->3 batch 1", 1, 5, 6, 13, 3, valid(5, 1, 1), valid(6, 1, 1)},
+      {"1x1 stride 2 on even size", 2, 8, 8, 16, 32, valid(8, 1, 2), valid(8, 1, 2)},
+      {"3x3 same 3->13 batch 1", 1, 7, 6, 3, 13, same(7, 3, 1), same(6, 3, 1)},
+      {"7x7 stride 2 pad 3 (ResNet conv1)", 2, 16, 15, 3, 16, explicit_pad(16, 7, 2, 3, 3),
+       explicit_pad(15, 7, 2, 3, 3)},
+      {"2x2 same (pad bottom/right only)", 3, 6, 7, 13, 5, same(6, 2, 1), same(7, 2, 1)},
+      {"4x4 same stride 2", 1, 9, 9, 8, 13, same(9, 4, 2), same(9, 4, 2)},
+      {"3x3 same stride 2 (asymmetric)", 2, 8, 8, 16, 16, same(8, 3, 2), same(8, 3, 2)},
+      {"3x3 valid stride 2", 2, 9, 8, 13, 13, valid(9, 3, 2), valid(8, 3, 2)},
+      {"3x3 same 64->64", 2, 8, 8, 64, 64, same(8, 3, 1), same(8, 3, 1)},
+      {"1x3 mixed", 2, 6, 9, 13, 24, valid(6, 1, 1), same(9, 3, 2)},
+      {"1x1 pad 1 (output border sees only padding)", 1, 4, 5, 3, 13, explicit_pad(4, 1, 1, 1, 1),
+       explicit_pad(5, 1, 1, 1, 1)},
+  };
+}
+
+// ---- Conv2D ----
+
+TYPED_TEST(KernelsTest, Conv2DForward) {
+  using T = TypeParam;
+  for (const auto& cc : conv_cases()) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias"));
+      const auto p = conv_params(cc);
+      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
+      const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
+      const auto b = random_vector<T>(p.k, 3);
+      const T* bias = with_bias ? b.data() : nullptr;
+      auto fast = nan_vector<T>(p.n * p.p * p.q * p.k), ref = fast;
+      k::conv2d_forward<T>(p, x.data(), w.data(), bias, fast.data());
+      k::ref::conv2d_forward<T>(p, x.data(), w.data(), bias, ref.data());
+      EXPECT_TRUE(close(fast, ref, "y"));
+    }
+  }
+}
+
+TYPED_TEST(KernelsTest, Conv2DBackwardData) {
+  using T = TypeParam;
+  for (const auto& cc : conv_cases()) {
+    SCOPED_TRACE(cc.name);
+    const auto p = conv_params(cc);
+    const auto dy = random_vector<T>(p.n * p.p * p.q * p.k, 4);
+    const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 5, 0.2);
+    auto fast = nan_vector<T>(p.n * p.h * p.w * p.c), ref = fast;
+    k::conv2d_backward_data<T>(p, dy.data(), w.data(), fast.data());
+    k::ref::conv2d_backward_data<T>(p, dy.data(), w.data(), ref.data());
+    EXPECT_TRUE(close(fast, ref, "dx"));
+  }
+}
+
+TYPED_TEST(KernelsTest, Conv2DBackwardWeights) {
+  using T = TypeParam;
+  for (const auto& cc : conv_cases()) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias"));
+      const auto p = conv_params(cc);
+      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 6);
+      const auto dy = random_vector<T>(p.n * p.p * p.q * p.k, 7);
+      auto fast_dw = nan_vector<T>(p.r * p.s * p.c * p.k), ref_dw = fast_dw;
+      auto fast_db = nan_vector<T>(p.k), ref_db = fast_db;
+      k::conv2d_backward_weights<T>(p, x.data(), dy.data(), fast_dw.data(),
+                                    with_bias ? fast_db.data() : nullptr);
+      k::ref::conv2d_backward_weights<T>(p, x.data(), dy.data(), ref_dw.data(),
+                                         with_bias ? ref_db.data() : nullptr);
+      EXPECT_TRUE(close(fast_dw, ref_dw, "dw"));
+      if (with_bias) EXPECT_TRUE(close(fast_db, ref_db, "db"));
+    }
+  }
+}
+
+// A second call with the same shape reuses the cached primitive and must see the new inputs.
+TYPED_TEST(KernelsTest, Conv2DRepeatedShapeSeesNewData) {
+  using T = TypeParam;
+  const auto p = conv_params(conv_cases()[6]);
+  for (std::uint64_t seed : {11, 12}) {
+    const auto x = random_vector<T>(p.n * p.h * p.w * p.c, seed);
+    const auto w = random_vector<T>(p.r * p.s * p.c * p.k, seed + 100, 0.2);
+    auto fast = nan_vector<T>(p.n * p.p * p.q * p.k), ref = fast;
+    k::conv2d_forward<T>(p, x.data(), w.data(), nullptr, fast.data());
+    k::ref::conv2d_forward<T>(p, x.data(), w.data(), nullptr, ref.data());
+    EXPECT_TRUE(close(fast, ref, "y"));
+  }
+}
+
+// ---- BatchNormalization ----
+
+struct BnCase {
+  int64_t rows, channels;
+  double epsilon;
+};
+std::vector<BnCase> bn_cases() {
+  return {{1, 5, 1e-3},   {7, 3, 1e-3},        {50, 13, 1.001e-5},
+          {64, 64, 1e-3}, {300, 16, 1.001e-5}, {2 * 9 * 9, 256, 1e-3}};
+}
+std::string bn_name(const BnCase& bc) {
+  return "rows " + std::to_string(bc.rows) + " channels " + std::to_string(bc.channels);
+}
+
+TYPED_TEST(KernelsTest, BatchNormForwardTraining) {
+  using T = TypeParam;
+  for (const auto& bc : bn_cases()) {
+    SCOPED_TRACE(bn_name(bc));
+    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
+    const auto x = random_vector<T>(p.rows * p.channels, 21, 2.0, 0.5);
+    const auto gamma = random_vector<T>(p.channels, 22);
+    const auto beta = random_vector<T>(p.channels, 23);
+    auto fast_y = nan_vector<T>(p.rows * p.channels), ref_y = fast_y;
+    auto fast_mean = nan_vector<T>(p.channels), ref_mean = fast_mean, fast_var = fast_mean,
+         ref_var = fast_mean;
+    k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), fast_y.data(), fast_mean.data(),
+                                      fast_var.data());
+    k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
+                                           ref_mean.data(), ref_var.data());
+    EXPECT_TRUE(close(fast_y, ref_y, "y"));
+    EXPECT_TRUE(close(fast_mean, ref_mean, "mean"));
+    EXPECT_TRUE(close(fast_var, ref_var, "var"));
+  }
+}
+
+TYPED_TEST(KernelsTest, BatchNormForwardInference) {
+  using T = TypeParam;
+  for (const auto& bc : bn_cases()) {
+    SCOPED_TRACE(bn_name(bc));
+    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
+    const auto x = random_vector<T>(p.rows * p.channels, 31, 2.0, 0.5);
+    const auto gamma = random_vector<T>(p.channels, 32);
+    const auto beta = random_vector<T>(p.channels, 33);
+    const auto mean = random_vector<T>(p.channels, 34);
+    auto var = random_vector<T>(p.channels, 35);
+    for (auto& v : var) v = v * v + T(0.01);
+    auto fast = nan_vector<T>(p.rows * p.channels), ref = fast;
+    k::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                       fast.data());
+    k::ref::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                            ref.data());
+    EXPECT_TRUE(close(fast, ref, "y"));
+  }
+}
+
+TYPED_TEST(KernelsTest, BatchNormBackward) {
+  using T = TypeParam;
+  for (const auto& bc : bn_cases()) {
+    SCOPED_TRACE(bn_name(bc));
+    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
+    const auto x = random_vector<T>(p.rows * p.channels, 41, 2.0, 0.5);
+    const auto dy = random_vector<T>(p.rows * p.channels, 42);
+    const auto gamma = random_vector<T>(p.channels, 43);
+    const auto beta = random_vector<T>(p.channels, 44);
+    // The batch statistics, as the training forward returns them.
+    std::vector<T> y(x.size()), mean(p.channels), var(p.channels);
+    k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                           var.data());
+    auto fast_dx = nan_vector<T>(p.rows * p.channels), ref_dx = fast_dx;
+    auto fast_dgamma = nan_vector<T>(p.channels), ref_dgamma = fast_dgamma, fast_dbeta = fast_dgamma,
+         ref_dbeta = fast_dgamma;
+    k::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), mean.data(), var.data(), fast_dx.data(),
+                              fast_dgamma.data(), fast_dbeta.data());
+    k::ref::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), mean.data(), var.data(),
+                                   ref_dx.data(), ref_dgamma.data(), ref_dbeta.data());
+    EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+    EXPECT_TRUE(close(fast_dgamma, ref_dgamma, "dgamma"));
+    EXPECT_TRUE(close(fast_dbeta, ref_dbeta, "dbeta"));
+  }
+}
+
+// ---- pooling ----
+
+struct PoolCase {
+  std::string name;
+  int64_t n, h, w, c;
+  Window rows, cols;
+};
+k::Pool2DParams pool_params(const PoolCase& pc) {
+  k::Pool2DParams p;
+  p.n = pc.n, p.h = pc.h, p.w = pc.w, p.c = pc.c;
+  p.r = pc.rows.size, p.s = pc.cols.size, p.p = pc.rows.out, p.q = pc.cols.out;
+  p.stride_h = pc.rows.stride, p.stride_w = pc.cols.stride;
+  p.pad_top = pc.rows.pad_before, p.pad_bottom = pc.rows.pad_after;
+  p.pad_left = pc.cols.pad_before, p.pad_right = pc.cols.pad_after;
+  return p;
+}
+std::vector<PoolCase> pool_cases() {
+  return {
+      {"3x3 stride 2 pad 1", 2, 9, 8, 13, explicit_pad(9, 3, 2, 1, 1), explicit_pad(8, 3, 2, 1, 1)},
+      {"2x2 stride 2 valid batch 1", 1, 8, 7, 3, valid(8, 2, 2), valid(7, 2, 2)},
+      {"3x3 same stride 1", 2, 5, 6, 13, same(5, 3, 1), same(6, 3, 1)},
+      {"2x2 same stride 1 (pad bottom/right)", 3, 5, 4, 3, same(5, 2, 1), same(4, 2, 1)},
+      {"3x3 same stride 2 (asymmetric)", 1, 8, 8, 16, same(8, 3, 2), same(8, 3, 2)},
+      {"global 4x4", 2, 4, 4, 13, valid(4, 4, 1), valid(4, 4, 1)},
+  };
+}
+
+TYPED_TEST(KernelsTest, MaxPool2D) {
+  using T = TypeParam;
+  for (const auto& pc : pool_cases()) {
+    SCOPED_TRACE(pc.name);
+    const auto p = pool_params(pc);
+    const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 51);
+    const auto dy = random_vector<T>(p.n * p.p * p.q * p.c, 52);
+    auto fast_y = nan_vector<T>(p.n * p.p * p.q * p.c), ref_y = fast_y;
+    k::max_pool2d_forward<T>(p, x.data(), fast_y.data());
+    k::ref::max_pool2d_forward<T>(p, x.data(), ref_y.data());
+    EXPECT_TRUE(close(fast_y, ref_y, "y"));
+    auto fast_dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = fast_dx;
+    k::max_pool2d_backward<T>(p, x.data(), dy.data(), fast_dx.data());
+    k::ref::max_pool2d_backward<T>(p, x.data(), dy.data(), ref_dx.data());
+    EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+  }
+}
+
+TYPED_TEST(KernelsTest, AvgPool2D) {
+  using T = TypeParam;
+  for (const auto& pc : pool_cases()) {
+    SCOPED_TRACE(pc.name);
+    const auto p = pool_params(pc);
+    const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 61);
+    const auto dy = random_vector<T>(p.n * p.p * p.q * p.c, 62);
+    auto fast_y = nan_vector<T>(p.n * p.p * p.q * p.c), ref_y = fast_y;
+    k::avg_pool2d_forward<T>(p, x.data(), fast_y.data());
+    k::ref::avg_pool2d_forward<T>(p, x.data(), ref_y.data());
+    EXPECT_TRUE(close(fast_y, ref_y, "y"));
+    auto fast_dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = fast_dx;
+    k::avg_pool2d_backward<T>(p, dy.data(), fast_dx.data());
+    k::ref::avg_pool2d_backward<T>(p, dy.data(), ref_dx.data());
+    EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+  }
+}
+
+// ---- Dense ----
+
+std::vector<k::DenseParams> dense_cases() { return {{1, 13, 3}, {7, 64, 10}, {32, 2048, 6}, {5, 3, 13}}; }
+std::string dense_name(const k::DenseParams& p) {
+  return "n " + std::to_string(p.n) + " c " + std::to_string(p.c) + " k " + std::to_string(p.k);
+}
+
+TYPED_TEST(KernelsTest, DenseForward) {
+  using T = TypeParam;
+  for (const auto& p : dense_cases()) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(dense_name(p) + (with_bias ? " with bias" : " without bias"));
+      const auto x = random_vector<T>(p.n * p.c, 71);
+      const auto w = random_vector<T>(p.c * p.k, 72, 0.1);
+      const auto b = random_vector<T>(p.k, 73);
+      const T* bias = with_bias ? b.data() : nullptr;
+      auto fast = nan_vector<T>(p.n * p.k), ref = fast;
+      k::dense_forward<T>(p, x.data(), w.data(), bias, fast.data());
+      k::ref::dense_forward<T>(p, x.data(), w.data(), bias, ref.data());
+      EXPECT_TRUE(close(fast, ref, "y"));
+    }
+  }
+}
+
+TYPED_TEST(KernelsTest, DenseBackward) {
+  using T = TypeParam;
+  for (const auto& p : dense_cases()) {
+    for (bool with_dx_db : {false, true}) {
+      SCOPED_TRACE(dense_name(p) + (with_dx_db ? " with dx, db" : " without dx, db"));
+      const auto x = random_vector<T>(p.n * p.c, 81);
+      const auto w = random_vector<T>(p.c * p.k, 82, 0.1);
+      const auto dy = random_vector<T>(p.n * p.k, 83);
+      auto fast_dx = nan_vector<T>(p.n * p.c), ref_dx = fast_dx;
+      auto fast_dw = nan_vector<T>(p.c * p.k), ref_dw = fast_dw;
+      auto fast_db = nan_vector<T>(p.k), ref_db = fast_db;
+      k::dense_backward<T>(p, x.data(), w.data(), dy.data(), with_dx_db ? fast_dx.data() : nullptr,
+                           fast_dw.data(), with_dx_db ? fast_db.data() : nullptr);
+      k::ref::dense_backward<T>(p, x.data(), w.data(), dy.data(), with_dx_db ? ref_dx.data() : nullptr,
+                                ref_dw.data(), with_dx_db ? ref_db.data() : nullptr);
+      EXPECT_TRUE(close(fast_dw, ref_dw, "dw"));
+      if (with_dx_db) {
+        EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+        EXPECT_TRUE(close(fast_db, ref_db, "db"));
+      }
+    }
+  }
+}
+
+}  // namespace
