@@ -165,7 +165,9 @@ TYPED_TEST(KernelsTest, Conv2DBackwardWeights) {
       k::ref::conv2d_backward_weights<T>(p, x.data(), dy.data(), ref_dw.data(),
                                          with_bias ? ref_db.data() : nullptr);
       EXPECT_TRUE(close(fast_dw, ref_dw, "dw"));
-      if (with_bias) EXPECT_TRUE(close(fast_db, ref_db, "db"));
+      if (with_bias) {
+        EXPECT_TRUE(close(fast_db, ref_db, "db"));
+      }
     }
   }
 }
