@@ -8,6 +8,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libdnnl-dev libopenblas-openmp-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev
+      python3-h5py
       libhdf5-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()

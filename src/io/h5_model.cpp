@@ -367,6 +367,10 @@ void save_model(Model& model, const std::string& path, SaveModelOptions options)
     io::write_vlen_string_attr(file.get(), "backend", io::kBackend, context);
     io::write_vlen_string_attr(file.get(), "model_config", config, context);
     if (with_training) io::write_vlen_string_attr(file.get(), "training_config", training, context);
+    // reskit's own addition (Keras ignores unknown root attributes): the output classes' names.
+    if (!model.class_names().empty()) {
+      io::write_name_list_attr(file.get(), "class_names", model.class_names(), context);
+    }
     {
       Hid weights = io::create_group(file.get(), "model_weights", context);
       write_weights(weights.get(), model, context);
@@ -402,6 +406,14 @@ Model load_model(const std::string& path, LoadModelOptions options) {
   Hid root = weights_root(file.get(), context);
   auto loaded = read_weights(root.get(), model, false, context);
   assign(loaded);
+  if (auto classes = io::read_string_list_attr(file.get(), "class_names", context);
+      classes && !classes->empty()) {
+    try {
+      model.set_class_names(std::move(*classes));
+    } catch (const Error& e) {
+      throw FileError(context + ": class_names: " + e.what());
+    }
+  }
   if (!options.compile) return model;
   auto training_text = io::read_string_attr(file.get(), "training_config", context);
   if (!training_text) return model;

@@ -564,7 +564,10 @@ Tensor build_checked(const LayerSpec& s, const std::vector<Tensor>& in, WeightBu
   } catch (const FileError&) {
     throw;
   } catch (const Error& e) {
-    throw FileError("model_config: " + s.ctx.where() + ": " + e.what());
+    // reskit's own messages usually start with the layer ("Conv2D 'c': expected ...").
+    const std::string msg = e.what();
+    const std::string where = s.ctx.where();
+    throw FileError("model_config: " + (msg.rfind(where, 0) == 0 ? msg : where + ": " + msg));
   }
 }
 

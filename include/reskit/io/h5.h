@@ -6,7 +6,8 @@
 // dataset per weight, e.g. model_weights/conv1/conv1/kernel:0, HWIO kernels, Dense (in, out),
 // BatchNormalization gamma, beta, moving_mean, moving_variance); group optimizer_weights (the
 // optimizer's iterations and slots, e.g. Adam/iter:0, Adam/conv1/kernel/m:0) so that training
-// resumes exactly where it stopped.
+// resumes exactly where it stopped. reskit adds one root attribute Keras ignores: class_names
+// (Model::class_names(), when set).
 //
 // load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
 // ("Model") and Sequential configs made of InputLayer, ZeroPadding2D, Conv2D, BatchNormalization,
