@@ -423,6 +423,103 @@ TEST_F(Loaders, Hdf5DeclaringMoreThanItHolds) {
                {c.string(), "'train_set_x'", "in 5 chunks", "holds 1 of them"});
 }
 
+// h5py's compression="gzip", shuffle=True: every chunk checked (then read) through deflate + shuffle.
+TEST_F(Loaders, Hdf5CompressedChunksLoad) {
+  const fs::path p = dir_ / "gzip.h5";
+  const auto px = pattern(7 * 3 * 2 * 3);
+  {
+    hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[4] = {7, 3, 2, 3}, chunk[4] = {2, 3, 2, 3};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 4);
+    H5Pset_fletcher32(dcpl);
+    hid_t space = H5Screate_simple(4, dims, nullptr);
+    hid_t d = H5Dcreate2(f, "train_set_x", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px.data());
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+  }
+  {
+    hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t n = 7;
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t d = H5Dcreate2(f, "train_set_y", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<std::int64_t> y{0, 1, 2, 0, 1, 2, 0};
+    H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data());
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const Dataset ds = load_hdf5(p.string());
+  ASSERT_EQ(ds.size(), 7);
+  const Tensor x = ds.images(DType::float32);
+  for (std::size_t i = 0; i < px.size(); ++i)
+    ASSERT_FLOAT_EQ(x.at(static_cast<std::int64_t>(i)), px[i] / 255.0f);
+}
+
+// A deflate chunk that decodes to fewer bytes than the chunk holds: HDF5 1.10 would copy past
+// its buffer; the loader refuses it first.
+TEST_F(Loaders, Hdf5ChunkThatDecodesShortIsRefused) {
+  const fs::path p = dir_ / "short_chunk.h5";
+  {
+    hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[4] = {2, 2, 2, 3}, chunk[4] = {1, 2, 2, 3};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_deflate(dcpl, 6);
+    hid_t space = H5Screate_simple(4, dims, nullptr);
+    hid_t d = H5Dcreate2(f, "train_set_x", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    for (hsize_t i = 0; i < 2; ++i) {
+      const std::vector<std::uint8_t> half = pattern(i == 0 ? 12 : 6);  // the second chunk is short
+      std::vector<std::uint8_t> z(64);
+      uLongf zn = z.size();
+      compress2(z.data(), &zn, half.data(), half.size(), 6);
+      hsize_t off[4] = {i, 0, 0, 0};
+      H5Dwrite_chunk(d, H5P_DEFAULT, 0, off, zn, z.data());
+    }
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    hsize_t n = 2;
+    space = H5Screate_simple(1, &n, nullptr);
+    d = H5Dcreate2(f, "train_set_y", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const std::vector<std::int64_t> y{0, 1};
+    H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, y.data());
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  expect_error([&] { load_hdf5(p.string()); }, {p.string(), "'train_set_x'", "chunk at (1, 0, 0, 0)",
+                                                "expected 12 bytes once decoded, found 6"});
+}
+
+// A variable-length string whose global heap object claims another size: HDF5 1.10 would copy
+// out of bounds; the loader refuses it first.
+TEST_F(Loaders, Hdf5CorruptGlobalHeapIsRefused) {
+  const fs::path p = dir_ / "heap.h5";
+  {
+    H5Writer w(p);
+    w.write("train_set_x", H5T_NATIVE_UINT8, {2, 1, 1, 1}, std::vector<std::uint8_t>{1, 2});
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+    w.write_vlen_strings("list_classes", {"cat", "dog"});
+  }
+  EXPECT_EQ(load_hdf5(p.string()).class_names(), (std::vector<std::string>{"cat", "dog"}));
+  auto bytes = read_all_bytes(p);
+  const std::string gcol = "GCOL";
+  auto at = std::search(bytes.begin(), bytes.end(), gcol.begin(), gcol.end());
+  ASSERT_NE(at, bytes.end());
+  // the first object's size (8 bytes after its index, ref count and reserved bytes) made huge
+  const auto obj = static_cast<std::size_t>(at - bytes.begin()) + 16;
+  bytes[obj + 8 + 4] = 0x7f;
+  write_bytes(p, bytes);
+  expect_error([&] { load_hdf5(p.string()); },
+               {p.string(), "'list_classes'", "global heap collection", "past its end"});
+}
+
 TEST_F(Loaders, Hdf5TruncatedOrNotHdf5) {
   const fs::path p = dir_ / "cut.h5";
   {
