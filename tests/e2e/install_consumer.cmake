@@ -74,7 +74,7 @@ execute_process(COMMAND "${CMAKE_COMMAND}" --build "${build}" --config "${CONFIG
 # Runs a program without LD_LIBRARY_PATH; fails unless it exits 0 and prints `expected`.
 function(run_and_expect what expected)
   execute_process(COMMAND "${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH ${ARGN}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+                  WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${what}: expected exit status 0, got ${rc}\nstdout:\n${out}\nstderr:\n${err}")
   endif()
