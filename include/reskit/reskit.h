@@ -3,8 +3,11 @@
 #pragma once
 
 #include "reskit/data/dataset.h"
+#include "reskit/data/loaders.h"
 #include "reskit/error.h"
 #include "reskit/graph/model.h"
+#include "reskit/io/curves.h"
+#include "reskit/io/h5.h"
 #include "reskit/layers/conv.h"
 #include "reskit/layers/core.h"
 #include "reskit/layers/layer.h"

@@ -2,6 +2,7 @@
 #include "reskit/graph/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -41,7 +42,25 @@ struct Model::State {
   std::shared_ptr<Loss> loss;
   std::vector<std::string> metrics;
   std::vector<std::string> class_names;
+  bool profiling = false;
+  std::map<std::string, double> profile;
 };
+
+namespace {
+// Runs f, adding its wall time to profile[key] when profiling.
+template <class F>
+decltype(auto) timed(Model::State& s, const std::string& key, F&& f) {
+  if (!s.profiling) return f();
+  struct Add {
+    Model::State& s;
+    const std::string& key;
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    ~Add() { s.profile[key] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+  } add{s, key};
+  return f();
+}
+}  // namespace
+
 
 Model::Model(const Tensor& input, const Tensor& output, std::string name)
     : Model(std::vector<Tensor>{input}, std::vector<Tensor>{output}, std::move(name)) {}
@@ -194,7 +213,8 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     if (s.nodes[i]->inputs.empty()) continue;
     std::vector<Tensor> ins;
     for (int p : s.producers[i]) ins.push_back(s.values[p]);
-    s.values[i] = s.nodes[i]->layer->forward(ins, training);
+    Layer& layer = *s.nodes[i]->layer;
+    s.values[i] = timed(s, layer.class_name() + " forward", [&] { return layer.forward(ins, training); });
   }
   std::vector<Tensor> out;
   for (int o : s.output_nodes) out.push_back(s.values[o]);
@@ -217,8 +237,10 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits)
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
     if (!grads[i].defined() || node.inputs.empty()) continue;
-    std::vector<Tensor> gin = (from_logits && i == out) ? node.layer->backward_from_logits(grads[i])
-                                                        : node.layer->backward(grads[i]);
+    std::vector<Tensor> gin = timed(s, node.layer->class_name() + " backward", [&] {
+      return (from_logits && i == out) ? node.layer->backward_from_logits(grads[i])
+                                       : node.layer->backward(grads[i]);
+    });
     grads[i] = Tensor();
     for (std::size_t k = 0; k < gin.size(); ++k) {
       int p = s.producers[i][k];
@@ -373,6 +395,14 @@ const Loss& Model::loss() const {
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
+
+void Model::set_profiling(bool on) {
+  state_->profiling = on;
+  state_->profile.clear();
+}
+
+std::map<std::string, double> Model::profile() const { return state_->profile; }
+
 const std::vector<std::string>& Model::class_names() const { return state_->class_names; }
 
 void Model::set_class_names(std::vector<std::string> names) {
@@ -413,7 +443,7 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
                        : s.loss->compute(out, target, &grad);
   add_metrics(r, s.metrics, out, target);
   backward(grad, from_logits);
-  s.optimizer->apply(trainable_parameters());
+  timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
   return r;
 }
 

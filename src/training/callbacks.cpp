@@ -226,10 +226,10 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
   for (const char* key : {"{epoch}", "{epoch:02d}", "{epoch:03d}"}) {
     auto pos = path.find(key);
     if (pos == std::string::npos) continue;
-    char buf[32];
-    const int width = key[7] == '}' ? 1 : key[9] - '0';
-    std::snprintf(buf, sizeof buf, "%0*d", width, epoch + 1);
-    path.replace(pos, std::strlen(key), buf);
+    const std::size_t width = key[7] == '}' ? 1 : static_cast<std::size_t>(key[9] - '0');
+    std::string number = std::to_string(epoch + 1);
+    if (number.size() < width) number.insert(0, width - number.size(), '0');
+    path.replace(pos, std::strlen(key), number);
   }
   save_(model(), path);
 }

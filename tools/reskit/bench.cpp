@@ -22,6 +22,7 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
+    bool profile = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--model", args->model, "Model name")->capture_default_str();
@@ -33,6 +34,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)");
   cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str();
   cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")->capture_default_str();
+  cmd->add_flag("--profile", args->profile, "Print the time per layer kind and pass");
   cmd->callback([args] {
     const Args& a = *args;
     if (a.mode != "train" && a.mode != "infer") {
@@ -64,6 +66,7 @@ void add_bench_command(CLI::App& app) {
       }
     };
     for (int i = 0; i < a.warmup; ++i) step();
+    model.set_profiling(a.profile);
     std::vector<double> seconds;
     for (int i = 0; i < a.steps; ++i) {
       auto t0 = std::chrono::steady_clock::now();
@@ -74,6 +77,15 @@ void add_bench_command(CLI::App& app) {
     const double median = seconds[seconds.size() / 2];
     fmt::print("{} {} {} batch={} threads={} median_step_s={:.4f}\n", a.model, a.mode, a.dtype, a.batch,
                num_threads(), median);
+    if (a.profile) {
+      std::vector<std::pair<double, std::string>> rows;
+      double total = 0;
+      for (const auto& [k, v] : model.profile()) rows.emplace_back(v / a.steps, k), total += v / a.steps;
+      std::sort(rows.rbegin(), rows.rend());
+      fmt::print("{:<32} {:>10} {:>7}\n", "layer kind / pass", "ms/step", "share");
+      for (const auto& [v, k] : rows) fmt::print("{:<32} {:>10.2f} {:>6.1f}%\n", k, v * 1e3, 100 * v / total);
+      fmt::print("{:<32} {:>10.2f}\n", "total (timed layers)", total * 1e3);
+    }
     fmt::print("{:.1f} images/s\n", a.batch / median);
   });
 }

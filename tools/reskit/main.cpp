@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   reskit::cli::add_summary_command(app);
   reskit::cli::add_bench_command(app);
+  reskit::cli::add_train_command(app);
+  reskit::cli::add_evaluate_command(app);
+  reskit::cli::add_predict_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,7 +34,9 @@ void add_summary_command(CLI::App& app) {
     int classes = 6;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("model", args->model, "Model name (resnet50, resnet50-code)")->required();
+  std::string names;
+  for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
+  cmd->add_option("model", args->model, "Model name (" + names + ")")->required();
   cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
   cmd->add_option("--classes", args->classes, "Number of classes")->capture_default_str();
   cmd->callback([args] {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -90,6 +91,10 @@ class Model {
   const std::vector<std::string>& metrics() const;
   // Set by a callback to end fit() after the current epoch (Keras model.stop_training).
   bool stop_training = false;
+  // Time spent per layer class and pass ("Conv2D forward", "Conv2D backward", "optimizer"), in
+  // seconds, accumulated while profiling is on (reskit bench --profile).
+  void set_profiling(bool on);
+  std::map<std::string, double> profile() const;
   // Names of the output classes, when known (from the training data); saved with the model.
   const std::vector<std::string>& class_names() const;
   void set_class_names(std::vector<std::string> names);

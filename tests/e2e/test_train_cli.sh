@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End to end on the command line: train a ResNet-20 on a slice of Fashion-MNIST, then evaluate
+# and predict with the saved model; and bad input exits non-zero with a message.
+# Usage: test_train_cli.sh path/to/reskit
+set -euo pipefail
+reskit=$(realpath "$1")
+if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+  echo "dataset-fashion-mnist is not installed"
+  exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+
+out=$("$reskit" train --limit 256 --epochs 1 --batch-size 64 --threads 2 -o m.h5 --history h.csv 2>&1)
+echo "$out"
+[[ -s m.h5 && -s h.csv && -s h.svg ]] || fail "train did not leave m.h5, h.csv and h.svg"
+[[ $(head -1 h.csv) == "epoch,accuracy,loss,val_accuracy,val_loss" ]] || fail "history header: $(head -1 h.csv)"
+grep -q "<svg" h.svg || fail "h.svg is not an SVG"
+last=$(echo "$out" | tail -1)
+[[ $last =~ "- loss: "[0-9.]+" - accuracy: "[0-9.]+$ ]] || fail "train does not end with the evaluate line: $last"
+
+ev=$("$reskit" evaluate m.h5 --data fashion-mnist:test --limit 256 --threads 2 | tail -1)
+[[ $ev =~ "- loss: "[0-9.]+" - accuracy: "[0-9.]+$ ]] || fail "evaluate line: $ev"
+# train validated on the same first 256 test images: the same line
+[[ ${ev##*- loss: } == "${last##*- loss: }" ]] || fail "evaluate '$ev' differs from train's final '$last'"
+
+"$reskit" predict m.h5 --data fashion-mnist:test --limit 7 --output p.csv > /dev/null
+[[ $(wc -l < p.csv) -eq 8 ]] || fail "predict wrote $(wc -l < p.csv) lines, expected a header and 7 rows"
+[[ $(head -1 p.csv) == "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot" ]] ||
+  fail "predict header: $(head -1 p.csv)"
+awk -F, 'NR > 1 { s = 0; for (i = 1; i <= NF; i++) s += $i; if (s < 0.999 || s > 1.001) exit 1 }' p.csv ||
+  fail "predicted rows do not sum to 1"
+
+expect_error() {  # expect_error "message part" command...
+  local want=$1; shift
+  if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
+  [[ $err == *"$want"* ]] || fail "'$*' said '$err', expected it to mention '$want'"
+}
+expect_error "--epochs: expected a count >= 1, got -3" "$reskit" train --epochs -3
+expect_error "unknown model 'resnet7'" "$reskit" train --model resnet7 --limit 8
+expect_error "dtype: expected float32 or float64, got 'float16'" "$reskit" train --dtype float16 --limit 8
+expect_error "no such file" "$reskit" train --data "$work/missing.h5"
+expect_error "--optimizer: expected adam, adamw or sgd" "$reskit" train --optimizer rmsprop --limit 8
+expect_error "no such file" "$reskit" evaluate "$work/missing.h5" --data fashion-mnist:test
+echo "<html>not a model</html>" > fake.h5
+expect_error "fake.h5" "$reskit" evaluate fake.h5 --data fashion-mnist:test
+expect_error "expected either pictures or --data" "$reskit" predict m.h5
+expect_error "--top: expected a count >= 1, got 0" "$reskit" predict m.h5 --top 0 x.png
+echo "1 passed, 0 failed"

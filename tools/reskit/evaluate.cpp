@@ -1,0 +1,52 @@
+// reskit evaluate MODEL --data D: the loss and accuracy of a saved model on a dataset, printed as
+// Keras's evaluate prints them (a progress bar line ending in "- loss: L - accuracy: A").
+#include <memory>
+
+#include "commands.h"
+#include "reskit/data/loaders.h"
+#include "reskit/error.h"
+#include "reskit/io/h5.h"
+#include "reskit/optim/loss.h"
+#include "reskit/optim/optimizer.h"
+#include "reskit/runtime.h"
+#include "reskit/training/fit.h"
+
+namespace reskit::cli {
+
+Dataset limited(const Dataset& data, std::int64_t limit) {
+  if (limit < 0) throw ConfigError("--limit: expected a count >= 0, got " + std::to_string(limit));
+  return limit > 0 ? data.subset(0, std::min(limit, data.size())) : data;
+}
+
+Model load_for_inference(const std::string& path) {
+  Model model = load_model(path);
+  if (!model.compiled())
+    model.compile(std::make_shared<Adam>(), std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+  return model;
+}
+
+void add_evaluate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("evaluate", "Loss and accuracy of a saved model on a dataset");
+  struct Args {
+    std::string model, data;
+    int batch_size = 32, threads = 0;
+    std::int64_t limit = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("model", a->model, "Model file (.h5)")->required();
+  cmd->add_option("--data", a->data, "Data (default split: test)")->required();
+  cmd->add_option("--batch-size", a->batch_size, "Batch size")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
+  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data");
+  cmd->callback([a] {
+    if (a->threads != 0) set_num_threads(a->threads);
+    Model model = load_for_inference(a->model);
+    const Shape& in = model.inputs()[0].shape();
+    LoadOptions lo;
+    lo.rows = in[1], lo.cols = in[2], lo.channels = static_cast<int>(in[3]);
+    Dataset data = limited(load_dataset(a->data, "test", lo), a->limit);
+    evaluate(model, data, {.batch_size = a->batch_size, .verbose = 1});
+  });
+}
+
+}  // namespace reskit::cli

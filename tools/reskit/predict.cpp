@@ -1,0 +1,77 @@
+// reskit predict MODEL IMAGE... [--top K]: the top classes of each picture (read and resized as
+// Keras load_img does, scaled by 1/255); reskit predict MODEL --data D --output FILE.csv: the
+// model's outputs for every sample, one row per sample, one column per class.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "commands.h"
+#include "reskit/data/loaders.h"
+#include "reskit/error.h"
+#include "reskit/runtime.h"
+#include "reskit/training/callbacks.h"
+#include "reskit/training/fit.h"
+
+namespace reskit::cli {
+
+void add_predict_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "Classify pictures, or write the outputs for a dataset");
+  struct Args {
+    std::string model, data, output;
+    std::vector<std::string> images;
+    int top = 3, batch_size = 32, threads = 0;
+    std::int64_t limit = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("model", a->model, "Model file (.h5)")->required();
+  cmd->add_option("images", a->images, "PNG or JPEG pictures");
+  cmd->add_option("--top", a->top, "Classes to show per picture")->capture_default_str();
+  cmd->add_option("--data", a->data, "A dataset to predict (with --output)");
+  cmd->add_option("--output", a->output, "CSV file for --data: one row per sample, one column per class");
+  cmd->add_option("--batch-size", a->batch_size, "Batch size")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
+  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data");
+  cmd->callback([a] {
+    if (a->threads != 0) set_num_threads(a->threads);
+    if (a->top < 1) throw ConfigError("--top: expected a count >= 1, got " + std::to_string(a->top));
+    if (a->images.empty() == a->data.empty()) {
+      throw ConfigError("predict: expected either pictures or --data (with --output), got " +
+                        std::string(a->images.empty() ? "neither" : "both"));
+    }
+    if (!a->data.empty() && a->output.empty()) throw ConfigError("predict: --data needs --output FILE.csv");
+    Model model = load_for_inference(a->model);
+    const Shape& in = model.inputs()[0].shape();
+    const std::int64_t k = model.outputs()[0].shape().back();
+    std::vector<std::string> names = model.class_names();
+    if (names.empty())
+      for (std::int64_t i = 0; i < k; ++i) names.push_back(std::to_string(i));
+    if (!a->data.empty()) {
+      LoadOptions lo;
+      lo.rows = in[1], lo.cols = in[2], lo.channels = static_cast<int>(in[3]);
+      Tensor out = predict(model, limited(load_dataset(a->data, "test", lo), a->limit), a->batch_size);
+      std::string csv;
+      for (std::int64_t j = 0; j < k; ++j) csv += (j ? "," : "") + names[j];
+      csv += "\n";
+      for (std::int64_t i = 0; i < out.dim(0); ++i) {
+        for (std::int64_t j = 0; j < k; ++j) csv += fmt::format("{}{:.9g}", j ? "," : "", out.at(i * k + j));
+        csv += "\n";
+      }
+      write_file_atomically(a->output, csv);
+      fmt::print("Wrote {} rows of {} classes to {}\n", out.dim(0), k, a->output);
+      return;
+    }
+    for (const auto& path : a->images) {
+      Tensor x = load_image(path, in[1], in[2], static_cast<int>(in[3])).to(model.dtype());
+      Tensor p = model.forward(x, false);
+      std::vector<std::int64_t> order(static_cast<std::size_t>(k));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](auto i, auto j) { return p.at(i) > p.at(j); });
+      fmt::print("{}\n", path);
+      for (int t = 0; t < std::min<std::int64_t>(a->top, k); ++t)
+        fmt::print("  {:>2}. {:<20} {:.4f}\n", t + 1, names[order[t]], p.at(order[t]));
+    }
+  });
+}
+
+}  // namespace reskit::cli
