@@ -708,3 +708,33 @@ TEST_F(H5Test, UnmappableOptimizerStateStillLoadsTheModel) {
   EXPECT_EQ(b.optimizer().iterations(), 0);
   expect_same_weights(a, b);
 }
+
+// HDF5 1.10 trusts the sizes behind variable-length strings (model_config is one): corrupting
+// either the heap object's size or the string's length made H5Aread overflow its buffer (found
+// by fuzzing). Both are refused before HDF5 reads them.
+TEST_F(H5Test, CorruptStringStorageIsRefused) {
+  Model a = small_resnet();
+  save_model(a, path("m.h5"));
+  std::ifstream in(path("m.h5"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::size_t heap = bytes.find(std::string("GCOL\x01\0\0\0", 8));
+  ASSERT_NE(heap, std::string::npos);
+  const std::uint32_t config_len =
+      static_cast<std::uint32_t>(read_vlen_attr(path("m.h5"), "model_config").size());
+  std::string descriptor(12, '\0');  // [length u32][heap address u64]
+  std::memcpy(descriptor.data(), &config_len, 4);
+  const std::uint64_t address = heap;
+  std::memcpy(descriptor.data() + 4, &address, 8);
+  const std::size_t at = bytes.find(descriptor);
+  ASSERT_NE(at, std::string::npos);
+  auto write_variant = [&](const std::string& name, std::size_t pos, char value) {
+    std::string copy = bytes;
+    copy[pos] = value;
+    std::ofstream(path(name), std::ios::binary) << copy;
+    return path(name);
+  };
+  expect_load_error(write_variant("len.h5", at + 1, static_cast<char>(bytes[at + 1] ^ 0x20)),
+                    {"corrupt variable-length"});
+  expect_load_error(write_variant("idx.h5", at + 15, 4), {"corrupt variable-length"});
+  expect_load_error(write_variant("heap.h5", heap + 16 + 8 + 3, 2), {"global heap", "corrupt object"});
+}
