@@ -5,7 +5,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "reskit/error.h"
 
@@ -15,8 +18,53 @@ namespace {
 std::atomic<DType> g_floatx{DType::float32};
 constexpr std::size_t kAlignment = 64;
 
+// Large blocks are kept for reuse once their tensor dies: a training step allocates the same
+// sizes every time, and fresh pages from the kernel cost a page fault each (often more than the
+// layer's own work). Blocks are reused only for an exact size; the cache holds at most
+// kCacheLimit bytes and is shared by all threads.
+constexpr std::size_t kCachedMin = std::size_t{1} << 16;
+constexpr std::size_t kCacheLimit = std::size_t{1} << 31;
+
+struct BlockCache {
+  std::mutex mutex;
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  std::size_t cached_bytes = 0;
+
+  void* take(std::size_t bytes) {
+    std::lock_guard lock(mutex);
+    auto it = free_blocks.find(bytes);
+    if (it == free_blocks.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_bytes -= bytes;
+    return p;
+  }
+  void give(void* p, std::size_t bytes) {
+    {
+      std::lock_guard lock(mutex);
+      if (cached_bytes + bytes <= kCacheLimit) {
+        free_blocks[bytes].push_back(p);
+        cached_bytes += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+};
+
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache;  // never destroyed: tensors may outlive statics
+  return *cache;
+}
+
 std::shared_ptr<std::byte> allocate(std::size_t bytes) {
   std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  if (rounded >= kCachedMin) {
+    void* p = block_cache().take(rounded);
+    if (p == nullptr) p = std::aligned_alloc(kAlignment, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    return {static_cast<std::byte*>(p), [rounded](std::byte* q) { block_cache().give(q, rounded); }};
+  }
   void* p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr) throw std::bad_alloc();
   return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
