@@ -9,7 +9,9 @@ pkgs=(build-essential cmake ninja-build pkg-config
       nlohmann-json3-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       python3-h5py
-      libhdf5-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist)
+      libhdf5-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist
+      libonnx-dev libprotobuf-dev libgraphviz-dev graphviz
+      python3-onnx python3-opencv)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

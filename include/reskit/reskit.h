@@ -8,6 +8,8 @@
 #include "reskit/graph/model.h"
 #include "reskit/io/curves.h"
 #include "reskit/io/h5.h"
+#include "reskit/io/onnx.h"
+#include "reskit/io/plot.h"
 #include "reskit/layers/conv.h"
 #include "reskit/layers/core.h"
 #include "reskit/layers/layer.h"

@@ -14,6 +14,8 @@ void add_bench_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_evaluate_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 // The first `limit` samples (all when 0); throws ConfigError for a negative limit.
 Dataset limited(const Dataset& data, std::int64_t limit);

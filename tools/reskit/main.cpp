@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   reskit::cli::add_train_command(app);
   reskit::cli::add_evaluate_command(app);
   reskit::cli::add_predict_command(app);
+  reskit::cli::add_export_command(app);
+  reskit::cli::add_plot_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
