@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "reskit/error.h"
+#include "reskit/io/h5.h"
 #include "reskit/optim/optimizer.h"
 #include "reskit/training/progbar.h"
 
@@ -212,6 +213,13 @@ void LearningRateScheduler::on_epoch_begin(int epoch) {
 
 // ---------------------------------------------------------------- ModelCheckpoint
 
+ModelCheckpoint::ModelCheckpoint(std::string filepath, ModelCheckpointOptions o)
+    : ModelCheckpoint(std::move(filepath),
+                      o.save_weights_only
+                          ? Saver([](Model& m, const std::string& path) { save_weights(m, path); })
+                          : Saver([](Model& m, const std::string& path) { save_model(m, path); }),
+                      o) {}
+
 ModelCheckpoint::ModelCheckpoint(std::string filepath, Saver save, ModelCheckpointOptions o)
     : filepath_(std::move(filepath)),
       save_(std::move(save)),
@@ -226,7 +234,7 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs) {
   for (const char* key : {"{epoch}", "{epoch:02d}", "{epoch:03d}"}) {
     auto pos = path.find(key);
     if (pos == std::string::npos) continue;
-    const std::size_t width = key[7] == '}' ? 1 : static_cast<std::size_t>(key[9] - '0');
+    const std::size_t width = key[6] == '}' ? 1 : static_cast<std::size_t>(key[8] - '0');
     std::string number = std::to_string(epoch + 1);
     if (number.size() < width) number.insert(0, width - number.size(), '0');
     path.replace(pos, std::strlen(key), number);

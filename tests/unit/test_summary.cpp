@@ -84,3 +84,37 @@ TEST(Summary, SequentialLikeModelUsesThreeColumns) {
   EXPECT_EQ(lines[6], pad("d (Dense)                    (None, 2)                 10", 65));
   EXPECT_EQ(lines[8], "Total params: 10");
 }
+
+// Parameter counts against independent implementations: the CIFAR ResNets of the PyTorch peer
+// (../shared/bench/torch_fmnist.py's ResNetC: trainable = parameters, non-trainable = BN running
+// statistics) and torchvision's ResNet-18/34 (11,689,512 and 21,797,672; reskit's conv1 has the
+// Keras default bias, 64 more).
+TEST(Summary, MoreResNetsMatchIndependentCounts) {
+  struct Case {
+    const char* name;
+    Shape input;
+    int classes;
+    std::int64_t trainable, non_trainable;
+  };
+  const Case cases[] = {
+      {"resnet20", {28, 28, 1}, 10, 272186, 1568},     {"resnet20", {32, 32, 3}, 10, 272474, 1568},
+      {"resnet32", {32, 32, 3}, 10, 466906, 2464},     {"resnet44", {32, 32, 3}, 10, 661338, 3360},
+      {"resnet56", {32, 32, 3}, 10, 855770, 4256},     {"resnet110", {32, 32, 3}, 10, 1730714, 8288},
+      {"resnet18", {224, 224, 3}, 1000, 11689576, -1}, {"resnet34", {224, 224, 3}, 1000, 21797736, -1},
+  };
+  for (const auto& c : cases) {
+    clear_session();
+    Model m = build_model(c.name, c.input, c.classes);
+    EXPECT_EQ(m.count_trainable_params(), c.trainable) << c.name;
+    if (c.non_trainable >= 0)
+      EXPECT_EQ(m.count_params() - m.count_trainable_params(), c.non_trainable) << c.name;
+    EXPECT_NE(m.summary_string().find("Total params: "), std::string::npos);
+  }
+  // ResNet-50 in any input of at least 32x32; the deep ones build and end in a softmax Dense.
+  clear_session();
+  EXPECT_EQ(resnet50({32, 32, 3}, 10).outputs()[0].shape(), (Shape{-1, 10}));
+  clear_session();
+  EXPECT_EQ(build_model("resnet152", {32, 32, 3}, 5).outputs()[0].shape(), (Shape{-1, 5}));
+  EXPECT_THROW(build_model("resnet18", {16, 16, 3}, 5), ShapeError);
+  EXPECT_THROW(resnet_cifar(21, {32, 32, 3}, 10), ConfigError);
+}

@@ -153,3 +153,43 @@ TEST(Schedules, CosineAndPiecewise) {
   EXPECT_EQ(pw(25), 0.1);
   EXPECT_THROW(PiecewiseConstantDecay({1}, {1.0}), ConfigError);
 }
+
+TEST(Fit, ModelCheckpointSavesEveryEpochAndBestOnly) {
+  Model model = small_model();
+  Dataset train = make_data(64, 6), val = make_data(32, 7);
+  auto dir = std::filesystem::temp_directory_path() / "reskit_test_ckpt";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto every = std::make_shared<ModelCheckpoint>((dir / "e{epoch:02d}.h5").string());
+  int best_saves = 0;
+  auto best = std::make_shared<ModelCheckpoint>(
+      (dir / "best.h5").string(), [&](Model&, const std::string&) { ++best_saves; },
+      ModelCheckpointOptions{.monitor = "loss", .save_best_only = true, .mode = "max"});
+  fit(model, train, {.epochs = 3, .validation_data = &val, .verbose = 0, .callbacks = {every, best}});
+  for (const char* f : {"e01.h5", "e02.h5", "e03.h5"}) EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
+  // mode "max" on a falling loss: only the first epoch is a "best"
+  EXPECT_EQ(best_saves, 1);
+  Model again = load_model((dir / "e03.h5").string());
+  Tensor x = val.images(DType::float32);
+  EXPECT_EQ(again.forward(x, false).to_vector(), model.forward(x, false).to_vector());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Fit, SameSeedGivesBitIdenticalWeights) {
+  auto run = [] {
+    Model model = small_model();
+    fit(model, make_data(96, 8),
+        {.epochs = 2,
+         .batch_size = 16,
+         .seed = 5,
+         .verbose = 0,
+         .augment = {.pad_crop = 1, .horizontal_flip = true}});
+    std::vector<double> w;
+    for (Param* p : model.parameters()) {
+      auto v = p->value.to_vector();
+      w.insert(w.end(), v.begin(), v.end());
+    }
+    return w;
+  };
+  EXPECT_EQ(run(), run());
+}

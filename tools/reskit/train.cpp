@@ -116,8 +116,7 @@ void run_train(const TrainArgs& a) {
   if (!a.checkpoint_dir.empty()) {
     std::filesystem::create_directories(a.checkpoint_dir);
     fo.callbacks.push_back(std::make_shared<ModelCheckpoint>(
-        (std::filesystem::path(a.checkpoint_dir) / "epoch-{epoch:03d}.h5").string(),
-        [](Model& m, const std::string& path) { save_model(m, path); }));
+        (std::filesystem::path(a.checkpoint_dir) / "epoch-{epoch:03d}.h5").string()));
   }
   History h = fit(model, train, fo);
   save_model(model, output);

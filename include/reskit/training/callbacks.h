@@ -125,15 +125,18 @@ class LearningRateScheduler : public Callback {
 struct ModelCheckpointOptions {
   std::string monitor = "val_loss";
   bool save_best_only = false;
+  bool save_weights_only = false;
   std::string mode = "auto";
 };
 
-// Saves the model at the end of each epoch (or only when the monitored value improves) with
-// `save`, to filepath with "{epoch}" replaced by the 1-based epoch number. save must write
-// through a temporary file (reskit's file writers do).
+// Saves the model at the end of each epoch (or only when the monitored value improves) to
+// filepath with "{epoch}" (or "{epoch:02d}", "{epoch:03d}") replaced by the 1-based epoch number:
+// a Keras .h5 model file (save_model), or the weights only (save_weights), or through a given
+// `save`, which must write through a temporary file as reskit's writers do.
 class ModelCheckpoint : public Callback {
  public:
   using Saver = std::function<void(Model&, const std::string& path)>;
+  explicit ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
   ModelCheckpoint(std::string filepath, Saver save, ModelCheckpointOptions options = {});
   void on_epoch_end(int epoch, Logs& logs) override;
 
