@@ -1,7 +1,10 @@
 // plot_model: the model graph as DOT text (tf.keras 2.x keras/utils/vis_utils.py model_to_dot),
 // drawn by Graphviz's library (libgvc: the dot layout, the svg and cairo png renderers).
 //
-// Graphviz keeps its error handler and plugin state in globals, so drawing is serialised.
+// Graphviz keeps its error handler and plugin state in globals, so drawing is serialised, and one
+// Graphviz context serves the whole process: Graphviz 2.42's pango plugin keeps pointers into a
+// context's font table after gvFreeContext (a use after free that AddressSanitizer reports when a
+// second context draws text), so the context is created once and never freed.
 #include "reskit/io/plot.h"
 
 #include <graphviz/cgraph.h>
@@ -107,13 +110,24 @@ int collect_graphviz_error(char* message) {
 std::string render(const std::string& dot, const char* format, const std::string& context) {
   std::lock_guard<std::mutex> lock(g_graphviz_mutex);
   std::string errors;
-  g_graphviz_errors = &errors;
-  agusererrf previous = agseterrf(collect_graphviz_error);
+  // Graphviz's messages go to `errors` while drawing, whatever happens.
+  struct ErrorCapture {
+    agusererrf previous;
+    explicit ErrorCapture(std::string& out) : previous(agseterrf(collect_graphviz_error)) {
+      g_graphviz_errors = &out;
+    }
+    ~ErrorCapture() {
+      agseterrf(previous);
+      g_graphviz_errors = nullptr;
+    }
+    ErrorCapture(const ErrorCapture&) = delete;
+    ErrorCapture& operator=(const ErrorCapture&) = delete;
+  } capture(errors);
   auto failure = [&](const std::string& what) {
     while (!errors.empty() && std::isspace(static_cast<unsigned char>(errors.back()))) errors.pop_back();
     return FileError(context + ": Graphviz " + what + (errors.empty() ? "" : ": " + errors));
   };
-  GVC_t* gvc = gvContext();
+  static GVC_t* const gvc = gvContext();
   Agraph_t* g = nullptr;
   std::string result;
   bool ok = false;
@@ -137,9 +151,6 @@ std::string render(const std::string& dot, const char* format, const std::string
     gvFreeLayout(gvc, g);
   }
   if (g) agclose(g);
-  if (gvc) gvFreeContext(gvc);
-  agseterrf(previous);
-  g_graphviz_errors = nullptr;
   if (!ok) throw failure(what);
   return result;
 }
