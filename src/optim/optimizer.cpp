@@ -53,20 +53,22 @@ void Adam::apply(const std::vector<Param*>& params) {
       it->second.v = Tensor(p->value.shape(), p->value.dtype());
     }
     visit_dtype(p->value.dtype(), [&]<class T>(T) {
-      T* w = p->value.data<T>();
-      const T* g = p->grad.data<T>();
-      T* m = it->second.m.data<T>();
-      T* v = it->second.v.data<T>();
+      T* __restrict w = p->value.data<T>();
+      const T* __restrict g = p->grad.data<T>();
+      T* __restrict m = it->second.m.data<T>();
+      T* __restrict v = it->second.v.data<T>();
       const T b1 = static_cast<T>(1.0 - options_.beta_1), b2 = static_cast<T>(1.0 - options_.beta_2);
       const T a = static_cast<T>(alpha), eps = static_cast<T>(options_.epsilon);
       const T decay = static_cast<T>(1.0 - lr * options_.weight_decay);
       const std::int64_t n = p->value.numel();
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
       for (std::int64_t i = 0; i < n; ++i) {
-        if (options_.weight_decay > 0.0) w[i] *= decay;
-        m[i] += (g[i] - m[i]) * b1;
-        v[i] += (g[i] * g[i] - v[i]) * b2;
-        w[i] -= a * m[i] / (std::sqrt(v[i]) + eps);
+        // decay is exactly 1 without weight decay; one branch-free loop vectorises
+        const T mi = m[i] + (g[i] - m[i]) * b1;
+        const T vi = v[i] + (g[i] * g[i] - v[i]) * b2;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = w[i] * decay - a * mi / (std::sqrt(vi) + eps);
       }
     });
   }

@@ -27,7 +27,7 @@ struct TrainArgs {
   double lr = 0.0, weight_decay = 0.0;
   std::uint64_t seed = 0;
   bool augment = false;
-  static constexpr int kDefaultEpochs = 8;
+  static constexpr int kDefaultEpochs = 10;
 };
 
 std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps) {
@@ -120,7 +120,7 @@ void run_train(const TrainArgs& a) {
   }
   History h = fit(model, train, fo);
   save_model(model, output);
-  plot_history(h, curves, a.model + " on " + train.source());
+  plot_history(h, curves, a.model + " on " + a.data);
   std::cout << "Saved the model to " << output << ", the history to " << history << " and the curves to "
             << curves << "\n";
   std::cout << "Evaluating on " << val_spec << ":\n";
