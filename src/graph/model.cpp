@@ -61,7 +61,6 @@ decltype(auto) timed(Model::State& s, const std::string& key, F&& f) {
 }
 }  // namespace
 
-
 Model::Model(const Tensor& input, const Tensor& output, std::string name)
     : Model(std::vector<Tensor>{input}, std::vector<Tensor>{output}, std::move(name)) {}
 
@@ -221,7 +220,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   return out;
 }
 
-std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits) {
+std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits, bool input_gradients) {
   State& s = *state_;
   if (s.output_nodes.size() != 1) throw Error("Model '" + s.name + "': backward expects a single output");
   if (s.values.empty()) throw Error("Model '" + s.name + "': backward called before forward");
@@ -234,6 +233,17 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits)
   std::vector<Tensor> grads(s.nodes.size());
   std::vector<bool> owned(s.nodes.size(), false);
   grads[out] = grad_output.to(dtype());
+  // A tensor needs a gradient when a trainable parameter, or a model input whose gradient is
+  // asked for, lies upstream; a layer computes input gradients only when one of its inputs does.
+  std::vector<bool> requires_grad(s.nodes.size(), false);
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const Layer& layer = *s.nodes[i]->layer;
+    bool needed = false;
+    for (int p : s.producers[i]) needed = needed || requires_grad[p];
+    s.nodes[i]->layer->set_input_gradients_needed(needed);
+    requires_grad[i] =
+        s.nodes[i]->inputs.empty() ? input_gradients : needed || layer.count_trainable_params() > 0;
+  }
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
     if (!grads[i].defined() || node.inputs.empty()) continue;
@@ -244,15 +254,21 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits)
     grads[i] = Tensor();
     for (std::size_t k = 0; k < gin.size(); ++k) {
       int p = s.producers[i][k];
+      if (!gin[k].defined()) continue;
       if (!grads[p].defined()) {
         grads[p] = gin[k];
       } else {
-        // A layer may hand the same tensor to several inputs (Add): copy before summing.
-        if (!owned[p]) grads[p] = grads[p].clone(), owned[p] = true;
-        detail::add_inplace(grads[p], gin[k]);
+        // A layer may hand the same tensor to several inputs (Add): sum into a new tensor first.
+        if (!owned[p]) {
+          grads[p] = detail::add(grads[p], gin[k]);
+          owned[p] = true;
+        } else {
+          detail::add_inplace(grads[p], gin[k]);
+        }
       }
     }
   }
+  for (auto& node : s.nodes) node->layer->set_input_gradients_needed(true);
   std::vector<Tensor> result;
   for (int in : s.input_nodes) result.push_back(grads[in]);
   return result;
@@ -395,7 +411,6 @@ const Loss& Model::loss() const {
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
-
 void Model::set_profiling(bool on) {
   state_->profiling = on;
   state_->profile.clear();
@@ -442,7 +457,7 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
   add_metrics(r, s.metrics, out, target);
-  backward(grad, from_logits);
+  backward(grad, from_logits, /*input_gradients=*/false);
   timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
   return r;
 }

@@ -97,10 +97,12 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/
 
 std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
-  Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
+  // The input gradient only when someone needs it (not for a first layer in a training step).
+  Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {
     T* db = options_.use_bias ? params()[1].grad.data<T>() : nullptr;
-    kernels::conv2d_backward_data<T>(p, dz.data<T>(), params()[0].value.data<T>(), dx.data<T>());
+    if (dx.defined())
+      kernels::conv2d_backward_data<T>(p, dz.data<T>(), params()[0].value.data<T>(), dx.data<T>());
     kernels::conv2d_backward_weights<T>(p, x_.data<T>(), dz.data<T>(), params()[0].grad.data<T>(), db);
   });
   return {dx};

@@ -222,8 +222,8 @@ Tensor AddLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
     return s;
   }());
   inputs_ = inputs.size();
-  Tensor y = inputs[0].clone();
-  for (std::size_t i = 1; i < inputs.size(); ++i) detail::add_inplace(y, inputs[i]);
+  Tensor y = detail::add(inputs[0], inputs[1]);
+  for (std::size_t i = 2; i < inputs.size(); ++i) detail::add_inplace(y, inputs[i]);
   return y;
 }
 

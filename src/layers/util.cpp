@@ -119,7 +119,8 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
         break;
       case Act::relu:
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
-        for (std::int64_t i = 0; i < n; ++i) o[i] = (zi[i] > T(0)) * g[i];  // this form vectorises; a select branches
+        for (std::int64_t i = 0; i < n; ++i)
+          o[i] = (zi[i] > T(0)) * g[i];  // this form vectorises; a select branches
         break;
       case Act::sigmoid:
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
@@ -159,6 +160,22 @@ void add_inplace(Tensor& a, const Tensor& b) {
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
   });
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) {
+    throw ShapeError("add: expected shape " + shape_str(a.shape()) + ", got " + shape_str(b.shape()));
+  }
+  Tensor out = Tensor::uninitialized(a.shape(), a.dtype());
+  visit_dtype(a.dtype(), [&]<class T>(T) {
+    const T* __restrict x = a.data<T>();
+    const T* __restrict y = b.data<T>();
+    T* __restrict o = out.data<T>();
+    const std::int64_t n = a.numel();
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+  });
+  return out;
 }
 
 void check_padding_name(const std::string& where, const std::string& padding) {

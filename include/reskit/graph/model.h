@@ -63,9 +63,11 @@ class Model {
   std::vector<Tensor> forward(const std::vector<Tensor>& xs, bool training);
   Tensor operator()(const Tensor& x) { return forward(x, false); }
   // Backward from the gradient of the single output (or of its logits, when from_logits and the
-  // output layer is a softmax); returns the gradients of the inputs. Parameter gradients are
+  // output layer is a softmax); returns the gradients of the inputs (undefined tensors when
+  // input_gradients is false, which spares the first layers work). Parameter gradients are
   // assigned.
-  std::vector<Tensor> backward(const Tensor& grad_output, bool from_logits = false);
+  std::vector<Tensor> backward(const Tensor& grad_output, bool from_logits = false,
+                               bool input_gradients = true);
 
   // Every parameter, in layer order, then weight order.
   std::vector<Param*> parameters();

@@ -67,6 +67,12 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual Tensor logits() const;
   virtual std::vector<Tensor> backward_from_logits(const Tensor& grad_logits);
 
+  // Whether backward must compute the gradients of the inputs (the model clears it for layers
+  // that read only model inputs when nobody asks for those gradients, as in a training step).
+  // Layers may then return undefined tensors for them; conv skips its backward-data pass.
+  bool input_gradients_needed() const { return input_gradients_needed_; }
+  void set_input_gradients_needed(bool needed) { input_gradients_needed_ = needed; }
+
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   // The parameter whose name ends in "/<short_name>:0", e.g. param("kernel").
@@ -96,6 +102,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Shape> built_shapes_;
   std::vector<Param> params_;
   int node_count_ = 0;
+  bool input_gradients_needed_ = true;
 };
 
 // The handle users hold and call: LayerRef<Conv2DLayer> is what Conv2D(...) returns.
