@@ -39,40 +39,37 @@ Shape check_shape(const std::string& source, const Shape& shape, std::size_t val
 }
 }  // namespace
 
-Dataset Dataset::from_uint8(std::string source, Shape shape, std::vector<std::uint8_t> pixels,
-                            std::vector<std::int32_t> labels, int num_classes,
-                            std::vector<std::string> class_names) {
+Dataset Dataset::make(std::string source, const Shape& shape, std::shared_ptr<Storage> storage,
+                      int num_classes, std::vector<std::string> class_names) {
+  const std::size_t values = storage->pixels.empty() ? storage->values.size() : storage->pixels.size();
   Dataset d;
-  d.sample_shape_ = check_shape(source, shape, pixels.size(), labels.size());
-  check_labels(source, labels, num_classes);
-  auto s = std::make_shared<Storage>();
-  s->pixels = std::move(pixels);
-  s->labels = std::move(labels);
+  d.sample_shape_ = check_shape(source, shape, values, storage->labels.size());
+  check_labels(source, storage->labels, num_classes);
   d.index_.resize(static_cast<std::size_t>(shape[0]));
   std::iota(d.index_.begin(), d.index_.end(), 0);
-  d.storage_ = std::move(s);
+  d.storage_ = std::move(storage);
   d.num_classes_ = num_classes;
   d.class_names_ = std::move(class_names);
   d.source_ = std::move(source);
   return d;
 }
 
+Dataset Dataset::from_uint8(std::string source, Shape shape, std::vector<std::uint8_t> pixels,
+                            std::vector<std::int32_t> labels, int num_classes,
+                            std::vector<std::string> class_names) {
+  auto s = std::make_shared<Storage>();
+  s->pixels = std::move(pixels);
+  s->labels = std::move(labels);
+  return make(std::move(source), shape, std::move(s), num_classes, std::move(class_names));
+}
+
 Dataset Dataset::from_float(std::string source, Shape shape, std::vector<float> values,
                             std::vector<std::int32_t> labels, int num_classes,
                             std::vector<std::string> class_names) {
-  Dataset d;
-  d.sample_shape_ = check_shape(source, shape, values.size(), labels.size());
-  check_labels(source, labels, num_classes);
   auto s = std::make_shared<Storage>();
   s->values = std::move(values);
   s->labels = std::move(labels);
-  d.index_.resize(static_cast<std::size_t>(shape[0]));
-  std::iota(d.index_.begin(), d.index_.end(), 0);
-  d.storage_ = std::move(s);
-  d.num_classes_ = num_classes;
-  d.class_names_ = std::move(class_names);
-  d.source_ = std::move(source);
-  return d;
+  return make(std::move(source), shape, std::move(s), num_classes, std::move(class_names));
 }
 
 Dataset Dataset::from_tensors(const Tensor& x, const Tensor& y, int num_classes) {

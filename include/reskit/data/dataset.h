@@ -63,6 +63,9 @@ class Dataset {
     std::vector<float> values;
     std::vector<std::int32_t> labels;
   };
+  static Dataset make(std::string source, const Shape& shape, std::shared_ptr<Storage> storage,
+                      int num_classes, std::vector<std::string> class_names);
+
   std::string source_;
   std::shared_ptr<const Storage> storage_;
   std::vector<std::int64_t> index_;  // sample i of this dataset is storage sample index_[i]
