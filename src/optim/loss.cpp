@@ -26,13 +26,22 @@ double CategoricalCrossentropy::compute(const Tensor& y_pred, const Tensor& y_tr
   const std::int64_t n = y_pred.dim(0), k = y_pred.dim(1);
   constexpr double kEps = 1e-7;  // Keras backend.epsilon()
   double total = 0.0;
-  for (std::int64_t i = 0; i < n * k; ++i) {
-    double t = y_true.at(i);
-    double p = std::clamp(y_pred.at(i), kEps, 1.0 - kEps);
-    total -= t * std::log(p);
-    if (grad) {
-      double raw = y_pred.at(i);
-      grad->set(i, (raw > kEps && raw < 1.0 - kEps) ? -t / (p * static_cast<double>(n)) : 0.0);
+  // Keras: p = y / Σy per row, clipped to [eps, 1 − eps]; L = −Σ t·log p, mean over rows.
+  // dL/dy_j = (−t_j·m_j/y_j + Σ_i t_i·m_i/S)/N, m_i = 1 where p_i is not clipped.
+  for (std::int64_t r = 0; r < n; ++r) {
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < k; ++j) sum += y_pred.at(r * k + j);
+    double kept = 0.0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const double t = y_true.at(r * k + j), raw = y_pred.at(r * k + j) / sum;
+      total -= t * std::log(std::clamp(raw, kEps, 1.0 - kEps));
+      if (raw > kEps && raw < 1.0 - kEps) kept += t;
+    }
+    if (!grad) continue;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const double y = y_pred.at(r * k + j), t = y_true.at(r * k + j), raw = y / sum;
+      const double own = (raw > kEps && raw < 1.0 - kEps) ? -t / y : 0.0;
+      grad->set(r * k + j, (own + kept / sum) / static_cast<double>(n));
     }
   }
   return total / static_cast<double>(n);

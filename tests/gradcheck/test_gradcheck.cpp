@@ -190,3 +190,23 @@ TEST_F(GradCheck, CrossEntropyFromLogitsThroughModel) {
     EXPECT_NEAR(dx_p.at(i), dx.at(i), 1e-9);
   }
 }
+
+// Keras normalises probabilities by their row sum before the log: the gradient of that path
+// against finite differences, for outputs that do not sum to 1.
+TEST_F(GradCheck, CrossEntropyFromProbabilitiesNormalises) {
+  CategoricalCrossentropy ce;
+  Tensor y = Tensor::from_values({2, 3}, {0.2, 0.5, 0.9, 0.3, 0.3, 0.1}, DType::float64);
+  Tensor t = Tensor::from_values({2, 3}, {0, 1, 0, 0, 0, 1}, DType::float64);
+  Tensor grad({2, 3}, DType::float64);
+  const double loss = ce.compute(y, t, &grad);
+  EXPECT_NEAR(loss, -(std::log(0.5 / 1.6) + std::log(0.1 / 0.7)) / 2, 1e-12);
+  for (std::int64_t i = 0; i < 6; ++i) {
+    const double h = 1e-6, v = y.at(i);
+    y.set(i, v + h);
+    const double fp = ce.compute(y, t, nullptr);
+    y.set(i, v - h);
+    const double fm = ce.compute(y, t, nullptr);
+    y.set(i, v);
+    EXPECT_NEAR(grad.at(i), (fp - fm) / (2 * h), 1e-7) << i;
+  }
+}

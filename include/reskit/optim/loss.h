@@ -1,8 +1,8 @@
 // reskit/optim/loss.h — losses and the accuracy metric.
 //
 // Categorical cross-entropy follows Keras: when the model's output is a softmax the loss is
-// computed from the logits (log-softmax, no clipping); otherwise probabilities are clipped to
-// [1e-7, 1 − 1e-7]. The value is the mean over the batch.
+// computed from the logits (log-softmax, no clipping); otherwise probabilities are divided by
+// their row sum and clipped to [1e-7, 1 − 1e-7]. The value is the mean over the batch.
 #pragma once
 
 #include <memory>
