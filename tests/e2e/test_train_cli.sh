@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End to end on the command line: train a ResNet-20 on a slice of Fashion-MNIST, then evaluate
 # and predict with the saved model; and bad input exits non-zero with a message.
-# Usage: test_train_cli.sh path/to/reskit
+# Usage: test_train_cli.sh path/to/reskit path/to/make_signs
 set -euo pipefail
 reskit=$(realpath "$1")
+make_signs=$(realpath "$2")
 if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
   echo "dataset-fashion-mnist is not installed"
   exit 77
@@ -33,6 +34,13 @@ ev=$("$reskit" evaluate m.h5 --data fashion-mnist:test --limit 256 --threads 2 |
 awk -F, 'NR > 1 { s = 0; for (i = 1; i <= NF; i++) s += $i; if (s < 0.999 || s > 1.001) exit 1 }' p.csv ||
   fail "predicted rows do not sum to 1"
 
+# a picture (64x64 RGB, resized to 28x28 and made grayscale as load_img would)
+"$make_signs" . 6 6
+pred=$("$reskit" predict m.h5 sign.png --top 3)
+echo "$pred"
+[[ $(echo "$pred" | head -1) == "sign.png" ]] || fail "predict does not name the picture first"
+[[ $(echo "$pred" | grep -cE '^ +[123]\. .+ 0\.[0-9]{4}$') -eq 3 ]] || fail "predict did not list 3 classes with probabilities"
+
 expect_error() {  # expect_error "message part" command...
   local want=$1; shift
   if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
@@ -48,4 +56,7 @@ echo "<html>not a model</html>" > fake.h5
 expect_error "fake.h5" "$reskit" evaluate fake.h5 --data fashion-mnist:test
 expect_error "expected either pictures or --data" "$reskit" predict m.h5
 expect_error "--top: expected a count >= 1, got 0" "$reskit" predict m.h5 --top 0 x.png
+expect_error "missing.png" "$reskit" predict m.h5 missing.png
+echo "not a picture" > fake.png
+expect_error "fake.png" "$reskit" predict m.h5 fake.png
 echo "1 passed, 0 failed"
