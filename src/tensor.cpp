@@ -16,6 +16,8 @@ namespace reskit {
 
 namespace {
 std::atomic<DType> g_floatx{DType::float32};
+std::atomic<std::uint64_t> g_version{0};
+std::uint64_t next_version() { return g_version.fetch_add(1, std::memory_order_relaxed) + 1; }
 constexpr std::size_t kAlignment = 64;
 
 // Large blocks are kept for reuse once their tensor dies: a training step allocates the same
@@ -112,6 +114,7 @@ Tensor Tensor::uninitialized(Shape shape, DType dtype) {
   t.dtype_ = dtype;
   t.defined_ = true;
   t.storage_ = allocate(static_cast<std::size_t>(n) * dtype_size(dtype));
+  t.version_ = std::make_shared<std::atomic<std::uint64_t>>(next_version());
   return t;
 }
 
@@ -159,9 +162,16 @@ void Tensor::require_concrete(const char* what) const {
   }
 }
 
+void Tensor::touch() {
+  if (version_) version_->store(next_version(), std::memory_order_relaxed);
+}
+
+std::uint64_t Tensor::version() const { return version_ ? version_->load(std::memory_order_relaxed) : 0; }
+
 template <class T>
 T* Tensor::data() {
   require_concrete("Tensor::data");
+  touch();
   if (dtype_ != dtype_of<T>()) {
     throw Error("Tensor::data: expected dtype " + std::string(dtype_name(dtype_of<T>())) +
                 ", the tensor holds " + std::string(dtype_name(dtype_)));
@@ -171,7 +181,12 @@ T* Tensor::data() {
 
 template <class T>
 const T* Tensor::data() const {
-  return const_cast<Tensor*>(this)->data<T>();
+  require_concrete("Tensor::data");
+  if (dtype_ != dtype_of<T>()) {
+    throw Error("Tensor::data: expected dtype " + std::string(dtype_name(dtype_of<T>())) +
+                ", the tensor holds " + std::string(dtype_name(dtype_)));
+  }
+  return reinterpret_cast<const T*>(storage_.get());
 }
 
 template float* Tensor::data<float>();
@@ -181,6 +196,7 @@ template const double* Tensor::data<double>() const;
 
 void* Tensor::raw_data() {
   require_concrete("Tensor::raw_data");
+  touch();
   return storage_.get();
 }
 const void* Tensor::raw_data() const {
@@ -251,6 +267,7 @@ void Tensor::fill(double value) {
 
 void Tensor::zero() {
   require_concrete("Tensor::zero");
+  touch();
   std::memset(storage_.get(), 0, static_cast<std::size_t>(numel()) * dtype_size(dtype_));
 }
 

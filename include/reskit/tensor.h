@@ -6,6 +6,7 @@
 // at run time (Keras set_floatx); data<T>() checks it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -101,17 +102,25 @@ class Tensor {
   void fill(double value);
   void zero();
 
+  // A stamp of the contents, unique across all tensors and times: it changes on every write
+  // access (non-const data(), values(), raw_data(), set(), fill(), zero()), so a kernel may keep a
+  // derived form of read-only data (reordered weights) keyed by (address, version). 0 for tensors
+  // without storage.
+  std::uint64_t version() const;
+
   // Graph bookkeeping of a symbolic tensor.
   const std::shared_ptr<graph::Node>& node() const { return node_; }
   int output_index() const { return index_; }
 
  private:
   void require_concrete(const char* what) const;
+  void touch();
 
   Shape shape_;
   DType dtype_ = DType::float32;
   bool defined_ = false;
   std::shared_ptr<std::byte> storage_;
+  std::shared_ptr<std::atomic<std::uint64_t>> version_;  // shared by the views of one storage
   std::shared_ptr<graph::Node> node_;
   int index_ = 0;
 };

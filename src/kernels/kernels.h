@@ -27,6 +27,10 @@ struct Conv2DParams {
   std::int64_t p = 1, q = 1;                // output P x Q
   std::int64_t stride_h = 1, stride_w = 1;
   std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  // Nonzero: a stamp of the weights' contents (Tensor::version), unique across writes, so a
+  // kernel may keep a reordered copy of w keyed by (w, weights_version); callers set it where
+  // the weights stay unchanged across calls (inference). 0: do not keep anything.
+  std::uint64_t weights_version = 0;
 };
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)

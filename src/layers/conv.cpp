@@ -2,6 +2,7 @@
 #include "reskit/layers/conv.h"
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/kernels.h"
 #include "layers/util.h"
@@ -74,14 +75,18 @@ kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int
 }
 }  // namespace
 
-Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
+Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
   Shape ys = output_shape({x.shape()});
   Tensor z = Tensor::uninitialized(ys, dtype());
   auto p = conv_params(x.shape(), ys, kernel_, options_);
+  // In inference the kernel may reuse its reordered copy of the weights while their version is
+  // unchanged (read-only access keeps it); a training step changes them every time.
+  const Tensor& kernel = params()[0].value;
+  if (!training) p.weights_version = kernel.version();
   visit_dtype(dtype(), [&]<class T>(T) {
-    const T* b = options_.use_bias ? params()[1].value.data<T>() : nullptr;
-    kernels::conv2d_forward<T>(p, x.data<T>(), params()[0].value.data<T>(), b, z.data<T>());
+    const T* b = options_.use_bias ? std::as_const(params()[1].value).data<T>() : nullptr;
+    kernels::conv2d_forward<T>(p, x.data<T>(), kernel.data<T>(), b, z.data<T>());
   });
   x_ = x;
   z_ = z;

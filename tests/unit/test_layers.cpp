@@ -3,6 +3,7 @@
 
 #include <random>
 
+#include "kernels/kernels.h"
 #include "reskit/reskit.h"
 
 using namespace reskit;
@@ -160,4 +161,35 @@ TEST_F(LayersTest, BadInputNamesLayerExpectationAndValue) {
   conv(Input({8, 8, 3}));
   msg = error_of<ShapeError>([&] { conv(Tensor({1, 8, 8, 2})); });
   EXPECT_NE(msg.find("Conv2D 'c3': expected 3 input channels, got 2"), std::string::npos) << msg;
+}
+
+// Inference may keep a reordered copy of conv weights (oneDNN path); any write to the weights
+// must be seen by the next call, and results must match the reference kernels.
+TEST(LayersFloat32, InferenceSeesEveryWeightChange) {
+  clear_session();
+  set_floatx(DType::float32);
+  Conv2D conv(8, {3, 3}, {.padding = "same", .seed = 3});
+  Tensor x = Tensor::uninitialized({2, 6, 6, 16}, DType::float32);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, std::sin(0.37 * static_cast<double>(i)));
+  auto reference = [&] {
+    kernels::set_backend(kernels::Backend::reference);
+    Tensor r = conv->forward({x}, false).clone();
+    kernels::set_backend(kernels::Backend::fast);
+    return r;
+  };
+  auto close = [](const Tensor& a, const Tensor& b) {
+    for (std::int64_t i = 0; i < a.numel(); ++i)
+      if (std::abs(a.at(i) - b.at(i)) > 1e-4) return false;
+    return true;
+  };
+  Tensor first = conv(x).clone();
+  EXPECT_TRUE(close(conv(x), first));  // a second call, from the kept weights
+  EXPECT_TRUE(close(first, reference()));
+  conv->param("kernel").value.set(0, 5.0);  // a write through set()
+  Tensor second = conv(x).clone();
+  EXPECT_FALSE(close(second, first));
+  EXPECT_TRUE(close(second, reference()));
+  auto w = conv->param("kernel").value.values<float>();  // a write through values()
+  for (auto& v : w) v *= -1.0f;
+  EXPECT_TRUE(close(conv(x), reference()));
 }
