@@ -11,7 +11,8 @@ pkgs=(build-essential cmake ninja-build pkg-config
       python3-h5py
       libhdf5-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist
       libonnx-dev libprotobuf-dev libgraphviz-dev graphviz
-      python3-onnx python3-opencv)
+      python3-onnx python3-opencv
+      clang libclang-rt-14-dev libomp-dev)  # the libFuzzer targets (fuzz/run_fuzzers.sh)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

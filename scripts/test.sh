@@ -5,11 +5,24 @@
 # build/ (Release, Ninja, warnings as errors), builds, and runs all of CTest. Safe to run again:
 # setup.sh installs only what is missing and the build is incremental. Exits non-zero when a
 # package, the build or any test fails. RESKIT_JOBS=N limits the build's parallel jobs.
+# After CTest it builds the libFuzzer targets (clang, build-fuzz/) and runs each parser's target
+# for a short fixed number of inputs (fuzz/run_fuzzers.sh); a missing clang fails the run (setup.sh
+# installs it). RESKIT_SKIP_FUZZ=1 skips that step, saying so.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESKIT_WERROR=ON
 cmake --build build --parallel "${RESKIT_JOBS:-$(nproc)}"
-cd build
-ctest --output-on-failure
+(cd build && ctest --output-on-failure)
+
+if [[ "${RESKIT_SKIP_FUZZ:-0}" == 1 ]]; then
+  echo "scripts/test.sh: RESKIT_SKIP_FUZZ=1: the fuzz step (fuzz/run_fuzzers.sh) was NOT run" >&2
+  exit 0
+fi
+if ! command -v clang++ >/dev/null; then
+  echo "scripts/test.sh: error: clang++ not found, so the fuzz step cannot run; scripts/setup.sh installs" \
+    "clang and libclang-rt-14-dev (or set RESKIT_SKIP_FUZZ=1 to skip the step)" >&2
+  exit 1
+fi
+bash fuzz/run_fuzzers.sh

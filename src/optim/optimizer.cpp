@@ -47,8 +47,11 @@ void Adam::apply(const std::vector<Param*>& params) {
       lr * std::sqrt(1.0 - std::pow(options_.beta_2, t)) / (1.0 - std::pow(options_.beta_1, t));
   for (Param* p : params) {
     if (!p->trainable) continue;
-    auto [it, fresh] = slots_.try_emplace(p->name);
-    if (fresh) {
+    // Not a structured binding: the lambda below uses `it`, and clang before 16 cannot capture
+    // one (the fuzz build, fuzz/, compiles this with clang 14).
+    const auto emplaced = slots_.try_emplace(p->name);
+    const auto it = emplaced.first;
+    if (emplaced.second) {
       it->second.m = Tensor(p->value.shape(), p->value.dtype());
       it->second.v = Tensor(p->value.shape(), p->value.dtype());
     }
