@@ -106,7 +106,8 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   for (auto& cb : o.callbacks) cb->on_train_begin();
   model.stop_training = false;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
-  std::mt19937_64 gen(o.seed);
+  std::mt19937_64 own_gen(o.seed);
+  std::mt19937_64& gen = o.generator ? *o.generator : own_gen;
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
   for (int epoch = o.initial_epoch; epoch < o.epochs && !model.stop_training; ++epoch) {

@@ -193,3 +193,86 @@ TEST(Fit, SameSeedGivesBitIdenticalWeights) {
   };
   EXPECT_EQ(run(), run());
 }
+
+TEST(Fit, ResumeFromSavedModelAndGeneratorIsBitIdentical) {
+  const Dataset train = make_data(96, 9), val = make_data(32, 10);
+  const AugmentOptions augment{.pad_crop = 1, .horizontal_flip = true};
+  auto weights = [](Model& model) {
+    std::vector<std::vector<double>> w;
+    for (Param* p : model.parameters()) w.push_back(p->value.to_vector());
+    return w;
+  };
+  // Three epochs in one go, the generator passed in.
+  Model straight = small_model();
+  std::mt19937_64 gen_a(5);
+  fit(straight, train,
+      {.epochs = 3,
+       .batch_size = 16,
+       .validation_data = &val,
+       .verbose = 0,
+       .augment = augment,
+       .generator = &gen_a});
+
+  // One epoch, then save the model and the generator's state and start again from the files.
+  auto dir = std::filesystem::temp_directory_path() / "reskit_test_resume";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string state;
+  {
+    Model first = small_model();
+    std::mt19937_64 gen(5);
+    fit(first, train,
+        {.epochs = 1,
+         .batch_size = 16,
+         .validation_data = &val,
+         .verbose = 0,
+         .augment = augment,
+         .generator = &gen});
+    save_model(first, (dir / "epoch-001.h5").string());
+    std::ostringstream ss;
+    ss << gen;
+    state = ss.str();
+  }
+  clear_session();
+  Model resumed = load_model((dir / "epoch-001.h5").string());
+  ASSERT_TRUE(resumed.compiled());
+  EXPECT_EQ(resumed.optimizer().iterations(), 6);
+  std::mt19937_64 gen_b;
+  std::istringstream(state) >> gen_b;
+  History h = fit(resumed, train,
+                  {.epochs = 3,
+                   .batch_size = 16,
+                   .validation_data = &val,
+                   .verbose = 0,
+                   .initial_epoch = 1,
+                   .augment = augment,
+                   .generator = &gen_b});
+  EXPECT_EQ(h.epoch, (std::vector<int>{1, 2}));
+  EXPECT_EQ(resumed.optimizer().iterations(), straight.optimizer().iterations());
+  EXPECT_TRUE(gen_a == gen_b);
+  const auto a = weights(straight), b = weights(resumed);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << straight.parameters()[i]->name;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Fit, WithoutAGeneratorFitDrawsFromItsSeed) {
+  auto run = [](bool pass_generator) {
+    Model model = small_model();
+    std::mt19937_64 gen(5);
+    fit(model, make_data(64, 8),
+        {.epochs = 1,
+         .batch_size = 16,
+         .seed = 5,
+         .verbose = 0,
+         .augment = {.pad_crop = 1, .horizontal_flip = true},
+         .generator = pass_generator ? &gen : nullptr});
+    std::vector<double> w;
+    for (Param* p : model.parameters()) {
+      auto v = p->value.to_vector();
+      w.insert(w.end(), v.begin(), v.end());
+    }
+    return w;
+  };
+  EXPECT_EQ(run(false), run(true));
+}

@@ -1,8 +1,15 @@
 // reskit train: the main job. With no arguments it trains the CIFAR-style ResNet-20 on Debian's
 // Fashion-MNIST and leaves the model, the history CSV and the training curves in the working
 // folder; every choice is a flag. Input shape and class count come from the data.
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <regex>
+#include <sstream>
 
 #include "commands.h"
 #include "reskit/data/loaders.h"
@@ -14,6 +21,7 @@
 #include "reskit/optim/optimizer.h"
 #include "reskit/random.h"
 #include "reskit/runtime.h"
+#include "reskit/training/callbacks.h"
 #include "reskit/training/fit.h"
 
 namespace reskit::cli {
@@ -21,7 +29,7 @@ namespace reskit::cli {
 namespace {
 struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
-  std::string dtype = "float32", output, history, curves, checkpoint_dir;
+  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
   std::int64_t limit = 0;
   double lr = 0.0, weight_decay = 0.0;
@@ -57,6 +65,175 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   return opt;
 }
 
+// ---------------------------------------------------------------- checkpoints for --resume
+//
+// DIR/epoch-NNN.h5 (the model with its optimizer state, save_model) is written first, then
+// DIR/checkpoint.json, both through a temporary file renamed into place: a crash leaves the JSON
+// naming the last complete epoch file. The two newest epoch files are kept.
+
+constexpr int kCheckpointFormat = 1;
+const char* const kCheckpointJson = "checkpoint.json";
+
+// The flags a resumed run must repeat: they decide the data, the model, the batches and the
+// schedule. --epochs only matters to cosine and step schedules (they span all epochs).
+nlohmann::json checked_args(const TrainArgs& a) {
+  return {{"model", a.model},
+          {"data", a.data},
+          {"validation", a.validation},
+          {"batch-size", a.batch_size},
+          {"seed", a.seed},
+          {"dtype", a.dtype},
+          {"optimizer", a.optimizer},
+          {"lr", a.lr},
+          {"lr-schedule", a.schedule},
+          {"weight-decay", a.weight_decay},
+          {"epochs", a.epochs},
+          {"augment", a.augment},
+          {"limit", a.limit}};
+}
+
+std::string epoch_file_name(int epochs_done) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "epoch-%03d.h5", epochs_done);
+  return buf;
+}
+
+class TrainCheckpoint : public Callback {
+ public:
+  TrainCheckpoint(std::filesystem::path dir, const TrainArgs& args, const std::mt19937_64* gen)
+      : dir_(std::move(dir)), args_(checked_args(args)), threads_(num_threads()), gen_(gen) {}
+
+  void on_epoch_end(int epoch, Logs& /*logs*/) override {
+    namespace fs = std::filesystem;
+    const int done = epoch + 1;
+    const std::string file = epoch_file_name(done);
+    save_model(model(), (dir_ / file).string());
+    std::ostringstream state;
+    state << *gen_;
+    const nlohmann::json j = {{"format", kCheckpointFormat},
+                              {"epochs_done", done},
+                              {"iterations", model().optimizer().iterations()},
+                              {"generator", state.str()},
+                              {"model_file", file},
+                              {"threads", threads_},
+                              {"args", args_}};
+    write_file_atomically((dir_ / kCheckpointJson).string(), j.dump(2) + "\n");
+    // Only now may older epochs go: keep this one and the one before.
+    static const std::regex name(R"(epoch-(\d+)\.h5)");
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+      std::smatch m;
+      const std::string fname = entry.path().filename().string();
+      if (std::regex_match(fname, m, name) && std::stoll(m[1].str()) < done - 1) fs::remove(entry.path(), ec);
+    }
+  }
+
+ private:
+  std::filesystem::path dir_;
+  nlohmann::json args_;
+  int threads_;
+  const std::mt19937_64* gen_;
+};
+
+struct Checkpoint {
+  int epochs_done = 0;
+  std::int64_t iterations = 0;
+  std::string generator, model_path;
+};
+
+// Reads DIR/checkpoint.json and checks that the flags match the run that wrote it.
+Checkpoint read_checkpoint(const std::string& dir, const TrainArgs& a) {
+  const std::string path = (std::filesystem::path(dir) / kCheckpointJson).string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw FileError("--resume: " + path + ": no such file (is " + dir +
+                    " a --checkpoint-dir with at least one finished epoch?)");
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json j;
+  Checkpoint c;
+  try {
+    j = nlohmann::json::parse(ss.str());
+    if (j.at("format").get<int>() != kCheckpointFormat) {
+      throw FileError("--resume: " + path + ": unsupported format " + j.at("format").dump() + " (expected " +
+                      std::to_string(kCheckpointFormat) + ")");
+    }
+    c.epochs_done = j.at("epochs_done").get<int>();
+    c.iterations = j.at("iterations").get<std::int64_t>();
+    c.generator = j.at("generator").get<std::string>();
+    const auto file = j.at("model_file").get<std::string>();
+    if (c.epochs_done < 1 || c.iterations < 0 || file.empty() || file.find('/') != std::string::npos ||
+        file == "." || file == "..")
+      throw FileError("--resume: " + path + ": invalid epochs_done, iterations or model_file");
+    c.model_path = (std::filesystem::path(dir) / file).string();
+    const nlohmann::json want = j.at("args"), got = checked_args(a);
+    if (!want.is_object()) throw FileError("--resume: " + path + ": args is not an object");
+    // --epochs last: a differing schedule or data explains a differing --epochs better.
+    std::vector<std::string> flags;
+    for (const auto& [flag, value] : got.items())
+      if (flag != "epochs") flags.push_back(flag);
+    flags.push_back("epochs");
+    for (const auto& flag : flags) {
+      const nlohmann::json& value = got.at(flag);
+      const auto it = want.find(flag);
+      if (it == want.end()) throw FileError("--resume: " + path + ": args has no '" + flag + "'");
+      if (*it == value) continue;
+      if (flag == "epochs" && a.schedule == "constant") continue;  // a constant rate spans no epochs
+      throw ConfigError("--resume: --" + flag + " differs from the checkpointed run: expected " + it->dump() +
+                        ", got " + value.dump() +
+                        (flag == "epochs" ? " (the " + a.schedule + " schedule spans all epochs)" : ""));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw FileError("--resume: " + path + ": not a valid checkpoint (" + e.what() + ")");
+  }
+  if (!std::filesystem::is_regular_file(c.model_path))
+    throw FileError("--resume: " + c.model_path + ": no such file (named by " + path + ")");
+  return c;
+}
+
+// Keeps the history CSV's header and its rows for epochs before `epochs_done`: rows a crash left
+// after the last checkpoint go, so the resumed run appends each epoch once.
+void truncate_history(const std::string& path, int epochs_done) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string line, text;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (!header) {
+      const std::string first = line.substr(0, line.find(','));
+      char* end = nullptr;
+      const long e = std::strtol(first.c_str(), &end, 10);
+      if (first.empty() || *end != '\0' || e < 0 || e >= epochs_done) continue;
+    }
+    header = false;
+    text += line + "\n";
+  }
+  write_file_atomically(path, text);
+}
+
+// The whole history from the CSV (a resumed fit returns only its own epochs).
+History read_history(const std::string& path) {
+  History h;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!std::getline(in, line)) return h;
+  std::vector<std::string> keys;
+  for (std::stringstream ss(line); std::getline(ss, line, ',');) keys.push_back(line);
+  std::string row;
+  while (std::getline(in, row)) {
+    std::stringstream ss(row);
+    std::string cell;
+    for (std::size_t i = 0; std::getline(ss, cell, ',') && i < keys.size(); ++i) {
+      if (i == 0)
+        h.epoch.push_back(std::stoi(cell));
+      else
+        h.history[keys[i]].push_back(cell.empty() ? std::nan("") : std::stod(cell));
+    }
+  }
+  return h;
+}
+
 void run_train(const TrainArgs& a) {
   if (a.epochs < 1) throw ConfigError("--epochs: expected a count >= 1, got " + std::to_string(a.epochs));
   if (a.batch_size < 1)
@@ -64,6 +241,9 @@ void run_train(const TrainArgs& a) {
   if (a.threads != 0) set_num_threads(a.threads);
   set_floatx(parse_dtype(a.dtype));
   set_random_seed(a.seed);
+  // A checkpoint that does not fit the flags is refused before any data is read.
+  Checkpoint resume;
+  if (!a.resume.empty()) resume = read_checkpoint(a.resume, a);
 
   Dataset train = load_dataset(a.data, "train");
   Dataset val;
@@ -94,11 +274,34 @@ void run_train(const TrainArgs& a) {
   std::cout << "Training on " << train.source() << ": " << train.size() << " samples of shape "
             << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes; validating on "
             << val.size() << " samples\n";
-  Model model = build_model(a.model, train.sample_shape(), train.num_classes());
-  model.set_class_names(train.class_names());
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
-  model.compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
-                {"accuracy"});
+  std::mt19937_64 gen(a.seed);
+  std::optional<Model> loaded;
+  if (!a.resume.empty()) {
+    loaded.emplace(load_model(resume.model_path));
+    if (!loaded->compiled()) throw FileError(resume.model_path + ": has no optimizer state to resume from");
+    if (loaded->optimizer().iterations() != resume.iterations) {
+      throw FileError(resume.model_path + ": the optimizer made " +
+                      std::to_string(loaded->optimizer().iterations()) + " steps, but the checkpoint says " +
+                      std::to_string(resume.iterations));
+    }
+    std::istringstream state(resume.generator);
+    state >> gen;
+    if (!state) throw FileError("--resume: the generator state in the checkpoint is invalid");
+    // The schedule is not in the .h5: make it as a fresh run does, from the same flags.
+    auto fresh = make_optimizer(a, steps * a.epochs);
+    Optimizer& opt = loaded->optimizer();
+    opt.set_schedule(fresh->schedule());
+    if (!fresh->schedule()) opt.set_learning_rate(fresh->learning_rate());
+    std::cout << "Resuming from " << resume.model_path << " after epoch " << resume.epochs_done << " ("
+              << resume.iterations << " steps)\n";
+  } else {
+    loaded.emplace(build_model(a.model, train.sample_shape(), train.num_classes()));
+    loaded->set_class_names(train.class_names());
+    loaded->compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
+                    {"accuracy"});
+  }
+  Model& model = *loaded;
 
   const std::string stem = a.model + "-" + std::filesystem::path(a.data).stem().string();
   const std::string output = a.output.empty() ? stem + ".h5" : a.output;
@@ -111,14 +314,18 @@ void run_train(const TrainArgs& a) {
   fo.batch_size = a.batch_size;
   fo.validation_data = &val;
   fo.seed = a.seed;
+  fo.generator = &gen;
+  fo.initial_epoch = resume.epochs_done;
   if (a.augment) fo.augment = {.pad_crop = 2, .horizontal_flip = true};
-  fo.callbacks.push_back(std::make_shared<CSVLogger>(history));
-  if (!a.checkpoint_dir.empty()) {
-    std::filesystem::create_directories(a.checkpoint_dir);
-    fo.callbacks.push_back(std::make_shared<ModelCheckpoint>(
-        (std::filesystem::path(a.checkpoint_dir) / "epoch-{epoch:03d}.h5").string()));
+  if (!a.resume.empty()) truncate_history(history, resume.epochs_done);
+  fo.callbacks.push_back(std::make_shared<CSVLogger>(history, ',', !a.resume.empty()));
+  const std::string checkpoint_dir = a.checkpoint_dir.empty() ? a.resume : a.checkpoint_dir;
+  if (!checkpoint_dir.empty()) {
+    std::filesystem::create_directories(checkpoint_dir);
+    fo.callbacks.push_back(std::make_shared<TrainCheckpoint>(checkpoint_dir, a, &gen));
   }
   History h = fit(model, train, fo);
+  if (!a.resume.empty()) h = read_history(history);
   save_model(model, output);
   plot_history(h, curves, a.model + " on " + a.data);
   std::cout << "Saved the model to " << output << ", the history to " << history << " and the curves to "
@@ -159,7 +366,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)");
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)");
   cmd->add_option("--curves", a->curves, "Training curves SVG (default: the history's name with .svg)");
-  cmd->add_option("--checkpoint-dir", a->checkpoint_dir, "Save the model here after every epoch");
+  cmd->add_option(
+      "--checkpoint-dir", a->checkpoint_dir,
+      "After every epoch save the model (epoch-NNN.h5, the last two kept) and checkpoint.json here");
+  cmd->add_option("--resume", a->resume,
+                  "Continue the run checkpointed in this folder (same flags; --epochs may grow with "
+                  "--lr-schedule constant); it goes on checkpointing there unless --checkpoint-dir is given");
   cmd->callback([a] { run_train(*a); });
 }
 

@@ -1,8 +1,9 @@
 // reskit/training/fit.h — Keras fit / evaluate / predict over Datasets or tensors.
 //
-// fit shuffles each epoch (seeded), draws batches from the Dataset without copying it, shows the
-// Keras progress bar, validates at the end of each epoch and returns the History. The loss and
-// metrics shown for an epoch are running means over its samples, as Keras shows them.
+// fit shuffles each epoch (seeded, or from the caller's generator), draws batches from the
+// Dataset without copying it, shows the Keras progress bar, validates at the end of each epoch and
+// returns the History. The loss and metrics shown for an epoch are running means over its samples,
+// as Keras shows them.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,10 @@ struct FitOptions {
   AugmentOptions augment;
   std::vector<std::shared_ptr<Callback>> callbacks;
   std::ostream* out = nullptr;  // default std::cout
+  // The generator for shuffling and augmentation. When set, fit draws from it (and leaves it
+  // advanced) instead of from its own std::mt19937_64(seed), so a caller can save its state at an
+  // epoch's end (operator<<) and resume exactly with initial_epoch and the restored state.
+  std::mt19937_64* generator = nullptr;
 };
 
 struct EvaluateOptions {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# reskit train --checkpoint-dir / --resume: one epoch, then resumed to three, gives the same model
+# (byte-identical predictions) as three epochs in one go; mismatched flags and missing or corrupt
+# checkpoints are refused with a message.
+# Usage: test_train_resume.sh path/to/reskit
+set -euo pipefail
+reskit=$(realpath "$1")
+if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+  echo "dataset-fashion-mnist is not installed"
+  exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+common=(--limit 512 --batch-size 64 --threads 2 --seed 3 --augment)
+
+# A constant rate: --epochs may grow on resume.
+"$reskit" train "${common[@]}" --lr-schedule constant --epochs 3 --checkpoint-dir A -o a.h5 --history a.csv > /dev/null
+[[ -s A/checkpoint.json && -s A/epoch-003.h5 && -s A/epoch-002.h5 ]] || fail "A: $(ls A)"
+[[ ! -e A/epoch-001.h5 ]] || fail "A/epoch-001.h5 was kept; only the last two epochs should be"
+grep -q '"epochs_done": 3' A/checkpoint.json || fail "A/checkpoint.json: $(cat A/checkpoint.json)"
+grep -q '"model_file": "epoch-003.h5"' A/checkpoint.json || fail "A/checkpoint.json names $(cat A/checkpoint.json)"
+
+"$reskit" train "${common[@]}" --lr-schedule constant --epochs 1 --checkpoint-dir B -o b.h5 --history b.csv > /dev/null
+grep -q '"epochs_done": 1' B/checkpoint.json || fail "B/checkpoint.json: $(cat B/checkpoint.json)"
+out=$("$reskit" train "${common[@]}" --lr-schedule constant --epochs 3 --resume B -o b.h5 --history b.csv)
+echo "$out" | grep -q "Resuming from B/epoch-001.h5 after epoch 1" || fail "no resume line: $out"
+echo "$out" | grep -q "^Epoch 2/3" || fail "resume did not start at epoch 2: $out"
+! echo "$out" | grep -q "^Epoch 1/3" || fail "resume ran epoch 1 again"
+grep -q '"epochs_done": 3' B/checkpoint.json || fail "B/checkpoint.json after resume: $(cat B/checkpoint.json)"
+# The history holds the three epochs once each, as the uninterrupted run's does.
+[[ $(cut -d, -f1 b.csv | tr '\n' ' ') == "epoch 0 1 2 " ]] || fail "b.csv epochs: $(cut -d, -f1 b.csv)"
+cmp a.csv b.csv || fail "histories differ: $(cat a.csv b.csv)"
+
+"$reskit" predict a.h5 --data fashion-mnist:test --limit 64 --threads 2 --output pa.csv > /dev/null
+"$reskit" predict b.h5 --data fashion-mnist:test --limit 64 --threads 2 --output pb.csv > /dev/null
+cmp pa.csv pb.csv || fail "the resumed model's predictions differ from the uninterrupted one's"
+
+expect_error() {  # expect_error "message part" command...
+  local want=$1; shift
+  if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
+  [[ $err == *"$want"* ]] || fail "'$*' said '$err', expected it to mention '$want'"
+}
+# Flags that differ from the checkpointed run's, named with both values.
+expect_error "--batch-size differs from the checkpointed run: expected 64, got 32" \
+  "$reskit" train --limit 512 --batch-size 32 --threads 2 --seed 3 --augment --lr-schedule constant --epochs 4 --resume B
+expect_error "--seed differs from the checkpointed run: expected 3, got 4" \
+  "$reskit" train --limit 512 --batch-size 64 --threads 2 --seed 4 --augment --lr-schedule constant --epochs 4 --resume B
+expect_error "--augment differs from the checkpointed run: expected true, got false" \
+  "$reskit" train --limit 512 --batch-size 64 --threads 2 --seed 3 --lr-schedule constant --epochs 4 --resume B
+expect_error "--lr-schedule differs from the checkpointed run: expected \"constant\", got \"cosine\"" \
+  "$reskit" train "${common[@]}" --epochs 4 --resume B
+# A cosine schedule spans all epochs: --epochs must match.
+"$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir C -o c.h5 --history c.csv > /dev/null
+expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \
+  "$reskit" train "${common[@]}" --epochs 3 --resume C -o c.h5 --history c.csv
+# Missing, corrupt or dangling checkpoints.
+expect_error "checkpoint.json: no such file" "$reskit" train "${common[@]}" --epochs 3 --resume nowhere
+mkdir D && echo '{"format": 1, "epochs_done": ' > D/checkpoint.json
+expect_error "not a valid checkpoint" "$reskit" train "${common[@]}" --epochs 3 --resume D
+cp C/checkpoint.json D/checkpoint.json
+expect_error "D/epoch-001.h5: no such file" "$reskit" train "${common[@]}" --epochs 1 --resume D
+echo "<html>not a model</html>" > D/epoch-001.h5
+expect_error "epoch-001.h5" "$reskit" train "${common[@]}" --epochs 1 --resume D
+echo "1 passed, 0 failed"
