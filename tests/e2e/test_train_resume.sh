@@ -37,6 +37,13 @@ cmp a.csv b.csv || fail "histories differ: $(cat a.csv b.csv)"
 "$reskit" predict b.h5 --data fashion-mnist:test --limit 64 --threads 2 --output pb.csv > /dev/null
 cmp pa.csv pb.csv || fail "the resumed model's predictions differ from the uninterrupted one's"
 
+# A finished run resumed: nothing left to train; another thread count is warned about.
+err=$("$reskit" train --limit 512 --batch-size 64 --threads 1 --seed 3 --augment --lr-schedule constant \
+  --epochs 3 --resume A -o a2.h5 --history a.csv 2>&1 > /dev/null)
+[[ $err == *"the checkpointed run used 2 threads, this one 1"* ]] || fail "no threads warning: $err"
+[[ $(cut -d, -f1 a.csv | tr '\n' ' ') == "epoch 0 1 2 " ]] || fail "a.csv epochs after a no-op resume: $(cat a.csv)"
+[[ -s a2.h5 ]] || fail "a no-op resume did not save the model"
+
 expect_error() {  # expect_error "message part" command...
   local want=$1; shift
   if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi

@@ -138,6 +138,7 @@ class TrainCheckpoint : public Callback {
 struct Checkpoint {
   int epochs_done = 0;
   std::int64_t iterations = 0;
+  int threads = 0;
   std::string generator, model_path;
 };
 
@@ -162,6 +163,7 @@ Checkpoint read_checkpoint(const std::string& dir, const TrainArgs& a) {
     c.epochs_done = j.at("epochs_done").get<int>();
     c.iterations = j.at("iterations").get<std::int64_t>();
     c.generator = j.at("generator").get<std::string>();
+    c.threads = j.value("threads", 0);
     const auto file = j.at("model_file").get<std::string>();
     if (c.epochs_done < 1 || c.iterations < 0 || file.empty() || file.find('/') != std::string::npos ||
         file == "." || file == "..")
@@ -243,7 +245,13 @@ void run_train(const TrainArgs& a) {
   set_random_seed(a.seed);
   // A checkpoint that does not fit the flags is refused before any data is read.
   Checkpoint resume;
-  if (!a.resume.empty()) resume = read_checkpoint(a.resume, a);
+  if (!a.resume.empty()) {
+    resume = read_checkpoint(a.resume, a);
+    if (resume.threads > 0 && resume.threads != num_threads()) {
+      std::cerr << "reskit: warning: the checkpointed run used " << resume.threads << " threads, this one "
+                << num_threads() << "; the result may differ in the last bits from an uninterrupted run\n";
+    }
+  }
 
   Dataset train = load_dataset(a.data, "train");
   Dataset val;
