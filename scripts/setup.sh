@@ -8,7 +8,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libdnnl-dev libopenblas-openmp-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      python3-h5py
+      python3-h5py jq
       libhdf5-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist
       libonnx-dev libprotobuf-dev libgraphviz-dev graphviz
       python3-onnx python3-opencv
