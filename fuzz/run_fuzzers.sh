@@ -6,8 +6,9 @@
 #   bash fuzz/run_fuzzers.sh                  every target, FUZZ_RUNS inputs each (default 2000)
 #   bash fuzz/run_fuzzers.sh idx png          only those targets
 #   FUZZ_RUNS=1000000 FUZZ_TIME=600 bash fuzz/run_fuzzers.sh h5_model   a longer session
-# RESKIT_JOBS=N limits the build's parallel jobs. New inputs libFuzzer finds go to a scratch copy
-# of the corpus (build-fuzz/fuzz-corpus/<target>/), never into the checked-in one.
+# RESKIT_JOBS=N limits the build's parallel jobs. New inputs libFuzzer finds go to a scratch folder
+# (build-fuzz/fuzz-corpus/<target>/, emptied at the start), never into the checked-in corpus.
+# FUZZ_SEED=N changes libFuzzer's seed (default 1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,11 +41,12 @@ status=0
 for t in "${targets[@]}"; do
   [[ -n "${max_len[$t]:-}" ]] || { echo "run_fuzzers.sh: unknown target '$t' (known: ${all[*]})" >&2; exit 2; }
   scratch=build-fuzz/fuzz-corpus/$t
+  rm -rf "$scratch"  # every run starts from the seeds alone, so a run is repeatable (-seed=1)
   mkdir -p "$scratch"
   start=$SECONDS
   log=build-fuzz/fuzz-$t.log
   if build-fuzz/fuzz/fuzz_$t "$scratch" fuzz/corpus/$t -runs="$runs" -max_total_time="$max_time" \
-      -max_len="${max_len[$t]}" -timeout=25 -rss_limit_mb=2048 -seed=1 \
+      -max_len="${max_len[$t]}" -timeout=25 -rss_limit_mb=2048 -seed="${FUZZ_SEED:-1}" \
       -print_final_stats=1 -artifact_prefix="$artifacts/$t-" >"$log" 2>&1; then
     stats=$(grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' "$log" | awk '{print $2}' | paste -sd' ')
     echo "fuzz_$t: ok ($((SECONDS - start)) s; executed, exec/s: $stats)"
