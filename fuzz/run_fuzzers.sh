@@ -26,7 +26,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --parallel "${RESKIT_JOBS:-$(nproc)}"
 
 # -malloc_limit_mb: HDF5 mallocs what a corrupt header declares (12 GiB seen under H5Fopen) and
-# only then finds the file too short; such a malloc is not a bug: ASan returns NULL above 4 GiB
+# only then finds the file too short; such a malloc is not a bug: ASan returns NULL above 1 GiB
 # (max_allocation_size_mb, fast; HDF5 fails cleanly) and only memory really used counts.
 # Largest input per target: the seeds with room to grow (a CIFAR record is 3073 bytes).
 declare -A max_len=([h5_model]=65536 [model_json]=8192 [signs_hdf5]=16384 [idx]=2048 [cifar10]=8192
@@ -36,7 +36,7 @@ mkdir -p "$artifacts"
 # allocator_may_return_null: HDF5 allocates what a corrupt file's header says and checks for
 # NULL; without it ASan stops at any request over the limit (allocation-size-too-big). Leaks inside
 # libhdf5 itself are suppressed (fuzz/lsan.supp), which needs slow, complete malloc stacks.
-export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1:allocator_may_return_null=1:max_allocation_size_mb=4096:fast_unwind_on_malloc=0"
+export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1:allocator_may_return_null=1:max_allocation_size_mb=1024:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OMP_NUM_THREADS=1
