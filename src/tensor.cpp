@@ -16,6 +16,7 @@ namespace reskit {
 
 namespace {
 std::atomic<DType> g_floatx{DType::float32};
+std::atomic<bool> g_mixed_bfloat16{false};
 std::atomic<std::uint64_t> g_version{0};
 std::uint64_t next_version() { return g_version.fetch_add(1, std::memory_order_relaxed) + 1; }
 constexpr std::size_t kAlignment = 64;
@@ -83,8 +84,26 @@ DType parse_dtype(std::string_view name) {
 
 std::size_t dtype_size(DType dtype) { return dtype == DType::float32 ? 4 : 8; }
 
-void set_floatx(DType dtype) { g_floatx = dtype; }
+void set_floatx(DType dtype) {
+  g_floatx = dtype;
+  g_mixed_bfloat16 = false;
+}
 DType floatx() { return g_floatx; }
+
+void set_global_policy(std::string_view name) {
+  if (name == "mixed_bfloat16") {
+    g_floatx = DType::float32;
+    g_mixed_bfloat16 = true;
+    return;
+  }
+  if (name != "float32" && name != "float64") {
+    throw ConfigError("dtype policy: expected float32, float64 or mixed_bfloat16, got '" + std::string(name) +
+                      "'");
+  }
+  set_floatx(parse_dtype(name));
+}
+
+std::string_view global_policy() { return g_mixed_bfloat16 ? "mixed_bfloat16" : dtype_name(g_floatx); }
 
 std::string shape_str(const Shape& shape) {
   std::string s = "(";

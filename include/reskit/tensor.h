@@ -26,8 +26,17 @@ DType parse_dtype(std::string_view name);
 std::size_t dtype_size(DType dtype);
 
 // The default element type of new layers and tensors (Keras backend.set_floatx / floatx).
+// Setting it also sets the global policy to that dtype's name.
 void set_floatx(DType dtype);
 DType floatx();
+
+// The dtype policy of layers created from now on (Keras mixed_precision.set_global_policy):
+// "float32" and "float64" are set_floatx; "mixed_bfloat16" keeps float32 weights, tensors and
+// BatchNormalization statistics, and makes Conv2D compute in bfloat16 (inputs and kernel rounded
+// to bfloat16, float32 accumulation and output). Throws ConfigError naming what it received.
+void set_global_policy(std::string_view name);
+// "float32", "float64" or "mixed_bfloat16".
+std::string_view global_policy();
 
 template <class T>
 constexpr DType dtype_of();

@@ -9,6 +9,7 @@
 #include "kernels/cpu/onednn.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
+#include "kernels/ref/bf16.h"
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
 #include "kernels/ref/pool2d.h"
@@ -24,13 +25,32 @@ std::atomic<Backend> g_backend{initial_backend()};
 bool use_ref() { return g_backend.load(std::memory_order_relaxed) == Backend::reference; }
 template <class T>
 constexpr bool is_f32 = std::is_same_v<T, float>;
+
+std::int64_t x_numel(const Conv2DParams& p) { return p.n * p.h * p.w * p.c; }
+std::int64_t w_numel(const Conv2DParams& p) { return p.r * p.s * p.c * p.k; }
+std::int64_t y_numel(const Conv2DParams& p) { return p.n * p.p * p.q * p.k; }
+// The same convolution at full precision (what runs on bfloat16-rounded copies).
+Conv2DParams full_precision(const Conv2DParams& p) {
+  Conv2DParams q = p;
+  q.bf16 = false;
+  q.weights_version = 0;
+  return q;
+}
 }  // namespace
 
 void set_backend(Backend b) { g_backend = b; }
 Backend backend() { return g_backend; }
 
+// Mixed precision (p.bf16): oneDNN's bfloat16 kernels where it has them; otherwise, and in the
+// reference, the full-precision path on bfloat16-rounded copies of the operands.
 template <class T>
 void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (p.bf16) {
+    if constexpr (is_f32<T>)
+      if (!use_ref() && onednn::conv2d_forward_bf16(p, x, w, b, y)) return;
+    const auto xr = ref::rounded_bf16(x, x_numel(p)), wr = ref::rounded_bf16(w, w_numel(p));
+    return conv2d_forward(full_precision(p), xr.data(), wr.data(), b, y);
+  }
   if (use_ref()) return ref::conv2d_forward(p, x, w, b, y);
   if constexpr (is_f32<T>) return onednn::conv2d_forward(p, x, w, b, y);
   cpu::conv2d_forward(p, x, w, b, y);
@@ -38,6 +58,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
 
 template <class T>
 void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
+  if (p.bf16) return conv2d_backward<T>(p, nullptr, dy, w, dx, nullptr, nullptr);
   if (use_ref()) return ref::conv2d_backward_data(p, dy, w, dx);
   if constexpr (is_f32<T>) return onednn::conv2d_backward_data(p, dy, w, dx);
   cpu::conv2d_backward_data(p, dy, w, dx);
@@ -45,9 +66,26 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
 
 template <class T>
 void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
+  if (p.bf16) return conv2d_backward<T>(p, x, dy, nullptr, nullptr, dw, db);
   if (use_ref()) return ref::conv2d_backward_weights(p, x, dy, dw, db);
   if constexpr (is_f32<T>) return onednn::conv2d_backward_weights(p, x, dy, dw, db);
   cpu::conv2d_backward_weights(p, x, dy, dw, db);
+}
+
+template <class T>
+void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w, T* dx, T* dw, T* db) {
+  if (p.bf16) {
+    if constexpr (is_f32<T>)
+      if (!use_ref() && onednn::conv2d_backward_bf16(p, x, dy, w, dx, dw, db)) return;
+    const Conv2DParams q = full_precision(p);
+    const auto dyr = ref::rounded_bf16(dy, y_numel(p));
+    if (dx != nullptr) conv2d_backward_data(q, dyr.data(), ref::rounded_bf16(w, w_numel(p)).data(), dx);
+    if (dw != nullptr)
+      conv2d_backward_weights(q, ref::rounded_bf16(x, x_numel(p)).data(), dyr.data(), dw, db);
+    return;
+  }
+  if (dx != nullptr) conv2d_backward_data(p, dy, w, dx);
+  if (dw != nullptr) conv2d_backward_weights(p, x, dy, dw, db);
 }
 
 template <class T>
@@ -114,6 +152,7 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
   template void conv2d_forward<T>(const Conv2DParams&, const T*, const T*, const T*, T*);                    \
   template void conv2d_backward_data<T>(const Conv2DParams&, const T*, const T*, T*);                        \
   template void conv2d_backward_weights<T>(const Conv2DParams&, const T*, const T*, T*, T*);                 \
+  template void conv2d_backward<T>(const Conv2DParams&, const T*, const T*, const T*, T*, T*, T*);           \
   template void batch_norm_forward_training<T>(const BatchNormParams&, const T*, const T*, const T*, T*, T*, \
                                                T*);                                                          \
   template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \

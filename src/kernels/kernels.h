@@ -31,6 +31,10 @@ struct Conv2DParams {
   // kernel may keep a reordered copy of w keyed by (w, weights_version); callers set it where
   // the weights stay unchanged across calls (inference). 0: do not keep anything.
   std::uint64_t weights_version = 0;
+  // Mixed precision (policy mixed_bfloat16): x, w and dy take part rounded to bfloat16 (round to
+  // nearest even), products are accumulated in float32 at least, and outputs stay in T. The
+  // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels.
+  bool bf16 = false;
 };
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)
@@ -42,6 +46,10 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 template <class T>
 void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db);
+// Both backward passes in one call (dx and db may be null): what a layer calls, so a bf16 path
+// converts dy once for both.
+template <class T>
+void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w, T* dx, T* dw, T* db);
 
 struct BatchNormParams {
   std::int64_t rows = 1;      // N*H*W: values per channel

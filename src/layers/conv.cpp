@@ -84,6 +84,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   // unchanged (read-only access keeps it); a training step changes them every time.
   const Tensor& kernel = params()[0].value;
   if (!training) p.weights_version = kernel.version();
+  p.bf16 = mixed_bfloat16();
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = options_.use_bias ? std::as_const(params()[1].value).data<T>() : nullptr;
     kernels::conv2d_forward<T>(p, x.data<T>(), kernel.data<T>(), b, z.data<T>());
@@ -102,13 +103,13 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
 
 std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
+  p.bf16 = mixed_bfloat16();
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {
     T* db = options_.use_bias ? params()[1].grad.data<T>() : nullptr;
-    if (dx.defined())
-      kernels::conv2d_backward_data<T>(p, dz.data<T>(), params()[0].value.data<T>(), dx.data<T>());
-    kernels::conv2d_backward_weights<T>(p, x_.data<T>(), dz.data<T>(), params()[0].grad.data<T>(), db);
+    kernels::conv2d_backward<T>(p, x_.data<T>(), dz.data<T>(), std::as_const(params()[0].value).data<T>(),
+                                dx.defined() ? dx.data<T>() : nullptr, params()[0].grad.data<T>(), db);
   });
   return {dx};
 }

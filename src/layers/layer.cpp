@@ -48,7 +48,8 @@ std::string unique_input_name() {
 Layer::Layer(std::string class_name, std::string name)
     : class_name_(std::move(class_name)),
       name_(name.empty() ? detail::unique_object_name(to_snake_case(class_name_)) : std::move(name)),
-      dtype_(floatx()) {}
+      dtype_(floatx()),
+      mixed_bfloat16_(global_policy() == "mixed_bfloat16") {}
 
 std::string Layer::where() const { return class_name_ + " '" + name_ + "'"; }
 

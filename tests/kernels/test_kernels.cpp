@@ -13,6 +13,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
+#include "kernels/ref/bf16.h"
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
 #include "kernels/ref/pool2d.h"
@@ -185,6 +186,98 @@ TYPED_TEST(KernelsTest, Conv2DRepeatedShapeSeesNewData) {
     EXPECT_TRUE(close(fast, ref, "y"));
   }
 }
+
+// ---- Conv2D in mixed precision (Conv2DParams::bf16) ----
+// The definition: the full-precision reference on operands rounded to bfloat16. oneDNN's bf16
+// kernels (or the dispatcher's fallback) must match it up to float32 accumulation order.
+
+TEST(Bf16, RoundsToNearestEven) {
+  using k::ref::round_bf16;
+  EXPECT_EQ(round_bf16(1.0f), 1.0f);
+  EXPECT_EQ(round_bf16(1.0f + 0x1p-8f), 1.0f);                       // tie, even below
+  EXPECT_EQ(round_bf16(1.0f + 0x1p-7f + 0x1p-8f), 1.0f + 0x1p-6f);   // tie, even above
+  EXPECT_EQ(round_bf16(1.0f + 0x1p-8f + 0x1p-20f), 1.0f + 0x1p-7f);  // above the tie
+  EXPECT_EQ(round_bf16(-3.0f), -3.0f);
+  EXPECT_TRUE(std::isnan(round_bf16(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(round_bf16(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(round_bf16(std::numeric_limits<float>::max()), std::numeric_limits<float>::infinity());
+}
+
+class Bf16ConvTest : public ::testing::TestWithParam<k::Backend> {
+ protected:
+  void SetUp() override { k::set_backend(GetParam()); }
+  void TearDown() override { k::set_backend(k::Backend::fast); }
+};
+
+template <class T>
+std::vector<T> rounded(const std::vector<T>& v) {
+  return k::ref::rounded_bf16(v.data(), static_cast<int64_t>(v.size()));
+}
+
+TEST_P(Bf16ConvTest, ForwardIsTheReferenceOnRoundedOperands) {
+  for (const auto& cc : conv_cases()) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias"));
+      auto p = conv_params(cc);
+      const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
+      const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
+      const auto b = random_vector<float>(p.k, 3);
+      const float* bias = with_bias ? b.data() : nullptr;
+      auto mixed = nan_vector<float>(p.n * p.p * p.q * p.k), ref = mixed, full = mixed;
+      k::ref::conv2d_forward<float>(p, rounded(x).data(), rounded(w).data(), bias, ref.data());
+      k::ref::conv2d_forward<float>(p, x.data(), w.data(), bias, full.data());
+      p.bf16 = true;
+      k::conv2d_forward<float>(p, x.data(), w.data(), bias, mixed.data());
+      EXPECT_TRUE(close(mixed, ref, "y"));
+      // bfloat16 keeps 8 significant bits: the result must differ from full precision, and not by much.
+      EXPECT_FALSE(close(mixed, full, "y"));
+      double scale = 0, diff = 0;
+      for (std::size_t i = 0; i < full.size(); ++i) {
+        scale = std::max(scale, std::abs(double{full[i]}));
+        diff = std::max(diff, std::abs(double{mixed[i]} - full[i]));
+      }
+      EXPECT_LT(diff, 0.02 * scale);
+    }
+  }
+}
+
+TEST_P(Bf16ConvTest, BackwardIsTheReferenceOnRoundedOperands) {
+  for (const auto& cc : conv_cases()) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias"));
+      auto p = conv_params(cc);
+      const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 6);
+      const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 5, 0.2);
+      const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 7);
+      auto dx = nan_vector<float>(p.n * p.h * p.w * p.c), ref_dx = dx;
+      auto dw = nan_vector<float>(p.r * p.s * p.c * p.k), ref_dw = dw;
+      auto db = nan_vector<float>(p.k), ref_db = db;
+      k::ref::conv2d_backward_data<float>(p, rounded(dy).data(), rounded(w).data(), ref_dx.data());
+      k::ref::conv2d_backward_weights<float>(p, rounded(x).data(), rounded(dy).data(), ref_dw.data(),
+                                             with_bias ? ref_db.data() : nullptr);
+      p.bf16 = true;
+      k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx.data(), dw.data(),
+                                with_bias ? db.data() : nullptr);
+      EXPECT_TRUE(close(dx, ref_dx, "dx"));
+      EXPECT_TRUE(close(dw, ref_dw, "dw"));
+      if (with_bias) {
+        EXPECT_TRUE(close(db, ref_db, "db"));
+      }
+      // The single-pass entry points agree with the combined one.
+      auto dx_alone = nan_vector<float>(p.n * p.h * p.w * p.c);
+      auto dw_alone = nan_vector<float>(p.r * p.s * p.c * p.k);
+      k::conv2d_backward_data<float>(p, dy.data(), w.data(), dx_alone.data());
+      k::conv2d_backward_weights<float>(p, x.data(), dy.data(), dw_alone.data(), nullptr);
+      EXPECT_TRUE(close(dx_alone, ref_dx, "dx alone"));
+      EXPECT_TRUE(close(dw_alone, ref_dw, "dw alone"));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Bf16ConvTest, ::testing::Values(k::Backend::fast, k::Backend::reference),
+                         [](const auto& info) {
+                           return info.param == k::Backend::fast ? "fast" : "reference";
+                         });
 
 // ---- BatchNormalization ----
 

@@ -25,15 +25,21 @@ void add_bench_command(CLI::App& app) {
     bool profile = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--model", args->model, "Model name")->capture_default_str();
+  cmd->add_option("--model", args->model, "Model name")->capture_default_str()->check(model_name());
   cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
-  cmd->add_option("--classes", args->classes, "Number of classes")->capture_default_str();
-  cmd->add_option("--batch", args->batch, "Batch size")->capture_default_str();
-  cmd->add_option("--mode", args->mode, "train or infer")->capture_default_str();
-  cmd->add_option("--dtype", args->dtype, "float32 or float64")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "Threads (default: all cores)");
-  cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str();
-  cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")->capture_default_str();
+  cmd->add_option("--classes", args->classes, "Number of classes")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
+  cmd->add_option("--batch", args->batch, "Batch size")->capture_default_str()->check(integer_at_least(1));
+  cmd->add_option("--mode", args->mode, "train or infer")
+      ->capture_default_str()
+      ->check(one_of({"train", "infer"}));
+  cmd->add_option("--dtype", args->dtype, "float32, float64 or mixed_bfloat16")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(integer_at_least(1));
+  cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str()->check(integer_at_least(1));
+  cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")
+      ->capture_default_str()
+      ->check(integer_at_least(0));
   cmd->add_flag("--profile", args->profile, "Print the time per layer kind and pass");
   cmd->callback([args] {
     const Args& a = *args;
@@ -44,7 +50,7 @@ void add_bench_command(CLI::App& app) {
     if (a.steps < 1) throw ConfigError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
     if (a.warmup < 0) throw ConfigError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
     if (a.threads != 0) set_num_threads(a.threads);
-    set_floatx(parse_dtype(a.dtype));
+    set_global_policy(a.dtype);
     set_random_seed(0);
     Shape input = parse_shape("--input", a.input);
     Model model = build_model(a.model, input, a.classes);

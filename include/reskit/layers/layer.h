@@ -45,6 +45,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   const std::string& class_name() const { return class_name_; }
   // The element type of the layer's weights and outputs: floatx() when it was created.
   DType dtype() const { return dtype_; }
+  // The global policy when it was created (set_global_policy): "mixed_bfloat16" makes Conv2D
+  // compute in bfloat16.
+  std::string_view dtype_policy() const { return mixed_bfloat16_ ? "mixed_bfloat16" : dtype_name(dtype_); }
+  bool mixed_bfloat16() const { return mixed_bfloat16_; }
   // "Conv2D 'conv1'": how messages name this layer.
   std::string where() const;
 
@@ -98,6 +102,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::string class_name_;
   std::string name_;
   DType dtype_;
+  bool mixed_bfloat16_;
   bool built_ = false;
   std::vector<Shape> built_shapes_;
   std::vector<Param> params_;

@@ -11,6 +11,12 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
 
+// Mixed precision (Conv2DParams::bf16): bfloat16 operands, float32 results. dx, dw and db may be
+// null. Return false, doing nothing, when oneDNN has no fast bfloat16 primitive for the shape.
+bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
+                          float* dw, float* db);
+
 void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
                                  const float* beta, float* y, float* mean, float* var);
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
