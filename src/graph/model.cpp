@@ -44,6 +44,9 @@ struct Model::State {
   std::vector<std::string> class_names;
   bool profiling = false;
   std::map<std::string, double> profile;
+  // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward.
+  std::vector<std::pair<int, int>> relu_fusions;
+  bool fuse_relu = true;
 };
 
 namespace {
@@ -165,6 +168,22 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     }
   }
 
+  // ReLU fusion: an Activation('relu') whose single input is the output of a layer that can
+  // apply it (BatchNormalization, Add), read by nothing else and not a model output.
+  std::vector<int> consumers(s.nodes.size(), 0);
+  for (const auto& ps : s.producers)
+    for (int p : ps) ++consumers[p];
+  for (int o : s.output_nodes) ++consumers[o];
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const auto* act = dynamic_cast<const ActivationLayer*>(s.nodes[i]->layer.get());
+    if (act == nullptr || act->activation() != "relu" || s.producers[i].size() != 1) continue;
+    const int p = s.producers[i][0];
+    const Layer& producer = *s.nodes[p]->layer;
+    if (producer.can_fuse_relu() && consumers[p] == 1 && producer.dtype() == act->dtype()) {
+      s.relu_fusions.emplace_back(p, static_cast<int>(i));
+    }
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -208,6 +227,18 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     }
     s.values[s.input_nodes[i]] = x.to(node.layer->dtype());
   }
+  // The fusion flags hold for this pass only: the layers may be called elsewhere, unfused.
+  struct FusionScope {
+    State& s;
+    explicit FusionScope(State& st) : s(st) { set(s.fuse_relu); }
+    ~FusionScope() { set(false); }
+    void set(bool on) {
+      for (auto [p, a] : s.relu_fusions) {
+        s.nodes[p]->layer->set_fused_relu(on);
+        s.nodes[a]->layer->set_fused_relu(on);
+      }
+    }
+  } fusion(s);
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
     if (s.nodes[i]->inputs.empty()) continue;
     std::vector<Tensor> ins;
@@ -410,6 +441,9 @@ const Loss& Model::loss() const {
 }
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
+
+void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
+bool Model::fuse_relu() const { return state_->fuse_relu; }
 
 void Model::set_profiling(bool on) {
   state_->profiling = on;

@@ -55,6 +55,9 @@ struct BatchNormParams {
   std::int64_t rows = 1;      // N*H*W: values per channel
   std::int64_t channels = 1;  // C, the innermost axis
   double epsilon = 1e-3;
+  // Forward passes only: y = max(0, ·), the ReLU that follows fused into the same pass. Backward
+  // takes the ReLU's own backward first (its mask is y > 0), so it has no such flag.
+  bool relu = false;
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.

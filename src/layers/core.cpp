@@ -28,6 +28,10 @@ Shape ActivationLayer::output_shape(const std::vector<Shape>& inputs) const { re
 
 Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
   x_ = inputs[0];
+  if (fused_relu()) {  // the producer applied this ReLU already (relu(relu(z)) = relu(z))
+    y_ = x_;
+    return y_;
+  }
   y_ = Tensor::uninitialized(x_.shape(), dtype());
   detail::activation_forward(detail::parse_activation(where(), activation_), x_, y_);
   return y_;
@@ -222,8 +226,10 @@ Tensor AddLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
     return s;
   }());
   inputs_ = inputs.size();
+  if (inputs.size() == 2) return detail::add(inputs[0], inputs[1], fused_relu());
   Tensor y = detail::add(inputs[0], inputs[1]);
   for (std::size_t i = 2; i < inputs.size(); ++i) detail::add_inplace(y, inputs[i]);
+  if (fused_relu()) detail::activation_forward(detail::Act::relu, y, y);
   return y;
 }
 

@@ -51,7 +51,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   const Tensor& x = inputs[0];
   output_shape({x.shape()});
   const std::int64_t c = x.dim(-1);
-  kernels::BatchNormParams p{x.numel() / c, c, options_.epsilon};
+  kernels::BatchNormParams p{x.numel() / c, c, options_.epsilon, fused_relu()};
   Tensor y = Tensor::uninitialized(x.shape(), dtype());
   auto& gamma = params()[0].value;
   auto& beta = params()[1].value;

@@ -162,7 +162,7 @@ void add_inplace(Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a, const Tensor& b, bool relu) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) {
     throw ShapeError("add: expected shape " + shape_str(a.shape()) + ", got " + shape_str(b.shape()));
   }
@@ -172,8 +172,13 @@ Tensor add(const Tensor& a, const Tensor& b) {
     const T* __restrict y = b.data<T>();
     T* __restrict o = out.data<T>();
     const std::int64_t n = a.numel();
+    if (relu) {
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
-    for (std::int64_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+      for (std::int64_t i = 0; i < n; ++i) o[i] = std::max(x[i] + y[i], T(0));
+    } else {
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
+      for (std::int64_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+    }
   });
   return out;
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -293,45 +294,68 @@ std::string bn_name(const BnCase& bc) {
   return "rows " + std::to_string(bc.rows) + " channels " + std::to_string(bc.channels);
 }
 
+// With relu (the fused ReLU) the reference itself must be the ReLU of its plain output.
+template <class T>
+void expect_relu_of_plain(const k::BatchNormParams& p, const std::vector<T>& fused,
+                          const std::function<void(const k::BatchNormParams&, T*)>& plain) {
+  if (!p.relu) return;
+  k::BatchNormParams q = p;
+  q.relu = false;
+  std::vector<T> y(fused.size());
+  plain(q, y.data());
+  for (auto& v : y) v = std::max(v, T(0));
+  EXPECT_TRUE(close(fused, y, "relu(y)"));
+}
+
 TYPED_TEST(KernelsTest, BatchNormForwardTraining) {
   using T = TypeParam;
-  for (const auto& bc : bn_cases()) {
-    SCOPED_TRACE(bn_name(bc));
-    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
-    const auto x = random_vector<T>(p.rows * p.channels, 21, 2.0, 0.5);
-    const auto gamma = random_vector<T>(p.channels, 22);
-    const auto beta = random_vector<T>(p.channels, 23);
-    auto fast_y = nan_vector<T>(p.rows * p.channels), ref_y = fast_y;
-    auto fast_mean = nan_vector<T>(p.channels), ref_mean = fast_mean, fast_var = fast_mean,
-         ref_var = fast_mean;
-    k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), fast_y.data(), fast_mean.data(),
-                                      fast_var.data());
-    k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
-                                           ref_mean.data(), ref_var.data());
-    EXPECT_TRUE(close(fast_y, ref_y, "y"));
-    EXPECT_TRUE(close(fast_mean, ref_mean, "mean"));
-    EXPECT_TRUE(close(fast_var, ref_var, "var"));
-  }
+  for (const auto& bc : bn_cases())
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(bn_name(bc) + (relu ? " with fused relu" : ""));
+      const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+      const auto x = random_vector<T>(p.rows * p.channels, 21, 2.0, 0.5);
+      const auto gamma = random_vector<T>(p.channels, 22);
+      const auto beta = random_vector<T>(p.channels, 23);
+      auto fast_y = nan_vector<T>(p.rows * p.channels), ref_y = fast_y;
+      auto fast_mean = nan_vector<T>(p.channels), ref_mean = fast_mean, fast_var = fast_mean,
+           ref_var = fast_mean;
+      k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), fast_y.data(),
+                                        fast_mean.data(), fast_var.data());
+      k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
+                                             ref_mean.data(), ref_var.data());
+      EXPECT_TRUE(close(fast_y, ref_y, "y"));
+      EXPECT_TRUE(close(fast_mean, ref_mean, "mean"));
+      EXPECT_TRUE(close(fast_var, ref_var, "var"));
+      expect_relu_of_plain<T>(p, ref_y, [&](const k::BatchNormParams& q, T* y) {
+        std::vector<T> m(p.channels), v(p.channels);
+        k::ref::batch_norm_forward_training<T>(q, x.data(), gamma.data(), beta.data(), y, m.data(), v.data());
+      });
+    }
 }
 
 TYPED_TEST(KernelsTest, BatchNormForwardInference) {
   using T = TypeParam;
-  for (const auto& bc : bn_cases()) {
-    SCOPED_TRACE(bn_name(bc));
-    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
-    const auto x = random_vector<T>(p.rows * p.channels, 31, 2.0, 0.5);
-    const auto gamma = random_vector<T>(p.channels, 32);
-    const auto beta = random_vector<T>(p.channels, 33);
-    const auto mean = random_vector<T>(p.channels, 34);
-    auto var = random_vector<T>(p.channels, 35);
-    for (auto& v : var) v = v * v + T(0.01);
-    auto fast = nan_vector<T>(p.rows * p.channels), ref = fast;
-    k::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
-                                       fast.data());
-    k::ref::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
-                                            ref.data());
-    EXPECT_TRUE(close(fast, ref, "y"));
-  }
+  for (const auto& bc : bn_cases())
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(bn_name(bc) + (relu ? " with fused relu" : ""));
+      const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+      const auto x = random_vector<T>(p.rows * p.channels, 31, 2.0, 0.5);
+      const auto gamma = random_vector<T>(p.channels, 32);
+      const auto beta = random_vector<T>(p.channels, 33);
+      const auto mean = random_vector<T>(p.channels, 34);
+      auto var = random_vector<T>(p.channels, 35);
+      for (auto& v : var) v = v * v + T(0.01);
+      auto fast = nan_vector<T>(p.rows * p.channels), ref = fast;
+      k::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                         fast.data());
+      k::ref::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                              ref.data());
+      EXPECT_TRUE(close(fast, ref, "y"));
+      expect_relu_of_plain<T>(p, ref, [&](const k::BatchNormParams& q, T* y) {
+        k::ref::batch_norm_forward_inference<T>(q, x.data(), gamma.data(), beta.data(), mean.data(),
+                                                var.data(), y);
+      });
+    }
 }
 
 TYPED_TEST(KernelsTest, BatchNormBackward) {

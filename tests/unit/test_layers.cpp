@@ -193,3 +193,60 @@ TEST(LayersFloat32, InferenceSeesEveryWeightChange) {
   for (auto& v : w) v *= -1.0f;
   EXPECT_TRUE(close(conv(x), reference()));
 }
+
+// ReLU fusion (Model::set_fuse_relu) changes no result: the same CIFAR ResNet, fused and not,
+// gives the same outputs, parameter gradients and moving statistics, in both dtypes.
+class ReluFusion : public ::testing::TestWithParam<DType> {
+ protected:
+  void TearDown() override { set_floatx(DType::float32); }
+};
+
+TEST_P(ReluFusion, ChangesNoResult) {
+  const DType dtype = GetParam();
+  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
+  auto run = [&](bool fuse) {
+    clear_session();
+    set_floatx(dtype);
+    set_random_seed(4);
+    Model model = resnet_cifar(20, {10, 10, 3}, 5);
+    model.set_fuse_relu(fuse);
+    Tensor x = random_tensor({3, 10, 10, 3}, 9, dtype);
+    std::vector<double> out = model.forward(x, true).to_vector();
+    model.backward(random_tensor({3, 5}, 10, dtype));
+    for (Param* p : model.parameters()) {
+      auto v = (p->trainable ? p->grad : p->value).to_vector();  // gradients, moving statistics
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    auto inference = model.forward(x, false).to_vector();
+    out.insert(out.end(), inference.begin(), inference.end());
+    return out;
+  };
+  const auto fused = run(true), plain = run(false);
+  ASSERT_EQ(fused.size(), plain.size());
+  double scale = 0.0;
+  for (double v : plain) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < plain.size(); ++i)
+    ASSERT_NEAR(fused[i], plain[i], tolerance * scale) << "at " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ReluFusion, ::testing::Values(DType::float32, DType::float64),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The fusion holds only inside the model's forward: the same layer called on its own afterwards
+// gives its plain (negative-valued) output.
+TEST(ReluFusionScope, LayersCalledOutsideTheModelAreNotFused) {
+  clear_session();
+  set_floatx(DType::float32);
+  Tensor in = Input({4, 4, 3});
+  BatchNormalization bn;
+  Tensor x = Activation("relu")(bn(in));
+  Model model(in, x, "fused");
+  Tensor batch = random_tensor({2, 4, 4, 3}, 12, DType::float32);
+  Tensor y = model.forward(batch, true);
+  double min_model = 0.0, min_alone = 0.0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) min_model = std::min(min_model, y.at(i));
+  Tensor alone = bn(batch);
+  for (std::int64_t i = 0; i < alone.numel(); ++i) min_alone = std::min(min_alone, alone.at(i));
+  EXPECT_EQ(min_model, 0.0);
+  EXPECT_LT(min_alone, -0.1);
+}

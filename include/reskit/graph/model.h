@@ -96,6 +96,11 @@ class Model {
   // Time spent per layer class and pass ("Conv2D forward", "Conv2D backward", "optimizer"), in
   // seconds, accumulated while profiling is on (reskit bench --profile).
   void set_profiling(bool on);
+  // ReLU fusion (on by default): a BatchNormalization or Add whose output only a ReLU
+  // Activation reads applies that ReLU in its own pass, and the Activation passes it on; the
+  // results are the same (tests compare both), with one pass and one tensor fewer per pair.
+  void set_fuse_relu(bool on);
+  bool fuse_relu() const;
   std::map<std::string, double> profile() const;
   // Names of the output classes, when known (from the training data); saved with the model.
   const std::vector<std::string>& class_names() const;

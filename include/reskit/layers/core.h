@@ -129,6 +129,7 @@ class AddLayer : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
+  bool can_fuse_relu() const override { return true; }
 
  private:
   std::size_t inputs_ = 0;

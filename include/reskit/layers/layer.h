@@ -77,6 +77,13 @@ class Layer : public std::enable_shared_from_this<Layer> {
   bool input_gradients_needed() const { return input_gradients_needed_; }
   void set_input_gradients_needed(bool needed) { input_gradients_needed_ = needed; }
 
+  // ReLU fusion, set by the model around its forward pass (Model::set_fuse_relu): while
+  // fused_relu() is set, a layer that can_fuse_relu() applies the ReLU that alone consumes its
+  // output in its own pass (BatchNormalization, Add), and that Activation passes its input on.
+  virtual bool can_fuse_relu() const { return false; }
+  void set_fused_relu(bool on) { fused_relu_ = on; }
+  bool fused_relu() const { return fused_relu_; }
+
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   // The parameter whose name ends in "/<short_name>:0", e.g. param("kernel").
@@ -108,6 +115,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Param> params_;
   int node_count_ = 0;
   bool input_gradients_needed_ = true;
+  bool fused_relu_ = false;
 };
 
 // The handle users hold and call: LayerRef<Conv2DLayer> is what Conv2D(...) returns.

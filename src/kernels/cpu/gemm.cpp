@@ -202,6 +202,16 @@ void channel_sums(std::int64_t rows, std::int64_t C, std::vector<double>& out, F
     for (std::int64_t c = 0; c < C; ++c) out[c] += part[c];
   }
 }
+
+// y[i,c] = x[i,c]·scale[c] + shift[c], then max(0, ·) when p.relu.
+template <class T>
+void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* shift, T* y) {
+  const std::int64_t m = p.rows, C = p.channels;
+  const T floor = p.relu ? T(0) : -std::numeric_limits<T>::infinity();
+#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = std::max(x[i * C + c] * scale[c] + shift[c], floor);
+}
 }  // namespace
 
 template <class T>
@@ -224,24 +234,20 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     mean[c] = static_cast<T>(mu[c]);
     var[c] = static_cast<T>(v);
   }
-#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
+  scale_shift(p, x, scale.data(), shift.data(), y);
 }
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y) {
-  const std::int64_t m = p.rows, C = p.channels;
+  const std::int64_t C = p.channels;
   std::vector<T> scale(C), shift(C);
   for (std::int64_t c = 0; c < C; ++c) {
     double s = double(gamma[c]) / std::sqrt(double(var[c]) + p.epsilon);
     scale[c] = static_cast<T>(s);
     shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
   }
-#pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = x[i * C + c] * scale[c] + shift[c];
+  scale_shift(p, x, scale.data(), shift.data(), y);
 }
 
 template <class T>

@@ -461,9 +461,9 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
 
 namespace {
 
-using BnKey = std::array<std::int64_t, 3>;
+using BnKey = std::array<std::int64_t, 4>;
 BnKey bn_key(const BatchNormParams& p) {
-  return {p.rows, p.channels, std::bit_cast<std::int64_t>(p.epsilon)};
+  return {p.rows, p.channels, std::bit_cast<std::int64_t>(p.epsilon), p.relu};
 }
 
 struct BnShape {
@@ -474,6 +474,11 @@ BnShape bn_shape(const BatchNormParams& p) {
 }
 const dnnl::normalization_flags kScaleShift =
     dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+// The forward flags: scale and shift, and the fused ReLU when asked (training then writes a
+// workspace, the ReLU mask, which reskit does not use: its backward takes the ReLU's first).
+dnnl::normalization_flags forward_flags(const BatchNormParams& p) {
+  return p.relu ? kScaleShift | dnnl::normalization_flags::fuse_norm_relu : kScaleShift;
+}
 
 dnnl::batch_normalization_forward::primitive_desc bn_forward_pd(const BatchNormParams& p, const BnShape& s,
                                                                 dnnl::prop_kind kind,
@@ -485,7 +490,12 @@ dnnl::batch_normalization_forward::primitive_desc bn_forward_pd(const BatchNormP
 struct BnForward {
   dnnl::batch_normalization_forward prim;
   BnShape shape;
+  memory::desc workspace;  // empty unless the ReLU is fused in training
 };
+Scratch& bn_workspace() {
+  thread_local Scratch s;
+  return s;
+}
 struct BnForwardInference : BnForward {};
 struct BnBackward {
   dnnl::batch_normalization_backward prim;
@@ -504,35 +514,41 @@ void batch_norm_forward_training(const BatchNormParams& p, const float* x, const
   const auto* e =
       p.rows * p.channels == 0 ? nullptr : cached<BnForward>(bn_key(p), [&]() -> std::optional<BnForward> {
         BnShape s = bn_shape(p);
-        auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_training, kScaleShift);
+        auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_training, forward_flags(p));
         if (is_reference_impl(pd)) return std::nullopt;
-        return BnForward{dnnl::batch_normalization_forward(pd), std::move(s)};
+        return BnForward{dnnl::batch_normalization_forward(pd), std::move(s), pd.workspace_desc()};
       });
   if (!e) return cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
 
   auto& st = stream();
   const BnShape& s = e->shape;
-  e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.data, engine(), const_cast<float*>(x))},
-                       {DNNL_ARG_SCALE, channel_memory(s, gamma)},
-                       {DNNL_ARG_SHIFT, channel_memory(s, beta)},
-                       {DNNL_ARG_DST, memory(s.data, engine(), y)},
-                       {DNNL_ARG_MEAN, channel_memory(s, mean)},
-                       {DNNL_ARG_VARIANCE, channel_memory(s, var)}});
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(s.data, engine(), const_cast<float*>(x))},
+                                       {DNNL_ARG_SCALE, channel_memory(s, gamma)},
+                                       {DNNL_ARG_SHIFT, channel_memory(s, beta)},
+                                       {DNNL_ARG_DST, memory(s.data, engine(), y)},
+                                       {DNNL_ARG_MEAN, channel_memory(s, mean)},
+                                       {DNNL_ARG_VARIANCE, channel_memory(s, var)}};
+  if (e->workspace.get_size() > 0) {
+    args.emplace(DNNL_ARG_WORKSPACE,
+                 memory(e->workspace, engine(), bn_workspace().get(e->workspace.get_size())));
+  }
+  e->prim.execute(st, args);
   st.wait();
 }
 
 // y[rows,C] = gamma·(x − mean)/sqrt(var + eps) + beta with the given mean[C], var[C]
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
                                   const float* beta, const float* mean, const float* var, float* y) {
-  const auto* e = p.rows * p.channels == 0
-                      ? nullptr
-                      : cached<BnForwardInference>(bn_key(p), [&]() -> std::optional<BnForwardInference> {
-                          BnShape s = bn_shape(p);
-                          auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_inference,
-                                                  kScaleShift | dnnl::normalization_flags::use_global_stats);
-                          if (is_reference_impl(pd)) return std::nullopt;
-                          return BnForwardInference{{dnnl::batch_normalization_forward(pd), std::move(s)}};
-                        });
+  const auto* e =
+      p.rows * p.channels == 0
+          ? nullptr
+          : cached<BnForwardInference>(bn_key(p), [&]() -> std::optional<BnForwardInference> {
+              BnShape s = bn_shape(p);
+              auto pd = bn_forward_pd(p, s, dnnl::prop_kind::forward_inference,
+                                      forward_flags(p) | dnnl::normalization_flags::use_global_stats);
+              if (is_reference_impl(pd)) return std::nullopt;
+              return BnForwardInference{{dnnl::batch_normalization_forward(pd), std::move(s), {}}};
+            });
   if (!e) return cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
 
   auto& st = stream();

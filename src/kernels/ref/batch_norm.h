@@ -5,6 +5,7 @@
 //   dx = gamma·rstd/M · (M·dy − dbeta − x̂·dgamma),  M = rows.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -29,7 +30,8 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     double rstd = 1.0 / std::sqrt(v + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - mu) * rstd;
-      y[i * C + c] = static_cast<T>(static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]));
+      const double v = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      y[i * C + c] = static_cast<T>(p.relu ? std::max(v, 0.0) : v);
     }
     mean[c] = static_cast<T>(mu);
     var[c] = static_cast<T>(v);
@@ -44,7 +46,8 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
     double rstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - static_cast<double>(mean[c])) * rstd;
-      y[i * C + c] = static_cast<T>(static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]));
+      const double v = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      y[i * C + c] = static_cast<T>(p.relu ? std::max(v, 0.0) : v);
     }
   }
 }
