@@ -48,11 +48,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch"
   start=$SECONDS
   log=build-fuzz/fuzz-$t.log
-  # signs_hdf5 reaches the open HDF5 1.10.8 crash (known_crashes/) after about 5000 inputs:
-  # the short CI session stays well below that until the reader guards it.
-  t_runs=$runs
-  [[ $t == signs_hdf5 && -z "${FUZZ_RUNS:-}" ]] && t_runs=800
-  if build-fuzz/fuzz/fuzz_$t "$scratch" fuzz/corpus/$t -runs="$t_runs" -max_total_time="$max_time" \
+  if build-fuzz/fuzz/fuzz_$t "$scratch" fuzz/corpus/$t -runs="$runs" -max_total_time="$max_time" \
       -max_len="${max_len[$t]}" -timeout=25 -rss_limit_mb=2048 -malloc_limit_mb=1048576 -seed="${FUZZ_SEED:-1}" \
       -print_final_stats=1 -artifact_prefix="$artifacts/$t-" >"$log" 2>&1; then
     stats=$(grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' "$log" | awk '{print $2}' | paste -sd' ')

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "io/hdf5_check.h"
 #include "reskit/error.h"
 
 namespace reskit::io {
@@ -397,6 +398,7 @@ Hid open_file_read(const std::string& path) {
     throw FileError("'" + path + "': not an HDF5 file (no HDF5 signature; expected a Keras .h5 file)");
   }
   check_global_heaps(in, st.st_size, base, "'" + path + "'");
+  check_hdf5_groups(path, "'" + path + "'");
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));

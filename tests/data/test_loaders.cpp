@@ -520,6 +520,68 @@ TEST_F(Loaders, Hdf5CorruptGlobalHeapIsRefused) {
                {p.string(), "'list_classes'", "global heap collection", "past its end"});
 }
 
+// HDF5 1.10.8 follows a group's addresses unchecked: an undefined address (all bits set) where
+// the root group's B-tree, a B-tree child or its local heap should be, or a local heap whose data
+// segment declares 2^64-1 bytes, crashed it inside H5Gget_info (a null read, then a negative
+// memcpy size; found by fuzzing). The loader refuses such files before HDF5 walks the group.
+TEST_F(Loaders, Hdf5CorruptGroupStructureIsRefused) {
+  const fs::path p = dir_ / "group.h5";
+  {
+    H5Writer w(p);
+    w.write("train_set_x", H5T_NATIVE_UINT8, {2, 1, 1, 1}, std::vector<std::uint8_t>{1, 2});
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+  }
+  ASSERT_EQ(load_hdf5(p.string()).size(), 2);
+  const auto bytes = read_all_bytes(p);
+  auto find = [&](const std::string& s) {
+    const auto it = std::search(bytes.begin(), bytes.end(), s.begin(), s.end());
+    return it == bytes.end() ? std::string::npos : static_cast<std::size_t>(it - bytes.begin());
+  };
+  // 8-byte addresses and lengths (HDF5's defaults): the root's symbol table message (type 0x11,
+  // 16 bytes) holds its B-tree and heap addresses; a group B-tree node (TREE, type 0) holds its
+  // first child after the signature, type, level, entry count, two siblings and the first key;
+  // a local heap (HEAP) holds its data segment's size, then after the free list, its address.
+  const std::size_t stab = find(std::string("\x11\0\x10\0\0\0\0\0", 8));
+  const std::size_t tree = find("TREE"), heap = find("HEAP");
+  ASSERT_NE(stab, std::string::npos);
+  ASSERT_NE(tree, std::string::npos);
+  ASSERT_NE(heap, std::string::npos);
+  ASSERT_EQ(bytes[tree + 4], 0);  // a group node
+  struct Case {
+    const char* name;
+    std::size_t at;
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {"btree", stab + 8, {"the root group's B-tree node is at an undefined address"}},
+      {"heap", stab + 16, {"the root group's local heap is at an undefined address"}},
+      {"child", tree + 32, {"the root group's B-tree node at address", "child 0 is at an undefined address"}},
+      {"heap_size", heap + 8, {"data segment of 18446744073709551615 bytes", "past the end of the"}},
+      {"heap_data", heap + 24, {"the root group's local heap's data segment", "undefined address"}},
+  };
+  for (const Case& c : cases) {
+    auto corrupt = bytes;
+    std::fill_n(corrupt.begin() + static_cast<std::ptrdiff_t>(c.at), 8, std::uint8_t{0xff});
+    const fs::path q = dir_ / (std::string(c.name) + ".h5");
+    write_bytes(q, corrupt);
+    std::vector<std::string> parts = {q.string() + ": corrupt HDF5 file: "};
+    parts.insert(parts.end(), c.message.begin(), c.message.end());
+    SCOPED_TRACE(c.name);
+    expect_error([&] { load_hdf5(q.string()); }, parts);
+    expect_error([&] { load_dataset(q.string()); }, parts);
+  }
+}
+
+// The fuzzer's input that crashed HDF5 this way (its root B-tree's child overwritten with 0xff
+// bytes), kept in the fuzz corpus.
+TEST_F(Loaders, Hdf5FuzzRegressionUndefinedBtreeChild) {
+  const std::string p =
+      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-undefined-btree-child.h5";
+  ASSERT_TRUE(fs::exists(p)) << p;
+  expect_error([&] { load_hdf5(p, "train"); }, {p, "corrupt HDF5 file", "the root group's"});
+  expect_error([&] { load_hdf5(p, "test"); }, {p, "corrupt HDF5 file"});
+}
+
 TEST_F(Loaders, Hdf5TruncatedOrNotHdf5) {
   const fs::path p = dir_ / "cut.h5";
   {

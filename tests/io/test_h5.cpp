@@ -738,3 +738,33 @@ TEST_F(H5Test, CorruptStringStorageIsRefused) {
   expect_load_error(write_variant("idx.h5", at + 15, 4), {"corrupt variable-length"});
   expect_load_error(write_variant("heap.h5", heap + 16 + 8 + 3, 2), {"global heap", "corrupt object"});
 }
+
+// HDF5 1.10.8 follows group addresses unchecked (found by fuzzing the SIGNS loader; the .h5 reader
+// walks many more groups): an undefined B-tree child address or a local heap of 2^64-1 bytes
+// crashed it. load_model and load_weights refuse such files before HDF5 walks the groups.
+TEST_F(H5Test, CorruptGroupAddressesAreRefused) {
+  Model a = small_resnet();
+  save_model(a, path("m.h5"));
+  std::ifstream in(path("m.h5"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::size_t tree = bytes.find(std::string("TREE\0", 5));  // a group's B-tree node (type 0)
+  const std::size_t heap = bytes.find("HEAP");
+  ASSERT_NE(tree, std::string::npos);
+  ASSERT_NE(heap, std::string::npos);
+  auto write_variant = [&](const std::string& name, std::size_t pos) {
+    std::string copy = bytes;
+    copy.replace(pos, 8, 8, '\xff');  // an 8-byte address or length, all bits set
+    std::ofstream(path(name), std::ios::binary) << copy;
+    return path(name);
+  };
+  // the first child: after signature, type, level, entry count, two siblings and the first key
+  const std::string child = write_variant("child.h5", tree + 32);
+  expect_load_error(child,
+                    {"corrupt HDF5 file", "B-tree node at address", "child 0 is at an undefined address"});
+  const std::string heap_size = write_variant("heap.h5", heap + 8);
+  expect_load_error(heap_size, {"corrupt HDF5 file", "data segment of 18446744073709551615 bytes"});
+  for (const std::string& f : {child, heap_size}) {
+    Model b = small_resnet();
+    EXPECT_THROW(load_weights(b, f), FileError) << f;
+  }
+}
