@@ -1,4 +1,4 @@
-// Micro-benchmarks of the convolution kernels on ResNet-50 shapes (batch 32, 64x64 input):
+// Micro-benchmarks of the convolution and max-pooling kernels on ResNet-50 shapes (batch 32, 64x64 input):
 // the fast path (oneDNN for float, im2col + OpenBLAS for double) beside the reference loops on a
 // small batch. Speed lives here, never in tests.
 //   build/bench/reskit_bench_kernels --benchmark_filter=Forward
@@ -74,7 +74,26 @@ void backward(benchmark::State& state, const Shape& s) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// ResNet-50's max pooling (3x3 stride 2 on conv1's 32x32x64 output, batch 32), backward.
+template <class T>
+void max_pool_backward(benchmark::State& state) {
+  k::Pool2DParams p;
+  p.n = 32, p.h = p.w = 32, p.c = 64, p.r = p.s = 3, p.stride_h = p.stride_w = 2;
+  p.p = p.q = (32 - 3) / 2 + 1;
+  const auto x = random<T>(static_cast<std::size_t>(p.n * p.h * p.w * p.c));
+  const auto dy = random<T>(static_cast<std::size_t>(p.n * p.p * p.q * p.c));
+  std::vector<T> dx(x.size());
+  for (auto _ : state) {
+    k::max_pool2d_backward<T>(p, x.data(), dy.data(), dx.data());
+    benchmark::DoNotOptimize(dx.data());
+  }
+}
+
 int register_all() {
+  benchmark::RegisterBenchmark("MaxPoolBackward/float", max_pool_backward<float>)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("MaxPoolBackward/double", max_pool_backward<double>)
+      ->Unit(benchmark::kMillisecond);
   for (const auto& s : kShapes) {
     benchmark::RegisterBenchmark((std::string("Forward/float/fast/") + s.name).c_str(),
                                  [s](benchmark::State& st) { forward<float>(st, s, false); })

@@ -413,20 +413,24 @@ std::vector<PoolCase> pool_cases() {
 
 TYPED_TEST(KernelsTest, MaxPool2D) {
   using T = TypeParam;
-  for (const auto& pc : pool_cases()) {
-    SCOPED_TRACE(pc.name);
-    const auto p = pool_params(pc);
-    const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 51);
-    const auto dy = random_vector<T>(p.n * p.p * p.q * p.c, 52);
-    auto fast_y = nan_vector<T>(p.n * p.p * p.q * p.c), ref_y = fast_y;
-    k::max_pool2d_forward<T>(p, x.data(), fast_y.data());
-    k::ref::max_pool2d_forward<T>(p, x.data(), ref_y.data());
-    EXPECT_TRUE(close(fast_y, ref_y, "y"));
-    auto fast_dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = fast_dx;
-    k::max_pool2d_backward<T>(p, x.data(), dy.data(), fast_dx.data());
-    k::ref::max_pool2d_backward<T>(p, x.data(), dy.data(), ref_dx.data());
-    EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
-  }
+  for (const auto& pc : pool_cases())
+    for (bool relu : {false, true}) {
+      // After a ReLU most windows hold ties (zeros): the first maximum must get the gradient.
+      SCOPED_TRACE(pc.name + (relu ? " on ReLU output (ties)" : ""));
+      const auto p = pool_params(pc);
+      auto x = random_vector<T>(p.n * p.h * p.w * p.c, 51, 1.0, relu ? -1.0 : 0.0);
+      if (relu)
+        for (auto& v : x) v = std::max(v, T(0));
+      const auto dy = random_vector<T>(p.n * p.p * p.q * p.c, 52);
+      auto fast_y = nan_vector<T>(p.n * p.p * p.q * p.c), ref_y = fast_y;
+      k::max_pool2d_forward<T>(p, x.data(), fast_y.data());
+      k::ref::max_pool2d_forward<T>(p, x.data(), ref_y.data());
+      EXPECT_TRUE(close(fast_y, ref_y, "y"));
+      auto fast_dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = fast_dx;
+      k::max_pool2d_backward<T>(p, x.data(), dy.data(), fast_dx.data());
+      k::ref::max_pool2d_backward<T>(p, x.data(), dy.data(), ref_dx.data());
+      EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+    }
 }
 
 TYPED_TEST(KernelsTest, AvgPool2D) {

@@ -301,35 +301,46 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
       }
 }
 
+// The first maximum of each window wins (as in the reference). Per channel the winner is kept
+// as its number among the window's valid cells (int32, like the values' lanes), updated with
+// selects, so the channel loop vectorises.
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
   std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
+  const std::int64_t C = p.c;
 #pragma omp parallel if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   {
-    std::vector<std::int64_t> arg(static_cast<std::size_t>(p.c));
-    std::vector<T> best(static_cast<std::size_t>(p.c));
+    std::vector<std::int32_t> arg(static_cast<std::size_t>(C));
+    std::vector<T> best(static_cast<std::size_t>(C));
+    std::vector<std::int64_t> cells;  // offsets of the window's valid cells in x
+    std::int32_t* __restrict a = arg.data();
+    T* __restrict b = best.data();
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < p.n; ++n)
       for (std::int64_t op = 0; op < p.p; ++op)
         for (std::int64_t oq = 0; oq < p.q; ++oq) {
-          std::fill(arg.begin(), arg.end(), -1);
+          cells.clear();
           for (std::int64_t r = 0; r < p.r; ++r) {
-            std::int64_t ih = op * p.stride_h + r - p.pad_top;
+            const std::int64_t ih = op * p.stride_h + r - p.pad_top;
             if (ih < 0 || ih >= p.h) continue;
             for (std::int64_t s = 0; s < p.s; ++s) {
-              std::int64_t iw = oq * p.stride_w + s - p.pad_left;
-              if (iw < 0 || iw >= p.w) continue;
-              const std::int64_t base = ((n * p.h + ih) * p.w + iw) * p.c;
-              for (std::int64_t c = 0; c < p.c; ++c)
-                if (arg[c] < 0 || x[base + c] > best[c]) {
-                  best[c] = x[base + c];
-                  arg[c] = base + c;
-                }
+              const std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+              if (iw >= 0 && iw < p.w) cells.push_back(((n * p.h + ih) * p.w + iw) * C);
             }
           }
-          const T* g = dy + ((n * p.p + op) * p.q + oq) * p.c;
-          for (std::int64_t c = 0; c < p.c; ++c)
-            if (arg[c] >= 0) dx[arg[c]] += g[c];
+          if (cells.empty()) continue;  // a window of padding only
+          std::copy_n(x + cells[0], C, b);
+          std::fill_n(a, C, 0);
+          for (std::int32_t cell = 1; cell < static_cast<std::int32_t>(cells.size()); ++cell) {
+            const T* __restrict xv = x + cells[cell];
+            for (std::int64_t c = 0; c < C; ++c) {  // branch-free: random data defeats prediction
+              const std::int32_t gt = xv[c] > b[c];
+              b[c] = std::max(b[c], xv[c]);
+              a[c] += (cell - a[c]) * gt;
+            }
+          }
+          const T* g = dy + ((n * p.p + op) * p.q + oq) * C;
+          for (std::int64_t c = 0; c < C; ++c) dx[cells[a[c]] + c] += g[c];
         }
   }
 }
