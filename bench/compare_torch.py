@@ -2,11 +2,14 @@
 """Side-by-side speed of reskit and the PyTorch peer on this machine, in one run.
 
 Runs `reskit bench` and ../shared/bench/torch_resnet50.py (Debian's python3-torch) for each
-workload, alternating the two, and prints images/s of each and the ratio reskit / PyTorch
-(medians of per-step times after a warm-up, as both tools report them).
+workload, alternating the two, and prints each tool's figure, the ratio and issue 5's target
+(medians of per-step times after a warm-up, as both tools report them). Rows: ResNet-50 training
+steps (float32, float64, reskit's mixed_bfloat16 against PyTorch's float32), inference at batch 32
+and batch 1 (latency), peak resident memory of float32 training, and one epoch of the default
+Fashion-MNIST job.
 
   bench/compare_torch.py [--reskit build/reskit] [--shared ../shared] [--threads 2] [--repeats 3]
-                         [--workloads train-float32,train-float64,infer-float32]
+                         [--workloads train-float32,train-float64,...]
 
 Needs: scripts/setup.sh --bench (python3-torch).
 """
@@ -22,13 +25,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 WORKLOADS = {
-    # name: (mode, dtype, batch, steps)
+    # name: (mode, reskit dtype, batch, steps); PyTorch runs float32 where reskit runs mixed_bfloat16
     "train-float32": ("train", "float32", 32, 5),
     "train-float64": ("train", "float64", 32, 3),
+    "train-mixed_bfloat16": ("train", "mixed_bfloat16", 32, 5),
     "infer-float32": ("infer", "float32", 32, 10),
+    "infer-float32-batch1": ("latency", "float32", 1, 30),
+    "memory-train-float32": ("memory", "float32", 32, 3),
     # one epoch of the default job (ResNet-20 on Fashion-MNIST: train + test evaluation)
     "fmnist-epoch": ("epoch", "float32", 128, 1),
 }
+# Issue 5's targets: (what, how the ratio must compare, value)
+TARGETS = {
+    "train-float32": ">= 2.0x", "train-float64": ">= 5x", "train-mixed_bfloat16": ">= 3x",
+    "infer-float32": ">= 1.5x", "infer-float32-batch1": "<= 0.5x", "memory-train-float32": "<= 1.0x",
+    "fmnist-epoch": ">= 2x",
+}
+
+# Runs a command and prints its peak resident set (KiB) after its output: a fresh python per
+# measurement, so RUSAGE_CHILDREN holds that command alone.
+PEAK_RSS = ("import resource, subprocess, sys\n"
+            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr)\n"
+            "print('peak_rss_kib=%d' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "sys.exit(r.returncode)\n")
 
 
 def run(cmd):
@@ -38,18 +58,31 @@ def run(cmd):
     return out.stdout
 
 
+def reskit_cmd(args, mode, dtype, batch, steps):
+    return [args.reskit, "bench", "--model", "resnet50", "--input", "64,64,3", "--classes", "6",
+            "--batch", str(batch), "--mode", mode, "--dtype", dtype, "--threads", str(args.threads),
+            "--steps", str(steps), "--warmup", "1"]
+
+
+def torch_cmd(args, mode, dtype, batch, steps):
+    script = os.path.join(args.shared, "bench", "torch_resnet50.py")
+    return ["/usr/bin/python3", script, "--batch", str(batch), "--mode", mode, "--dtype", dtype,
+            "--threads", str(args.threads), "--steps", str(steps)]
+
+
 def reskit_rate(args, mode, dtype, batch, steps):
-    out = run([args.reskit, "bench", "--model", "resnet50", "--input", "64,64,3", "--classes", "6",
-               "--batch", str(batch), "--mode", mode, "--dtype", dtype, "--threads", str(args.threads),
-               "--steps", str(steps), "--warmup", "1"])
+    out = run(reskit_cmd(args, mode, dtype, batch, steps))
     return float(re.search(r"([0-9.]+) images/s", out).group(1))
 
 
 def torch_rate(args, mode, dtype, batch, steps):
-    script = os.path.join(args.shared, "bench", "torch_resnet50.py")
-    out = run(["/usr/bin/python3", script, "--batch", str(batch), "--mode", mode, "--dtype", dtype,
-               "--threads", str(args.threads), "--steps", str(steps)])
+    out = run(torch_cmd(args, mode, dtype, batch, steps))
     return float(re.search(r"images_per_s=([0-9.]+)", out).group(1))
+
+
+def peak_rss_mb(cmd):
+    out = run(["/usr/bin/python3", "-c", PEAK_RSS] + cmd)
+    return int(re.search(r"peak_rss_kib=(\d+)", out).group(1)) / 1024
 
 
 def reskit_epoch_rate(args):
@@ -83,23 +116,38 @@ def main():
             sys.exit(f"--workloads: unknown workload '{name}'; expected one of {', '.join(WORKLOADS)}")
         mode, dtype, batch, steps = WORKLOADS[name]
         ours, theirs = [], []
+        peer_dtype = "float32" if dtype == "mixed_bfloat16" else dtype
         for _ in range(args.repeats if mode != "epoch" else 1):
             if mode == "epoch":
                 ours.append(reskit_epoch_rate(args))
                 theirs.append(torch_epoch_rate(args))
+            elif mode == "latency":  # milliseconds per image
+                ours.append(1000 / reskit_rate(args, "infer", dtype, batch, steps))
+                theirs.append(1000 / torch_rate(args, "infer", peer_dtype, batch, steps))
+            elif mode == "memory":  # MB
+                ours.append(peak_rss_mb(reskit_cmd(args, "train", dtype, batch, steps)))
+                theirs.append(peak_rss_mb(torch_cmd(args, "train", peer_dtype, batch, steps)))
             else:
                 ours.append(reskit_rate(args, mode, dtype, batch, steps))
-                theirs.append(torch_rate(args, mode, dtype, batch, steps))
+                theirs.append(torch_rate(args, mode, peer_dtype, batch, steps))
         r, t = statistics.median(ours), statistics.median(theirs)
-        label = (f"ResNet-20 Fashion-MNIST epoch (train + test), batch {batch}" if mode == "epoch" else
-                 f"ResNet-50 64x64x3 {mode} {dtype} batch {batch}")
-        rows.append((label, r, t))
+        if mode == "epoch":
+            label = f"ResNet-20 Fashion-MNIST epoch (train + test), batch {batch}, images/s"
+        elif mode == "latency":
+            label = "ResNet-50 inference float32 batch 1, ms per image"
+        elif mode == "memory":
+            label = "ResNet-50 training float32 batch 32, peak resident MB"
+        elif dtype == "mixed_bfloat16":
+            label = f"ResNet-50 train mixed_bfloat16 (PyTorch float32) batch {batch}, images/s"
+        else:
+            label = f"ResNet-50 64x64x3 {mode} {dtype} batch {batch}, images/s"
+        rows.append((label, r, t, TARGETS[name]))
         print(f"# {name}: reskit {ours} PyTorch {theirs}", file=sys.stderr, flush=True)
-    print(f"threads={args.threads} repeats={args.repeats} (medians); images/s")
-    print(f"| workload | reskit | PyTorch | ratio |")
-    print(f"|---|---|---|---|")
-    for name, r, t in rows:
-        print(f"| {name} | {r:.1f} | {t:.1f} | {r / t:.2f}x |")
+    print(f"threads={args.threads} repeats={args.repeats} (medians)")
+    print("| workload | reskit | PyTorch | ratio | target |")
+    print("|---|---|---|---|---|")
+    for name, r, t, target in rows:
+        print(f"| {name} | {r:.1f} | {t:.1f} | {r / t:.2f}x | {target} |")
 
 
 if __name__ == "__main__":
