@@ -53,16 +53,99 @@ expect_ok "Total params: 23,600,006" -- summary resnet50
 expect_ok -- bench --model resnet50 --input 64,64,3 --batch 2 --steps 1 --warmup 0
 grep -q "images/s" "$tmp/out" || fail "reskit bench: expected 'images/s' in its output"
 
+# --help on every sub-command: exit 0, its usage and options on stdout.
+for cmd in summary bench train evaluate predict export plot; do
+  "$reskit" "$cmd" --help >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if ((rc != 0)); then
+    fail "reskit $cmd --help: expected exit status 0, got $rc"
+  elif ! grep -q "^Usage: .*$cmd" "$tmp/out" || ! grep -q -- "--help" "$tmp/out"; then
+    fail "reskit $cmd --help: expected a usage line naming '$cmd' and the options"
+  else
+    echo "ok: reskit $cmd --help"
+  fi
+done
+
+# Every flag is checked before anything runs: the message names the flag, what it expected and
+# what it got. A file that exists (not a model) stands in where a command needs one.
+echo "not a model" >"$tmp/fake.h5"
+echo "not a picture" >"$tmp/fake.png"
+int1() { echo "$1: expected an integer >= 1, got '$2'"; }
+int0() { echo "$1: expected an integer >= 0, got '$2'"; }
+missing_folder="$tmp/no-such-folder/out"
+
 expect_error "unknown model 'resnet49'" "resnet50" -- summary resnet49
 expect_error "--input" "64,x,3" -- summary resnet50 --input 64,x,3
-expect_error "expected classes > 0, got 0" -- summary resnet50 --classes 0
-expect_error "expected classes > 0, got -2" -- summary resnet50 --classes -2
-expect_error "--mode" "fly" -- bench --mode fly
-expect_error "dtype" "float16" -- bench --dtype float16
-expect_error "unknown model 'nope'" -- bench --model nope
-expect_error "--batch" -- bench --batch 0
-expect_error "subcommand" -- frobnicate
+expect_error "--input: expected positive integers" "'0,64,3'" -- summary resnet50 --input 0,64,3
+expect_error "$(int1 --classes 0)" -- summary resnet50 --classes 0
+expect_error "$(int1 --classes -2)" -- summary resnet50 --classes -2
+expect_error "$(int1 --classes 2.5)" -- summary resnet50 --classes 2.5
 expect_error "model is required" -- summary
+
+expect_error "--mode: expected train or infer, got 'fly'" -- bench --mode fly
+expect_error "dtype" "float16" -- bench --dtype float16
+expect_error "unknown model 'nope'; expected one of" "resnet50" -- bench --model nope
+expect_error "$(int1 --batch 0)" -- bench --batch 0
+expect_error "$(int1 --batch -4)" -- bench --batch -4
+expect_error "$(int1 --classes 0)" -- bench --classes 0
+expect_error "$(int1 --steps 0)" -- bench --steps 0
+expect_error "$(int0 --warmup -1)" -- bench --warmup -1
+expect_error "$(int1 --threads 0)" -- bench --threads 0
+expect_error "$(int1 --threads -2)" -- bench --threads -2
+expect_error "--input" "'64,,3'" -- bench --input 64,,3
+
+expect_error "$(int1 --epochs 0)" -- train --epochs 0
+expect_error "$(int1 --epochs -3)" -- train --epochs -3
+expect_error "$(int1 --epochs three)" -- train --epochs three
+expect_error "$(int1 --batch-size 0)" -- train --batch-size 0
+expect_error "$(int1 --threads 0)" -- train --threads 0
+expect_error "$(int0 --limit -1)" -- train --limit -1
+expect_error "$(int0 --seed -1)" -- train --seed -1
+expect_error "--lr: expected a number > 0, got '0'" -- train --lr 0
+expect_error "--lr: expected a number > 0, got '-0.1'" -- train --lr -0.1
+expect_error "--lr: expected a number > 0, got 'fast'" -- train --lr fast
+expect_error "--weight-decay: expected a number >= 0, got '-1'" -- train --weight-decay -1
+expect_error "--optimizer: expected adam, adamw or sgd, got 'rmsprop'" -- train --optimizer rmsprop
+expect_error "--lr-schedule: expected cosine, step or constant, got 'linear'" -- train --lr-schedule linear
+expect_error "--dtype: expected float32 or float64, got 'float16'" -- train --dtype float16
+expect_error "unknown model 'resnet7'; expected one of" "resnet20" -- train --model resnet7
+expect_error "--output: expected a file in an existing folder, got '$missing_folder/m.h5'" \
+  -- train -o "$missing_folder/m.h5"
+expect_error "--history: expected a file name, got '$tmp', which is a folder" -- train --history "$tmp"
+expect_error "--curves: expected a file in an existing folder" -- train --curves "$missing_folder/c.svg"
+expect_error "--checkpoint-dir: expected a folder, got '$tmp/fake.h5/ckpt'" -- train --checkpoint-dir "$tmp/fake.h5/ckpt"
+expect_error "--resume: expected an existing folder, got '$tmp/no-run' (no such folder)" -- train --resume "$tmp/no-run"
+expect_error "$tmp/missing.h5" "no such file" -- train --data "$tmp/missing.h5"
+
+expect_error "model: expected an existing file, got '$tmp/missing.h5' (no such file)" \
+  -- evaluate "$tmp/missing.h5" --data fashion-mnist
+expect_error "--data is required" -- evaluate "$tmp/fake.h5"
+expect_error "$(int1 --batch-size 0)" -- evaluate "$tmp/fake.h5" --data fashion-mnist --batch-size 0
+expect_error "$(int1 --threads -1)" -- evaluate "$tmp/fake.h5" --data fashion-mnist --threads -1
+expect_error "$(int0 --limit -5)" -- evaluate "$tmp/fake.h5" --data fashion-mnist --limit -5
+expect_error "$tmp/fake.h5" "not an HDF5 file" -- evaluate "$tmp/fake.h5" --data fashion-mnist
+
+expect_error "$(int1 --top 0)" -- predict "$tmp/fake.h5" "$tmp/fake.png" --top 0
+expect_error "$(int1 --top -3)" -- predict "$tmp/fake.h5" "$tmp/fake.png" --top -3
+expect_error "expected an existing file, got '$tmp/missing.png' (no such file)" \
+  -- predict "$tmp/fake.h5" "$tmp/missing.png"
+expect_error "--output: expected a file in an existing folder" \
+  -- predict "$tmp/fake.h5" --data fashion-mnist --output "$missing_folder/p.csv"
+expect_error "$(int1 --batch-size 0)" -- predict "$tmp/fake.h5" --data fashion-mnist --output p.csv --batch-size 0
+expect_error "model: expected an existing file" -- predict "$tmp/missing.h5" "$tmp/fake.png"
+
+expect_error "--opset: expected an integer from 13 to 17, got '12'" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --opset 12
+expect_error "--opset: expected an integer from 13 to 17, got '18'" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --opset 18
+expect_error "$(int1 --batch 0)" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --batch 0
+expect_error "--output: expected a file in an existing folder" -- export "$tmp/fake.h5" -o "$missing_folder/x.onnx"
+expect_error "model: expected an existing file" -- export "$tmp/missing.h5" -o "$tmp/x.onnx"
+
+expect_error "--rankdir: expected TB, LR, BT or RL, got 'XY'" -- plot resnet20 -o "$tmp/m.svg" --rankdir XY
+expect_error "$(int1 --dpi 0)" -- plot resnet20 -o "$tmp/m.png" --dpi 0
+expect_error "$(int1 --classes 0)" -- plot resnet20 -o "$tmp/m.svg" --classes 0
+expect_error "--output: expected a file in an existing folder" -- plot resnet20 -o "$missing_folder/m.svg"
+
+expect_error "subcommand" -- frobnicate
 
 if ((failures)); then
   echo "$failures check(s) failed"

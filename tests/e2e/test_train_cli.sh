@@ -46,7 +46,7 @@ expect_error() {  # expect_error "message part" command...
   if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
   [[ $err == *"$want"* ]] || fail "'$*' said '$err', expected it to mention '$want'"
 }
-expect_error "--epochs: expected a count >= 1, got -3" "$reskit" train --epochs -3
+expect_error "--epochs: expected an integer >= 1, got '-3'" "$reskit" train --epochs -3
 expect_error "unknown model 'resnet7'" "$reskit" train --model resnet7 --limit 8
 expect_error "dtype: expected float32 or float64, got 'float16'" "$reskit" train --dtype float16 --limit 8
 expect_error "no such file" "$reskit" train --data "$work/missing.h5"
@@ -55,7 +55,7 @@ expect_error "no such file" "$reskit" evaluate "$work/missing.h5" --data fashion
 echo "<html>not a model</html>" > fake.h5
 expect_error "fake.h5" "$reskit" evaluate fake.h5 --data fashion-mnist:test
 expect_error "expected either pictures or --data" "$reskit" predict m.h5
-expect_error "--top: expected a count >= 1, got 0" "$reskit" predict m.h5 --top 0 x.png
+expect_error "--top: expected an integer >= 1, got '0'" "$reskit" predict m.h5 --top 0 sign.png
 expect_error "missing.png" "$reskit" predict m.h5 missing.png
 echo "not a picture" > fake.png
 expect_error "fake.png" "$reskit" predict m.h5 fake.png

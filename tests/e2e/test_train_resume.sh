@@ -63,7 +63,10 @@ expect_error "--lr-schedule differs from the checkpointed run: expected \"consta
 expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \
   "$reskit" train "${common[@]}" --epochs 3 --resume C -o c.h5 --history c.csv
 # Missing, corrupt or dangling checkpoints.
-expect_error "checkpoint.json: no such file" "$reskit" train "${common[@]}" --epochs 3 --resume nowhere
+expect_error "--resume: expected an existing folder, got 'nowhere' (no such folder)" \
+  "$reskit" train "${common[@]}" --epochs 3 --resume nowhere
+mkdir -p empty-run
+expect_error "checkpoint.json: no such file" "$reskit" train "${common[@]}" --epochs 3 --resume empty-run
 mkdir D && echo '{"format": 1, "epochs_done": ' > D/checkpoint.json
 expect_error "not a valid checkpoint" "$reskit" train "${common[@]}" --epochs 3 --resume D
 cp C/checkpoint.json D/checkpoint.json

@@ -51,7 +51,7 @@ if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
       "$tmp/$f" >"$tmp/out" 2>"$tmp/err" || fail "onnx.checker rejects $f"
   done
 fi
-expect_error "opset: expected 13 to 17, got 12" -- export "$model" -o "$tmp/x.onnx" --opset 12
+expect_error "--opset: expected an integer from 13 to 17, got '12'" -- export "$model" -o "$tmp/x.onnx" --opset 12
 expect_error "no such file" -- export "$tmp/missing.h5" -o "$tmp/x.onnx"
 expect_error "--output" -- export "$model"
 [[ -e $tmp/x.onnx ]] && fail "a failed export left $tmp/x.onnx"

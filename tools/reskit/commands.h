@@ -2,6 +2,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 #include "reskit/data/dataset.h"
 #include "reskit/graph/model.h"
@@ -24,5 +26,26 @@ Model load_for_inference(const std::string& path);
 
 // "64,64,3" -> {64, 64, 3}; throws ConfigError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);
+
+// ---------------------------------------------------------------- flag checks (flags.cpp)
+// CLI11 validators, run on a flag's text before the command starts; a failure prints
+// "<flag>: expected ..., got '...'" and exits non-zero.
+
+// The --dtype values train and bench accept: a new one is one line in flags.cpp.
+const std::vector<std::string>& dtype_names();
+CLI::Validator dtype_name();
+// A name that build_model knows (models/registry.h).
+CLI::Validator model_name();
+CLI::Validator one_of(const std::vector<std::string>& names);
+CLI::Validator integer_at_least(long long min);
+CLI::Validator integer_in(long long min, long long max);
+CLI::Validator positive_number();
+CLI::Validator non_negative_number();
+CLI::Validator existing_file();
+CLI::Validator existing_folder();
+// A file to write: not a folder, in an existing folder that can be written.
+CLI::Validator writable_file();
+// A folder to write into, created if missing: its nearest existing ancestor can be written.
+CLI::Validator writable_folder();
 
 }  // namespace reskit::cli

@@ -15,10 +15,13 @@ void add_export_command(CLI::App& app) {
     ExportOnnxOptions options;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("model", a->model, "Model file (.h5)")->required();
-  cmd->add_option("-o,--output", a->output, "ONNX file to write")->required();
-  cmd->add_option("--opset", a->options.opset, "ONNX opset version (13 to 17)")->capture_default_str();
-  cmd->add_option("--batch", a->options.batch_size, "Fixed batch size (default: dynamic)");
+  cmd->add_option("model", a->model, "Model file (.h5)")->required()->check(existing_file());
+  cmd->add_option("-o,--output", a->output, "ONNX file to write")->required()->check(writable_file());
+  cmd->add_option("--opset", a->options.opset, "ONNX opset version (13 to 17)")
+      ->capture_default_str()
+      ->check(integer_in(13, 17));
+  cmd->add_option("--batch", a->options.batch_size, "Fixed batch size (default: dynamic)")
+      ->check(integer_at_least(1));
   cmd->callback([a] {
     Model model = load_model(a->model, {.compile = false});
     export_onnx(model, a->output, a->options);

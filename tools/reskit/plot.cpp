@@ -22,13 +22,21 @@ void add_plot_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "Model file (.h5) or model name (as for summary)")->required();
-  cmd->add_option("-o,--output", a->output, "File to write: .svg, .png or .dot")->required();
+  cmd->add_option("-o,--output", a->output, "File to write: .svg, .png or .dot")
+      ->required()
+      ->check(writable_file());
   cmd->add_flag("--show-shapes", a->options.show_shapes, "Show each layer's input and output shapes");
   cmd->add_flag("--no-layer-names", a->no_layer_names, "Show class names only");
-  cmd->add_option("--rankdir", a->options.rankdir, "TB (top to bottom), LR, BT or RL")->capture_default_str();
-  cmd->add_option("--dpi", a->options.dpi, "Resolution of a .png")->capture_default_str();
+  cmd->add_option("--rankdir", a->options.rankdir, "TB (top to bottom), LR, BT or RL")
+      ->capture_default_str()
+      ->check(one_of({"TB", "LR", "BT", "RL"}));
+  cmd->add_option("--dpi", a->options.dpi, "Resolution of a .png")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
   cmd->add_option("--input", a->input, "Input shape H,W,C for a model name")->capture_default_str();
-  cmd->add_option("--classes", a->classes, "Number of classes for a model name")->capture_default_str();
+  cmd->add_option("--classes", a->classes, "Number of classes for a model name")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
   cmd->callback([a] {
     a->options.show_layer_names = !a->no_layer_names;
     namespace fs = std::filesystem;

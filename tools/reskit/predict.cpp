@@ -24,14 +24,20 @@ void add_predict_command(CLI::App& app) {
     std::int64_t limit = 0;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("model", a->model, "Model file (.h5)")->required();
-  cmd->add_option("images", a->images, "PNG or JPEG pictures");
-  cmd->add_option("--top", a->top, "Classes to show per picture")->capture_default_str();
+  cmd->add_option("model", a->model, "Model file (.h5)")->required()->check(existing_file());
+  cmd->add_option("images", a->images, "PNG or JPEG pictures")->check(existing_file());
+  cmd->add_option("--top", a->top, "Classes to show per picture")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
   cmd->add_option("--data", a->data, "A dataset to predict (with --output)");
-  cmd->add_option("--output", a->output, "CSV file for --data: one row per sample, one column per class");
-  cmd->add_option("--batch-size", a->batch_size, "Batch size")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
-  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data");
+  cmd->add_option("--output", a->output, "CSV file for --data: one row per sample, one column per class")
+      ->check(writable_file());
+  cmd->add_option("--batch-size", a->batch_size, "Batch size")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
+  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data")
+      ->check(integer_at_least(0));
   cmd->callback([a] {
     if (a->threads != 0) set_num_threads(a->threads);
     if (a->top < 1) throw ConfigError("--top: expected a count >= 1, got " + std::to_string(a->top));

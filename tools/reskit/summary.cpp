@@ -36,9 +36,11 @@ void add_summary_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   std::string names;
   for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
-  cmd->add_option("model", args->model, "Model name (" + names + ")")->required();
+  cmd->add_option("model", args->model, "Model name (" + names + ")")->required()->check(model_name());
   cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
-  cmd->add_option("--classes", args->classes, "Number of classes")->capture_default_str();
+  cmd->add_option("--classes", args->classes, "Number of classes")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
   cmd->callback([args] {
     Model model = build_model(args->model, parse_shape("--input", args->input), args->classes);
     model.summary(std::cout);

@@ -236,10 +236,33 @@ History read_history(const std::string& path) {
   return h;
 }
 
+// The files a run writes: the flags' names, or the defaults named after the model and the data.
+struct OutputFiles {
+  std::string model, history, curves;
+};
+
+OutputFiles output_files(const TrainArgs& a) {
+  const std::string stem = a.model + "-" + std::filesystem::path(a.data).stem().string();
+  OutputFiles f;
+  f.model = a.output.empty() ? stem + ".h5" : a.output;
+  f.history = a.history.empty() ? stem + "-history.csv" : a.history;
+  f.curves =
+      a.curves.empty() ? std::filesystem::path(f.history).replace_extension(".svg").string() : a.curves;
+  // The defaults go to the working folder: checked here, not after hours of training.
+  for (const auto& [flag, path] :
+       {std::pair{"-o/--output", f.model}, {"--history", f.history}, {"--curves", f.curves}}) {
+    std::string text = path;
+    const std::string problem = writable_file()(text);
+    if (!problem.empty()) throw ConfigError(std::string(flag) + ": " + problem);
+  }
+  return f;
+}
+
 void run_train(const TrainArgs& a) {
   if (a.epochs < 1) throw ConfigError("--epochs: expected a count >= 1, got " + std::to_string(a.epochs));
   if (a.batch_size < 1)
     throw ConfigError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
+  const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
   set_floatx(parse_dtype(a.dtype));
   set_random_seed(a.seed);
@@ -311,11 +334,7 @@ void run_train(const TrainArgs& a) {
   }
   Model& model = *loaded;
 
-  const std::string stem = a.model + "-" + std::filesystem::path(a.data).stem().string();
-  const std::string output = a.output.empty() ? stem + ".h5" : a.output;
-  const std::string history = a.history.empty() ? stem + "-history.csv" : a.history;
-  const std::string curves =
-      a.curves.empty() ? std::filesystem::path(history).replace_extension(".svg").string() : a.curves;
+  const std::string &output = files.model, &history = files.history, &curves = files.curves;
 
   FitOptions fo;
   fo.epochs = a.epochs;
@@ -355,31 +374,46 @@ void add_train_command(CLI::App& app) {
                return s;
              }() +
              ")")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(model_name());
   cmd->add_option("--data", a->data,
                   "Training data: fashion-mnist, a SIGNS .h5, IDX, CIFAR-10 or an image folder")
       ->capture_default_str();
   cmd->add_option("--validation", a->validation, "Validation data (default: the test split of --data)");
-  cmd->add_option("--epochs", a->epochs, "Epochs")->capture_default_str();
-  cmd->add_option("--batch-size", a->batch_size, "Batch size")->capture_default_str();
-  cmd->add_option("--optimizer", a->optimizer, "adam, adamw or sgd")->capture_default_str();
-  cmd->add_option("--lr", a->lr, "Learning rate (default: 0.002 for adam, 0.1 for sgd)");
-  cmd->add_option("--lr-schedule", a->schedule, "cosine, step or constant")->capture_default_str();
-  cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)");
+  cmd->add_option("--epochs", a->epochs, "Epochs")->capture_default_str()->check(integer_at_least(1));
+  cmd->add_option("--batch-size", a->batch_size, "Batch size")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
+  cmd->add_option("--optimizer", a->optimizer, "Optimizer")
+      ->capture_default_str()
+      ->check(one_of({"adam", "adamw", "sgd"}));
+  cmd->add_option("--lr", a->lr, "Learning rate (default: 0.002 for adam, 0.1 for sgd)")
+      ->check(positive_number());
+  cmd->add_option("--lr-schedule", a->schedule, "Learning-rate schedule")
+      ->capture_default_str()
+      ->check(one_of({"cosine", "step", "constant"}));
+  cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)")
+      ->check(non_negative_number());
   cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
-  cmd->add_option("--limit", a->limit, "Use only the first N training and validation samples");
-  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "float32 or float64")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)");
-  cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)");
-  cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)");
-  cmd->add_option("--curves", a->curves, "Training curves SVG (default: the history's name with .svg)");
+  cmd->add_option("--limit", a->limit, "Use only the first N training and validation samples")
+      ->check(integer_at_least(0));
+  cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
+  cmd->add_option("--dtype", a->dtype, "Data type")->capture_default_str()->check(dtype_name());
+  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
+  cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
+      ->check(writable_file());
+  cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")
+      ->check(writable_file());
+  cmd->add_option("--curves", a->curves, "Training curves SVG (default: the history's name with .svg)")
+      ->check(writable_file());
   cmd->add_option(
-      "--checkpoint-dir", a->checkpoint_dir,
-      "After every epoch save the model (epoch-NNN.h5, the last two kept) and checkpoint.json here");
+         "--checkpoint-dir", a->checkpoint_dir,
+         "After every epoch save the model (epoch-NNN.h5, the last two kept) and checkpoint.json here")
+      ->check(writable_folder());
   cmd->add_option("--resume", a->resume,
                   "Continue the run checkpointed in this folder (same flags; --epochs may grow with "
-                  "--lr-schedule constant); it goes on checkpointing there unless --checkpoint-dir is given");
+                  "--lr-schedule constant); it goes on checkpointing there unless --checkpoint-dir is given")
+      ->check(existing_folder());
   cmd->callback([a] { run_train(*a); });
 }
 

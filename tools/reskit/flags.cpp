@@ -1,0 +1,185 @@
+// Checks of the command line's flags, shared by the sub-commands (see commands.h). CLI11 runs a
+// validator on the text of a flag the user gave, before the command starts, and prints
+// "<flag>: <message>" and exits non-zero when it fails; every message here says what was expected
+// and what was received.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "commands.h"
+#include "reskit/models/registry.h"
+
+namespace reskit::cli {
+
+namespace {
+
+std::string list(const std::vector<std::string>& names) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return s;
+}
+
+bool parse_integer(const std::string& text, long long& value) {
+  try {
+    std::size_t used = 0;
+    value = std::stoll(text, &used);
+    return used == text.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+bool parse_real(const std::string& text, double& value) {
+  try {
+    std::size_t used = 0;
+    value = std::stod(text, &used);
+    return used == text.size() && std::isfinite(value);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& dtype_names() {
+  static const std::vector<std::string> names = {
+      "float32",
+      "float64",
+  };
+  return names;
+}
+
+CLI::Validator one_of(const std::vector<std::string>& names) {
+  return CLI::Validator(
+      [names](std::string& text) {
+        for (const auto& n : names)
+          if (text == n) return std::string();
+        return "expected " + list(names) + ", got '" + text + "'";
+      },
+      [&names] {
+        std::string s;
+        for (const auto& n : names) s += (s.empty() ? "" : ",") + n;
+        return "{" + s + "}";
+      }());
+}
+
+CLI::Validator model_name() {
+  return CLI::Validator(
+      [](std::string& text) {
+        const auto names = model_names();
+        for (const auto& n : names)
+          if (text == n) return std::string();
+        return "unknown model '" + text + "'; expected one of " + list(names);
+      },
+      "MODEL");
+}
+
+CLI::Validator dtype_name() { return one_of(dtype_names()); }
+
+CLI::Validator integer_at_least(long long min) {
+  return CLI::Validator(
+      [min](std::string& text) {
+        long long v = 0;
+        if (parse_integer(text, v) && v >= min) return std::string();
+        return "expected an integer >= " + std::to_string(min) + ", got '" + text + "'";
+      },
+      "INT>=" + std::to_string(min));
+}
+
+CLI::Validator integer_in(long long min, long long max) {
+  return CLI::Validator(
+      [min, max](std::string& text) {
+        long long v = 0;
+        if (parse_integer(text, v) && v >= min && v <= max) return std::string();
+        return "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) + ", got '" +
+               text + "'";
+      },
+      "INT in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+}
+
+CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) {
+        double v = 0;
+        if (parse_real(text, v) && v > 0) return std::string();
+        return "expected a number > 0, got '" + text + "'";
+      },
+      "NUMBER>0");
+}
+
+CLI::Validator non_negative_number() {
+  return CLI::Validator(
+      [](std::string& text) {
+        double v = 0;
+        if (parse_real(text, v) && v >= 0) return std::string();
+        return "expected a number >= 0, got '" + text + "'";
+      },
+      "NUMBER>=0");
+}
+
+CLI::Validator existing_file() {
+  return CLI::Validator(
+      [](std::string& text) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_regular_file(text, ec)) return std::string();
+        if (fs::exists(text, ec)) return "expected a file, got '" + text + "', which is not a regular file";
+        return "expected an existing file, got '" + text + "' (no such file)";
+      },
+      "FILE");
+}
+
+CLI::Validator existing_folder() {
+  return CLI::Validator(
+      [](std::string& text) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_directory(text, ec)) return std::string();
+        if (fs::exists(text, ec)) return "expected a folder, got '" + text + "', which is not a folder";
+        return "expected an existing folder, got '" + text + "' (no such folder)";
+      },
+      "DIR");
+}
+
+CLI::Validator writable_file() {
+  return CLI::Validator(
+      [](std::string& text) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (text.empty()) return std::string("expected a file name, got ''");
+        if (fs::is_directory(text, ec)) return "expected a file name, got '" + text + "', which is a folder";
+        const fs::path parent = fs::path(text).parent_path();
+        const std::string folder = parent.empty() ? "." : parent.string();
+        if (!fs::is_directory(folder, ec)) {
+          return "expected a file in an existing folder, got '" + text + "' (no folder '" + folder + "')";
+        }
+        if (::access(folder.c_str(), W_OK | X_OK) != 0)
+          return "expected a file in a writable folder, got '" + text + "' (cannot write to '" + folder +
+                 "')";
+        return std::string();
+      },
+      "FILE");
+}
+
+CLI::Validator writable_folder() {
+  return CLI::Validator(
+      [](std::string& text) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (text.empty()) return std::string("expected a folder, got ''");
+        // The nearest existing folder on the way must be writable (the rest is created).
+        fs::path p = fs::absolute(text, ec);
+        while (!p.empty() && !fs::exists(p, ec) && p != p.parent_path()) p = p.parent_path();
+        if (!fs::is_directory(p, ec)) {
+          return "expected a folder, got '" + text + "' ('" + p.string() + "' is not a folder)";
+        }
+        if (::access(p.c_str(), W_OK | X_OK) != 0)
+          return "expected a writable folder, got '" + text + "' (cannot write to '" + p.string() + "')";
+        return std::string();
+      },
+      "DIR");
+}
+
+}  // namespace reskit::cli
