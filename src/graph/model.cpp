@@ -11,7 +11,9 @@
 
 #include "layers/util.h"
 #include "reskit/error.h"
+#include "reskit/layers/conv.h"
 #include "reskit/layers/core.h"
+#include "reskit/layers/normalization.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
 
@@ -47,6 +49,14 @@ struct Model::State {
   // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward.
   std::vector<std::pair<int, int>> relu_fusions;
   bool fuse_relu = true;
+  // Inference: (Conv2D, BatchNormalization, ReLU Activation or -1) node chains whose
+  // normalization (and ReLU) the convolution applies with folded weights.
+  struct Fold {
+    int conv, bn, act;
+  };
+  std::vector<Fold> bn_folds;
+  bool fold_batch_norm = true;
+  bool last_forward_folded = false;
 };
 
 namespace {
@@ -184,6 +194,23 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     }
   }
 
+  // BatchNormalization folding (inference): a linear Conv2D whose output only a
+  // BatchNormalization reads, with the ReLU fused above when there is one.
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const auto* bn = dynamic_cast<const BatchNormalizationLayer*>(s.nodes[i]->layer.get());
+    if (bn == nullptr || s.producers[i].size() != 1) continue;
+    const int c = s.producers[i][0];
+    const auto* conv = dynamic_cast<const Conv2DLayer*>(s.nodes[c]->layer.get());
+    if (conv == nullptr || conv->options().activation != "linear" || consumers[c] != 1 ||
+        conv->dtype() != bn->dtype()) {
+      continue;
+    }
+    int act = -1;
+    for (auto [p, a] : s.relu_fusions)
+      if (p == static_cast<int>(i)) act = a;
+    s.bn_folds.push_back({c, static_cast<int>(i), act});
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -230,15 +257,31 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   // The fusion flags hold for this pass only: the layers may be called elsewhere, unfused.
   struct FusionScope {
     State& s;
-    explicit FusionScope(State& st) : s(st) { set(s.fuse_relu); }
+    bool fold;
+    FusionScope(State& st, bool training) : s(st), fold(!training && st.fold_batch_norm) {
+      s.last_forward_folded = fold && !s.bn_folds.empty();
+      set(true);
+    }
     ~FusionScope() { set(false); }
     void set(bool on) {
+      std::vector<bool> folded(s.nodes.size(), false);
+      if (fold) {
+        for (const auto& f : s.bn_folds) {
+          auto& bn = static_cast<BatchNormalizationLayer&>(*s.nodes[f.bn]->layer);
+          static_cast<Conv2DLayer&>(*s.nodes[f.conv]->layer)
+              .set_folded_batch_norm(on ? &bn : nullptr, f.act >= 0);
+          bn.set_folded_into_conv(on);
+          if (f.act >= 0) s.nodes[f.act]->layer->set_fused_relu(on);
+          folded[f.bn] = true;
+        }
+      }
       for (auto [p, a] : s.relu_fusions) {
+        if (folded[p] || !s.fuse_relu) continue;
         s.nodes[p]->layer->set_fused_relu(on);
         s.nodes[a]->layer->set_fused_relu(on);
       }
     }
-  } fusion(s);
+  } fusion(s, training);
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
     if (s.nodes[i]->inputs.empty()) continue;
     std::vector<Tensor> ins;
@@ -255,6 +298,11 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits,
   State& s = *state_;
   if (s.output_nodes.size() != 1) throw Error("Model '" + s.name + "': backward expects a single output");
   if (s.values.empty()) throw Error("Model '" + s.name + "': backward called before forward");
+  if (s.last_forward_folded) {
+    throw Error("Model '" + s.name +
+                "': backward after an inference forward with BatchNormalization folded into Conv2D; run "
+                "forward(x, true), or set_fold_batch_norm(false) before the inference forward");
+  }
   const int out = s.output_nodes[0];
   const Shape& want = s.values[out].shape();
   if (grad_output.shape() != want && !from_logits) {
@@ -443,6 +491,8 @@ const Loss& Model::loss() const {
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
+void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
+bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
 bool Model::fuse_relu() const { return state_->fuse_relu; }
 
 void Model::set_profiling(bool on) {

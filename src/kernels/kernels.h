@@ -35,6 +35,9 @@ struct Conv2DParams {
   // nearest even), products are accumulated in float32 at least, and outputs stay in T. The
   // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels.
   bool bf16 = false;
+  // Forward only: y = max(0, conv + b), a ReLU fused into the convolution (inference with a
+  // BatchNormalization folded into the weights; oneDNN runs it as a post-op).
+  bool relu = false;
 };
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)

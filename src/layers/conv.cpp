@@ -1,12 +1,15 @@
 // Conv2D and ZeroPadding2D: forward and backward side by side.
 #include "reskit/layers/conv.h"
 
+#include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "layers/util.h"
 #include "reskit/error.h"
+#include "reskit/layers/normalization.h"
 
 namespace reskit {
 
@@ -75,11 +78,67 @@ kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int
 }
 }  // namespace
 
+void Conv2DLayer::set_folded_batch_norm(const BatchNormalizationLayer* bn, bool relu) {
+  if (bn != nullptr && options_.activation != "linear") {
+    throw Error(where() +
+                ": a BatchNormalization can be folded only into a linear convolution, got activation '" +
+                options_.activation + "'");
+  }
+  folded_bn_ = bn;
+  folded_relu_ = relu;
+}
+
+void Conv2DLayer::refresh_folded() {
+  const Tensor& kernel = params()[0].value;
+  const std::vector<Param>& bn = folded_bn_->params();  // gamma, beta, moving_mean, moving_variance
+  const std::array<std::uint64_t, 6> from{
+      kernel.version(),      options_.use_bias ? params()[1].value.version() : 0,
+      bn[0].value.version(), bn[1].value.version(),
+      bn[2].value.version(), bn[3].value.version()};
+  if (folded_kernel_.defined() && from == folded_from_) return;
+  const std::int64_t k = filters_;
+  folded_kernel_ = Tensor::uninitialized(kernel.shape(), dtype());
+  folded_bias_ = Tensor::uninitialized({k}, dtype());
+  visit_dtype(dtype(), [&]<class T>(T) {
+    const T* w = kernel.data<T>();
+    const T* b = options_.use_bias ? std::as_const(params()[1].value).data<T>() : nullptr;
+    const T* gamma = std::as_const(bn[0].value).data<T>();
+    const T* beta = std::as_const(bn[1].value).data<T>();
+    const T* mean = std::as_const(bn[2].value).data<T>();
+    const T* var = std::as_const(bn[3].value).data<T>();
+    const double epsilon = folded_bn_->options().epsilon;
+    std::vector<double> scale(static_cast<std::size_t>(k));
+    T* fb = folded_bias_.data<T>();
+    for (std::int64_t j = 0; j < k; ++j) {
+      scale[j] = double(gamma[j]) / std::sqrt(double(var[j]) + epsilon);
+      fb[j] = static_cast<T>(((b ? double(b[j]) : 0.0) - double(mean[j])) * scale[j] + double(beta[j]));
+    }
+    T* fw = folded_kernel_.data<T>();
+    const std::int64_t rows = kernel.numel() / k;  // R·S·C rows of K (HWIO)
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < k; ++j) fw[i * k + j] = static_cast<T>(double(w[i * k + j]) * scale[j]);
+  });
+  folded_from_ = from;
+}
+
 Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
   Shape ys = output_shape({x.shape()});
   Tensor z = Tensor::uninitialized(ys, dtype());
   auto p = conv_params(x.shape(), ys, kernel_, options_);
+  if (folded_bn_ != nullptr && !training) {
+    refresh_folded();
+    p.weights_version = folded_kernel_.version();
+    p.bf16 = mixed_bfloat16();
+    p.relu = folded_relu_;
+    visit_dtype(dtype(), [&]<class T>(T) {
+      kernels::conv2d_forward<T>(p, x.data<T>(), std::as_const(folded_kernel_).data<T>(),
+                                 std::as_const(folded_bias_).data<T>(), z.data<T>());
+    });
+    x_ = x;
+    z_ = y_ = z;
+    return y_;
+  }
   // In inference the kernel may reuse its reordered copy of the weights while their version is
   // unchanged (read-only access keeps it); a training step changes them every time.
   const Tensor& kernel = params()[0].value;

@@ -50,6 +50,11 @@ void BatchNormalizationLayer::do_build(const std::vector<Shape>& inputs) {
 Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
   output_shape({x.shape()});
+  if (folded_into_conv_ && !training) {  // the Conv2D before applied this normalization
+    x_ = x;
+    last_training_ = false;
+    return x;
+  }
   const std::int64_t c = x.dim(-1);
   kernels::BatchNormParams p{x.numel() / c, c, options_.epsilon, fused_relu()};
   Tensor y = Tensor::uninitialized(x.shape(), dtype());

@@ -123,9 +123,11 @@ std::vector<ConvCase> conv_cases() {
 TYPED_TEST(KernelsTest, Conv2DForward) {
   using T = TypeParam;
   for (const auto& cc : conv_cases()) {
-    for (bool with_bias : {false, true}) {
-      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias"));
-      const auto p = conv_params(cc);
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool with_bias = variant > 0, relu = variant == 2;  // relu: the fused ReLU post-op
+      SCOPED_TRACE(cc.name + (with_bias ? " with bias" : " without bias") + (relu ? " and relu" : ""));
+      auto p = conv_params(cc);
+      p.relu = relu;
       const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
       const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
       const auto b = random_vector<T>(p.k, 3);
@@ -134,6 +136,13 @@ TYPED_TEST(KernelsTest, Conv2DForward) {
       k::conv2d_forward<T>(p, x.data(), w.data(), bias, fast.data());
       k::ref::conv2d_forward<T>(p, x.data(), w.data(), bias, ref.data());
       EXPECT_TRUE(close(fast, ref, "y"));
+      if (relu) {  // the reference's ReLU is that of its plain output
+        auto plain = nan_vector<T>(p.n * p.p * p.q * p.k);
+        p.relu = false;
+        k::ref::conv2d_forward<T>(p, x.data(), w.data(), bias, plain.data());
+        for (auto& v : plain) v = std::max(v, T(0));
+        EXPECT_TRUE(close(ref, plain, "relu(y)"));
+      }
     }
   }
 }

@@ -250,3 +250,56 @@ TEST(ReluFusionScope, LayersCalledOutsideTheModelAreNotFused) {
   EXPECT_EQ(min_model, 0.0);
   EXPECT_LT(min_alone, -0.1);
 }
+
+// BatchNormalization folding (Model::set_fold_batch_norm): inference with the normalization
+// (and the ReLU after it) folded into the convolution gives the unfolded results, and sees every
+// change of the weights or statistics it was folded from.
+class BatchNormFolding : public ::testing::TestWithParam<DType> {
+ protected:
+  void TearDown() override { set_floatx(DType::float32); }
+};
+
+TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
+  const DType dtype = GetParam();
+  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
+  clear_session();
+  set_floatx(dtype);
+  set_random_seed(6);
+  Model model = resnet_cifar(20, {10, 10, 3}, 5);
+  // Statistics and scales far from their initial values, so that folding has work to do.
+  std::mt19937_64 gen(3);
+  std::uniform_real_distribution<double> u(0.5, 1.5);
+  for (const auto& layer : model.layers()) {
+    if (layer->class_name() != "BatchNormalization") continue;
+    for (Param& p : layer->params()) {
+      const bool centred =
+          p.name.find("beta") != std::string::npos || p.name.find("mean") != std::string::npos;
+      for (std::int64_t i = 0; i < p.value.numel(); ++i) p.value.set(i, centred ? u(gen) - 1.0 : u(gen));
+    }
+  }
+  const Tensor x = random_tensor({3, 10, 10, 3}, 13, dtype);
+  auto compare = [&](const char* what) {
+    model.set_fold_batch_norm(false);
+    const auto plain = model.forward(x, false).to_vector();
+    model.set_fold_batch_norm(true);
+    const auto folded = model.forward(x, false).to_vector();
+    double scale = 0.0;
+    for (double v : plain) scale = std::max(scale, std::abs(v));
+    for (std::size_t i = 0; i < plain.size(); ++i)
+      ASSERT_NEAR(folded[i], plain[i], tolerance * scale) << what << " at " << i;
+  };
+  compare("first call");
+  compare("second call (kept folded weights)");
+  model.get_layer("bn1")->param("gamma").value.set(0, 3.0);
+  model.get_layer("bn_2a2b")->param("moving_variance").value.set(1, 0.1);
+  model.get_layer("conv_2a2a")->param("kernel").value.set(2, -1.0);
+  compare("after changing gamma, a moving variance and a kernel");
+  // The layers work unfolded outside the model's pass.
+  EXPECT_NE(error_of<Error>([&] {
+              model.backward(random_tensor({3, 5}, 1, dtype));
+            }).find("folded"),
+            std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, BatchNormFolding, ::testing::Values(DType::float32, DType::float64),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });

@@ -101,6 +101,12 @@ class Model {
   // results are the same (tests compare both), with one pass and one tensor fewer per pair.
   void set_fuse_relu(bool on);
   bool fuse_relu() const;
+  // BatchNormalization folding in inference (on by default): a linear Conv2D whose output only a
+  // BatchNormalization reads runs with the normalization folded into its kernel and bias (and
+  // the ReLU after it as a post-op), and the normalization passes its input on. The results
+  // equal the unfolded ones up to rounding. backward() after such a forward throws.
+  void set_fold_batch_norm(bool on);
+  bool fold_batch_norm() const;
   std::map<std::string, double> profile() const;
   // Names of the output classes, when known (from the training data); saved with the model.
   const std::vector<std::string>& class_names() const;

@@ -14,6 +14,8 @@
 
 namespace reskit {
 
+class BatchNormalizationLayer;
+
 struct Conv2DOptions {
   std::array<int, 2> strides{1, 1};
   std::string padding = "valid";  // "valid" | "same"
@@ -39,6 +41,13 @@ class Conv2DLayer : public Layer {
   std::array<int, 2> kernel_size() const { return kernel_; }
   const Conv2DOptions& options() const { return options_; }
 
+  // Inference with the BatchNormalization that alone reads this layer's output folded in (set
+  // by the model around an inference pass; nullptr clears it): forward in inference mode runs
+  // on kernel·s and (bias − mean)·s + beta, s = gamma / sqrt(moving_variance + epsilon), then
+  // max(0, ·) when relu (the ReLU after the normalization). The folded weights are kept while
+  // the weights and statistics they came from are unchanged.
+  void set_folded_batch_norm(const BatchNormalizationLayer* bn, bool relu);
+
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
 
@@ -47,6 +56,11 @@ class Conv2DLayer : public Layer {
   std::array<int, 2> kernel_;
   Conv2DOptions options_;
   Tensor x_, z_, y_;  // kept for backward: input, pre-activation, output
+  const BatchNormalizationLayer* folded_bn_ = nullptr;
+  bool folded_relu_ = false;
+  Tensor folded_kernel_, folded_bias_;
+  std::array<std::uint64_t, 6> folded_from_{};  // versions of kernel, bias, gamma, beta, mean, variance
+  void refresh_folded();
 };
 
 struct Conv2D : LayerRef<Conv2DLayer> {

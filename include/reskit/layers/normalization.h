@@ -28,6 +28,9 @@ class BatchNormalizationLayer : public Layer {
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   bool can_fuse_relu() const override { return true; }
   const BatchNormalizationOptions& options() const { return options_; }
+  // Set by the model around an inference pass whose preceding Conv2D applies this layer
+  // (Conv2DLayer::set_folded_batch_norm): forward in inference mode then passes its input on.
+  void set_folded_into_conv(bool on) { folded_into_conv_ = on; }
 
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
@@ -36,6 +39,7 @@ class BatchNormalizationLayer : public Layer {
   BatchNormalizationOptions options_;
   Tensor x_, batch_mean_, batch_var_;
   bool last_training_ = false;
+  bool folded_into_conv_ = false;
 };
 
 struct BatchNormalization : LayerRef<BatchNormalizationLayer> {

@@ -95,11 +95,14 @@ void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t n
       }
 }
 
+// y[i, j] += b[j] (b may be null), then max(0, ·) when relu.
 template <class T>
-void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y) {
+void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y, bool relu = false) {
+  if (!b && !relu) return;
+  const T floor = relu ? T(0) : -std::numeric_limits<T>::infinity();
 #pragma omp parallel for schedule(static) if (rows * k > kParallelGrain)
   for (std::int64_t i = 0; i < rows; ++i)
-    for (std::int64_t j = 0; j < k; ++j) y[i * k + j] += b[j];
+    for (std::int64_t j = 0; j < k; ++j) y[i * k + j] = std::max(y[i * k + j] + (b ? b[j] : T(0)), floor);
 }
 
 // db[k] = Σ_rows dy[row, k]
@@ -134,7 +137,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
       gemm(false, false, nb * pq, p.k, rsc, T(1), col, rsc, w, p.k, T(0), y + n0 * pq * p.k, p.k);
     }
   }
-  if (b) add_bias(p.n * pq, p.k, b, y);
+  add_bias(p.n * pq, p.k, b, y, p.relu);
 }
 
 template <class T>

@@ -99,10 +99,10 @@ const Entry* cached(const Key& key, Make&& make) {
 
 // ---- Conv2D ----
 
-using ConvKey = std::array<std::int64_t, 16>;
+using ConvKey = std::array<std::int64_t, 17>;
 ConvKey conv_key(const Conv2DParams& p, bool with_bias) {
-  return {p.n, p.h,        p.w,        p.c,       p.k,          p.r,        p.s,         p.p,
-          p.q, p.stride_h, p.stride_w, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right, with_bias};
+  return {p.n,        p.h,        p.w,       p.c,          p.k,        p.r,         p.s,       p.p,   p.q,
+          p.stride_h, p.stride_w, p.pad_top, p.pad_bottom, p.pad_left, p.pad_right, with_bias, p.relu};
 }
 
 // The shapes of one convolution as oneDNN sees them. padding_r is derived from the output size (the
@@ -132,9 +132,10 @@ ConvShape conv_shape(const Conv2DParams& p) {
 
 bool empty(const Conv2DParams& p) { return p.n * p.h * p.w * p.c * p.k * p.r * p.s * p.p * p.q == 0; }
 
-// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias.
+// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias. relu:
+// max(0, ·) as an eltwise post-op.
 dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bool with_bias,
-                                                          bool in_bf16 = false) {
+                                                          bool in_bf16 = false, bool relu = false) {
   const auto& src = in_bf16 ? s.src_bf : s.src;
   const auto& weights = in_bf16 ? s.any_weights_bf : s.any_weights;
   const auto desc = with_bias
@@ -144,7 +145,13 @@ dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bo
                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src, weights,
                                                           s.dst, s.strides, s.padding_l, s.padding_r);
-  return {desc, engine()};
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  return {desc, attr, engine()};
 }
 
 // The weights in the primitive's layout: the caller's buffer itself when the layouts agree, else a
@@ -233,7 +240,7 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
   const auto* e =
       empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&]() -> std::optional<ConvForward> {
         ConvShape s = conv_shape(p);
-        auto pd = conv_forward_pd(s, with_bias);
+        auto pd = conv_forward_pd(s, with_bias, false, p.relu);
         if (is_reference_impl(pd)) return std::nullopt;
         Weights wt = weights_for(s, pd.weights_desc(), true);
         return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
@@ -361,7 +368,7 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
   const bool with_bias = b != nullptr;
   const auto* e = cached<ConvForwardBf16>(conv_key(p, with_bias), [&]() -> std::optional<ConvForwardBf16> {
     ConvShape s = conv_shape(p);
-    auto pd = conv_forward_pd(s, with_bias, true);
+    auto pd = conv_forward_pd(s, with_bias, true, p.relu);
     if (is_reference_impl(pd)) return std::nullopt;
     Weights wt = weights_for(s, pd.weights_desc(), true);
     return ConvForwardBf16{{dnnl::convolution_forward(pd), std::move(s), std::move(wt)}};

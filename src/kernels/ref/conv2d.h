@@ -28,7 +28,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
                 acc += static_cast<double>(xp[c]) * static_cast<double>(wp[c * p.k]);
             }
           }
-          y[((n * p.p + op) * p.q + oq) * p.k + k] = static_cast<T>(acc);
+          y[((n * p.p + op) * p.q + oq) * p.k + k] = static_cast<T>(p.relu ? std::max(acc, 0.0) : acc);
         }
 }
 
