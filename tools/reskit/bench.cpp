@@ -34,7 +34,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--mode", args->mode, "train or infer")
       ->capture_default_str()
       ->check(one_of({"train", "infer"}));
-  cmd->add_option("--dtype", args->dtype, "float32, float64 or mixed_bfloat16")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "float32, float64 or mixed_bfloat16 (bfloat16 convolutions)")
+      ->capture_default_str()
+      ->check(dtype_name());
   cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(integer_at_least(1));
   cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")

@@ -47,6 +47,7 @@ const std::vector<std::string>& dtype_names() {
   static const std::vector<std::string> names = {
       "float32",
       "float64",
+      "mixed_bfloat16",
   };
   return names;
 }

@@ -264,7 +264,7 @@ void run_train(const TrainArgs& a) {
     throw ConfigError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
   const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
-  set_floatx(parse_dtype(a.dtype));
+  set_global_policy(a.dtype);
   set_random_seed(a.seed);
   // A checkpoint that does not fit the flags is refused before any data is read.
   Checkpoint resume;
@@ -398,7 +398,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--limit", a->limit, "Use only the first N training and validation samples")
       ->check(integer_at_least(0));
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
-  cmd->add_option("--dtype", a->dtype, "Data type")->capture_default_str()->check(dtype_name());
+  cmd->add_option("--dtype", a->dtype,
+                  "float32, float64 or mixed_bfloat16 (float32 weights, bfloat16 convolutions)")
+      ->capture_default_str()
+      ->check(dtype_name());
   cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
