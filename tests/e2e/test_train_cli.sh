@@ -27,6 +27,12 @@ ev=$("$reskit" evaluate m.h5 --data fashion-mnist:test --limit 256 --threads 2 |
 # train validated on the same first 256 test images: the same line
 [[ ${ev##*- loss: } == "${last##*- loss: }" ]] || fail "evaluate '$ev' differs from train's final '$last'"
 
+# mixed precision trains too, and its model (float32 weights) evaluates like any other
+mixed=$("$reskit" train --dtype mixed_bfloat16 --limit 256 --epochs 1 --batch-size 64 --threads 2 -o m16.h5 2>&1)
+[[ $(echo "$mixed" | tail -1) =~ "- loss: "[0-9.]+" - accuracy: "[0-9.]+$ ]] || fail "mixed_bfloat16 train: $mixed"
+ev16=$("$reskit" evaluate m16.h5 --data fashion-mnist:test --limit 256 --threads 2 | tail -1)
+[[ $ev16 =~ "- loss: "[0-9.]+" - accuracy: "[0-9.]+$ ]] || fail "evaluate of the mixed_bfloat16 model: $ev16"
+
 "$reskit" predict m.h5 --data fashion-mnist:test --limit 7 --output p.csv > /dev/null
 [[ $(wc -l < p.csv) -eq 8 ]] || fail "predict wrote $(wc -l < p.csv) lines, expected a header and 7 rows"
 [[ $(head -1 p.csv) == "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot" ]] ||
@@ -48,7 +54,8 @@ expect_error() {  # expect_error "message part" command...
 }
 expect_error "--epochs: expected an integer >= 1, got '-3'" "$reskit" train --epochs -3
 expect_error "unknown model 'resnet7'" "$reskit" train --model resnet7 --limit 8
-expect_error "dtype: expected float32 or float64, got 'float16'" "$reskit" train --dtype float16 --limit 8
+expect_error "--dtype: expected float32" "$reskit" train --dtype float16 --limit 8
+expect_error "got 'float16'" "$reskit" train --dtype float16 --limit 8
 expect_error "no such file" "$reskit" train --data "$work/missing.h5"
 expect_error "--optimizer: expected adam, adamw or sgd" "$reskit" train --optimizer rmsprop --limit 8
 expect_error "no such file" "$reskit" evaluate "$work/missing.h5" --data fashion-mnist:test
