@@ -196,6 +196,53 @@ struct ConvForwardBf16 : ConvForward {};
 struct ConvBackwardDataBf16 : ConvBackwardData {};
 struct ConvBackwardWeightsBf16 : ConvBackwardWeights {};
 
+// The primitives of one convolution, or nothing when oneDNN has only its reference for it.
+// in_bf16: bfloat16 activation operands (x, dy) and weights; results stay float32.
+std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, bool in_bf16) {
+  ConvShape s = conv_shape(p);
+  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu);
+  if (is_reference_impl(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.weights_desc(), true);
+  return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
+}
+
+std::optional<ConvBackwardData> make_backward_data(const Conv2DParams& p, bool in_bf16) {
+  ConvShape s = conv_shape(p);
+  const auto hint = conv_forward_pd(s, false, in_bf16);
+  const dnnl::convolution_backward_data::desc desc(
+      dnnl::algorithm::convolution_direct, s.src, in_bf16 ? s.any_weights_bf : s.any_weights,
+      in_bf16 ? s.dst_bf : s.dst, s.strides, s.padding_l, s.padding_r);
+  const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
+  if (is_reference_impl(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.weights_desc(), true);
+  return ConvBackwardData{dnnl::convolution_backward_data(pd), std::move(s), std::move(wt)};
+}
+
+std::optional<ConvBackwardWeights> make_backward_weights(const Conv2DParams& p, bool with_bias,
+                                                         bool in_bf16) {
+  ConvShape s = conv_shape(p);
+  const auto hint = conv_forward_pd(s, with_bias, in_bf16);
+  const auto& src = in_bf16 ? s.src_bf : s.src;
+  const auto& dst = in_bf16 ? s.dst_bf : s.dst;
+  const auto desc =
+      with_bias
+          ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, s.any_weights,
+                                                     s.bias, dst, s.strides, s.padding_l, s.padding_r)
+          : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, s.any_weights,
+                                                     dst, s.strides, s.padding_l, s.padding_r);
+  const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
+  if (is_reference_impl(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.diff_weights_desc(), false);
+  return ConvBackwardWeights{dnnl::convolution_backward_weights(pd), std::move(s), std::move(wt)};
+}
+
+// The same as a mixed-precision cache entry.
+template <class Entry, class Base>
+std::optional<Entry> as_bf16(std::optional<Base> base) {
+  if (!base) return std::nullopt;
+  return Entry{std::move(*base)};
+}
+
 }  // namespace
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K]
@@ -237,14 +284,9 @@ std::pair<float*, bool> kept_weights(const ConvForward* e, const float* w, std::
 
 void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   const bool with_bias = b != nullptr;
-  const auto* e =
-      empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&]() -> std::optional<ConvForward> {
-        ConvShape s = conv_shape(p);
-        auto pd = conv_forward_pd(s, with_bias, false, p.relu);
-        if (is_reference_impl(pd)) return std::nullopt;
-        Weights wt = weights_for(s, pd.weights_desc(), true);
-        return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
-      });
+  const auto* e = empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&] {
+    return make_forward(p, with_bias, false);
+  });
   if (!e) return cpu::conv2d_forward(p, x, w, b, y);
 
   auto& st = stream();
@@ -270,17 +312,7 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
   const auto* e =
       empty(p) ? nullptr
-               : cached<ConvBackwardData>(conv_key(p, false), [&]() -> std::optional<ConvBackwardData> {
-                   ConvShape s = conv_shape(p);
-                   const auto hint = conv_forward_pd(s, false);
-                   const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct,
-                                                                    s.src, s.any_weights, s.dst, s.strides,
-                                                                    s.padding_l, s.padding_r);
-                   const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
-                   if (is_reference_impl(pd)) return std::nullopt;
-                   Weights wt = weights_for(s, pd.weights_desc(), true);
-                   return ConvBackwardData{dnnl::convolution_backward_data(pd), std::move(s), std::move(wt)};
-                 });
+               : cached<ConvBackwardData>(conv_key(p, false), [&] { return make_backward_data(p, false); });
   if (!e) return cpu::conv2d_backward_data(p, dy, w, dx);
 
   auto& st = stream();
@@ -296,23 +328,9 @@ void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db) {
   const bool with_bias = db != nullptr;
-  const auto* e =
-      empty(p)
-          ? nullptr
-          : cached<ConvBackwardWeights>(conv_key(p, with_bias), [&]() -> std::optional<ConvBackwardWeights> {
-              ConvShape s = conv_shape(p);
-              const auto hint = conv_forward_pd(s, with_bias);
-              const auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
-                                                dnnl::algorithm::convolution_direct, s.src, s.any_weights,
-                                                s.bias, s.dst, s.strides, s.padding_l, s.padding_r)
-                                          : dnnl::convolution_backward_weights::desc(
-                                                dnnl::algorithm::convolution_direct, s.src, s.any_weights,
-                                                s.dst, s.strides, s.padding_l, s.padding_r);
-              const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
-              if (is_reference_impl(pd)) return std::nullopt;
-              Weights wt = weights_for(s, pd.diff_weights_desc(), false);
-              return ConvBackwardWeights{dnnl::convolution_backward_weights(pd), std::move(s), std::move(wt)};
-            });
+  const auto* e = empty(p) ? nullptr : cached<ConvBackwardWeights>(conv_key(p, with_bias), [&] {
+    return make_backward_weights(p, with_bias, false);
+  });
   if (!e) return cpu::conv2d_backward_weights(p, x, dy, dw, db);
 
   auto& st = stream();
@@ -366,13 +384,8 @@ memory to_bf16(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c, c
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   if (empty(p)) return false;
   const bool with_bias = b != nullptr;
-  const auto* e = cached<ConvForwardBf16>(conv_key(p, with_bias), [&]() -> std::optional<ConvForwardBf16> {
-    ConvShape s = conv_shape(p);
-    auto pd = conv_forward_pd(s, with_bias, true, p.relu);
-    if (is_reference_impl(pd)) return std::nullopt;
-    Weights wt = weights_for(s, pd.weights_desc(), true);
-    return ConvForwardBf16{{dnnl::convolution_forward(pd), std::move(s), std::move(wt)}};
-  });
+  const auto* e = cached<ConvForwardBf16>(
+      conv_key(p, with_bias), [&] { return as_bf16<ConvForwardBf16>(make_forward(p, with_bias, true)); });
   if (!e) return false;
 
   auto& st = stream();
@@ -403,36 +416,15 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
   // tests/kernels): odd K, rare in real networks, takes the fallback whatever the kernel size.
   if (dx != nullptr && p.k % 2 != 0) return false;
   if (dx != nullptr) {
-    ed = cached<ConvBackwardDataBf16>(conv_key(p, false), [&]() -> std::optional<ConvBackwardDataBf16> {
-      ConvShape s = conv_shape(p);
-      const auto hint = conv_forward_pd(s, false, true);
-      const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, s.src,
-                                                       s.any_weights_bf, s.dst_bf, s.strides, s.padding_l,
-                                                       s.padding_r);
-      const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
-      if (is_reference_impl(pd)) return std::nullopt;
-      Weights wt = weights_for(s, pd.weights_desc(), true);
-      return ConvBackwardDataBf16{{dnnl::convolution_backward_data(pd), std::move(s), std::move(wt)}};
-    });
+    ed = cached<ConvBackwardDataBf16>(
+        conv_key(p, false), [&] { return as_bf16<ConvBackwardDataBf16>(make_backward_data(p, true)); });
     if (!ed) return false;
   }
   const bool with_bias = db != nullptr;
   const ConvBackwardWeightsBf16* ew = nullptr;
   if (dw != nullptr) {
-    ew = cached<
-        ConvBackwardWeightsBf16>(conv_key(p, with_bias), [&]() -> std::optional<ConvBackwardWeightsBf16> {
-      ConvShape s = conv_shape(p);
-      const auto hint = conv_forward_pd(s, with_bias, true);
-      const auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
-                                        dnnl::algorithm::convolution_direct, s.src_bf, s.any_weights, s.bias,
-                                        s.dst_bf, s.strides, s.padding_l, s.padding_r)
-                                  : dnnl::convolution_backward_weights::desc(
-                                        dnnl::algorithm::convolution_direct, s.src_bf, s.any_weights,
-                                        s.dst_bf, s.strides, s.padding_l, s.padding_r);
-      const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
-      if (is_reference_impl(pd)) return std::nullopt;
-      Weights wt = weights_for(s, pd.diff_weights_desc(), false);
-      return ConvBackwardWeightsBf16{{dnnl::convolution_backward_weights(pd), std::move(s), std::move(wt)}};
+    ew = cached<ConvBackwardWeightsBf16>(conv_key(p, with_bias), [&] {
+      return as_bf16<ConvBackwardWeightsBf16>(make_backward_weights(p, with_bias, true));
     });
     if (!ew) return false;
   }
