@@ -33,4 +33,10 @@ class FileError : public Error {
   using Error::Error;
 };
 
+// What was asked needs more memory than there is (checked before allocating it).
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace reskit

@@ -74,6 +74,16 @@ Image decode_png(const std::string& path, std::span<const std::uint8_t> bytes) {
                   static_cast<long long>(kMaxImagePixels));
     png_longjmp(png, 1);
   }
+  // The image data is deflated: a header declaring more than the file can hold is refused before
+  // the pixels are allocated (each row stored is a filter byte and the row's bytes).
+  const auto stored_rows =
+      static_cast<std::int64_t>(height) * (static_cast<std::int64_t>(png_get_rowbytes(png, info)) + 1);
+  if (stored_rows > static_cast<std::int64_t>(bytes.size()) * kMaxDeflateRatio) {
+    std::snprintf(st.message, sizeof st.message,
+                  "%ux%u pixels (%lld bytes of image data), more than a %zu-byte file can hold", width,
+                  height, static_cast<long long>(stored_rows), bytes.size());
+    png_longjmp(png, 1);
+  }
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);

@@ -8,12 +8,15 @@
 #include "layers/util.h"
 #include "reskit/error.h"
 #include "reskit/graph/model.h"
+#include "reskit/runtime.h"
 
 namespace reskit {
 
 namespace {
 std::mutex g_names_mutex;
 std::map<std::string, int> g_name_counts;
+// Weights from this size up are checked against the memory available before they are allocated.
+constexpr std::int64_t kCheckedParamBytes = std::int64_t{16} << 20;
 
 }  // namespace
 
@@ -74,6 +77,16 @@ void Layer::build(const std::vector<Shape>& inputs) {
 Param& Layer::add_param(const std::string& short_name, const Shape& shape, bool trainable) {
   Param p;
   p.name = name_ + "/" + short_name + ":0";
+  // A large weight is checked against the memory there is before it is allocated (a Dense of a
+  // billion units, a config from a hostile file): ResourceError naming the layer, not a kill.
+  std::int64_t bytes = static_cast<std::int64_t>(dtype_size(dtype_)) * (trainable ? 2 : 1);
+  for (std::int64_t d : shape)
+    bytes = d > 0 && bytes > (std::int64_t{1} << 62) / d ? std::int64_t{1} << 62 : bytes * d;
+  if (bytes >= kCheckedParamBytes) {
+    check_memory(where() + ": weight '" + p.name + "' of shape " + shape_str(shape) +
+                     (trainable ? " (with its gradient)" : ""),
+                 bytes);
+  }
   p.value = Tensor(shape, dtype_);
   if (trainable) p.grad = Tensor(shape, dtype_);
   p.trainable = trainable;

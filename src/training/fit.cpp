@@ -10,6 +10,7 @@
 #include "reskit/error.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "reskit/training/memory.h"
 #include "reskit/training/progbar.h"
 
 namespace reskit {
@@ -85,6 +86,9 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     throw ConfigError("fit: expected validation_split in [0, 1), got " + std::to_string(o.validation_split));
   }
   check_fits("fit", model, train_all);
+  // Before the first batch allocates anything: the step's layer outputs, gradients and optimizer
+  // state must fit in memory (a lower bound; a too large input fails here, named).
+  check_model_fits(model, std::clamp<std::int64_t>(train_all.size(), 1, o.batch_size), true);
   Dataset train = train_all, val;
   bool has_val = false;
   if (o.validation_data) {
@@ -168,6 +172,7 @@ Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
   if (o.batch_size < 1)
     throw ConfigError("evaluate: expected batch_size >= 1, got " + std::to_string(o.batch_size));
   check_fits("evaluate", model, data);
+  check_model_fits(model, std::clamp<std::int64_t>(data.size(), 1, o.batch_size), false);
   const std::int64_t n = data.size(), b = o.batch_size, steps = (n + b - 1) / b;
   std::ostream& out = out_of(o.out);
   Progbar bar(steps, out);
@@ -203,6 +208,7 @@ Tensor predict(Model& model, const Dataset& data, int batch_size) {
   }
   const std::int64_t n = data.size();
   const std::int64_t k = model.outputs()[0].shape().back();
+  check_model_fits(model, std::clamp<std::int64_t>(n, 1, batch_size), false);
   Tensor result({n, k}, model.dtype());
   std::vector<std::int64_t> idx;
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;

@@ -970,6 +970,21 @@ TEST_F(Loaders, ImageFolderBadData) {
   write_bytes(cut, bytes);
   expect_error([&] { load_image_folder(bad.string()); }, {cut.string(), "expected a valid PNG image"});
   expect_error([&] { read_image(cut.string()); }, {cut.string(), "expected a valid PNG image"});
+  // a header declaring 9000 x 9000 RGB pixels (243 MB; under the pixel limit) in a file of a few
+  // dozen bytes: refused before the pixels are allocated, since deflate expands at most 1032:1
+  const fs::path liar = dir_ / "liar.png";
+  write_png(liar, 4, 6, 3, picture());
+  auto lb = read_all_bytes(liar);
+  ASSERT_EQ(std::string(lb.begin() + 12, lb.begin() + 16), "IHDR");
+  for (int at : {16, 20}) {  // width, height (big-endian), then the chunk's CRC again
+    lb[at] = 0, lb[at + 1] = 0, lb[at + 2] = 0x23, lb[at + 3] = 0x28;
+  }
+  const uLong crc = crc32(0, lb.data() + 12, 17);
+  for (int i = 0; i < 4; ++i) lb[29 + i] = static_cast<std::uint8_t>(crc >> (24 - 8 * i));
+  write_bytes(liar, lb);
+  expect_error([&] { read_image(liar.string()); },
+               {liar.string(), "9000x9000 pixels (243009000 bytes of image data)", "more than a",
+                "-byte file can hold"});
   const fs::path txt = dir_ / "text.png";
   std::ofstream(txt) << "GIF89a";
   expect_error([&] { read_image(txt.string()); },

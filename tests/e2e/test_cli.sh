@@ -107,7 +107,7 @@ expect_error "--lr: expected a number > 0, got 'fast'" -- train --lr fast
 expect_error "--weight-decay: expected a number >= 0, got '-1'" -- train --weight-decay -1
 expect_error "--optimizer: expected adam, adamw or sgd, got 'rmsprop'" -- train --optimizer rmsprop
 expect_error "--lr-schedule: expected cosine, step or constant, got 'linear'" -- train --lr-schedule linear
-expect_error "--dtype: expected float32 or float64, got 'float16'" -- train --dtype float16
+expect_error "--dtype: expected float32" "got 'float16'" -- train --dtype float16
 expect_error "unknown model 'resnet7'; expected one of" "resnet20" -- train --model resnet7
 expect_error "--output: expected a file in an existing folder, got '$missing_folder/m.h5'" \
   -- train -o "$missing_folder/m.h5"
@@ -146,6 +146,26 @@ expect_error "$(int1 --classes 0)" -- plot resnet20 -o "$tmp/m.svg" --classes 0
 expect_error "--output: expected a file in an existing folder" -- plot resnet20 -o "$missing_folder/m.svg"
 
 expect_error "subcommand" -- frobnicate
+
+# Memory: summary builds the weights only, so a huge input still prints; weights or a training
+# run larger than the memory there is fail before they are allocated, naming what and how much.
+expect_ok "Total params: 58,383,238" -- summary resnet152 --input 4096,4096,3
+expect_error "Dense 'fc1000000000': weight 'fc1000000000/kernel:0' of shape (2048, 1000000000)" "of memory available" \
+  -- summary resnet50 --classes 1000000000
+# stage 5's 3x3 convolutions (2.3M weights, 18 MiB with their gradients) are the first over 10 MiB
+RESKIT_MEMORY_LIMIT=10M expect_error "Conv2D 'conv_5a2b': weight 'conv_5a2b/kernel:0' of shape (3, 3, 512, 512)" \
+  "needs 18.0 MiB, more than the 10.0 MiB of memory available" -- summary resnet50
+RESKIT_MEMORY_LIMIT=lots expect_error "RESKIT_MEMORY_LIMIT: expected a positive size such as 512M or 2G, got 'lots'" \
+  -- summary resnet50 --classes 100000
+# Two 1024x1024 grayscale images as IDX files (2 MiB): ResNet-20's layer outputs for one of them
+# take about 2.7 GiB, more than a 1 GiB limit.
+printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x04\x00\x00\x00\x04\x00' >"$tmp/big-images-idx3-ubyte"
+head -c $((2 * 1024 * 1024)) /dev/zero >>"$tmp/big-images-idx3-ubyte"
+printf '\x00\x00\x08\x01\x00\x00\x00\x02\x00\x01' >"$tmp/big-labels-idx1-ubyte"
+RESKIT_MEMORY_LIMIT=1G expect_error "model 'resnet20': training at batch size 1 needs at least" \
+  "more than the 1.0 GiB of memory available" -- train --data "$tmp/big-images-idx3-ubyte" -o "$tmp/big.h5" \
+  --history "$tmp/big.csv"
+[[ ! -e $tmp/big.h5 && ! -e $tmp/big.csv ]] || fail "a refused training run left files behind"
 
 if ((failures)); then
   echo "$failures check(s) failed"
