@@ -114,15 +114,33 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   std::mt19937_64& gen = o.generator ? *o.generator : own_gen;
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
-  for (int epoch = o.initial_epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
+  // Resuming inside the first epoch (a checkpoint taken between steps)?
+  std::int64_t first_step = 0;
+  if (o.progress != nullptr && o.progress->steps_done > 0) {
+    if (static_cast<std::int64_t>(o.progress->order.size()) != n || o.progress->steps_done >= steps) {
+      throw ConfigError("fit: the progress to resume from has " + std::to_string(o.progress->order.size()) +
+                        " samples and " + std::to_string(o.progress->steps_done) + " steps done, expected " +
+                        std::to_string(n) + " samples and fewer than " + std::to_string(steps) + " steps");
+    }
+    first_step = o.progress->steps_done;
+  }
+  for (int epoch = o.initial_epoch; epoch < o.epochs && !model.stop_training; ++epoch, first_step = 0) {
     if (o.verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
     for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
-    std::iota(order.begin(), order.end(), 0);
-    if (o.shuffle) std::shuffle(order.begin(), order.end(), gen);
+    Means means;
+    if (first_step > 0) {
+      order = o.progress->order;
+      const auto& s = o.progress->sums;
+      means.loss = s[0], means.accuracy = s[1], means.top_k = s[2];
+      means.seen = static_cast<std::int64_t>(s[3]);
+    } else {
+      std::iota(order.begin(), order.end(), 0);
+      if (o.shuffle) std::shuffle(order.begin(), order.end(), gen);
+      if (o.progress != nullptr) o.progress->order = order;
+    }
     Progbar bar(steps, out);
     const auto start = std::chrono::steady_clock::now();
-    Means means;
-    for (std::int64_t step = 0; step < steps; ++step) {
+    for (std::int64_t step = first_step; step < steps; ++step) {
       const std::int64_t lo = step * b, hi = std::min(n, lo + b);
       train.fill_batch(std::span<const std::int64_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)), x,
                        y, o.augment, &gen);
@@ -133,11 +151,16 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
                     "; try a lower learning rate");
       }
       means.add(r, hi - lo);
+      if (o.progress != nullptr) {
+        o.progress->steps_done = step + 1;
+        o.progress->sums = {means.loss, means.accuracy, means.top_k, static_cast<double>(means.seen)};
+      }
       if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
       Logs batch_logs;
       for (const auto& [k, v] : means.values(model)) batch_logs[k] = v;
       for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
     }
+    if (o.progress != nullptr) o.progress->steps_done = 0;
     Logs logs;
     for (const auto& [k, v] : means.values(model)) logs[k] = v;
     if (has_val) {

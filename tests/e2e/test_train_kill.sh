@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Crash safety of reskit train --checkpoint-dir: SIGKILL a training run at random moments, at
-# least 20 times, resuming from the checkpoint folder each time (or starting afresh when no epoch
-# has finished yet). After every kill, checkpoint.json (when present) must parse and name a model
+# Crash safety of reskit train --checkpoint-dir --checkpoint-every 3: SIGKILL a training run at
+# random moments, at least 20 times, resuming from the checkpoint folder each time (or starting
+# afresh when no checkpoint was written yet); most checkpoints lie inside an epoch. After every kill, checkpoint.json (when present) must parse and name a model
 # file that loads and evaluates. Finally the run is resumed to its end: its history and its
 # predictions must be byte-identical to those of the same run left uninterrupted.
 # Usage: test_train_kill.sh path/to/reskit [kills]
@@ -22,7 +22,7 @@ trap cleanup EXIT
 cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 # Small enough that epochs end between kills (an epoch takes about half a second on two threads).
-args=(--limit 256 --epochs 6 --batch-size 32 --threads 2 --seed 7 --augment)
+args=(--limit 256 --epochs 6 --batch-size 32 --threads 2 --seed 7 --augment --checkpoint-every 3)
 
 "$reskit" train "${args[@]}" --checkpoint-dir R -o ref.h5 --history ref.csv > ref.log 2>&1 ||
   fail "the uninterrupted run failed: $(cat ref.log)"
@@ -32,7 +32,8 @@ check_checkpoint() {
   [[ -e C/checkpoint.json ]] || return 0
   local file
   file=$(jq -er '.model_file' C/checkpoint.json) || fail "C/checkpoint.json does not parse: $(cat C/checkpoint.json)"
-  jq -e '.format == 1 and .epochs_done >= 1 and (.generator | length) > 0' C/checkpoint.json > /dev/null ||
+  jq -e '.format == 1 and (.epochs_done >= 1 or .steps_done >= 1) and (.generator | length) > 0' \
+    C/checkpoint.json > /dev/null ||
     fail "C/checkpoint.json is incomplete: $(cat C/checkpoint.json)"
   "$reskit" evaluate "C/$file" --data fashion-mnist:test --limit 32 --threads 2 > eval.log 2>&1 ||
     fail "C/$file (named by checkpoint.json) does not load: $(cat eval.log)"
@@ -49,9 +50,12 @@ start() {
   pid=$!
 }
 
-kills=0 finished=0 resumes=0
+kills=0 finished=0 resumes=0 inside=0
 while ((kills < kills_wanted)); do
-  [[ -e C/checkpoint.json ]] && resumes=$((resumes + 1))
+  if [[ -e C/checkpoint.json ]]; then
+    resumes=$((resumes + 1))
+    (($(jq -r '.steps_done' C/checkpoint.json) > 0)) && inside=$((inside + 1))
+  fi
   start
   # 0.2 to 2.5 s
   sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.2 + 2.3 * r / 32767 }')"
@@ -66,7 +70,8 @@ while ((kills < kills_wanted)); do
   pid=
   check_checkpoint
 done
-echo "$kills kills, $resumes resumed starts, $finished runs finished before their kill"
+echo "$kills kills, $resumes resumed starts ($inside inside an epoch), $finished runs finished before their kill"
+((inside > 0)) || fail "no run resumed from inside an epoch"
 
 # Resume (or start) once more and let it finish: the same history and model as uninterrupted.
 start

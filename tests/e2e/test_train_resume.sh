@@ -37,6 +37,12 @@ cmp a.csv b.csv || fail "histories differ: $(cat a.csv b.csv)"
 "$reskit" predict b.h5 --data fashion-mnist:test --limit 64 --threads 2 --output pb.csv > /dev/null
 cmp pa.csv pb.csv || fail "the resumed model's predictions differ from the uninterrupted one's"
 
+# --checkpoint-every: 8 steps an epoch, checkpoints after steps 3 and 6 and at the epoch's end;
+# the newest two model files stay.
+"$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir E --checkpoint-every 3 -o e.h5 --history e.csv > /dev/null
+[[ $(ls E | tr '\n' ' ') == "checkpoint.json epoch-000-step-000006.h5 epoch-001.h5 " ]] || fail "E: $(ls E)"
+grep -q '"steps_done": 0' E/checkpoint.json || fail "E/checkpoint.json: $(cat E/checkpoint.json)"
+
 # A finished run resumed: nothing left to train; another thread count is warned about.
 err=$("$reskit" train --limit 512 --batch-size 64 --threads 1 --seed 3 --augment --lr-schedule constant \
   --epochs 3 --resume A -o a2.h5 --history a.csv 2>&1 > /dev/null)
@@ -62,6 +68,9 @@ expect_error "--lr-schedule differs from the checkpointed run: expected \"consta
 "$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir C -o c.h5 --history c.csv > /dev/null
 expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \
   "$reskit" train "${common[@]}" --epochs 3 --resume C -o c.h5 --history c.csv
+expect_error "--checkpoint-every: expected --checkpoint-dir" "$reskit" train "${common[@]}" --checkpoint-every 5
+expect_error "--checkpoint-every: expected an integer >= 1, got '0'" \
+  "$reskit" train "${common[@]}" --checkpoint-dir F --checkpoint-every 0
 # Missing, corrupt or dangling checkpoints.
 expect_error "--resume: expected an existing folder, got 'nowhere' (no such folder)" \
   "$reskit" train "${common[@]}" --epochs 3 --resume nowhere

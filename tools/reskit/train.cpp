@@ -31,7 +31,7 @@ struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
   std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
-  std::int64_t limit = 0;
+  std::int64_t limit = 0, checkpoint_every = 0;
   double lr = 0.0, weight_decay = 0.0;
   std::uint64_t seed = 0;
   bool augment = false;
@@ -69,7 +69,9 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
 //
 // DIR/epoch-NNN.h5 (the model with its optimizer state, save_model) is written first, then
 // DIR/checkpoint.json, both through a temporary file renamed into place: a crash leaves the JSON
-// naming the last complete epoch file. The two newest epoch files are kept.
+// naming the last complete checkpoint. With --checkpoint-every S, checkpoints inside an epoch
+// (epoch-NNN-step-SSSSSS.h5: NNN epochs and SSSSSS steps done) also hold the epoch's sample order
+// and running sums. The two newest model files are kept.
 
 constexpr int kCheckpointFormat = 1;
 const char* const kCheckpointJson = "checkpoint.json";
@@ -92,51 +94,83 @@ nlohmann::json checked_args(const TrainArgs& a) {
           {"limit", a.limit}};
 }
 
-std::string epoch_file_name(int epochs_done) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "epoch-%03d.h5", epochs_done);
+std::string checkpoint_file_name(int epochs_done, std::int64_t steps_done) {
+  char buf[48];
+  if (steps_done == 0) {
+    std::snprintf(buf, sizeof buf, "epoch-%03d.h5", epochs_done);
+  } else {
+    std::snprintf(buf, sizeof buf, "epoch-%03d-step-%06lld.h5", epochs_done,
+                  static_cast<long long>(steps_done));
+  }
   return buf;
 }
 
 class TrainCheckpoint : public Callback {
  public:
-  TrainCheckpoint(std::filesystem::path dir, const TrainArgs& args, const std::mt19937_64* gen)
-      : dir_(std::move(dir)), args_(checked_args(args)), threads_(num_threads()), gen_(gen) {}
+  TrainCheckpoint(std::filesystem::path dir, const TrainArgs& args, const std::mt19937_64* gen,
+                  const EpochProgress* progress, std::int64_t steps_per_epoch)
+      : dir_(std::move(dir)),
+        args_(checked_args(args)),
+        threads_(num_threads()),
+        every_(args.checkpoint_every),
+        steps_per_epoch_(steps_per_epoch),
+        gen_(gen),
+        progress_(progress) {}
 
-  void on_epoch_end(int epoch, Logs& /*logs*/) override {
+  void on_epoch_begin(int epoch) override { epoch_ = epoch; }
+  void on_batch_end(std::int64_t step, const Logs& /*logs*/) override {
+    if (every_ > 0 && (step + 1) % every_ == 0 && step + 1 < steps_per_epoch_) save(epoch_, step + 1);
+  }
+  void on_epoch_end(int epoch, Logs& /*logs*/) override { save(epoch + 1, 0); }
+
+ private:
+  void save(int epochs_done, std::int64_t steps_done) {
     namespace fs = std::filesystem;
-    const int done = epoch + 1;
-    const std::string file = epoch_file_name(done);
+    const std::string file = checkpoint_file_name(epochs_done, steps_done);
     save_model(model(), (dir_ / file).string());
     std::ostringstream state;
     state << *gen_;
-    const nlohmann::json j = {{"format", kCheckpointFormat},
-                              {"epochs_done", done},
-                              {"iterations", model().optimizer().iterations()},
-                              {"generator", state.str()},
-                              {"model_file", file},
-                              {"threads", threads_},
-                              {"args", args_}};
+    nlohmann::json j = {{"format", kCheckpointFormat}, {"epochs_done", epochs_done},
+                        {"steps_done", steps_done},    {"iterations", model().optimizer().iterations()},
+                        {"generator", state.str()},    {"model_file", file},
+                        {"threads", threads_},         {"args", args_}};
+    if (steps_done > 0) {
+      j["order"] = progress_->order;
+      j["sums"] = progress_->sums;
+    }
     write_file_atomically((dir_ / kCheckpointJson).string(), j.dump(2) + "\n");
-    // Only now may older epochs go: keep this one and the one before.
-    static const std::regex name(R"(epoch-(\d+)\.h5)");
+    // Only now may older checkpoints go: keep this one and the newest before it. (Later ones, left
+    // by a crash between a model file and its JSON, are overwritten when the run gets there.)
+    static const std::regex name(R"(epoch-(\d+)(-step-(\d+))?\.h5)");
+    const std::pair<long long, long long> now{epochs_done, steps_done};
+    std::vector<std::pair<std::pair<long long, long long>, fs::path>> older;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
       std::smatch m;
       const std::string fname = entry.path().filename().string();
-      if (std::regex_match(fname, m, name) && std::stoll(m[1].str()) < done - 1) fs::remove(entry.path(), ec);
+      if (!std::regex_match(fname, m, name)) continue;
+      const std::pair<long long, long long> at{std::stoll(m[1].str()),
+                                               m[3].matched ? std::stoll(m[3].str()) : 0};
+      if (at < now) older.emplace_back(at, entry.path());
     }
+    std::sort(older.begin(), older.end());
+    for (std::size_t i = 0; i + 1 < older.size(); ++i) fs::remove(older[i].second, ec);
   }
 
- private:
   std::filesystem::path dir_;
   nlohmann::json args_;
   int threads_;
+  std::int64_t every_, steps_per_epoch_;
   const std::mt19937_64* gen_;
+  const EpochProgress* progress_;
+  int epoch_ = 0;
 };
 
 struct Checkpoint {
   int epochs_done = 0;
+  std::int64_t steps_done = 0;
+  std::vector<std::int64_t> order;
+  std::array<double, 4> sums{};
   std::int64_t iterations = 0;
   int threads = 0;
   std::string generator, model_path;
@@ -161,13 +195,19 @@ Checkpoint read_checkpoint(const std::string& dir, const TrainArgs& a) {
                       std::to_string(kCheckpointFormat) + ")");
     }
     c.epochs_done = j.at("epochs_done").get<int>();
+    c.steps_done = j.value("steps_done", std::int64_t{0});
+    if (c.steps_done > 0) {
+      c.order = j.at("order").get<std::vector<std::int64_t>>();
+      c.sums = j.at("sums").get<std::array<double, 4>>();
+    }
     c.iterations = j.at("iterations").get<std::int64_t>();
     c.generator = j.at("generator").get<std::string>();
     c.threads = j.value("threads", 0);
     const auto file = j.at("model_file").get<std::string>();
-    if (c.epochs_done < 1 || c.iterations < 0 || file.empty() || file.find('/') != std::string::npos ||
-        file == "." || file == "..")
-      throw FileError("--resume: " + path + ": invalid epochs_done, iterations or model_file");
+    if (c.epochs_done < 0 || c.steps_done < 0 || (c.epochs_done == 0 && c.steps_done == 0) ||
+        c.iterations < 0 || file.empty() || file.find('/') != std::string::npos || file == "." ||
+        file == "..")
+      throw FileError("--resume: " + path + ": invalid epochs_done, steps_done, iterations or model_file");
     c.model_path = (std::filesystem::path(dir) / file).string();
     const nlohmann::json want = j.at("args"), got = checked_args(a);
     if (!want.is_object()) throw FileError("--resume: " + path + ": args is not an object");
@@ -262,6 +302,8 @@ void run_train(const TrainArgs& a) {
   if (a.epochs < 1) throw ConfigError("--epochs: expected a count >= 1, got " + std::to_string(a.epochs));
   if (a.batch_size < 1)
     throw ConfigError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
+  if (a.checkpoint_every > 0 && a.checkpoint_dir.empty() && a.resume.empty())
+    throw ConfigError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
   const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
   set_global_policy(a.dtype);
@@ -324,8 +366,10 @@ void run_train(const TrainArgs& a) {
     Optimizer& opt = loaded->optimizer();
     opt.set_schedule(fresh->schedule());
     if (!fresh->schedule()) opt.set_learning_rate(fresh->learning_rate());
-    std::cout << "Resuming from " << resume.model_path << " after epoch " << resume.epochs_done << " ("
-              << resume.iterations << " steps)\n";
+    std::cout << "Resuming from " << resume.model_path << " after ";
+    if (resume.steps_done > 0) std::cout << "step " << resume.steps_done << " of ";
+    std::cout << "epoch " << resume.epochs_done + (resume.steps_done > 0 ? 1 : 0) << " (" << resume.iterations
+              << " steps)\n";
   } else {
     loaded.emplace(build_model(a.model, train.sample_shape(), train.num_classes()));
     loaded->set_class_names(train.class_names());
@@ -333,6 +377,23 @@ void run_train(const TrainArgs& a) {
                     {"accuracy"});
   }
   Model& model = *loaded;
+
+  // Inside an epoch: its sample order must be a permutation of this data, and steps remain.
+  EpochProgress progress;
+  if (resume.steps_done > 0) {
+    std::vector<bool> seen(static_cast<std::size_t>(train.size()), false);
+    bool ok = static_cast<std::int64_t>(resume.order.size()) == train.size() && resume.steps_done < steps;
+    for (std::int64_t i : resume.order) {
+      ok = ok && i >= 0 && i < train.size() && !seen[static_cast<std::size_t>(i)];
+      if (ok) seen[static_cast<std::size_t>(i)] = true;
+    }
+    if (!ok) {
+      throw FileError("--resume: " + resume.model_path + ": the checkpoint's sample order or step (" +
+                      std::to_string(resume.steps_done) + ") does not fit " + std::to_string(train.size()) +
+                      " samples in " + std::to_string(steps) + " steps");
+    }
+    progress = {resume.order, resume.steps_done, resume.sums};
+  }
 
   const std::string &output = files.model, &history = files.history, &curves = files.curves;
 
@@ -343,13 +404,14 @@ void run_train(const TrainArgs& a) {
   fo.seed = a.seed;
   fo.generator = &gen;
   fo.initial_epoch = resume.epochs_done;
+  fo.progress = &progress;
   if (a.augment) fo.augment = {.pad_crop = 2, .horizontal_flip = true};
   if (!a.resume.empty()) truncate_history(history, resume.epochs_done);
   fo.callbacks.push_back(std::make_shared<CSVLogger>(history, ',', !a.resume.empty()));
   const std::string checkpoint_dir = a.checkpoint_dir.empty() ? a.resume : a.checkpoint_dir;
   if (!checkpoint_dir.empty()) {
     std::filesystem::create_directories(checkpoint_dir);
-    fo.callbacks.push_back(std::make_shared<TrainCheckpoint>(checkpoint_dir, a, &gen));
+    fo.callbacks.push_back(std::make_shared<TrainCheckpoint>(checkpoint_dir, a, &gen, &progress, steps));
   }
   History h = fit(model, train, fo);
   if (!a.resume.empty()) h = read_history(history);
@@ -413,6 +475,9 @@ void add_train_command(CLI::App& app) {
          "--checkpoint-dir", a->checkpoint_dir,
          "After every epoch save the model (epoch-NNN.h5, the last two kept) and checkpoint.json here")
       ->check(writable_folder());
+  cmd->add_option("--checkpoint-every", a->checkpoint_every,
+                  "With --checkpoint-dir (or --resume), also checkpoint every S steps inside an epoch")
+      ->check(integer_at_least(1));
   cmd->add_option("--resume", a->resume,
                   "Continue the run checkpointed in this folder (same flags; --epochs may grow with "
                   "--lr-schedule constant); it goes on checkpointing there unless --checkpoint-dir is given")
