@@ -150,13 +150,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   });
   x_ = x;
   z_ = z;
-  auto act = detail::parse_activation(where(), options_.activation);
-  if (act == detail::Act::linear) {
-    y_ = z;
-  } else {
-    y_ = Tensor::uninitialized(ys, dtype());
-    detail::activation_forward(act, z_, y_);
-  }
+  y_ = detail::activated(detail::parse_activation(where(), options_.activation), z_);
   return y_;
 }
 

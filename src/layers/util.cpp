@@ -64,6 +64,13 @@ Act parse_activation(const std::string& where, const std::string& name) {
                     "'; expected one of relu, softmax, sigmoid, tanh, linear");
 }
 
+Tensor activated(Act act, const Tensor& z) {
+  if (act == Act::linear) return z;
+  Tensor y = Tensor::uninitialized(z.shape(), z.dtype());
+  activation_forward(act, z, y);
+  return y;
+}
+
 void activation_forward(Act act, const Tensor& z, Tensor& y) {
   visit_dtype(z.dtype(), [&]<class T>(T) {
     const T* in = z.data<T>();

@@ -29,6 +29,8 @@ enum class Act { linear, relu, softmax, sigmoid, tanh };
 Act parse_activation(const std::string& where, const std::string& name);
 // y = act(z); softmax over the last axis.
 void activation_forward(Act act, const Tensor& z, Tensor& y);
+// z itself when act is linear, else a new tensor holding act(z).
+Tensor activated(Act act, const Tensor& z);
 // dz from dy, z and y = act(z).
 Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy);
 
