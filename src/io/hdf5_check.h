@@ -14,6 +14,7 @@
 // points to, inside the file. Dense link storage (fractal heap, version 2 B-tree) only has its
 // addresses checked.
 //
+// Datasets whose data lives in other files (an External Data Files message) are refused here.
 // Not here: datasets' storage and attributes (the readers check those through HDF5's own API),
 // and anything about what the groups mean.
 #pragma once

@@ -572,6 +572,30 @@ TEST_F(Loaders, Hdf5CorruptGroupStructureIsRefused) {
   }
 }
 
+// Data kept in another file (HDF5 external storage) is refused before HDF5 opens the dataset.
+TEST_F(Loaders, Hdf5ExternalStorageIsRefused) {
+  const fs::path p = dir_ / "external.h5";
+  {
+    H5Writer w(p);
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+  }
+  write_bytes(dir_ / "pixels.bin", {1, 2});
+  hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_external(dcpl, "pixels.bin", 0, 2);
+  hsize_t dims[4] = {2, 1, 1, 1};
+  hid_t space = H5Screate_simple(4, dims, nullptr);
+  hid_t d = H5Dcreate2(f, "train_set_x", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ASSERT_GE(d, 0);
+  H5Dclose(d);
+  H5Sclose(space);
+  H5Pclose(dcpl);
+  H5Fclose(f);
+  expect_error(
+      [&] { load_hdf5(p.string()); },
+      {p.string(), "the root group's member 'train_set_x' keeps its data in other files (external storage)"});
+}
+
 // The fuzzer's input that crashed HDF5 this way (its root B-tree's child overwritten with 0xff
 // bytes), kept in the fuzz corpus.
 TEST_F(Loaders, Hdf5FuzzRegressionUndefinedBtreeChild) {
