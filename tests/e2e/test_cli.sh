@@ -52,6 +52,11 @@ expect_ok "Total params: 23,600,006" -- summary resnet50
 # A short training-step benchmark runs and reports a rate.
 expect_ok -- bench --model resnet50 --input 64,64,3 --batch 2 --steps 1 --warmup 0
 grep -q "images/s" "$tmp/out" || fail "reskit bench: expected 'images/s' in its output"
+# Mixed precision and batch-1 inference with the profile table.
+expect_ok -- bench --model resnet20 --input 28,28,1 --classes 10 --batch 4 --steps 1 --dtype mixed_bfloat16 --profile
+grep -q "Conv2D backward" "$tmp/out" || fail "reskit bench --dtype mixed_bfloat16 --profile: no Conv2D row"
+expect_ok -- bench --model resnet50 --batch 1 --mode infer --steps 2
+grep -q "resnet50 infer float32 batch=1" "$tmp/out" || fail "reskit bench --batch 1 --mode infer: no header line"
 
 # --help on every sub-command: exit 0, its usage and options on stdout.
 for cmd in summary bench train evaluate predict export plot; do
