@@ -5,6 +5,8 @@
 # build/ (Release, Ninja, warnings as errors), builds, and runs all of CTest. Safe to run again:
 # setup.sh installs only what is missing and the build is incremental. Exits non-zero when a
 # package, the build or any test fails. RESKIT_JOBS=N limits the build's parallel jobs.
+# Then it builds build-asan/ (preset asan-ubsan) and runs all of CTest again under AddressSanitizer
+# and UndefinedBehaviorSanitizer; RESKIT_SKIP_ASAN=1 skips that step, saying so.
 # After CTest it builds the libFuzzer targets (clang, build-fuzz/) and runs each parser's target
 # for a short fixed number of inputs (fuzz/run_fuzzers.sh); a missing clang fails the run (setup.sh
 # installs it). RESKIT_SKIP_FUZZ=1 skips that step, saying so.
@@ -15,6 +17,17 @@ bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESKIT_WERROR=ON
 cmake --build build --parallel "${RESKIT_JOBS:-$(nproc)}"
 (cd build && ctest --output-on-failure)
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (preset asan-ubsan:
+# build-asan/, -O1, leaks checked), one test per core at a time, one OpenMP thread each (tests that
+# name --threads keep theirs). RESKIT_SKIP_ASAN=1 skips it, saying so.
+if [[ "${RESKIT_SKIP_ASAN:-0}" == 1 ]]; then
+  echo "scripts/test.sh: RESKIT_SKIP_ASAN=1: the sanitizer suite (build-asan/, preset asan-ubsan) was NOT run" >&2
+else
+  cmake --preset asan-ubsan >/dev/null
+  cmake --build --preset asan-ubsan --parallel "${RESKIT_JOBS:-$(nproc)}"
+  ctest --preset asan-ubsan --parallel "$(nproc)"
+fi
 
 if [[ "${RESKIT_SKIP_FUZZ:-0}" == 1 ]]; then
   echo "scripts/test.sh: RESKIT_SKIP_FUZZ=1: the fuzz step (fuzz/run_fuzzers.sh) was NOT run" >&2
