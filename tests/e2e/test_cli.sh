@@ -98,6 +98,7 @@ expect_error "$(int0 --warmup -1)" -- bench --warmup -1
 expect_error "$(int1 --threads 0)" -- bench --threads 0
 expect_error "$(int1 --threads -2)" -- bench --threads -2
 expect_error "--input" "'64,,3'" -- bench --input 64,,3
+expect_error "batch size 100000000 needs at least" "more than the" -- bench --batch 100000000 --mode infer
 
 expect_error "$(int1 --epochs 0)" -- train --epochs 0
 expect_error "$(int1 --epochs -3)" -- train --epochs -3

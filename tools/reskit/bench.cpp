@@ -14,6 +14,7 @@
 #include "reskit/optim/optimizer.h"
 #include "reskit/random.h"
 #include "reskit/runtime.h"
+#include "reskit/training/memory.h"
 
 namespace reskit::cli {
 
@@ -57,6 +58,8 @@ void add_bench_command(CLI::App& app) {
     Shape input = parse_shape("--input", a.input);
     Model model = build_model(a.model, input, a.classes);
     model.compile(std::make_shared<Adam>(), std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+    // As fit and predict do: a batch too large for the memory there is fails here, named.
+    check_model_fits(model, a.batch, a.mode == "train");
 
     Shape xs{a.batch};
     xs.insert(xs.end(), input.begin(), input.end());
