@@ -8,12 +8,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 
-fail() {
-  echo "FAIL: $*"
-  echo "  stdout: $(head -c 2000 "$tmp/out")"
-  echo "  stderr: $(head -c 2000 "$tmp/err")"
-  failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"  # fail, expect_error
 
 # expect_ok "line that stdout must hold exactly"... -- args
 expect_ok() {
@@ -27,21 +22,6 @@ expect_ok() {
     grep -qxF -- "$line" "$tmp/out" || { fail "reskit $*: expected a line '$line'"; return; }
   done
   echo "ok: reskit $*"
-}
-
-# expect_error "text that stderr must contain"... -- args
-expect_error() {
-  local want=()
-  while [[ $1 != -- ]]; do want+=("$1"); shift; done
-  shift
-  "$reskit" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  # 1..125: an error exit; 0 is success, 126+ a shell failure or a signal (a crash).
-  if ((rc == 0 || rc > 125)); then fail "reskit $*: expected an error exit status, got $rc"; return; fi
-  for text in "${want[@]}"; do
-    grep -qF -- "$text" "$tmp/err" || { fail "reskit $*: expected stderr to contain '$text'"; return; }
-  done
-  echo "ok: reskit $* -> $(head -n 1 "$tmp/err")"
 }
 
 expect_ok "Total params: 23,600,006" "Trainable params: 23,546,886" "Non-trainable params: 53,120" \

@@ -9,12 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 
-fail() {
-  echo "FAIL: $*"
-  echo "  stdout: $(head -c 2000 "$tmp/out")"
-  echo "  stderr: $(head -c 2000 "$tmp/err")"
-  failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/cli_lib.sh"  # fail, expect_error
 
 # expect_ok FILE_THAT_MUST_EXIST -- args
 expect_ok() {
@@ -25,20 +20,6 @@ expect_ok() {
   if ((rc != 0)); then fail "reskit $*: expected exit status 0, got $rc"; return; fi
   [[ -s $file ]] || { fail "reskit $*: expected $file to be written"; return; }
   echo "ok: reskit $* -> $(head -n 1 "$tmp/out")"
-}
-
-# expect_error "text that stderr must contain"... -- args
-expect_error() {
-  local want=()
-  while [[ $1 != -- ]]; do want+=("$1"); shift; done
-  shift
-  "$reskit" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if ((rc == 0 || rc > 125)); then fail "reskit $*: expected an error exit status, got $rc"; return; fi
-  for text in "${want[@]}"; do
-    grep -qF -- "$text" "$tmp/err" || { fail "reskit $*: expected stderr to contain '$text'"; return; }
-  done
-  echo "ok: reskit $* -> $(head -n 1 "$tmp/err")"
 }
 
 expect_ok "$tmp/m.onnx" -- export "$model" -o "$tmp/m.onnx"
