@@ -262,8 +262,8 @@ std::map<std::pair<const void*, const float*>, KeptWeights> g_kept;
 std::size_t g_kept_bytes = 0;
 
 // The kept buffer for (e, w) and whether it already holds w at `version`.
-std::pair<float*, bool> kept_weights(const ConvForward* e, const float* w, std::uint64_t version) {
-  const std::size_t bytes = e->weights.chosen.get_size();
+std::pair<float*, bool> kept_weights(const void* e, std::size_t bytes, const float* w,
+                                     std::uint64_t version) {
   std::lock_guard lock(g_kept_mutex);
   auto it = g_kept.find({e, w});
   if (it == g_kept.end()) {
@@ -282,6 +282,24 @@ std::pair<float*, bool> kept_weights(const ConvForward* e, const float* w, std::
   return {reinterpret_cast<float*>(it->second.data.get()), valid};
 }
 
+// w in the primitive's layout: w itself when the layouts agree, else reordered into per-thread
+// scratch, or into the buffer kept for (key, w) when a version is given (reordered only when the
+// kept copy is older).
+memory prepared_weights(const Weights& wt, const float* w, const void* key = nullptr,
+                        std::uint64_t version = 0) {
+  auto& st = stream();
+  memory user_w(wt.user, engine(), const_cast<float*>(w));
+  if (wt.to_chosen && version != 0) {
+    auto [kept, valid] = kept_weights(key, wt.chosen.get_size(), w, version);
+    memory prim_w(wt.chosen, engine(), kept);
+    if (!valid) wt.to_chosen->execute(st, user_w, prim_w);
+    return prim_w;
+  }
+  memory prim_w = chosen_memory(wt, const_cast<float*>(w));
+  if (wt.to_chosen) wt.to_chosen->execute(st, user_w, prim_w);
+  return prim_w;
+}
+
 void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   const bool with_bias = b != nullptr;
   const auto* e = empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&] {
@@ -290,19 +308,10 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
   if (!e) return cpu::conv2d_forward(p, x, w, b, y);
 
   auto& st = stream();
-  memory user_w(e->weights.user, engine(), const_cast<float*>(w));
-  memory prim_w;
-  if (e->weights.to_chosen && p.weights_version != 0) {
-    auto [kept, valid] = kept_weights(e, w, p.weights_version);
-    prim_w = memory(e->weights.chosen, engine(), kept);
-    if (!valid) e->weights.to_chosen->execute(st, user_w, prim_w);
-  } else {
-    prim_w = chosen_memory(e->weights, const_cast<float*>(w));
-    if (e->weights.to_chosen) e->weights.to_chosen->execute(st, user_w, prim_w);
-  }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
-                                       {DNNL_ARG_WEIGHTS, prim_w},
-                                       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
+      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
+      {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   e->prim.execute(st, args);
   st.wait();
@@ -316,11 +325,8 @@ void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w
   if (!e) return cpu::conv2d_backward_data(p, dy, w, dx);
 
   auto& st = stream();
-  memory user_w(e->weights.user, engine(), const_cast<float*>(w));
-  memory prim_w = chosen_memory(e->weights, const_cast<float*>(w));
-  if (e->weights.to_chosen) e->weights.to_chosen->execute(st, user_w, prim_w);
   e->prim.execute(st, {{DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
-                       {DNNL_ARG_WEIGHTS, prim_w},
+                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w)},
                        {DNNL_ARG_DIFF_SRC, memory(e->shape.src, engine(), dx)}});
   st.wait();
 }
@@ -389,19 +395,10 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
   if (!e) return false;
 
   auto& st = stream();
-  memory user_w(e->weights.user, engine(), const_cast<float*>(w));
-  memory prim_w;
-  if (p.weights_version != 0) {
-    auto [kept, valid] = kept_weights(e, w, p.weights_version);
-    prim_w = memory(e->weights.chosen, engine(), kept);
-    if (!valid) e->weights.to_chosen->execute(st, user_w, prim_w);
-  } else {
-    prim_w = chosen_memory(e->weights, const_cast<float*>(w));
-    e->weights.to_chosen->execute(st, user_w, prim_w);
-  }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
-                                       {DNNL_ARG_WEIGHTS, prim_w},
-                                       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
+      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
+      {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   e->prim.execute(st, args);
   st.wait();
@@ -432,11 +429,8 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
   auto& st = stream();
   const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 1);
   if (ed) {
-    memory user_w(ed->weights.user, engine(), const_cast<float*>(w));
-    memory prim_w = chosen_memory(ed->weights, const_cast<float*>(w));
-    ed->weights.to_chosen->execute(st, user_w, prim_w);
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
-                          {DNNL_ARG_WEIGHTS, prim_w},
+                          {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
                           {DNNL_ARG_DIFF_SRC, memory(ed->shape.src, engine(), dx)}});
   }
   if (ew) {

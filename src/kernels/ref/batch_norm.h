@@ -30,8 +30,8 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     double rstd = 1.0 / std::sqrt(v + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - mu) * rstd;
-      const double v = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
-      y[i * C + c] = static_cast<T>(p.relu ? std::max(v, 0.0) : v);
+      const double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      y[i * C + c] = static_cast<T>(p.relu ? std::max(out, 0.0) : out);
     }
     mean[c] = static_cast<T>(mu);
     var[c] = static_cast<T>(v);
@@ -46,8 +46,8 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
     double rstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - static_cast<double>(mean[c])) * rstd;
-      const double v = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
-      y[i * C + c] = static_cast<T>(p.relu ? std::max(v, 0.0) : v);
+      const double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      y[i * C + c] = static_cast<T>(p.relu ? std::max(out, 0.0) : out);
     }
   }
 }
