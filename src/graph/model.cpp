@@ -46,8 +46,13 @@ struct Model::State {
   std::vector<std::string> class_names;
   bool profiling = false;
   std::map<std::string, double> profile;
-  // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward.
-  std::vector<std::pair<int, int>> relu_fusions;
+  // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward;
+  // folded: the producer is a BatchNormalization that inference folds (bn_folds), the ReLU with it.
+  struct ReluFusion {
+    int producer, act;
+    bool folded = false;
+  };
+  std::vector<ReluFusion> relu_fusions;
   bool fuse_relu = true;
   // Inference: (Conv2D, BatchNormalization, ReLU Activation or -1) node chains whose
   // normalization (and ReLU) the convolution applies with folded weights.
@@ -190,7 +195,7 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     const int p = s.producers[i][0];
     const Layer& producer = *s.nodes[p]->layer;
     if (producer.can_fuse_relu() && consumers[p] == 1 && producer.dtype() == act->dtype()) {
-      s.relu_fusions.emplace_back(p, static_cast<int>(i));
+      s.relu_fusions.push_back({p, static_cast<int>(i)});
     }
   }
 
@@ -206,8 +211,11 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
       continue;
     }
     int act = -1;
-    for (auto [p, a] : s.relu_fusions)
-      if (p == static_cast<int>(i)) act = a;
+    for (auto& f : s.relu_fusions) {
+      if (f.producer != static_cast<int>(i)) continue;
+      act = f.act;
+      f.folded = true;
+    }
     s.bn_folds.push_back({c, static_cast<int>(i), act});
   }
 
@@ -264,7 +272,6 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     }
     ~FusionScope() { set(false); }
     void set(bool on) {
-      std::vector<bool> folded(s.nodes.size(), false);
       if (fold) {
         for (const auto& f : s.bn_folds) {
           auto& bn = static_cast<BatchNormalizationLayer&>(*s.nodes[f.bn]->layer);
@@ -272,13 +279,13 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
               .set_folded_batch_norm(on ? &bn : nullptr, f.act >= 0);
           bn.set_folded_into_conv(on);
           if (f.act >= 0) s.nodes[f.act]->layer->set_fused_relu(on);
-          folded[f.bn] = true;
         }
       }
-      for (auto [p, a] : s.relu_fusions) {
-        if (folded[p] || !s.fuse_relu) continue;
-        s.nodes[p]->layer->set_fused_relu(on);
-        s.nodes[a]->layer->set_fused_relu(on);
+      if (!s.fuse_relu) return;
+      for (const auto& f : s.relu_fusions) {
+        if (fold && f.folded) continue;  // the convolution applies this ReLU
+        s.nodes[f.producer]->layer->set_fused_relu(on);
+        s.nodes[f.act]->layer->set_fused_relu(on);
       }
     }
   } fusion(s, training);

@@ -126,26 +126,19 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   Shape ys = output_shape({x.shape()});
   Tensor z = Tensor::uninitialized(ys, dtype());
   auto p = conv_params(x.shape(), ys, kernel_, options_);
-  if (folded_bn_ != nullptr && !training) {
-    refresh_folded();
-    p.weights_version = folded_kernel_.version();
-    p.bf16 = mixed_bfloat16();
-    p.relu = folded_relu_;
-    visit_dtype(dtype(), [&]<class T>(T) {
-      kernels::conv2d_forward<T>(p, x.data<T>(), std::as_const(folded_kernel_).data<T>(),
-                                 std::as_const(folded_bias_).data<T>(), z.data<T>());
-    });
-    x_ = x;
-    z_ = y_ = z;
-    return y_;
-  }
-  // In inference the kernel may reuse its reordered copy of the weights while their version is
-  // unchanged (read-only access keeps it); a training step changes them every time.
-  const Tensor& kernel = params()[0].value;
+  // Inference with a BatchNormalization folded in runs on the folded kernel and bias (a linear
+  // convolution: the activation below is then the identity). In inference the kernel may reuse
+  // its reordered copy of the weights while their version is unchanged (read-only access keeps
+  // it); a training step changes them every time.
+  const bool folded = folded_bn_ != nullptr && !training;
+  if (folded) refresh_folded();
+  const Tensor& kernel = folded ? folded_kernel_ : params()[0].value;
+  const Tensor* bias = folded ? &folded_bias_ : options_.use_bias ? &params()[1].value : nullptr;
   if (!training) p.weights_version = kernel.version();
   p.bf16 = mixed_bfloat16();
+  p.relu = folded && folded_relu_;
   visit_dtype(dtype(), [&]<class T>(T) {
-    const T* b = options_.use_bias ? std::as_const(params()[1].value).data<T>() : nullptr;
+    const T* b = bias != nullptr ? bias->data<T>() : nullptr;
     kernels::conv2d_forward<T>(p, x.data<T>(), kernel.data<T>(), b, z.data<T>());
   });
   x_ = x;

@@ -36,8 +36,7 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
 
 // a += b (same shape and dtype)
 void add_inplace(Tensor& a, const Tensor& b);
-// a + b in a new tensor (one pass, where clone-then-add takes two)
-// a + b, then max(0, ·) when relu.
+// a + b in a new tensor (one pass, where clone-then-add takes two), then max(0, ·) when relu.
 Tensor add(const Tensor& a, const Tensor& b, bool relu = false);
 
 // Resolves Keras padding for one spatial axis: returns output size and (before, after) pads.

@@ -45,9 +45,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   const std::string& class_name() const { return class_name_; }
   // The element type of the layer's weights and outputs: floatx() when it was created.
   DType dtype() const { return dtype_; }
-  // The global policy when it was created (set_global_policy): "mixed_bfloat16" makes Conv2D
-  // compute in bfloat16.
-  std::string_view dtype_policy() const { return mixed_bfloat16_ ? "mixed_bfloat16" : dtype_name(dtype_); }
+  // Whether the global policy was "mixed_bfloat16" when it was created (set_global_policy):
+  // Conv2D then computes in bfloat16.
   bool mixed_bfloat16() const { return mixed_bfloat16_; }
   // "Conv2D 'conv1'": how messages name this layer.
   std::string where() const;
