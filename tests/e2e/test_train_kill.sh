@@ -77,7 +77,9 @@ while ((kills < kills_wanted)); do
   check_checkpoint
 done
 echo "$kills kills, $resumes resumed starts ($inside inside an epoch), $finished runs finished before their kill"
-((inside > 0)) || fail "no run resumed from inside an epoch"
+# With the full 20 kills most resumes start inside an epoch; the sanitizer run's few kills may all
+# land before the first checkpoint, so it is not held to this.
+((kills_wanted < 20 || inside > 0)) || fail "no run resumed from inside an epoch"
 
 # Resume (or start) once more and let it finish: the same history and model as uninterrupted.
 start
