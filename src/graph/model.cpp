@@ -265,8 +265,8 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   // The fusion flags hold for this pass only: the layers may be called elsewhere, unfused.
   struct FusionScope {
     State& s;
-    bool fold;
-    FusionScope(State& st, bool training) : s(st), fold(!training && st.fold_batch_norm) {
+    bool training, fold;
+    FusionScope(State& st, bool train) : s(st), training(train), fold(!train && st.fold_batch_norm) {
       s.last_forward_folded = fold && !s.bn_folds.empty();
       set(true);
     }
@@ -284,8 +284,10 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
       if (!s.fuse_relu) return;
       for (const auto& f : s.relu_fusions) {
         if (fold && f.folded) continue;  // the convolution applies this ReLU
-        s.nodes[f.producer]->layer->set_fused_relu(on);
-        s.nodes[f.act]->layer->set_fused_relu(on);
+        Layer& producer = *s.nodes[f.producer]->layer;
+        const bool backward = training && producer.can_fuse_relu_backward();
+        producer.set_fused_relu(on, backward);
+        s.nodes[f.act]->layer->set_fused_relu(on, backward);
       }
     }
   } fusion(s, training);

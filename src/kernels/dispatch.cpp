@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/onednn.h"
 #include "kernels/kernels.h"
@@ -92,7 +93,7 @@ template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var) {
   if (use_ref()) return ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
-  if constexpr (is_f32<T>) return onednn::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
+  if constexpr (is_f32<T>) return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var);
   cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
 }
 
@@ -100,16 +101,17 @@ template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y) {
   if (use_ref()) return ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
-  if constexpr (is_f32<T>) return onednn::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
+  if constexpr (is_f32<T>) return cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y);
   cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
-                         const T* var, T* dx, T* dgamma, T* dbeta) {
-  if (use_ref()) return ref::batch_norm_backward(p, x, dy, gamma, mean, var, dx, dgamma, dbeta);
-  if constexpr (is_f32<T>) return onednn::batch_norm_backward(p, x, dy, gamma, mean, var, dx, dgamma, dbeta);
-  cpu::batch_norm_backward(p, x, dy, gamma, mean, var, dx, dgamma, dbeta);
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
+  if (use_ref()) return ref::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  if constexpr (is_f32<T>)
+    return cpu::batch_norm_backward_f32(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  cpu::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
 }
 
 template <class T>
@@ -158,7 +160,7 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
   template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \
                                                 const T*, const T*, T*);                                     \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
-                                       const T*, T*, T*, T*);                                                \
+                                       const T*, const T*, T*, T*, T*);                                      \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
   template void max_pool2d_backward<T>(const Pool2DParams&, const T*, const T*, T*);                         \
   template void avg_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

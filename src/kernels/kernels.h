@@ -58,8 +58,8 @@ struct BatchNormParams {
   std::int64_t rows = 1;      // N*H*W: values per channel
   std::int64_t channels = 1;  // C, the innermost axis
   double epsilon = 1e-3;
-  // Forward passes only: y = max(0, ·), the ReLU that follows fused into the same pass. Backward
-  // takes the ReLU's own backward first (its mask is y > 0), so it has no such flag.
+  // The ReLU that follows, fused: forward passes give y = max(0, ·); backward takes dy as the
+  // gradient of that ReLU's output and keeps it only where y > 0 (y recomputed from x).
   bool relu = false;
 };
 
@@ -72,10 +72,11 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y);
-// Backward of the training forward, with the batch statistics it returned.
+// Backward of the training forward, with the batch statistics it returned (beta: for the fused
+// ReLU's mask).
 template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
-                         const T* var, T* dx, T* dgamma, T* dbeta);
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
 
 struct Pool2DParams {
   std::int64_t n = 1, h = 1, w = 1, c = 1;

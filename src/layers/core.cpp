@@ -28,6 +28,7 @@ Shape ActivationLayer::output_shape(const std::vector<Shape>& inputs) const { re
 
 Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
   x_ = inputs[0];
+  pass_gradient_ = fused_relu_backward();
   if (fused_relu()) {  // the producer applied this ReLU already (relu(relu(z)) = relu(z))
     y_ = x_;
     return y_;
@@ -38,6 +39,7 @@ Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool /*traini
 }
 
 std::vector<Tensor> ActivationLayer::backward(const Tensor& dy) {
+  if (pass_gradient_) return {dy};
   return {detail::activation_backward(detail::parse_activation(where(), activation_), x_, y_, dy)};
 }
 

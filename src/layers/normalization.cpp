@@ -2,6 +2,7 @@
 #include "reskit/layers/normalization.h"
 
 #include <cmath>
+#include <utility>
 
 #include "kernels/kernels.h"
 #include "layers/util.h"
@@ -53,6 +54,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   if (folded_into_conv_ && !training) {  // the Conv2D before applied this normalization
     x_ = x;
     last_training_ = false;
+    relu_backward_ = false;
     return x;
   }
   const std::int64_t c = x.dim(-1);
@@ -64,6 +66,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   auto& moving_var = params()[3].value;
   x_ = x;
   last_training_ = training;
+  relu_backward_ = training && fused_relu_backward();
   visit_dtype(dtype(), [&]<class T>(T) {
     if (!training) {
       kernels::batch_norm_forward_inference<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(),
@@ -91,15 +94,16 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
 
 std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
   const std::int64_t c = x_.dim(-1);
-  kernels::BatchNormParams p{x_.numel() / c, c, options_.epsilon};
+  kernels::BatchNormParams p{x_.numel() / c, c, options_.epsilon, relu_backward_};
   Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
   auto& gamma = params()[0];
   auto& beta = params()[1];
   visit_dtype(dtype(), [&]<class T>(T) {
     if (last_training_) {
       kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), gamma.value.data<T>(),
-                                      batch_mean_.data<T>(), batch_var_.data<T>(), dx.data<T>(),
-                                      gamma.grad.data<T>(), beta.grad.data<T>());
+                                      std::as_const(beta.value).data<T>(), batch_mean_.data<T>(),
+                                      batch_var_.data<T>(), dx.data<T>(), gamma.grad.data<T>(),
+                                      beta.grad.data<T>());
       return;
     }
     // Inference-mode forward: the statistics are constants, y = gamma·rstd·(x − mean) + beta.

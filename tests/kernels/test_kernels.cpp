@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
 #include "kernels/ref/bf16.h"
@@ -296,8 +297,11 @@ struct BnCase {
   double epsilon;
 };
 std::vector<BnCase> bn_cases() {
-  return {{1, 5, 1e-3},   {7, 3, 1e-3},        {50, 13, 1.001e-5},
-          {64, 64, 1e-3}, {300, 16, 1.001e-5}, {2 * 9 * 9, 256, 1e-3}};
+  // Channel counts around the fast kernel's tiles (16, 32, 64 at once, any rest apart) and row
+  // counts around its blocks of 256 rows.
+  return {{1, 5, 1e-3},          {7, 3, 1e-3},           {50, 13, 1.001e-5}, {64, 64, 1e-3},
+          {300, 16, 1.001e-5},   {2 * 9 * 9, 256, 1e-3}, {513, 32, 1e-3},    {257, 80, 1e-3},
+          {1000, 100, 1.001e-5}, {4, 2048, 1e-3}};
 }
 std::string bn_name(const BnCase& bc) {
   return "rows " + std::to_string(bc.rows) + " channels " + std::to_string(bc.channels);
@@ -369,28 +373,90 @@ TYPED_TEST(KernelsTest, BatchNormForwardInference) {
 
 TYPED_TEST(KernelsTest, BatchNormBackward) {
   using T = TypeParam;
-  for (const auto& bc : bn_cases()) {
-    SCOPED_TRACE(bn_name(bc));
-    const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon};
-    const auto x = random_vector<T>(p.rows * p.channels, 41, 2.0, 0.5);
-    const auto dy = random_vector<T>(p.rows * p.channels, 42);
-    const auto gamma = random_vector<T>(p.channels, 43);
-    const auto beta = random_vector<T>(p.channels, 44);
-    // The batch statistics, as the training forward returns them.
-    std::vector<T> y(x.size()), mean(p.channels), var(p.channels);
-    k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data());
-    auto fast_dx = nan_vector<T>(p.rows * p.channels), ref_dx = fast_dx;
-    auto fast_dgamma = nan_vector<T>(p.channels), ref_dgamma = fast_dgamma, fast_dbeta = fast_dgamma,
-         ref_dbeta = fast_dgamma;
-    k::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), mean.data(), var.data(), fast_dx.data(),
-                              fast_dgamma.data(), fast_dbeta.data());
-    k::ref::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), mean.data(), var.data(),
-                                   ref_dx.data(), ref_dgamma.data(), ref_dbeta.data());
-    EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
-    EXPECT_TRUE(close(fast_dgamma, ref_dgamma, "dgamma"));
-    EXPECT_TRUE(close(fast_dbeta, ref_dbeta, "dbeta"));
+  for (const auto& bc : bn_cases())
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(bn_name(bc) + (relu ? " with fused relu" : ""));
+      const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+      const auto x = random_vector<T>(p.rows * p.channels, 41, 2.0, 0.5);
+      const auto dy = random_vector<T>(p.rows * p.channels, 42);
+      const auto gamma = random_vector<T>(p.channels, 43);
+      const auto beta = random_vector<T>(p.channels, 44);
+      // The batch statistics, as the training forward returns them.
+      std::vector<T> y(x.size()), mean(p.channels), var(p.channels);
+      k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                             var.data());
+      auto fast_dx = nan_vector<T>(p.rows * p.channels), ref_dx = fast_dx;
+      auto fast_dgamma = nan_vector<T>(p.channels), ref_dgamma = fast_dgamma, fast_dbeta = fast_dgamma,
+           ref_dbeta = fast_dgamma;
+      k::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                fast_dx.data(), fast_dgamma.data(), fast_dbeta.data());
+      k::ref::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(),
+                                     var.data(), ref_dx.data(), ref_dgamma.data(), ref_dbeta.data());
+      EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+      EXPECT_TRUE(close(fast_dgamma, ref_dgamma, "dgamma"));
+      EXPECT_TRUE(close(fast_dbeta, ref_dbeta, "dbeta"));
+      if (!relu) continue;
+      // The reference's fused backward is its plain backward of dy kept where max(0, y) > 0.
+      k::BatchNormParams q = p;
+      q.relu = false;
+      std::vector<T> masked(dy.size()), dx(dy.size()), dgamma(p.channels), dbeta(p.channels);
+      for (std::size_t i = 0; i < dy.size(); ++i) masked[i] = y[i] > T(0) ? dy[i] : T(0);
+      k::ref::batch_norm_backward<T>(q, x.data(), masked.data(), gamma.data(), beta.data(), mean.data(),
+                                     var.data(), dx.data(), dgamma.data(), dbeta.data());
+      EXPECT_TRUE(close(ref_dx, dx, "dx of the masked gradient"));
+      EXPECT_TRUE(close(ref_dgamma, dgamma, "dgamma of the masked gradient"));
+      EXPECT_TRUE(close(ref_dbeta, dbeta, "dbeta of the masked gradient"));
+    }
+}
+
+// The float32 batch norm is built twice (AVX-512 and any x86-64) and dispatch runs only the one
+// this CPU takes: each build against the reference here, forward and backward, with and without
+// the fused ReLU.
+TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
+  struct Build {
+    const char* name;
+    decltype(&k::cpu::generic::batch_norm_forward_training) training;
+    decltype(&k::cpu::generic::batch_norm_forward_inference) inference;
+    decltype(&k::cpu::generic::batch_norm_backward) backward;
+  };
+  std::vector<Build> builds{{"generic", k::cpu::generic::batch_norm_forward_training,
+                             k::cpu::generic::batch_norm_forward_inference,
+                             k::cpu::generic::batch_norm_backward}};
+  if (k::cpu::avx512_available()) {
+    builds.push_back({"avx512", k::cpu::avx512::batch_norm_forward_training,
+                      k::cpu::avx512::batch_norm_forward_inference, k::cpu::avx512::batch_norm_backward});
   }
+  for (const auto& build : builds)
+    for (const auto& bc : bn_cases())
+      for (bool relu : {false, true}) {
+        SCOPED_TRACE(std::string(build.name) + " " + bn_name(bc) + (relu ? " with fused relu" : ""));
+        const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+        const auto x = random_vector<float>(p.rows * p.channels, 51, 2.0, 0.5);
+        const auto dy = random_vector<float>(p.rows * p.channels, 52);
+        const auto gamma = random_vector<float>(p.channels, 53);
+        const auto beta = random_vector<float>(p.channels, 54);
+        auto y = nan_vector<float>(p.rows * p.channels), ref_y = y, dx = y, ref_dx = y;
+        auto mean = nan_vector<float>(p.channels), var = mean, ref_mean = mean, ref_var = mean;
+        build.training(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data());
+        k::ref::batch_norm_forward_training<float>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
+                                                   ref_mean.data(), ref_var.data());
+        EXPECT_TRUE(close(y, ref_y, "training y"));
+        EXPECT_TRUE(close(mean, ref_mean, "mean"));
+        EXPECT_TRUE(close(var, ref_var, "var"));
+        build.inference(p, x.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(), y.data());
+        k::ref::batch_norm_forward_inference<float>(p, x.data(), gamma.data(), beta.data(), ref_mean.data(),
+                                                    ref_var.data(), ref_y.data());
+        EXPECT_TRUE(close(y, ref_y, "inference y"));
+        auto dgamma = nan_vector<float>(p.channels), dbeta = dgamma, ref_dgamma = dgamma, ref_dbeta = dgamma;
+        build.backward(p, x.data(), dy.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(),
+                       dx.data(), dgamma.data(), dbeta.data());
+        k::ref::batch_norm_backward<float>(p, x.data(), dy.data(), gamma.data(), beta.data(), ref_mean.data(),
+                                           ref_var.data(), ref_dx.data(), ref_dgamma.data(),
+                                           ref_dbeta.data());
+        EXPECT_TRUE(close(dx, ref_dx, "dx"));
+        EXPECT_TRUE(close(dgamma, ref_dgamma, "dgamma"));
+        EXPECT_TRUE(close(dbeta, ref_dbeta, "dbeta"));
+      }
 }
 
 // ---- pooling ----

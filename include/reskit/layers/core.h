@@ -35,6 +35,7 @@ class ActivationLayer : public Layer {
  private:
   std::string activation_;
   Tensor x_, y_;
+  bool pass_gradient_ = false;  // the producer's backward takes this ReLU's (fused_relu_backward)
 };
 
 struct Activation : LayerRef<ActivationLayer> {

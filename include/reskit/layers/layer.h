@@ -79,9 +79,17 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // ReLU fusion, set by the model around its forward pass (Model::set_fuse_relu): while
   // fused_relu() is set, a layer that can_fuse_relu() applies the ReLU that alone consumes its
   // output in its own pass (BatchNormalization, Add), and that Activation passes its input on.
+  // With `backward` too (training passes, producers that can_fuse_relu_backward()), the
+  // producer's next backward also takes the ReLU's backward and the Activation's passes its
+  // gradient on; both layers note this in their forward pass.
   virtual bool can_fuse_relu() const { return false; }
-  void set_fused_relu(bool on) { fused_relu_ = on; }
+  virtual bool can_fuse_relu_backward() const { return false; }
+  void set_fused_relu(bool on, bool backward = false) {
+    fused_relu_ = on;
+    fused_relu_backward_ = on && backward;
+  }
   bool fused_relu() const { return fused_relu_; }
+  bool fused_relu_backward() const { return fused_relu_backward_; }
 
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
@@ -115,6 +123,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   int node_count_ = 0;
   bool input_gradients_needed_ = true;
   bool fused_relu_ = false;
+  bool fused_relu_backward_ = false;
 };
 
 // The handle users hold and call: LayerRef<Conv2DLayer> is what Conv2D(...) returns.

@@ -27,6 +27,7 @@ class BatchNormalizationLayer : public Layer {
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   bool can_fuse_relu() const override { return true; }
+  bool can_fuse_relu_backward() const override { return true; }
   const BatchNormalizationOptions& options() const { return options_; }
   // Set by the model around an inference pass whose preceding Conv2D applies this layer
   // (Conv2DLayer::set_folded_batch_norm): forward in inference mode then passes its input on.
@@ -39,6 +40,7 @@ class BatchNormalizationLayer : public Layer {
   BatchNormalizationOptions options_;
   Tensor x_, batch_mean_, batch_var_;
   bool last_training_ = false;
+  bool relu_backward_ = false;  // the last forward fused the ReLU's backward (fused_relu_backward)
   bool folded_into_conv_ = false;
 };
 

@@ -254,15 +254,23 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
-                         const T* var, T* dx, T* dgamma, T* dbeta) {
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
   const std::int64_t m = p.rows, C = p.channels;
   std::vector<double> rstd(C);
-  for (std::int64_t c = 0; c < C; ++c) rstd[c] = 1.0 / std::sqrt(double(var[c]) + p.epsilon);
+  std::vector<T> scale(C), shift(C);  // the forward's, for the fused ReLU's mask y > 0
+  for (std::int64_t c = 0; c < C; ++c) {
+    rstd[c] = 1.0 / std::sqrt(double(var[c]) + p.epsilon);
+    scale[c] = static_cast<T>(double(gamma[c]) * rstd[c]);
+    shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * double(gamma[c]) * rstd[c]);
+  }
+  auto g = [&](std::int64_t i, std::int64_t c) {
+    return p.relu && !(x[i * C + c] * scale[c] + shift[c] > T(0)) ? T(0) : dy[i * C + c];
+  };
   std::vector<double> sdy, sdyx;
-  channel_sums(m, C, sdy, [&](std::int64_t i, std::int64_t c) { return double(dy[i * C + c]); });
+  channel_sums(m, C, sdy, [&](std::int64_t i, std::int64_t c) { return double(g(i, c)); });
   channel_sums(m, C, sdyx, [&](std::int64_t i, std::int64_t c) {
-    return double(dy[i * C + c]) * (double(x[i * C + c]) - double(mean[c])) * rstd[c];
+    return double(g(i, c)) * (double(x[i * C + c]) - double(mean[c])) * rstd[c];
   });
   // dx = a·dy + b·x + d per channel, from dx = gamma·rstd/M·(M·dy − Σdy − x̂·Σdy·x̂)
   std::vector<T> a(C), b(C), d(C);
@@ -278,7 +286,7 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   }
 #pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t c = 0; c < C; ++c) dx[i * C + c] = a[c] * dy[i * C + c] + b[c] * x[i * C + c] + d[c];
+    for (std::int64_t c = 0; c < C; ++c) dx[i * C + c] = a[c] * g(i, c) + b[c] * x[i * C + c] + d[c];
 }
 
 // ---- pooling: parallel over images, channels innermost ----
@@ -407,7 +415,7 @@ void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx) {
   template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \
                                                 const T*, const T*, T*);                                     \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
-                                       const T*, T*, T*, T*);                                                \
+                                       const T*, const T*, T*, T*, T*);                                      \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
   template void max_pool2d_backward<T>(const Pool2DParams&, const T*, const T*, T*);                         \
   template void avg_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

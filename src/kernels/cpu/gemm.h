@@ -27,8 +27,8 @@ template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y);
 template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
-                         const T* var, T* dx, T* dgamma, T* dbeta);
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
 
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);

@@ -17,11 +17,4 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
 bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                           float* dw, float* db);
 
-void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
-                                 const float* beta, float* y, float* mean, float* var);
-void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
-                                  const float* beta, const float* mean, const float* var, float* y);
-void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
-                         const float* mean, const float* var, float* dx, float* dgamma, float* dbeta);
-
 }  // namespace reskit::kernels::onednn

@@ -3,6 +3,8 @@
 // Backward of y = gamma·x̂ + beta with x̂ = (x − mean)·rstd, batch statistics (Ioffe & Szegedy 2015):
 //   dbeta = Σ dy,  dgamma = Σ dy·x̂,
 //   dx = gamma·rstd/M · (M·dy − dbeta − x̂·dgamma),  M = rows.
+// With the ReLU fused (p.relu), forward returns max(0, y) and backward first keeps dy only where
+// y > 0, y recomputed from x.
 #pragma once
 
 #include <algorithm>
@@ -53,22 +55,28 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
 }
 
 template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
-                         const T* var, T* dx, T* dgamma, T* dbeta) {
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
   const std::int64_t m = p.rows, C = p.channels;
   for (std::int64_t c = 0; c < C; ++c) {
     double mu = static_cast<double>(mean[c]);
     double rstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + p.epsilon);
+    // With the ReLU fused, dy reaches the normalization only where its output was positive.
+    auto grad = [&](std::int64_t i) {
+      const double y = static_cast<double>(gamma[c]) * (static_cast<double>(x[i * C + c]) - mu) * rstd +
+                       static_cast<double>(beta[c]);
+      return p.relu && !(y > 0.0) ? 0.0 : static_cast<double>(dy[i * C + c]);
+    };
     double sdy = 0.0, sdyx = 0.0;
     for (std::int64_t i = 0; i < m; ++i) {
-      double g = static_cast<double>(dy[i * C + c]);
+      double g = grad(i);
       sdy += g;
       sdyx += g * (static_cast<double>(x[i * C + c]) - mu) * rstd;
     }
     double scale = static_cast<double>(gamma[c]) * rstd / static_cast<double>(m);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - mu) * rstd;
-      double g = static_cast<double>(dy[i * C + c]);
+      double g = grad(i);
       dx[i * C + c] = static_cast<T>(scale * (static_cast<double>(m) * g - sdy - xh * sdyx));
     }
     dgamma[c] = static_cast<T>(sdyx);

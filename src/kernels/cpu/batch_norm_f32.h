@@ -1,0 +1,43 @@
+// Float32 BatchNormalization over the innermost (channel) axis, x as (rows, C) row-major: the fast
+// path dispatch.cpp takes for float32 (kernels/ref/batch_norm.h defines the results). Two passes
+// over the data each way:
+//   forward (training): per-channel sums of (x − x₀) and (x − x₀)², x₀ the first row (a shift that
+//     keeps the one-pass variance clear of cancellation), then y = x·scale + shift, with
+//     max(0, ·) when the ReLU is fused (p.relu);
+//   backward: per-channel Σg and Σg·(x − mean), g = dy, or dy where y > 0 when the ReLU was fused
+//     (y recomputed from x as the forward computed it), then dx = a·g + b·x + d per channel.
+// Sums run in float over blocks of rows and are added in double in block order, so the result
+// does not depend on the thread count. Built twice, for AVX-512 and for any x86-64, and chosen
+// once at run time by what the CPU supports.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::cpu {
+
+// The two builds, for tests and the dispatch below; avx512:: only where avx512_available().
+#define RESKIT_BN_DECLARE(isa)                                                                               \
+  namespace isa {                                                                                            \
+  void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,             \
+                                   const float* beta, float* y, float* mean, float* var);                    \
+  void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,            \
+                                    const float* beta, const float* mean, const float* var, float* y);       \
+  void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,    \
+                           const float* beta, const float* mean, const float* var, float* dx, float* dgamma, \
+                           float* dbeta);                                                                    \
+  }
+RESKIT_BN_DECLARE(generic)
+RESKIT_BN_DECLARE(avx512)
+#undef RESKIT_BN_DECLARE
+bool avx512_available();
+
+// The build the CPU runs best.
+void batch_norm_forward_training_f32(const BatchNormParams& p, const float* x, const float* gamma,
+                                     const float* beta, float* y, float* mean, float* var);
+void batch_norm_forward_inference_f32(const BatchNormParams& p, const float* x, const float* gamma,
+                                      const float* beta, const float* mean, const float* var, float* y);
+void batch_norm_backward_f32(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
+                             const float* beta, const float* mean, const float* var, float* dx, float* dgamma,
+                             float* dbeta);
+
+}  // namespace reskit::kernels::cpu

@@ -1,0 +1,245 @@
+// The float32 BatchNormalization kernels of batch_norm_f32.h, compiled once per instruction set:
+// the including file defines RESKIT_BN_ISA, the namespace they land in. Everything here has
+// internal linkage or lives in that namespace, so no inline function compiled for one instruction
+// set can stand in for another's.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+#ifndef RESKIT_BN_ISA
+#error "define RESKIT_BN_ISA before including batch_norm_f32_impl.h"
+#endif
+
+namespace reskit::kernels::cpu::RESKIT_BN_ISA {
+namespace {
+
+constexpr std::int64_t kBlockRows = 256;  // rows per partial sum (float)
+constexpr std::int64_t kTile = 64;        // channels per tile: the accumulators stay in registers
+
+inline std::int64_t lesser(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
+// max(0, v) that keeps a NaN, as std::max(v, 0) does.
+inline float relu(float v) { return v < 0.0f ? 0.0f : v; }
+
+// One block of rows [r0, r1) and one tile of channels [c0, c0 + width) of x (rows, C): the sums
+// s1[c] and s2[c] the passes below need, in float. W is the tile width at compile time (0: any
+// width up to kTile, given at run time), so the accumulators stay in registers. Plain loops over
+// restrict pointers, no branches: the compiler vectorises them across the tile.
+//   Statistics: s1 = Σ(x − x₀), s2 = Σ(x − x₀)².
+template <int W>
+void stats_tile(const float* __restrict x, const float* __restrict x0, std::int64_t C, std::int64_t r0,
+                std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
+  constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
+  const std::int64_t w = W > 0 ? W : width;
+  float a[kMax] = {}, b[kMax] = {};
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const float* __restrict xr = x + r * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < w; ++c) {
+      const float d = xr[c] - x0[c];
+      a[c] += d;
+      b[c] += d * d;
+    }
+  }
+  for (std::int64_t c = 0; c < w; ++c) {
+    s1[c] = a[c];
+    s2[c] = b[c];
+  }
+}
+
+// The gradient: g = dy, or dy where y = x·scale + shift > 0 when Relu; s1 = Σg, s2 = Σg·(x − mean).
+template <bool Relu>
+inline float masked(float dy, float x, float scale, float shift) {
+  if constexpr (Relu) return x * scale + shift > 0.0f ? dy : 0.0f;
+  return dy;
+}
+template <int W, bool Relu>
+void grad_tile(const float* __restrict x, const float* __restrict dy, const float* __restrict scale,
+               const float* __restrict shift, const float* __restrict mean, std::int64_t C, std::int64_t r0,
+               std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
+  constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
+  const std::int64_t w = W > 0 ? W : width;
+  float a[kMax] = {}, b[kMax] = {};
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const float* __restrict xr = x + r * C;
+    const float* __restrict gr = dy + r * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < w; ++c) {
+      const float g = masked<Relu>(gr[c], xr[c], scale[c], shift[c]);
+      a[c] += g;
+      b[c] += g * (xr[c] - mean[c]);
+    }
+  }
+  for (std::int64_t c = 0; c < w; ++c) {
+    s1[c] = a[c];
+    s2[c] = b[c];
+  }
+}
+
+// Per-channel sums over all rows: tile(c0, r0, r1, width, s1, s2) fills a block's partial sums
+// for channels [c0, c0 + width) (in parallel over blocks and tiles); the blocks are then added in
+// double, in order.
+template <class Tile>
+void channel_sums(std::int64_t rows, std::int64_t C, Tile&& tile, std::vector<double>& s1,
+                  std::vector<double>& s2) {
+  const std::int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  const std::int64_t tiles = (C + kTile - 1) / kTile;
+  std::vector<float> p1(static_cast<std::size_t>(blocks * C)), p2(p1.size());
+#pragma omp parallel for collapse(2) schedule(static) if (rows * C > kParallelGrain)
+  for (std::int64_t b = 0; b < blocks; ++b)
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      const std::int64_t r0 = b * kBlockRows, c0 = t * kTile;
+      tile(c0, r0, lesser(rows, r0 + kBlockRows), lesser(kTile, C - c0), p1.data() + b * C + c0,
+           p2.data() + b * C + c0);
+    }
+  s1.assign(static_cast<std::size_t>(C), 0.0);
+  s2.assign(static_cast<std::size_t>(C), 0.0);
+  for (std::int64_t b = 0; b < blocks; ++b)
+    for (std::int64_t c = 0; c < C; ++c) {
+      s1[c] += p1[b * C + c];
+      s2[c] += p2[b * C + c];
+    }
+}
+
+// Calls f.template operator()<W>() with W = the tile width when it is 64, 32 or 16, else 0.
+template <class F>
+void by_width(std::int64_t width, F&& f) {
+  if (width == 64) return f.template operator()<64>();
+  if (width == 32) return f.template operator()<32>();
+  if (width == 16) return f.template operator()<16>();
+  f.template operator()<0>();
+}
+
+// y[i,c] = x[i,c]·scale[c] + shift[c], then max(0, ·) when Relu.
+template <bool Relu>
+void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict scale,
+                 const float* __restrict shift, float* __restrict y) {
+#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* __restrict xi = x + i * C;
+    float* __restrict yi = y + i * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float v = xi[c] * scale[c] + shift[c];
+      yi[c] = Relu ? relu(v) : v;
+    }
+  }
+}
+
+void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
+                 const float* shift, float* y) {
+  if (with_relu) return scale_shift<true>(rows, C, x, scale, shift, y);
+  scale_shift<false>(rows, C, x, scale, shift, y);
+}
+
+// dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile.
+template <bool Relu>
+void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict dy,
+                const float* __restrict scale, const float* __restrict shift, const float* __restrict mean,
+                const float* __restrict a, const float* __restrict gm, const float* __restrict b,
+                float* __restrict dx) {
+#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* __restrict xi = x + i * C;
+    const float* __restrict gi = dy + i * C;
+    float* __restrict out = dx + i * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c) {
+      const float g = masked<Relu>(gi[c], xi[c], scale[c], shift[c]);
+      out[c] = a[c] * (g - gm[c]) + b[c] * (xi[c] - mean[c]);
+    }
+  }
+}
+
+// The backward passes (Relu: the fused ReLU's mask).
+template <bool Relu>
+void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float* dy, const float* scale,
+                     const float* shift, const float* mean, const double* rstd, const float* gamma, float* dx,
+                     float* dgamma, float* dbeta) {
+  std::vector<double> sg, sgx;  // Σg, Σg·(x − mean)
+  channel_sums(
+      m, C,
+      [&](std::int64_t c0, std::int64_t r0, std::int64_t r1, std::int64_t width, float* s1, float* s2) {
+        by_width(width, [&]<int W>() {
+          grad_tile<W, Relu>(x + c0, dy + c0, scale + c0, shift + c0, mean + c0, C, r0, r1, width, s1, s2);
+        });
+      },
+      sg, sgx);
+  // dx = gamma·rstd/M·(M·g − Σg − x̂·Σg·x̂) = a·(g − Σg/M) + b·(x − mean)
+  std::vector<float> a(static_cast<std::size_t>(C)), b(a.size()), gm(a.size());
+  const double M = static_cast<double>(m);
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double gr = double(gamma[c]) * rstd[c];
+    a[c] = static_cast<float>(gr);
+    b[c] = static_cast<float>(-gr * sgx[c] * rstd[c] * rstd[c] / M);
+    gm[c] = static_cast<float>(sg[c] / M);
+    dgamma[c] = static_cast<float>(sgx[c] * rstd[c]);
+    dbeta[c] = static_cast<float>(sg[c]);
+  }
+  grad_input<Relu>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx);
+}
+
+}  // namespace
+
+void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
+                                 const float* beta, float* y, float* mean, float* var) {
+  const std::int64_t m = p.rows, C = p.channels;
+  const float* x0 = x;  // the shift: the first row
+  std::vector<double> s1, s2;
+  channel_sums(
+      m, C,
+      [&](std::int64_t c0, std::int64_t r0, std::int64_t r1, std::int64_t width, float* t1, float* t2) {
+        by_width(width, [&]<int W>() { stats_tile<W>(x + c0, x0 + c0, C, r0, r1, width, t1, t2); });
+      },
+      s1, s2);
+  std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
+  const double M = static_cast<double>(m);
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double d = s1[c] / M;
+    const double mu = double(x0[c]) + d;
+    const double v = s2[c] / M - d * d;
+    const double v0 = v > 0.0 ? v : 0.0;
+    const double s = double(gamma[c]) / std::sqrt(v0 + p.epsilon);
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(double(beta[c]) - mu * s);
+    mean[c] = static_cast<float>(mu);
+    var[c] = static_cast<float>(v0);
+  }
+  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), y);
+}
+
+void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
+                                  const float* beta, const float* mean, const float* var, float* y) {
+  const std::int64_t C = p.channels;
+  std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double s = double(gamma[c]) / std::sqrt(double(var[c]) + p.epsilon);
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(double(beta[c]) - double(mean[c]) * s);
+  }
+  scale_shift(p.rows, C, p.relu, x, scale.data(), shift.data(), y);
+}
+
+void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
+                         const float* beta, const float* mean, const float* var, float* dx, float* dgamma,
+                         float* dbeta) {
+  const std::int64_t m = p.rows, C = p.channels;
+  // The forward's scale and shift, computed as it computed them: y > 0 where the ReLU passed.
+  std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
+  std::vector<double> rstd(scale.size());
+  for (std::int64_t c = 0; c < C; ++c) {
+    rstd[c] = 1.0 / std::sqrt(double(var[c]) + p.epsilon);
+    const double s = double(gamma[c]) * rstd[c];
+    scale[c] = static_cast<float>(s);
+    shift[c] = static_cast<float>(double(beta[c]) - double(mean[c]) * s);
+  }
+  if (p.relu) {
+    return backward_passes<true>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
+                                 dgamma, dbeta);
+  }
+  backward_passes<false>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma,
+                         dbeta);
+}
+
+}  // namespace reskit::kernels::cpu::RESKIT_BN_ISA
