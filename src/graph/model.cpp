@@ -60,8 +60,19 @@ struct Model::State {
     int conv, bn, act;
   };
   std::vector<Fold> bn_folds;
+  // (BatchNormalization, Add) node pairs where the normalization is one of the Add's two inputs,
+  // read by nothing else, and the other input (`other`, the Add's input `other_index`) is computed
+  // before it: the normalization adds it (and applies the Add's fused ReLU) in its own pass, and
+  // the Add passes the sum on. Not while inference folds that normalization (bn_folded).
+  struct AddFusion {
+    int bn, add, other, bn_index;
+    bool bn_folded = false;
+  };
+  std::vector<AddFusion> add_fusions;
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
+  // During a forward pass: per node, the node whose value a fused BatchNormalization adds, or -1.
+  std::vector<int> residual_of;
 };
 
 namespace {
@@ -219,6 +230,21 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     s.bn_folds.push_back({c, static_cast<int>(i), act});
   }
 
+  // BatchNormalization + Add fusion (see AddFusion).
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const auto* add = dynamic_cast<const AddLayer*>(s.nodes[i]->layer.get());
+    if (add == nullptr || s.producers[i].size() != 2) continue;
+    for (int k : {1, 0}) {
+      const int bn = s.producers[i][k], other = s.producers[i][1 - k];
+      const auto* layer = dynamic_cast<const BatchNormalizationLayer*>(s.nodes[bn]->layer.get());
+      if (layer == nullptr || consumers[bn] != 1 || other >= bn || layer->dtype() != add->dtype()) continue;
+      bool folded = false;
+      for (const auto& f : s.bn_folds) folded = folded || f.bn == bn;
+      s.add_fusions.push_back({bn, static_cast<int>(i), other, k, folded});
+      break;
+    }
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -248,6 +274,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
                      " inputs, got " + std::to_string(xs.size()));
   }
   s.values.assign(s.nodes.size(), Tensor());
+  s.residual_of.assign(s.nodes.size(), -1);
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Node& node = *s.nodes[s.input_nodes[i]];
     const Shape& want = node.output_shape;
@@ -282,6 +309,15 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
         }
       }
       if (!s.fuse_relu) return;
+      for (const auto& f : s.add_fusions) {
+        if (fold && f.bn_folded) continue;  // the convolution applies this normalization
+        Layer& add = *s.nodes[f.add]->layer;
+        bool add_relu = false;
+        for (const auto& r : s.relu_fusions) add_relu = add_relu || r.producer == f.add;
+        s.nodes[f.bn]->layer->set_fused_relu(on && add_relu);
+        static_cast<AddLayer&>(add).set_sum_input(on ? f.bn_index : -1);
+        s.residual_of[f.bn] = on ? f.other : -1;
+      }
       for (const auto& f : s.relu_fusions) {
         if (fold && f.folded) continue;  // the convolution applies this ReLU
         Layer& producer = *s.nodes[f.producer]->layer;
@@ -295,6 +331,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     if (s.nodes[i]->inputs.empty()) continue;
     std::vector<Tensor> ins;
     for (int p : s.producers[i]) ins.push_back(s.values[p]);
+    if (s.residual_of[i] >= 0) ins.push_back(s.values[s.residual_of[i]]);
     Layer& layer = *s.nodes[i]->layer;
     s.values[i] = timed(s, layer.class_name() + " forward", [&] { return layer.forward(ins, training); });
   }

@@ -91,18 +91,20 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w,
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var) {
-  if (use_ref()) return ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
-  if constexpr (is_f32<T>) return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var);
-  cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
+                                 T* mean, T* var, const T* residual) {
+  if (use_ref()) return ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+  if constexpr (is_f32<T>)
+    return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
+  cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
 }
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y) {
-  if (use_ref()) return ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
-  if constexpr (is_f32<T>) return cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y);
-  cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
+                                  const T* mean, const T* var, T* y, const T* residual) {
+  if (use_ref()) return ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  if constexpr (is_f32<T>)
+    return cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y, residual);
+  cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
 }
 
 template <class T>
@@ -156,9 +158,9 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
   template void conv2d_backward_weights<T>(const Conv2DParams&, const T*, const T*, T*, T*);                 \
   template void conv2d_backward<T>(const Conv2DParams&, const T*, const T*, const T*, T*, T*, T*);           \
   template void batch_norm_forward_training<T>(const BatchNormParams&, const T*, const T*, const T*, T*, T*, \
-                                               T*);                                                          \
+                                               T*, const T*);                                                \
   template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \
-                                                const T*, const T*, T*);                                     \
+                                                const T*, const T*, T*, const T*);                           \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
                                        const T*, const T*, T*, T*, T*);                                      \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

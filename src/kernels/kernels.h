@@ -64,16 +64,17 @@ struct BatchNormParams {
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.
-// mean[C] and var[C] receive the batch statistics (biased variance).
+// mean[C] and var[C] receive the batch statistics (biased variance). residual (rows, C), when
+// given, is added to y before the fused ReLU: an Add that alone reads this normalization, fused.
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var);
+                                 T* mean, T* var, const T* residual = nullptr);
 // Inference: the given statistics.
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y);
+                                  const T* mean, const T* var, T* y, const T* residual = nullptr);
 // Backward of the training forward, with the batch statistics it returned (beta: for the fused
-// ReLU's mask).
+// ReLU's mask; a forward with a residual does not fuse the ReLU's backward).
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);

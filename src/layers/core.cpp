@@ -222,6 +222,7 @@ Tensor AddLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
     return s;
   }());
   inputs_ = inputs.size();
+  if (sum_input_ >= 0) return inputs[static_cast<std::size_t>(sum_input_)];  // summed by its producer
   if (inputs.size() == 2) return detail::add(inputs[0], inputs[1], fused_relu());
   Tensor y = detail::add(inputs[0], inputs[1]);
   for (std::size_t i = 2; i < inputs.size(); ++i) detail::add_inplace(y, inputs[i]);

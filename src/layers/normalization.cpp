@@ -51,7 +51,15 @@ void BatchNormalizationLayer::do_build(const std::vector<Shape>& inputs) {
 Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
   output_shape({x.shape()});
+  // A second input: the other input of the Add that alone reads this layer, fused by the model
+  // (AddLayer::set_sum_input); it is added before the ReLU.
+  const Tensor* residual = inputs.size() > 1 ? &inputs[1] : nullptr;
+  if (residual != nullptr && (residual->shape() != x.shape() || residual->dtype() != dtype())) {
+    shape_error("a residual of shape " + shape_str(x.shape()), shape_str(residual->shape()));
+  }
   if (folded_into_conv_ && !training) {  // the Conv2D before applied this normalization
+    if (residual != nullptr)
+      throw Error(where() + ": a normalization folded into Conv2D cannot add a residual");
     x_ = x;
     last_training_ = false;
     relu_backward_ = false;
@@ -70,13 +78,15 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   visit_dtype(dtype(), [&]<class T>(T) {
     if (!training) {
       kernels::batch_norm_forward_inference<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                               moving_mean.data<T>(), moving_var.data<T>(), y.data<T>());
+                                               moving_mean.data<T>(), moving_var.data<T>(), y.data<T>(),
+                                               residual ? residual->data<T>() : nullptr);
       return;
     }
     batch_mean_ = Tensor::uninitialized({c}, dtype());
     batch_var_ = Tensor::uninitialized({c}, dtype());
     kernels::batch_norm_forward_training<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(), y.data<T>(),
-                                            batch_mean_.data<T>(), batch_var_.data<T>());
+                                            batch_mean_.data<T>(), batch_var_.data<T>(),
+                                            residual ? residual->data<T>() : nullptr);
     // moving = moving·momentum + batch·(1 − momentum), with the unbiased batch variance
     const double mom = options_.momentum;
     const double unbias = p.rows > 1 ? static_cast<double>(p.rows) / static_cast<double>(p.rows - 1) : 1.0;

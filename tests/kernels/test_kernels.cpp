@@ -323,27 +323,38 @@ void expect_relu_of_plain(const k::BatchNormParams& p, const std::vector<T>& fus
 TYPED_TEST(KernelsTest, BatchNormForwardTraining) {
   using T = TypeParam;
   for (const auto& bc : bn_cases())
-    for (bool relu : {false, true}) {
-      SCOPED_TRACE(bn_name(bc) + (relu ? " with fused relu" : ""));
-      const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
-      const auto x = random_vector<T>(p.rows * p.channels, 21, 2.0, 0.5);
-      const auto gamma = random_vector<T>(p.channels, 22);
-      const auto beta = random_vector<T>(p.channels, 23);
-      auto fast_y = nan_vector<T>(p.rows * p.channels), ref_y = fast_y;
-      auto fast_mean = nan_vector<T>(p.channels), ref_mean = fast_mean, fast_var = fast_mean,
-           ref_var = fast_mean;
-      k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), fast_y.data(),
-                                        fast_mean.data(), fast_var.data());
-      k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
-                                             ref_mean.data(), ref_var.data());
-      EXPECT_TRUE(close(fast_y, ref_y, "y"));
-      EXPECT_TRUE(close(fast_mean, ref_mean, "mean"));
-      EXPECT_TRUE(close(fast_var, ref_var, "var"));
-      expect_relu_of_plain<T>(p, ref_y, [&](const k::BatchNormParams& q, T* y) {
-        std::vector<T> m(p.channels), v(p.channels);
-        k::ref::batch_norm_forward_training<T>(q, x.data(), gamma.data(), beta.data(), y, m.data(), v.data());
-      });
-    }
+    for (bool relu : {false, true})
+      for (bool with_residual : {false, true}) {
+        SCOPED_TRACE(bn_name(bc) + (relu ? " with fused relu" : "") +
+                     (with_residual ? " with residual" : ""));
+        const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+        const auto x = random_vector<T>(p.rows * p.channels, 21, 2.0, 0.5);
+        const auto gamma = random_vector<T>(p.channels, 22);
+        const auto beta = random_vector<T>(p.channels, 23);
+        const auto res = random_vector<T>(p.rows * p.channels, 24);
+        const T* r = with_residual ? res.data() : nullptr;
+        auto fast_y = nan_vector<T>(p.rows * p.channels), ref_y = fast_y;
+        auto fast_mean = nan_vector<T>(p.channels), ref_mean = fast_mean, fast_var = fast_mean,
+             ref_var = fast_mean;
+        k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), fast_y.data(),
+                                          fast_mean.data(), fast_var.data(), r);
+        k::ref::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
+                                               ref_mean.data(), ref_var.data(), r);
+        EXPECT_TRUE(close(fast_y, ref_y, "y"));
+        EXPECT_TRUE(close(fast_mean, ref_mean, "mean"));
+        EXPECT_TRUE(close(fast_var, ref_var, "var"));
+        // The reference itself: max(0, plain + residual).
+        k::BatchNormParams q = p;
+        q.relu = false;
+        std::vector<T> y(fast_y.size()), m(p.channels), v(p.channels);
+        k::ref::batch_norm_forward_training<T>(q, x.data(), gamma.data(), beta.data(), y.data(), m.data(),
+                                               v.data());
+        for (std::size_t i = 0; i < y.size(); ++i) {
+          if (r) y[i] += r[i];
+          if (relu) y[i] = std::max(y[i], T(0));
+        }
+        EXPECT_TRUE(close(ref_y, y, "relu(y + residual)"));
+      }
 }
 
 TYPED_TEST(KernelsTest, BatchNormForwardInference) {
@@ -368,6 +379,13 @@ TYPED_TEST(KernelsTest, BatchNormForwardInference) {
         k::ref::batch_norm_forward_inference<T>(q, x.data(), gamma.data(), beta.data(), mean.data(),
                                                 var.data(), y);
       });
+      // With a residual (a fused Add), as in training.
+      const auto res = random_vector<T>(p.rows * p.channels, 36);
+      k::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                         fast.data(), res.data());
+      k::ref::batch_norm_forward_inference<T>(p, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                              ref.data(), res.data());
+      EXPECT_TRUE(close(fast, ref, "y with residual"));
     }
 }
 
@@ -430,6 +448,7 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
     for (const auto& bc : bn_cases())
       for (bool relu : {false, true}) {
         SCOPED_TRACE(std::string(build.name) + " " + bn_name(bc) + (relu ? " with fused relu" : ""));
+        const auto res = random_vector<float>(bc.rows * bc.channels, 55);
         const k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
         const auto x = random_vector<float>(p.rows * p.channels, 51, 2.0, 0.5);
         const auto dy = random_vector<float>(p.rows * p.channels, 52);
@@ -437,16 +456,19 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
         const auto beta = random_vector<float>(p.channels, 54);
         auto y = nan_vector<float>(p.rows * p.channels), ref_y = y, dx = y, ref_dx = y;
         auto mean = nan_vector<float>(p.channels), var = mean, ref_mean = mean, ref_var = mean;
-        build.training(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data());
-        k::ref::batch_norm_forward_training<float>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
-                                                   ref_mean.data(), ref_var.data());
-        EXPECT_TRUE(close(y, ref_y, "training y"));
-        EXPECT_TRUE(close(mean, ref_mean, "mean"));
-        EXPECT_TRUE(close(var, ref_var, "var"));
-        build.inference(p, x.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(), y.data());
-        k::ref::batch_norm_forward_inference<float>(p, x.data(), gamma.data(), beta.data(), ref_mean.data(),
-                                                    ref_var.data(), ref_y.data());
-        EXPECT_TRUE(close(y, ref_y, "inference y"));
+        for (const float* r : {static_cast<const float*>(nullptr), res.data()}) {
+          build.training(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data(), r);
+          k::ref::batch_norm_forward_training<float>(p, x.data(), gamma.data(), beta.data(), ref_y.data(),
+                                                     ref_mean.data(), ref_var.data(), r);
+          EXPECT_TRUE(close(y, ref_y, r ? "training y with residual" : "training y"));
+          EXPECT_TRUE(close(mean, ref_mean, "mean"));
+          EXPECT_TRUE(close(var, ref_var, "var"));
+          build.inference(p, x.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(), y.data(),
+                          r);
+          k::ref::batch_norm_forward_inference<float>(p, x.data(), gamma.data(), beta.data(), ref_mean.data(),
+                                                      ref_var.data(), ref_y.data(), r);
+          EXPECT_TRUE(close(y, ref_y, r ? "inference y with residual" : "inference y"));
+        }
         auto dgamma = nan_vector<float>(p.channels), dbeta = dgamma, ref_dgamma = dgamma, ref_dbeta = dgamma;
         build.backward(p, x.data(), dy.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(),
                        dx.data(), dgamma.data(), dbeta.data());

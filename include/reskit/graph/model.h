@@ -97,8 +97,9 @@ class Model {
   // seconds, accumulated while profiling is on (reskit bench --profile).
   void set_profiling(bool on);
   // ReLU fusion (on by default): a BatchNormalization or Add whose output only a ReLU
-  // Activation reads applies that ReLU in its own pass, and the Activation passes it on; the
-  // results are the same (tests compare both), with one pass and one tensor fewer per pair.
+  // Activation reads applies that ReLU in its own pass, and the Activation passes it on; a
+  // BatchNormalization that alone feeds a two-input Add also does the addition. The results are
+  // the same (tests compare both), with one pass and one tensor fewer per fused pair.
   void set_fuse_relu(bool on);
   bool fuse_relu() const;
   // BatchNormalization folding in inference (on by default): a linear Conv2D whose output only a

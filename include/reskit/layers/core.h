@@ -131,9 +131,14 @@ class AddLayer : public Layer {
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   bool can_fuse_relu() const override { return true; }
+  // Set by the model around a pass in which the BatchNormalization that is input `i` adds the
+  // other input in its own pass (and applies this layer's fused ReLU): forward then returns that
+  // input. -1: none.
+  void set_sum_input(int i) { sum_input_ = i; }
 
  private:
   std::size_t inputs_ = 0;
+  int sum_input_ = -1;
 };
 
 struct Add : LayerRef<AddLayer> {

@@ -14,15 +14,19 @@ bool avx512_available() {
 }
 
 void batch_norm_forward_training_f32(const BatchNormParams& p, const float* x, const float* gamma,
-                                     const float* beta, float* y, float* mean, float* var) {
-  if (avx512_available()) return avx512::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
-  generic::batch_norm_forward_training(p, x, gamma, beta, y, mean, var);
+                                     const float* beta, float* y, float* mean, float* var,
+                                     const float* residual) {
+  if (avx512_available())
+    return avx512::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+  generic::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
 }
 
 void batch_norm_forward_inference_f32(const BatchNormParams& p, const float* x, const float* gamma,
-                                      const float* beta, const float* mean, const float* var, float* y) {
-  if (avx512_available()) return avx512::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
-  generic::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y);
+                                      const float* beta, const float* mean, const float* var, float* y,
+                                      const float* residual) {
+  if (avx512_available())
+    return avx512::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  generic::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
 }
 
 void batch_norm_backward_f32(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,

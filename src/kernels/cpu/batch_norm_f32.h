@@ -2,10 +2,10 @@
 // path dispatch.cpp takes for float32 (kernels/ref/batch_norm.h defines the results). Two passes
 // over the data each way:
 //   forward (training): per-channel sums of (x − x₀) and (x − x₀)², x₀ the first row (a shift that
-//     keeps the one-pass variance clear of cancellation), then y = x·scale + shift, with
-//     max(0, ·) when the ReLU is fused (p.relu);
+//     keeps the one-pass variance clear of cancellation), then y = x·scale + shift (+ the
+//     residual of a fused Add), with max(0, ·) when the ReLU is fused (p.relu);
 //   backward: per-channel Σg and Σg·(x − mean), g = dy, or dy where y > 0 when the ReLU was fused
-//     (y recomputed from x as the forward computed it), then dx = a·g + b·x + d per channel.
+//     (y recomputed from x as the forward computed it), then dx = a·(g − Σg/M) + b·(x − mean).
 // Sums run in float over blocks of rows and are added in double in block order, so the result
 // does not depend on the thread count. Built twice, for AVX-512 and for any x86-64, and chosen
 // once at run time by what the CPU supports.
@@ -19,9 +19,11 @@ namespace reskit::kernels::cpu {
 #define RESKIT_BN_DECLARE(isa)                                                                               \
   namespace isa {                                                                                            \
   void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,             \
-                                   const float* beta, float* y, float* mean, float* var);                    \
+                                   const float* beta, float* y, float* mean, float* var,                     \
+                                   const float* residual);                                                   \
   void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,            \
-                                    const float* beta, const float* mean, const float* var, float* y);       \
+                                    const float* beta, const float* mean, const float* var, float* y,        \
+                                    const float* residual);                                                  \
   void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,    \
                            const float* beta, const float* mean, const float* var, float* dx, float* dgamma, \
                            float* dbeta);                                                                    \
@@ -33,9 +35,11 @@ bool avx512_available();
 
 // The build the CPU runs best.
 void batch_norm_forward_training_f32(const BatchNormParams& p, const float* x, const float* gamma,
-                                     const float* beta, float* y, float* mean, float* var);
+                                     const float* beta, float* y, float* mean, float* var,
+                                     const float* residual);
 void batch_norm_forward_inference_f32(const BatchNormParams& p, const float* x, const float* gamma,
-                                      const float* beta, const float* mean, const float* var, float* y);
+                                      const float* beta, const float* mean, const float* var, float* y,
+                                      const float* residual);
 void batch_norm_backward_f32(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
                              const float* beta, const float* mean, const float* var, float* dx, float* dgamma,
                              float* dbeta);

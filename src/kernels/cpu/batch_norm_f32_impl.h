@@ -111,26 +111,32 @@ void by_width(std::int64_t width, F&& f) {
   f.template operator()<0>();
 }
 
-// y[i,c] = x[i,c]·scale[c] + shift[c], then max(0, ·) when Relu.
-template <bool Relu>
+// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu.
+template <bool Relu, bool Res>
 void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict scale,
-                 const float* __restrict shift, float* __restrict y) {
+                 const float* __restrict shift, const float* __restrict residual, float* __restrict y) {
 #pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* __restrict xi = x + i * C;
+    const float* __restrict ri = Res ? residual + i * C : nullptr;
     float* __restrict yi = y + i * C;
 #pragma omp simd
     for (std::int64_t c = 0; c < C; ++c) {
-      const float v = xi[c] * scale[c] + shift[c];
+      float v = xi[c] * scale[c] + shift[c];
+      if constexpr (Res) v += ri[c];
       yi[c] = Relu ? relu(v) : v;
     }
   }
 }
 
 void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
-                 const float* shift, float* y) {
-  if (with_relu) return scale_shift<true>(rows, C, x, scale, shift, y);
-  scale_shift<false>(rows, C, x, scale, shift, y);
+                 const float* shift, const float* residual, float* y) {
+  if (residual != nullptr) {
+    if (with_relu) return scale_shift<true, true>(rows, C, x, scale, shift, residual, y);
+    return scale_shift<false, true>(rows, C, x, scale, shift, residual, y);
+  }
+  if (with_relu) return scale_shift<true, false>(rows, C, x, scale, shift, nullptr, y);
+  scale_shift<false, false>(rows, C, x, scale, shift, nullptr, y);
 }
 
 // dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile.
@@ -183,7 +189,8 @@ void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float
 }  // namespace
 
 void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
-                                 const float* beta, float* y, float* mean, float* var) {
+                                 const float* beta, float* y, float* mean, float* var,
+                                 const float* residual) {
   const std::int64_t m = p.rows, C = p.channels;
   const float* x0 = x;  // the shift: the first row
   std::vector<double> s1, s2;
@@ -206,11 +213,12 @@ void batch_norm_forward_training(const BatchNormParams& p, const float* x, const
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(v0);
   }
-  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), y);
+  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y);
 }
 
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
-                                  const float* beta, const float* mean, const float* var, float* y) {
+                                  const float* beta, const float* mean, const float* var, float* y,
+                                  const float* residual) {
   const std::int64_t C = p.channels;
   std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
   for (std::int64_t c = 0; c < C; ++c) {
@@ -218,7 +226,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
     scale[c] = static_cast<float>(s);
     shift[c] = static_cast<float>(double(beta[c]) - double(mean[c]) * s);
   }
-  scale_shift(p.rows, C, p.relu, x, scale.data(), shift.data(), y);
+  scale_shift(p.rows, C, p.relu, x, scale.data(), shift.data(), residual, y);
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,

@@ -206,20 +206,24 @@ void channel_sums(std::int64_t rows, std::int64_t C, std::vector<double>& out, F
   }
 }
 
-// y[i,c] = x[i,c]·scale[c] + shift[c], then max(0, ·) when p.relu.
+// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c]), then max(0, ·) when p.relu.
 template <class T>
-void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* shift, T* y) {
+void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* shift, const T* residual,
+                 T* y) {
   const std::int64_t m = p.rows, C = p.channels;
   const T floor = p.relu ? T(0) : -std::numeric_limits<T>::infinity();
 #pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t c = 0; c < C; ++c) y[i * C + c] = std::max(x[i * C + c] * scale[c] + shift[c], floor);
+    for (std::int64_t c = 0; c < C; ++c) {
+      const T v = x[i * C + c] * scale[c] + shift[c];
+      y[i * C + c] = std::max(residual ? v + residual[i * C + c] : v, floor);
+    }
 }
 }  // namespace
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var) {
+                                 T* mean, T* var, const T* residual) {
   const std::int64_t m = p.rows, C = p.channels;
   std::vector<double> mu, sq;
   channel_sums(m, C, mu, [&](std::int64_t i, std::int64_t c) { return double(x[i * C + c]); });
@@ -237,12 +241,12 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     mean[c] = static_cast<T>(mu[c]);
     var[c] = static_cast<T>(v);
   }
-  scale_shift(p, x, scale.data(), shift.data(), y);
+  scale_shift(p, x, scale.data(), shift.data(), residual, y);
 }
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y) {
+                                  const T* mean, const T* var, T* y, const T* residual) {
   const std::int64_t C = p.channels;
   std::vector<T> scale(C), shift(C);
   for (std::int64_t c = 0; c < C; ++c) {
@@ -250,7 +254,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
     scale[c] = static_cast<T>(s);
     shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
   }
-  scale_shift(p, x, scale.data(), shift.data(), y);
+  scale_shift(p, x, scale.data(), shift.data(), residual, y);
 }
 
 template <class T>
@@ -411,9 +415,9 @@ void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx) {
   template void dense_forward<T>(const DenseParams&, const T*, const T*, const T*, T*);                      \
   template void dense_backward<T>(const DenseParams&, const T*, const T*, const T*, T*, T*, T*);             \
   template void batch_norm_forward_training<T>(const BatchNormParams&, const T*, const T*, const T*, T*, T*, \
-                                               T*);                                                          \
+                                               T*, const T*);                                                \
   template void batch_norm_forward_inference<T>(const BatchNormParams&, const T*, const T*, const T*,        \
-                                                const T*, const T*, T*);                                     \
+                                                const T*, const T*, T*, const T*);                           \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
                                        const T*, const T*, T*, T*, T*);                                      \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

@@ -22,10 +22,10 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var);
+                                 T* mean, T* var, const T* residual);
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y);
+                                  const T* mean, const T* var, T* y, const T* residual);
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);

@@ -4,7 +4,7 @@
 //   dbeta = Σ dy,  dgamma = Σ dy·x̂,
 //   dx = gamma·rstd/M · (M·dy − dbeta − x̂·dgamma),  M = rows.
 // With the ReLU fused (p.relu), forward returns max(0, y) and backward first keeps dy only where
-// y > 0, y recomputed from x.
+// y > 0, y recomputed from x. Forward adds a residual (the fused Add) to y before the ReLU.
 #pragma once
 
 #include <algorithm>
@@ -17,7 +17,7 @@ namespace reskit::kernels::ref {
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var) {
+                                 T* mean, T* var, const T* residual = nullptr) {
   const std::int64_t m = p.rows, C = p.channels;
   for (std::int64_t c = 0; c < C; ++c) {
     double sum = 0.0;
@@ -32,7 +32,8 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
     double rstd = 1.0 / std::sqrt(v + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - mu) * rstd;
-      const double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      if (residual) out += static_cast<double>(residual[i * C + c]);
       y[i * C + c] = static_cast<T>(p.relu ? std::max(out, 0.0) : out);
     }
     mean[c] = static_cast<T>(mu);
@@ -42,13 +43,14 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y) {
+                                  const T* mean, const T* var, T* y, const T* residual = nullptr) {
   const std::int64_t m = p.rows, C = p.channels;
   for (std::int64_t c = 0; c < C; ++c) {
     double rstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + p.epsilon);
     for (std::int64_t i = 0; i < m; ++i) {
       double xh = (static_cast<double>(x[i * C + c]) - static_cast<double>(mean[c])) * rstd;
-      const double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      double out = static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]);
+      if (residual) out += static_cast<double>(residual[i * C + c]);
       y[i * C + c] = static_cast<T>(p.relu ? std::max(out, 0.0) : out);
     }
   }
