@@ -1,13 +1,16 @@
 // The structural check of an HDF5 file's groups (see hdf5_check.h). Layouts from the HDF5 File
 // Format Specification 3.0: "Superblock", "Object Header Prefix" (versions 1 and 2), "Symbol
 // Table Message", "Link Info Message", "Link Message", "Object Header Continuation Message",
-// "Version 1 B-trees", "Group Symbol Table Nodes", "Symbol Table Entry", "Local Heaps".
+// "Version 1 B-trees", "Group Symbol Table Nodes", "Symbol Table Entry", "Local Heaps",
+// "Dataspace Message", "Datatype Message", "Data Layout Message", "Attribute Message",
+// "Attribute Info Message".
 #include "io/hdf5_check.h"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -27,10 +30,47 @@ constexpr std::size_t kMaxVisits = std::size_t{1} << 20;
 constexpr int kMaxDepth = 256;
 
 // Object header message types.
-constexpr unsigned kMsgLinkInfo = 0x02, kMsgLink = 0x06, kMsgExternalFiles = 0x07, kMsgContinuation = 0x10,
-                   kMsgSymbolTable = 0x11;
+constexpr unsigned kMsgDataspace = 0x01, kMsgLinkInfo = 0x02, kMsgDatatype = 0x03, kMsgLink = 0x06,
+                   kMsgExternalFiles = 0x07, kMsgLayout = 0x08, kMsgAttribute = 0x0c, kMsgContinuation = 0x10,
+                   kMsgSymbolTable = 0x11, kMsgAttributeInfo = 0x15;
+// A message flag: the message is kept elsewhere (a committed datatype, the shared message heap)
+// and the header holds only a reference to it.
+constexpr unsigned kMsgFlagShared = 0x02;
+// HDF5's largest rank (H5S_MAX_RANK) and a bound on datatypes within datatypes (compound members,
+// array and variable-length bases): far above anything written, a bound on a corrupt one's recursion.
+constexpr unsigned kMaxRank = 32;
+constexpr int kMaxTypeDepth = 64;
+// Data layout classes.
+constexpr unsigned kCompact = 0, kContiguous = 1, kChunked = 2, kVirtual = 3;
 
 std::string str(std::uint64_t v) { return std::to_string(v); }
+std::string bytes_str(std::uint64_t n) { return str(n) + (n == 1 ? " byte" : " bytes"); }
+
+// a * b, or nothing when the product does not fit in 64 bits.
+std::optional<std::uint64_t> mul(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+// What a dataspace message declares: its rank and its number of elements (none: more than 2^64).
+struct Extent {
+  unsigned rank = 0;
+  std::optional<std::uint64_t> elements;
+};
+
+// What a datatype message declares: its class and the size of one element, in bytes.
+struct Datatype {
+  unsigned cls = 0;
+  std::uint64_t size = 0;
+};
+
+// One object header message, copied out of its block.
+struct Message {
+  std::vector<std::uint8_t> data;
+  unsigned flags = 0;
+  std::uint64_t address = 0;  // of the message's header
+};
 
 class Walker {
  public:
@@ -61,6 +101,7 @@ class Walker {
       // base address, free-space info, end of file, driver info; then the root's symbol table entry
       const std::size_t entry = p + 4 * offsets_;
       if (entry + 2 * offsets_ + 8 + 16 > sb.size()) corrupt("the superblock is truncated");
+      end_of_file(addr(&sb[p + 2 * offsets_]));
       root = addr(&sb[entry + offsets_]);
       const std::uint64_t cache_type = le(&sb[entry + 2 * offsets_], 4);
       if (cache_type == 1) {  // the root's B-tree and local heap, cached in the superblock
@@ -71,7 +112,8 @@ class Walker {
       set_sizes(sb[9], sb[10]);
       p = 12;
       if (p + 4 * offsets_ > sb.size()) corrupt("the superblock is truncated");
-      root = addr(&sb[p + 3 * offsets_]);  // after the base, extension and end-of-file addresses
+      end_of_file(addr(&sb[p + 2 * offsets_]));  // after the base and extension addresses
+      root = addr(&sb[p + 3 * offsets_]);
     } else {
       corrupt("expected superblock version 0 to 3, found " + str(static_cast<unsigned>(version)));
     }
@@ -98,6 +140,16 @@ class Walker {
       }
     }
     corrupt("no HDF5 signature");
+  }
+
+  // HDF5 refuses a file shorter than the end-of-file address its superblock states (truncated;
+  // the one address stored absolute, user block included), and so does this walk, before it
+  // meets the first structure the cut removed.
+  void end_of_file(std::uint64_t eof) const {
+    if (eof != kUndefined && eof > file_size_) {
+      corrupt("the file is truncated: its superblock declares " + bytes_str(eof) + ", the file has " +
+              bytes_str(file_size_));
+    }
   }
 
   void set_sizes(unsigned offsets, unsigned lengths) {
@@ -133,14 +185,19 @@ class Walker {
     return out;
   }
 
-  // The n bytes of `what` at file address `a`: defined, and inside the file.
-  std::vector<std::uint8_t> at(std::uint64_t a, std::uint64_t n, const std::string& what) {
+  // Throws unless the n bytes of `what` at file address `a` are defined and inside the file.
+  void inside(std::uint64_t a, std::uint64_t n, const std::string& what) const {
     if (a == kUndefined) corrupt(what + " is at an undefined address");
     const std::uint64_t room = file_size_ - base_;
     if (a > room || n > room - a) {
       corrupt(what + " at address " + str(a) + " (" + str(n) + " bytes) lies past the end of the " +
               str(file_size_) + "-byte file");
     }
+  }
+
+  // The n bytes of `what` at file address `a`: defined, and inside the file.
+  std::vector<std::uint8_t> at(std::uint64_t a, std::uint64_t n, const std::string& what) {
+    inside(a, n, what);
     std::vector<std::uint8_t> b = bytes(base_ + a, n);
     if (b.size() != n) corrupt("cannot read " + what + " at address " + str(a));
     return b;
@@ -162,10 +219,12 @@ class Walker {
     };
     std::vector<Block> blocks;
     bool v2 = false;
+    bool creation_order = false;  // version 2: each message's prefix holds its creation index
     if (std::equal(head.begin(), head.begin() + 4, "OHDR")) {
       v2 = true;
       if (head[4] != 2) corrupt(what + ": expected object header version 2, found " + str(head[4]));
       const unsigned flags = head[5];
+      creation_order = (flags & 0x04) != 0;
       std::uint64_t p = 6 + ((flags & 0x20) ? 16 : 0) + ((flags & 0x10) ? 4 : 0);
       const std::uint64_t width = std::uint64_t{1} << (flags & 3);
       std::vector<std::uint8_t> size = at(a + p, width, "the object header of " + what);
@@ -179,15 +238,19 @@ class Walker {
       corrupt("expected " + what + "'s object header (version 1 or 'OHDR') at address " + str(a) +
               ", found other bytes");
     }
+    // A dataset's dataspace, datatype and layout, checked together once all blocks are read.
+    std::optional<Message> space, type_msg, layout;
     for (std::size_t b = 0; b < blocks.size() && b < 1024; ++b) {
       const std::vector<std::uint8_t> m = at(blocks[b].start, blocks[b].size, "the object header of " + what);
-      const std::size_t prefix = v2 ? 4 : 8;
+      // type, size, flags, [version 2: creation index], [version 1: reserved]; a version 2 block
+      // ends in a gap smaller than that
+      const std::size_t prefix = v2 ? (creation_order ? 6 : 4) : 8;
       std::size_t p = 0;
       while (p + prefix <= m.size()) {
         const unsigned type = v2 ? m[p] : static_cast<unsigned>(le(&m[p], 2));
         const std::size_t size = static_cast<std::size_t>(le(&m[p + (v2 ? 1 : 2)], 2));
         const unsigned msg_flags = m[p + (v2 ? 3 : 4)];
-        const std::size_t data = p + prefix + ((v2 && (msg_flags & 0x04)) ? 2 : 0);  // creation order
+        const std::size_t data = p + prefix;
         if (data > m.size() || size > m.size() - data) {
           corrupt(what + ": a message of " + str(size) + " bytes at address " + str(blocks[b].start + p) +
                   " runs past its object header");
@@ -219,10 +282,25 @@ class Walker {
             const std::uint64_t x = addr(d + q);
             if (x != kUndefined) at(x, 4, what + "'s dense link storage");
           }
+        } else if (type == kMsgAttributeInfo && size >= 2) {
+          // version, flags, [max creation index (2 bytes)], fractal heap, name index, [order index]
+          std::size_t q = 2 + ((d[1] & 1) ? 2 : 0);
+          for (int i = 0; i < ((d[1] & 2) ? 3 : 2) && q + offsets_ <= size; ++i, q += offsets_) {
+            const std::uint64_t x = addr(d + q);
+            if (x != kUndefined) at(x, 4, what + "'s dense attribute storage");
+          }
+        } else if (type == kMsgAttribute && !(msg_flags & kMsgFlagShared)) {
+          attribute(d, size, what, blocks[b].start + p);
+        } else if (type == kMsgDataspace || type == kMsgDatatype || type == kMsgLayout) {
+          std::optional<Message>& slot = type == kMsgDataspace  ? space
+                                         : type == kMsgDatatype ? type_msg
+                                                                : layout;
+          if (!slot) slot = Message{std::vector<std::uint8_t>(d, d + size), msg_flags, blocks[b].start + p};
         }
         p = data + size;
       }
     }
+    if (layout) dataset(*layout, space, type_msg, what);
   }
 
   // A link message; a hard link's target is walked.
@@ -243,6 +321,360 @@ class Walker {
     const std::string name(reinterpret_cast<const char*>(d + q), static_cast<std::size_t>(name_len));
     q += static_cast<std::size_t>(name_len);
     if (type == 0 && q + offsets_ <= size) object(addr(d + q), what + "'s member '" + name + "'", depth + 1);
+  }
+
+  // An attribute message: its name, datatype and dataspace, then its data (as many elements as
+  // the dataspace holds, of the datatype's size), all inside the message; HDF5 copies each part
+  // from the message by the sizes declared here without comparing them with the message's size.
+  // Version 1 pads the name, datatype and dataspace to multiples of 8 bytes; version 3 adds a
+  // character set byte before the name.
+  void attribute(const std::uint8_t* d, std::size_t size, const std::string& what, std::uint64_t where) {
+    const std::string msg = what + ": the attribute message at address " + str(where);
+    if (size < 8) corrupt(msg + " is " + str(size) + " bytes, expected at least 8");
+    const unsigned version = d[0];
+    if (version < 1 || version > 3) corrupt(msg + " has version " + str(version) + ", expected 1, 2 or 3");
+    const unsigned flags = version >= 2 ? d[1] : 0;  // bit 0: shared datatype, bit 1: shared dataspace
+    const std::uint64_t name_len = le(d + 2, 2), type_len = le(d + 4, 2), space_len = le(d + 6, 2);
+    auto padded = [&](std::uint64_t n) { return version == 1 ? (n + 7) / 8 * 8 : n; };
+    std::uint64_t q = version == 3 ? 9 : 8;
+    auto part = [&](const char* name, std::uint64_t n) {
+      if (q > size || n > size - q) {
+        corrupt(msg + " declares a " + name + " of " + str(n) + " bytes at byte " + str(q) +
+                ", past the end of its " + str(size) + " bytes");
+      }
+    };
+    part("name", name_len);
+    // HDF5 copies the name up to its first NUL and requires that to be the declared length.
+    const std::uint8_t* name_end = std::find(d + q, d + q + name_len, std::uint8_t{0});
+    if (name_len == 0 || name_end != d + q + name_len - 1) {
+      corrupt(msg + " declares a name of " + str(name_len) + " bytes that is not a string of " +
+              str(name_len == 0 ? 0 : name_len - 1) + " characters ending in a NUL");
+    }
+    const std::string attr = what + "'s attribute '" + std::string(d + q, name_end) + "'";
+    q = std::min<std::uint64_t>(q + padded(name_len), size + 1);
+    part("datatype", type_len);
+    std::optional<Datatype> dt;
+    if (!(flags & 1)) dt = datatype(d + q, type_len, attr + "'s datatype", 0);
+    q = std::min<std::uint64_t>(q + padded(type_len), size + 1);
+    part("dataspace", space_len);
+    std::optional<Extent> ds;
+    if (!(flags & 2)) ds = dataspace(d + q, space_len, attr + "'s dataspace");
+    q = std::min<std::uint64_t>(q + padded(space_len), size + 1);
+    if (!dt || !ds) return;  // a shared datatype or dataspace: its size is not in this message
+    const std::optional<std::uint64_t> data = ds->elements ? mul(*ds->elements, dt->size) : std::nullopt;
+    if (!data) {
+      corrupt(attr + " (message at address " + str(where) + ") declares more than 2^64 bytes of data");
+    }
+    if (*data > 0 && (q > size || *data > size - q)) {
+      corrupt(attr + " (message at address " + str(where) + ") declares " + str(*data) + " bytes of data (" +
+              str(*ds->elements) + " elements of " + bytes_str(dt->size) + "); its " + str(size) +
+              "-byte message holds " + str(q > size ? 0 : size - q) +
+              " after the name, datatype and dataspace");
+    }
+  }
+
+  // A dataspace message (versions 1 and 2): its rank and element count, from n bytes at d.
+  Extent dataspace(const std::uint8_t* d, std::uint64_t n, const std::string& what) const {
+    if (n < 4) corrupt(what + " is " + str(n) + " bytes, expected at least 4");
+    const unsigned version = d[0], rank = d[1], flags = d[2];
+    if (version != 1 && version != 2) corrupt(what + " has version " + str(version) + ", expected 1 or 2");
+    if (rank > kMaxRank)
+      corrupt(what + " has " + str(rank) + " dimensions, expected at most " + str(kMaxRank));
+    // version 1: 4 reserved bytes; version 2: the type (0 scalar, 1 simple, 2 null)
+    const unsigned type = version == 1 ? (rank > 0 ? 1 : 0) : d[3];
+    if (type > 2) corrupt(what + " has type " + str(type) + ", expected scalar, simple or null");
+    const std::uint64_t start = version == 1 ? 8 : 4;
+    const std::uint64_t fields = ((flags & 1) ? 2 : 1) * std::uint64_t{rank};  // sizes, maximum sizes
+    if (start + fields * lengths_ > n) {
+      corrupt(what + " declares " + str(rank) + " dimensions, which need " + str(start + fields * lengths_) +
+              " bytes; it is " + str(n));
+    }
+    Extent e{rank, std::uint64_t{type == 2 ? 0u : 1u}};
+    for (unsigned i = 0; i < rank && e.elements; ++i)
+      e.elements = mul(*e.elements, len(d + start + i * lengths_));
+    return e;
+  }
+
+  // A datatype message (versions 1 to 3, every class): returns its class and element size and,
+  // through `used`, how many of the n bytes at d it takes. HDF5 decodes a datatype without
+  // knowing where its message ends, so every property read must fit.
+  Datatype datatype(const std::uint8_t* d, std::uint64_t n, const std::string& what, int depth,
+                    std::uint64_t* used = nullptr) const {
+    if (depth > kMaxTypeDepth) corrupt(what + ": datatypes nested more than " + str(kMaxTypeDepth) + " deep");
+    if (n < 8) corrupt(what + " is " + str(n) + " bytes, expected at least 8");
+    const unsigned cls = d[0] & 0x0f, version = d[0] >> 4;
+    if (version < 1 || version > 3)
+      corrupt(what + " has version " + str(version) + ", expected 1, 2 or 3 (HDF5 1.10)");
+    const std::uint64_t bits = le(d + 1, 3);
+    const Datatype t{cls, le(d + 4, 4)};
+    if (t.size == 0) corrupt(what + " declares elements of 0 bytes");
+    std::uint64_t q = 8;
+    auto need = [&](std::uint64_t k, const char* part) {
+      if (k > n - q) {
+        corrupt(what + ": its " + std::string(part) + " (" + str(k) + " bytes at byte " + str(q) +
+                ") runs past its " + str(n) + " bytes");
+      }
+      q += k;
+    };
+    // A NUL-terminated member name at q; versions 1 and 2 pad it to a multiple of 8 bytes.
+    auto name = [&](const char* part) {
+      const std::uint8_t* end = std::find(d + q, d + n, std::uint8_t{0});
+      if (end == d + n)
+        corrupt(what + ": a " + std::string(part) + " name does not end inside its " + str(n) + " bytes");
+      const auto length = static_cast<std::uint64_t>(end - (d + q)) + 1;
+      const std::string s(d + q, end);
+      need(version < 3 ? (length + 7) / 8 * 8 : length, part);
+      return s;
+    };
+    auto nested = [&](const std::string& inner) {
+      std::uint64_t k = 0;
+      const Datatype b = datatype(d + q, n - q, inner, depth + 1, &k);
+      q += k;
+      return b;
+    };
+    switch (cls) {
+      case 0:  // fixed-point: bit offset, precision
+      case 4:  // bitfield: the same
+        need(4, "properties");
+        break;
+      case 1:  // floating-point: bit offset, precision, exponent and mantissa fields, bias
+        need(12, "properties");
+        break;
+      case 2:  // time: precision
+        need(2, "properties");
+        break;
+      case 3:  // string
+      case 7:  // reference
+        break;
+      case 5:  // opaque: a tag whose length the class bits state
+        need(bits & 0xff, "opaque tag");
+        break;
+      case 6: {  // compound: each member's name, byte offset, [version 1: array dims], type
+        const std::uint64_t members = bits & 0xffff;
+        // version 3 encodes member offsets in as few bytes as the compound's size needs
+        std::uint64_t offset_width = 1;
+        for (std::uint64_t s = t.size; s > 0xff; s >>= 8) ++offset_width;
+        for (std::uint64_t i = 0; i < members; ++i) {
+          const std::string member = name("compound member");
+          const std::uint64_t width = version < 3 ? 4 : offset_width;
+          need(width, "compound member offset");
+          const std::uint64_t offset = le(d + q - width, width);
+          std::optional<std::uint64_t> count = 1;
+          if (version == 1) {  // rank, 3 reserved, permutation, 4 reserved, 4 sizes
+            const std::uint64_t at_dims = q;
+            need(28, "compound member dimensions");
+            const unsigned rank = d[at_dims];
+            if (rank > 4)
+              corrupt(what + ": compound member '" + member + "' has " + str(rank) +
+                      " dimensions, expected at most 4");
+            for (unsigned r = 0; r < rank && count; ++r) count = mul(*count, le(d + at_dims + 12 + 4 * r, 4));
+          }
+          const Datatype m = nested(what + "'s member '" + member + "'");
+          const std::optional<std::uint64_t> bytes = count ? mul(m.size, *count) : std::nullopt;
+          if (!bytes || offset > t.size || *bytes > t.size - offset) {
+            corrupt(what + ": compound member '" + member + "' at byte " + str(offset) + " (" +
+                    (bytes ? str(*bytes) : std::string("more than 2^64")) +
+                    " bytes) lies past the compound's " + str(t.size) + " bytes");
+          }
+        }
+        break;
+      }
+      case 8: {  // enumeration: base type, member names, member values
+        const std::uint64_t members = bits & 0xffff;
+        const Datatype base = nested(what + "'s base type");
+        if (base.size != t.size) {
+          corrupt(what + ": an enumeration of " + str(t.size) + "-byte elements over a " + str(base.size) +
+                  "-byte base type; expected the same size");
+        }
+        for (std::uint64_t i = 0; i < members; ++i) name("enumeration member");
+        need(members * base.size, "enumeration values");
+        break;
+      }
+      case 9: {  // variable-length sequence or string: its base type; stored as length + heap ID
+        nested(what + "'s base type");
+        const std::uint64_t stored = 8 + offsets_;
+        if (t.size != stored) {
+          corrupt(what + ": variable-length elements of " + str(t.size) + " bytes; expected " + str(stored) +
+                  " (length, global heap address and index)");
+        }
+        break;
+      }
+      case 10: {  // array: rank, [version 2: 3 reserved], sizes, [version 2: permutation], base type
+        const unsigned rank = q < n ? d[q] : 0;
+        need(version < 3 ? 4 : 1, "array rank");
+        if (rank > kMaxRank)
+          corrupt(what + ": an array of " + str(rank) + " dimensions, expected at most " + str(kMaxRank));
+        const std::uint64_t at_dims = q;
+        need(4 * std::uint64_t{rank}, "array dimensions");
+        if (version < 3) need(4 * std::uint64_t{rank}, "array permutation");
+        std::optional<std::uint64_t> count = 1;
+        for (unsigned r = 0; r < rank && count; ++r) count = mul(*count, le(d + at_dims + 4 * r, 4));
+        const Datatype base = nested(what + "'s base type");
+        const std::optional<std::uint64_t> bytes = count ? mul(*count, base.size) : std::nullopt;
+        if (!bytes || *bytes != t.size) {
+          corrupt(what + ": an array of " + (count ? str(*count) : std::string("more than 2^64")) +
+                  " elements of " + bytes_str(base.size) + " declares " + bytes_str(t.size));
+        }
+        break;
+      }
+      default:
+        corrupt(what + " has class " + str(cls) + ", expected 0 to 10");
+    }
+    if (used) *used = q;
+    return t;
+  }
+
+  // A dataset (an object with a data layout message): its storage against the file and against
+  // what its dataspace and datatype declare. HDF5 1.10.8 reads compact data from the message by
+  // the dataspace's size without comparing them (a null read when the message holds none), copies
+  // compact data from the message by the size the layout states, and reads contiguous data at
+  // the address the layout states. Layouts from the spec's "Data Layout Message" (versions 1-4).
+  void dataset(const Message& layout, const std::optional<Message>& space, const std::optional<Message>& type,
+               const std::string& what) {
+    const std::vector<std::uint8_t>& m = layout.data;
+    const std::string msg = what + ": the data layout message at address " + str(layout.address);
+    std::uint64_t q = 0;
+    auto need = [&](std::uint64_t k) {
+      if (k > m.size() - q) corrupt(msg + " is " + str(m.size()) + " bytes, too short for its fields");
+      q += k;
+    };
+    need(2);
+    const unsigned version = m[0];
+    if (version < 1 || version > 4) corrupt(msg + " has version " + str(version) + ", expected 1 to 4");
+
+    // What the dataset declares: its dataspace's elements times its datatype's size.
+    std::optional<Extent> extent;
+    std::optional<Datatype> element;
+    if (space && !(space->flags & kMsgFlagShared))
+      extent = dataspace(space->data.data(), space->data.size(), what + "'s dataspace");
+    if (type && !(type->flags & kMsgFlagShared))
+      element = datatype(type->data.data(), type->data.size(), what + "'s datatype", 0);
+    std::optional<std::uint64_t> declared;
+    std::string declared_what;
+    if (extent && element) {
+      declared = extent->elements ? mul(*extent->elements, element->size) : std::nullopt;
+      if (!declared) corrupt(what + " declares more than 2^64 bytes of data");
+      declared_what = bytes_str(*declared) + " (" + str(*extent->elements) + " elements of " +
+                      bytes_str(element->size) + ")";
+    }
+
+    unsigned cls = 0;
+    std::uint64_t address = kUndefined, stored = 0, compact_at = 0;
+    bool stored_known = false;
+    std::vector<std::uint64_t> chunk;  // chunk sizes, the element size last (versions 1-3)
+    if (version < 3) {
+      // dimensions, class, 5 reserved, [address], dimension sizes (4 bytes each; chunked: the
+      // chunk's, the element size last), [compact: data size (4 bytes), data]
+      need(6);
+      const unsigned dims = m[1];
+      cls = m[2];
+      if (cls > kChunked) corrupt(msg + " has layout class " + str(cls) + ", expected 0 to 2");
+      if (dims > kMaxRank + 1 || (cls == kChunked && dims < 2)) {
+        corrupt(msg + " declares " + str(dims) + " dimensions, expected " + (cls == kChunked ? "2" : "0") +
+                " to " + str(kMaxRank + 1));
+      }
+      if (cls != kCompact) {
+        need(offsets_);
+        address = addr(&m[q - offsets_]);
+      }
+      need(4 * std::uint64_t{dims});
+      if (cls == kChunked) {
+        for (unsigned i = 0; i < dims; ++i) chunk.push_back(le(&m[q - 4 * dims + 4 * i], 4));
+      } else if (cls == kCompact) {
+        need(4);
+        stored = le(&m[q - 4], 4);
+        compact_at = q;
+      }
+    } else {
+      cls = m[1];
+      if (cls == kCompact) {  // size (2 bytes), data
+        need(2);
+        stored = le(&m[q - 2], 2);
+        compact_at = q;
+      } else if (cls == kContiguous) {  // address, size
+        need(offsets_ + lengths_);
+        address = addr(&m[2]);
+        stored = len(&m[2 + offsets_]);
+        stored_known = true;
+      } else if (cls == kChunked &&
+                 version == 3) {  // rank + 1, address, rank + 1 sizes (the element size last)
+        need(1);
+        const unsigned dims = m[2];
+        if (dims < 2 || dims > kMaxRank + 1)
+          corrupt(msg + " declares " + str(dims) + " chunk dimensions, expected 2 to " + str(kMaxRank + 1));
+        need(offsets_);
+        address = addr(&m[3]);
+        need(4 * std::uint64_t{dims});
+        for (unsigned i = 0; i < dims; ++i) chunk.push_back(le(&m[3 + offsets_ + 4 * i], 4));
+      } else if (cls == kChunked) {  // flags, rank + 1, size width, sizes, index type, its fields, address
+        need(3);
+        const unsigned flags = m[2], dims = m[3], width = m[4];
+        if (dims < 2 || dims > kMaxRank + 1)
+          corrupt(msg + " declares " + str(dims) + " chunk dimensions, expected 2 to " + str(kMaxRank + 1));
+        if (width < 1 || width > 8)
+          corrupt(msg + " declares " + str(width) + "-byte chunk sizes, expected 1 to 8");
+        need(std::uint64_t{width} * dims);
+        for (unsigned i = 0; i < dims; ++i) chunk.push_back(le(&m[5 + std::uint64_t{width} * i], width));
+        need(1);
+        const unsigned index = m[q - 1];
+        // single chunk (filtered: size, filter mask), implicit, fixed array (page bits),
+        // extensible array (5 parameters), version 2 B-tree (node size, split and merge percents)
+        const std::uint64_t fields[] = {0, (flags & 2) ? lengths_ + 4 : 0, 0, 1, 5, 6};
+        if (index < 1 || index > 5)
+          corrupt(msg + " has chunk index type " + str(index) + ", expected 1 to 5");
+        need(fields[index]);
+        need(offsets_);
+        address = addr(&m[q - offsets_]);
+      } else if (cls == kVirtual) {
+        throw FileError(
+            context_ + ": " + what +
+            " is a virtual dataset (its data lives in other datasets or files); expected data stored in "
+            "this file");
+      } else {
+        corrupt(msg + " has layout class " + str(cls) + ", expected 0 to 3");
+      }
+    }
+    if (cls == kChunked) {  // the last size is the element size
+      const std::uint64_t element_size = chunk.back();
+      chunk.pop_back();
+      if (version < 4 && element && element_size != element->size) {
+        corrupt(msg + " declares chunks of " + str(element_size) + "-byte elements; its datatype has " +
+                str(element->size) + "-byte elements");
+      }
+    }
+
+    if (cls == kCompact) {
+      if (stored > m.size() - compact_at) {
+        corrupt(msg + " declares " + str(stored) + " bytes of compact data, past the end of its " +
+                str(m.size()) + " bytes");
+      }
+      if (declared && stored != *declared) {
+        corrupt(what + " declares " + declared_what + " and stores " + str(stored) +
+                " bytes of compact data (layout message at address " + str(layout.address) + ")");
+      }
+    } else if (cls == kContiguous) {
+      // An undefined address is storage not yet allocated (HDF5 reads the fill value instead).
+      if (declared && stored_known && stored < *declared) {
+        corrupt(what + " declares " + declared_what + " and its contiguous storage holds " + str(stored) +
+                " (layout message at address " + str(layout.address) + ")");
+      }
+      if (address != kUndefined) {
+        std::uint64_t extent_bytes = stored_known ? stored : 0;
+        if (declared) extent_bytes = std::max(extent_bytes, *declared);
+        inside(address, extent_bytes, what + "'s contiguous data");
+      }
+    } else {  // chunked
+      if (extent && chunk.size() != extent->rank) {
+        corrupt(msg + " declares chunks of " + str(chunk.size()) + " dimensions for a dataspace of " +
+                str(extent->rank));
+      }
+      for (std::size_t i = 0; i < chunk.size(); ++i) {
+        if (chunk[i] == 0)
+          corrupt(msg + " declares chunk dimension " + str(i) + " of size 0, expected at least 1");
+      }
+      // An undefined address is a dataset with no chunks written yet.
+      if (address != kUndefined) inside(address, 8, what + "'s chunk index");
+    }
   }
 
   // An old-style group: its local heap of names and its B-tree of symbol table nodes.
@@ -324,7 +756,9 @@ class Walker {
       const std::string name(heap.begin() + static_cast<std::ptrdiff_t>(name_at),
                              heap.begin() + static_cast<std::ptrdiff_t>(end));
       const std::string member = what + "'s member '" + name + "'";
-      if (le(e + 2 * offsets_, 4) == 1) {  // a group's B-tree and heap, cached in the entry
+      const std::uint64_t cache_type = le(e + 2 * offsets_, 4);
+      if (cache_type == 2) continue;  // a soft link: a path in the local heap, no object header
+      if (cache_type == 1) {          // a group's B-tree and heap, cached in the entry
         for (int c = 0; c < 2; ++c) {
           const std::uint64_t x = addr(e + 2 * offsets_ + 8 + static_cast<std::size_t>(c) * offsets_);
           at(x, 8, member + (c == 0 ? "'s cached B-tree address" : "'s cached local heap address"));

@@ -14,9 +14,23 @@
 // points to, inside the file. Dense link storage (fractal heap, version 2 B-tree) only has its
 // addresses checked.
 //
-// Datasets whose data lives in other files (an External Data Files message) are refused here.
-// Not here: datasets' storage and attributes (the readers check those through HDF5's own API),
-// and anything about what the groups mean.
+// The messages of every object header walked are checked too, where HDF5 1.10.8 copies by sizes
+// the file states without comparing them with the message holding them (both found by fuzzing):
+// an attribute's name, datatype, dataspace and data must lie inside its message (H5Aexists read
+// past the object header when they did not), and a dataset's data layout must agree with its
+// dataspace and datatype: compact data of exactly the declared size inside the layout message
+// (H5Dread copied from a null pointer when a compact layout stored none), contiguous data of at
+// least the declared size inside the file, chunks of positive sizes whose rank matches the
+// dataspace's, chunk indexes inside the file. Datatypes are parsed whole (every class, nested
+// ones too) so that none reads past its message. A file shorter than the end-of-file address
+// its superblock states is refused as truncated. Undefined storage addresses (data not written
+// yet) are left to HDF5, which reads the fill value for them.
+//
+// Datasets whose data lives in other files (an External Data Files message, a virtual layout) are
+// refused here. Not here: the chunks themselves and what they decode to, filters, fill values,
+// the global heap behind variable-length data (the readers check those), groups and attributes
+// kept in dense storage (fractal heaps: only their addresses are checked), and anything about
+// what the groups mean.
 #pragma once
 
 #include <string>
@@ -24,8 +38,9 @@
 namespace reskit::io {
 
 // Throws FileError("<context>: corrupt HDF5 file: <what is wrong, where>") when the group
-// structure of the HDF5 file at `path` points outside the file or is not what HDF5 expects to
-// find there; returns normally otherwise. `path` must exist (callers check it first).
+// structure of the HDF5 file at `path`, or an attribute or dataset layout in it, points outside
+// the file or its message or is not what HDF5 expects to find there; returns normally otherwise.
+// `path` must exist (callers check it first).
 void check_hdf5_groups(const std::string& path, const std::string& context);
 
 }  // namespace reskit::io

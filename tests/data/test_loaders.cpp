@@ -84,6 +84,18 @@ class H5Writer {
     write(name, type, {s.size()}, buf);
     H5Tclose(type);
   }
+  // Compact storage: the data kept inside the dataset's object header (its layout message).
+  void write_compact(const std::string& name, std::vector<hsize_t> dims,
+                     const std::vector<std::uint8_t>& data) {
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_layout(dcpl, H5D_COMPACT);
+    hid_t d = H5Dcreate2(id_, name.c_str(), H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  }
   // Declared but never written: the file stores none of its data.
   void declare(const std::string& name, hid_t type, std::vector<hsize_t> dims) {
     hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
@@ -596,6 +608,125 @@ TEST_F(Loaders, Hdf5ExternalStorageIsRefused) {
       {p.string(), "the root group's member 'train_set_x' keeps its data in other files (external storage)"});
 }
 
+// HDF5 1.10.8 reads a compact dataset's data from its layout message by the size the dataspace
+// and datatype declare, without comparing it with the size the message stores: a compact layout
+// storing no data made H5Dread copy from a null pointer (found by fuzzing), one storing less than
+// declared copies past its buffer, and a stored size past the message's end makes HDF5 copy past
+// the object header when it decodes the layout. The loader refuses all three before H5Fopen.
+TEST_F(Loaders, Hdf5CompactDataOfTheWrongSizeIsRefused) {
+  const fs::path p = dir_ / "compact.h5";
+  const auto px = pattern(2 * 1 * 2 * 3);
+  {
+    H5Writer w(p);
+    w.write_compact("train_set_x", {2, 1, 2, 3}, px);
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+  }
+  const Dataset ds = load_hdf5(p.string());  // compact storage itself loads
+  ASSERT_EQ(ds.size(), 2);
+  EXPECT_FLOAT_EQ(ds.images(DType::float32).at(11), px[11] / 255.0f);
+  const auto bytes = read_all_bytes(p);
+  // A version 1 object header message: type 0x0008 (data layout), size 16, flags, 3 reserved;
+  // then the layout: version 3, class 0 (compact), the data's size (2 bytes: 12), the 12 bytes.
+  const std::string layout("\x08\0\x10\0\0\0\0\0\x03\0\x0c\0", 12);
+  const auto it = std::search(bytes.begin(), bytes.end(), layout.begin(), layout.end());
+  ASSERT_NE(it, bytes.end());
+  const auto size_at = static_cast<std::size_t>(it - bytes.begin()) + 10;
+  struct Case {
+    const char* name;
+    std::uint16_t size;
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {"none",
+       0,
+       {"the root group's member 'train_set_x' declares 12 bytes (12 elements of 1 byte)",
+        "and stores 0 bytes of compact data"}},
+      {"short", 4, {"'train_set_x' declares 12 bytes (12 elements of 1 byte) and stores 4 bytes"}},
+      {"past",
+       0xffff,
+       {"'train_set_x': the data layout message at address",
+        "declares 65535 bytes of compact data, past the end of its 16 bytes"}},
+  };
+  for (const Case& c : cases) {
+    auto corrupt = bytes;
+    corrupt[size_at] = static_cast<std::uint8_t>(c.size & 0xff);
+    corrupt[size_at + 1] = static_cast<std::uint8_t>(c.size >> 8);
+    const fs::path q = dir_ / (std::string(c.name) + ".h5");
+    write_bytes(q, corrupt);
+    std::vector<std::string> parts = {q.string() + ": corrupt HDF5 file: "};
+    parts.insert(parts.end(), c.message.begin(), c.message.end());
+    SCOPED_TRACE(c.name);
+    expect_error([&] { load_hdf5(q.string()); }, parts);
+  }
+}
+
+// The same for contiguous and chunked storage: contiguous data whose layout stores fewer bytes
+// than declared or lies past the file's end, chunks of size 0 (HDF5 divides by chunk sizes).
+TEST_F(Loaders, Hdf5StorageLayoutsAgainstTheDataspace) {
+  const fs::path p = dir_ / "layouts.h5";
+  {
+    H5Writer w(p);
+    w.write("train_set_x", H5T_NATIVE_UINT8, {2, 1, 2, 3}, pattern(12));
+    w.write_first_chunk("train_set_y", {2}, {0});
+  }
+  const auto bytes = read_all_bytes(p);
+  // The contiguous layout (version 3, class 1): address, then size (12); the chunked one
+  // (version 3, class 2): rank + 1 (2), B-tree address, chunk size (1), element size (1).
+  const std::string contiguous("\x08\0\x18\0\0\0\0\0\x03\x01", 10);
+  const std::string chunked("\x08\0\x18\0\0\0\0\0\x03\x02\x02", 11);
+  const auto c = std::search(bytes.begin(), bytes.end(), contiguous.begin(), contiguous.end());
+  const auto k = std::search(bytes.begin(), bytes.end(), chunked.begin(), chunked.end());
+  ASSERT_NE(c, bytes.end());
+  ASSERT_NE(k, bytes.end());
+  const auto contiguous_at = static_cast<std::size_t>(c - bytes.begin()) + 10;
+  const auto chunked_at = static_cast<std::size_t>(k - bytes.begin()) + 11;
+  auto variant = [&](const char* name, std::size_t at, std::vector<std::uint8_t> with) {
+    auto corrupt = bytes;
+    std::copy(with.begin(), with.end(), corrupt.begin() + static_cast<std::ptrdiff_t>(at));
+    const fs::path q = dir_ / name;
+    write_bytes(q, corrupt);
+    return q.string();
+  };
+  const std::string small = variant("small.h5", contiguous_at + 8, {4});
+  expect_error([&] { load_hdf5(small); },
+               {small + ": corrupt HDF5 file: the root group's member 'train_set_x' declares 12 bytes",
+                "its contiguous storage holds 4"});
+  const std::string far = variant("far.h5", contiguous_at + 5, {0x7f});
+  expect_error(
+      [&] { load_hdf5(far); },
+      {far + ": corrupt HDF5 file: the root group's member 'train_set_x''s contiguous data at address",
+       "(12 bytes) lies past the end of the"});
+  const std::string zero = variant("zero.h5", chunked_at + 8, {0, 0, 0, 0});
+  expect_error([&] { load_hdf5(zero); },
+               {zero + ": corrupt HDF5 file: the root group's member 'train_set_y': the data layout message",
+                "declares chunk dimension 0 of size 0, expected at least 1"});
+}
+
+// The fuzzer's input that crashed HDF5 with a compact layout storing no data (train_signs.h5 with
+// its train_set_x layout's version and class bytes swapped: version 1, compact, 0 bytes stored),
+// kept in the fuzz corpus.
+TEST_F(Loaders, Hdf5FuzzRegressionCompactDataMissing) {
+  const std::string p =
+      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-compact-data-missing.h5";
+  ASSERT_TRUE(fs::exists(p)) << p;
+  expect_error([&] { load_hdf5(p, "train"); },
+               {p + ": corrupt HDF5 file: the root group's member 'train_set_x' declares 144 bytes (144 "
+                    "elements of 1 byte) and stores 0 bytes of compact data"});
+}
+
+// An input the fuzzer found against the walk itself: list_classes's datatype message holds bytes
+// the fuzzer inserted ("N6reskit5ErrorE"), which read as a compound datatype (version 3) of 25970
+// members, whose first member's offset lies past the 16-byte message. The walk read that offset
+// before checking it fitted (AddressSanitizer: heap-buffer-overflow in hdf5_check.cpp).
+TEST_F(Loaders, Hdf5FuzzRegressionCompoundMemberPastItsDatatype) {
+  const std::string p =
+      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-compound-member-past-datatype.h5";
+  ASSERT_TRUE(fs::exists(p)) << p;
+  expect_error([&] { load_hdf5(p, "train"); },
+               {p + ": corrupt HDF5 file: the root group's member 'list_classes''s datatype: its compound "
+                    "member offset (4 bytes at byte 15) runs past its 16 bytes"});
+}
+
 // The fuzzer's input that crashed HDF5 this way (its root B-tree's child overwritten with 0xff
 // bytes), kept in the fuzz corpus.
 TEST_F(Loaders, Hdf5FuzzRegressionUndefinedBtreeChild) {
@@ -613,8 +744,11 @@ TEST_F(Loaders, Hdf5TruncatedOrNotHdf5) {
     w.write("train_set_x", H5T_NATIVE_UINT8, {50, 8, 8, 3}, pattern(50 * 8 * 8 * 3));
     w.write("train_set_y", H5T_NATIVE_INT64, {50}, std::vector<std::int64_t>(50, 1));
   }
-  fs::resize_file(p, fs::file_size(p) / 2);
-  expect_error([&] { load_hdf5(p.string()); }, {p.string(), "corrupt or truncated", "HDF5: "});
+  const auto size = fs::file_size(p);
+  fs::resize_file(p, size / 2);
+  expect_error([&] { load_hdf5(p.string()); },
+               {p.string(), "corrupt HDF5 file: the file is truncated: its superblock declares " +
+                                std::to_string(size) + " bytes, the file has " + std::to_string(size / 2)});
   const fs::path t = dir_ / "text.h5";
   write_bytes(t, {'h', 'e', 'l', 'l', 'o'});
   expect_error([&] { load_dataset(t.string()); }, {t.string(), "expected an HDF5 file", "no HDF5 signature"});

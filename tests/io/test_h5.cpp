@@ -768,3 +768,68 @@ TEST_F(H5Test, CorruptGroupAddressesAreRefused) {
     EXPECT_THROW(load_weights(b, f), FileError) << f;
   }
 }
+
+// HDF5 1.10.8 copies an attribute's name, datatype, dataspace and data out of its message by the
+// sizes the message declares, never comparing them with the message's own size: a dataspace
+// declared 4 bytes longer than it is moved the data past the message's end, and H5Aexists copied
+// from past the object header (found by fuzzing). load_model and load_weights refuse such
+// attributes before HDF5 reads them.
+TEST_F(H5Test, CorruptAttributeSizesAreRefused) {
+  Model a = small_resnet();
+  save_model(a, path("m.h5"));
+  std::ifstream in(path("m.h5"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  // The "weight_names" attributes of the layers with weights: a version 1 attribute message
+  // (version, reserved, name size 13, datatype size, dataspace size, each 2 bytes), the name
+  // padded to 16 bytes, the datatype (padded to 8), a version 1 dataspace of rank 1 and size > 0.
+  const std::string name("weight_names\0", 13);
+  auto u8 = [&](std::size_t p) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[p])); };
+  std::vector<std::size_t> at;
+  for (std::size_t p = bytes.find(name); p != std::string::npos; p = bytes.find(name, p + 1)) {
+    if (p < 8 || u8(p - 8) != 1 || u8(p - 6) != 13 || u8(p - 5) != 0) continue;
+    const std::size_t space = p + 16 + (u8(p - 4) + 7) / 8 * 8;
+    if (space + 9 < bytes.size() && u8(space) == 1 && u8(space + 1) == 1 && u8(space + 8) > 0)
+      at.push_back(p - 8);
+  }
+  ASSERT_GE(at.size(), 2u);
+  auto write_variant = [&](const std::string& file, std::size_t field, std::uint16_t value, bool add) {
+    std::string copy = bytes;
+    for (std::size_t p : at) {
+      const auto old = static_cast<std::uint16_t>(static_cast<unsigned char>(copy[p + field]) |
+                                                  static_cast<unsigned char>(copy[p + field + 1]) << 8);
+      const auto v = static_cast<std::uint16_t>(add ? old + value : value);
+      copy[p + field] = static_cast<char>(v & 0xff);
+      copy[p + field + 1] = static_cast<char>(v >> 8);
+    }
+    std::ofstream(path(file), std::ios::binary) << copy;
+    return path(file);
+  };
+  // the dataspace 8 bytes longer: the data (fixed-length names) moves 8 bytes past the message
+  const std::string space = write_variant("space.h5", 6, 8, true);
+  expect_load_error(space, {"corrupt HDF5 file", "'s attribute 'weight_names' (message at address",
+                            "bytes of data (", "after the name, datatype and dataspace"});
+  const std::string name_size = write_variant("name.h5", 2, 0xffff, false);
+  expect_load_error(name_size, {"corrupt HDF5 file", ": the attribute message at address",
+                                "declares a name of 65535 bytes at byte 8, past the end of its"});
+  const std::string type_size = write_variant("type.h5", 4, 0xffff, false);
+  expect_load_error(type_size, {"corrupt HDF5 file", ": the attribute message at address",
+                                "declares a datatype of 65535 bytes at byte 24, past the end of its"});
+  for (const std::string& f : {space, name_size, type_size}) {
+    Model b = small_resnet();
+    EXPECT_THROW(load_weights(b, f), FileError) << f;
+  }
+}
+
+// The fuzzer's input that crashed HDF5 this way (small_model.h5 of the fuzz corpus with conv1's
+// weight_names dataspace declared 28 bytes instead of 24), kept in the fuzz corpus.
+TEST_F(H5Test, FuzzRegressionAttributeDataPastItsMessage) {
+  const std::string p =
+      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/h5_model/regress-hdf5-attribute-data-past-message.h5";
+  ASSERT_TRUE(fs::exists(p)) << p;
+  expect_load_error(p, {"'" + p +
+                        "': corrupt HDF5 file: the root group's member 'model_weights''s member "
+                        "'conv1''s attribute 'weight_names' (message at address 13008) declares "
+                        "28 bytes of data (2 elements of 14 bytes); its 88-byte message holds 24"});
+  Model b = small_resnet();
+  EXPECT_THROW(load_weights(b, p), FileError);
+}
