@@ -5,7 +5,8 @@
 //     keeps the one-pass variance clear of cancellation), then y = x·scale + shift (+ the
 //     residual of a fused Add), with max(0, ·) when the ReLU is fused (p.relu);
 //   backward: per-channel Σg and Σg·(x − mean), g = dy, or dy where y > 0 when the ReLU was fused
-//     (y recomputed from x as the forward computed it), then dx = a·(g − Σg/M) + b·(x − mean).
+//     (y recomputed from x and the returned statistics; only a y within rounding of 0, at the
+//     ReLU's kink, can fall the other way), then dx = a·(g − Σg/M) + b·(x − mean).
 // Sums run in float over blocks of rows and are added in double in block order, so the result
 // does not depend on the thread count. Built twice, for AVX-512 and for any x86-64, and chosen
 // once at run time by what the CPU supports.

@@ -233,7 +233,7 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
                          const float* beta, const float* mean, const float* var, float* dx, float* dgamma,
                          float* dbeta) {
   const std::int64_t m = p.rows, C = p.channels;
-  // The forward's scale and shift, computed as it computed them: y > 0 where the ReLU passed.
+  // The forward's scale and shift, from the returned statistics: y > 0 where the ReLU passed.
   std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
   std::vector<double> rstd(scale.size());
   for (std::int64_t c = 0; c < C; ++c) {
