@@ -60,13 +60,13 @@ struct Model::State {
     int conv, bn, act;
   };
   std::vector<Fold> bn_folds;
-  // (BatchNormalization, Add) node pairs where the normalization is one of the Add's two inputs,
-  // read by nothing else, and the other input (`other`, the Add's input `other_index`) is computed
-  // before it: the normalization adds it (and applies the Add's fused ReLU) in its own pass, and
-  // the Add passes the sum on. Not while inference folds that normalization (bn_folded).
+  // (BatchNormalization, Add) node pairs where the normalization is the Add's input `bn_index` of
+  // two, read by nothing else, and the other input (node `other`) is computed before it: the
+  // normalization adds it (and applies the Add's ReLU when that is fused, add_relu) in its own
+  // pass, and the Add passes the sum on. Not while inference folds that normalization (bn_folded).
   struct AddFusion {
     int bn, add, other, bn_index;
-    bool bn_folded = false;
+    bool bn_folded = false, add_relu = false;
   };
   std::vector<AddFusion> add_fusions;
   bool fold_batch_norm = true;
@@ -238,9 +238,10 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
       const int bn = s.producers[i][k], other = s.producers[i][1 - k];
       const auto* layer = dynamic_cast<const BatchNormalizationLayer*>(s.nodes[bn]->layer.get());
       if (layer == nullptr || consumers[bn] != 1 || other >= bn || layer->dtype() != add->dtype()) continue;
-      bool folded = false;
+      bool folded = false, relu = false;
       for (const auto& f : s.bn_folds) folded = folded || f.bn == bn;
-      s.add_fusions.push_back({bn, static_cast<int>(i), other, k, folded});
+      for (const auto& f : s.relu_fusions) relu = relu || f.producer == static_cast<int>(i);
+      s.add_fusions.push_back({bn, static_cast<int>(i), other, k, folded, relu});
       break;
     }
   }
@@ -311,11 +312,8 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
       if (!s.fuse_relu) return;
       for (const auto& f : s.add_fusions) {
         if (fold && f.bn_folded) continue;  // the convolution applies this normalization
-        Layer& add = *s.nodes[f.add]->layer;
-        bool add_relu = false;
-        for (const auto& r : s.relu_fusions) add_relu = add_relu || r.producer == f.add;
-        s.nodes[f.bn]->layer->set_fused_relu(on && add_relu);
-        static_cast<AddLayer&>(add).set_sum_input(on ? f.bn_index : -1);
+        s.nodes[f.bn]->layer->set_fused_relu(on && f.add_relu);
+        static_cast<AddLayer&>(*s.nodes[f.add]->layer).set_sum_input(on ? f.bn_index : -1);
         s.residual_of[f.bn] = on ? f.other : -1;
       }
       for (const auto& f : s.relu_fusions) {

@@ -110,7 +110,7 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
   auto& beta = params()[1];
   visit_dtype(dtype(), [&]<class T>(T) {
     if (last_training_) {
-      kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), gamma.value.data<T>(),
+      kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(gamma.value).data<T>(),
                                       std::as_const(beta.value).data<T>(), batch_mean_.data<T>(),
                                       batch_var_.data<T>(), dx.data<T>(), gamma.grad.data<T>(),
                                       beta.grad.data<T>());

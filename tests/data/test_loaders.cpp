@@ -702,12 +702,16 @@ TEST_F(Loaders, Hdf5StorageLayoutsAgainstTheDataspace) {
                 "declares chunk dimension 0 of size 0, expected at least 1"});
 }
 
+// A regression input kept in the signs_hdf5 fuzz corpus.
+std::string corpus_input(const std::string& name) {
+  return std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/" + name;
+}
+
 // The fuzzer's input that crashed HDF5 with a compact layout storing no data (train_signs.h5 with
 // its train_set_x layout's version and class bytes swapped: version 1, compact, 0 bytes stored),
 // kept in the fuzz corpus.
 TEST_F(Loaders, Hdf5FuzzRegressionCompactDataMissing) {
-  const std::string p =
-      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-compact-data-missing.h5";
+  const std::string p = corpus_input("regress-hdf5-compact-data-missing.h5");
   ASSERT_TRUE(fs::exists(p)) << p;
   expect_error([&] { load_hdf5(p, "train"); },
                {p + ": corrupt HDF5 file: the root group's member 'train_set_x' declares 144 bytes (144 "
@@ -719,8 +723,7 @@ TEST_F(Loaders, Hdf5FuzzRegressionCompactDataMissing) {
 // members, whose first member's offset lies past the 16-byte message. The walk read that offset
 // before checking it fitted (AddressSanitizer: heap-buffer-overflow in hdf5_check.cpp).
 TEST_F(Loaders, Hdf5FuzzRegressionCompoundMemberPastItsDatatype) {
-  const std::string p =
-      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-compound-member-past-datatype.h5";
+  const std::string p = corpus_input("regress-hdf5-compound-member-past-datatype.h5");
   ASSERT_TRUE(fs::exists(p)) << p;
   expect_error([&] { load_hdf5(p, "train"); },
                {p + ": corrupt HDF5 file: the root group's member 'list_classes''s datatype: its compound "
@@ -730,8 +733,7 @@ TEST_F(Loaders, Hdf5FuzzRegressionCompoundMemberPastItsDatatype) {
 // The fuzzer's input that crashed HDF5 this way (its root B-tree's child overwritten with 0xff
 // bytes), kept in the fuzz corpus.
 TEST_F(Loaders, Hdf5FuzzRegressionUndefinedBtreeChild) {
-  const std::string p =
-      std::string(RESKIT_FUZZ_CORPUS_DIR) + "/signs_hdf5/regress-hdf5-undefined-btree-child.h5";
+  const std::string p = corpus_input("regress-hdf5-undefined-btree-child.h5");
   ASSERT_TRUE(fs::exists(p)) << p;
   expect_error([&] { load_hdf5(p, "train"); }, {p, "corrupt HDF5 file", "the root group's"});
   expect_error([&] { load_hdf5(p, "test"); }, {p, "corrupt HDF5 file"});

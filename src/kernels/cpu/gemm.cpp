@@ -219,6 +219,22 @@ void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* 
       y[i * C + c] = std::max(residual ? v + residual[i * C + c] : v, floor);
     }
 }
+
+// The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
+// shift = beta − mean·scale, rstd = 1/sqrt(var + eps).
+template <class T>
+void affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const T* mean, const T* var,
+            std::vector<T>& scale, std::vector<T>& shift, std::vector<double>& rstd) {
+  scale.resize(static_cast<std::size_t>(C));
+  shift.resize(scale.size());
+  rstd.resize(scale.size());
+  for (std::int64_t c = 0; c < C; ++c) {
+    rstd[c] = 1.0 / std::sqrt(double(var[c]) + epsilon);
+    const double s = double(gamma[c]) * rstd[c];
+    scale[c] = static_cast<T>(s);
+    shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
+  }
+}
 }  // namespace
 
 template <class T>
@@ -247,13 +263,9 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y, const T* residual) {
-  const std::int64_t C = p.channels;
-  std::vector<T> scale(C), shift(C);
-  for (std::int64_t c = 0; c < C; ++c) {
-    double s = double(gamma[c]) / std::sqrt(double(var[c]) + p.epsilon);
-    scale[c] = static_cast<T>(s);
-    shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
-  }
+  std::vector<T> scale, shift;
+  std::vector<double> rstd;
+  affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   scale_shift(p, x, scale.data(), shift.data(), residual, y);
 }
 
@@ -261,13 +273,9 @@ template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
   const std::int64_t m = p.rows, C = p.channels;
-  std::vector<double> rstd(C);
-  std::vector<T> scale(C), shift(C);  // the forward's, for the fused ReLU's mask y > 0
-  for (std::int64_t c = 0; c < C; ++c) {
-    rstd[c] = 1.0 / std::sqrt(double(var[c]) + p.epsilon);
-    scale[c] = static_cast<T>(double(gamma[c]) * rstd[c]);
-    shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * double(gamma[c]) * rstd[c]);
-  }
+  std::vector<T> scale, shift;  // the forward's, for the fused ReLU's mask y > 0
+  std::vector<double> rstd;
+  affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   auto g = [&](std::int64_t i, std::int64_t c) {
     return p.relu && !(x[i * C + c] * scale[c] + shift[c] > T(0)) ? T(0) : dy[i * C + c];
   };
