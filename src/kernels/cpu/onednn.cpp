@@ -15,6 +15,7 @@
 // here, and it takes the fused ReLU's backward into its own).
 #include "kernels/cpu/onednn.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdlib>
@@ -324,7 +325,161 @@ memory prepared_weights(const Weights& wt, const float* w, const void* key = nul
   return prim_w;
 }
 
+// ---- 1×1 convolutions as matrix products ----
+//
+// A 1×1 convolution without padding is a product over pixels: with the M = N·P·Q output pixels as
+// rows, y[M,K] = x[M,C]·w[C,K] + b, dx[M,C] = dy·wᵀ and dw[C,K] = xᵀ·dy, and Keras's HWIO
+// weights are that [C,K] matrix as they lie. oneDNN 2.6's matmul (brg:avx512_core) runs these
+// products faster than its 1×1 convolutions, and with no weight reorder in any pass: over
+// ResNet-50's 1×1 shapes at batch 32 on one thread, 42 against 51 ms forward and 87 against 109 ms
+// backward per step. A strided one first gathers the pixels it reads (backward-data scatters
+// them back into a zeroed dx).
+namespace {
+
+bool is_pointwise(const Conv2DParams& p) {
+  return p.r == 1 && p.s == 1 && p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+}
+bool is_strided(const Conv2DParams& p) { return p.stride_h != 1 || p.stride_w != 1; }
+
+struct Matmul {
+  dnnl::matmul prim;
+  memory::desc a, b, c, bias;
+};
+// c[m,n] = a[m,k]·b[k,n] (+ bias[n]) (then max(0, ·)), each operand row-major or, transposed,
+// column-major over the caller's buffer.
+std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n, bool a_transposed,
+                                  bool b_transposed, bool with_bias, bool relu) {
+  Matmul mm;
+  mm.a = memory::desc({m, k}, f32, a_transposed ? tag::ba : tag::ab);
+  mm.b = memory::desc({k, n}, f32, b_transposed ? tag::ba : tag::ab);
+  mm.c = memory::desc({m, n}, f32, tag::ab);
+  mm.bias = memory::desc({1, n}, f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
+  const auto desc =
+      with_bias ? dnnl::matmul::desc(mm.a, mm.b, mm.bias, mm.c) : dnnl::matmul::desc(mm.a, mm.b, mm.c);
+  const dnnl::matmul::primitive_desc pd(desc, attr, engine());
+  if (is_reference_impl(pd)) return std::nullopt;
+  mm.prim = dnnl::matmul(pd);
+  return mm;
+}
+
+struct PointwiseForward : Matmul {};
+struct PointwiseBackwardData : Matmul {};
+struct PointwiseBackwardWeights : Matmul {};
+
+Scratch& pointwise_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// The pixels a strided 1×1 convolution reads, x[n, i·stride_h, j·stride_w, :], as rows [N·P·Q, C].
+const float* gathered(const Conv2DParams& p, const float* x) {
+  if (!is_strided(p)) return x;
+  auto* out = static_cast<float*>(pointwise_scratch().get(sizeof(float) * p.n * p.p * p.q * p.c));
+#pragma omp parallel for collapse(2) schedule(static) if (p.n * p.p * p.q * p.c > kParallelGrain)
+  for (std::int64_t n = 0; n < p.n; ++n) {
+    for (std::int64_t i = 0; i < p.p; ++i) {
+      for (std::int64_t j = 0; j < p.q; ++j) {
+        const float* from = x + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
+        std::memcpy(out + ((n * p.p + i) * p.q + j) * p.c, from, sizeof(float) * p.c);
+      }
+    }
+  }
+  return out;
+}
+
+void run_matmul(const Matmul& mm, const float* a, const float* b, const float* bias, float* c) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(mm.a, engine(), const_cast<float*>(a))},
+                                       {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<float*>(b))},
+                                       {DNNL_ARG_DST, memory(mm.c, engine(), c)}};
+  if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, memory(mm.bias, engine(), const_cast<float*>(bias)));
+  mm.prim.execute(stream(), args);
+  stream().wait();
+}
+
+// db[k] = Σ_m dy[m, k], each column summed in row order in float, as oneDNN's convolutions do (the
+// same bits on any thread count). Each thread takes a band of columns and streams its part of
+// every row (float: twice the lanes of double in this file's generic x86-64 build).
+void column_sums(std::int64_t rows, std::int64_t cols, const float* dy, float* db) {
+  constexpr std::int64_t kBand = 256;
+  const std::int64_t bands = (cols + kBand - 1) / kBand;
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
+  for (std::int64_t band = 0; band < bands; ++band) {
+    const std::int64_t k0 = band * kBand, width = std::min(kBand, cols - k0);
+    float acc[kBand] = {};
+    for (std::int64_t m = 0; m < rows; ++m) {
+      const float* row = dy + m * cols + k0;
+      for (std::int64_t k = 0; k < width; ++k) acc[k] += row[k];
+    }
+    for (std::int64_t k = 0; k < width; ++k) db[k0 + k] = acc[k];
+  }
+}
+
+bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  const std::int64_t m = p.n * p.p * p.q;
+  const auto* e =
+      cached<PointwiseForward>(conv_key(p, b != nullptr), [&]() -> std::optional<PointwiseForward> {
+        auto mm = make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu);
+        if (!mm) return std::nullopt;
+        return PointwiseForward{std::move(*mm)};
+      });
+  if (!e) return false;
+  run_matmul(*e, gathered(p, x), w, b, y);
+  return true;
+}
+
+bool pointwise_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
+  const std::int64_t m = p.n * p.p * p.q;
+  const auto* e =
+      cached<PointwiseBackwardData>(conv_key(p, false), [&]() -> std::optional<PointwiseBackwardData> {
+        auto mm = make_matmul(m, p.k, p.c, false, true, false, false);
+        if (!mm) return std::nullopt;
+        return PointwiseBackwardData{std::move(*mm)};
+      });
+  if (!e) return false;
+  if (!is_strided(p)) {
+    run_matmul(*e, dy, w, nullptr, dx);
+    return true;
+  }
+  auto* rows = static_cast<float*>(pointwise_scratch().get(sizeof(float) * m * p.c));
+  run_matmul(*e, dy, w, nullptr, rows);
+  std::memset(dx, 0, sizeof(float) * p.n * p.h * p.w * p.c);
+#pragma omp parallel for collapse(2) schedule(static) if (m * p.c > kParallelGrain)
+  for (std::int64_t n = 0; n < p.n; ++n) {
+    for (std::int64_t i = 0; i < p.p; ++i) {
+      for (std::int64_t j = 0; j < p.q; ++j) {
+        float* to = dx + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
+        std::memcpy(to, rows + ((n * p.p + i) * p.q + j) * p.c, sizeof(float) * p.c);
+      }
+    }
+  }
+  return true;
+}
+
+bool pointwise_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                float* db) {
+  const std::int64_t m = p.n * p.p * p.q;
+  const auto* e =
+      cached<PointwiseBackwardWeights>(conv_key(p, false), [&]() -> std::optional<PointwiseBackwardWeights> {
+        auto mm = make_matmul(p.c, m, p.k, true, false, false, false);
+        if (!mm) return std::nullopt;
+        return PointwiseBackwardWeights{std::move(*mm)};
+      });
+  if (!e) return false;
+  run_matmul(*e, gathered(p, x), dy, nullptr, dw);
+  if (db != nullptr) column_sums(m, p.k, dy, db);
+  return true;
+}
+
+}  // namespace
+
 void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  if (!empty(p) && is_pointwise(p) && pointwise_forward(p, x, w, b, y)) return;
   const bool with_bias = b != nullptr;
   const auto* e = empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&] {
     return make_forward(p, with_bias, false);
@@ -343,6 +498,7 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
 
 // dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
+  if (!empty(p) && is_pointwise(p) && pointwise_backward_data(p, dy, w, dx)) return;
   const auto* e =
       empty(p) ? nullptr
                : cached<ConvBackwardData>(conv_key(p, false), [&] { return make_backward_data(p, false); });
@@ -357,6 +513,7 @@ void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w
 
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db) {
+  if (!empty(p) && is_pointwise(p) && pointwise_backward_weights(p, x, dy, dw, db)) return;
   const bool with_bias = db != nullptr;
   const auto* e = empty(p) ? nullptr : cached<ConvBackwardWeights>(conv_key(p, with_bias), [&] {
     return make_backward_weights(p, with_bias, false);
