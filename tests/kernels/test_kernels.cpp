@@ -105,9 +105,10 @@ std::vector<ConvCase> conv_cases() {
   return {
       {"1x1 13->3 batch 1", 1, 5, 6, 13, 3, valid(5, 1, 1), valid(6, 1, 1)},
       {"1x1 stride 2 on even size", 2, 8, 8, 16, 32, valid(8, 1, 2), valid(8, 1, 2)},
+      // From 64 output pixels on, float32 1x1 convolutions run as matrix products.
       {"1x1 stride 2 on odd size (ResNet-50's 15 -> 8)", 3, 15, 15, 24, 40, valid(15, 1, 2), valid(15, 1, 2)},
-      {"1x1 stride 2 by 1", 2, 5, 7, 9, 17, valid(5, 1, 2), valid(7, 1, 1)},
-      {"1x1 64->256 (blocked products)", 3, 4, 5, 64, 256, valid(4, 1, 1), valid(5, 1, 1)},
+      {"1x1 stride 2 by 1", 4, 9, 7, 9, 17, valid(9, 1, 2), valid(7, 1, 1)},
+      {"1x1 64->256 (blocked products)", 4, 4, 5, 64, 256, valid(4, 1, 1), valid(5, 1, 1)},
       {"3x3 same 3->13 batch 1", 1, 7, 6, 3, 13, same(7, 3, 1), same(6, 3, 1)},
       {"7x7 stride 2 pad 3 (ResNet conv1)", 2, 16, 15, 3, 16, explicit_pad(16, 7, 2, 3, 3),
        explicit_pad(15, 7, 2, 3, 3)},

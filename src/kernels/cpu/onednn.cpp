@@ -336,8 +336,13 @@ memory prepared_weights(const Weights& wt, const float* w, const void* key = nul
 // them back into a zeroed dx).
 namespace {
 
+// From M = 64 output pixels on: below that the product is too short to pay for the matmul packing
+// w afresh on every call, while the convolution keeps its reordered weights in inference
+// (ResNet-50 at batch 1, one thread: 6.4 ms per image with the rule, 8.7 ms with every 1×1 a
+// matmul, 6.7 ms with none).
 bool is_pointwise(const Conv2DParams& p) {
-  return p.r == 1 && p.s == 1 && p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0;
+  return p.r == 1 && p.s == 1 && p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0 &&
+         p.n * p.p * p.q >= 64;
 }
 bool is_strided(const Conv2DParams& p) { return p.stride_h != 1 || p.stride_w != 1; }
 
