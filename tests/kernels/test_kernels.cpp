@@ -109,6 +109,13 @@ std::vector<ConvCase> conv_cases() {
       {"1x1 stride 2 on odd size (ResNet-50's 15 -> 8)", 3, 15, 15, 24, 40, valid(15, 1, 2), valid(15, 1, 2)},
       {"1x1 stride 2 by 1", 4, 9, 7, 9, 17, valid(9, 1, 2), valid(7, 1, 1)},
       {"1x1 64->256 (blocked products)", 4, 4, 5, 64, 256, valid(4, 1, 1), valid(5, 1, 1)},
+      // From batch 8 on, float32 convolutions with at most 16 output pixels run as row products.
+      {"3x3 same on 2x2 (ResNet-50's last stage)", 8, 2, 2, 24, 40, same(2, 3, 1), same(2, 3, 1)},
+      {"3x3 same on 4x3", 9, 4, 3, 13, 17, same(4, 3, 1), same(3, 3, 1)},
+      {"3x3 stride 2 pad 1 on 7x6", 8, 7, 6, 5, 19, explicit_pad(7, 3, 2, 1, 1), explicit_pad(6, 3, 2, 1, 1)},
+      {"5x5 pad 3 on 2x2 (rows of padding only)", 8, 2, 2, 3, 7, explicit_pad(2, 5, 1, 3, 3),
+       explicit_pad(2, 5, 1, 3, 3)},
+      {"2x1 valid on 3x1", 10, 3, 1, 16, 16, valid(3, 2, 1), valid(1, 1, 1)},
       {"3x3 same 3->13 batch 1", 1, 7, 6, 3, 13, same(7, 3, 1), same(6, 3, 1)},
       {"7x7 stride 2 pad 3 (ResNet conv1)", 2, 16, 15, 3, 16, explicit_pad(16, 7, 2, 3, 3),
        explicit_pad(15, 7, 2, 3, 3)},
