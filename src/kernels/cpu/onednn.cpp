@@ -1,14 +1,17 @@
-// float32 Conv2D through oneDNN 2.6 (v2 descriptor API).
+// float32 Conv2D through oneDNN 2.6 (v2 descriptor API), and its mixed-precision variant.
 //
 // Activations stay NHWC in the caller's buffers (format_tag::nhwc over logical NCHW dims); weights are
-// Keras HWIO (format_tag::hwio over logical OIHW dims) on the caller's side, while each convolution
-// primitive is created with format_tag::any weights and the user<->chosen reorder runs per call.
-// Primitives (and their weight reorders) are created once per shape and kept in mutex-protected maps;
-// one engine and one stream serve every call. A shape oneDNN refuses, or one it would only run with
-// its slow reference implementation, goes to the im2col + BLAS kernels in kernels/cpu/gemm.cpp.
-//
-// Forward weights reordered once are kept while their version stamp (Conv2DParams::weights_version)
-// is unchanged, so inference does not reorder on every call.
+// Keras HWIO (format_tag::hwio over logical OIHW dims) on the caller's side. Three ways to run a
+// convolution, chosen by fixed rules of the shape (never by timing, so runs are reproducible):
+//   - 1×1 without padding (is_pointwise): a matmul over the output pixels, no weight reorder;
+//   - at most 16 output pixels (is_tiny_image): row products over the batch through gemm with
+//     leading dimensions, no copy and no reorder;
+//   - otherwise a convolution primitive created with format_tag::any weights, the user<->chosen
+//     weight reorder running per call (forward weights reordered once are kept while their version
+//     stamp, Conv2DParams::weights_version, is unchanged, so inference does not reorder every call).
+// Primitives are created once per shape and kept in mutex-protected maps; one engine and one stream
+// serve every call. A shape oneDNN refuses, or one it would only run with its slow reference
+// implementation, goes to the im2col + BLAS kernels in kernels/cpu/gemm.cpp.
 //
 // Not here: float64 (oneDNN 2.6 has none), pooling and Dense (the BLAS/OpenMP path serves them),
 // BatchNormalization (batch_norm_f32.cpp: about twice as fast as oneDNN 2.6's bnorm_jit on NHWC
@@ -263,7 +266,7 @@ std::optional<ConvBackwardWeights> make_backward_weights(const Conv2DParams& p, 
 
 // The same as a mixed-precision cache entry.
 template <class Entry, class Base>
-std::optional<Entry> as_bf16(std::optional<Base> base) {
+std::optional<Entry> as_entry(std::optional<Base> base) {
   if (!base) return std::nullopt;
   return Entry{std::move(*base)};
 }
@@ -351,12 +354,13 @@ struct Matmul {
   memory::desc a, b, c, bias;
 };
 // c[m,n] = a[m,k]·b[k,n] (+ bias[n]) (then max(0, ·)), each operand row-major or, transposed,
-// column-major over the caller's buffer.
+// column-major over the caller's buffer. in_bf16: a and b in bfloat16; c and bias stay float32.
 std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n, bool a_transposed,
-                                  bool b_transposed, bool with_bias, bool relu) {
+                                  bool b_transposed, bool with_bias, bool relu, bool in_bf16) {
   Matmul mm;
-  mm.a = memory::desc({m, k}, f32, a_transposed ? tag::ba : tag::ab);
-  mm.b = memory::desc({k, n}, f32, b_transposed ? tag::ba : tag::ab);
+  const auto operands = in_bf16 ? bf16 : f32;
+  mm.a = memory::desc({m, k}, operands, a_transposed ? tag::ba : tag::ab);
+  mm.b = memory::desc({k, n}, operands, b_transposed ? tag::ba : tag::ab);
   mm.c = memory::desc({m, n}, f32, tag::ab);
   mm.bias = memory::desc({1, n}, f32, tag::ab);
   dnnl::primitive_attr attr;
@@ -373,13 +377,50 @@ std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n
   return mm;
 }
 
+// One cache per pass and operand precision.
+template <bool InBf16>
 struct PointwiseForward : Matmul {};
+template <bool InBf16>
 struct PointwiseBackwardData : Matmul {};
+template <bool InBf16>
 struct PointwiseBackwardWeights : Matmul {};
 
 Scratch& pointwise_scratch() {
   thread_local Scratch s;
   return s;
+}
+
+// v[0..n) converted to bfloat16 (oneDNN's reorder: to nearest even) in scratch buffer `which`
+// (0: x, 1: w, 2: dy), so the operands of one call never share a buffer.
+struct ToBf16 {
+  dnnl::reorder prim;
+};
+const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which) {
+  thread_local Scratch scratch[3];
+  const memory::desc from({n}, f32, tag::a), to({n}, bf16, tag::a);
+  const auto* e = cached<ToBf16>(n, [&]() -> std::optional<ToBf16> {
+    return ToBf16{dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))};
+  });
+  if (!e) throw dnnl::error(dnnl_unimplemented, "no float32 to bfloat16 reorder");
+  memory in(from, engine(), const_cast<float*>(v));
+  memory out(to, engine(), scratch[which].get(to.get_size()));
+  e->prim.execute(stream(), in, out);
+  stream().wait();
+  return static_cast<const std::uint16_t*>(out.get_data_handle());
+}
+
+// The element type of the products' operands: float32, or bfloat16 bits for mixed precision.
+template <bool InBf16>
+using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
+
+// v as the products' operand: v itself, or (InBf16) its bfloat16 copy in scratch buffer `which`.
+template <bool InBf16>
+const Operand<InBf16>* operand(const float* v, std::int64_t n, int which) {
+  if constexpr (InBf16) {
+    return bf16_copy(v, n, which);
+  } else {
+    return v;
+  }
 }
 
 // The pixels a strided 1×1 convolution reads, x[n, i·stride_h, j·stride_w, :], as rows [N·P·Q, C].
@@ -398,63 +439,10 @@ const float* gathered(const Conv2DParams& p, const float* x) {
   return out;
 }
 
-void run_matmul(const Matmul& mm, const float* a, const float* b, const float* bias, float* c) {
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(mm.a, engine(), const_cast<float*>(a))},
-                                       {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<float*>(b))},
-                                       {DNNL_ARG_DST, memory(mm.c, engine(), c)}};
-  if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, memory(mm.bias, engine(), const_cast<float*>(bias)));
-  mm.prim.execute(stream(), args);
-  stream().wait();
-}
-
-// db[k] = Σ_m dy[m, k], each column summed in row order in float, as oneDNN's convolutions do (the
-// same bits on any thread count). Each thread takes a band of columns and streams its part of
-// every row (float: twice the lanes of double in this file's generic x86-64 build).
-void column_sums(std::int64_t rows, std::int64_t cols, const float* dy, float* db) {
-  constexpr std::int64_t kBand = 256;
-  const std::int64_t bands = (cols + kBand - 1) / kBand;
-#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
-  for (std::int64_t band = 0; band < bands; ++band) {
-    const std::int64_t k0 = band * kBand, width = std::min(kBand, cols - k0);
-    float acc[kBand] = {};
-    for (std::int64_t m = 0; m < rows; ++m) {
-      const float* row = dy + m * cols + k0;
-      for (std::int64_t k = 0; k < width; ++k) acc[k] += row[k];
-    }
-    for (std::int64_t k = 0; k < width; ++k) db[k0 + k] = acc[k];
-  }
-}
-
-bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
-  const std::int64_t m = p.n * p.p * p.q;
-  const auto* e =
-      cached<PointwiseForward>(conv_key(p, b != nullptr), [&]() -> std::optional<PointwiseForward> {
-        auto mm = make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu);
-        if (!mm) return std::nullopt;
-        return PointwiseForward{std::move(*mm)};
-      });
-  if (!e) return false;
-  run_matmul(*e, gathered(p, x), w, b, y);
-  return true;
-}
-
-bool pointwise_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
-  const std::int64_t m = p.n * p.p * p.q;
-  const auto* e =
-      cached<PointwiseBackwardData>(conv_key(p, false), [&]() -> std::optional<PointwiseBackwardData> {
-        auto mm = make_matmul(m, p.k, p.c, false, true, false, false);
-        if (!mm) return std::nullopt;
-        return PointwiseBackwardData{std::move(*mm)};
-      });
-  if (!e) return false;
-  if (!is_strided(p)) {
-    run_matmul(*e, dy, w, nullptr, dx);
-    return true;
-  }
-  auto* rows = static_cast<float*>(pointwise_scratch().get(sizeof(float) * m * p.c));
-  run_matmul(*e, dy, w, nullptr, rows);
+// dx zeroed, then rows [N·P·Q, C] written where a strided 1×1 convolution read them.
+void scatter(const Conv2DParams& p, const float* rows, float* dx) {
   std::memset(dx, 0, sizeof(float) * p.n * p.h * p.w * p.c);
-#pragma omp parallel for collapse(2) schedule(static) if (m * p.c > kParallelGrain)
+#pragma omp parallel for collapse(2) schedule(static) if (p.n * p.p * p.q * p.c > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) {
     for (std::int64_t i = 0; i < p.p; ++i) {
       for (std::int64_t j = 0; j < p.q; ++j) {
@@ -463,21 +451,95 @@ bool pointwise_backward_data(const Conv2DParams& p, const float* dy, const float
       }
     }
   }
+}
+
+void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bias, float* c) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(mm.a, engine(), const_cast<void*>(a))},
+                                       {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<void*>(b))},
+                                       {DNNL_ARG_DST, memory(mm.c, engine(), c)}};
+  if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, memory(mm.bias, engine(), const_cast<float*>(bias)));
+  mm.prim.execute(stream(), args);
+  stream().wait();
+}
+
+inline float as_float(float v) { return v; }
+inline float as_float(std::uint16_t bf) { return std::bit_cast<float>(static_cast<std::uint32_t>(bf) << 16); }
+
+// db[k] = Σ_m dy[m, k] (dy float32 or bfloat16), each column summed in row order in float, as
+// oneDNN's convolutions do (the same bits on any thread count). Each thread takes a band of
+// columns and streams its part of every row (float: twice the lanes of double in this file's
+// generic x86-64 build).
+template <class E>
+void column_sums(std::int64_t rows, std::int64_t cols, const E* dy, float* db) {
+  constexpr std::int64_t kBand = 256;
+  const std::int64_t bands = (cols + kBand - 1) / kBand;
+#pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
+  for (std::int64_t band = 0; band < bands; ++band) {
+    const std::int64_t k0 = band * kBand, width = std::min(kBand, cols - k0);
+    float acc[kBand] = {};
+    for (std::int64_t m = 0; m < rows; ++m) {
+      const E* row = dy + m * cols + k0;
+      for (std::int64_t k = 0; k < width; ++k) acc[k] += as_float(row[k]);
+    }
+    for (std::int64_t k = 0; k < width; ++k) db[k0 + k] = acc[k];
+  }
+}
+
+template <bool InBf16>
+bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  const std::int64_t m = p.n * p.p * p.q;
+  const auto* e = cached<PointwiseForward<InBf16>>(conv_key(p, b != nullptr), [&] {
+    return as_entry<PointwiseForward<InBf16>>(
+        make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16));
+  });
+  if (!e) return false;
+  run_matmul(*e, operand<InBf16>(gathered(p, x), m * p.c, 0), operand<InBf16>(w, p.c * p.k, 1), b, y);
   return true;
 }
 
-bool pointwise_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
-                                float* db) {
+// dx (null: not wanted) and dw with db (null: not wanted); both share dy's conversion. Returns
+// false, having written nothing, when a product has no fast primitive.
+template <bool InBf16>
+bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
+                        float* dw, float* db) {
   const std::int64_t m = p.n * p.p * p.q;
-  const auto* e =
-      cached<PointwiseBackwardWeights>(conv_key(p, false), [&]() -> std::optional<PointwiseBackwardWeights> {
-        auto mm = make_matmul(p.c, m, p.k, true, false, false, false);
-        if (!mm) return std::nullopt;
-        return PointwiseBackwardWeights{std::move(*mm)};
-      });
-  if (!e) return false;
-  run_matmul(*e, gathered(p, x), dy, nullptr, dw);
-  if (db != nullptr) column_sums(m, p.k, dy, db);
+  const Matmul* ed = nullptr;
+  const Matmul* ew = nullptr;
+  if (dx != nullptr) {
+    ed = cached<PointwiseBackwardData<InBf16>>(conv_key(p, false), [&] {
+      return as_entry<PointwiseBackwardData<InBf16>>(
+          make_matmul(m, p.k, p.c, false, true, false, false, InBf16));
+    });
+    if (!ed) return false;
+  }
+  if (dw != nullptr) {
+    ew = cached<PointwiseBackwardWeights<InBf16>>(conv_key(p, false), [&] {
+      return as_entry<PointwiseBackwardWeights<InBf16>>(
+          make_matmul(p.c, m, p.k, true, false, false, false, InBf16));
+    });
+    if (!ew) return false;
+  }
+  const void* dy_op = operand<InBf16>(dy, m * p.k, 2);
+  if (ed) {
+    const void* w_op = operand<InBf16>(w, p.c * p.k, 1);
+    if (!is_strided(p)) {
+      run_matmul(*ed, dy_op, w_op, nullptr, dx);
+    } else {
+      auto* rows = static_cast<float*>(pointwise_scratch().get(sizeof(float) * m * p.c));
+      run_matmul(*ed, dy_op, w_op, nullptr, rows);
+      scatter(p, rows, dx);
+    }
+  }
+  if (ew) {
+    run_matmul(*ew, operand<InBf16>(gathered(p, x), m * p.c, 0), dy_op, nullptr, dw);
+    if (db != nullptr) {
+      if constexpr (InBf16) {
+        column_sums(m, p.k, static_cast<const std::uint16_t*>(dy_op), db);  // db of the rounded dy
+      } else {
+        column_sums(m, p.k, dy, db);
+      }
+    }
+  }
   return true;
 }
 
@@ -514,14 +576,57 @@ void for_each_row_run(const Conv2DParams& p, std::int64_t i, std::int64_t j, F&&
   }
 }
 
-void sgemm(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
-           const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
-  if (dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc) != dnnl_success) {
-    throw dnnl::error(dnnl_runtime_error, "dnnl_sgemm failed");
+// c[m,n] += op(a)·op(b) over row-major operands with leading dimensions (ta/tb 'T': transposed).
+// float32 through oneDNN's sgemm; bfloat16 (float32 c) through a matmul primitive over strided
+// memory descriptors (oneDNN's gemm:jit, about 1.6× the float32 rate here), one per shape. False
+// when there is no such primitive (nothing written by this call).
+struct StridedProduct {
+  dnnl::matmul prim;
+  memory::desc a, b, c;
+};
+template <bool InBf16>
+struct TinyProduct : StridedProduct {};
+
+template <bool InBf16>
+bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const Operand<InBf16>* a,
+                std::int64_t lda, const Operand<InBf16>* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+  if constexpr (!InBf16) {
+    if (dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc) != dnnl_success) {
+      throw dnnl::error(dnnl_runtime_error, "dnnl_sgemm failed");
+    }
+    return true;
+  } else {
+    const bool at = ta == 'T', bt = tb == 'T';
+    const auto* e = cached<TinyProduct<true>>(
+        std::array<std::int64_t, 8>{m, n, k, lda, ldb, ldc, at, bt},
+        [&]() -> std::optional<TinyProduct<true>> {
+          TinyProduct<true> t;
+          t.a = memory::desc({m, k}, bf16, at ? memory::dims{1, lda} : memory::dims{lda, 1});
+          t.b = memory::desc({k, n}, bf16, bt ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+          t.c = memory::desc({m, n}, f32, memory::dims{ldc, 1});
+          dnnl::post_ops ops;
+          ops.append_sum(1.0f);
+          dnnl::primitive_attr attr;
+          attr.set_post_ops(ops);
+          const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(t.a, t.b, t.c), attr, engine());
+          if (is_reference_impl(pd)) return std::nullopt;
+          t.prim = dnnl::matmul(pd);
+          return t;
+        });
+    if (!e) return false;
+    e->prim.execute(stream(), {{DNNL_ARG_SRC, memory(e->a, engine(), const_cast<std::uint16_t*>(a))},
+                               {DNNL_ARG_WEIGHTS, memory(e->b, engine(), const_cast<std::uint16_t*>(b))},
+                               {DNNL_ARG_DST, memory(e->c, engine(), c)}});
+    stream().wait();
+    return true;
   }
 }
 
-void tiny_image_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+// Each returns false when a bfloat16 product has no primitive; the caller then recomputes every
+// output another way (outputs are assigned whole).
+template <bool InBf16>
+bool tiny_image_forward(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* w,
+                        const float* b, float* y) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
   for (std::int64_t n = 0; n < p.n; ++n) {
     for (std::int64_t o = 0; o < p.p * p.q; ++o) {
@@ -533,58 +638,70 @@ void tiny_image_forward(const Conv2DParams& p, const float* x, const float* w, c
       }
     }
   }
+  bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            sgemm('N', 'N', p.n, p.k, taps * p.c, x + (a * p.w + b0) * p.c, image,
-                  w + (r * p.s + s0) * p.c * p.k, p.k, y + (i * p.q + j) * p.k, out_image);
+            ok = ok &&
+                 accumulate<InBf16>('N', 'N', p.n, p.k, taps * p.c, x + (a * p.w + b0) * p.c, image,
+                                    w + (r * p.s + s0) * p.c * p.k, p.k, y + (i * p.q + j) * p.k, out_image);
           });
     }
   }
-  if (p.relu) {
+  if (ok && p.relu) {
     const std::int64_t total = p.n * out_image;
     for (std::int64_t e = 0; e < total; ++e) y[e] = std::max(y[e], 0.0f);
   }
+  return ok;
 }
 
-void tiny_image_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
+template <bool InBf16>
+bool tiny_image_backward_data(const Conv2DParams& p, const Operand<InBf16>* dy, const Operand<InBf16>* w,
+                              float* dx) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
   std::memset(dx, 0, sizeof(float) * p.n * image);
+  bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
             for (std::int64_t t = 0; t < taps; ++t) {
-              sgemm('N', 'T', p.n, p.c, p.k, dy + (i * p.q + j) * p.k, out_image,
-                    w + (r * p.s + s0 + t) * p.c * p.k, p.k, dx + (a * p.w + b0 + t) * p.c, image);
+              ok = ok && accumulate<InBf16>('N', 'T', p.n, p.c, p.k, dy + (i * p.q + j) * p.k, out_image,
+                                            w + (r * p.s + s0 + t) * p.c * p.k, p.k,
+                                            dx + (a * p.w + b0 + t) * p.c, image);
             }
           });
     }
   }
+  return ok;
 }
 
-void tiny_image_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
-                                 float* db) {
+template <bool InBf16>
+bool tiny_image_backward_weights(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* dy,
+                                 float* dw, float* db) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
   std::memset(dw, 0, sizeof(float) * p.r * p.s * p.c * p.k);
+  bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            sgemm('T', 'N', taps * p.c, p.k, p.n, x + (a * p.w + b0) * p.c, image, dy + (i * p.q + j) * p.k,
-                  out_image, dw + (r * p.s + s0) * p.c * p.k, p.k);
+            ok = ok && accumulate<InBf16>('T', 'N', taps * p.c, p.k, p.n, x + (a * p.w + b0) * p.c, image,
+                                          dy + (i * p.q + j) * p.k, out_image,
+                                          dw + (r * p.s + s0) * p.c * p.k, p.k);
           });
     }
   }
-  if (db != nullptr) column_sums(p.n * p.p * p.q, p.k, dy, db);
+  if (ok && db != nullptr) column_sums(p.n * p.p * p.q, p.k, dy, db);
+  return ok;
 }
 
 }  // namespace
 
 void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
-  if (!empty(p) && is_pointwise(p) && pointwise_forward(p, x, w, b, y)) return;
-  if (!empty(p) && is_tiny_image(p)) return tiny_image_forward(p, x, w, b, y);
+  if (!empty(p) && is_pointwise(p) && pointwise_forward<false>(p, x, w, b, y)) return;
+  if (!empty(p) && is_tiny_image(p) && tiny_image_forward<false>(p, x, w, b, y)) return;
   const bool with_bias = b != nullptr;
   const auto* e = empty(p) ? nullptr : cached<ConvForward>(conv_key(p, with_bias), [&] {
     return make_forward(p, with_bias, false);
@@ -603,8 +720,10 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
 
 // dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
-  if (!empty(p) && is_pointwise(p) && pointwise_backward_data(p, dy, w, dx)) return;
-  if (!empty(p) && is_tiny_image(p) && p.p * p.q <= 4) return tiny_image_backward_data(p, dy, w, dx);
+  if (!empty(p) && is_pointwise(p) && pointwise_backward<false>(p, nullptr, dy, w, dx, nullptr, nullptr))
+    return;
+  if (!empty(p) && is_tiny_image(p) && p.p * p.q <= 4 && tiny_image_backward_data<false>(p, dy, w, dx))
+    return;
   const auto* e =
       empty(p) ? nullptr
                : cached<ConvBackwardData>(conv_key(p, false), [&] { return make_backward_data(p, false); });
@@ -619,8 +738,8 @@ void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w
 
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db) {
-  if (!empty(p) && is_pointwise(p) && pointwise_backward_weights(p, x, dy, dw, db)) return;
-  if (!empty(p) && is_tiny_image(p)) return tiny_image_backward_weights(p, x, dy, dw, db);
+  if (!empty(p) && is_pointwise(p) && pointwise_backward<false>(p, x, dy, nullptr, nullptr, dw, db)) return;
+  if (!empty(p) && is_tiny_image(p) && tiny_image_backward_weights<false>(p, x, dy, dw, db)) return;
   const bool with_bias = db != nullptr;
   const auto* e = empty(p) ? nullptr : cached<ConvBackwardWeights>(conv_key(p, with_bias), [&] {
     return make_backward_weights(p, with_bias, false);
@@ -642,49 +761,19 @@ void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float*
 
 // ---- Conv2D in mixed precision (bfloat16 operands, float32 accumulation and results) ----
 //
-// The caller's tensors stay float32: each call converts its activation operands (x, dy) to
-// bfloat16 in per-thread scratch buffers with a cached oneDNN reorder, and the weight reorder that
-// the float32 path runs anyway converts the weights on the way. Results (y, dx, dw, db) are
-// written in float32 directly by the primitives. Each function returns false, having done
-// nothing, when oneDNN has no fast bfloat16 primitive for the shape (a CPU without bf16 support
-// gets reference ones); the dispatcher then rounds copies and runs the float32 path.
+// The caller's tensors stay float32: each call converts its operands to bfloat16 in per-thread
+// scratch buffers with a cached oneDNN reorder (bf16_copy; a convolution primitive's weight reorder
+// converts its weights on the way). Results (y, dx, dw, db) are written in float32 directly. Each
+// function returns false when oneDNN has no fast bfloat16 primitive for the shape (a CPU without
+// bf16 support gets reference ones); the dispatcher then rounds copies and runs the float32 path,
+// which assigns every output whole.
 
 namespace {
 
-Scratch& bf16_scratch(int which) {
-  thread_local Scratch s[2];
-  return s[which];
-}
-
-struct ToBf16 {
-  dnnl::reorder prim;
-};
-
-// x[N,H,W,C] float32 -> a bfloat16 copy in scratch buffer `which`.
+// x[N,H,W,C] float32 -> its bfloat16 copy in scratch buffer `which`, as an NHWC memory.
 memory to_bf16(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c, const float* x, int which) {
-  const memory::desc from({n, c, h, w}, f32, tag::nhwc), to({n, c, h, w}, bf16, tag::nhwc);
-  const auto* e = cached<ToBf16>(std::array<std::int64_t, 4>{n, h, w, c}, [&]() -> std::optional<ToBf16> {
-    return ToBf16{dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))};
-  });
-  if (!e) throw dnnl::error(dnnl_unimplemented, "no float32 to bfloat16 reorder");
-  memory in(from, engine(), const_cast<float*>(x));
-  memory out(to, engine(), bf16_scratch(which).get(to.get_size()));
-  e->prim.execute(stream(), in, out);
-  return out;
-}
-
-// v rounded to bfloat16 and kept as float32, in scratch buffer `which`: the policy's operands for
-// the float32 row products of tiny images (ref::round_bf16, written branch-free so it vectorises).
-const float* rounded_bf16(const float* v, std::int64_t n, int which) {
-  thread_local Scratch scratch[3];
-  auto* out = static_cast<std::uint32_t*>(scratch[which].get(sizeof(float) * n));
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t u = std::bit_cast<std::uint32_t>(v[i]);
-    const std::uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-    out[i] = (u & 0x7FFFFFFFu) > 0x7F800000u ? u : r;  // NaN stays as it is
-  }
-  return reinterpret_cast<const float*>(out);
+  return memory(memory::desc({n, c, h, w}, bf16, tag::nhwc), engine(),
+                const_cast<std::uint16_t*>(bf16_copy(x, n * h * w * c, which)));
 }
 
 // Both backward passes through oneDNN's bfloat16 convolutions (see conv2d_backward_bf16).
@@ -693,19 +782,19 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
 
 }  // namespace
 
-// Tiny images (is_tiny_image) take the float32 row products on bfloat16-rounded operands: exactly
-// the policy's arithmetic, and faster than oneDNN's bfloat16 convolutions with their weight
-// conversions there (ResNet-50 mixed_bfloat16 step, one thread: ~118 -> ~126 images/s).
+// 1×1 convolutions (is_pointwise) and tiny images (is_tiny_image) run their products in bfloat16
+// as in float32 above: faster than oneDNN's bfloat16 convolutions with their weight conversions
+// (ResNet-50 mixed_bfloat16 step, one thread: ~118 -> ~145 images/s).
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   if (empty(p)) return false;
-  if (is_tiny_image(p)) {
-    tiny_image_forward(p, rounded_bf16(x, p.n * p.h * p.w * p.c, 0),
-                       rounded_bf16(w, p.r * p.s * p.c * p.k, 1), b, y);
+  if (is_pointwise(p) && pointwise_forward<true>(p, x, w, b, y)) return true;
+  if (is_tiny_image(p) && tiny_image_forward<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0),
+                                                   bf16_copy(w, p.r * p.s * p.c * p.k, 1), b, y)) {
     return true;
   }
   const bool with_bias = b != nullptr;
   const auto* e = cached<ConvForwardBf16>(
-      conv_key(p, with_bias), [&] { return as_bf16<ConvForwardBf16>(make_forward(p, with_bias, true)); });
+      conv_key(p, with_bias), [&] { return as_entry<ConvForwardBf16>(make_forward(p, with_bias, true)); });
   if (!e) return false;
 
   auto& st = stream();
@@ -722,17 +811,23 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
 bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                           float* dw, float* db) {
   if (empty(p)) return false;
+  if (is_pointwise(p) && pointwise_backward<true>(p, x, dy, w, dx, dw, db)) return true;
   if (!is_tiny_image(p)) return backward_bf16_primitives(p, x, dy, w, dx, dw, db);
-  // Backward-data over more than 4 output pixels stays with oneDNN (as in float32); it runs first
-  // so that nothing is written when it has no primitive.
+  // Backward-data over more than 4 output pixels stays with oneDNN's convolution (as in float32).
+  // A false return leaves the outputs to the caller's fallback, which assigns them whole.
   const bool dx_by_rows = p.p * p.q <= 4;
   if (dx != nullptr && !dx_by_rows && !backward_bf16_primitives(p, nullptr, dy, w, dx, nullptr, nullptr)) {
     return false;
   }
-  const float* dy_r = rounded_bf16(dy, p.n * p.p * p.q * p.k, 0);
-  if (dw != nullptr) tiny_image_backward_weights(p, rounded_bf16(x, p.n * p.h * p.w * p.c, 1), dy_r, dw, db);
-  if (dx != nullptr && dx_by_rows)
-    tiny_image_backward_data(p, dy_r, rounded_bf16(w, p.r * p.s * p.c * p.k, 2), dx);
+  const auto* dy_b = bf16_copy(dy, p.n * p.p * p.q * p.k, 2);
+  if (dw != nullptr &&
+      !tiny_image_backward_weights<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0), dy_b, dw, db)) {
+    return false;
+  }
+  if (dx != nullptr && dx_by_rows &&
+      !tiny_image_backward_data<true>(p, dy_b, bf16_copy(w, p.r * p.s * p.c * p.k, 1), dx)) {
+    return false;
+  }
   return true;
 }
 
@@ -746,20 +841,20 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
   if (dx != nullptr && p.k % 2 != 0) return false;
   if (dx != nullptr) {
     ed = cached<ConvBackwardDataBf16>(
-        conv_key(p, false), [&] { return as_bf16<ConvBackwardDataBf16>(make_backward_data(p, true)); });
+        conv_key(p, false), [&] { return as_entry<ConvBackwardDataBf16>(make_backward_data(p, true)); });
     if (!ed) return false;
   }
   const bool with_bias = db != nullptr;
   const ConvBackwardWeightsBf16* ew = nullptr;
   if (dw != nullptr) {
     ew = cached<ConvBackwardWeightsBf16>(conv_key(p, with_bias), [&] {
-      return as_bf16<ConvBackwardWeightsBf16>(make_backward_weights(p, with_bias, true));
+      return as_entry<ConvBackwardWeightsBf16>(make_backward_weights(p, with_bias, true));
     });
     if (!ew) return false;
   }
 
   auto& st = stream();
-  const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 1);
+  const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 2);
   if (ed) {
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
                           {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
