@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -191,18 +192,27 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
 // ---- BatchNormalization: per-thread partial sums over rows, vectorised across channels ----
 
 namespace {
-// out[c] = Σ_i f(i, c) over all rows, accumulated in double.
-template <class F>
-void channel_sums(std::int64_t rows, std::int64_t C, std::vector<double>& out, F&& f) {
-  out.assign(static_cast<std::size_t>(C), 0.0);
-#pragma omp parallel if (rows * C > kParallelGrain)
-  {
-    std::vector<double> part(static_cast<std::size_t>(C), 0.0);
-#pragma omp for schedule(static) nowait
-    for (std::int64_t i = 0; i < rows; ++i)
-      for (std::int64_t c = 0; c < C; ++c) part[c] += f(i, c);
-#pragma omp critical
-    for (std::int64_t c = 0; c < C; ++c) out[c] += part[c];
+// out[k][c] = Σ_i of row i's k-th term for channel c, kTerms sums at once, in double. add_row(i, acc)
+// adds row i's terms into acc[k·C + c]. Rows go in blocks of 256 whose partial sums are added in
+// block order: the same bits on any thread count (exact resume of float64 training).
+template <int kTerms, class F>
+void channel_sums(std::int64_t rows, std::int64_t C, std::array<std::vector<double>, kTerms>& out,
+                  F add_row) {
+  constexpr std::int64_t kBlock = 256;
+  const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<double> part(static_cast<std::size_t>(blocks * kTerms * C), 0.0);
+#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
+  for (std::int64_t blk = 0; blk < blocks; ++blk) {
+    double* acc = part.data() + blk * kTerms * C;
+    const std::int64_t end = std::min(rows, (blk + 1) * kBlock);
+    for (std::int64_t i = blk * kBlock; i < end; ++i) add_row(i, acc);
+  }
+  for (int k = 0; k < kTerms; ++k) {
+    out[k].assign(static_cast<std::size_t>(C), 0.0);
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      const double* from = part.data() + (blk * kTerms + k) * C;
+      for (std::int64_t c = 0; c < C; ++c) out[k][c] += from[c];
+    }
   }
 }
 
@@ -241,16 +251,24 @@ template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var, const T* residual) {
   const std::int64_t m = p.rows, C = p.channels;
-  std::vector<double> mu, sq;
-  channel_sums(m, C, mu, [&](std::int64_t i, std::int64_t c) { return double(x[i * C + c]); });
+  std::array<std::vector<double>, 1> sum, sq;
+  channel_sums<1>(m, C, sum, [=](std::int64_t i, double* acc) {
+    const T* xr = x + i * C;
+    for (std::int64_t c = 0; c < C; ++c) acc[c] += double(xr[c]);
+  });
+  std::vector<double>& mu = sum[0];
   for (auto& v : mu) v /= static_cast<double>(m);
-  channel_sums(m, C, sq, [&](std::int64_t i, std::int64_t c) {
-    double d = double(x[i * C + c]) - mu[c];
-    return d * d;
+  const double* mup = mu.data();
+  channel_sums<1>(m, C, sq, [=](std::int64_t i, double* acc) {
+    const T* xr = x + i * C;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double d = double(xr[c]) - mup[c];
+      acc[c] += d * d;
+    }
   });
   std::vector<T> scale(C), shift(C);
   for (std::int64_t c = 0; c < C; ++c) {
-    double v = sq[c] / static_cast<double>(m);
+    double v = sq[0][c] / static_cast<double>(m);
     double s = double(gamma[c]) / std::sqrt(v + p.epsilon);
     scale[c] = static_cast<T>(s);
     shift[c] = static_cast<T>(double(beta[c]) - mu[c] * s);
@@ -276,14 +294,26 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   std::vector<T> scale, shift;  // the forward's, for the fused ReLU's mask y > 0
   std::vector<double> rstd;
   affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  auto g = [&](std::int64_t i, std::int64_t c) {
-    return p.relu && !(x[i * C + c] * scale[c] + shift[c] > T(0)) ? T(0) : dy[i * C + c];
-  };
-  std::vector<double> sdy, sdyx;
-  channel_sums(m, C, sdy, [&](std::int64_t i, std::int64_t c) { return double(g(i, c)); });
-  channel_sums(m, C, sdyx, [&](std::int64_t i, std::int64_t c) {
-    return double(g(i, c)) * (double(x[i * C + c]) - double(mean[c])) * rstd[c];
+  // The gradient reaching the normalization: dy, or 0 where the fused ReLU's output was 0.
+  // Raw pointers captured by value and a select, so the loops vectorise.
+  const T* sc = scale.data();
+  const T* sh = shift.data();
+  const bool relu = p.relu;
+  std::vector<double> mean_d(mean, mean + C);
+  const double* mu = mean_d.data();
+  std::array<std::vector<double>, 2> sums;  // Σ g and Σ g·(x − mean)
+  channel_sums<2>(m, C, sums, [=](std::int64_t i, double* acc) {
+    const T* xr = x + i * C;
+    const T* dyr = dy + i * C;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double g = (relu && !(xr[c] * sc[c] + sh[c] > T(0))) ? 0.0 : double(dyr[c]);
+      acc[c] += g;
+      acc[C + c] += g * (double(xr[c]) - mu[c]);
+    }
   });
+  const std::vector<double>& sdy = sums[0];
+  std::vector<double> sdyx = sums[1];
+  for (std::int64_t c = 0; c < C; ++c) sdyx[c] *= rstd[c];
   // dx = a·dy + b·x + d per channel, from dx = gamma·rstd/M·(M·dy − Σdy − x̂·Σdy·x̂)
   std::vector<T> a(C), b(C), d(C);
   const double M = static_cast<double>(m);
@@ -296,9 +326,19 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
     dgamma[c] = static_cast<T>(sdyx[c]);
     dbeta[c] = static_cast<T>(sdy[c]);
   }
+  const T* ap = a.data();
+  const T* bp = b.data();
+  const T* dp = d.data();
 #pragma omp parallel for schedule(static) if (m * C > kParallelGrain)
-  for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t c = 0; c < C; ++c) dx[i * C + c] = a[c] * g(i, c) + b[c] * x[i * C + c] + d[c];
+  for (std::int64_t i = 0; i < m; ++i) {
+    const T* xr = x + i * C;
+    const T* dyr = dy + i * C;
+    T* dxr = dx + i * C;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const T g = (relu && !(xr[c] * sc[c] + sh[c] > T(0))) ? T(0) : dyr[c];
+      dxr[c] = ap[c] * g + bp[c] * xr[c] + dp[c];
+    }
+  }
 }
 
 // ---- pooling: parallel over images, channels innermost ----
