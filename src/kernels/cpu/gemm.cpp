@@ -12,6 +12,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/tiny_image.h"
+
 namespace reskit::kernels::cpu {
 
 namespace {
@@ -106,20 +108,47 @@ void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y, bool relu = f
     for (std::int64_t j = 0; j < k; ++j) y[i * k + j] = std::max(y[i * k + j] + (b ? b[j] : T(0)), floor);
 }
 
-// db[k] = Σ_rows dy[row, k]
+// out[k][c] = Σ_i of row i's k-th term for channel c, kTerms sums at once, in double. add_row(i, acc)
+// adds row i's terms into acc[k·C + c]. Rows go in blocks of 256 whose partial sums are added in
+// block order: the same bits on any thread count (exact resume of float64 training).
+template <int kTerms, class F>
+void channel_sums(std::int64_t rows, std::int64_t C, std::array<std::vector<double>, kTerms>& out,
+                  F add_row) {
+  constexpr std::int64_t kBlock = 256;
+  const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
+  std::vector<double> part(static_cast<std::size_t>(blocks * kTerms * C), 0.0);
+#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
+  for (std::int64_t blk = 0; blk < blocks; ++blk) {
+    double* acc = part.data() + blk * kTerms * C;
+    const std::int64_t end = std::min(rows, (blk + 1) * kBlock);
+    for (std::int64_t i = blk * kBlock; i < end; ++i) add_row(i, acc);
+  }
+  for (int k = 0; k < kTerms; ++k) {
+    out[k].assign(static_cast<std::size_t>(C), 0.0);
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      const double* from = part.data() + (blk * kTerms + k) * C;
+      for (std::int64_t c = 0; c < C; ++c) out[k][c] += from[c];
+    }
+  }
+}
+
+// db[k] = Σ_rows dy[row, k], in double (the same bits on any thread count).
 template <class T>
 void column_sums(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
-  std::vector<double> total(static_cast<std::size_t>(k), 0.0);
-#pragma omp parallel if (rows * k > kParallelGrain)
-  {
-    std::vector<double> part(static_cast<std::size_t>(k), 0.0);
-#pragma omp for schedule(static) nowait
-    for (std::int64_t i = 0; i < rows; ++i)
-      for (std::int64_t j = 0; j < k; ++j) part[j] += static_cast<double>(dy[i * k + j]);
-#pragma omp critical
-    for (std::int64_t j = 0; j < k; ++j) total[j] += part[j];
-  }
-  for (std::int64_t j = 0; j < k; ++j) db[j] = static_cast<T>(total[j]);
+  std::array<std::vector<double>, 1> total;
+  channel_sums<1>(rows, k, total, [=](std::int64_t i, double* acc) {
+    const T* row = dy + i * k;
+    for (std::int64_t j = 0; j < k; ++j) acc[j] += double(row[j]);
+  });
+  for (std::int64_t j = 0; j < k; ++j) db[j] = static_cast<T>(total[0][j]);
+}
+
+// c[m,n] += op(a)·op(b) through BLAS (tiny_image's product).
+template <class T>
+bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+  gemm(ta == 'T', tb == 'T', m, n, k, T(1), a, lda, b, ldb, T(1), c, ldc);
+  return true;
 }
 
 }  // namespace
@@ -127,6 +156,10 @@ void column_sums(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
 template <class T>
 void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  if (tiny_image::applies(p)) {
+    tiny_image::forward(p, x, w, b, y, accumulate<T>);
+    return;
+  }
   if (is_pointwise(p)) {
     gemm(false, false, p.n * pq, p.k, p.c, T(1), x, p.c, w, p.k, T(0), y, p.k);
   } else {
@@ -148,6 +181,10 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
     gemm(false, true, p.n * pq, p.c, p.k, T(1), dy, p.k, w, p.k, T(0), dx, p.c);
     return;
   }
+  if (tiny_image::applies(p)) {
+    tiny_image::backward_data(p, dy, w, dx, accumulate<T>);
+    return;
+  }
   std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
   const std::int64_t chunk = images_per_chunk(p);
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
@@ -161,7 +198,9 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
 template <class T>
 void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
-  if (is_pointwise(p)) {
+  if (tiny_image::applies(p)) {
+    tiny_image::backward_weights(p, x, dy, dw, accumulate<T>);
+  } else if (is_pointwise(p)) {
     gemm(true, false, p.c, p.k, p.n * pq, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
   } else {
     const std::int64_t chunk = images_per_chunk(p);
@@ -192,30 +231,6 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
 // ---- BatchNormalization: per-thread partial sums over rows, vectorised across channels ----
 
 namespace {
-// out[k][c] = Σ_i of row i's k-th term for channel c, kTerms sums at once, in double. add_row(i, acc)
-// adds row i's terms into acc[k·C + c]. Rows go in blocks of 256 whose partial sums are added in
-// block order: the same bits on any thread count (exact resume of float64 training).
-template <int kTerms, class F>
-void channel_sums(std::int64_t rows, std::int64_t C, std::array<std::vector<double>, kTerms>& out,
-                  F add_row) {
-  constexpr std::int64_t kBlock = 256;
-  const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
-  std::vector<double> part(static_cast<std::size_t>(blocks * kTerms * C), 0.0);
-#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
-  for (std::int64_t blk = 0; blk < blocks; ++blk) {
-    double* acc = part.data() + blk * kTerms * C;
-    const std::int64_t end = std::min(rows, (blk + 1) * kBlock);
-    for (std::int64_t i = blk * kBlock; i < end; ++i) add_row(i, acc);
-  }
-  for (int k = 0; k < kTerms; ++k) {
-    out[k].assign(static_cast<std::size_t>(C), 0.0);
-    for (std::int64_t blk = 0; blk < blocks; ++blk) {
-      const double* from = part.data() + (blk * kTerms + k) * C;
-      for (std::int64_t c = 0; c < C; ++c) out[k][c] += from[c];
-    }
-  }
-}
-
 // y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c]), then max(0, ·) when p.relu.
 template <class T>
 void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* shift, const T* residual,

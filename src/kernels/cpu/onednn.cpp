@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/tiny_image.h"
 
 namespace reskit::kernels::onednn {
 
@@ -545,36 +546,16 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
 
 }  // namespace
 
-// ---- Convolutions over tiny images as row products ----
+// ---- Convolutions over tiny images as row products (kernels/cpu/tiny_image.h) ----
 //
-// Where the output has at most 16 pixels (ResNet-50's last two stages at 64×64 input: 4×4 and
-// 2×2), oneDNN's convolutions spend much of their time on taps that fall on padding and on
-// reordering large weights. Here each output pixel (i, j) and kernel row r that lands inside the
-// image is one product over the batch: the taps s whose input column lies inside form one
-// contiguous run, so x[:, a, b0..b1, :] (rows of (b1−b0+1)·C, one per image) times w[r, s0..s1]
-// ((s1−s0+1)·C × K, contiguous in HWIO) accumulates into y[:, i, j, :] with no copy at all (oneDNN's
-// sgemm with leading dimensions). Backward-weights accumulates the transposed products into
-// dw[r, s0..s1]; backward-data, one tap at a time (dx[:, a, b, :] += dy[:, i, j, :]·w[r, s]ᵀ), only
-// where the output has at most 4 pixels (at 4×4 oneDNN's kernel is faster). Measured on one
-// thread, batch 32, against oneDNN's convolution plus its weight reorder: 2×2×512 forward 1.1
-// against 4.4 ms, backward-data 1.9 against 4.1, backward-weights 1.3 against 4.7; 4×4×256
-// forward 1.7 against 2.5, backward-weights 2.1 against 2.6. From 8×8 on oneDNN is faster.
+// Measured on one thread, batch 32, against oneDNN's float32 convolution plus its weight reorder:
+// 2×2×512 forward 1.1 against 4.4 ms, backward-data 1.9 against 4.1, backward-weights 1.3 against
+// 4.7; 4×4×256 forward 1.7 against 2.5, backward-weights 2.1 against 2.6, but backward-data 2.3
+// against 2.0 (so backward-data runs this way only up to 4 output pixels). From 8×8 on oneDNN is
+// faster.
 namespace {
 
-bool is_tiny_image(const Conv2DParams& p) { return p.r * p.s > 1 && p.p * p.q <= 16 && p.n >= 8; }
-
-// Calls f(a, b0, r, s0, taps) for every output pixel (i, j) and kernel row r whose input row a
-// lies inside, with the run of taps s0..s0+taps−1 whose input columns b0.. lie inside.
-template <class F>
-void for_each_row_run(const Conv2DParams& p, std::int64_t i, std::int64_t j, F&& f) {
-  const std::int64_t col = j * p.stride_w - p.pad_left;
-  const std::int64_t s0 = std::max<std::int64_t>(0, -col), s1 = std::min(p.s, p.w - col);
-  if (s1 <= s0) return;
-  for (std::int64_t r = 0; r < p.r; ++r) {
-    const std::int64_t a = i * p.stride_h + r - p.pad_top;
-    if (a >= 0 && a < p.h) f(a, col + s0, r, s0, s1 - s0);
-  }
-}
+bool is_tiny_image(const Conv2DParams& p) { return cpu::tiny_image::applies(p); }
 
 // c[m,n] += op(a)·op(b) over row-major operands with leading dimensions (ta/tb 'T': transposed).
 // float32 through oneDNN's sgemm; bfloat16 (float32 c) through a matmul primitive over strided
@@ -622,79 +603,24 @@ bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k
   }
 }
 
-// Each returns false when a bfloat16 product has no primitive; the caller then recomputes every
-// output another way (outputs are assigned whole).
 template <bool InBf16>
 bool tiny_image_forward(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* w,
                         const float* b, float* y) {
-  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
-  for (std::int64_t n = 0; n < p.n; ++n) {
-    for (std::int64_t o = 0; o < p.p * p.q; ++o) {
-      float* row = y + n * out_image + o * p.k;
-      if (b != nullptr) {
-        std::memcpy(row, b, sizeof(float) * p.k);
-      } else {
-        std::memset(row, 0, sizeof(float) * p.k);
-      }
-    }
-  }
-  bool ok = true;
-  for (std::int64_t i = 0; i < p.p; ++i) {
-    for (std::int64_t j = 0; j < p.q; ++j) {
-      for_each_row_run(
-          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            ok = ok &&
-                 accumulate<InBf16>('N', 'N', p.n, p.k, taps * p.c, x + (a * p.w + b0) * p.c, image,
-                                    w + (r * p.s + s0) * p.c * p.k, p.k, y + (i * p.q + j) * p.k, out_image);
-          });
-    }
-  }
-  if (ok && p.relu) {
-    const std::int64_t total = p.n * out_image;
-    for (std::int64_t e = 0; e < total; ++e) y[e] = std::max(y[e], 0.0f);
-  }
-  return ok;
+  return cpu::tiny_image::forward(p, x, w, b, y, accumulate<InBf16>);
 }
 
 template <bool InBf16>
 bool tiny_image_backward_data(const Conv2DParams& p, const Operand<InBf16>* dy, const Operand<InBf16>* w,
                               float* dx) {
-  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
-  std::memset(dx, 0, sizeof(float) * p.n * image);
-  bool ok = true;
-  for (std::int64_t i = 0; i < p.p; ++i) {
-    for (std::int64_t j = 0; j < p.q; ++j) {
-      for_each_row_run(
-          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            for (std::int64_t t = 0; t < taps; ++t) {
-              ok = ok && accumulate<InBf16>('N', 'T', p.n, p.c, p.k, dy + (i * p.q + j) * p.k, out_image,
-                                            w + (r * p.s + s0 + t) * p.c * p.k, p.k,
-                                            dx + (a * p.w + b0 + t) * p.c, image);
-            }
-          });
-    }
-  }
-  return ok;
+  return cpu::tiny_image::backward_data(p, dy, w, dx, accumulate<InBf16>);
 }
 
 template <bool InBf16>
 bool tiny_image_backward_weights(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* dy,
                                  float* dw, float* db) {
-  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
-  std::memset(dw, 0, sizeof(float) * p.r * p.s * p.c * p.k);
-  bool ok = true;
-  for (std::int64_t i = 0; i < p.p; ++i) {
-    for (std::int64_t j = 0; j < p.q; ++j) {
-      for_each_row_run(
-          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            ok = ok && accumulate<InBf16>('T', 'N', taps * p.c, p.k, p.n, x + (a * p.w + b0) * p.c, image,
-                                          dy + (i * p.q + j) * p.k, out_image,
-                                          dw + (r * p.s + s0) * p.c * p.k, p.k);
-          });
-    }
-  }
-  if (ok && db != nullptr) column_sums(p.n * p.p * p.q, p.k, dy, db);
-  return ok;
+  if (!cpu::tiny_image::backward_weights(p, x, dy, dw, accumulate<InBf16>)) return false;
+  if (db != nullptr) column_sums(p.n * p.p * p.q, p.k, dy, db);
+  return true;
 }
 
 }  // namespace

@@ -1,0 +1,111 @@
+// Convolutions over tiny images as row products, shared by the oneDNN (float32, bfloat16) and the
+// BLAS (float64) paths.
+//
+// Where the output has at most 16 pixels (ResNet-50's last two stages at 64×64 input: 4×4 and
+// 2×2), a convolution primitive or an im2col product spends much of its time on taps that fall on
+// padding (and a primitive on reordering large weights). Here each output pixel (i, j) and kernel
+// row r that lands inside the image is one product over the batch: the taps s whose input column
+// lies inside form one contiguous run, so x[:, a, b0..b1, :] (rows of (b1−b0+1)·C, one per image)
+// times w[r, s0..s1] ((s1−s0+1)·C × K, contiguous in HWIO) accumulates into y[:, i, j, :] with no
+// copy at all, through a gemm with leading dimensions. Backward-weights accumulates the
+// transposed products into dw[r, s0..s1]; backward-data goes one tap at a time
+// (dx[:, a, b, :] += dy[:, i, j, :]·w[r, s]ᵀ).
+//
+// `product(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)` computes c[m,n] += op(a)·op(b) over row-major
+// operands ('T': transposed) and returns false when it cannot (the functions then return false;
+// the caller recomputes every output another way, since outputs are assigned whole).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::cpu::tiny_image {
+
+// At most 16 output pixels, a kernel larger than 1×1, and a batch of 8 or more (below that the
+// products are too short: at batch 1 a convolution with kept weights is faster).
+inline bool applies(const Conv2DParams& p) { return p.r * p.s > 1 && p.p * p.q <= 16 && p.n >= 8; }
+
+// Calls f(a, b0, r, s0, taps) for output pixel (i, j) and every kernel row r whose input row a lies
+// inside, with the run of taps s0..s0+taps−1 whose input columns b0.. lie inside.
+template <class F>
+void for_each_row_run(const Conv2DParams& p, std::int64_t i, std::int64_t j, F&& f) {
+  const std::int64_t col = j * p.stride_w - p.pad_left;
+  const std::int64_t s0 = std::max<std::int64_t>(0, -col), s1 = std::min(p.s, p.w - col);
+  if (s1 <= s0) return;
+  for (std::int64_t r = 0; r < p.r; ++r) {
+    const std::int64_t a = i * p.stride_h + r - p.pad_top;
+    if (a >= 0 && a < p.h) f(a, col + s0, r, s0, s1 - s0);
+  }
+}
+
+// y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu. E: the operands'
+// element type (bfloat16 bits for mixed precision), T: the results'.
+template <class E, class T, class Product>
+bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Product&& product) {
+  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
+  for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
+    if (b != nullptr) {
+      std::memcpy(y + row * p.k, b, sizeof(T) * p.k);
+    } else {
+      std::memset(y + row * p.k, 0, sizeof(T) * p.k);
+    }
+  }
+  bool ok = true;
+  for (std::int64_t i = 0; i < p.p; ++i) {
+    for (std::int64_t j = 0; j < p.q; ++j) {
+      for_each_row_run(
+          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
+            ok = ok && product('N', 'N', p.n, p.k, taps * p.c, x + (a * p.w + b0) * p.c, image,
+                               w + (r * p.s + s0) * p.c * p.k, p.k, y + (i * p.q + j) * p.k, out_image);
+          });
+    }
+  }
+  if (ok && p.relu) {
+    for (std::int64_t e = 0; e < p.n * out_image; ++e) y[e] = std::max(y[e], T(0));
+  }
+  return ok;
+}
+
+// dx[N,H,W,C] from dy[N,P,Q,K] and w.
+template <class E, class T, class Product>
+bool backward_data(const Conv2DParams& p, const E* dy, const E* w, T* dx, Product&& product) {
+  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
+  std::memset(dx, 0, sizeof(T) * p.n * image);
+  bool ok = true;
+  for (std::int64_t i = 0; i < p.p; ++i) {
+    for (std::int64_t j = 0; j < p.q; ++j) {
+      for_each_row_run(
+          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
+            for (std::int64_t t = 0; t < taps; ++t) {
+              ok = ok &&
+                   product('N', 'T', p.n, p.c, p.k, dy + (i * p.q + j) * p.k, out_image,
+                           w + (r * p.s + s0 + t) * p.c * p.k, p.k, dx + (a * p.w + b0 + t) * p.c, image);
+            }
+          });
+    }
+  }
+  return ok;
+}
+
+// dw[R,S,C,K] from x and dy (the bias gradient is the caller's: a column sum of dy).
+template <class E, class T, class Product>
+bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Product&& product) {
+  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
+  std::memset(dw, 0, sizeof(T) * p.r * p.s * p.c * p.k);
+  bool ok = true;
+  for (std::int64_t i = 0; i < p.p; ++i) {
+    for (std::int64_t j = 0; j < p.q; ++j) {
+      for_each_row_run(
+          p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
+            ok = ok && product('T', 'N', taps * p.c, p.k, p.n, x + (a * p.w + b0) * p.c, image,
+                               dy + (i * p.q + j) * p.k, out_image, dw + (r * p.s + s0) * p.c * p.k, p.k);
+          });
+    }
+  }
+  return ok;
+}
+
+}  // namespace reskit::kernels::cpu::tiny_image
