@@ -1,6 +1,7 @@
-// Fast float32 kernels through oneDNN (Debian's libdnnl 2.6): NHWC activations, weights in the
-// layout oneDNN chooses (format_tag::any) reordered from/to Keras HWIO once per call, primitives
-// created once per shape and cached. Only float32: oneDNN 2.6 has no float64.
+// Fast float32 kernels through oneDNN (Debian's libdnnl 2.6): NHWC activations, Keras HWIO weights;
+// 1×1 convolutions as matmuls, tiny images as gemm row products, other convolutions as primitives
+// on weights reordered to the layout oneDNN chooses (onednn.cpp says which runs when). Primitives
+// are created once per shape and cached. Only float32: oneDNN 2.6 has no float64.
 #pragma once
 
 #include "kernels/kernels.h"
