@@ -129,13 +129,14 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   // Inference with a BatchNormalization folded in runs on the folded kernel and bias (a linear
   // convolution: the activation below is then the identity). In inference the kernel may reuse
   // its reordered copy of the weights while their version is unchanged (read-only access keeps
-  // it); a training step changes them every time.
+  // it); a training step changes them every time, but in mixed precision its forward and backward
+  // share one bfloat16 copy.
   const bool folded = folded_bn_ != nullptr && !training;
   if (folded) refresh_folded();
   const Tensor& kernel = folded ? folded_kernel_ : params()[0].value;
   const Tensor* bias = folded ? &folded_bias_ : options_.use_bias ? &params()[1].value : nullptr;
-  if (!training) p.weights_version = kernel.version();
   p.bf16 = mixed_bfloat16();
+  if (!training || p.bf16) p.weights_version = kernel.version();
   p.relu = folded && folded_relu_;
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = bias != nullptr ? bias->data<T>() : nullptr;
@@ -150,6 +151,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
 std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
   p.bf16 = mixed_bfloat16();
+  if (p.bf16) p.weights_version = params()[0].value.version();  // the forward's bfloat16 copy
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {

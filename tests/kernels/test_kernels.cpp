@@ -214,6 +214,48 @@ TYPED_TEST(KernelsTest, Conv2DRepeatedShapeSeesNewData) {
   }
 }
 
+// v rounded to bfloat16 (the mixed-precision operands' values).
+std::vector<float> rounded_operand(const std::vector<float>& v) {
+  return k::ref::rounded_bf16(v.data(), static_cast<int64_t>(v.size()));
+}
+
+// Conv2DParams::weights_version lets a kernel keep a converted copy of w (inference; the forward
+// and backward of a mixed-precision step). Same buffer, new contents, new version: every path
+// must see the new weights, and the same version again must still give them.
+TEST(ConvKeptWeights, ANewVersionIsSeen) {
+  static std::uint64_t version = 0xC0FFEE000000;  // far from the stamps Tensor hands out
+  for (bool bf16 : {false, true}) {
+    for (const auto& cc : conv_cases()) {
+      SCOPED_TRACE(cc.name + (bf16 ? " mixed_bfloat16" : " float32"));
+      auto p = conv_params(cc);
+      p.bf16 = bf16;
+      const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 21);
+      const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 22);
+      std::vector<float> w(static_cast<std::size_t>(p.r * p.s * p.c * p.k));
+      for (std::uint64_t seed : {23, 24}) {
+        const auto fresh = random_vector<float>(w.size(), seed, 0.2);
+        std::copy(fresh.begin(), fresh.end(), w.begin());
+        p.weights_version = ++version;
+        const auto w_op = bf16 ? rounded_operand(w) : w;
+        const auto x_op = bf16 ? rounded_operand(x) : x;
+        const auto dy_op = bf16 ? rounded_operand(dy) : dy;
+        auto ref_y = nan_vector<float>(p.n * p.p * p.q * p.k);
+        auto ref_dx = nan_vector<float>(p.n * p.h * p.w * p.c);
+        k::ref::conv2d_forward<float>(p, x_op.data(), w_op.data(), nullptr, ref_y.data());
+        k::ref::conv2d_backward_data<float>(p, dy_op.data(), w_op.data(), ref_dx.data());
+        for (int call = 0; call < 2; ++call) {  // the second call may use what the first kept
+          auto y = nan_vector<float>(ref_y.size());
+          auto dx = nan_vector<float>(ref_dx.size());
+          k::conv2d_forward<float>(p, x.data(), w.data(), nullptr, y.data());
+          k::conv2d_backward_data<float>(p, dy.data(), w.data(), dx.data());
+          EXPECT_TRUE(close(y, ref_y, "y"));
+          EXPECT_TRUE(close(dx, ref_dx, "dx"));
+        }
+      }
+    }
+  }
+}
+
 // ---- Conv2D in mixed precision (Conv2DParams::bf16) ----
 // The definition: the full-precision reference on operands rounded to bfloat16. oneDNN's bf16
 // kernels (or the dispatcher's fallback) must match it up to float32 accumulation order.

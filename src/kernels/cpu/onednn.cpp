@@ -410,6 +410,17 @@ const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which) {
   return static_cast<const std::uint16_t*>(out.get_data_handle());
 }
 
+// The weights w[0..n) in bfloat16: with a version (Conv2DParams::weights_version) the copy is kept
+// and converted again only when the version changes, so a training step's forward and backward
+// (and every inference call) share one conversion; without, a copy in scratch buffer 1.
+const std::uint16_t* bf16_weights(const float* w, std::int64_t n, std::uint64_t version) {
+  if (version == 0) return bf16_copy(w, n, 1);
+  static const int kBf16Copy = 0;  // the kept-weights key of these copies
+  auto [kept, valid] = kept_weights(&kBf16Copy, sizeof(std::uint16_t) * n, w, version);
+  if (!valid) std::memcpy(kept, bf16_copy(w, n, 1), sizeof(std::uint16_t) * n);
+  return reinterpret_cast<const std::uint16_t*>(kept);
+}
+
 // The element type of the products' operands: float32, or bfloat16 bits for mixed precision.
 template <bool InBf16>
 using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
@@ -421,6 +432,15 @@ const Operand<InBf16>* operand(const float* v, std::int64_t n, int which) {
     return bf16_copy(v, n, which);
   } else {
     return v;
+  }
+}
+// The weights as the products' operand (bf16_weights for mixed precision).
+template <bool InBf16>
+const Operand<InBf16>* weights_operand(const float* w, std::int64_t n, std::uint64_t version) {
+  if constexpr (InBf16) {
+    return bf16_weights(w, n, version);
+  } else {
+    return w;
   }
 }
 
@@ -494,7 +514,8 @@ bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, co
         make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16));
   });
   if (!e) return false;
-  run_matmul(*e, operand<InBf16>(gathered(p, x), m * p.c, 0), operand<InBf16>(w, p.c * p.k, 1), b, y);
+  run_matmul(*e, operand<InBf16>(gathered(p, x), m * p.c, 0),
+             weights_operand<InBf16>(w, p.c * p.k, p.weights_version), b, y);
   return true;
 }
 
@@ -522,7 +543,7 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
   }
   const void* dy_op = operand<InBf16>(dy, m * p.k, 2);
   if (ed) {
-    const void* w_op = operand<InBf16>(w, p.c * p.k, 1);
+    const void* w_op = weights_operand<InBf16>(w, p.c * p.k, p.weights_version);
     if (!is_strided(p)) {
       run_matmul(*ed, dy_op, w_op, nullptr, dx);
     } else {
@@ -714,8 +735,9 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   if (empty(p)) return false;
   if (is_pointwise(p) && pointwise_forward<true>(p, x, w, b, y)) return true;
-  if (is_tiny_image(p) && tiny_image_forward<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0),
-                                                   bf16_copy(w, p.r * p.s * p.c * p.k, 1), b, y)) {
+  if (is_tiny_image(p) &&
+      tiny_image_forward<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0),
+                               bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version), b, y)) {
     return true;
   }
   const bool with_bias = b != nullptr;
@@ -751,7 +773,8 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
     return false;
   }
   if (dx != nullptr && dx_by_rows &&
-      !tiny_image_backward_data<true>(p, dy_b, bf16_copy(w, p.r * p.s * p.c * p.k, 1), dx)) {
+      !tiny_image_backward_data<true>(p, dy_b, bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version),
+                                      dx)) {
     return false;
   }
   return true;
