@@ -19,6 +19,7 @@
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
 #include "kernels/ref/pool2d.h"
+#include "reskit/runtime.h"
 
 namespace {
 
@@ -488,6 +489,42 @@ TYPED_TEST(KernelsTest, BatchNormBackward) {
 // The float32 batch norm is built twice (AVX-512 and any x86-64) and dispatch runs only the one
 // this CPU takes: each build against the reference here, forward and backward, with and without
 // the fused ReLU.
+// Exact resume needs the same bits from the same inputs; the batch statistics, the batch-norm
+// gradients and a convolution's bias gradient are reductions, summed in fixed blocks added in
+// order, so they must not depend on the thread count either.
+TYPED_TEST(KernelsTest, ReductionsGiveTheSameBitsOnAnyThreadCount) {
+  using T = TypeParam;
+  const int threads_before = reskit::num_threads();
+  const k::BatchNormParams p{4 * 15 * 15 + 7, 70, 1e-3, true};
+  const auto x = random_vector<T>(p.rows * p.channels, 51, 2.0, 0.5);
+  const auto dy = random_vector<T>(p.rows * p.channels, 52);
+  const auto gamma = random_vector<T>(p.channels, 53);
+  const auto beta = random_vector<T>(p.channels, 54);
+  k::Conv2DParams conv;  // a 1x1 convolution over the same rows (its db is the column sum of dy)
+  conv.n = p.rows, conv.c = 3, conv.k = p.channels;
+  const auto cx = random_vector<T>(conv.n * conv.c, 55);
+  std::vector<std::vector<T>> runs;
+  for (int threads : {1, 2}) {
+    reskit::set_num_threads(threads);
+    std::vector<T> y(x.size()), mean(p.channels), var(p.channels), dx(x.size()), dgamma(p.channels),
+        dbeta(p.channels), dw(conv.c * conv.k), db(conv.k);
+    k::batch_norm_forward_training<T>(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                      var.data());
+    k::batch_norm_backward<T>(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                              dx.data(), dgamma.data(), dbeta.data());
+    k::conv2d_backward_weights<T>(conv, cx.data(), dy.data(), dw.data(), db.data());
+    std::vector<T> all;
+    for (const auto* v : {&y, &mean, &var, &dx, &dgamma, &dbeta, &db})
+      all.insert(all.end(), v->begin(), v->end());
+    runs.push_back(std::move(all));
+  }
+  reskit::set_num_threads(threads_before);
+  ASSERT_EQ(runs[0].size(), runs[1].size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i];
+  EXPECT_EQ(differ, 0u) << "values that differ between 1 and 2 threads";
+}
+
 TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
   struct Build {
     const char* name;
