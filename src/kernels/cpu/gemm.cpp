@@ -309,8 +309,8 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   std::vector<T> scale, shift;  // the forward's, for the fused ReLU's mask y > 0
   std::vector<double> rstd;
   affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  // The gradient reaching the normalization: dy, or 0 where the fused ReLU's output was 0.
-  // Raw pointers captured by value and a select, so the loops vectorise.
+  // The gradient reaching the normalization: dy, or 0 where the fused ReLU's output (the
+  // forward's affine map of x) was 0. Raw pointers captured by value, so the loops vectorise.
   const T* sc = scale.data();
   const T* sh = shift.data();
   const bool relu = p.relu;
@@ -318,12 +318,35 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   const double* mu = mean_d.data();
   std::array<std::vector<double>, 2> sums;  // Σ g and Σ g·(x − mean)
   channel_sums<2>(m, C, sums, [=](std::int64_t i, double* acc) {
-    const T* xr = x + i * C;
-    const T* dyr = dy + i * C;
-    for (std::int64_t c = 0; c < C; ++c) {
-      const double g = (relu && !(xr[c] * sc[c] + sh[c] > T(0))) ? 0.0 : double(dyr[c]);
-      acc[c] += g;
-      acc[C + c] += g * (double(xr[c]) - mu[c]);
+    // Locals, not the closure's members: stores to acc could otherwise clobber them for GCC.
+    const T* __restrict xr = x + i * C;
+    const T* __restrict dyr = dy + i * C;
+    const T* __restrict msc = sc;
+    const T* __restrict msh = sh;
+    const double* __restrict mean_c = mu;
+    double* __restrict s_dy = acc;
+    double* __restrict s_dyx = acc + C;
+    if (!relu) {
+      for (std::int64_t c = 0; c < C; ++c) {
+        s_dy[c] += double(dyr[c]);
+        s_dyx[c] += double(dyr[c]) * (double(xr[c]) - mean_c[c]);
+      }
+      return;
+    }
+    // The masked gradient first, into a small buffer: GCC vectorises the select in a loop of
+    // its own, not inside the accumulation (32768 x 64 rows: 3.0 against 4.2 ms).
+    constexpr std::int64_t kChunk = 256;
+    double g[kChunk];
+    for (std::int64_t c0 = 0; c0 < C; c0 += kChunk) {
+      const std::int64_t width = std::min(kChunk, C - c0);
+      for (std::int64_t c = 0; c < width; ++c) {
+        const T d = dyr[c0 + c];
+        g[c] = double(xr[c0 + c] * msc[c0 + c] + msh[c0 + c] > T(0) ? d : T(0));
+      }
+      for (std::int64_t c = 0; c < width; ++c) {
+        s_dy[c0 + c] += g[c];
+        s_dyx[c0 + c] += g[c] * (double(xr[c0 + c]) - mean_c[c0 + c]);
+      }
     }
   });
   const std::vector<double>& sdy = sums[0];
@@ -349,8 +372,13 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
     const T* xr = x + i * C;
     const T* dyr = dy + i * C;
     T* dxr = dx + i * C;
+    if (!relu) {
+      for (std::int64_t c = 0; c < C; ++c) dxr[c] = ap[c] * dyr[c] + bp[c] * xr[c] + dp[c];
+      continue;
+    }
     for (std::int64_t c = 0; c < C; ++c) {
-      const T g = (relu && !(xr[c] * sc[c] + sh[c] > T(0))) ? T(0) : dyr[c];
+      const T d = dyr[c];  // loaded whatever the mask, so the select vectorises
+      const T g = xr[c] * sc[c] + sh[c] > T(0) ? d : T(0);
       dxr[c] = ap[c] * g + bp[c] * xr[c] + dp[c];
     }
   }
