@@ -1,6 +1,9 @@
 // Micro-benchmarks of the convolution and max-pooling kernels on ResNet-50 shapes (batch 32, 64x64 input):
-// the fast path (oneDNN for float, im2col + OpenBLAS for double) beside the reference loops on a
-// small batch. Speed lives here, never in tests.
+// the fast path (float: 1x1 as oneDNN matmuls, the 4x4 and 2x2 stages as row products, the rest as
+// oneDNN convolutions; double: the same row products, else im2col + OpenBLAS; mixed_bfloat16: the
+// float paths with bfloat16 operands) beside the reference loops on a small batch. Speed lives
+// here, never in tests. GFLOP/s counts every tap, padding included (nominal): the row products
+// skip the taps that fall on padding, so on the 2x2 and 4x4 stages they can exceed the FMA peak.
 //   build/bench/reskit_bench_kernels --benchmark_filter=Forward
 #include <benchmark/benchmark.h>
 
@@ -21,7 +24,8 @@ struct Shape {
 const Shape kShapes[] = {
     {"conv1_7x7s2", 70, 3, 64, 7, 2, 0},     {"stage2_1x1", 15, 64, 256, 1, 1, 0},
     {"stage2_3x3", 15, 64, 64, 3, 1, 1},     {"stage3_3x3", 8, 128, 128, 3, 1, 1},
-    {"stage4_1x1s2", 8, 512, 1024, 1, 2, 0}, {"stage5_3x3", 2, 512, 512, 3, 1, 1},
+    {"stage4_1x1s2", 8, 512, 1024, 1, 2, 0}, {"stage4_3x3", 4, 256, 256, 3, 1, 1},
+    {"stage5_3x3", 2, 512, 512, 3, 1, 1},
 };
 
 k::Conv2DParams params(const Shape& s, int n) {
@@ -43,8 +47,9 @@ std::vector<T> random(std::size_t n) {
 }
 
 template <class T>
-void forward(benchmark::State& state, const Shape& s, bool reference) {
-  const auto p = params(s, reference ? 2 : 32);
+void forward(benchmark::State& state, const Shape& s, bool reference, bool bf16 = false) {
+  auto p = params(s, reference ? 2 : 32);
+  p.bf16 = bf16;
   auto x = random<T>(p.n * p.h * p.w * p.c), w = random<T>(p.r * p.s * p.c * p.k), b = random<T>(p.k);
   std::vector<T> y(p.n * p.p * p.q * p.k);
   for (auto _ : state) {
@@ -60,8 +65,9 @@ void forward(benchmark::State& state, const Shape& s, bool reference) {
 }
 
 template <class T>
-void backward(benchmark::State& state, const Shape& s) {
-  const auto p = params(s, 32);
+void backward(benchmark::State& state, const Shape& s, bool bf16 = false) {
+  auto p = params(s, 32);
+  p.bf16 = bf16;
   auto x = random<T>(p.n * p.h * p.w * p.c), w = random<T>(p.r * p.s * p.c * p.k);
   auto dy = random<T>(p.n * p.p * p.q * p.k);
   std::vector<T> dx(x.size()), dw(w.size()), db(p.k);
@@ -109,6 +115,12 @@ int register_all() {
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark((std::string("Backward/double/fast/") + s.name).c_str(),
                                  [s](benchmark::State& st) { backward<double>(st, s); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("Forward/mixed_bfloat16/fast/") + s.name).c_str(),
+                                 [s](benchmark::State& st) { forward<float>(st, s, false, true); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("Backward/mixed_bfloat16/fast/") + s.name).c_str(),
+                                 [s](benchmark::State& st) { backward<float>(st, s, true); })
         ->Unit(benchmark::kMillisecond);
   }
   return 0;
