@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/gemm.h"  // batch_norm_affine, compiled once in the generic build
 #include "kernels/kernels.h"
 
 #ifndef RESKIT_BN_ISA
@@ -158,22 +159,6 @@ void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, co
   }
 }
 
-// The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
-// shift = beta − mean·scale, rstd = 1/sqrt(var + eps).
-void affine(std::int64_t C, double epsilon, const float* gamma, const float* beta, const float* mean,
-            const float* var, std::vector<float>& scale, std::vector<float>& shift,
-            std::vector<double>& rstd) {
-  scale.resize(static_cast<std::size_t>(C));
-  shift.resize(scale.size());
-  rstd.resize(scale.size());
-  for (std::int64_t c = 0; c < C; ++c) {
-    rstd[c] = 1.0 / std::sqrt(double(var[c]) + epsilon);
-    const double s = double(gamma[c]) * rstd[c];
-    scale[c] = static_cast<float>(s);
-    shift[c] = static_cast<float>(double(beta[c]) - double(mean[c]) * s);
-  }
-}
-
 // The backward passes (Relu: the fused ReLU's mask).
 template <bool Relu>
 void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float* dy, const float* scale,
@@ -237,7 +222,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
                                   const float* residual) {
   std::vector<float> scale, shift;
   std::vector<double> rstd;
-  affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
+  cpu::batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y);
 }
 
@@ -248,7 +233,7 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
   // The forward's scale and shift, from the returned statistics: y > 0 where the ReLU passed.
   std::vector<float> scale, shift;
   std::vector<double> rstd;
-  affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
+  cpu::batch_norm_affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   if (p.relu) {
     return backward_passes<true>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
                                  dgamma, dbeta);

@@ -245,11 +245,12 @@ void scale_shift(const BatchNormParams& p, const T* x, const T* scale, const T* 
     }
 }
 
-// The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
-// shift = beta − mean·scale, rstd = 1/sqrt(var + eps).
+}  // namespace
+
 template <class T>
-void affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const T* mean, const T* var,
-            std::vector<T>& scale, std::vector<T>& shift, std::vector<double>& rstd) {
+void batch_norm_affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const T* mean,
+                       const T* var, std::vector<T>& scale, std::vector<T>& shift,
+                       std::vector<double>& rstd) {
   scale.resize(static_cast<std::size_t>(C));
   shift.resize(scale.size());
   rstd.resize(scale.size());
@@ -260,7 +261,6 @@ void affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const
     shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
   }
 }
-}  // namespace
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
@@ -298,7 +298,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
                                   const T* mean, const T* var, T* y, const T* residual) {
   std::vector<T> scale, shift;
   std::vector<double> rstd;
-  affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
+  batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   scale_shift(p, x, scale.data(), shift.data(), residual, y);
 }
 
@@ -308,7 +308,7 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   const std::int64_t m = p.rows, C = p.channels;
   std::vector<T> scale, shift;  // the forward's, for the fused ReLU's mask y > 0
   std::vector<double> rstd;
-  affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
+  batch_norm_affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   // The gradient reaching the normalization: dy, or 0 where the fused ReLU's output (the
   // forward's affine map of x) was 0. Raw pointers captured by value, so the loops vectorise.
   const T* sc = scale.data();
@@ -511,6 +511,8 @@ void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx) {
                                                 const T*, const T*, T*, const T*);                           \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
                                        const T*, const T*, T*, T*, T*);                                      \
+  template void batch_norm_affine<T>(std::int64_t, double, const T*, const T*, const T*, const T*,           \
+                                     std::vector<T>&, std::vector<T>&, std::vector<double>&);                \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
   template void max_pool2d_backward<T>(const Pool2DParams&, const T*, const T*, T*);                         \
   template void avg_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

@@ -4,6 +4,9 @@
 // whatever the oneDNN path does not cover.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "kernels/kernels.h"
 
 namespace reskit::kernels::cpu {
@@ -29,6 +32,13 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
+
+// The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
+// shift = beta − mean·scale, rstd = 1/sqrt(var + eps). Per-channel scalar work, defined (for float
+// and double) in gemm.cpp's generic build and shared by the float32 batch-norm builds.
+template <class T>
+void batch_norm_affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const T* mean,
+                       const T* var, std::vector<T>& scale, std::vector<T>& shift, std::vector<double>& rstd);
 
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);

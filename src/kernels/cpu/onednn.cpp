@@ -582,12 +582,10 @@ bool is_tiny_image(const Conv2DParams& p) { return cpu::tiny_image::applies(p); 
 // float32 through oneDNN's sgemm; bfloat16 (float32 c) through a matmul primitive over strided
 // memory descriptors (oneDNN's gemm:jit, about 1.6× the float32 rate here), one per shape. False
 // when there is no such primitive (nothing written by this call).
-struct StridedProduct {
+struct StridedProductBf16 {
   dnnl::matmul prim;
   memory::desc a, b, c;
 };
-template <bool InBf16>
-struct TinyProduct : StridedProduct {};
 
 template <bool InBf16>
 bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const Operand<InBf16>* a,
@@ -599,10 +597,10 @@ bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k
     return true;
   } else {
     const bool at = ta == 'T', bt = tb == 'T';
-    const auto* e = cached<TinyProduct<true>>(
+    const auto* e = cached<StridedProductBf16>(
         std::array<std::int64_t, 8>{m, n, k, lda, ldb, ldc, at, bt},
-        [&]() -> std::optional<TinyProduct<true>> {
-          TinyProduct<true> t;
+        [&]() -> std::optional<StridedProductBf16> {
+          StridedProductBf16 t;
           t.a = memory::desc({m, k}, bf16, at ? memory::dims{1, lda} : memory::dims{lda, 1});
           t.b = memory::desc({k, n}, bf16, bt ? memory::dims{1, ldb} : memory::dims{ldb, 1});
           t.c = memory::desc({m, n}, f32, memory::dims{ldc, 1});
@@ -725,7 +723,45 @@ memory to_bf16(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c, c
 
 // Both backward passes through oneDNN's bfloat16 convolutions (see conv2d_backward_bf16).
 bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float* dy, const float* w,
-                              float* dx, float* dw, float* db);
+                              float* dx, float* dw, float* db) {
+  const ConvBackwardDataBf16* ed = nullptr;
+  // oneDNN 2.6's jit_bf16_1x1 backward-data writes wrong dx when K is odd (1, 3, 5, ... 33; found by
+  // tests/kernels): odd K, rare in real networks, takes the fallback whatever the kernel size.
+  if (dx != nullptr && p.k % 2 != 0) return false;
+  if (dx != nullptr) {
+    ed = cached<ConvBackwardDataBf16>(
+        conv_key(p, false), [&] { return as_entry<ConvBackwardDataBf16>(make_backward_data(p, true)); });
+    if (!ed) return false;
+  }
+  const bool with_bias = db != nullptr;
+  const ConvBackwardWeightsBf16* ew = nullptr;
+  if (dw != nullptr) {
+    ew = cached<ConvBackwardWeightsBf16>(conv_key(p, with_bias), [&] {
+      return as_entry<ConvBackwardWeightsBf16>(make_backward_weights(p, with_bias, true));
+    });
+    if (!ew) return false;
+  }
+
+  auto& st = stream();
+  const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 2);
+  if (ed) {
+    ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
+                          {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
+                          {DNNL_ARG_DIFF_SRC, memory(ed->shape.src, engine(), dx)}});
+  }
+  if (ew) {
+    memory user_dw(ew->weights.user, engine(), dw);
+    memory prim_dw = chosen_memory(ew->weights, dw);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
+                                         {DNNL_ARG_DIFF_DST, dy_bf},
+                                         {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
+    if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(ew->shape.bias, engine(), db));
+    ew->prim.execute(st, args);
+    if (ew->weights.to_user) ew->weights.to_user->execute(st, prim_dw, user_dw);
+  }
+  st.wait();
+  return true;
+}
 
 }  // namespace
 
@@ -779,50 +815,5 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
   }
   return true;
 }
-
-namespace {
-
-bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float* dy, const float* w,
-                              float* dx, float* dw, float* db) {
-  const ConvBackwardDataBf16* ed = nullptr;
-  // oneDNN 2.6's jit_bf16_1x1 backward-data writes wrong dx when K is odd (1, 3, 5, ... 33; found by
-  // tests/kernels): odd K, rare in real networks, takes the fallback whatever the kernel size.
-  if (dx != nullptr && p.k % 2 != 0) return false;
-  if (dx != nullptr) {
-    ed = cached<ConvBackwardDataBf16>(
-        conv_key(p, false), [&] { return as_entry<ConvBackwardDataBf16>(make_backward_data(p, true)); });
-    if (!ed) return false;
-  }
-  const bool with_bias = db != nullptr;
-  const ConvBackwardWeightsBf16* ew = nullptr;
-  if (dw != nullptr) {
-    ew = cached<ConvBackwardWeightsBf16>(conv_key(p, with_bias), [&] {
-      return as_entry<ConvBackwardWeightsBf16>(make_backward_weights(p, with_bias, true));
-    });
-    if (!ew) return false;
-  }
-
-  auto& st = stream();
-  const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 2);
-  if (ed) {
-    ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
-                          {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
-                          {DNNL_ARG_DIFF_SRC, memory(ed->shape.src, engine(), dx)}});
-  }
-  if (ew) {
-    memory user_dw(ew->weights.user, engine(), dw);
-    memory prim_dw = chosen_memory(ew->weights, dw);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
-                                         {DNNL_ARG_DIFF_DST, dy_bf},
-                                         {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
-    if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(ew->shape.bias, engine(), db));
-    ew->prim.execute(st, args);
-    if (ew->weights.to_user) ew->weights.to_user->execute(st, prim_dw, user_dw);
-  }
-  st.wait();
-  return true;
-}
-
-}  // namespace
 
 }  // namespace reskit::kernels::onednn
