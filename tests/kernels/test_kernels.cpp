@@ -117,6 +117,9 @@ std::vector<ConvCase> conv_cases() {
       {"5x5 pad 3 on 2x2 (rows of padding only)", 8, 2, 2, 3, 7, explicit_pad(2, 5, 1, 3, 3),
        explicit_pad(2, 5, 1, 3, 3)},
       {"2x1 valid on 3x1", 10, 3, 1, 16, 16, valid(3, 2, 1), valid(1, 1, 1)},
+      // With 2 threads or more the row products run in bands of 16 output (or input) channels.
+      {"3x3 same on 2x2, 40->48 (channel bands)", 8, 2, 2, 40, 48, same(2, 3, 1), same(2, 3, 1)},
+      {"3x3 same on 4x4, 32->33 (channel bands)", 8, 4, 4, 32, 33, same(4, 3, 1), same(4, 3, 1)},
       {"3x3 same 3->13 batch 1", 1, 7, 6, 3, 13, same(7, 3, 1), same(6, 3, 1)},
       {"7x7 stride 2 pad 3 (ResNet conv1)", 2, 16, 15, 3, 16, explicit_pad(16, 7, 2, 3, 3),
        explicit_pad(15, 7, 2, 3, 3)},

@@ -157,7 +157,7 @@ template <class T>
 void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   if (tiny_image::applies(p)) {
-    tiny_image::forward(p, x, w, b, y, accumulate<T>);
+    tiny_image::forward(p, x, w, b, y, tiny_image::Band::whole(p.k), accumulate<T>);
     return;
   }
   if (is_pointwise(p)) {
@@ -182,7 +182,7 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
     return;
   }
   if (tiny_image::applies(p)) {
-    tiny_image::backward_data(p, dy, w, dx, accumulate<T>);
+    tiny_image::backward_data(p, dy, w, dx, tiny_image::Band::whole(p.c), accumulate<T>);
     return;
   }
   std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
@@ -199,7 +199,7 @@ template <class T>
 void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   if (tiny_image::applies(p)) {
-    tiny_image::backward_weights(p, x, dy, dw, accumulate<T>);
+    tiny_image::backward_weights(p, x, dy, dw, tiny_image::Band::whole(p.k), accumulate<T>);
   } else if (is_pointwise(p)) {
     gemm(true, false, p.c, p.k, p.n * pq, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
   } else {

@@ -14,6 +14,10 @@
 // `product(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)` computes c[m,n] += op(a)·op(b) over row-major
 // operands ('T': transposed) and returns false when it cannot (the functions then return false;
 // the caller recomputes every output another way, since outputs are assigned whole).
+//
+// Each function writes one band [c0, c1) of its result's last dimension (K for forward and
+// backward-weights, C for backward-data; `Band::whole` for all of it), so threads can take
+// disjoint bands, each running its products alone.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +32,13 @@ namespace reskit::kernels::cpu::tiny_image {
 // products are too short: at batch 1 a convolution with kept weights is faster).
 inline bool applies(const Conv2DParams& p) { return p.r * p.s > 1 && p.p * p.q <= 16 && p.n >= 8; }
 
+// The columns [c0, c1) of a result's last dimension.
+struct Band {
+  std::int64_t c0, c1;
+  static Band whole(std::int64_t columns) { return {0, columns}; }
+  std::int64_t width() const { return c1 - c0; }
+};
+
 // Calls f(a, b0, r, s0, taps) for output pixel (i, j) and every kernel row r whose input row a lies
 // inside, with the run of taps s0..s0+taps−1 whose input columns b0.. lie inside.
 template <class F>
@@ -41,16 +52,17 @@ void for_each_row_run(const Conv2DParams& p, std::int64_t i, std::int64_t j, F&&
   }
 }
 
-// y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu. E: the operands'
-// element type (bfloat16 bits for mixed precision), T: the results'.
+// y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu, in the columns `band` of
+// K. E: the operands' element type (bfloat16 bits for mixed precision), T: the results'.
 template <class E, class T, class Product>
-bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Product&& product) {
+bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Band band, Product&& product) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
   for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
+    T* out = y + row * p.k + band.c0;
     if (b != nullptr) {
-      std::memcpy(y + row * p.k, b, sizeof(T) * p.k);
+      std::memcpy(out, b + band.c0, sizeof(T) * band.width());
     } else {
-      std::memset(y + row * p.k, 0, sizeof(T) * p.k);
+      std::memset(out, 0, sizeof(T) * band.width());
     }
   }
   bool ok = true;
@@ -58,31 +70,37 @@ bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Pr
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            ok = ok && product('N', 'N', p.n, p.k, taps * p.c, x + (a * p.w + b0) * p.c, image,
-                               w + (r * p.s + s0) * p.c * p.k, p.k, y + (i * p.q + j) * p.k, out_image);
+            ok = ok && product('N', 'N', p.n, band.width(), taps * p.c, x + (a * p.w + b0) * p.c, image,
+                               w + (r * p.s + s0) * p.c * p.k + band.c0, p.k,
+                               y + (i * p.q + j) * p.k + band.c0, out_image);
           });
     }
   }
   if (ok && p.relu) {
-    for (std::int64_t e = 0; e < p.n * out_image; ++e) y[e] = std::max(y[e], T(0));
+    for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
+      T* out = y + row * p.k + band.c0;
+      for (std::int64_t k = 0; k < band.width(); ++k) out[k] = std::max(out[k], T(0));
+    }
   }
   return ok;
 }
 
-// dx[N,H,W,C] from dy[N,P,Q,K] and w.
+// dx[N,H,W,C] from dy[N,P,Q,K] and w, in the columns `band` of C.
 template <class E, class T, class Product>
-bool backward_data(const Conv2DParams& p, const E* dy, const E* w, T* dx, Product&& product) {
+bool backward_data(const Conv2DParams& p, const E* dy, const E* w, T* dx, Band band, Product&& product) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
-  std::memset(dx, 0, sizeof(T) * p.n * image);
+  for (std::int64_t pixel = 0; pixel < p.n * p.h * p.w; ++pixel) {
+    std::memset(dx + pixel * p.c + band.c0, 0, sizeof(T) * band.width());
+  }
   bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
             for (std::int64_t t = 0; t < taps; ++t) {
-              ok = ok &&
-                   product('N', 'T', p.n, p.c, p.k, dy + (i * p.q + j) * p.k, out_image,
-                           w + (r * p.s + s0 + t) * p.c * p.k, p.k, dx + (a * p.w + b0 + t) * p.c, image);
+              ok = ok && product('N', 'T', p.n, band.width(), p.k, dy + (i * p.q + j) * p.k, out_image,
+                                 w + ((r * p.s + s0 + t) * p.c + band.c0) * p.k, p.k,
+                                 dx + (a * p.w + b0 + t) * p.c + band.c0, image);
             }
           });
     }
@@ -90,18 +108,22 @@ bool backward_data(const Conv2DParams& p, const E* dy, const E* w, T* dx, Produc
   return ok;
 }
 
-// dw[R,S,C,K] from x and dy (the bias gradient is the caller's: a column sum of dy).
+// dw[R,S,C,K] from x and dy, in the columns `band` of K (the bias gradient is the caller's: a
+// column sum of dy).
 template <class E, class T, class Product>
-bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Product&& product) {
+bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Band band, Product&& product) {
   const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
-  std::memset(dw, 0, sizeof(T) * p.r * p.s * p.c * p.k);
+  for (std::int64_t row = 0; row < p.r * p.s * p.c; ++row) {
+    std::memset(dw + row * p.k + band.c0, 0, sizeof(T) * band.width());
+  }
   bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
       for_each_row_run(
           p, i, j, [&](std::int64_t a, std::int64_t b0, std::int64_t r, std::int64_t s0, std::int64_t taps) {
-            ok = ok && product('T', 'N', taps * p.c, p.k, p.n, x + (a * p.w + b0) * p.c, image,
-                               dy + (i * p.q + j) * p.k, out_image, dw + (r * p.s + s0) * p.c * p.k, p.k);
+            ok = ok && product('T', 'N', taps * p.c, band.width(), p.n, x + (a * p.w + b0) * p.c, image,
+                               dy + (i * p.q + j) * p.k + band.c0, out_image,
+                               dw + (r * p.s + s0) * p.c * p.k + band.c0, p.k);
           });
     }
   }
