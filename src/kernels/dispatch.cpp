@@ -89,6 +89,14 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w,
   if (dw != nullptr) conv2d_backward_weights(p, x, dy, dw, db);
 }
 
+void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out) {
+  if (use_ref()) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = ref::bf16_bits(x[i]);
+    return;
+  }
+  onednn::round_to_bf16(x, n, out);
+}
+
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var, const T* residual) {

@@ -36,6 +36,10 @@ struct Conv2DParams {
   // nearest even), products are accumulated in float32 at least, and outputs stay in T. The
   // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels.
   bool bf16 = false;
+  // Mixed precision only, optional: x already rounded to bfloat16 (round_to_bf16, n·h·w·c values),
+  // which the fast kernels read instead of converting x again, so a training step's forward and
+  // backward share one conversion. It must hold x's rounding; null: converted where needed.
+  const std::uint16_t* x_bf16 = nullptr;
   // Forward only: y = max(0, conv + b), a ReLU fused into the convolution (inference with a
   // BatchNormalization folded into the weights; oneDNN runs it as a post-op).
   bool relu = false;
@@ -54,6 +58,9 @@ void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* 
 // converts dy once for both.
 template <class T>
 void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w, T* dx, T* dw, T* db);
+// out[0..n) = x[0..n) rounded to bfloat16 (to nearest even, ref/bf16.h), as bits: the operand form
+// of mixed precision (Conv2DParams::x_bf16).
+void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);
 
 struct BatchNormParams {
   std::int64_t rows = 1;      // N*H*W: values per channel

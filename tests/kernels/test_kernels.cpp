@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -302,6 +303,13 @@ TEST_P(Bf16ConvTest, ForwardIsTheReferenceOnRoundedOperands) {
       p.bf16 = true;
       k::conv2d_forward<float>(p, x.data(), w.data(), bias, mixed.data());
       EXPECT_TRUE(close(mixed, ref, "y"));
+      // The same bits when x comes already rounded (a training step's forward and backward share it).
+      std::vector<std::uint16_t> x_bits(x.size());
+      k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), x_bits.data());
+      auto kept = nan_vector<float>(mixed.size());
+      p.x_bf16 = x_bits.data();
+      k::conv2d_forward<float>(p, x.data(), w.data(), bias, kept.data());
+      EXPECT_EQ(kept, mixed) << "with x_bf16";
       // bfloat16 keeps 8 significant bits: the result must differ from full precision, and not by much.
       EXPECT_FALSE(close(mixed, full, "y"));
       double scale = 0, diff = 0;
@@ -343,8 +351,41 @@ TEST_P(Bf16ConvTest, BackwardIsTheReferenceOnRoundedOperands) {
       k::conv2d_backward_weights<float>(p, x.data(), dy.data(), dw_alone.data(), nullptr);
       EXPECT_TRUE(close(dx_alone, ref_dx, "dx alone"));
       EXPECT_TRUE(close(dw_alone, ref_dw, "dw alone"));
+      // The same bits when x comes already rounded.
+      std::vector<std::uint16_t> x_bits(x.size());
+      k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), x_bits.data());
+      auto dx_kept = nan_vector<float>(dx.size());
+      auto dw_kept = nan_vector<float>(dw.size()), db_kept = nan_vector<float>(db.size());
+      p.x_bf16 = x_bits.data();
+      k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx_kept.data(), dw_kept.data(),
+                                with_bias ? db_kept.data() : nullptr);
+      EXPECT_EQ(dx_kept, dx) << "with x_bf16";
+      EXPECT_EQ(dw_kept, dw) << "with x_bf16";
+      if (with_bias) {
+        EXPECT_EQ(db_kept, db) << "with x_bf16";
+      }
     }
   }
+}
+
+TEST_P(Bf16ConvTest, RoundToBf16IsRoundToNearestEven) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, inf, -inf, std::numeric_limits<float>::denorm_min(),
+                          std::numeric_limits<float>::max(),
+                          // ties: 1 + 2^-8 rounds down to 1 (even), 1 + 3·2^-8 up to 1 + 2^-6
+                          1.0f + 0x1p-8f, 1.0f + 0x3p-8f, 1.0f + 0x1p-8f + 0x1p-20f};
+  const auto more = random_vector<float>(1000, 9, 100.0);
+  x.insert(x.end(), more.begin(), more.end());
+  std::vector<std::uint16_t> bits(x.size());
+  k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), bits.data());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float back = std::bit_cast<float>(static_cast<std::uint32_t>(bits[i]) << 16);
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(back), std::bit_cast<std::uint32_t>(k::ref::round_bf16(x[i])))
+        << "x[" << i << "] = " << x[i];
+  }
+  EXPECT_EQ(bits[8], 0x3F80u);   // 1 + 2^-8 -> 1
+  EXPECT_EQ(bits[9], 0x3F82u);   // 1 + 3·2^-8 -> 1 + 2^-6
+  EXPECT_EQ(bits[10], 0x3F81u);  // just above the tie -> up
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Bf16ConvTest, ::testing::Values(k::Backend::fast, k::Backend::reference),

@@ -397,23 +397,37 @@ Scratch& pointwise_scratch() {
   return s;
 }
 
-// v[0..n) converted to bfloat16 (oneDNN's reorder: to nearest even) in scratch buffer `which`
-// (0: x, 1: w, 2: dy), so the operands of one call never share a buffer.
+// v[0..n) converted to bfloat16 into out (oneDNN's reorder: to nearest even).
 struct ToBf16 {
   dnnl::reorder prim;
 };
-const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which) {
-  thread_local Scratch scratch[3];
+void convert_to_bf16(const float* v, std::int64_t n, std::uint16_t* out) {
+  if (n <= 0) return;
   const memory::desc from({n}, f32, tag::a), to({n}, bf16, tag::a);
   const auto* e = cached<ToBf16>(n, [&]() -> std::optional<ToBf16> {
     return ToBf16{dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))};
   });
   if (!e) throw dnnl::error(dnnl_unimplemented, "no float32 to bfloat16 reorder");
   memory in(from, engine(), const_cast<float*>(v));
-  memory out(to, engine(), scratch[which].get(to.get_size()));
-  e->prim.execute(stream(), in, out);
+  memory bits(to, engine(), out);
+  e->prim.execute(stream(), in, bits);
   stream().wait();
-  return static_cast<const std::uint16_t*>(out.get_data_handle());
+}
+
+// v[0..n) converted to bfloat16 in scratch buffer `which` (0: x, 1: w, 2: dy), so the operands
+// of one call never share a buffer.
+const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which) {
+  thread_local Scratch scratch[3];
+  auto* out =
+      static_cast<std::uint16_t*>(scratch[which].get(sizeof(std::uint16_t) * std::max<std::int64_t>(n, 1)));
+  convert_to_bf16(v, n, out);
+  return out;
+}
+
+// x in bfloat16: the caller's rounded copy (Conv2DParams::x_bf16), or converted into scratch
+// buffer 0.
+const std::uint16_t* x_in_bf16(const Conv2DParams& p, const float* x) {
+  return p.x_bf16 != nullptr ? p.x_bf16 : bf16_copy(x, p.n * p.h * p.w * p.c, 0);
 }
 
 // The weights w[0..n) in bfloat16: with a version (Conv2DParams::weights_version) the copy is kept
@@ -450,20 +464,34 @@ const Operand<InBf16>* weights_operand(const float* w, std::int64_t n, std::uint
   }
 }
 
-// The pixels a strided 1×1 convolution reads, x[n, i·stride_h, j·stride_w, :], as rows [N·P·Q, C].
-const float* gathered(const Conv2DParams& p, const float* x) {
+// The pixels a strided 1×1 convolution reads, x[n, i·stride_h, j·stride_w, :], as rows [N·P·Q, C]
+// (E: float32 or bfloat16 bits).
+template <class E>
+const E* gathered(const Conv2DParams& p, const E* x) {
   if (!is_strided(p)) return x;
-  auto* out = static_cast<float*>(pointwise_scratch().get(sizeof(float) * p.n * p.p * p.q * p.c));
+  auto* out = static_cast<E*>(pointwise_scratch().get(sizeof(E) * p.n * p.p * p.q * p.c));
 #pragma omp parallel for collapse(2) schedule(static) if (p.n * p.p * p.q * p.c > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) {
     for (std::int64_t i = 0; i < p.p; ++i) {
       for (std::int64_t j = 0; j < p.q; ++j) {
-        const float* from = x + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
-        std::memcpy(out + ((n * p.p + i) * p.q + j) * p.c, from, sizeof(float) * p.c);
+        const E* from = x + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
+        std::memcpy(out + ((n * p.p + i) * p.q + j) * p.c, from, sizeof(E) * p.c);
       }
     }
   }
   return out;
+}
+
+// The rows [N·P·Q, C] of a 1×1 convolution's x as the products' operand: in mixed precision
+// gathered from the caller's rounded copy when there is one, else gathered and converted.
+template <bool InBf16>
+const Operand<InBf16>* x_operand(const Conv2DParams& p, const float* x) {
+  if constexpr (InBf16) {
+    if (p.x_bf16 != nullptr) return gathered(p, p.x_bf16);
+    return bf16_copy(gathered(p, x), p.n * p.p * p.q * p.c, 0);
+  } else {
+    return gathered(p, x);
+  }
 }
 
 // dx zeroed, then rows [N·P·Q, C] written where a strided 1×1 convolution read them.
@@ -520,8 +548,7 @@ bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, co
         make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16));
   });
   if (!e) return false;
-  run_matmul(*e, operand<InBf16>(gathered(p, x), m * p.c, 0),
-             weights_operand<InBf16>(w, p.c * p.k, p.weights_version), b, y);
+  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(w, p.c * p.k, p.weights_version), b, y);
   return true;
 }
 
@@ -559,7 +586,7 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
     }
   }
   if (ew) {
-    run_matmul(*ew, operand<InBf16>(gathered(p, x), m * p.c, 0), dy_op, nullptr, dw);
+    run_matmul(*ew, x_operand<InBf16>(p, x), dy_op, nullptr, dw);
     if (db != nullptr) {
       if constexpr (InBf16) {
         column_sums(m, p.k, static_cast<const std::uint16_t*>(dy_op), db);  // db of the rounded dy
@@ -758,6 +785,8 @@ void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float*
   st.wait();
 }
 
+void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out) { convert_to_bf16(x, n, out); }
+
 // ---- Conv2D in mixed precision (bfloat16 operands, float32 accumulation and results) ----
 //
 // The caller's tensors stay float32: each call converts its operands to bfloat16 in per-thread
@@ -769,10 +798,9 @@ void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float*
 
 namespace {
 
-// x[N,H,W,C] float32 -> its bfloat16 copy in scratch buffer `which`, as an NHWC memory.
-memory to_bf16(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c, const float* x, int which) {
-  return memory(memory::desc({n, c, h, w}, bf16, tag::nhwc), engine(),
-                const_cast<std::uint16_t*>(bf16_copy(x, n * h * w * c, which)));
+// bfloat16 bits of an [N,H,W,C] tensor as an NHWC memory.
+memory nhwc_bf16(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c, const std::uint16_t* bits) {
+  return memory(memory::desc({n, c, h, w}, bf16, tag::nhwc), engine(), const_cast<std::uint16_t*>(bits));
 }
 
 // Both backward passes through oneDNN's bfloat16 convolutions (see conv2d_backward_bf16).
@@ -797,7 +825,7 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
   }
 
   auto& st = stream();
-  const memory dy_bf = to_bf16(p.n, p.p, p.q, p.k, dy, 2);
+  const memory dy_bf = nhwc_bf16(p.n, p.p, p.q, p.k, bf16_copy(dy, p.n * p.p * p.q * p.k, 2));
   if (ed) {
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
                           {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
@@ -806,7 +834,7 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
   if (ew) {
     memory user_dw(ew->weights.user, engine(), dw);
     memory prim_dw = chosen_memory(ew->weights, dw);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x))},
                                          {DNNL_ARG_DIFF_DST, dy_bf},
                                          {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
     if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(ew->shape.bias, engine(), db));
@@ -826,8 +854,8 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
   if (empty(p)) return false;
   if (is_pointwise(p) && pointwise_forward<true>(p, x, w, b, y)) return true;
   if (is_tiny_image(p) &&
-      tiny_image_forward<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0),
-                               bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version), b, y)) {
+      tiny_image_forward<true>(p, x_in_bf16(p, x), bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version),
+                               b, y)) {
     return true;
   }
   const bool with_bias = b != nullptr;
@@ -837,7 +865,7 @@ bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, 
 
   auto& st = stream();
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, to_bf16(p.n, p.h, p.w, p.c, x, 0)},
+      {DNNL_ARG_SRC, nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x))},
       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
@@ -858,8 +886,7 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
     return false;
   }
   const auto* dy_b = bf16_copy(dy, p.n * p.p * p.q * p.k, 2);
-  if (dw != nullptr &&
-      !tiny_image_backward_weights<true>(p, bf16_copy(x, p.n * p.h * p.w * p.c, 0), dy_b, dw, db)) {
+  if (dw != nullptr && !tiny_image_backward_weights<true>(p, x_in_bf16(p, x), dy_b, dw, db)) {
     return false;
   }
   if (dx != nullptr && dx_by_rows &&

@@ -12,6 +12,9 @@ void conv2d_forward(const Conv2DParams& p, const float* x, const float* w, const
 void conv2d_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
 void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
 
+// out[0..n) = x[0..n) rounded to bfloat16 bits (oneDNN's reorder: to nearest even).
+void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);
+
 // Mixed precision (Conv2DParams::bf16): bfloat16 operands, float32 results. dx, dw and db may be
 // null. Return false, doing nothing, when oneDNN has no fast bfloat16 primitive for the shape.
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);

@@ -17,6 +17,11 @@ inline float round_bf16(float v) {
   return std::bit_cast<float>(u & 0xFFFF0000u);
 }
 
+// v rounded to bfloat16, as its 16 bits.
+inline std::uint16_t bf16_bits(float v) {
+  return static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(round_bf16(v)) >> 16);
+}
+
 // A copy of v[0..n) rounded to bfloat16 (through float for double input).
 template <class T>
 std::vector<T> rounded_bf16(const T* v, std::int64_t n) {
