@@ -124,6 +124,13 @@ std::int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+struct Tensor::StorageState {
+  explicit StorageState(std::uint64_t v) : version(v) {}
+  std::atomic<std::uint64_t> version;
+  std::vector<std::uint16_t> bf16;  // the bfloat16 shadow
+  std::uint64_t bf16_version = 0;   // the version it rounds; 0: none
+};
+
 Tensor::Tensor(Shape shape, DType dtype) : Tensor(uninitialized(std::move(shape), dtype)) { zero(); }
 
 Tensor Tensor::uninitialized(Shape shape, DType dtype) {
@@ -133,7 +140,7 @@ Tensor Tensor::uninitialized(Shape shape, DType dtype) {
   t.dtype_ = dtype;
   t.defined_ = true;
   t.storage_ = allocate(static_cast<std::size_t>(n) * dtype_size(dtype));
-  t.version_ = std::make_shared<std::atomic<std::uint64_t>>(next_version());
+  t.state_ = std::make_shared<StorageState>(next_version());
   return t;
 }
 
@@ -182,10 +189,34 @@ void Tensor::require_concrete(const char* what) const {
 }
 
 void Tensor::touch() {
-  if (version_) version_->store(next_version(), std::memory_order_relaxed);
+  if (state_) state_->version.store(next_version(), std::memory_order_relaxed);
 }
 
-std::uint64_t Tensor::version() const { return version_ ? version_->load(std::memory_order_relaxed) : 0; }
+std::uint64_t Tensor::version() const { return state_ ? state_->version.load(std::memory_order_relaxed) : 0; }
+
+std::uint16_t* Tensor::bf16_shadow_buffer() const {
+  require_concrete("Tensor::bf16_shadow_buffer");
+  if (dtype_ != DType::float32) {
+    throw Error("Tensor::bf16_shadow_buffer: expected a float32 tensor, got " +
+                std::string(dtype_name(dtype_)));
+  }
+  state_->bf16.resize(static_cast<std::size_t>(numel()));
+  state_->bf16_version = 0;
+  return state_->bf16.data();
+}
+
+void Tensor::bf16_shadow_written() const {
+  require_concrete("Tensor::bf16_shadow_written");
+  if (state_->bf16.size() != static_cast<std::size_t>(numel())) {
+    throw Error("Tensor::bf16_shadow_written: no shadow buffer of " + std::to_string(numel()) + " values");
+  }
+  state_->bf16_version = version();
+}
+
+const std::uint16_t* Tensor::bf16_shadow() const {
+  if (!state_ || state_->bf16_version == 0 || state_->bf16_version != version()) return nullptr;
+  return state_->bf16.data();
+}
 
 template <class T>
 T* Tensor::data() {

@@ -117,6 +117,17 @@ class Tensor {
   // without storage.
   std::uint64_t version() const;
 
+  // Mixed precision: an optional bfloat16 rounding of a float32 tensor's contents, kept with its
+  // storage (its views share it) and valid while the contents are unchanged. A producer writing
+  // float32 may write the rounding alongside (BatchNormalization does under mixed_bfloat16), so
+  // a consumer wanting bfloat16 operands (Conv2D) need not convert again. bf16_shadow_buffer():
+  // numel() values to fill; bf16_shadow_written(): they now hold the rounding (to nearest even)
+  // of the current contents; bf16_shadow(): that rounding, or null when there is none for the
+  // current contents. None of them changes the contents or their version.
+  std::uint16_t* bf16_shadow_buffer() const;
+  void bf16_shadow_written() const;
+  const std::uint16_t* bf16_shadow() const;
+
   // Graph bookkeeping of a symbolic tensor.
   const std::shared_ptr<graph::Node>& node() const { return node_; }
   int output_index() const { return index_; }
@@ -129,7 +140,8 @@ class Tensor {
   DType dtype_ = DType::float32;
   bool defined_ = false;
   std::shared_ptr<std::byte> storage_;
-  std::shared_ptr<std::atomic<std::uint64_t>> version_;  // shared by the views of one storage
+  struct StorageState;                   // the version and the bfloat16 shadow (tensor.cpp)
+  std::shared_ptr<StorageState> state_;  // shared by the views of one storage
   std::shared_ptr<graph::Node> node_;
   int index_ = 0;
 };

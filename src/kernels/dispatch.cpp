@@ -14,6 +14,7 @@
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
 #include "kernels/ref/pool2d.h"
+#include "reskit/error.h"
 
 namespace reskit::kernels {
 
@@ -90,38 +91,65 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w,
 }
 
 void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out) {
-  if (use_ref()) {
-    for (std::int64_t i = 0; i < n; ++i) out[i] = ref::bf16_bits(x[i]);
-    return;
-  }
+  if (use_ref()) return ref::round_to_bf16_bits(x, n, out);
   onednn::round_to_bf16(x, n, out);
 }
 
+namespace {
+// BatchNormParams::out_bf16 where the kernel that ran does not write it: rounded afterwards.
+template <class T>
+void round_out_bf16(const BatchNormParams& p, const T* out) {
+  if (p.out_bf16 == nullptr) return;
+  if constexpr (!is_f32<T>) {
+    throw Error("BatchNormParams::out_bf16: expected float32 operands, got float64");
+  } else {
+    round_to_bf16(out, p.rows * p.channels, p.out_bf16);
+  }
+}
+}  // namespace
+
+// The fast float32 training passes write out_bf16 themselves, in the pass that writes y or dx.
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var, const T* residual) {
-  if (use_ref()) return ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
-  if constexpr (is_f32<T>)
-    return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
-  cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+  if (use_ref()) {
+    ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+    return round_out_bf16(p, y);
+  }
+  if constexpr (is_f32<T>) {
+    cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
+  } else {
+    cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+    round_out_bf16(p, y);
+  }
 }
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y, const T* residual) {
-  if (use_ref()) return ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
-  if constexpr (is_f32<T>)
-    return cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y, residual);
-  cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  if (use_ref()) {
+    ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  } else if constexpr (is_f32<T>) {
+    cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y, residual);
+  } else {
+    cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  }
+  round_out_bf16(p, y);
 }
 
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
-  if (use_ref()) return ref::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
-  if constexpr (is_f32<T>)
-    return cpu::batch_norm_backward_f32(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
-  cpu::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  if (use_ref()) {
+    ref::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+    return round_out_bf16(p, dx);
+  }
+  if constexpr (is_f32<T>) {
+    cpu::batch_norm_backward_f32(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  } else {
+    cpu::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+    round_out_bf16(p, dx);
+  }
 }
 
 template <class T>

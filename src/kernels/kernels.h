@@ -40,6 +40,8 @@ struct Conv2DParams {
   // which the fast kernels read instead of converting x again, so a training step's forward and
   // backward share one conversion. It must hold x's rounding; null: converted where needed.
   const std::uint16_t* x_bf16 = nullptr;
+  // The same for the backward's dy (n·p·q·k values), read in place of converting dy.
+  const std::uint16_t* dy_bf16 = nullptr;
   // Forward only: y = max(0, conv + b), a ReLU fused into the convolution (inference with a
   // BatchNormalization folded into the weights; oneDNN runs it as a post-op).
   bool relu = false;
@@ -69,6 +71,10 @@ struct BatchNormParams {
   // The ReLU that follows, fused: forward passes give y = max(0, ·); backward takes dy as the
   // gradient of that ReLU's output and keeps it only where y > 0 (y recomputed from x).
   bool relu = false;
+  // Float32 only, optional: training's y (forward) or dx (backward) written a second time,
+  // rounded to bfloat16 (round_to_bf16), rows·channels values: the operand a mixed-precision
+  // Conv2D reading it would otherwise convert.
+  std::uint16_t* out_bf16 = nullptr;
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.

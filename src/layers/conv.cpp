@@ -138,11 +138,14 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   p.bf16 = mixed_bfloat16();
   if (!training || p.bf16) p.weights_version = kernel.version();
   p.relu = folded && folded_relu_;
-  x_bf16_valid_ = training && p.bf16 && dtype() == DType::float32;
-  if (x_bf16_valid_) {
-    x_bf16_.resize(static_cast<std::size_t>(x.numel()));
-    kernels::round_to_bf16(x.data<float>(), x.numel(), x_bf16_.data());
-    p.x_bf16 = x_bf16_.data();
+  // Mixed-precision training rounds x to bfloat16 once, kept with x (Tensor::bf16_shadow) for the
+  // backward and for other readers of x, unless its producer wrote the rounding already.
+  if (training && p.bf16 && dtype() == DType::float32) {
+    if (x.bf16_shadow() == nullptr) {
+      kernels::round_to_bf16(x.data<float>(), x.numel(), x.bf16_shadow_buffer());
+      x.bf16_shadow_written();
+    }
+    p.x_bf16 = x.bf16_shadow();
   }
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = bias != nullptr ? bias->data<T>() : nullptr;
@@ -158,7 +161,10 @@ std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
   p.bf16 = mixed_bfloat16();
   if (p.bf16) p.weights_version = params()[0].value.version();  // the forward's bfloat16 copy
-  if (p.bf16 && x_bf16_valid_) p.x_bf16 = x_bf16_.data();       // and its rounded input
+  if (p.bf16) {  // the roundings of x and dz kept with them, where there are
+    p.x_bf16 = x_.bf16_shadow();
+    p.dy_bf16 = dz.bf16_shadow();
+  }
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {

@@ -84,9 +84,12 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
     }
     batch_mean_ = Tensor::uninitialized({c}, dtype());
     batch_var_ = Tensor::uninitialized({c}, dtype());
+    // Mixed precision: y rounded to bfloat16 as well, for the Conv2D that reads it.
+    if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = y.bf16_shadow_buffer();
     kernels::batch_norm_forward_training<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(), y.data<T>(),
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
+    if (p.out_bf16 != nullptr) y.bf16_shadow_written();
     // moving = moving·momentum + batch·(1 − momentum), with the unbiased batch variance
     const double mom = options_.momentum;
     const double unbias = p.rows > 1 ? static_cast<double>(p.rows) / static_cast<double>(p.rows - 1) : 1.0;
@@ -110,10 +113,13 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
   auto& beta = params()[1];
   visit_dtype(dtype(), [&]<class T>(T) {
     if (last_training_) {
+      // Mixed precision: dx rounded to bfloat16 as well, for the Conv2D whose output this reads.
+      if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = dx.bf16_shadow_buffer();
       kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(gamma.value).data<T>(),
                                       std::as_const(beta.value).data<T>(), batch_mean_.data<T>(),
                                       batch_var_.data<T>(), dx.data<T>(), gamma.grad.data<T>(),
                                       beta.grad.data<T>());
+      if (p.out_bf16 != nullptr) dx.bf16_shadow_written();
       return;
     }
     // Inference-mode forward: the statistics are constants, y = gamma·rstd·(x − mean) + beta.

@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu/batch_norm_f32.h"
@@ -351,18 +352,21 @@ TEST_P(Bf16ConvTest, BackwardIsTheReferenceOnRoundedOperands) {
       k::conv2d_backward_weights<float>(p, x.data(), dy.data(), dw_alone.data(), nullptr);
       EXPECT_TRUE(close(dx_alone, ref_dx, "dx alone"));
       EXPECT_TRUE(close(dw_alone, ref_dw, "dw alone"));
-      // The same bits when x comes already rounded.
+      // The same bits when x and dy come already rounded.
       std::vector<std::uint16_t> x_bits(x.size());
       k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), x_bits.data());
       auto dx_kept = nan_vector<float>(dx.size());
       auto dw_kept = nan_vector<float>(dw.size()), db_kept = nan_vector<float>(db.size());
+      std::vector<std::uint16_t> dy_bits(dy.size());
+      k::round_to_bf16(dy.data(), static_cast<std::int64_t>(dy.size()), dy_bits.data());
       p.x_bf16 = x_bits.data();
+      p.dy_bf16 = dy_bits.data();
       k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx_kept.data(), dw_kept.data(),
                                 with_bias ? db_kept.data() : nullptr);
-      EXPECT_EQ(dx_kept, dx) << "with x_bf16";
-      EXPECT_EQ(dw_kept, dw) << "with x_bf16";
+      EXPECT_EQ(dx_kept, dx) << "with x_bf16 and dy_bf16";
+      EXPECT_EQ(dw_kept, dw) << "with x_bf16 and dy_bf16";
       if (with_bias) {
-        EXPECT_EQ(db_kept, db) << "with x_bf16";
+        EXPECT_EQ(db_kept, db) << "with x_bf16 and dy_bf16";
       }
     }
   }
@@ -374,14 +378,22 @@ TEST_P(Bf16ConvTest, RoundToBf16IsRoundToNearestEven) {
                           std::numeric_limits<float>::max(),
                           // ties: 1 + 2^-8 rounds down to 1 (even), 1 + 3·2^-8 up to 1 + 2^-6
                           1.0f + 0x1p-8f, 1.0f + 0x3p-8f, 1.0f + 0x1p-8f + 0x1p-20f};
+  // NaNs stay NaNs (made quiet), even one whose payload lies only in the dropped bits.
+  x.push_back(std::bit_cast<float>(0x7F800001u));
+  x.push_back(std::bit_cast<float>(0xFFC00000u));
   const auto more = random_vector<float>(1000, 9, 100.0);
   x.insert(x.end(), more.begin(), more.end());
   std::vector<std::uint16_t> bits(x.size());
   k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), bits.data());
   for (std::size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(bits[i], k::ref::bf16_bits(x[i])) << "x[" << i << "] = " << x[i];
     const float back = std::bit_cast<float>(static_cast<std::uint32_t>(bits[i]) << 16);
-    EXPECT_EQ(std::bit_cast<std::uint32_t>(back), std::bit_cast<std::uint32_t>(k::ref::round_bf16(x[i])))
-        << "x[" << i << "] = " << x[i];
+    if (std::isnan(x[i])) {
+      EXPECT_TRUE(std::isnan(back)) << "x[" << i << "]";
+    } else {
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(back), std::bit_cast<std::uint32_t>(k::ref::round_bf16(x[i])))
+          << "x[" << i << "] = " << x[i];
+    }
   }
   EXPECT_EQ(bits[8], 0x3F80u);   // 1 + 2^-8 -> 1
   EXPECT_EQ(bits[9], 0x3F82u);   // 1 + 3·2^-8 -> 1 + 2^-6
@@ -617,6 +629,60 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
         EXPECT_TRUE(close(dx, ref_dx, "dx"));
         EXPECT_TRUE(close(dgamma, ref_dgamma, "dgamma"));
         EXPECT_TRUE(close(dbeta, ref_dbeta, "dbeta"));
+      }
+}
+
+// BatchNormParams::out_bf16: training's y and dx written a second time, rounded to bfloat16: each
+// float32 build and the dispatched fast and reference paths give round_to_bf16 of what they wrote.
+TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
+  using Training = decltype(&k::cpu::generic::batch_norm_forward_training);
+  using Backward = decltype(&k::cpu::generic::batch_norm_backward);
+  std::vector<std::tuple<std::string, Training, Backward>> routes{
+      {"generic", k::cpu::generic::batch_norm_forward_training, k::cpu::generic::batch_norm_backward},
+      {"dispatched fast", k::batch_norm_forward_training<float>, k::batch_norm_backward<float>},
+      {"dispatched reference",
+       [](const k::BatchNormParams& p, const float* x, const float* g, const float* b, float* y, float* m,
+          float* v, const float* r) {
+         k::set_backend(k::Backend::reference);
+         k::batch_norm_forward_training<float>(p, x, g, b, y, m, v, r);
+         k::set_backend(k::Backend::fast);
+       },
+       [](const k::BatchNormParams& p, const float* x, const float* dy, const float* g, const float* b,
+          const float* m, const float* v, float* dx, float* dg, float* db) {
+         k::set_backend(k::Backend::reference);
+         k::batch_norm_backward<float>(p, x, dy, g, b, m, v, dx, dg, db);
+         k::set_backend(k::Backend::fast);
+       }}};
+  if (k::cpu::avx512_available()) {
+    routes.emplace_back("avx512", k::cpu::avx512::batch_norm_forward_training,
+                        k::cpu::avx512::batch_norm_backward);
+  }
+  const auto expect_rounding = [](const std::vector<float>& v, const std::vector<std::uint16_t>& bits,
+                                  const char* what) {
+    std::vector<std::uint16_t> want(v.size());
+    k::ref::round_to_bf16_bits(v.data(), static_cast<std::int64_t>(v.size()), want.data());
+    EXPECT_EQ(bits, want) << what;
+  };
+  for (const auto& [name, training, backward] : routes)
+    for (const auto& bc : bn_cases())
+      for (bool relu : {false, true}) {
+        SCOPED_TRACE(name + " " + bn_name(bc) + (relu ? " with fused relu" : ""));
+        k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+        const auto x = random_vector<float>(p.rows * p.channels, 61, 2.0, 0.5);
+        const auto dy = random_vector<float>(p.rows * p.channels, 62);
+        const auto gamma = random_vector<float>(p.channels, 63);
+        const auto beta = random_vector<float>(p.channels, 64);
+        const auto res = random_vector<float>(p.rows * p.channels, 65);
+        auto y = nan_vector<float>(x.size()), dx = y, mean = nan_vector<float>(p.channels), var = mean,
+             dgamma = mean, dbeta = mean;
+        std::vector<std::uint16_t> bits(x.size(), 0xFFFF);
+        p.out_bf16 = bits.data();
+        training(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data(), res.data());
+        expect_rounding(y, bits, "y");
+        std::fill(bits.begin(), bits.end(), 0xFFFF);
+        backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), dx.data(),
+                 dgamma.data(), dbeta.data());
+        expect_rounding(dx, bits, "dx");
       }
 }
 

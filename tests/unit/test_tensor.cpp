@@ -1,6 +1,9 @@
 // Tensor basics: shapes, dtypes, copies, errors.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <utility>
+
 #include "reskit/error.h"
 #include "reskit/tensor.h"
 
@@ -23,6 +26,31 @@ TEST(Tensor, ReshapeSharesStorageAndCloneCopies) {
   c.set(1, 7);
   EXPECT_EQ(t.at(1), 2);
   EXPECT_THROW(t.reshape({3}), ShapeError);
+}
+
+// The bfloat16 shadow holds for the contents it was written for: views share it, a write access
+// (even one that leaves the values as they were) retires it, and reading never does.
+TEST(Tensor, Bf16ShadowLastsUntilTheNextWriteAccess) {
+  Tensor t = Tensor::from_values({2, 2}, {1, 2, 3, 4}, DType::float32);
+  EXPECT_EQ(t.bf16_shadow(), nullptr);
+  std::uint16_t* bits = t.bf16_shadow_buffer();
+  EXPECT_EQ(t.bf16_shadow(), nullptr) << "not yet written";
+  for (int i = 0; i < 4; ++i) bits[i] = static_cast<std::uint16_t>(0x3F80 + i);
+  t.bf16_shadow_written();
+  ASSERT_NE(t.bf16_shadow(), nullptr);
+  EXPECT_EQ(t.bf16_shadow()[3], 0x3F83);
+  const Tensor view = t.reshape({4});
+  EXPECT_EQ(view.bf16_shadow(), t.bf16_shadow());
+  EXPECT_EQ(std::as_const(view).data<float>()[0], 1.0f);
+  EXPECT_NE(t.bf16_shadow(), nullptr) << "a read keeps it";
+  Tensor alias = view;
+  alias.data<float>();
+  EXPECT_EQ(t.bf16_shadow(), nullptr) << "a write access through a view retires it";
+  EXPECT_EQ(t.clone().bf16_shadow(), nullptr) << "a copy has none";
+  Tensor d({2}, DType::float64);
+  EXPECT_THROW(d.bf16_shadow_buffer(), Error);
+  Tensor other({3}, DType::float32);
+  EXPECT_THROW(other.bf16_shadow_written(), Error) << "written without a buffer";
 }
 
 TEST(Tensor, DtypeConversionAndChecks) {

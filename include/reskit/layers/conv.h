@@ -56,9 +56,6 @@ class Conv2DLayer : public Layer {
   std::array<int, 2> kernel_;
   Conv2DOptions options_;
   Tensor x_, z_, y_;  // kept for backward: input, pre-activation, output
-  // Mixed-precision training: x_ rounded to bfloat16 once, read by forward and backward alike.
-  std::vector<std::uint16_t> x_bf16_;
-  bool x_bf16_valid_ = false;
   const BatchNormalizationLayer* folded_bn_ = nullptr;
   bool folded_relu_ = false;
   Tensor folded_kernel_, folded_bias_;

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/gemm.h"  // batch_norm_affine, compiled once in the generic build
 #include "kernels/kernels.h"
+#include "kernels/ref/bf16.h"
 
 #ifndef RESKIT_BN_ISA
 #error "define RESKIT_BN_ISA before including batch_norm_f32_impl.h"
@@ -112,49 +113,62 @@ void by_width(std::int64_t width, F&& f) {
   f.template operator()<0>();
 }
 
-// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu.
-template <bool Relu, bool Res>
+// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu; yb
+// (when not null) the same rounded to bfloat16.
+template <bool Relu, bool Res, bool Bf16>
 void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict scale,
-                 const float* __restrict shift, const float* __restrict residual, float* __restrict y) {
+                 const float* __restrict shift, const float* __restrict residual, float* __restrict y,
+                 std::uint16_t* __restrict yb) {
 #pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* __restrict xi = x + i * C;
     const float* __restrict ri = Res ? residual + i * C : nullptr;
     float* __restrict yi = y + i * C;
+    std::uint16_t* __restrict ybi = Bf16 ? yb + i * C : nullptr;
 #pragma omp simd
     for (std::int64_t c = 0; c < C; ++c) {
       float v = xi[c] * scale[c] + shift[c];
       if constexpr (Res) v += ri[c];
-      yi[c] = Relu ? relu(v) : v;
+      if constexpr (Relu) v = relu(v);
+      yi[c] = v;
+      if constexpr (Bf16) ybi[c] = ref::bf16_bits(v);
     }
   }
 }
 
 void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
-                 const float* shift, const float* residual, float* y) {
+                 const float* shift, const float* residual, float* y, std::uint16_t* yb) {
+  const auto run = [&]<bool Relu, bool Res>() {
+    if (yb != nullptr) return scale_shift<Relu, Res, true>(rows, C, x, scale, shift, residual, y, yb);
+    scale_shift<Relu, Res, false>(rows, C, x, scale, shift, residual, y, nullptr);
+  };
   if (residual != nullptr) {
-    if (with_relu) return scale_shift<true, true>(rows, C, x, scale, shift, residual, y);
-    return scale_shift<false, true>(rows, C, x, scale, shift, residual, y);
+    if (with_relu) return run.template operator()<true, true>();
+    return run.template operator()<false, true>();
   }
-  if (with_relu) return scale_shift<true, false>(rows, C, x, scale, shift, nullptr, y);
-  scale_shift<false, false>(rows, C, x, scale, shift, nullptr, y);
+  if (with_relu) return run.template operator()<true, false>();
+  run.template operator()<false, false>();
 }
 
-// dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile.
-template <bool Relu>
+// dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile; dxb (when Bf16) the same rounded
+// to bfloat16.
+template <bool Relu, bool Bf16>
 void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict dy,
                 const float* __restrict scale, const float* __restrict shift, const float* __restrict mean,
                 const float* __restrict a, const float* __restrict gm, const float* __restrict b,
-                float* __restrict dx) {
+                float* __restrict dx, std::uint16_t* __restrict dxb) {
 #pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
   for (std::int64_t i = 0; i < rows; ++i) {
     const float* __restrict xi = x + i * C;
     const float* __restrict gi = dy + i * C;
     float* __restrict out = dx + i * C;
+    std::uint16_t* __restrict outb = Bf16 ? dxb + i * C : nullptr;
 #pragma omp simd
     for (std::int64_t c = 0; c < C; ++c) {
       const float g = masked<Relu>(gi[c], xi[c], scale[c], shift[c]);
-      out[c] = a[c] * (g - gm[c]) + b[c] * (xi[c] - mean[c]);
+      const float v = a[c] * (g - gm[c]) + b[c] * (xi[c] - mean[c]);
+      out[c] = v;
+      if constexpr (Bf16) outb[c] = ref::bf16_bits(v);
     }
   }
 }
@@ -163,7 +177,7 @@ void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, co
 template <bool Relu>
 void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float* dy, const float* scale,
                      const float* shift, const float* mean, const double* rstd, const float* gamma, float* dx,
-                     float* dgamma, float* dbeta) {
+                     float* dgamma, float* dbeta, std::uint16_t* dxb) {
   std::vector<double> sg, sgx;  // Σg, Σg·(x − mean)
   channel_sums(
       m, C,
@@ -184,7 +198,9 @@ void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float
     dgamma[c] = static_cast<float>(sgx[c] * rstd[c]);
     dbeta[c] = static_cast<float>(sg[c]);
   }
-  grad_input<Relu>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx);
+  if (dxb != nullptr)
+    return grad_input<Relu, true>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, dxb);
+  grad_input<Relu, false>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, nullptr);
 }
 
 }  // namespace
@@ -214,7 +230,7 @@ void batch_norm_forward_training(const BatchNormParams& p, const float* x, const
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(v0);
   }
-  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y);
+  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y, p.out_bf16);
 }
 
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
@@ -223,7 +239,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
   std::vector<float> scale, shift;
   std::vector<double> rstd;
   cpu::batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y);
+  scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y, nullptr);
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
@@ -236,10 +252,10 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
   cpu::batch_norm_affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   if (p.relu) {
     return backward_passes<true>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
-                                 dgamma, dbeta);
+                                 dgamma, dbeta, p.out_bf16);
   }
-  backward_passes<false>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma,
-                         dbeta);
+  backward_passes<false>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma, dbeta,
+                         p.out_bf16);
 }
 
 }  // namespace reskit::kernels::cpu::RESKIT_BN_ISA

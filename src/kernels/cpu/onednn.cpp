@@ -429,6 +429,10 @@ const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which) {
 const std::uint16_t* x_in_bf16(const Conv2DParams& p, const float* x) {
   return p.x_bf16 != nullptr ? p.x_bf16 : bf16_copy(x, p.n * p.h * p.w * p.c, 0);
 }
+// dy in bfloat16: the caller's (Conv2DParams::dy_bf16), or converted into scratch buffer 2.
+const std::uint16_t* dy_in_bf16(const Conv2DParams& p, const float* dy) {
+  return p.dy_bf16 != nullptr ? p.dy_bf16 : bf16_copy(dy, p.n * p.p * p.q * p.k, 2);
+}
 
 // The weights w[0..n) in bfloat16: with a version (Conv2DParams::weights_version) the copy is kept
 // and converted again only when the version changes, so a training step's forward and backward
@@ -445,13 +449,13 @@ const std::uint16_t* bf16_weights(const float* w, std::int64_t n, std::uint64_t 
 template <bool InBf16>
 using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
 
-// v as the products' operand: v itself, or (InBf16) its bfloat16 copy in scratch buffer `which`.
+// dy as the products' operand: dy itself, or (InBf16) dy_in_bf16.
 template <bool InBf16>
-const Operand<InBf16>* operand(const float* v, std::int64_t n, int which) {
+const Operand<InBf16>* dy_operand(const Conv2DParams& p, const float* dy) {
   if constexpr (InBf16) {
-    return bf16_copy(v, n, which);
+    return dy_in_bf16(p, dy);
   } else {
-    return v;
+    return dy;
   }
 }
 // The weights as the products' operand (bf16_weights for mixed precision).
@@ -574,7 +578,7 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
     });
     if (!ew) return false;
   }
-  const void* dy_op = operand<InBf16>(dy, m * p.k, 2);
+  const void* dy_op = dy_operand<InBf16>(p, dy);
   if (ed) {
     const void* w_op = weights_operand<InBf16>(w, p.c * p.k, p.weights_version);
     if (!is_strided(p)) {
@@ -825,7 +829,7 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
   }
 
   auto& st = stream();
-  const memory dy_bf = nhwc_bf16(p.n, p.p, p.q, p.k, bf16_copy(dy, p.n * p.p * p.q * p.k, 2));
+  const memory dy_bf = nhwc_bf16(p.n, p.p, p.q, p.k, dy_in_bf16(p, dy));
   if (ed) {
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
                           {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
@@ -885,7 +889,7 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
   if (dx != nullptr && !dx_by_rows && !backward_bf16_primitives(p, nullptr, dy, w, dx, nullptr, nullptr)) {
     return false;
   }
-  const auto* dy_b = bf16_copy(dy, p.n * p.p * p.q * p.k, 2);
+  const auto* dy_b = dy_in_bf16(p, dy);
   if (dw != nullptr && !tiny_image_backward_weights<true>(p, x_in_bf16(p, x), dy_b, dw, db)) {
     return false;
   }

@@ -17,9 +17,18 @@ inline float round_bf16(float v) {
   return std::bit_cast<float>(u & 0xFFFF0000u);
 }
 
-// v rounded to bfloat16, as its 16 bits.
+// v rounded to bfloat16, as its 16 bits (a NaN stays a NaN, made quiet); the same bits as
+// round_bf16, in a form compilers vectorise.
 inline std::uint16_t bf16_bits(float v) {
-  return static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(round_bf16(v)) >> 16);
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(v);
+  const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const std::uint32_t quiet_nan = (u >> 16) | 0x40u;
+  return static_cast<std::uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded);
+}
+
+// out[0..n) = the bfloat16 bits of v[0..n).
+inline void round_to_bf16_bits(const float* v, std::int64_t n, std::uint16_t* out) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = bf16_bits(v[i]);
 }
 
 // A copy of v[0..n) rounded to bfloat16 (through float for double input).
