@@ -40,8 +40,9 @@ struct Conv2DParams {
   // which the fast kernels read instead of converting x again, so a training step's forward and
   // backward share one conversion. It must hold x's rounding; null: converted where needed.
   const std::uint16_t* x_bf16 = nullptr;
-  // The same for the backward's dy (n·p·q·k values), read in place of converting dy.
+  // The same for the backward's dy (n·p·q·k values) and for w (r·s·c·k values).
   const std::uint16_t* dy_bf16 = nullptr;
+  const std::uint16_t* w_bf16 = nullptr;
   // Forward only: y = max(0, conv + b), a ReLU fused into the convolution (inference with a
   // BatchNormalization folded into the weights; oneDNN runs it as a post-op).
   bool relu = false;

@@ -140,13 +140,17 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   p.relu = folded && folded_relu_;
   // Mixed-precision training rounds x to bfloat16 once, kept with x (Tensor::bf16_shadow) for the
   // backward and for other readers of x, unless its producer wrote the rounding already.
+  // The kernel's rounding is kept with it the same way (Adam keeps it current as it updates the
+  // kernel).
   if (training && p.bf16 && dtype() == DType::float32) {
-    if (x.bf16_shadow() == nullptr) {
-      kernels::round_to_bf16(x.data<float>(), x.numel(), x.bf16_shadow_buffer());
-      x.bf16_shadow_written();
+    for (const Tensor* t : {&x, &kernel}) {
+      if (t->bf16_shadow() != nullptr) continue;
+      kernels::round_to_bf16(t->data<float>(), t->numel(), t->bf16_shadow_buffer());
+      t->bf16_shadow_written();
     }
     p.x_bf16 = x.bf16_shadow();
   }
+  if (p.bf16) p.w_bf16 = kernel.bf16_shadow();
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = bias != nullptr ? bias->data<T>() : nullptr;
     kernels::conv2d_forward<T>(p, x.data<T>(), kernel.data<T>(), b, z.data<T>());
@@ -161,9 +165,10 @@ std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
   p.bf16 = mixed_bfloat16();
   if (p.bf16) p.weights_version = params()[0].value.version();  // the forward's bfloat16 copy
-  if (p.bf16) {  // the roundings of x and dz kept with them, where there are
+  if (p.bf16) {  // the roundings of x, dz and the kernel kept with them, where there are
     p.x_bf16 = x_.bf16_shadow();
     p.dy_bf16 = dz.bf16_shadow();
+    p.w_bf16 = params()[0].value.bf16_shadow();
   }
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();

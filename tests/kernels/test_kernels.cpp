@@ -304,13 +304,17 @@ TEST_P(Bf16ConvTest, ForwardIsTheReferenceOnRoundedOperands) {
       p.bf16 = true;
       k::conv2d_forward<float>(p, x.data(), w.data(), bias, mixed.data());
       EXPECT_TRUE(close(mixed, ref, "y"));
-      // The same bits when x comes already rounded (a training step's forward and backward share it).
+      // The same bits when x and w come already rounded (a training step's forward and backward
+      // share them).
       std::vector<std::uint16_t> x_bits(x.size());
       k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), x_bits.data());
+      std::vector<std::uint16_t> w_bits(w.size());
+      k::round_to_bf16(w.data(), static_cast<std::int64_t>(w.size()), w_bits.data());
       auto kept = nan_vector<float>(mixed.size());
       p.x_bf16 = x_bits.data();
+      p.w_bf16 = w_bits.data();
       k::conv2d_forward<float>(p, x.data(), w.data(), bias, kept.data());
-      EXPECT_EQ(kept, mixed) << "with x_bf16";
+      EXPECT_EQ(kept, mixed) << "with x_bf16 and w_bf16";
       // bfloat16 keeps 8 significant bits: the result must differ from full precision, and not by much.
       EXPECT_FALSE(close(mixed, full, "y"));
       double scale = 0, diff = 0;
@@ -352,15 +356,18 @@ TEST_P(Bf16ConvTest, BackwardIsTheReferenceOnRoundedOperands) {
       k::conv2d_backward_weights<float>(p, x.data(), dy.data(), dw_alone.data(), nullptr);
       EXPECT_TRUE(close(dx_alone, ref_dx, "dx alone"));
       EXPECT_TRUE(close(dw_alone, ref_dw, "dw alone"));
-      // The same bits when x and dy come already rounded.
+      // The same bits when x, dy and w come already rounded.
       std::vector<std::uint16_t> x_bits(x.size());
       k::round_to_bf16(x.data(), static_cast<std::int64_t>(x.size()), x_bits.data());
       auto dx_kept = nan_vector<float>(dx.size());
       auto dw_kept = nan_vector<float>(dw.size()), db_kept = nan_vector<float>(db.size());
       std::vector<std::uint16_t> dy_bits(dy.size());
       k::round_to_bf16(dy.data(), static_cast<std::int64_t>(dy.size()), dy_bits.data());
+      std::vector<std::uint16_t> w_bits(w.size());
+      k::round_to_bf16(w.data(), static_cast<std::int64_t>(w.size()), w_bits.data());
       p.x_bf16 = x_bits.data();
       p.dy_bf16 = dy_bits.data();
+      p.w_bf16 = w_bits.data();
       k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx_kept.data(), dw_kept.data(),
                                 with_bias ? db_kept.data() : nullptr);
       EXPECT_EQ(dx_kept, dx) << "with x_bf16 and dy_bf16";

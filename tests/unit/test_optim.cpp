@@ -2,9 +2,13 @@
 // seed gives bit-identical weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <utility>
 
+#include "kernels/kernels.h"
 #include "reskit/reskit.h"
 
 using namespace reskit;
@@ -20,6 +24,31 @@ Param make_param(std::vector<double> w, std::vector<double> g) {
   return p;
 }
 }  // namespace
+
+// Weights that carry a bfloat16 rounding (a mixed-precision Conv2D's kernel) keep it current
+// through an Adam step, equal to the rounding of the updated weights; others get none.
+TEST(Optimizers, AdamKeepsABf16RoundingCurrent) {
+  Adam adam({.learning_rate = 0.01});
+  Param with, without;
+  for (Param* p : {&with, &without}) {
+    p->name = p == &with ? "with/kernel:0" : "without/kernel:0";
+    p->value = Tensor::from_values({5}, {0.5, -1.0, 2.0, 3e-3, 1e5}, DType::float32);
+    p->grad = Tensor::from_values({5}, {0.1, -0.2, 0.3, 0.0, -4.0}, DType::float32);
+  }
+  std::fill_n(with.value.bf16_shadow_buffer(), 5, std::uint16_t{0});
+  with.value.bf16_shadow_written();
+  std::vector<Param*> ps{&with, &without};
+  adam.apply(ps);
+  EXPECT_EQ(without.value.bf16_shadow(), nullptr);
+  const std::uint16_t* bits = with.value.bf16_shadow();
+  ASSERT_NE(bits, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    const float w = std::as_const(with.value).data<float>()[i];
+    std::uint16_t want = 0;
+    kernels::round_to_bf16(&w, 1, &want);
+    EXPECT_EQ(bits[i], want) << "weight " << i << " = " << w;
+  }
+}
 
 TEST(Optimizers, AdamTwoStepsMatchKerasFormula) {
   Adam adam({.learning_rate = 0.01, .beta_1 = 0.8, .beta_2 = 0.9, .epsilon = 1e-3});

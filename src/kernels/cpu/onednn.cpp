@@ -434,14 +434,17 @@ const std::uint16_t* dy_in_bf16(const Conv2DParams& p, const float* dy) {
   return p.dy_bf16 != nullptr ? p.dy_bf16 : bf16_copy(dy, p.n * p.p * p.q * p.k, 2);
 }
 
-// The weights w[0..n) in bfloat16: with a version (Conv2DParams::weights_version) the copy is kept
-// and converted again only when the version changes, so a training step's forward and backward
-// (and every inference call) share one conversion; without, a copy in scratch buffer 1.
-const std::uint16_t* bf16_weights(const float* w, std::int64_t n, std::uint64_t version) {
-  if (version == 0) return bf16_copy(w, n, 1);
+// The weights w[0..r·s·c·k) in bfloat16: the caller's rounding (Conv2DParams::w_bf16), or with a
+// version (Conv2DParams::weights_version) a copy kept and converted again only when the version
+// changes, so a training step's forward and backward (and every inference call) share one
+// conversion; else a copy in scratch buffer 1.
+const std::uint16_t* bf16_weights(const Conv2DParams& p, const float* w) {
+  if (p.w_bf16 != nullptr) return p.w_bf16;
+  const std::int64_t n = p.r * p.s * p.c * p.k;
+  if (p.weights_version == 0) return bf16_copy(w, n, 1);
   static const int kBf16Copy = 0;  // the kept-weights key of these copies
-  auto [kept, valid] = kept_weights(&kBf16Copy, sizeof(std::uint16_t) * n, w, version);
-  if (!valid) std::memcpy(kept, bf16_copy(w, n, 1), sizeof(std::uint16_t) * n);
+  auto [kept, valid] = kept_weights(&kBf16Copy, sizeof(std::uint16_t) * n, w, p.weights_version);
+  if (!valid) convert_to_bf16(w, n, reinterpret_cast<std::uint16_t*>(kept));
   return reinterpret_cast<const std::uint16_t*>(kept);
 }
 
@@ -460,9 +463,9 @@ const Operand<InBf16>* dy_operand(const Conv2DParams& p, const float* dy) {
 }
 // The weights as the products' operand (bf16_weights for mixed precision).
 template <bool InBf16>
-const Operand<InBf16>* weights_operand(const float* w, std::int64_t n, std::uint64_t version) {
+const Operand<InBf16>* weights_operand(const Conv2DParams& p, const float* w) {
   if constexpr (InBf16) {
-    return bf16_weights(w, n, version);
+    return bf16_weights(p, w);
   } else {
     return w;
   }
@@ -552,7 +555,7 @@ bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, co
         make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16));
   });
   if (!e) return false;
-  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(w, p.c * p.k, p.weights_version), b, y);
+  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(p, w), b, y);
   return true;
 }
 
@@ -580,7 +583,7 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
   }
   const void* dy_op = dy_operand<InBf16>(p, dy);
   if (ed) {
-    const void* w_op = weights_operand<InBf16>(w, p.c * p.k, p.weights_version);
+    const void* w_op = weights_operand<InBf16>(p, w);
     if (!is_strided(p)) {
       run_matmul(*ed, dy_op, w_op, nullptr, dx);
     } else {
@@ -857,9 +860,7 @@ bool backward_bf16_primitives(const Conv2DParams& p, const float* x, const float
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   if (empty(p)) return false;
   if (is_pointwise(p) && pointwise_forward<true>(p, x, w, b, y)) return true;
-  if (is_tiny_image(p) &&
-      tiny_image_forward<true>(p, x_in_bf16(p, x), bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version),
-                               b, y)) {
+  if (is_tiny_image(p) && tiny_image_forward<true>(p, x_in_bf16(p, x), bf16_weights(p, w), b, y)) {
     return true;
   }
   const bool with_bias = b != nullptr;
@@ -893,9 +894,7 @@ bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy
   if (dw != nullptr && !tiny_image_backward_weights<true>(p, x_in_bf16(p, x), dy_b, dw, db)) {
     return false;
   }
-  if (dx != nullptr && dx_by_rows &&
-      !tiny_image_backward_data<true>(p, dy_b, bf16_weights(w, p.r * p.s * p.c * p.k, p.weights_version),
-                                      dx)) {
+  if (dx != nullptr && dx_by_rows && !tiny_image_backward_data<true>(p, dy_b, bf16_weights(p, w), dx)) {
     return false;
   }
   return true;
