@@ -127,8 +127,9 @@ std::int64_t shape_numel(const Shape& shape) {
 struct Tensor::StorageState {
   explicit StorageState(std::uint64_t v) : version(v) {}
   std::atomic<std::uint64_t> version;
-  std::vector<std::uint16_t> bf16;  // the bfloat16 shadow
-  std::uint64_t bf16_version = 0;   // the version it rounds; 0: none
+  std::shared_ptr<std::byte> bf16;  // the bfloat16 shadow (from the block cache, as storage is)
+  std::int64_t bf16_count = 0;
+  std::uint64_t bf16_version = 0;  // the version it rounds; 0: none
 };
 
 Tensor::Tensor(Shape shape, DType dtype) : Tensor(uninitialized(std::move(shape), dtype)) { zero(); }
@@ -200,14 +201,17 @@ std::uint16_t* Tensor::bf16_shadow_buffer() const {
     throw Error("Tensor::bf16_shadow_buffer: expected a float32 tensor, got " +
                 std::string(dtype_name(dtype_)));
   }
-  state_->bf16.resize(static_cast<std::size_t>(numel()));
+  if (!state_->bf16 || state_->bf16_count != numel()) {
+    state_->bf16 = allocate(static_cast<std::size_t>(numel()) * sizeof(std::uint16_t));
+    state_->bf16_count = numel();
+  }
   state_->bf16_version = 0;
-  return state_->bf16.data();
+  return reinterpret_cast<std::uint16_t*>(state_->bf16.get());
 }
 
 void Tensor::bf16_shadow_written() const {
   require_concrete("Tensor::bf16_shadow_written");
-  if (state_->bf16.size() != static_cast<std::size_t>(numel())) {
+  if (!state_->bf16 || state_->bf16_count != numel()) {
     throw Error("Tensor::bf16_shadow_written: no shadow buffer of " + std::to_string(numel()) + " values");
   }
   state_->bf16_version = version();
@@ -215,7 +219,7 @@ void Tensor::bf16_shadow_written() const {
 
 const std::uint16_t* Tensor::bf16_shadow() const {
   if (!state_ || state_->bf16_version == 0 || state_->bf16_version != version()) return nullptr;
-  return state_->bf16.data();
+  return reinterpret_cast<const std::uint16_t*>(state_->bf16.get());
 }
 
 template <class T>
