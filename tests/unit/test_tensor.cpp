@@ -53,6 +53,18 @@ TEST(Tensor, Bf16ShadowLastsUntilTheNextWriteAccess) {
   EXPECT_THROW(other.bf16_shadow_written(), Error) << "written without a buffer";
 }
 
+// Storage of 2 MiB and more starts on a 2 MiB boundary (so it can take transparent huge pages);
+// smaller storage is 64-byte aligned.
+TEST(Tensor, LargeStorageIsHugePageAligned) {
+  const auto address = [](const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.raw_data()); };
+  for (std::int64_t n : {std::int64_t{1} << 19, (std::int64_t{3} << 19) + 5, std::int64_t{7} << 20}) {
+    const Tensor big = Tensor::uninitialized({n}, DType::float32);  // 2 MiB, ~6 MiB, 28 MiB
+    EXPECT_EQ(address(big) % (std::uintptr_t{1} << 21), 0u) << n << " floats";
+  }
+  const Tensor small = Tensor::uninitialized({1000}, DType::float32);
+  EXPECT_EQ(address(small) % 64, 0u);
+}
+
 TEST(Tensor, DtypeConversionAndChecks) {
   Tensor t = Tensor::from_values({3}, {1.5, -2.25, 3}, DType::float32);
   Tensor d = t.to(DType::float64);
