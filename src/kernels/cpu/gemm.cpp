@@ -412,7 +412,6 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
 // selects, so the channel loop vectorises.
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
-  std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
   const std::int64_t C = p.c;
 #pragma omp parallel if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   {
@@ -422,7 +421,8 @@ void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) 
     std::int32_t* __restrict a = arg.data();
     T* __restrict b = best.data();
 #pragma omp for schedule(static)
-    for (std::int64_t n = 0; n < p.n; ++n)
+    for (std::int64_t n = 0; n < p.n; ++n) {
+      std::fill_n(dx + n * p.h * p.w * C, p.h * p.w * C, T(0));  // this image's dx, by its thread
       for (std::int64_t op = 0; op < p.p; ++op)
         for (std::int64_t oq = 0; oq < p.q; ++oq) {
           cells.clear();
@@ -448,6 +448,7 @@ void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) 
           const T* g = dy + ((n * p.p + op) * p.q + oq) * C;
           for (std::int64_t c = 0; c < C; ++c) dx[cells[a[c]] + c] += g[c];
         }
+    }
   }
 }
 
