@@ -185,7 +185,9 @@ void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
     tiny_image::backward_data(p, dy, w, dx, tiny_image::Band::whole(p.c), accumulate<T>);
     return;
   }
-  std::fill_n(dx, p.n * p.h * p.w * p.c, T(0));
+  const std::int64_t image = p.h * p.w * p.c;
+#pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
+  for (std::int64_t n = 0; n < p.n; ++n) std::fill_n(dx + n * image, image, T(0));
   const std::int64_t chunk = images_per_chunk(p);
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
   for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {

@@ -503,7 +503,9 @@ const Operand<InBf16>* x_operand(const Conv2DParams& p, const float* x) {
 
 // dx zeroed, then rows [N·P·Q, C] written where a strided 1×1 convolution read them.
 void scatter(const Conv2DParams& p, const float* rows, float* dx) {
-  std::memset(dx, 0, sizeof(float) * p.n * p.h * p.w * p.c);
+  const std::int64_t image = p.h * p.w * p.c;
+#pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
+  for (std::int64_t n = 0; n < p.n; ++n) std::memset(dx + n * image, 0, sizeof(float) * image);
 #pragma omp parallel for collapse(2) schedule(static) if (p.n * p.p * p.q * p.c > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) {
     for (std::int64_t i = 0; i < p.p; ++i) {
