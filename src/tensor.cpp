@@ -145,9 +145,8 @@ std::int64_t shape_numel(const Shape& shape) {
 struct Tensor::StorageState {
   explicit StorageState(std::uint64_t v) : version(v) {}
   std::atomic<std::uint64_t> version;
-  std::shared_ptr<std::byte> bf16;  // the bfloat16 shadow (from the block cache, as storage is)
-  std::int64_t bf16_count = 0;
-  std::uint64_t bf16_version = 0;  // the version it rounds; 0: none
+  std::shared_ptr<std::byte> bf16;  // the bfloat16 shadow, numel() values (views share numel)
+  std::uint64_t bf16_version = 0;   // the version it rounds; 0: none
 };
 
 Tensor::Tensor(Shape shape, DType dtype) : Tensor(uninitialized(std::move(shape), dtype)) { zero(); }
@@ -219,18 +218,16 @@ std::uint16_t* Tensor::bf16_shadow_buffer() const {
     throw Error("Tensor::bf16_shadow_buffer: expected a float32 tensor, got " +
                 std::string(dtype_name(dtype_)));
   }
-  if (!state_->bf16 || state_->bf16_count != numel()) {
-    state_->bf16 = allocate(static_cast<std::size_t>(numel()) * sizeof(std::uint16_t));
-    state_->bf16_count = numel();
-  }
+  // From the block cache, as storage is: a fresh zero-filled buffer each step cost more than it saved.
+  if (!state_->bf16) state_->bf16 = allocate(static_cast<std::size_t>(numel()) * sizeof(std::uint16_t));
   state_->bf16_version = 0;
   return reinterpret_cast<std::uint16_t*>(state_->bf16.get());
 }
 
 void Tensor::bf16_shadow_written() const {
   require_concrete("Tensor::bf16_shadow_written");
-  if (!state_->bf16 || state_->bf16_count != numel()) {
-    throw Error("Tensor::bf16_shadow_written: no shadow buffer of " + std::to_string(numel()) + " values");
+  if (!state_->bf16) {
+    throw Error("Tensor::bf16_shadow_written: expected a shadow buffer (bf16_shadow_buffer), got none");
   }
   state_->bf16_version = version();
 }

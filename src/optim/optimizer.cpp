@@ -44,14 +44,14 @@ Adam::Adam(AdamOptions options) : Optimizer(options.learning_rate), options_(opt
 }
 
 namespace {
-// One Adam step over the weights [i0, i1); wb (when Bf16) receives the new weights rounded to
-// bfloat16. Built for AVX-512 too, chosen at load time where the CPU has it: with the rounding,
-// the generic build's 4-wide loop is no longer held by memory but by its arithmetic.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define RESKIT_AVX512_CLONE __attribute__((target_clones("avx512f", "default")))
 #else
 #define RESKIT_AVX512_CLONE
 #endif
+// One Adam step over the weights [i0, i1); wb (when Bf16) receives the new weights rounded to
+// bfloat16. Built for AVX-512 too, chosen at load time where the CPU has it: with the rounding,
+// the generic build's 4-wide loop is no longer held by memory but by its arithmetic.
 template <class T, bool Bf16>
 RESKIT_AVX512_CLONE void adam_range(std::int64_t i0, std::int64_t i1, T* __restrict w, const T* __restrict g,
                                     T* __restrict m, T* __restrict v, std::uint16_t* __restrict wb, T b1,

@@ -798,11 +798,12 @@ void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out) { convert
 
 // ---- Conv2D in mixed precision (bfloat16 operands, float32 accumulation and results) ----
 //
-// The caller's tensors stay float32: each call converts its operands to bfloat16 in per-thread
-// scratch buffers with a cached oneDNN reorder (bf16_copy; a convolution primitive's weight reorder
-// converts its weights on the way). Results (y, dx, dw, db) are written in float32 directly. Each
-// function returns false when oneDNN has no fast bfloat16 primitive for the shape (a CPU without
-// bf16 support gets reference ones); the dispatcher then rounds copies and runs the float32 path,
+// The caller's tensors stay float32. The bfloat16 operands are the caller's roundings where it
+// passes them (Conv2DParams::x_bf16, dy_bf16, w_bf16); any other operand is converted per call
+// into per-thread scratch buffers with a cached oneDNN reorder (bf16_copy; a convolution
+// primitive's weight reorder converts its weights on the way). Results (y, dx, dw, db) are written in float32
+// directly. Each function returns false when oneDNN has no fast bfloat16 primitive for the shape (a CPU
+// without bf16 support gets reference ones); the dispatcher then rounds copies and runs the float32 path,
 // which assigns every output whole.
 
 namespace {

@@ -16,7 +16,8 @@ void conv2d_backward_weights(const Conv2DParams& p, const float* x, const float*
 void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);
 
 // Mixed precision (Conv2DParams::bf16): bfloat16 operands, float32 results. dx, dw and db may be
-// null. Return false, doing nothing, when oneDNN has no fast bfloat16 primitive for the shape.
+// null. Return false when oneDNN has no fast bfloat16 primitive for the shape; the outputs are then
+// the caller's to assign whole (some may have been written).
 bool conv2d_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
 bool conv2d_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                           float* dw, float* db);
