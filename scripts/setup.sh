@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench   also the PyTorch peer (python3-torch) for bench/ and golden fixtures
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
-      libdnnl-dev libopenblas-openmp-dev
+      libdnnl-dev ocl-icd-opencl-dev libopenblas-openmp-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       python3-h5py jq

@@ -10,12 +10,25 @@
 # After CTest it builds the libFuzzer targets (clang, build-fuzz/) and runs each parser's target
 # for a short fixed number of inputs (fuzz/run_fuzzers.sh); a missing clang fails the run (setup.sh
 # installs it). RESKIT_SKIP_FUZZ=1 skips that step, saying so.
+#   bash scripts/test.sh --fast
+# builds the same release build/ and runs only the tests labelled "fast" (no sanitizer suite, no
+# fuzzing): the quick check that scripts/fresh-check.sh runs in a new Debian 12 root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fast=0
+case "${1:-}" in
+  "") ;;
+  --fast) fast=1 ;;
+  *) echo "scripts/test.sh: unknown argument '$1'; expected nothing or --fast" >&2; exit 2 ;;
+esac
 
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESKIT_WERROR=ON
 cmake --build build --parallel "${RESKIT_JOBS:-$(nproc)}"
+if ((fast)); then
+  (cd build && ctest --output-on-failure -L fast --no-tests=error)
+  exit 0
+fi
 (cd build && ctest --output-on-failure)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (preset asan-ubsan:
