@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Side-by-side speed of reskit and the PyTorch peer on this machine, in one run.
 
-Runs `reskit bench` and ../shared/bench/torch_resnet50.py (Debian's python3-torch) for each
-workload, alternating the two, and prints each tool's figure, the ratio and issue 5's target
-(medians of per-step times after a warm-up, as both tools report them). Rows: ResNet-50 training
-steps (float32, float64, reskit's mixed_bfloat16 against PyTorch's float32), inference at batch 32
-and batch 1 (latency), peak resident memory of float32 training, and one epoch of the default
-Fashion-MNIST job.
+Runs `reskit bench` and bench/torch_resnet50.py (the same ResNet-50 in PyTorch, Debian's
+python3-torch) for each workload, alternating the two, and prints each tool's figure, the ratio and
+issue 5's target (medians of per-step times after a warm-up, as both tools report them). Rows:
+ResNet-50 training steps (float32, float64, reskit's mixed_bfloat16 against PyTorch's float32),
+inference at batch 32 and batch 1 (latency), peak resident memory of float32 training, and one
+epoch of the default Fashion-MNIST job against bench/torch_fmnist.py (ResNet-20). Both peers run
+with --threads, as reskit does.
 
-  bench/compare_torch.py [--reskit build/reskit] [--shared ../shared] [--threads 2] [--repeats 3]
+  bench/compare_torch.py [--reskit build/reskit] [--threads 2] [--repeats 3]
                          [--workloads train-float32,train-float64,...]
 
 The epoch rows run once each (a whole epoch per tool); fmnist-epoch-mixed_bfloat16 is not in the
@@ -69,7 +70,7 @@ def reskit_cmd(args, mode, dtype, batch, steps):
 
 
 def torch_cmd(args, mode, dtype, batch, steps):
-    script = os.path.join(args.shared, "bench", "torch_resnet50.py")
+    script = os.path.join(HERE, "torch_resnet50.py")
     return ["/usr/bin/python3", script, "--batch", str(batch), "--mode", mode, "--dtype", dtype,
             "--threads", str(args.threads), "--steps", str(steps)]
 
@@ -100,8 +101,8 @@ def reskit_epoch_rate(args, dtype):
 
 
 def torch_epoch_rate(args):
-    script = os.path.join(args.shared, "bench", "torch_fmnist.py")
-    out = run(["/usr/bin/python3", script, "--epochs", "1"])
+    script = os.path.join(HERE, "torch_fmnist.py")
+    out = run(["/usr/bin/python3", script, "--epochs", "1", "--threads", str(args.threads)])
     m = re.search(r"train_s=([0-9.]+) .* eval_s=([0-9.]+)", out)
     return 70000 / (float(m.group(1)) + float(m.group(2)))
 
@@ -109,7 +110,6 @@ def torch_epoch_rate(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reskit", default=os.path.join(REPO, "build", "reskit"))
-    ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workloads", default=",".join(w for w in WORKLOADS if w != "fmnist-epoch-mixed_bfloat16"))

@@ -1,4 +1,5 @@
-// The Keras ResNet-50 notebook (../shared/seed) as a C++ program:
+// The Keras ResNet-50 notebook that reskit follows (tf.keras 2.x: an identity block and a
+// convolutional block, then ResNet-50 for 64x64x3 pictures and 6 classes) as a C++ program:
 //   notebook TRAIN.h5 TEST.h5 [IMAGE] [--epochs N] [--batch-size B]
 // 1. builds an identity block and a convolutional block on a random (3, 4, 4, 6) array and
 //    checks their output shapes, as the notebook does;

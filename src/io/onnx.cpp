@@ -4,8 +4,9 @@
 // is NHWC and is transposed once at the start, and every place where Keras's NHWC order shows
 // (Flatten, a 4-D output) is transposed back. Each layer's output value is named after the layer
 // ("conv1"), the values in between after the layer and the step ("conv1/Conv" before its fused
-// activation). The rules OpenCV 4.6 needs (no empty optional inputs, Gemm with transB = 1) are in
-// shared/KERAS.md; the op semantics in ONNX's Operators.md.
+// activation). OpenCV 4.6's dnn module rejects a Pad with an empty-named optional input and a Gemm
+// with transB = 0 (opencv/opencv#22096), so the graph has no empty optional inputs and its Gemm
+// takes the kernel transposed (transB = 1); the op semantics are in ONNX's Operators.md.
 #include "reskit/io/onnx.h"
 
 #include <onnx/onnx_pb.h>

@@ -3,15 +3,22 @@
 Regenerate with:  /usr/bin/python3 tests/golden/gen_golden.py
 (Debian's python3-torch; the output goes to tests/golden/fixtures/, read by test_golden.cpp.)
 
-What it builds, with Keras 2.x semantics (see /work/shared/KERAS.md):
+What it builds, with Keras 2.x semantics:
   identity_block     (3,4,4,6), f=2, filters [2,4,6], stage "1", block "a"
   convolutional_block(3,4,4,6), f=2, filters [2,4,6], s=2, stage "1", block "a"
   resnet50           reskit's resnet50({64,64,3}, 6) (the notebook text / paper variant), batch 8
                      (from 8 images on, reskit runs the 4x4 and 2x2 stages as row products)
-Conv2D with bias, "same" padding by TensorFlow's rule (asymmetric for even kernels), BatchNormalization
-epsilon 1e-3 momentum 0.99 (torch momentum 0.01), NHWC inputs transposed to NCHW inside, Flatten in NHWC
-order. Everything runs in training mode: BN normalises with batch statistics (biased variance) and
-updates moving_mean / moving_variance with the unbiased batch variance, as reskit does.
+The Keras facts it relies on:
+  - Conv2D has a bias (use_bias=True); its kernel is HWIO (kh, kw, cin, cout), a Dense kernel (in, out).
+  - "same" padding by TensorFlow's rule: out = ceil(in / s), total = max((out - 1) * s + k - in, 0),
+    total // 2 before and the rest after (asymmetric for even kernels: f=2 pads (0, 1)).
+  - Pooling strides default to the pool size, padding "valid"; Flatten is in NHWC order (h, w, c).
+  - BatchNormalization: epsilon 1e-3, momentum 0.99 (torch momentum 0.01); weights gamma, beta,
+    moving_mean, moving_variance. Training normalises with the batch mean and the biased batch variance
+    and updates moving = 0.99 * moving + 0.01 * batch with the unbiased variance, as reskit does (so
+    does TF's fused float32 kernel; its float64 path takes the biased one).
+  - Categorical cross-entropy on a softmax output is computed from the logits, mean over the batch.
+NHWC inputs are transposed to NCHW inside; everything runs in training mode.
 
 Weights and inputs come from one formula that golden_weights.h computes identically in C++:
   h   = splitmix64(fnv1a64(name) + i)   for element i of the tensor (Keras layout, row-major);

@@ -86,7 +86,7 @@ TEST(Summary, SequentialLikeModelUsesThreeColumns) {
 }
 
 // Parameter counts against independent implementations: the CIFAR ResNets of the PyTorch peer
-// (../shared/bench/torch_fmnist.py's ResNetC: trainable = parameters, non-trainable = BN running
+// (bench/torch_fmnist.py's ResNetC: trainable = parameters, non-trainable = BN running
 // statistics) and torchvision's ResNet-18/34 (11,689,512 and 21,797,672; reskit's conv1 has the
 // Keras default bias, 64 more).
 TEST(Summary, MoreResNetsMatchIndependentCounts) {
