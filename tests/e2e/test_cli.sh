@@ -131,7 +131,21 @@ expect_error "$(int1 --dpi 0)" -- plot resnet20 -o "$tmp/m.png" --dpi 0
 expect_error "$(int1 --classes 0)" -- plot resnet20 -o "$tmp/m.svg" --classes 0
 expect_error "--output: expected a file in an existing folder" -- plot resnet20 -o "$missing_folder/m.svg"
 
-expect_error "subcommand" -- frobnicate
+# An unknown command or flag is named; the commands are listed, and the nearest name is suggested
+# where it looks like a typo.
+commands="Commands: summary, bench, train, evaluate, predict, export, plot"
+expect_error "reskit: error: unknown command 'trian'; did you mean 'train'?" "$commands" -- trian
+expect_error "unknown command 'eval'; did you mean 'evaluate'?" -- eval
+expect_error "reskit: error: unknown command 'frobnicate'" "$commands" -- frobnicate
+grep -q "did you mean" "$tmp/err" && fail "reskit frobnicate: expected no suggestion"
+expect_error "reskit: error: a command is required" "$commands" --
+expect_error "reskit: error: unknown flag '--epoch' for reskit train; did you mean '--epochs'?" \
+  "reskit train --help" -- train --epoch 3
+expect_error "unknown flag '--epoch' for reskit train; did you mean '--epochs'?" -- train --epoch=3
+expect_error "unknown flag '--bach' for reskit bench; did you mean '--batch'?" -- bench --bach 2
+expect_error "unknown flag '--inptu' for reskit summary; did you mean '--input'?" -- summary resnet50 --inptu 8,8,3
+expect_error "unknown flag '-i' for reskit summary" -- summary resnet50 -i 3
+grep -q "did you mean" "$tmp/err" && fail "reskit summary -i: expected no suggestion for a one-letter flag"
 
 # Memory: summary builds the weights only, so a huge input still prints; weights or a training
 # run larger than the memory there is fail before they are allocated, naming what and how much.

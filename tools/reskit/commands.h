@@ -27,6 +27,11 @@ Model load_for_inference(const std::string& path);
 // "64,64,3" -> {64, 64, 3}; throws ConfigError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);
 
+// The name in `names` nearest to a mistyped `word` (edit distance: insertions, deletions,
+// substitutions, swaps of neighbours; or a unique name it begins), or "" when none is near enough
+// to be what was meant. main.cpp suggests it for an unknown command or flag.
+std::string nearest_name(const std::string& word, const std::vector<std::string>& names);
+
 // ---------------------------------------------------------------- flag checks (flags.cpp)
 // CLI11 validators, run on a flag's text before the command starts; a failure prints
 // "<flag>: expected ..., got '...'" and exits non-zero.

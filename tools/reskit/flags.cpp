@@ -4,6 +4,7 @@
 // and what was received.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -41,7 +42,44 @@ bool parse_real(const std::string& text, double& value) {
   }
 }
 
+// Optimal string alignment distance: Levenshtein's, with a swap of neighbours as one edit.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
 }  // namespace
+
+std::string nearest_name(const std::string& word, const std::vector<std::string>& names) {
+  // A typo: at most one edit per three letters (dashes aside), at least one. Not for one letter
+  // ("-i"), which every other one-letter flag is one edit away from.
+  const std::size_t letters = word.size() - std::min(word.find_first_not_of('-'), word.size());
+  if (letters < 2) return "";
+  const std::size_t allowed = std::max<std::size_t>(1, letters / 3);
+  std::string best;
+  std::size_t best_distance = allowed + 1;
+  for (const auto& n : names) {
+    const std::size_t d = edit_distance(word, n);
+    if (d < best_distance) best = n, best_distance = d;
+  }
+  if (!best.empty()) return best;
+  // A shortened name: the one name that begins with the word ("eval" for "evaluate").
+  for (const auto& n : names) {
+    if (n.compare(0, word.size(), word) != 0) continue;
+    if (!best.empty()) return "";
+    best = n;
+  }
+  return best;
+}
 
 const std::vector<std::string>& dtype_names() {
   static const std::vector<std::string> names = {

@@ -1,10 +1,77 @@
 // reskit — the command line. Sub-commands live one per file; errors are printed, never thrown
 // out: a reskit::Error or a bad flag exits with status 1 (CLI11 usage errors with its own code).
+// An unknown command or flag is named, with the nearest known one when it looks like a typo.
+#include <cctype>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "commands.h"
 #include "reskit/error.h"
+
+namespace {
+
+bool is_flag(const std::string& arg) {
+  if (arg.size() < 2 || arg[0] != '-') return false;
+  // "-0.5", "-3": a (negative) number, not a flag
+  return !(std::isdigit(static_cast<unsigned char>(arg[1])) || arg[1] == '.');
+}
+
+std::string command_list(CLI::App& app) {
+  std::string s;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    s += (s.empty() ? "" : ", ") + sub->get_name();
+  return s;
+}
+
+// Explains a usage error from what CLI11 could not place: a word where a command belongs, or a
+// flag the command does not have. Returns false when there is nothing such to explain.
+bool explain_unknown(CLI::App& app) {
+  const std::vector<CLI::App*> parsed = app.get_subcommands();
+  if (parsed.empty()) {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      commands.push_back(sub->get_name());
+    std::string word, flag;
+    for (const auto& arg : app.remaining()) {
+      if (is_flag(arg) && flag.empty()) flag = arg;
+      if (!is_flag(arg) && word.empty()) word = arg;
+    }
+    if (!word.empty()) {
+      const std::string near = reskit::cli::nearest_name(word, commands);
+      std::fprintf(stderr, "reskit: error: unknown command '%s'%s\n", word.c_str(),
+                   near.empty() ? "" : ("; did you mean '" + near + "'?").c_str());
+    } else {
+      std::fprintf(stderr, "reskit: error: a command is required%s\n",
+                   flag.empty() ? "" : (" before its flags (got '" + flag + "')").c_str());
+    }
+    std::fprintf(stderr, "Commands: %s (reskit COMMAND --help describes one)\n", command_list(app).c_str());
+    return true;
+  }
+  // Flags left over by the command, or before it (reskit's own flags: --help only).
+  for (const CLI::App* owner :
+       {static_cast<const CLI::App*>(parsed.front()), static_cast<const CLI::App*>(&app)}) {
+    for (const auto& arg : owner->remaining()) {
+      if (!is_flag(arg)) continue;
+      const std::string flag = arg.substr(0, arg.find('='));
+      std::vector<std::string> flags;
+      for (const CLI::Option* opt : owner->get_options()) {
+        for (const auto& n : opt->get_lnames()) flags.push_back("--" + n);
+        for (const auto& n : opt->get_snames()) flags.push_back("-" + n);
+      }
+      const std::string near = reskit::cli::nearest_name(flag, flags);
+      const std::string name = owner == &app ? "reskit" : "reskit " + owner->get_name();
+      std::fprintf(stderr, "reskit: error: unknown flag '%s' for %s%s\nRun '%s --help' for its flags.\n",
+                   flag.c_str(), name.c_str(), near.empty() ? "" : ("; did you mean '" + near + "'?").c_str(),
+                   name.c_str());
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"reskit: residual networks in C++ (Keras semantics)", "reskit"};
@@ -19,6 +86,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && explain_unknown(app)) return e.get_exit_code();
     return app.exit(e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "reskit: error: %s\n", e.what());
