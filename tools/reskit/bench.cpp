@@ -47,11 +47,11 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([args] {
     const Args& a = *args;
     if (a.mode != "train" && a.mode != "infer") {
-      throw ConfigError("--mode: expected train or infer, got '" + a.mode + "'");
+      throw UsageError("--mode: expected train or infer, got '" + a.mode + "'");
     }
-    if (a.batch < 1) throw ConfigError("--batch: expected a size >= 1, got " + std::to_string(a.batch));
-    if (a.steps < 1) throw ConfigError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
-    if (a.warmup < 0) throw ConfigError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
+    if (a.batch < 1) throw UsageError("--batch: expected a size >= 1, got " + std::to_string(a.batch));
+    if (a.steps < 1) throw UsageError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
+    if (a.warmup < 0) throw UsageError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
     if (a.threads != 0) set_num_threads(a.threads);
     set_global_policy(a.dtype);
     set_random_seed(0);

@@ -6,10 +6,24 @@
 #include <vector>
 
 #include "reskit/data/dataset.h"
+#include "reskit/error.h"
 #include "reskit/graph/model.h"
 #include "reskit/tensor.h"
 
 namespace reskit::cli {
+
+// Exit statuses: a usage error (an unknown command or flag, a missing or malformed argument,
+// flags that do not go together) exits with 2, as most Unix tools do; anything that goes wrong
+// while running (a file missing, unreadable or malformed, too little memory) with 1.
+constexpr int kExitUsage = 2;
+constexpr int kExitFailure = 1;
+
+// A mistake in the command line found after CLI11 parsed it (a malformed --input, flags that do
+// not go together): main() prints it and exits with kExitUsage.
+class UsageError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
 
 void add_summary_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
@@ -24,7 +38,7 @@ Dataset limited(const Dataset& data, std::int64_t limit);
 // A saved model, compiled with categorical cross-entropy and accuracy if the file was not.
 Model load_for_inference(const std::string& path);
 
-// "64,64,3" -> {64, 64, 3}; throws ConfigError naming the flag.
+// "64,64,3" -> {64, 64, 3}; throws UsageError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);
 
 // The name in `names` nearest to a mistyped `word` (edit distance: insertions, deletions,
@@ -52,5 +66,8 @@ CLI::Validator existing_folder();
 CLI::Validator writable_file();
 // A folder to write into, created if missing: its nearest existing ancestor can be written.
 CLI::Validator writable_folder();
+// Whether one of the four file-system checks above refused a flag: that is a run-time failure
+// (exit 1), not a usage error, though CLI11 reports it as a ValidationError.
+bool file_check_failed();
 
 }  // namespace reskit::cli

@@ -14,7 +14,7 @@
 namespace reskit::cli {
 
 Dataset limited(const Dataset& data, std::int64_t limit) {
-  if (limit < 0) throw ConfigError("--limit: expected a count >= 0, got " + std::to_string(limit));
+  if (limit < 0) throw UsageError("--limit: expected a count >= 0, got " + std::to_string(limit));
   return limit > 0 ? data.subset(0, std::min(limit, data.size())) : data;
 }
 

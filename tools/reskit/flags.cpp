@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 
 #include "commands.h"
 #include "reskit/models/registry.h"
@@ -42,6 +43,19 @@ bool parse_real(const std::string& text, double& value) {
   }
 }
 
+bool g_file_check_failed = false;
+
+// A check of the file system: its failures are recorded for file_check_failed().
+CLI::Validator file_check(std::function<std::string(std::string&)> check, const std::string& name) {
+  return CLI::Validator(
+      [check = std::move(check)](std::string& text) {
+        std::string problem = check(text);
+        if (!problem.empty()) g_file_check_failed = true;
+        return problem;
+      },
+      name);
+}
+
 // Optimal string alignment distance: Levenshtein's, with a swap of neighbours as one edit.
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
@@ -58,6 +72,8 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+bool file_check_failed() { return g_file_check_failed; }
 
 std::string nearest_name(const std::string& word, const std::vector<std::string>& names) {
   // A typo: at most one edit per three letters (dashes aside), at least one. Not for one letter
@@ -159,7 +175,7 @@ CLI::Validator non_negative_number() {
 }
 
 CLI::Validator existing_file() {
-  return CLI::Validator(
+  return file_check(
       [](std::string& text) {
         namespace fs = std::filesystem;
         std::error_code ec;
@@ -171,7 +187,7 @@ CLI::Validator existing_file() {
 }
 
 CLI::Validator existing_folder() {
-  return CLI::Validator(
+  return file_check(
       [](std::string& text) {
         namespace fs = std::filesystem;
         std::error_code ec;
@@ -183,7 +199,7 @@ CLI::Validator existing_folder() {
 }
 
 CLI::Validator writable_file() {
-  return CLI::Validator(
+  return file_check(
       [](std::string& text) {
         namespace fs = std::filesystem;
         std::error_code ec;
@@ -203,7 +219,7 @@ CLI::Validator writable_file() {
 }
 
 CLI::Validator writable_folder() {
-  return CLI::Validator(
+  return file_check(
       [](std::string& text) {
         namespace fs = std::filesystem;
         std::error_code ec;

@@ -1,6 +1,7 @@
 // reskit — the command line. Sub-commands live one per file; errors are printed, never thrown
-// out: a reskit::Error or a bad flag exits with status 1 (CLI11 usage errors with its own code).
-// An unknown command or flag is named, with the nearest known one when it looks like a typo.
+// out: a usage error (CLI11's, or a UsageError from a command) exits with status 2, anything else
+// (a reskit::Error, a file a flag names that is missing) with 1; --help exits with 0. An unknown
+// command or flag is named, with the nearest known one when it looks like a typo.
 #include <cctype>
 #include <cstdio>
 #include <exception>
@@ -86,11 +87,21 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() != 0 && explain_unknown(app)) return e.get_exit_code();
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // An unknown command or flag first: it may be why a later word was taken for a file name.
+    if (explain_unknown(app)) return reskit::cli::kExitUsage;
+    if (reskit::cli::file_check_failed()) {
+      std::fprintf(stderr, "reskit: error: %s\n", e.what());
+      return reskit::cli::kExitFailure;
+    }
+    app.exit(e);
+    return reskit::cli::kExitUsage;
+  } catch (const reskit::cli::UsageError& e) {
+    std::fprintf(stderr, "reskit: error: %s\n", e.what());
+    return reskit::cli::kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "reskit: error: %s\n", e.what());
-    return 1;
+    return reskit::cli::kExitFailure;
   }
   return 0;
 }

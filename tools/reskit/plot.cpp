@@ -3,6 +3,7 @@
 // or a model name with --input and --classes, as `reskit summary` takes.
 #include "reskit/io/plot.h"
 
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 
@@ -42,6 +43,15 @@ void add_plot_command(CLI::App& app) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const bool is_file = fs::is_regular_file(a->model, ec) || fs::path(a->model).extension() == ".h5";
+    // Mistakes in the command line (exit 2) before the library meets them.
+    if (std::string name = a->model, problem = model_name()(name); !is_file && !problem.empty())
+      throw UsageError("model: " + problem + ", or a model file (.h5)");
+    std::string ext = fs::path(a->output).extension().string();
+    for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (ext != ".dot" && ext != ".svg" && ext != ".png") {
+      throw UsageError("--output: expected a file name ending in .dot, .svg or .png, got " +
+                       (ext.empty() ? std::string("no extension") : "'" + ext + "'"));
+    }
     Model model = is_file ? load_model(a->model, {.compile = false})
                           : build_model(a->model, parse_shape("--input", a->input), a->classes);
     plot_model(model, a->output, a->options);

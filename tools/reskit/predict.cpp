@@ -40,12 +40,12 @@ void add_predict_command(CLI::App& app) {
       ->check(integer_at_least(0));
   cmd->callback([a] {
     if (a->threads != 0) set_num_threads(a->threads);
-    if (a->top < 1) throw ConfigError("--top: expected a count >= 1, got " + std::to_string(a->top));
+    if (a->top < 1) throw UsageError("--top: expected a count >= 1, got " + std::to_string(a->top));
     if (a->images.empty() == a->data.empty()) {
-      throw ConfigError("predict: expected either pictures or --data (with --output), got " +
-                        std::string(a->images.empty() ? "neither" : "both"));
+      throw UsageError("predict: expected either pictures or --data (with --output), got " +
+                       std::string(a->images.empty() ? "neither" : "both"));
     }
-    if (!a->data.empty() && a->output.empty()) throw ConfigError("predict: --data needs --output FILE.csv");
+    if (!a->data.empty() && a->output.empty()) throw UsageError("predict: --data needs --output FILE.csv");
     Model model = load_for_inference(a->model);
     const Shape& in = model.inputs()[0].shape();
     const std::int64_t k = model.outputs()[0].shape().back();

@@ -19,11 +19,11 @@ Shape parse_shape(const std::string& flag, const std::string& text) {
       if (used != part.size() || v <= 0) throw std::invalid_argument(part);
       shape.push_back(v);
     } catch (const std::exception&) {
-      throw ConfigError(flag + ": expected positive integers separated by commas (e.g. 64,64,3), got '" +
-                        text + "'");
+      throw UsageError(flag + ": expected positive integers separated by commas (e.g. 64,64,3), got '" +
+                       text + "'");
     }
   }
-  if (shape.empty()) throw ConfigError(flag + ": expected a shape such as 64,64,3, got '" + text + "'");
+  if (shape.empty()) throw UsageError(flag + ": expected a shape such as 64,64,3, got '" + text + "'");
   return shape;
 }
 

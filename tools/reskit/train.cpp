@@ -49,7 +49,7 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
     opt = std::make_shared<SGD>(
         SGDOptions{.learning_rate = a.lr > 0 ? a.lr : 0.1, .momentum = 0.9, .nesterov = true});
   } else {
-    throw ConfigError("--optimizer: expected adam, adamw or sgd, got '" + a.optimizer + "'");
+    throw UsageError("--optimizer: expected adam, adamw or sgd, got '" + a.optimizer + "'");
   }
   const double lr = opt->learning_rate();
   if (a.schedule == "cosine") {
@@ -60,7 +60,7 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
         std::vector<std::int64_t>{total_steps / 2, total_steps * 3 / 4},
         std::vector<double>{lr, lr * 0.1, lr * 0.01}));
   } else if (a.schedule != "constant") {
-    throw ConfigError("--lr-schedule: expected cosine, step or constant, got '" + a.schedule + "'");
+    throw UsageError("--lr-schedule: expected cosine, step or constant, got '" + a.schedule + "'");
   }
   return opt;
 }
@@ -299,11 +299,11 @@ OutputFiles output_files(const TrainArgs& a) {
 }
 
 void run_train(const TrainArgs& a) {
-  if (a.epochs < 1) throw ConfigError("--epochs: expected a count >= 1, got " + std::to_string(a.epochs));
+  if (a.epochs < 1) throw UsageError("--epochs: expected a count >= 1, got " + std::to_string(a.epochs));
   if (a.batch_size < 1)
-    throw ConfigError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
+    throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
   if (a.checkpoint_every > 0 && a.checkpoint_dir.empty() && a.resume.empty())
-    throw ConfigError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
+    throw UsageError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
   const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
   set_global_policy(a.dtype);
@@ -339,7 +339,7 @@ void run_train(const TrainArgs& a) {
     }
   }
 
-  if (a.limit < 0) throw ConfigError("--limit: expected a count >= 0, got " + std::to_string(a.limit));
+  if (a.limit < 0) throw UsageError("--limit: expected a count >= 0, got " + std::to_string(a.limit));
   if (a.limit > 0) {
     train = train.subset(0, std::min(a.limit, train.size()));
     val = val.subset(0, std::min(a.limit, val.size()));
