@@ -1,16 +1,20 @@
 // Writes small files in the notebook's SIGNS layout (train_signs.h5 / test_signs.h5: uint8
 // images (m, 64, 64, 3), labels (1, m), list_classes) and one PNG picture, so the notebook example
 // can run where the real SIGNS files are not at hand (they are not redistributable).
-//   make_signs DIR [TRAIN_COUNT] [TEST_COUNT]
-// Class c is a bright square in one of six places; the picture shows class 2.
+//   make_signs DIR [TRAIN_COUNT] [TEST_COUNT]     (defaults 120 and 30)
+// DIR is created if missing. Class c is a bright square in one of six places; the picture shows
+// class 2. A failure prints one line and exits with 1 (HDF5's own error stack is turned off); a bad
+// command line exits with 2.
 #include <hdf5.h>
 #include <png.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -39,20 +43,21 @@ bool write_h5(const std::string& path, const std::string& split, int m, std::mt1
   }
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) return false;
+  bool ok = true;
   hsize_t xd[4] = {static_cast<hsize_t>(m), kSide, kSide, 3}, yd[2] = {1, static_cast<hsize_t>(m)},
           cd[1] = {kClasses};
   auto write = [&](const std::string& name, int rank, const hsize_t* dims, hid_t type, const void* data) {
     hid_t s = H5Screate_simple(rank, dims, nullptr);
-    hid_t d = H5Dcreate2(f, name.c_str(), type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    H5Dclose(d);
-    H5Sclose(s);
+    hid_t d = s < 0 ? -1 : H5Dcreate2(f, name.c_str(), type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ok = ok && d >= 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0) H5Dclose(d);
+    if (s >= 0) H5Sclose(s);
   };
   std::vector<std::int64_t> classes{0, 1, 2, 3, 4, 5};
   write(split + "_set_x", 4, xd, H5T_NATIVE_UINT8, x.data());
   write(split + "_set_y", 2, yd, H5T_NATIVE_INT64, y.data());
   write("list_classes", 1, cd, H5T_NATIVE_INT64, classes.data());
-  return H5Fclose(f) >= 0;
+  return H5Fclose(f) >= 0 && ok;
 }
 
 bool write_png(const std::string& path, const std::vector<std::uint8_t>& img) {
@@ -74,20 +79,45 @@ bool write_png(const std::string& path, const std::vector<std::uint8_t>& img) {
   png_destroy_write_struct(&png, &info);
   return std::fclose(fp) == 0;
 }
+
+// A sample count from 1 to 100000, or 0 when the text is not one.
+int count(const char* text) {
+  char* end = nullptr;
+  const long n = std::strtol(text, &end, 10);
+  return *text != '\0' && *end == '\0' && n >= 1 && n <= 100000 ? static_cast<int>(n) : 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: make_signs DIR [TRAIN_COUNT] [TEST_COUNT]\n");
+  const int train = argc > 2 ? count(argv[2]) : 120, test = argc > 3 ? count(argv[3]) : 30;
+  if (argc < 2 || argc > 4 || train == 0 || test == 0) {
+    std::fprintf(stderr, "usage: make_signs DIR [TRAIN_COUNT] [TEST_COUNT] (counts from 1 to 100000)\n");
     return 2;
   }
   const std::string dir = argv[1];
-  const int train = argc > 2 ? std::atoi(argv[2]) : 120, test = argc > 3 ? std::atoi(argv[3]) : 30;
-  std::mt19937 gen(1);
-  if (!write_h5(dir + "/train_signs.h5", "train", train, gen) ||
-      !write_h5(dir + "/test_signs.h5", "test", test, gen) || !write_png(dir + "/sign.png", draw(2, gen))) {
-    std::fprintf(stderr, "make_signs: cannot write into %s\n", dir.c_str());
+  // Failures are reported here, in one line each, not as HDF5's error stack.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    std::fprintf(stderr, "make_signs: cannot create folder '%s': %s\n", dir.c_str(),
+                 (ec ? ec : std::make_error_code(std::errc::not_a_directory)).message().c_str());
     return 1;
   }
+  std::mt19937 gen(1);
+  for (const auto& [file, split, m] :
+       {std::tuple{"train_signs.h5", "train", train}, {"test_signs.h5", "test", test}}) {
+    const std::string path = dir + "/" + file;
+    if (!write_h5(path, split, m, gen)) {
+      std::fprintf(stderr, "make_signs: cannot write '%s'\n", path.c_str());
+      return 1;
+    }
+  }
+  if (!write_png(dir + "/sign.png", draw(2, gen))) {
+    std::fprintf(stderr, "make_signs: cannot write '%s/sign.png'\n", dir.c_str());
+    return 1;
+  }
+  std::printf("Wrote %s/train_signs.h5 (%d samples), %s/test_signs.h5 (%d) and %s/sign.png\n", dir.c_str(),
+              train, dir.c_str(), test, dir.c_str());
   return 0;
 }
