@@ -1,5 +1,6 @@
 // fit / evaluate / predict, callbacks and the progress bar.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -275,4 +276,36 @@ TEST(Fit, WithoutAGeneratorFitDrawsFromItsSeed) {
     return w;
   };
   EXPECT_EQ(run(false), run(true));
+}
+
+// Every file reskit writes goes through a temporary file renamed into place, created with the mode
+// open(2) gives under the umask: the history CSV, the curves SVG and predict's CSV (through
+// write_file_atomically) as the .h5 model; 0644 under umask 022 (mkstemp's 0600 before).
+TEST(Files, WrittenFilesHonourTheUmask) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "reskit_test_umask";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Model model = small_model();
+  History h;
+  h.epoch = {0, 1};
+  h.history = {{"loss", {0.9, 0.5}}, {"accuracy", {0.4, 0.7}}};
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 0777 : ~0u;
+  };
+  for (const mode_t mask : {mode_t{022}, mode_t{027}}) {
+    const mode_t old = ::umask(mask);
+    write_file_atomically((dir / "probabilities.csv").string(), "neg,pos\n0.25,0.75\n");
+    CSVLogger csv((dir / "history.csv").string());
+    csv.on_train_begin();
+    Logs logs{{"loss", 0.5}};
+    csv.on_epoch_end(0, logs);
+    plot_history(h, (dir / "curves.svg").string());
+    save_model(model, (dir / "model.h5").string());
+    ::umask(old);
+    for (const char* f : {"probabilities.csv", "history.csv", "curves.svg", "model.h5"})
+      EXPECT_EQ(mode(dir / f), 0666u & ~mask) << f << " written under umask 0" << std::oct << mask;
+  }
+  fs::remove_all(dir);
 }

@@ -148,7 +148,7 @@ class ModelCheckpoint : public Callback {
 };
 
 // Writes `text` to path through a temporary file in the same folder, flushed and renamed into
-// place; throws FileError naming the path on failure.
+// place (mode 0666 & ~umask, as save_model's files); throws FileError naming the path on failure.
 void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace reskit
