@@ -1,12 +1,14 @@
-// fit / evaluate / predict, callbacks and the progress bar.
+// fit / evaluate / predict, callbacks, the progress bar and the training curves.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 
+#include "io/curves_axis.h"
 #include "reskit/reskit.h"
 
 using namespace reskit;
@@ -308,4 +310,66 @@ TEST(Files, WrittenFilesHonourTheUmask) {
       EXPECT_EQ(mode(dir / f), 0666u & ~mask) << f << " written under umask 0" << std::oct << mask;
   }
   fs::remove_all(dir);
+}
+
+// The training curves' value axes: round ticks (steps of 1, 2 or 5 x 10^k), the loss axis from 0
+// up, the accuracy axis within [0, 1] (they showed -0.0614 and 1.015).
+TEST(Curves, TicksAreRoundAndWithinBounds) {
+  const io::AxisTicks loss = io::nice_ticks(0.23, 2.31, 0);
+  EXPECT_EQ(loss.values, (std::vector<double>{0, 0.5, 1, 1.5, 2, 2.5}));
+  EXPECT_EQ(loss.step, 0.5);
+  EXPECT_EQ(loss.decimals, 1);
+  EXPECT_EQ(io::nice_ticks(0.1, 0.93, 0, 1).values, (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
+  EXPECT_EQ(io::nice_ticks(0.951, 0.999, 0, 1).values,
+            (std::vector<double>{0.95, 0.96, 0.97, 0.98, 0.99, 1}));
+  EXPECT_EQ(io::nice_ticks(0.004, 0.31, 0).values, (std::vector<double>{0, 0.1, 0.2, 0.3, 0.4}));
+  EXPECT_EQ(io::nice_ticks(120, 980).values, (std::vector<double>{0, 200, 400, 600, 800, 1000}));
+  // a flat series gets a span around it, still within bounds; no data gives 0 to 1
+  const io::AxisTicks flat = io::nice_ticks(1, 1, 0, 1);
+  EXPECT_LT(flat.lo, 1);
+  EXPECT_EQ(flat.hi, 1);
+  EXPECT_EQ(io::nice_ticks(INFINITY, -INFINITY, 0, 1).values,
+            (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
+
+  // Any range: covered, at most 6 steps of m·10^k (m = 1, 2, 5), every tick a multiple of the step.
+  std::mt19937_64 gen(1);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int i = 0; i < 2000; ++i) {
+    const bool accuracy = i % 2 == 0;
+    const double scale = accuracy ? 1 : std::pow(10.0, 4 * u(gen) - 2);
+    double a = u(gen) * scale, b = u(gen) * scale;
+    if (a > b) std::swap(a, b);
+    const io::AxisTicks t = io::nice_ticks(a, b, 0, accuracy ? 1 : INFINITY);
+    SCOPED_TRACE(std::to_string(a) + " to " + std::to_string(b));
+    ASSERT_GE(t.values.size(), 2u);
+    ASSERT_LE(t.values.size(), 7u);
+    EXPECT_LE(t.lo, a);
+    EXPECT_GE(t.hi, b);
+    EXPECT_GE(t.lo, 0);
+    if (accuracy) EXPECT_LE(t.hi, 1);
+    const double mantissa = t.step / std::pow(10.0, std::floor(std::log10(t.step) + 1e-9));
+    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 ||
+                std::abs(mantissa - 5) < 1e-9)
+        << t.step;
+    for (double v : t.values) EXPECT_NEAR(v / t.step, std::round(v / t.step), 1e-6) << v;
+  }
+}
+
+TEST(Curves, SvgLabelsTheRoundTicks) {
+  History h;
+  h.epoch = {0, 1, 2};
+  h.history = {{"loss", {2.31, 1.2, 0.23}},
+               {"val_loss", {2.0, 1.0, 0.5}},
+               {"accuracy", {0.1, 0.5, 0.93}},
+               {"val_accuracy", {0.2, 0.6, 0.9}}};
+  const std::string svg = history_svg(h, "test");
+  std::vector<std::string> labels;  // the value axes' labels, right-aligned left of each panel
+  const std::string mark = "text-anchor=\"end\" font-size=\"10\">";
+  for (auto at = svg.find(mark); at != std::string::npos; at = svg.find(mark, at + 1)) {
+    const auto start = at + mark.size();
+    labels.push_back(svg.substr(start, svg.find('<', start) - start));
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{"0.0", "0.5", "1.0", "1.5", "2.0", "2.5",    // loss
+                                              "0.0", "0.2", "0.4", "0.6", "0.8", "1.0"}))  // accuracy
+      << svg;
 }
