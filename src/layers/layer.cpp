@@ -3,7 +3,6 @@
 
 #include <map>
 #include <mutex>
-#include <regex>
 
 #include "layers/util.h"
 #include "reskit/error.h"
@@ -21,12 +20,40 @@ constexpr std::int64_t kCheckedParamBytes = std::int64_t{16} << 20;
 }  // namespace
 
 std::string to_snake_case(std::string_view class_name) {
-  // keras.utils.generic_utils.to_snake_case
-  std::string s(class_name);
-  s = std::regex_replace(s, std::regex("(.)([A-Z][a-z0-9]+)"), "$1_$2");
-  s = std::regex_replace(s, std::regex("([a-z])([A-Z])"), "$1_$2");
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
+  // keras.utils.generic_utils.to_snake_case: re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name), then
+  // re.sub("([a-z])([A-Z])", r"\1_\2", ...), lower-cased. Written out as the two scans those
+  // substitutions make (leftmost matches, none overlapping): no std::regex, whose GCC 12 build
+  // warns -Wmaybe-uninitialized under ASan at -O1 (GCC bug 105616).
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  auto lower_or_digit = [&](char c) { return lower(c) || (c >= '0' && c <= '9'); };
+  const std::string_view in = class_name;
+  std::string s;
+  for (std::size_t i = 0; i < in.size();) {
+    if (in[i] != '\n' && i + 2 < in.size() && upper(in[i + 1]) && lower_or_digit(in[i + 2])) {
+      std::size_t end = i + 3;
+      while (end < in.size() && lower_or_digit(in[end])) ++end;
+      s += in[i];
+      s += '_';
+      s += in.substr(i + 1, end - i - 1);
+      i = end;
+    } else {
+      s += in[i++];
+    }
+  }
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    if (i + 1 < s.size() && lower(s[i]) && upper(s[i + 1])) {
+      out += s[i];
+      out += '_';
+      out += s[i + 1];
+      i += 2;
+    } else {
+      out += s[i++];
+    }
+  }
+  for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
 }
 
 void clear_session() {

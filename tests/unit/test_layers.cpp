@@ -66,6 +66,30 @@ TEST_F(LayersTest, KerasAutoNames) {
   EXPECT_EQ(to_snake_case("AveragePooling2D"), "average_pooling2d");
 }
 
+// Keras's to_snake_case (two re.sub calls), as Python gives it for these names.
+TEST(SnakeCase, MatchesKerasRegexes) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"Conv2D", "conv2d"},
+      {"BatchNormalization", "batch_normalization"},
+      {"GlobalAveragePooling2D", "global_average_pooling2d"},
+      {"InputLayer", "input_layer"},
+      {"Add", "add"},
+      {"HTTPServer", "http_server"},
+      {"ABCd", "ab_cd"},
+      {"aB", "a_b"},
+      {"Conv2DTranspose", "conv2d_transpose"},
+      {"A", "a"},
+      {"", ""},
+      {"ReLU", "re_lu"},
+      {"PReLU", "p_re_lu"},
+      {"LSTMCell", "lstm_cell"},
+      {"ResNet50V2", "res_net50v2"},
+      {"aBcDe", "a_bc_de"},
+      {"X1y2Z", "x1y2z"},
+  };
+  for (const auto& [name, snake] : cases) EXPECT_EQ(to_snake_case(name), snake) << name;
+}
+
 TEST_F(LayersTest, SamePaddingFollowsTensorFlowRule) {
   // in 7, k 4, s 2 -> out 4, pad_total (4-1)*2+4-7 = 3 -> 1 before, 2 after
   Conv2D conv(1, {4, 4}, {.strides = {2, 2}, .padding = "same", .use_bias = false});

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <regex>
 #include <sstream>
 
 #include "commands.h"
@@ -105,6 +104,29 @@ std::string checkpoint_file_name(int epochs_done, std::int64_t steps_done) {
   return buf;
 }
 
+// The position a checkpoint file name records: epoch-NNN.h5 -> {NNN, 0},
+// epoch-NNN-step-SSSSSS.h5 -> {NNN, SSSSSS}; nothing for any other name.
+std::optional<std::pair<long long, long long>> checkpoint_position(const std::string& name) {
+  std::size_t at = 0;
+  auto number = [&](long long& value) {  // 1 to 18 digits
+    const std::size_t start = at;
+    value = 0;
+    while (at < name.size() && at - start < 18 && name[at] >= '0' && name[at] <= '9')
+      value = value * 10 + (name[at++] - '0');
+    return at > start && (at == name.size() || name[at] < '0' || name[at] > '9');
+  };
+  auto literal = [&](std::string_view text) {
+    if (name.compare(at, text.size(), text) != 0) return false;
+    at += text.size();
+    return true;
+  };
+  long long epochs = 0, steps = 0;
+  if (!literal("epoch-") || !number(epochs)) return std::nullopt;
+  if (literal("-step-") && !number(steps)) return std::nullopt;
+  if (!literal(".h5") || at != name.size()) return std::nullopt;
+  return std::pair{epochs, steps};
+}
+
 class TrainCheckpoint : public Callback {
  public:
   TrainCheckpoint(std::filesystem::path dir, const TrainArgs& args, const std::mt19937_64* gen,
@@ -141,17 +163,12 @@ class TrainCheckpoint : public Callback {
     write_file_atomically((dir_ / kCheckpointJson).string(), j.dump(2) + "\n");
     // Only now may older checkpoints go: keep this one and the newest before it. (Later ones, left
     // by a crash between a model file and its JSON, are overwritten when the run gets there.)
-    static const std::regex name(R"(epoch-(\d+)(-step-(\d+))?\.h5)");
     const std::pair<long long, long long> now{epochs_done, steps_done};
     std::vector<std::pair<std::pair<long long, long long>, fs::path>> older;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-      std::smatch m;
-      const std::string fname = entry.path().filename().string();
-      if (!std::regex_match(fname, m, name)) continue;
-      const std::pair<long long, long long> at{std::stoll(m[1].str()),
-                                               m[3].matched ? std::stoll(m[3].str()) : 0};
-      if (at < now) older.emplace_back(at, entry.path());
+      const auto at = checkpoint_position(entry.path().filename().string());
+      if (at && *at < now) older.emplace_back(*at, entry.path());
     }
     std::sort(older.begin(), older.end());
     for (std::size_t i = 0; i + 1 < older.size(); ++i) fs::remove(older[i].second, ec);
