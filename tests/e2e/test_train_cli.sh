@@ -6,8 +6,8 @@ set -euo pipefail
 reskit=$(realpath "$1")
 make_signs=$(realpath "$2")
 if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-  echo "dataset-fashion-mnist is not installed"
-  exit 77
+  echo "FAIL: Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+  exit 1
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -11,8 +11,8 @@ set -euo pipefail
 reskit=$(realpath "$1")
 kills_wanted=${2:-${RESKIT_KILL_TEST_KILLS:-20}}
 if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-  echo "dataset-fashion-mnist is not installed"
-  exit 77
+  echo "FAIL: Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)"
+  exit 1
 fi
 work=$(mktemp -d)
 pid=

@@ -7,8 +7,8 @@ For each CASE, DIR holds CASE.onnx (export_onnx), CASE_x.npy (an input batch, NH
 (reskit's Model::forward(x, false) on it), written by reskit_io_write_onnx_sample. Each model must
 pass onnx.checker.check_model (full check, with shape inference), follow the rules OpenCV 4.6
 needs (no empty-named inputs, Gemm with transB = 1), and give outputs within the tolerance of
-reskit's in cv2.dnn. Exits 77 (CTest SKIP_RETURN_CODE) when python3-onnx, python3-opencv or numpy
-is missing. Run it with Debian's /usr/bin/python3.
+reskit's in cv2.dnn. Fails when python3-onnx, python3-opencv or numpy is missing (scripts/setup.sh
+installs them). Run it with Debian's /usr/bin/python3.
 """
 import argparse
 import sys
@@ -18,8 +18,8 @@ try:
     import numpy as np
     import onnx
 except ImportError as e:
-    print(f"{e.name} missing (apt-get install python3-onnx python3-opencv); skipping")
-    sys.exit(77)
+    print(f"FAIL: {e.name} missing: scripts/setup.sh installs python3-onnx and python3-opencv")
+    sys.exit(1)
 
 FAILURES = []
 
