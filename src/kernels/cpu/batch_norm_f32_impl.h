@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/gemm.h"  // batch_norm_affine, compiled once in the generic build
+#include "kernels/cpu/batch_norm_f64.h"  // batch_norm_affine, compiled once in the generic build
 #include "kernels/kernels.h"
 #include "kernels/ref/bf16.h"
 

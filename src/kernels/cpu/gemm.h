@@ -1,52 +1,42 @@
-// Fast CPU kernels built on BLAS (OpenBLAS, OpenMP build) and OpenMP loops.
-// Conv2D as im2col + GEMM; Dense as GEMM; BatchNormalization and pooling as parallel loops over
-// channels / images. Templated on float and double; dispatch.cpp uses them for float64 and for
-// whatever the oneDNN path does not cover.
+// Row-major gemm over OpenBLAS (its OpenMP build: one thread pool with oneDNN and reskit's loops),
+// for float and double, and the bias add (with an optional ReLU) that follows a product. Shared by
+// the BLAS paths: im2col_gemm.cpp, tiny_image.cpp, dense.cpp.
 #pragma once
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <limits>
 
 #include "kernels/kernels.h"
 
 namespace reskit::kernels::cpu {
 
-template <class T>
-void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y);
-template <class T>
-void conv2d_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx);
-template <class T>
-void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db);
+// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major.
+inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                 std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                 const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+                 std::int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
 
+// y[i, j] += b[j] (b may be null), then max(0, ·) when relu.
 template <class T>
-void dense_forward(const DenseParams& p, const T* x, const T* w, const T* b, T* y);
-template <class T>
-void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
-
-template <class T>
-void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
-                                 T* mean, T* var, const T* residual);
-template <class T>
-void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
-                                  const T* mean, const T* var, T* y, const T* residual);
-template <class T>
-void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
-                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
-
-// The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
-// shift = beta − mean·scale, rstd = 1/sqrt(var + eps). Per-channel scalar work, defined (for float
-// and double) in gemm.cpp's generic build and shared by the float32 batch-norm builds.
-template <class T>
-void batch_norm_affine(std::int64_t C, double epsilon, const T* gamma, const T* beta, const T* mean,
-                       const T* var, std::vector<T>& scale, std::vector<T>& shift, std::vector<double>& rstd);
-
-template <class T>
-void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
-template <class T>
-void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx);
-template <class T>
-void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
-template <class T>
-void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx);
+void add_bias(std::int64_t rows, std::int64_t k, const T* b, T* y, bool relu = false) {
+  if (!b && !relu) return;
+  const T floor = relu ? T(0) : -std::numeric_limits<T>::infinity();
+#pragma omp parallel for schedule(static) if (rows * k > kParallelGrain)
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < k; ++j) y[i * k + j] = std::max(y[i * k + j] + (b ? b[j] : T(0)), floor);
+}
 
 }  // namespace reskit::kernels::cpu

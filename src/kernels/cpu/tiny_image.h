@@ -1,8 +1,10 @@
-// Convolutions over tiny images as row products, shared by the oneDNN (float32, bfloat16) and the
-// BLAS (float64) paths.
+// Convolutions over tiny images as row products: the algorithm (templates over the operands'
+// element type and the product), and the paths built on it (tiny_image.cpp): float32 and bfloat16
+// through oneDNN's sgemm and matmul, one band of channels per thread, and float/double through BLAS.
+// kernels/dispatch.cpp decides when they run (at most 16 output pixels, batch 8 or more) and why.
 //
-// Where the output has at most 16 pixels (ResNet-50's last two stages at 64×64 input: 4×4 and
-// 2×2), a convolution primitive or an im2col product spends much of its time on taps that fall on
+// Where the output has few pixels (ResNet-50's last two stages at 64×64 input: 4×4 and 2×2), a
+// convolution primitive or an im2col product spends much of its time on taps that fall on
 // padding (and a primitive on reordering large weights). Here each output pixel (i, j) and kernel
 // row r that lands inside the image is one product over the batch: the taps s whose input column
 // lies inside form one contiguous run, so x[:, a, b0..b1, :] (rows of (b1−b0+1)·C, one per image)
@@ -30,10 +32,6 @@
 #include "kernels/kernels.h"
 
 namespace reskit::kernels::cpu::tiny_image {
-
-// At most 16 output pixels, a kernel larger than 1×1, and a batch of 8 or more (below that the
-// products are too short: at batch 1 a convolution with kept weights is faster).
-inline bool applies(const Conv2DParams& p) { return p.r * p.s > 1 && p.p * p.q <= 16 && p.n >= 8; }
 
 // The columns [c0, c1) of a result's last dimension.
 struct Band {
@@ -159,3 +157,36 @@ bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Ban
 }
 
 }  // namespace reskit::kernels::cpu::tiny_image
+
+// ---- the paths (tiny_image.cpp) ----
+
+namespace reskit::kernels::onednn {
+
+// float32 through oneDNN's sgemm, one band of output (or input) channels per thread. Backward-weights
+// also assigns db (when given) as oneDNN's convolutions sum it. They return false when a product
+// could not run (nothing usable written).
+bool tiny_image_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+bool tiny_image_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
+bool tiny_image_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                 float* db);
+// Mixed precision: bfloat16 operands (the caller's roundings where given, else converted) through
+// oneDNN matmuls over strided memory, float32 results. Backward: dw (with db) when dw is given,
+// then dx when dx is given, sharing dy's conversion.
+bool tiny_image_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+bool tiny_image_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w,
+                              float* dx, float* dw, float* db);
+
+}  // namespace reskit::kernels::onednn
+
+namespace reskit::kernels::cpu {
+
+// float and double through BLAS, the whole of each product on BLAS's threads; db (when given) in
+// double (channel_sums.h).
+template <class T>
+void tiny_image_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y);
+template <class T>
+void tiny_image_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx);
+template <class T>
+void tiny_image_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db);
+
+}  // namespace reskit::kernels::cpu

@@ -1,0 +1,152 @@
+// Conv2D through BLAS: im2col + gemm, and 1×1 stride-1 unpadded convolutions as one gemm
+// (im2col_gemm.h). One thread pool: OpenMP, shared with the OpenMP build of OpenBLAS and with oneDNN.
+#include "kernels/cpu/im2col_gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/channel_sums.h"
+#include "kernels/cpu/gemm.h"
+
+namespace reskit::kernels::cpu {
+
+namespace {
+
+// Images per chunk so that a chunk's column matrix stays under ~16M elements.
+std::int64_t images_per_chunk(const Conv2DParams& p) {
+  const std::int64_t per_image = p.p * p.q * p.r * p.s * p.c;
+  return std::clamp<std::int64_t>((std::int64_t{1} << 24) / std::max<std::int64_t>(per_image, 1), 1, p.n);
+}
+
+template <class T>
+T* scratch(std::size_t elements) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < elements) buffer.resize(elements);
+  return buffer.data();
+}
+
+// col[(n,op,oq), (r,s,c)] for images [n0, n0+nb)
+template <class T>
+void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb, T* col) {
+  const std::int64_t row_len = p.r * p.s * p.c;
+#pragma omp parallel for collapse(2) schedule(static) if (nb * p.p * p.q * row_len > kParallelGrain)
+  for (std::int64_t n = 0; n < nb; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        T* row = col + ((n * p.p + op) * p.q + oq) * row_len;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            T* dst = row + (r * p.s + s) * p.c;
+            if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
+              std::fill_n(dst, p.c, T(0));
+            } else {
+              std::memcpy(dst, x + (((n0 + n) * p.h + ih) * p.w + iw) * p.c, sizeof(T) * p.c);
+            }
+          }
+        }
+      }
+}
+
+// dx[images n0..n0+nb) += scatter of dcol (dx zeroed by the caller)
+template <class T>
+void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t nb, T* dx) {
+  const std::int64_t row_len = p.r * p.s * p.c;
+#pragma omp parallel for schedule(static) if (nb * p.p * p.q * row_len > kParallelGrain)
+  for (std::int64_t n = 0; n < nb; ++n)
+    for (std::int64_t op = 0; op < p.p; ++op)
+      for (std::int64_t oq = 0; oq < p.q; ++oq) {
+        const T* row = col + ((n * p.p + op) * p.q + oq) * row_len;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          if (ih < 0 || ih >= p.h) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+            if (iw < 0 || iw >= p.w) continue;
+            const T* src = row + (r * p.s + s) * p.c;
+            T* dst = dx + (((n0 + n) * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t c = 0; c < p.c; ++c) dst[c] += src[c];
+          }
+        }
+      }
+}
+
+}  // namespace
+
+template <class T>
+void im2col_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  const std::int64_t chunk = images_per_chunk(p);
+  T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, p.n - n0);
+    im2col(p, x, n0, nb, col);
+    gemm(false, false, nb * pq, p.k, rsc, T(1), col, rsc, w, p.k, T(0), y + n0 * pq * p.k, p.k);
+  }
+  add_bias(p.n * pq, p.k, b, y, p.relu);
+}
+
+template <class T>
+void im2col_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  const std::int64_t image = p.h * p.w * p.c;
+#pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
+  for (std::int64_t n = 0; n < p.n; ++n) std::fill_n(dx + n * image, image, T(0));
+  const std::int64_t chunk = images_per_chunk(p);
+  T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, p.n - n0);
+    gemm(false, true, nb * pq, rsc, p.k, T(1), dy + n0 * pq * p.k, p.k, w, p.k, T(0), col, rsc);
+    col2im(p, col, n0, nb, dx);
+  }
+}
+
+template <class T>
+void im2col_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
+  const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  const std::int64_t chunk = images_per_chunk(p);
+  T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, p.n - n0);
+    im2col(p, x, n0, nb, col);
+    gemm(true, false, rsc, p.k, nb * pq, T(1), col, rsc, dy + n0 * pq * p.k, p.k, n0 == 0 ? T(0) : T(1), dw,
+         p.k);
+  }
+  if (db) column_sums(p.n * pq, p.k, dy, db);
+}
+
+template <class T>
+void pointwise_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
+  const std::int64_t pq = p.p * p.q;
+  gemm(false, false, p.n * pq, p.k, p.c, T(1), x, p.c, w, p.k, T(0), y, p.k);
+  add_bias(p.n * pq, p.k, b, y, p.relu);
+}
+
+template <class T>
+void pointwise_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
+  gemm(false, true, p.n * p.p * p.q, p.c, p.k, T(1), dy, p.k, w, p.k, T(0), dx, p.c);
+}
+
+template <class T>
+void pointwise_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
+  const std::int64_t pq = p.p * p.q;
+  gemm(true, false, p.c, p.k, p.n * pq, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
+  if (db) column_sums(p.n * pq, p.k, dy, db);
+}
+
+#define RESKIT_INSTANTIATE(T)                                                                \
+  template void im2col_forward<T>(const Conv2DParams&, const T*, const T*, const T*, T*);    \
+  template void im2col_backward_data<T>(const Conv2DParams&, const T*, const T*, T*);        \
+  template void im2col_backward_weights<T>(const Conv2DParams&, const T*, const T*, T*, T*); \
+  template void pointwise_forward<T>(const Conv2DParams&, const T*, const T*, const T*, T*); \
+  template void pointwise_backward_data<T>(const Conv2DParams&, const T*, const T*, T*);     \
+  template void pointwise_backward_weights<T>(const Conv2DParams&, const T*, const T*, T*, T*);
+RESKIT_INSTANTIATE(float)
+RESKIT_INSTANTIATE(double)
+#undef RESKIT_INSTANTIATE
+
+}  // namespace reskit::kernels::cpu

@@ -1,0 +1,31 @@
+// float32 Conv2D as oneDNN convolution primitives, and its mixed-precision (bfloat16 operands,
+// float32 results) variant: one path of each list in kernels/dispatch.cpp, which decides when it
+// runs. Activations stay NHWC in the caller's buffers; weights are Keras HWIO on the caller's side
+// and reordered per call into the layout oneDNN chooses (forward weights with a version stamp,
+// Conv2DParams::weights_version, are reordered once and kept).
+//
+// Each function returns false, having written nothing, when oneDNN has no primitive for the shape
+// other than its (slow) reference implementation; the dispatcher then tries the next path.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::onednn {
+
+// y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null), then max(0, ·) when p.relu.
+bool conv_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+// dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
+bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
+// dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
+bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
+
+// Mixed precision: the operands in bfloat16 (the caller's roundings, Conv2DParams::x_bf16, dy_bf16,
+// w_bf16, where given; else converted per call), results in float32. conv_backward_bf16 computes dx
+// when dx is given and dw (with db when given) when dw is given, both primitives found before
+// either runs. oneDNN 2.6's bfloat16 backward-data writes wrong dx when K is odd: the dispatcher's
+// rule never asks it for one.
+bool conv_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
+                        float* dw, float* db);
+
+}  // namespace reskit::kernels::onednn

@@ -1,0 +1,133 @@
+// What the oneDNN paths share (Debian's libdnnl 2.6, v2 descriptor API): one engine, one stream
+// per thread, per-thread scratch buffers, the primitive caches (created once per shape, kept in
+// mutex-protected maps), the kept copies of weights (keyed by Conv2DParams::weights_version), the
+// float32 -> bfloat16 conversions, and the float bias-gradient sums. Private to kernels/cpu: the
+// paths themselves are declared in onednn_conv.h, onednn_pointwise.h and tiny_image.h, and chosen
+// in kernels/dispatch.cpp.
+#pragma once
+
+#include <omp.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::onednn {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+constexpr auto bf16 = memory::data_type::bf16;
+
+dnnl::engine& engine();
+// One stream per thread: the products of a column band (tiny_image.cpp) run on several at once.
+dnnl::stream& stream();
+
+// A growable 64-byte-aligned per-thread buffer (weights in oneDNN's chosen layout, gathered rows,
+// bfloat16 copies).
+class Scratch {
+ public:
+  void* get(std::size_t bytes) {
+    if (bytes > size_) {
+      const std::size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+      data_.reset(static_cast<std::byte*>(std::aligned_alloc(kAlign, rounded)));
+      if (!data_) throw std::bad_alloc();
+      size_ = rounded;
+    }
+    return data_.get();
+  }
+
+ private:
+  static constexpr std::size_t kAlign = 64;
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+  std::size_t size_ = 0;
+};
+
+// oneDNN's reference implementations are far slower than im2col + BLAS: treat them as "no primitive".
+inline bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
+  return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
+}
+
+// Looks `key` up in this Entry type's cache, creating the entry with make() on a miss. make() returns
+// std::nullopt (or throws dnnl::error) when oneDNN has no good primitive; that answer is cached too and
+// the result is then null.
+template <class Entry, class Key, class Make>
+const Entry* cached(const Key& key, Make&& make) {
+  static std::mutex mutex;
+  static std::map<Key, std::unique_ptr<Entry>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second.get();
+  std::unique_ptr<Entry> entry;
+  try {
+    std::optional<Entry> made = make();
+    if (made) entry = std::make_unique<Entry>(std::move(*made));
+  } catch (const dnnl::error&) {
+    entry.reset();
+  }
+  return cache.emplace(key, std::move(entry)).first->second.get();
+}
+
+// The cache key of one convolution. A primitive is made for the thread count of the pool that
+// calls it (one inside tiny_image.cpp's column bands).
+using ConvKey = std::array<std::int64_t, 18>;
+inline ConvKey conv_key(const Conv2DParams& p, bool with_bias) {
+  return {p.n,          p.h,        p.w,         p.c,        p.k,        p.r,
+          p.s,          p.p,        p.q,         p.stride_h, p.stride_w, p.pad_top,
+          p.pad_bottom, p.pad_left, p.pad_right, with_bias,  p.relu,     omp_get_max_threads()};
+}
+
+// The same as a mixed-precision cache entry (a type of its own, so a cache of its own).
+template <class Entry, class Base>
+std::optional<Entry> as_entry(std::optional<Base> base) {
+  if (!base) return std::nullopt;
+  return Entry{std::move(*base)};
+}
+
+// Weights kept across calls, keyed by (e, weights address) and valid while the weights' version
+// is unchanged: the kept buffer for (e, w) and whether it already holds w at `version` (the caller
+// fills it otherwise). At most 1 GiB is kept; past that the whole cache is dropped and refilled.
+std::pair<float*, bool> kept_weights(const void* e, std::size_t bytes, const float* w, std::uint64_t version);
+
+// v[0..n) converted to bfloat16 into out (oneDNN's reorder: to nearest even).
+void convert_to_bf16(const float* v, std::int64_t n, std::uint16_t* out);
+// x in bfloat16: the caller's rounded copy (Conv2DParams::x_bf16), or converted into a per-thread
+// scratch buffer (one of three, one per operand, so the operands of one call never share one).
+const std::uint16_t* x_in_bf16(const Conv2DParams& p, const float* x);
+// dy in bfloat16: the caller's (Conv2DParams::dy_bf16), or converted into scratch.
+const std::uint16_t* dy_in_bf16(const Conv2DParams& p, const float* dy);
+// The weights w[0..r·s·c·k) in bfloat16: the caller's rounding (Conv2DParams::w_bf16), or with a
+// version (Conv2DParams::weights_version) a copy kept and converted again only when the version
+// changes, so a training step's forward and backward (and every inference call) share one
+// conversion; else a copy in scratch.
+const std::uint16_t* bf16_weights(const Conv2DParams& p, const float* w);
+// v[0..n) converted to bfloat16 in per-thread scratch buffer `which` (0: x, 1: w, 2: dy).
+const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which);
+
+// The element type of the products' operands: float32, or bfloat16 bits for mixed precision.
+template <bool InBf16>
+using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
+
+// db[k] = Σ_m dy[m, k] (dy float32 or bfloat16), each column summed in row order in float, as
+// oneDNN's convolutions do (the same bits on any thread count).
+void column_sums(std::int64_t rows, std::int64_t cols, const float* dy, float* db);
+void column_sums(std::int64_t rows, std::int64_t cols, const std::uint16_t* dy, float* db);
+
+// out[0..n) = x[0..n) rounded to bfloat16 bits (oneDNN's reorder: to nearest even).
+void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);
+
+}  // namespace reskit::kernels::onednn

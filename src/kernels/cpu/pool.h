@@ -1,0 +1,18 @@
+// Max and average pooling as OpenMP loops, parallel over images with channels innermost (float
+// and double). Padded cells never win a max and are left out of an average's count (Keras).
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace reskit::kernels::cpu {
+
+template <class T>
+void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx);
+template <class T>
+void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
+template <class T>
+void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx);
+
+}  // namespace reskit::kernels::cpu

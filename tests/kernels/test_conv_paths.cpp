@@ -1,0 +1,274 @@
+// The convolution lists of kernels/dispatch.cpp (kernels/conv_paths.h): every entry of every list
+// (float32, mixed float32/bfloat16, float64; forward, backward-data, backward-weights) run directly
+// on awkward shapes where its rule holds (13, 3 and 24 channels, stride 2, R != S, rows of padding
+// only, batch 1 and 9) against the reference, fallbacks included; and the entry known shapes get
+// first, which pins the rules.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_paths.h"
+#include "kernels/kernel_test_util.h"
+#include "kernels/kernels.h"
+#include "kernels/ref/bf16.h"
+#include "kernels/ref/conv2d.h"
+
+namespace {
+
+namespace k = reskit::kernels;
+namespace cp = reskit::kernels::conv_paths;
+using namespace reskit::kernels::test_util;
+
+// Shapes for every rule: 1x1 around 64 output pixels, tiny images at batch 8 and 9, general ones.
+std::vector<ConvCase> path_cases() {
+  return {
+      {"1x1 13->3 batch 9", 9, 5, 6, 13, 3, valid(5, 1, 1), valid(6, 1, 1)},
+      {"1x1 24->13 batch 1, 63 pixels", 1, 7, 9, 24, 13, valid(7, 1, 1), valid(9, 1, 1)},
+      {"1x1 stride 2 3->24 batch 1, 64 pixels", 1, 15, 15, 3, 24, valid(15, 1, 2), valid(15, 1, 2)},
+      {"1x1 stride 2x1 13->24 batch 9", 9, 9, 7, 13, 24, valid(9, 1, 2), valid(7, 1, 1)},
+      {"1x1 pad 1 3->13 batch 9 (border of padding only)", 9, 4, 5, 3, 13, explicit_pad(4, 1, 1, 1, 1),
+       explicit_pad(5, 1, 1, 1, 1)},
+      {"3x3 same on 2x2 24->40 batch 9", 9, 2, 2, 24, 40, same(2, 3, 1), same(2, 3, 1)},
+      {"3x3 same on 4x3 13->24 batch 9", 9, 4, 3, 13, 24, same(4, 3, 1), same(3, 3, 1)},
+      {"5x3 pad 3/1 on 2x2 3->13 batch 9 (rows of padding only)", 9, 2, 2, 3, 13, explicit_pad(2, 5, 1, 3, 3),
+       explicit_pad(2, 3, 1, 1, 1)},
+      {"3x3 stride 2 pad 1 on 7x6 24->13 batch 8", 8, 7, 6, 24, 13, explicit_pad(7, 3, 2, 1, 1),
+       explicit_pad(6, 3, 2, 1, 1)},
+      {"3x1 on 3x2 13->24 batch 8 (2 output pixels)", 8, 3, 2, 13, 24, valid(3, 3, 1), valid(2, 1, 1)},
+      {"3x3 same stride 2 13->24 batch 1", 1, 9, 8, 13, 24, same(9, 3, 2), same(8, 3, 2)},
+      {"1x3 stride 1x2 24->13 batch 9", 9, 6, 9, 24, 13, valid(6, 1, 1), same(9, 3, 2)},
+      {"7x7 stride 2 pad 3 3->16 batch 1", 1, 16, 15, 3, 16, explicit_pad(16, 7, 2, 3, 3),
+       explicit_pad(15, 7, 2, 3, 3)},
+      {"5x5 pad 3 on 2x2 3->24 batch 1 (rows of padding only)", 1, 2, 2, 3, 24, explicit_pad(2, 5, 1, 3, 3),
+       explicit_pad(2, 5, 1, 3, 3)},
+      {"2x2 same 13->24 batch 9 (pad bottom/right only)", 9, 6, 7, 13, 24, same(6, 2, 1), same(7, 2, 1)},
+  };
+}
+
+class ConvPaths : public ::testing::Test {
+ protected:
+  void SetUp() override { k::set_backend(k::Backend::fast); }
+};
+
+// What each entry did over the shapes: ran (and matched), or declined.
+struct Tally {
+  int ran = 0, declined = 0;
+};
+
+template <class T>
+std::vector<T> operand(const std::vector<T>& v, bool mixed) {
+  return mixed ? k::ref::rounded_bf16(v.data(), static_cast<int64_t>(v.size())) : v;
+}
+
+// Runs every entry of list (T, pass, mixed) on every shape where its rule holds, against the
+// reference (on bfloat16-rounded operands for mixed precision).
+template <class T>
+std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
+  std::map<std::string, Tally> tally;
+  for (const auto& path : cp::paths<T>(pass, mixed)) {
+    auto& t = tally[std::string(path.name)];
+    for (const auto& cc : path_cases()) {
+      auto p = conv_params(cc);
+      p.bf16 = mixed;
+      if (!path.applies(p)) continue;
+      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
+      const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
+      const auto b = random_vector<T>(p.k, 3);
+      const auto dy = random_vector<T>(p.n * p.p * p.q * p.k, 4);
+      const auto xr = operand(x, mixed), wr = operand(w, mixed), dyr = operand(dy, mixed);
+      // Forward twice: without bias, then with bias and the fused ReLU.
+      for (int variant = 0; variant < (pass == cp::Pass::forward ? 2 : 1); ++variant) {
+        const bool with_bias = pass == cp::Pass::backward_weights || variant == 1;
+        p.relu = pass == cp::Pass::forward && variant == 1;
+        SCOPED_TRACE(std::string(path.name) + " on " + cc.name + (with_bias ? ", bias" : "") +
+                     (p.relu ? ", relu" : ""));
+        cp::Operands<T> o;
+        o.x = x.data(), o.w = w.data(), o.b = with_bias ? b.data() : nullptr, o.dy = dy.data();
+        auto y = nan_vector<T>(p.n * p.p * p.q * p.k), ref_y = y;
+        auto dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = dx;
+        auto dw = nan_vector<T>(p.r * p.s * p.c * p.k), ref_dw = dw;
+        auto db = nan_vector<T>(p.k), ref_db = db;
+        switch (pass) {
+          case cp::Pass::forward:
+            o.y = y.data();
+            k::ref::conv2d_forward<T>(p, xr.data(), wr.data(), o.b, ref_y.data());
+            break;
+          case cp::Pass::backward_data:
+            o.dx = dx.data();
+            k::ref::conv2d_backward_data<T>(p, dyr.data(), wr.data(), ref_dx.data());
+            break;
+          case cp::Pass::backward_weights:
+            o.dw = dw.data(), o.db = db.data();
+            k::ref::conv2d_backward_weights<T>(p, xr.data(), dyr.data(), ref_dw.data(), ref_db.data());
+            break;
+        }
+        if (!path.run(p, o)) {
+          ++t.declined;
+          continue;
+        }
+        ++t.ran;
+        switch (pass) {
+          case cp::Pass::forward:
+            EXPECT_TRUE(close(y, ref_y, "y"));
+            break;
+          case cp::Pass::backward_data:
+            EXPECT_TRUE(close(dx, ref_dx, "dx"));
+            break;
+          case cp::Pass::backward_weights:
+            EXPECT_TRUE(close(dw, ref_dw, "dw"));
+            EXPECT_TRUE(close(db, ref_db, "db"));
+            break;
+        }
+      }
+    }
+  }
+  return tally;
+}
+
+// Every entry ran on some shape (so every path, fallbacks included, is tested directly here).
+// Mixed precision: oneDNN has bfloat16 primitives only from AVX-512 on; where it has none its
+// entries decline and the rounded copies serve, which is said, not failed.
+template <class T>
+void check_every_entry(bool mixed) {
+  for (cp::Pass pass : {cp::Pass::forward, cp::Pass::backward_data, cp::Pass::backward_weights}) {
+    SCOPED_TRACE("pass " + std::to_string(static_cast<int>(pass)));
+    for (const auto& [name, t] : check_list<T>(pass, mixed)) {
+      if (mixed && t.ran == 0 && t.declined > 0) {
+        std::cout << "note: '" << name << "' declined on every shape (no bfloat16 primitives here)\n";
+        continue;
+      }
+      EXPECT_GT(t.ran, 0) << "'" << name << "' never ran (" << t.declined << " declined)";
+    }
+  }
+}
+
+TEST_F(ConvPaths, EveryFloat32PathMatchesTheReference) { check_every_entry<float>(false); }
+TEST_F(ConvPaths, EveryMixedPrecisionPathMatchesTheReferenceOnRoundedOperands) {
+  check_every_entry<float>(true);
+}
+TEST_F(ConvPaths, EveryFloat64PathMatchesTheReference) { check_every_entry<double>(false); }
+
+// The lists end with entries that always apply: the BLAS fallback, then the reference.
+TEST_F(ConvPaths, ListsEndWithTheFallbacks) {
+  for (cp::Pass pass : {cp::Pass::forward, cp::Pass::backward_data, cp::Pass::backward_weights}) {
+    const auto f32 = cp::paths<float>(pass, false);
+    const auto f64 = cp::paths<double>(pass, false);
+    const auto mixed = cp::paths<float>(pass, true);
+    ASSERT_GE(f32.size(), 2u);
+    ASSERT_GE(f64.size(), 2u);
+    EXPECT_EQ(f32[f32.size() - 2].name, "im2col + gemm");
+    EXPECT_EQ(f32.back().name, "reference");
+    EXPECT_EQ(f64[f64.size() - 2].name, "im2col + gemm");
+    EXPECT_EQ(f64.back().name, "reference");
+    EXPECT_EQ(mixed.back().name, "float32 on bf16-rounded copies");
+    for (const auto& path : f32) {
+      EXPECT_FALSE(path.rule.empty()) << path.name;
+      EXPECT_FALSE(path.reason.empty()) << path.name;
+    }
+  }
+}
+
+// ---- the rules: which entry known shapes get first ----
+
+k::Conv2DParams shape(int64_t n, int64_t hw, int64_t c, int64_t k, int64_t rs, int64_t stride, int64_t pad) {
+  return conv_params(
+      {"", n, hw, hw, c, k, explicit_pad(hw, rs, stride, pad, pad), explicit_pad(hw, rs, stride, pad, pad)});
+}
+
+struct Expected {
+  std::string shape;
+  k::Conv2DParams p;
+  std::string forward, backward_data, backward_weights;
+};
+
+template <class T>
+void expect_first(const std::vector<Expected>& cases, bool mixed) {
+  for (auto e : cases) {
+    SCOPED_TRACE(e.shape + (mixed ? " (mixed)" : ""));
+    e.p.bf16 = mixed;
+    EXPECT_EQ(cp::first_applicable<T>(cp::Pass::forward, e.p).name, e.forward);
+    EXPECT_EQ(cp::first_applicable<T>(cp::Pass::backward_data, e.p).name, e.backward_data);
+    EXPECT_EQ(cp::first_applicable<T>(cp::Pass::backward_weights, e.p).name, e.backward_weights);
+  }
+}
+
+TEST(ConvPathRules, Float32) {
+  const std::string mm = "1x1 as matmul", rows = "tiny image row products", conv = "oneDNN convolution";
+  expect_first<float>(
+      {
+          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
+          {"ResNet-50 shortcut 1x1 stride 2 256->512 on 56x56, batch 32", shape(32, 56, 256, 512, 1, 2, 0),
+           mm, mm, mm},
+          {"1x1 on 4x4 at batch 4: 64 output pixels", shape(4, 4, 64, 64, 1, 1, 0), mm, mm, mm},
+          {"1x1 on 7x9 at batch 1: 63 output pixels",
+           conv_params({"", 1, 7, 9, 64, 64, valid(7, 1, 1), valid(9, 1, 1)}), conv, conv, conv},
+          {"1x1 pad 1 on 8x8, batch 32", shape(32, 8, 16, 16, 1, 1, 1), conv, conv, conv},
+          {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
+           conv},
+          {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"3x3 on 2x2 at batch 8", shape(8, 2, 64, 64, 3, 1, 1), rows, rows, rows},
+          {"3x3 on 2x2 at batch 7", shape(7, 2, 64, 64, 3, 1, 1), conv, conv, conv},
+          {"3x3 on 8x8 (64 output pixels), batch 32", shape(32, 8, 64, 64, 3, 1, 1), conv, conv, conv},
+      },
+      false);
+}
+
+TEST(ConvPathRules, MixedPrecision) {
+  const std::string mm = "1x1 as bf16 matmul", rows = "tiny image bf16 row products",
+                    conv = "oneDNN bf16 convolution", copies = "float32 on bf16-rounded copies";
+  expect_first<float>(
+      {
+          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
+          {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
+           conv},
+          {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, copies, conv},
+          {"3x3 13 filters (odd K) on 4x4, batch 32", shape(32, 4, 16, 13, 3, 1, 1), rows, copies, rows},
+          {"3x3 13 filters (odd K) on 2x2, batch 32", shape(32, 2, 16, 13, 3, 1, 1), rows, rows, rows},
+          {"1x1 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 1, 1, 0), mm, mm, mm},
+      },
+      true);
+}
+
+TEST(ConvPathRules, Float64) {
+  const std::string gemm = "1x1 as one gemm (BLAS)", rows = "tiny image row products (BLAS)",
+                    im2col = "im2col + gemm";
+  expect_first<double>(
+      {
+          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), gemm, gemm,
+           gemm},
+          {"1x1 on 7x9 at batch 1", conv_params({"", 1, 7, 9, 64, 64, valid(7, 1, 1), valid(9, 1, 1)}), gemm,
+           gemm, gemm},
+          {"ResNet-50 shortcut 1x1 stride 2, batch 32", shape(32, 56, 256, 512, 1, 2, 0), im2col, im2col,
+           im2col},
+          {"ResNet-50 conv1 7x7 stride 2, batch 32", shape(32, 224, 3, 64, 7, 2, 3), im2col, im2col, im2col},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, rows, rows},
+          {"3x3 on 2x2 at batch 7", shape(7, 2, 64, 64, 3, 1, 1), im2col, im2col, im2col},
+      },
+      false);
+}
+
+// Backend::reference runs the last entry: the reference itself, bit for bit (mixed precision: on
+// bfloat16-rounded operands).
+TEST(ConvPathRules, TheReferenceBackendRunsTheLastEntry) {
+  const auto p0 = conv_params({"", 9, 4, 3, 13, 24, same(4, 3, 1), same(3, 3, 1)});
+  for (bool mixed : {false, true}) {
+    auto p = p0;
+    p.bf16 = mixed;
+    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
+    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
+    auto y = nan_vector<float>(p.n * p.p * p.q * p.k), ref_y = y;
+    k::set_backend(k::Backend::reference);
+    k::conv2d_forward<float>(p, x.data(), w.data(), nullptr, y.data());
+    k::set_backend(k::Backend::fast);
+    k::ref::conv2d_forward<float>(p, operand(x, mixed).data(), operand(w, mixed).data(), nullptr,
+                                  ref_y.data());
+    EXPECT_EQ(y, ref_y) << (mixed ? "mixed" : "float32");
+  }
+}
+
+}  // namespace
