@@ -5,8 +5,6 @@
 // dropout); signs_hdf5: SIGNS-layout train and test files; idx: image/label pairs in the
 // fuzz_idx.cpp framing, plain and gzipped; cifar10: one record; png, jpeg: tiny pictures.
 #include <hdf5.h>
-#include <jpeglib.h>
-#include <png.h>
 
 #include <fstream>
 #include <iostream>
@@ -14,23 +12,12 @@
 
 #include "fuzz_util.h"
 #include "reskit/io/h5.h"
+#include "support/file_writers.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::uint8_t>;
-
-void write_bytes(const fs::path& p, const Bytes& b) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  if (!out) throw std::runtime_error("cannot write " + p.string());
-}
-
-Bytes pattern(std::size_t n, int mul = 7, int add = 3) {
-  Bytes v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>((i * mul + add) % 256);
-  return v;
-}
+using namespace reskit_test;
 
 // --- h5_model, model_json
 
@@ -116,18 +103,9 @@ void write_signs(const fs::path& dir) {
 
 // --- idx (framing of fuzz_idx.cpp: flags, little-endian images size, images, labels)
 
-Bytes idx_file(std::uint8_t ndim, const std::vector<std::uint32_t>& dims, const Bytes& data) {
-  Bytes b{0, 0, 8, ndim};
-  for (std::uint32_t d : dims) {
-    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
-  }
-  b.insert(b.end(), data.begin(), data.end());
-  return b;
-}
-
 void write_idx(const fs::path& dir) {
-  const Bytes images = idx_file(3, {2, 3, 3}, pattern(2 * 3 * 3));
-  const Bytes labels = idx_file(1, {2}, {3, 9});
+  const Bytes images = idx_bytes(0x00000803, {2, 3, 3}, pattern(2 * 3 * 3));
+  const Bytes labels = idx_bytes(0x00000801, {2}, {3, 9});
   for (std::uint8_t flags : {0, 3}) {
     const auto n = static_cast<std::uint32_t>(images.size());
     Bytes b{flags, static_cast<std::uint8_t>(n), static_cast<std::uint8_t>(n >> 8),
@@ -170,47 +148,6 @@ void check_seeds(const fs::path& root) {
 
 // --- png, jpeg
 
-void write_png(const fs::path& p, int rows, int cols, int channels) {
-  const Bytes px = pattern(static_cast<std::size_t>(rows * cols * channels), 29, 1);
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  img.width = static_cast<png_uint_32>(cols);
-  img.height = static_cast<png_uint_32>(rows);
-  img.format = channels == 1   ? PNG_FORMAT_GRAY
-               : channels == 2 ? PNG_FORMAT_GA
-               : channels == 3 ? PNG_FORMAT_RGB
-                               : PNG_FORMAT_RGBA;
-  if (!png_image_write_to_file(&img, p.c_str(), 0, px.data(), 0, nullptr))
-    throw std::runtime_error("cannot write " + p.string() + ": " + img.message);
-}
-
-void write_jpeg(const fs::path& p, int rows, int cols, int channels, bool progressive) {
-  const Bytes px = pattern(static_cast<std::size_t>(rows * cols * channels), 29, 1);
-  std::FILE* f = std::fopen(p.c_str(), "wb");
-  if (!f) throw std::runtime_error("cannot write " + p.string());
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  jpeg_stdio_dest(&c, f);
-  c.image_width = static_cast<JDIMENSION>(cols);
-  c.image_height = static_cast<JDIMENSION>(rows);
-  c.input_components = channels;
-  c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 90, TRUE);
-  if (progressive) jpeg_simple_progression(&c);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row =
-        const_cast<std::uint8_t*>(px.data()) + static_cast<std::size_t>(c.next_scanline) * cols * channels;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::fclose(f);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,13 +163,17 @@ int main(int argc, char** argv) {
     write_signs(root / "signs_hdf5");
     write_idx(root / "idx");
     write_cifar(root / "cifar10");
-    write_png(root / "png" / "gray_3x2.png", 3, 2, 1);
-    write_png(root / "png" / "gray_alpha_2x2.png", 2, 2, 2);
-    write_png(root / "png" / "rgb_4x5.png", 4, 5, 3);
-    write_png(root / "png" / "rgba_3x3.png", 3, 3, 4);
-    write_jpeg(root / "jpeg" / "rgb_8x8.jpg", 8, 8, 3, false);
-    write_jpeg(root / "jpeg" / "gray_5x7.jpg", 5, 7, 1, false);
-    write_jpeg(root / "jpeg" / "rgb_progressive_9x6.jpg", 9, 6, 3, true);
+    // Pictures of 29 * i + 1 pixel values (fuzz/corpus holds them; the same bytes as before).
+    const auto px = [](int rows, int cols, int channels) {
+      return pattern(static_cast<std::size_t>(rows * cols * channels), 29, 1);
+    };
+    write_png(root / "png" / "gray_3x2.png", 3, 2, 1, px(3, 2, 1));
+    write_png(root / "png" / "gray_alpha_2x2.png", 2, 2, 2, px(2, 2, 2));
+    write_png(root / "png" / "rgb_4x5.png", 4, 5, 3, px(4, 5, 3));
+    write_png(root / "png" / "rgba_3x3.png", 3, 3, 4, px(3, 3, 4));
+    write_jpeg(root / "jpeg" / "rgb_8x8.jpg", 8, 8, 3, px(8, 8, 3));
+    write_jpeg(root / "jpeg" / "gray_5x7.jpg", 5, 7, 1, px(5, 7, 1));
+    write_jpeg(root / "jpeg" / "rgb_progressive_9x6.jpg", 9, 6, 3, px(9, 6, 3), {.progressive = true});
     check_seeds(root);
   } catch (const std::exception& e) {
     std::cerr << "reskit_fuzz_make_corpus: " << e.what() << "\n";

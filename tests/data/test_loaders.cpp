@@ -4,7 +4,6 @@
 // expected and what was found. Fashion-MNIST from Debian's package when it is installed.
 #include <gtest/gtest.h>
 #include <hdf5.h>
-#include <png.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -15,44 +14,19 @@
 #include <functional>
 #include <string>
 #include <vector>
-// jpeglib.h needs FILE declared first.
-#include <jpeglib.h>
 
 #include "reskit/data/loaders.h"
 #include "reskit/error.h"
+#include "support/file_writers.h"
 
 using namespace reskit;
+using namespace reskit_test;
 namespace fs = std::filesystem;
 
 namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Writers
-
-void write_bytes(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-void write_gz(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
-  gzFile f = gzopen(p.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  if (!bytes.empty()) gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
-}
-
-void put_be32(std::vector<std::uint8_t>& v, std::uint32_t x) {
-  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<std::uint8_t>(x >> s));
-}
-
-std::vector<std::uint8_t> idx_bytes(std::uint32_t magic, const std::vector<std::uint32_t>& dims,
-                                    const std::vector<std::uint8_t>& data) {
-  std::vector<std::uint8_t> v;
-  put_be32(v, magic);
-  for (auto d : dims) put_be32(v, d);
-  v.insert(v.end(), data.begin(), data.end());
-  return v;
-}
 
 class H5Writer {
  public:
@@ -125,47 +99,6 @@ class H5Writer {
  private:
   hid_t id_;
 };
-
-// rows x cols x channels, 8-bit, channels 1 (gray), 3 (RGB) or 4 (RGBA).
-void write_png(const fs::path& p, int rows, int cols, int channels, const std::vector<std::uint8_t>& px) {
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  img.width = static_cast<png_uint_32>(cols);
-  img.height = static_cast<png_uint_32>(rows);
-  img.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
-  ASSERT_TRUE(png_image_write_to_file(&img, p.c_str(), 0, px.data(), 0, nullptr)) << img.message;
-}
-
-void write_jpeg(const fs::path& p, int rows, int cols, int channels, const std::vector<std::uint8_t>& px) {
-  FILE* f = std::fopen(p.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  jpeg_stdio_dest(&c, f);
-  c.image_width = static_cast<JDIMENSION>(cols);
-  c.image_height = static_cast<JDIMENSION>(rows);
-  c.input_components = channels;
-  c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 100, TRUE);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row =
-        const_cast<std::uint8_t*>(px.data()) + static_cast<std::size_t>(c.next_scanline) * cols * channels;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::fclose(f);
-}
-
-std::vector<std::uint8_t> pattern(std::size_t n, int mul = 7, int add = 3) {
-  std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>((i * mul + add) % 256);
-  return v;
-}
 
 std::vector<std::uint8_t> read_all_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -1040,12 +973,12 @@ TEST_F(Loaders, GrayscaleAndRgbaPngAndJpegDecode) {
   const fs::path jpg = dir_ / "flat.jpg";
   std::vector<std::uint8_t> flat;
   for (int i = 0; i < 16 * 16; ++i) flat.insert(flat.end(), {200, 100, 50});
-  write_jpeg(jpg, 16, 16, 3, flat);
+  write_jpeg(jpg, 16, 16, 3, flat, {.quality = 100});
   const Image j = read_image(jpg.string(), 3);
   ASSERT_EQ(j.pixels.size(), flat.size());
   for (std::size_t i = 0; i < flat.size(); ++i) ASSERT_NEAR(j.pixels[i], flat[i], 2);
   const fs::path gjpg = dir_ / "gray.jpeg";
-  write_jpeg(gjpg, 8, 8, 1, std::vector<std::uint8_t>(64, 77));
+  write_jpeg(gjpg, 8, 8, 1, std::vector<std::uint8_t>(64, 77), {.quality = 100});
   const Image gj = read_image(gjpg.string(), 3);
   EXPECT_EQ(gj.channels, 3);
   EXPECT_NEAR(gj.pixels[0], 77, 1);
@@ -1061,7 +994,7 @@ TEST_F(Loaders, ImageFolderOneSubFolderPerClass) {
   write_png(d / "a_cats" / "1.png", 2, 3, 1, {0, 50, 100, 150, 200, 250});
   std::vector<std::uint8_t> flat;
   for (int i = 0; i < 8 * 8; ++i) flat.insert(flat.end(), {10, 240, 120});
-  write_jpeg(d / "b_dogs" / "x.JPG", 8, 8, 3, flat);
+  write_jpeg(d / "b_dogs" / "x.JPG", 8, 8, 3, flat, {.quality = 100});
   std::ofstream(d / "b_dogs" / "notes.txt") << "not an image";
   LoadOptions o;
   o.rows = 3;
@@ -1150,7 +1083,7 @@ TEST_F(Loaders, ImageFolderBadData) {
   expect_error([&] { read_image(txt.string()); },
                {txt.string(), "expected a PNG or JPEG image", "starting with bytes 47 49 46 38 39 61"});
   const fs::path jcut = dir_ / "cut.jpg";
-  write_jpeg(jcut, 16, 16, 3, std::vector<std::uint8_t>(16 * 16 * 3, 9));
+  write_jpeg(jcut, 16, 16, 3, std::vector<std::uint8_t>(16 * 16 * 3, 9), {.quality = 100});
   auto jb = read_all_bytes(jcut);
   jb.resize(jb.size() - 40);
   write_bytes(jcut, jb);
