@@ -298,3 +298,52 @@ TEST_F(Registry, DocumentedLayerListIsTheRegistry) {
   EXPECT_EQ(names, keras_layer_classes());
   EXPECT_EQ(keras_layer_classes(), layers::readable_classes());
 }
+
+namespace {
+// A layer class the registry does not know.
+class CustomLayer : public Layer {
+ public:
+  CustomLayer() : Layer("Custom", "custom") {}
+  Shape output_shape(const std::vector<Shape>& inputs) const override { return single_input(inputs); }
+  Tensor forward(const std::vector<Tensor>& inputs, bool /*training*/) override { return inputs[0]; }
+  std::vector<Tensor> backward(const Tensor& dy) override { return {dy}; }
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+// Files, export and fusion refuse or skip a class the registry lacks; the refusals list the
+// registered classes.
+TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
+  Tensor in = Input({4, 4, 2}, {.name = "image"});
+  Tensor x = BatchNormalization({.name = "bn"})(in);
+  x = LayerRef<CustomLayer>(std::make_shared<CustomLayer>())(x);
+  Model model(in, Activation("relu", {.name = "relu"})(x));
+  EXPECT_EQ(model.forward(random_tensor({2, 4, 4, 2}, 1), true).shape(), (Shape{2, 4, 4, 2}));
+
+  EXPECT_NE(
+      error_of([&] { export_onnx(model, "/nonexistent/x.onnx"); })
+          .find("Custom 'custom' has no ONNX export (export_onnx covers InputLayer, ZeroPadding2D, Conv2D, "
+                "BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, "
+                "GlobalAveragePooling2D, Flatten, Dense and Dropout)"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] { model_to_json(model); }).find("cannot save layer class 'Custom' (layer 'custom')"),
+            std::string::npos);
+
+  Model readable(in, BatchNormalization({.name = "bn2"})(in));
+  std::string json = model_to_json(readable);
+  json.replace(json.find("\"BatchNormalization\""), 20, "\"Custom\"");
+  EXPECT_NE(
+      error_of([&] { model_from_json(json); })
+          .find("unsupported layer class 'Custom' (layer 'bn2'); reskit reads InputLayer, ZeroPadding2D, "
+                "Conv2D, BatchNormalization, Activation, ReLU, Add, MaxPooling2D, AveragePooling2D, "
+                "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout"),
+      std::string::npos);
+}
