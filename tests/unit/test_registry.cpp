@@ -11,10 +11,10 @@
 #include <onnx/shape_inference/implementation.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -282,19 +282,21 @@ TEST_F(Registry, DocumentedLayerListIsTheRegistry) {
   const auto to = doc.find(" (tests/unit/", from);
   ASSERT_NE(to, std::string::npos);
   std::string list = doc.substr(from + start.size(), to - from - start.size());
-  // Drop comment markers and parenthesised remarks, then read the names.
-  list = std::regex_replace(list, std::regex("//"), " ");
-  int depth = 0;
-  std::string plain;
-  for (char c : list) {
-    if (c == '(') ++depth;
-    if (depth == 0) plain += c;
-    if (c == ')') --depth;
-  }
+  // Read the capitalised words outside comment markers and parenthesised remarks.
   std::vector<std::string> names;
-  const std::regex word("[A-Z][A-Za-z0-9]*");
-  for (auto it = std::sregex_iterator(plain.begin(), plain.end(), word); it != std::sregex_iterator(); ++it)
-    names.push_back(it->str());
+  std::string word;
+  int depth = 0;
+  for (char c : list + " ") {
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    const bool letter = std::isalnum(static_cast<unsigned char>(c)) != 0;
+    if (depth == 0 && letter && (!word.empty() || std::isupper(static_cast<unsigned char>(c)))) {
+      word += c;
+    } else if (!letter || depth > 0) {
+      if (!word.empty()) names.push_back(word);
+      word.clear();
+    }
+  }
   EXPECT_EQ(names, keras_layer_classes());
   EXPECT_EQ(keras_layer_classes(), layers::readable_classes());
 }
