@@ -9,11 +9,10 @@
 #include <set>
 #include <sstream>
 
+#include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
-#include "reskit/layers/conv.h"
 #include "reskit/layers/core.h"
-#include "reskit/layers/normalization.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
 
@@ -38,6 +37,10 @@ struct Model::State {
   std::vector<std::vector<int>> producers;   // per node: index of the node feeding each input
   std::vector<std::shared_ptr<Layer>> layers;
   std::vector<int> input_nodes, output_nodes;
+  std::vector<graph::ModelNode> views;        // nodes() : what nodes and producers hold, read-only
+  std::map<const Layer*, int> node_of_layer;  // position in nodes of each layer's node
+  // Per node, what its layer may fuse with (the layer registry; nothing for a class it lacks).
+  std::vector<const layers::FusionTraits*> traits;
   bool sequential_like = true;
   std::vector<Tensor> values;  // outputs of the last forward, per node
   std::shared_ptr<Optimizer> optimizer;
@@ -194,31 +197,43 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     }
   }
 
-  // ReLU fusion: an Activation('relu') whose single input is the output of a layer that can
-  // apply it (BatchNormalization, Add), read by nothing else and not a model output.
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const Node& n = *s.nodes[i];
+    s.views.push_back({n.layer, n.node_index, s.producers[i], n.output_shape});
+    s.node_of_layer.emplace(n.layer.get(), static_cast<int>(i));
+  }
+
+  // The fusion plan, from what the registry says each layer may fuse with.
+  static const layers::FusionTraits kNoFusion;
+  for (const auto& n : s.nodes) {
+    const layers::LayerEntry* entry = layers::find_layer(n->layer->class_name());
+    s.traits.push_back(entry ? &entry->fusion : &kNoFusion);
+  }
+  // ReLU fusion: a ReLU whose single input is the output of a layer that can apply it
+  // (takes_relu), read by nothing else and not a model output.
   std::vector<int> consumers(s.nodes.size(), 0);
   for (const auto& ps : s.producers)
     for (int p : ps) ++consumers[p];
   for (int o : s.output_nodes) ++consumers[o];
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
-    const auto* act = dynamic_cast<const ActivationLayer*>(s.nodes[i]->layer.get());
-    if (act == nullptr || act->activation() != "relu" || s.producers[i].size() != 1) continue;
+    const Layer& act = *s.nodes[i]->layer;
+    if (!s.traits[i]->is_relu || !s.traits[i]->is_relu(act) || s.producers[i].size() != 1) continue;
     const int p = s.producers[i][0];
     const Layer& producer = *s.nodes[p]->layer;
-    if (producer.can_fuse_relu() && consumers[p] == 1 && producer.dtype() == act->dtype()) {
+    if (s.traits[p]->takes_relu && consumers[p] == 1 && producer.dtype() == act.dtype()) {
       s.relu_fusions.push_back({p, static_cast<int>(i)});
     }
   }
 
-  // BatchNormalization folding (inference): a linear Conv2D whose output only a
-  // BatchNormalization reads, with the ReLU fused above when there is one.
+  // BatchNormalization folding (inference): a convolution that can take it (a linear Conv2D)
+  // whose output only the normalization reads, with the ReLU fused above when there is one.
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
-    const auto* bn = dynamic_cast<const BatchNormalizationLayer*>(s.nodes[i]->layer.get());
-    if (bn == nullptr || s.producers[i].size() != 1) continue;
+    const Layer& bn = *s.nodes[i]->layer;
+    if (!s.traits[i]->folded_into_conv || s.producers[i].size() != 1) continue;
     const int c = s.producers[i][0];
-    const auto* conv = dynamic_cast<const Conv2DLayer*>(s.nodes[c]->layer.get());
-    if (conv == nullptr || conv->options().activation != "linear" || consumers[c] != 1 ||
-        conv->dtype() != bn->dtype()) {
+    const Layer& conv = *s.nodes[c]->layer;
+    if (!s.traits[c]->can_fold_batch_norm || !s.traits[c]->can_fold_batch_norm(conv) || consumers[c] != 1 ||
+        conv.dtype() != bn.dtype()) {
       continue;
     }
     int act = -1;
@@ -232,12 +247,14 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
 
   // BatchNormalization + Add fusion (see AddFusion).
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
-    const auto* add = dynamic_cast<const AddLayer*>(s.nodes[i]->layer.get());
-    if (add == nullptr || s.producers[i].size() != 2) continue;
+    const Layer& add = *s.nodes[i]->layer;
+    if (!s.traits[i]->set_sum_input || s.producers[i].size() != 2) continue;
     for (int k : {1, 0}) {
       const int bn = s.producers[i][k], other = s.producers[i][1 - k];
-      const auto* layer = dynamic_cast<const BatchNormalizationLayer*>(s.nodes[bn]->layer.get());
-      if (layer == nullptr || consumers[bn] != 1 || other >= bn || layer->dtype() != add->dtype()) continue;
+      const Layer& layer = *s.nodes[bn]->layer;
+      if (!s.traits[bn]->absorbs_add_input || consumers[bn] != 1 || other >= bn ||
+          layer.dtype() != add.dtype())
+        continue;
       bool folded = false, relu = false;
       for (const auto& f : s.bn_folds) folded = folded || f.bn == bn;
       for (const auto& f : s.relu_fusions) relu = relu || f.producer == static_cast<int>(i);
@@ -259,6 +276,16 @@ const std::vector<std::shared_ptr<Layer>>& Model::layers() const { return state_
 const std::vector<Tensor>& Model::inputs() const { return state_->inputs; }
 const std::vector<Tensor>& Model::outputs() const { return state_->outputs; }
 DType Model::dtype() const { return state_->outputs[0].dtype(); }
+const std::vector<graph::ModelNode>& Model::nodes() const { return state_->views; }
+const std::vector<int>& Model::input_nodes() const { return state_->input_nodes; }
+const std::vector<int>& Model::output_nodes() const { return state_->output_nodes; }
+
+const graph::ModelNode& Model::node_of(const Layer& layer) const {
+  auto it = state_->node_of_layer.find(&layer);
+  if (it == state_->node_of_layer.end())
+    throw Error("Model '" + state_->name + "': " + layer.where() + " is not one of its layers");
+  return state_->views[it->second];
+}
 
 std::shared_ptr<Layer> Model::get_layer(std::string_view name) const {
   for (const auto& l : state_->layers)
@@ -302,10 +329,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     void set(bool on) {
       if (fold) {
         for (const auto& f : s.bn_folds) {
-          auto& bn = static_cast<BatchNormalizationLayer&>(*s.nodes[f.bn]->layer);
-          static_cast<Conv2DLayer&>(*s.nodes[f.conv]->layer)
-              .set_folded_batch_norm(on ? &bn : nullptr, f.act >= 0);
-          bn.set_folded_into_conv(on);
+          Layer& bn = *s.nodes[f.bn]->layer;
+          s.traits[f.conv]->fold_batch_norm(*s.nodes[f.conv]->layer, on ? &bn : nullptr, f.act >= 0);
+          s.traits[f.bn]->folded_into_conv(bn, on);
           if (f.act >= 0) s.nodes[f.act]->layer->set_fused_relu(on);
         }
       }
@@ -313,13 +339,13 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
       for (const auto& f : s.add_fusions) {
         if (fold && f.bn_folded) continue;  // the convolution applies this normalization
         s.nodes[f.bn]->layer->set_fused_relu(on && f.add_relu);
-        static_cast<AddLayer&>(*s.nodes[f.add]->layer).set_sum_input(on ? f.bn_index : -1);
+        s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
         s.residual_of[f.bn] = on ? f.other : -1;
       }
       for (const auto& f : s.relu_fusions) {
         if (fold && f.folded) continue;  // the convolution applies this ReLU
         Layer& producer = *s.nodes[f.producer]->layer;
-        const bool backward = training && producer.can_fuse_relu_backward();
+        const bool backward = training && s.traits[f.producer]->takes_relu_backward;
         producer.set_fused_relu(on, backward);
         s.nodes[f.act]->layer->set_fused_relu(on, backward);
       }
@@ -466,10 +492,8 @@ void Model::summary(std::ostream& out) const {
   out << std::string(line_length, '=') << "\n";
   for (std::size_t li = 0; li < s.layers.size(); ++li) {
     const Layer& layer = *s.layers[li];
-    const Node* node = nullptr;
-    for (const auto& n : s.nodes)
-      if (n->layer.get() == &layer) node = n.get();
-    std::string shape = shape_str(node->output_shape);
+    const graph::ModelNode& node = node_of(layer);
+    std::string shape = shape_str(node.output_shape);
     if (layer.class_name() == "InputLayer") shape = "[" + shape + "]";
     std::vector<std::string> fields{layer.name() + " (" + layer.class_name() + ")", shape,
                                     std::to_string(layer.count_params())};
@@ -477,9 +501,9 @@ void Model::summary(std::ostream& out) const {
       out << summary_row(fields, positions) << "\n";
     } else {
       std::vector<std::string> connections;
-      for (const auto& in : node->inputs) {
-        connections.push_back(in.node()->layer->name() + "[" + std::to_string(in.node()->node_index) + "][" +
-                              std::to_string(in.output_index()) + "]");
+      for (const int in : node.inputs) {
+        const graph::ModelNode& from = s.views[in];
+        connections.push_back(from.layer->name() + "[" + std::to_string(from.node_index) + "][0]");
       }
       fields.push_back(connections.empty() ? "" : connections[0]);
       out << summary_row(fields, positions) << "\n";

@@ -13,169 +13,20 @@
 #include <set>
 
 #include "io/hdf5.h"
+#include "layers/registry.h"
 #include "reskit/error.h"
-#include "reskit/layers/conv.h"
-#include "reskit/layers/core.h"
-#include "reskit/layers/normalization.h"
-#include "reskit/layers/pooling.h"
+#include "reskit/io/h5.h"
 
 namespace reskit::io {
 
 namespace {
 
-constexpr std::int64_t kMaxDim = std::int64_t{1} << 24;  // any size in a config
+// The reading and writing helpers the layers' own config readers use (layers/keras_json.h).
+using namespace keras;
+
 constexpr int kMaxJsonDepth = 64;
 
 // ---------------------------------------------------------------- reading helpers
-
-struct LayerCtx {
-  std::string class_name, name;
-  std::string where() const { return class_name + " '" + name + "'"; }
-};
-
-std::string short_dump(const Json& v) {
-  std::string s = v.dump();
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
-
-[[noreturn]] void bad(const LayerCtx& l, const std::string& what) {
-  throw FileError("model_config: " + l.where() + ": " + what);
-}
-
-[[noreturn]] void unsupported(const LayerCtx& l, const std::string& key, const Json& v,
-                              const std::string& supported) {
-  bad(l, "unsupported option " + key + "=" + short_dump(v) + " (reskit supports " + supported + ")");
-}
-
-const Json* find(const Json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
-
-const Json& require(const Json& obj, const char* key, const LayerCtx& l) {
-  const Json* v = find(obj, key);
-  if (!v) bad(l, std::string("missing option ") + key);
-  return *v;
-}
-
-std::int64_t as_int(const Json& v, const LayerCtx& l, const std::string& key, std::int64_t lo,
-                    std::int64_t hi) {
-  std::int64_t x = 0;
-  if (v.is_number_unsigned()) {
-    auto u = v.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(hi))
-      bad(l, "expected " + key + " <= " + std::to_string(hi) + ", got " + short_dump(v));
-    x = static_cast<std::int64_t>(u);
-  } else if (v.is_number_integer()) {
-    x = v.get<std::int64_t>();
-  } else if (v.is_number_float() && std::isfinite(v.get<double>()) &&
-             v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 9.0e15) {
-    x = static_cast<std::int64_t>(v.get<double>());
-  } else {
-    bad(l, "expected an integer " + key + ", got " + short_dump(v));
-  }
-  if (x < lo) bad(l, "expected " + key + " >= " + std::to_string(lo) + ", got " + std::to_string(x));
-  if (x > hi) bad(l, "expected " + key + " <= " + std::to_string(hi) + ", got " + std::to_string(x));
-  return x;
-}
-
-std::array<int, 2> as_pair(const Json& v, const LayerCtx& l, const std::string& key, std::int64_t lo,
-                           std::int64_t hi) {
-  if (v.is_number()) {
-    int x = static_cast<int>(as_int(v, l, key, lo, hi));
-    return {x, x};
-  }
-  if (!v.is_array() || v.size() != 2)
-    bad(l, "expected " + key + " as an integer or a pair, got " + short_dump(v));
-  return {static_cast<int>(as_int(v[0], l, key, lo, hi)), static_cast<int>(as_int(v[1], l, key, lo, hi))};
-}
-
-double as_double(const Json& v, const LayerCtx& l, const std::string& key) {
-  if (!v.is_number() || !std::isfinite(v.get<double>()))
-    bad(l, "expected a number for " + key + ", got " + short_dump(v));
-  return v.get<double>();
-}
-
-bool as_bool(const Json& v, const LayerCtx& l, const std::string& key) {
-  if (!v.is_boolean()) bad(l, "expected true or false for " + key + ", got " + short_dump(v));
-  return v.get<bool>();
-}
-
-std::string as_string(const Json& v, const LayerCtx& l, const std::string& key) {
-  if (!v.is_string()) bad(l, "expected a string for " + key + ", got " + short_dump(v));
-  return v.get<std::string>();
-}
-
-bool bool_option(const Json& c, const char* key, bool fallback, const LayerCtx& l) {
-  const Json* v = find(c, key);
-  return v && !v->is_null() ? as_bool(*v, l, key) : fallback;
-}
-
-// Options reskit cannot honour unless they hold their neutral value.
-void expect_null(const Json& c, const LayerCtx& l, std::initializer_list<const char*> keys) {
-  for (const char* key : keys) {
-    const Json* v = find(c, key);
-    if (v && !v->is_null()) unsupported(l, key, *v, "null");
-  }
-}
-
-void expect_channels_last(const Json& c, const LayerCtx& l) {
-  const Json* v = find(c, "data_format");
-  if (v && !v->is_null() && *v != "channels_last") unsupported(l, "data_format", *v, "\"channels_last\"");
-}
-
-std::string padding_option(const Json& c, const LayerCtx& l) {
-  const Json* v = find(c, "padding");
-  if (!v || v->is_null()) return "valid";
-  std::string p = as_string(*v, l, "padding");
-  for (auto& ch : p) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (p != "valid" && p != "same") unsupported(l, "padding", *v, "\"valid\" and \"same\"");
-  return p;
-}
-
-std::string activation_option(const Json& c, const char* key, const LayerCtx& l) {
-  const Json* v = find(c, key);
-  if (!v || v->is_null()) return "linear";
-  if (!v->is_string()) unsupported(l, key, *v, "linear, relu, softmax, sigmoid, tanh");
-  std::string a = v->get<std::string>();
-  if (a != "linear" && a != "relu" && a != "softmax" && a != "sigmoid" && a != "tanh") {
-    unsupported(l, key, *v, "linear, relu, softmax, sigmoid, tanh");
-  }
-  return a;
-}
-
-// A Keras initializer (string or {"class_name", "config"}) as a reskit initializer name; those
-// reskit lacks fall back to `fallback` (loaded weights overwrite them anyway).
-std::string initializer_option(const Json& c, const char* key, const std::string& fallback,
-                               std::optional<std::uint64_t>* seed, const LayerCtx& l) {
-  static const std::map<std::string, std::string> kNames{{"GlorotUniform", "glorot_uniform"},
-                                                         {"GlorotNormal", "glorot_normal"},
-                                                         {"HeUniform", "he_uniform"},
-                                                         {"HeNormal", "he_normal"},
-                                                         {"RandomUniform", "random_uniform"},
-                                                         {"RandomNormal", "random_normal"},
-                                                         {"Zeros", "zeros"},
-                                                         {"Ones", "ones"}};
-  const Json* v = find(c, key);
-  if (!v || v->is_null()) return fallback;
-  if (v->is_string()) {
-    for (const auto& [cls, name] : kNames)
-      if (name == v->get<std::string>()) return name;
-    return fallback;
-  }
-  const Json* cls = find(*v, "class_name");
-  if (!cls || !cls->is_string()) return fallback;
-  auto it = kNames.find(cls->get<std::string>());
-  if (it == kNames.end()) return fallback;
-  if (seed) {
-    const Json* cfg = find(*v, "config");
-    const Json* s = cfg ? find(*cfg, "seed") : nullptr;
-    if (s && !s->is_null())
-      *seed = static_cast<std::uint64_t>(as_int(*s, l, std::string(key) + ".seed", 0, INT64_MAX));
-  }
-  return it->second;
-}
 
 DType dtype_option(const Json& c, const LayerCtx& l) {
   const Json* v = find(c, "dtype");
@@ -275,235 +126,14 @@ std::vector<Ref> parse_inbound(const Json* nodes, const LayerCtx& l) {
 
 // ---------------------------------------------------------------- layers
 
-// Bounds the memory that the layers' weights take before they are created.
-struct WeightBudget {
-  std::uint64_t max_bytes;
-  std::uint64_t used = 0;
-  DType dtype;
-  void add(const LayerCtx& l, long double elements) {
-    long double bytes = elements * static_cast<long double>(dtype_size(dtype));
-    if (bytes + used > static_cast<long double>(max_bytes)) {
-      bad(l, "its weights (" + std::to_string(static_cast<double>(elements)) +
-                 " values) exceed what this file can hold; refusing to allocate them");
-    }
-    used += static_cast<std::uint64_t>(bytes);
-  }
-};
-
-const Tensor& one_input(const std::vector<Tensor>& in, const LayerCtx& l) {
-  if (in.size() != 1) bad(l, "expected 1 input, got " + std::to_string(in.size()));
-  return in[0];
-}
-
-void check_rank(const Tensor& x, std::size_t rank, const LayerCtx& l) {
-  if (x.shape().size() != rank) {
-    bad(l, "expected a " + std::to_string(rank) + "-D input, got shape " + shape_str(x.shape()));
-  }
-}
-
-Tensor build_conv2d(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in, WeightBudget& budget) {
-  const Tensor& x = one_input(in, l);
-  check_rank(x, 4, l);
-  const int filters = static_cast<int>(as_int(require(c, "filters", l), l, "filters", 1, kMaxDim));
-  const auto kernel = as_pair(require(c, "kernel_size", l), l, "kernel_size", 1, kMaxDim);
-  Conv2DOptions o;
-  if (const Json* v = find(c, "strides"); v && !v->is_null())
-    o.strides = as_pair(*v, l, "strides", 1, kMaxDim);
-  o.padding = padding_option(c, l);
-  expect_channels_last(c, l);
-  if (const Json* v = find(c, "dilation_rate");
-      v && !v->is_null() && as_pair(*v, l, "dilation_rate", 1, kMaxDim) != std::array<int, 2>{1, 1}) {
-    unsupported(l, "dilation_rate", *v, "[1, 1]");
-  }
-  if (const Json* v = find(c, "groups"); v && !v->is_null() && as_int(*v, l, "groups", 1, kMaxDim) != 1) {
-    unsupported(l, "groups", *v, "1");
-  }
-  expect_null(c, l,
-              {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-               "bias_constraint", "lora_rank"});
-  o.activation = activation_option(c, "activation", l);
-  o.use_bias = bool_option(c, "use_bias", true, l);
-  o.kernel_initializer = initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
-  o.bias_initializer = initializer_option(c, "bias_initializer", "zeros", nullptr, l);
-  o.name = l.name;
-  const long double cin = static_cast<long double>(x.shape()[3]);
-  budget.add(l, (static_cast<long double>(kernel[0]) * kernel[1] * cin + (o.use_bias ? 1 : 0)) * filters);
-  return Conv2D(filters, kernel, o)(x);
-}
-
-Tensor build_dense(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in, WeightBudget& budget) {
-  const Tensor& x = one_input(in, l);
-  check_rank(x, 2, l);
-  const int units = static_cast<int>(as_int(require(c, "units", l), l, "units", 1, kMaxDim));
-  DenseOptions o;
-  expect_null(c, l,
-              {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-               "bias_constraint", "lora_rank"});
-  o.activation = activation_option(c, "activation", l);
-  o.use_bias = bool_option(c, "use_bias", true, l);
-  o.kernel_initializer = initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
-  o.bias_initializer = initializer_option(c, "bias_initializer", "zeros", nullptr, l);
-  o.name = l.name;
-  budget.add(l, (static_cast<long double>(x.shape()[1]) + (o.use_bias ? 1 : 0)) * units);
-  return Dense(units, o)(x);
-}
-
-Tensor build_batch_norm(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in,
-                        WeightBudget& budget) {
-  const Tensor& x = one_input(in, l);
-  const auto rank = static_cast<std::int64_t>(x.shape().size());
-  if (rank < 2) bad(l, "expected an input of rank >= 2, got shape " + shape_str(x.shape()));
-  BatchNormalizationOptions o;
-  if (const Json* v = find(c, "axis"); v && !v->is_null()) {
-    const Json& a = v->is_array() && v->size() == 1 ? (*v)[0] : *v;
-    std::int64_t axis = a.is_number() ? as_int(a, l, "axis", -rank, rank - 1) : rank;
-    if (axis != -1 && axis != rank - 1)
-      unsupported(l, "axis", *v, "the last axis: [" + std::to_string(rank - 1) + "] or -1");
-  }
-  o.axis = -1;
-  if (const Json* v = find(c, "momentum"); v && !v->is_null()) o.momentum = as_double(*v, l, "momentum");
-  if (const Json* v = find(c, "epsilon"); v && !v->is_null()) o.epsilon = as_double(*v, l, "epsilon");
-  for (const char* key : {"center", "scale"}) {
-    const Json* v = find(c, key);
-    if (v && !v->is_null() && !as_bool(*v, l, key)) unsupported(l, key, *v, "true");
-  }
-  if (const Json* v = find(c, "renorm"); v && !v->is_null() && as_bool(*v, l, "renorm"))
-    unsupported(l, "renorm", *v, "false");
-  expect_null(c, l,
-              {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint",
-               "virtual_batch_size", "adjustment"});
-  o.name = l.name;
-  budget.add(l, 4.0L * static_cast<long double>(x.shape().back()));
-  return BatchNormalization(o)(x);
-}
-
-Tensor build_pooling(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in, bool max) {
-  const Tensor& x = one_input(in, l);
-  check_rank(x, 4, l);
-  std::array<int, 2> pool{2, 2};
-  if (const Json* v = find(c, "pool_size"); v && !v->is_null())
-    pool = as_pair(*v, l, "pool_size", 1, kMaxDim);
-  Pooling2DOptions o;
-  if (const Json* v = find(c, "strides"); v && !v->is_null())
-    o.strides = as_pair(*v, l, "strides", 1, kMaxDim);
-  o.padding = padding_option(c, l);
-  expect_channels_last(c, l);
-  o.name = l.name;
-  return max ? MaxPooling2D(pool, o)(x) : AveragePooling2D(pool, o)(x);
-}
-
-Tensor build_global_pooling(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in, bool max) {
-  const Tensor& x = one_input(in, l);
-  check_rank(x, 4, l);
-  expect_channels_last(c, l);
-  if (bool_option(c, "keepdims", false, l)) unsupported(l, "keepdims", true, "false");
-  GlobalPooling2DOptions o{.name = l.name};
-  return max ? GlobalMaxPooling2D(o)(x) : GlobalAveragePooling2D(o)(x);
-}
-
-Tensor build_zero_padding(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in) {
-  const Tensor& x = one_input(in, l);
-  check_rank(x, 4, l);
-  expect_channels_last(c, l);
-  std::array<std::array<int, 2>, 2> pad{{{1, 1}, {1, 1}}};
-  if (const Json* v = find(c, "padding"); v && !v->is_null()) {
-    if (v->is_number()) {
-      int p = static_cast<int>(as_int(*v, l, "padding", 0, kMaxDim));
-      pad = {{{p, p}, {p, p}}};
-    } else if (v->is_array() && v->size() == 2 && (*v)[0].is_number()) {
-      auto hw = as_pair(*v, l, "padding", 0, kMaxDim);
-      pad = {{{hw[0], hw[0]}, {hw[1], hw[1]}}};
-    } else if (v->is_array() && v->size() == 2) {
-      pad = {as_pair((*v)[0], l, "padding", 0, kMaxDim), as_pair((*v)[1], l, "padding", 0, kMaxDim)};
-    } else {
-      bad(l, "expected padding as an integer, a pair or a pair of pairs, got " + short_dump(*v));
-    }
-  }
-  return ZeroPadding2D(pad, {.name = l.name})(x);
-}
-
-Tensor build_dropout(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in) {
-  const Tensor& x = one_input(in, l);
-  const double rate = as_double(require(c, "rate", l), l, "rate");
-  if (!(rate >= 0.0 && rate < 1.0)) bad(l, "expected rate in [0, 1), got " + std::to_string(rate));
-  expect_null(c, l, {"noise_shape"});
-  DropoutOptions o;
-  if (const Json* v = find(c, "seed"); v && !v->is_null())
-    o.seed = static_cast<std::uint64_t>(as_int(*v, l, "seed", 0, INT64_MAX));
-  o.name = l.name;
-  return Dropout(rate, o)(x);
-}
-
-Tensor build_relu(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in) {
-  const Tensor& x = one_input(in, l);
-  expect_null(c, l, {"max_value"});
-  for (const char* key : {"negative_slope", "threshold"}) {
-    const Json* v = find(c, key);
-    if (v && !v->is_null() && as_double(*v, l, key) != 0.0) unsupported(l, key, *v, "0");
-  }
-  return Activation("relu", {.name = l.name})(x);
-}
-
-// Calls the layer described by (class, config) on its inputs.
+// Calls the layer described by (class, config) on its inputs: the registered reader of the class.
 Tensor build_layer(const Json& c, const LayerCtx& l, const std::vector<Tensor>& in, WeightBudget& budget) {
-  const std::string& k = l.class_name;
-  if (k == "Conv2D" || k == "Convolution2D") return build_conv2d(c, l, in, budget);
-  if (k == "Dense") return build_dense(c, l, in, budget);
-  if (k == "BatchNormalization") return build_batch_norm(c, l, in, budget);
-  if (k == "Activation")
-    return Activation(activation_option(c, "activation", l), {.name = l.name})(one_input(in, l));
-  if (k == "ReLU") return build_relu(c, l, in);
-  if (k == "Add") {
-    if (in.size() < 2) bad(l, "expected at least 2 inputs, got " + std::to_string(in.size()));
-    return Add({.name = l.name})(in);
+  const layers::FromConfig* read = layers::find_reader(l.class_name);
+  if (!read) {
+    throw FileError("model_config: unsupported layer class '" + l.class_name + "' (layer '" + l.name +
+                    "'); reskit reads " + layers::join_names(layers::readable_classes(), ", "));
   }
-  if (k == "MaxPooling2D" || k == "MaxPool2D") return build_pooling(c, l, in, true);
-  if (k == "AveragePooling2D" || k == "AvgPool2D") return build_pooling(c, l, in, false);
-  if (k == "GlobalMaxPooling2D" || k == "GlobalMaxPool2D") return build_global_pooling(c, l, in, true);
-  if (k == "GlobalAveragePooling2D" || k == "GlobalAvgPool2D") return build_global_pooling(c, l, in, false);
-  if (k == "Flatten") {
-    expect_channels_last(c, l);
-    return Flatten({.name = l.name})(one_input(in, l));
-  }
-  if (k == "ZeroPadding2D") return build_zero_padding(c, l, in);
-  if (k == "Dropout") return build_dropout(c, l, in);
-  throw FileError("model_config: unsupported layer class '" + k + "' (layer '" + l.name +
-                  "'); reskit reads InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU, "
-                  "Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, "
-                  "Dense, Dropout");
-}
-
-// The batch-free input shape of an InputLayer (or of a Sequential model's first layer).
-std::optional<Shape> input_shape_option(const Json& c, const LayerCtx& l) {
-  const Json* v = nullptr;
-  for (const char* key : {"batch_input_shape", "batch_shape"}) {
-    if ((v = find(c, key)) && !v->is_null()) break;
-    v = nullptr;
-  }
-  if (!v) return std::nullopt;
-  if (!v->is_array() || v->size() < 2 || v->size() > static_cast<std::size_t>(kMaxRank)) {
-    bad(l, "expected a batch input shape [null, d1, ...] of rank 2 to " + std::to_string(kMaxRank) +
-               ", got " + short_dump(*v));
-  }
-  Shape shape;
-  long double total = 1;
-  for (std::size_t i = 1; i < v->size(); ++i) {
-    if ((*v)[i].is_null()) bad(l, "unknown (None) input dimensions are not supported: " + short_dump(*v));
-    shape.push_back(as_int((*v)[i], l, "input dimension", 1, kMaxDim));
-    total *= static_cast<long double>(shape.back());
-  }
-  if (total > static_cast<long double>(std::int64_t{1} << 40))
-    bad(l, "input shape too large: " + short_dump(*v));
-  return shape;
-}
-
-Tensor build_input(const Json& c, const LayerCtx& l) {
-  auto shape = input_shape_option(c, l);
-  if (!shape) bad(l, "missing option batch_input_shape");
-  for (const char* key : {"sparse", "ragged"}) {
-    if (bool_option(c, key, false, l)) unsupported(l, key, true, "false");
-  }
-  return Input(*shape, {.name = l.name});
+  return (*read)(c, l, in, budget);
 }
 
 struct LayerSpec {
@@ -548,17 +178,15 @@ void apply_trainable(const Json& c, const LayerCtx& l, const Tensor& out) {
   if (bool_option(c, "trainable", true, l)) return;
   Layer& layer = *out.node()->layer;
   if (layer.params().empty()) return;
-  if (l.class_name == "BatchNormalization") {
-    unsupported(l, "trainable", false, "true (a frozen BatchNormalization runs in inference mode in Keras)");
-  }
+  const layers::LayerEntry* entry = layers::find_layer(layer.class_name());
+  if (entry && !entry->frozen_refusal.empty()) unsupported(l, "trainable", false, entry->frozen_refusal);
   for (auto& p : layer.params()) p.trainable = false;
 }
 
 // Calls build, turning reskit's own config and shape errors into FileErrors naming the layer.
 Tensor build_checked(const LayerSpec& s, const std::vector<Tensor>& in, WeightBudget& budget) {
   try {
-    Tensor out = s.ctx.class_name == "InputLayer" ? build_input(*s.config, s.ctx)
-                                                  : build_layer(*s.config, s.ctx, in, budget);
+    Tensor out = build_layer(*s.config, s.ctx, in, budget);
     apply_trainable(*s.config, s.ctx, out);
     return out;
   } catch (const FileError&) {
@@ -722,130 +350,13 @@ Model sequential_from_config(const Json& cfg, std::uint64_t max_weight_bytes) {
 
 // ---------------------------------------------------------------- writing helpers
 
-Json initializer_json(const std::string& name, std::optional<std::uint64_t> seed) {
-  Json s = seed ? Json(*seed) : Json(nullptr);
-  if (name == "zeros") return {{"class_name", "Zeros"}, {"config", Json::object()}};
-  if (name == "ones") return {{"class_name", "Ones"}, {"config", Json::object()}};
-  if (name == "random_uniform") {
-    return {{"class_name", "RandomUniform"}, {"config", {{"minval", -0.05}, {"maxval", 0.05}, {"seed", s}}}};
-  }
-  if (name == "random_normal") {
-    return {{"class_name", "RandomNormal"}, {"config", {{"mean", 0.0}, {"stddev", 0.05}, {"seed", s}}}};
-  }
-  static const std::map<std::string, std::string> kClasses{{"glorot_uniform", "GlorotUniform"},
-                                                           {"glorot_normal", "GlorotNormal"},
-                                                           {"he_uniform", "HeUniform"},
-                                                           {"he_normal", "HeNormal"}};
-  auto it = kClasses.find(name);
-  if (it == kClasses.end()) throw FileError("model_config: cannot save initializer '" + name + "'");
-  return {{"class_name", it->second}, {"config", {{"seed", s}}}};
-}
-
-Json pair_json(std::array<int, 2> p) { return Json::array({p[0], p[1]}); }
-
-void add_no_regularizers(Json& c, bool bias) {
-  c["kernel_regularizer"] = nullptr;
-  if (bias) c["bias_regularizer"] = nullptr;
-  c["activity_regularizer"] = nullptr;
-  c["kernel_constraint"] = nullptr;
-  c["bias_constraint"] = nullptr;
-}
-
 // tf.keras 2.6 get_config of one layer.
-Json layer_config_json(const Layer& layer, const graph::Node& node) {
-  const std::string& k = layer.class_name();
-  const std::string dtype(dtype_name(layer.dtype()));
-  if (k == "InputLayer") {
-    const auto& in = dynamic_cast<const InputLayer&>(layer);
-    Json shape = Json::array({nullptr});
-    for (auto d : in.shape()) shape.push_back(d);
-    return {{"batch_input_shape", shape},
-            {"dtype", dtype},
-            {"sparse", false},
-            {"ragged", false},
-            {"name", layer.name()}};
-  }
-  bool trainable = layer.params().empty();
-  for (const auto& p : layer.params()) trainable = trainable || p.trainable;
-  Json c = {{"name", layer.name()}, {"trainable", trainable}, {"dtype", dtype}};
-  if (k == "Conv2D") {
-    const auto& l = dynamic_cast<const Conv2DLayer&>(layer);
-    const auto& o = l.options();
-    c["filters"] = l.filters();
-    c["kernel_size"] = pair_json(l.kernel_size());
-    c["strides"] = pair_json(o.strides);
-    c["padding"] = o.padding;
-    c["data_format"] = "channels_last";
-    c["dilation_rate"] = Json::array({1, 1});
-    c["groups"] = 1;
-    c["activation"] = o.activation;
-    c["use_bias"] = o.use_bias;
-    c["kernel_initializer"] = initializer_json(o.kernel_initializer, o.seed);
-    c["bias_initializer"] = initializer_json(o.bias_initializer, o.seed);
-    add_no_regularizers(c, true);
-  } else if (k == "Dense") {
-    const auto& l = dynamic_cast<const DenseLayer&>(layer);
-    const auto& o = l.options();
-    c["units"] = l.units();
-    c["activation"] = o.activation;
-    c["use_bias"] = o.use_bias;
-    c["kernel_initializer"] = initializer_json(o.kernel_initializer, o.seed);
-    c["bias_initializer"] = initializer_json(o.bias_initializer, o.seed);
-    add_no_regularizers(c, true);
-  } else if (k == "BatchNormalization") {
-    const auto& o = dynamic_cast<const BatchNormalizationLayer&>(layer).options();
-    c["axis"] = Json::array({static_cast<std::int64_t>(node.output_shape.size()) - 1});
-    c["momentum"] = o.momentum;
-    c["epsilon"] = o.epsilon;
-    c["center"] = true;
-    c["scale"] = true;
-    c["beta_initializer"] = initializer_json("zeros", std::nullopt);
-    c["gamma_initializer"] = initializer_json("ones", std::nullopt);
-    c["moving_mean_initializer"] = initializer_json("zeros", std::nullopt);
-    c["moving_variance_initializer"] = initializer_json("ones", std::nullopt);
-    c["beta_regularizer"] = nullptr;
-    c["gamma_regularizer"] = nullptr;
-    c["beta_constraint"] = nullptr;
-    c["gamma_constraint"] = nullptr;
-  } else if (k == "Activation") {
-    c["activation"] = dynamic_cast<const ActivationLayer&>(layer).activation();
-  } else if (k == "Add") {
-  } else if (k == "MaxPooling2D" || k == "AveragePooling2D") {
-    const auto& l = dynamic_cast<const Pooling2DLayer&>(layer);
-    c["pool_size"] = pair_json(l.pool_size());
-    c["padding"] = l.padding();
-    c["strides"] = pair_json(l.strides());
-    c["data_format"] = "channels_last";
-  } else if (k == "GlobalMaxPooling2D" || k == "GlobalAveragePooling2D") {
-    c["data_format"] = "channels_last";
-    c["keepdims"] = false;
-  } else if (k == "Flatten") {
-    c["data_format"] = "channels_last";
-  } else if (k == "ZeroPadding2D") {
-    const auto& p = dynamic_cast<const ZeroPadding2DLayer&>(layer).padding();
-    c["padding"] = Json::array({pair_json(p[0]), pair_json(p[1])});
-    c["data_format"] = "channels_last";
-  } else if (k == "Dropout") {
-    c["rate"] = dynamic_cast<const DropoutLayer&>(layer).rate();
-    c["noise_shape"] = nullptr;
-    c["seed"] = nullptr;
-  } else {
-    throw FileError("model_config: cannot save layer class '" + k + "' (layer '" + layer.name() + "')");
-  }
-  return c;
-}
-
-std::map<const Layer*, const graph::Node*> nodes_by_layer(const Model& model) {
-  std::map<const Layer*, const graph::Node*> out;
-  std::vector<const graph::Node*> stack;
-  for (const auto& t : model.outputs()) stack.push_back(t.node().get());
-  while (!stack.empty()) {
-    const graph::Node* n = stack.back();
-    stack.pop_back();
-    if (!out.emplace(n->layer.get(), n).second) continue;
-    for (const auto& in : n->inputs) stack.push_back(in.node().get());
-  }
-  return out;
+Json layer_config_json(const Layer& layer, const Shape& output_shape) {
+  const layers::LayerEntry* entry = layers::find_layer(layer.class_name());
+  if (!entry || !entry->to_config)
+    throw FileError("model_config: cannot save layer class '" + layer.class_name() + "' (layer '" +
+                    layer.name() + "')");
+  return entry->to_config(layer, output_shape);
 }
 
 Json endpoint_json(const Tensor& t) {
@@ -985,19 +496,18 @@ Json parse_json(const std::string& text, const std::string& what) {
 }
 
 Json model_config(const Model& model) {
-  auto nodes = nodes_by_layer(model);
+  const auto& nodes = model.nodes();
   Json layers = Json::array();
   for (const auto& layer : model.layers()) {
-    const graph::Node* node = nodes.at(layer.get());
+    const graph::ModelNode& node = model.node_of(*layer);
     Json entry = {{"class_name", layer->class_name()},
-                  {"config", layer_config_json(*layer, *node)},
+                  {"config", layer_config_json(*layer, node.output_shape)},
                   {"name", layer->name()}};
     Json inbound = Json::array();
-    if (!node->inputs.empty()) {
+    if (!node.inputs.empty()) {
       Json call = Json::array();
-      for (const auto& t : node->inputs) {
-        call.push_back(
-            Json::array({t.node()->layer->name(), t.node()->node_index, t.output_index(), Json::object()}));
+      for (const int in : node.inputs) {
+        call.push_back(Json::array({nodes[in].layer->name(), nodes[in].node_index, 0, Json::object()}));
       }
       inbound.push_back(std::move(call));
     }
@@ -1112,3 +622,7 @@ TrainingSetup training_from_config(const Json& config) {
 }
 
 }  // namespace reskit::io
+
+namespace reskit {
+std::vector<std::string> keras_layer_classes() { return layers::readable_classes(); }
+}  // namespace reskit

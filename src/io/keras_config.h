@@ -1,24 +1,24 @@
 // Keras JSON configs (internal): a Model to and from model_config, compile state to and from
 // training_config. Used by the .h5 reader and writer (h5_model.cpp) and model_to_json.
 //
-// Reading accepts what tf.keras 2.x and Keras 3 (legacy .h5) write; see reskit/io/h5.h for the
-// layers. Every problem is a FileError whose message names the layer class, the layer and the
-// option; the caller prefixes the file.
+// Reading accepts what tf.keras 2.x and Keras 3 (legacy .h5) write; each layer class reads and
+// writes its own config (its entry in layers/registry.h). Every problem is a FileError whose message names
+// the layer class, the layer and the option; the caller prefixes the file.
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "layers/keras_json.h"
 #include "reskit/graph/model.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
 
 namespace reskit::io {
 
-using Json = nlohmann::ordered_json;
+using Json = keras::Json;
 
 inline constexpr const char* kKerasVersion = "2.6.0";
 inline constexpr const char* kBackend = "tensorflow";

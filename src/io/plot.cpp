@@ -45,26 +45,6 @@ std::string record_text(const std::string& s) {
   return out;
 }
 
-// Every call of every layer, in node-index order.
-std::map<const Layer*, std::vector<const graph::Node*>> nodes_by_layer(const Model& model) {
-  std::map<const Layer*, std::vector<const graph::Node*>> out;
-  std::set<const graph::Node*> seen;
-  std::vector<const graph::Node*> stack;
-  for (const auto& t : model.outputs()) stack.push_back(t.node().get());
-  while (!stack.empty()) {
-    const graph::Node* n = stack.back();
-    stack.pop_back();
-    if (!seen.insert(n).second) continue;
-    out[n->layer.get()].push_back(n);
-    for (const auto& in : n->inputs) stack.push_back(in.node().get());
-  }
-  for (auto& [layer, nodes] : out) {
-    std::sort(nodes.begin(), nodes.end(),
-              [](const graph::Node* a, const graph::Node* b) { return a->node_index < b->node_index; });
-  }
-  return out;
-}
-
 // Keras's layer.input_shape / output_shape text: a list for an InputLayer and for a layer with
 // several inputs, a tuple otherwise.
 std::string shapes_text(const std::vector<Shape>& shapes, bool as_list) {
@@ -73,14 +53,15 @@ std::string shapes_text(const std::vector<Shape>& shapes, bool as_list) {
   return as_list ? "[" + s + "]" : s;
 }
 
-std::string layer_label(const Layer& layer, const graph::Node& node, const PlotModelOptions& options) {
+std::string layer_label(const Model& model, const graph::ModelNode& node, const PlotModelOptions& options) {
+  const Layer& layer = *node.layer;
   std::string label =
       options.show_layer_names ? layer.name() + ": " + layer.class_name() : layer.class_name();
   label = record_text(label);
   if (!options.show_shapes) return label;
   const bool is_input = node.inputs.empty();
   std::vector<Shape> ins;
-  for (const auto& t : node.inputs) ins.push_back(t.shape());
+  for (int in : node.inputs) ins.push_back(model.nodes()[in].output_shape);
   if (is_input) ins.push_back(node.output_shape);
   const std::string in = shapes_text(ins, is_input || ins.size() > 1);
   const std::string out = shapes_text({node.output_shape}, is_input);
@@ -168,28 +149,21 @@ std::string lower_extension(const std::string& path) {
 
 std::string model_to_dot(const Model& model, const PlotModelOptions& options) {
   check_options(options, "model_to_dot");
-  auto nodes = nodes_by_layer(model);
   std::string dot = "digraph G {\n";
   dot += "rankdir=" + options.rankdir + ";\n";
   dot += "concentrate=True;\n";
   dot += "dpi=" + std::to_string(options.dpi) + ";\n";
   dot += "node [shape=record];\n";
   for (const auto& layer : model.layers()) {
-    auto it = nodes.find(layer.get());
-    if (it == nodes.end()) continue;  // not on a path to the outputs
-    dot += quoted(layer->name()) + " [label=" + quoted(layer_label(*layer, *it->second.front(), options)) +
+    dot += quoted(layer->name()) + " [label=" + quoted(layer_label(model, model.node_of(*layer), options)) +
            "];\n";
   }
   std::set<std::pair<std::string, std::string>> edges;
   for (const auto& layer : model.layers()) {
-    auto it = nodes.find(layer.get());
-    if (it == nodes.end()) continue;
-    for (const graph::Node* n : it->second) {
-      for (const auto& t : n->inputs) {
-        const std::string& from = t.node()->layer->name();
-        if (!edges.emplace(from, layer->name()).second) continue;  // Keras draws a pair once
-        dot += quoted(from) + " -> " + quoted(layer->name()) + ";\n";
-      }
+    for (int in : model.node_of(*layer).inputs) {
+      const std::string& from = model.nodes()[in].layer->name();
+      if (!edges.emplace(from, layer->name()).second) continue;  // Keras draws a pair once
+      dot += quoted(from) + " -> " + quoted(layer->name()) + ";\n";
     }
   }
   return dot + "}\n";

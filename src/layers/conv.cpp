@@ -1,4 +1,5 @@
-// Conv2D and ZeroPadding2D: forward and backward side by side.
+// Conv2D and ZeroPadding2D: forward and backward side by side, then each one's registry entry
+// (Keras config, ONNX export, fusion).
 #include "reskit/layers/conv.h"
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
 #include "reskit/layers/normalization.h"
@@ -191,6 +193,114 @@ Tensor Conv2DLayer::logits() const { return z_; }
 Conv2D::Conv2D(int filters, std::array<int, 2> kernel_size, Conv2DOptions options)
     : LayerRef(std::make_shared<Conv2DLayer>(filters, kernel_size, std::move(options))) {}
 
+// Conv2D in Keras configs, ONNX and fusion (layers/registry.h).
+namespace layers {
+namespace {
+using keras::Json;
+
+Tensor conv2d_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                          keras::WeightBudget& budget) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::check_rank(x, 4, l);
+  const int filters =
+      static_cast<int>(keras::as_int(keras::require(c, "filters", l), l, "filters", 1, keras::kMaxDim));
+  const auto kernel =
+      keras::as_pair(keras::require(c, "kernel_size", l), l, "kernel_size", 1, keras::kMaxDim);
+  Conv2DOptions o;
+  if (const Json* v = keras::find(c, "strides"); v && !v->is_null())
+    o.strides = keras::as_pair(*v, l, "strides", 1, keras::kMaxDim);
+  o.padding = keras::padding_option(c, l);
+  keras::expect_channels_last(c, l);
+  if (const Json* v = keras::find(c, "dilation_rate");
+      v && !v->is_null() &&
+      keras::as_pair(*v, l, "dilation_rate", 1, keras::kMaxDim) != std::array<int, 2>{1, 1}) {
+    keras::unsupported(l, "dilation_rate", *v, "[1, 1]");
+  }
+  if (const Json* v = keras::find(c, "groups");
+      v && !v->is_null() && keras::as_int(*v, l, "groups", 1, keras::kMaxDim) != 1) {
+    keras::unsupported(l, "groups", *v, "1");
+  }
+  keras::expect_null(c, l,
+                     {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                      "bias_constraint", "lora_rank"});
+  o.activation = keras::activation_option(c, "activation", l);
+  o.use_bias = keras::bool_option(c, "use_bias", true, l);
+  o.kernel_initializer = keras::initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
+  o.bias_initializer = keras::initializer_option(c, "bias_initializer", "zeros", nullptr, l);
+  o.name = l.name;
+  const long double cin = static_cast<long double>(x.shape()[3]);
+  budget.add(l, (static_cast<long double>(kernel[0]) * kernel[1] * cin + (o.use_bias ? 1 : 0)) * filters);
+  return Conv2D(filters, kernel, o)(x);
+}
+
+Json conv2d_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  const auto& l = dynamic_cast<const Conv2DLayer&>(layer);
+  const auto& o = l.options();
+  Json c = keras::base_config(layer);
+  c["filters"] = l.filters();
+  c["kernel_size"] = keras::pair_json(l.kernel_size());
+  c["strides"] = keras::pair_json(o.strides);
+  c["padding"] = o.padding;
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = Json::array({1, 1});
+  c["groups"] = 1;
+  c["activation"] = o.activation;
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = keras::initializer_json(o.kernel_initializer, o.seed);
+  c["bias_initializer"] = keras::initializer_json(o.bias_initializer, o.seed);
+  keras::add_no_regularizers(c, true);
+  return c;
+}
+
+onnx_export::Value conv2d_to_onnx(onnx_export::NodeExport& e) {
+  auto& conv = dynamic_cast<Conv2DLayer&>(e.layer());
+  auto& g = e.graph();
+  const onnx_export::Value& x = e.input4d();
+  const auto& o = conv.options();
+  const auto ks = conv.kernel_size();
+  // HWIO (R, S, C, K) -> OIHW (K, C, R, S)
+  const Param& kp = conv.param("kernel");
+  const Shape& ksh = kp.value.shape();
+  const std::int64_t R = ksh[0], S = ksh[1], C = ksh[2], K = ksh[3];
+  std::vector<float> hwio = onnx_export::float_values(kp), oihw(hwio.size());
+  for (std::int64_t r = 0; r < R; ++r)
+    for (std::int64_t s = 0; s < S; ++s)
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t k = 0; k < K; ++k)
+          oihw[((k * C + c) * R + r) * S + s] = hwio[((r * S + s) * C + c) * K + k];
+  std::vector<std::string> inputs{x.name, g.initializer(kp.name, {K, C, R, S}, oihw)};
+  if (o.use_bias) {
+    const Param& bp = conv.param("bias");
+    inputs.push_back(g.initializer(bp.name, {K}, onnx_export::float_values(bp)));
+  }
+  onnx_export::Value z{e.pre_activation_name(o.activation, "Conv"), 4};
+  auto& n = g.node("Conv", inputs, z.name, e.base());
+  n.set_ints("kernel_shape", {ks[0], ks[1]});
+  n.set_ints("strides", {o.strides[0], o.strides[1]});
+  n.set_ints("pads", e.pads(o.padding, ks, o.strides));
+  n.set_ints("dilations", {1, 1});
+  n.set_int("group", 1);
+  return e.activation(o.activation, z, false);
+}
+}  // namespace
+
+void register_conv2d(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Conv2D";
+  e.from_config = conv2d_from_config;
+  e.aliases = {"Convolution2D"};
+  e.to_config = conv2d_to_config;
+  e.to_onnx = conv2d_to_onnx;
+  e.fusion.can_fold_batch_norm = [](const Layer& l) {
+    return dynamic_cast<const Conv2DLayer&>(l).options().activation == "linear";
+  };
+  e.fusion.fold_batch_norm = [](Layer& conv, Layer* bn, bool relu) {
+    dynamic_cast<Conv2DLayer&>(conv).set_folded_batch_norm(dynamic_cast<BatchNormalizationLayer*>(bn), relu);
+  };
+  out.push_back(std::move(e));
+}
+}  // namespace layers
+
 // ---------------------------------------------------------------- ZeroPadding2D
 // x (N,H,W,C) -> y (N, top+H+bottom, left+W+right, C), zeros around
 
@@ -248,5 +358,66 @@ ZeroPadding2D::ZeroPadding2D(std::array<int, 2> padding, ZeroPadding2DOptions op
                     std::move(options)) {}
 ZeroPadding2D::ZeroPadding2D(std::array<std::array<int, 2>, 2> padding, ZeroPadding2DOptions options)
     : LayerRef(std::make_shared<ZeroPadding2DLayer>(padding, std::move(options))) {}
+
+// ZeroPadding2D in Keras configs and ONNX (layers/registry.h).
+namespace layers {
+namespace {
+using keras::Json;
+
+Tensor zero_padding2d_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                                  keras::WeightBudget& /*budget*/) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::check_rank(x, 4, l);
+  keras::expect_channels_last(c, l);
+  std::array<std::array<int, 2>, 2> pad{{{1, 1}, {1, 1}}};
+  if (const Json* v = keras::find(c, "padding"); v && !v->is_null()) {
+    if (v->is_number()) {
+      int p = static_cast<int>(keras::as_int(*v, l, "padding", 0, keras::kMaxDim));
+      pad = {{{p, p}, {p, p}}};
+    } else if (v->is_array() && v->size() == 2 && (*v)[0].is_number()) {
+      auto hw = keras::as_pair(*v, l, "padding", 0, keras::kMaxDim);
+      pad = {{{hw[0], hw[0]}, {hw[1], hw[1]}}};
+    } else if (v->is_array() && v->size() == 2) {
+      pad = {keras::as_pair((*v)[0], l, "padding", 0, keras::kMaxDim),
+             keras::as_pair((*v)[1], l, "padding", 0, keras::kMaxDim)};
+    } else {
+      keras::bad(l,
+                 "expected padding as an integer, a pair or a pair of pairs, got " + keras::short_dump(*v));
+    }
+  }
+  return ZeroPadding2D(pad, {.name = l.name})(x);
+}
+
+Json zero_padding2d_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  const auto& p = dynamic_cast<const ZeroPadding2DLayer&>(layer).padding();
+  Json c = keras::base_config(layer);
+  c["padding"] = Json::array({keras::pair_json(p[0]), keras::pair_json(p[1])});
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+onnx_export::Value zero_padding2d_to_onnx(onnx_export::NodeExport& e) {
+  auto& zp = dynamic_cast<ZeroPadding2DLayer&>(e.layer());
+  auto& g = e.graph();
+  const onnx_export::Value& x = e.input4d();
+  const auto& p = zp.padding();  // ((top, bottom), (left, right))
+  // ONNX pads: all the begins (N, C, H, W), then all the ends.
+  const std::string pads =
+      g.int64_initializer(e.base() + "/pads", {0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]});
+  onnx_export::Value out{g.unique(e.base()), 4};
+  g.node("Pad", {x.name, pads}, out.name, e.base()).set_string("mode", "constant");
+  return out;
+}
+}  // namespace
+
+void register_zero_padding2d(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "ZeroPadding2D";
+  e.from_config = zero_padding2d_from_config;
+  e.to_config = zero_padding2d_to_config;
+  e.to_onnx = zero_padding2d_to_onnx;
+  out.push_back(std::move(e));
+}
+}  // namespace layers
 
 }  // namespace reskit

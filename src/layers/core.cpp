@@ -1,11 +1,14 @@
-// Activation, Dense, Flatten, Dropout, Add and InputLayer: forward and backward side by side.
+// Activation, Dense, Flatten, Dropout, Add and InputLayer: forward and backward side by side, then
+// their registry entries (Keras config, ONNX export, fusion).
 #include "reskit/layers/core.h"
 
 #include <random>
 
 #include "kernels/kernels.h"
+#include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
+#include "reskit/graph/model.h"
 #include "reskit/random.h"
 
 namespace reskit {
@@ -250,5 +253,264 @@ Shape InputLayer::output_shape(const std::vector<Shape>& /*inputs*/) const {
 
 Tensor InputLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) { return inputs[0]; }
 std::vector<Tensor> InputLayer::backward(const Tensor& dy) { return {dy}; }
+
+// ---------------------------------------------------------------- registry entries
+// The core layers in Keras configs, ONNX and fusion (layers/registry.h).
+
+namespace layers {
+namespace {
+using keras::Json;
+using onnx_export::Value;
+
+// InputLayer
+
+Tensor input_layer_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& /*in*/,
+                               keras::WeightBudget& /*budget*/) {
+  auto shape = keras::input_shape_option(c, l);
+  if (!shape) keras::bad(l, "missing option batch_input_shape");
+  for (const char* key : {"sparse", "ragged"}) {
+    if (keras::bool_option(c, key, false, l)) keras::unsupported(l, key, true, "false");
+  }
+  return Input(*shape, {.name = l.name});
+}
+
+Json input_layer_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  const auto& in = dynamic_cast<const InputLayer&>(layer);
+  Json shape = Json::array({nullptr});
+  for (auto d : in.shape()) shape.push_back(d);
+  return {{"batch_input_shape", shape},
+          {"dtype", std::string(dtype_name(layer.dtype()))},
+          {"sparse", false},
+          {"ragged", false},
+          {"name", layer.name()}};
+}
+
+// Activation (and Keras's ReLU layer, read as Activation("relu"))
+
+Tensor activation_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                              keras::WeightBudget& /*budget*/) {
+  return Activation(keras::activation_option(c, "activation", l), {.name = l.name})(keras::one_input(in, l));
+}
+
+Tensor relu_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                        keras::WeightBudget& /*budget*/) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::expect_null(c, l, {"max_value"});
+  for (const char* key : {"negative_slope", "threshold"}) {
+    const Json* v = keras::find(c, key);
+    if (v && !v->is_null() && keras::as_double(*v, l, key) != 0.0) keras::unsupported(l, key, *v, "0");
+  }
+  return Activation("relu", {.name = l.name})(x);
+}
+
+Json activation_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  Json c = keras::base_config(layer);
+  c["activation"] = dynamic_cast<const ActivationLayer&>(layer).activation();
+  return c;
+}
+
+// Add
+
+Tensor add_from_config(const Json& /*c*/, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                       keras::WeightBudget& /*budget*/) {
+  if (in.size() < 2) keras::bad(l, "expected at least 2 inputs, got " + std::to_string(in.size()));
+  return Add({.name = l.name})(in);
+}
+
+Value add_to_onnx(onnx_export::NodeExport& e) {
+  const auto& in = e.inputs();
+  if (in.size() < 2) e.fail("expected two or more inputs, got " + std::to_string(in.size()));
+  // ONNX Add takes two inputs: a chain for more.
+  Value acc = in[0];
+  for (std::size_t i = 1; i < in.size(); ++i) {
+    const bool last = i + 1 == in.size();
+    Value out{e.graph().unique(last ? e.base() : e.base() + "/sum" + std::to_string(i)), acc.rank};
+    e.graph().node("Add", {acc.name, in[i].name}, out.name, e.base());
+    acc = out;
+  }
+  return acc;
+}
+
+// Flatten
+
+Tensor flatten_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                           keras::WeightBudget& /*budget*/) {
+  keras::expect_channels_last(c, l);
+  return Flatten({.name = l.name})(keras::one_input(in, l));
+}
+
+Json flatten_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  Json c = keras::base_config(layer);
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+Value flatten_to_onnx(onnx_export::NodeExport& e) {
+  auto& g = e.graph();
+  const Value& x = e.inputs().at(0);
+  if (x.rank != 4 && x.rank != 2) e.fail("expected a 2-D or 4-D input, got rank " + std::to_string(x.rank));
+  std::string src = x.name;
+  if (x.rank == 4) {  // Keras flattens (h, w, c)
+    src = g.unique(e.base() + "/NHWC");
+    g.node("Transpose", {x.name}, src, e.base() + "/Transpose").set_ints("perm", {0, 2, 3, 1});
+  }
+  Value out{g.unique(e.base()), 2};
+  g.node("Flatten", {src}, out.name, e.base()).set_int("axis", 1);
+  return out;
+}
+
+// Dense
+
+Tensor dense_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                         keras::WeightBudget& budget) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::check_rank(x, 2, l);
+  const int units =
+      static_cast<int>(keras::as_int(keras::require(c, "units", l), l, "units", 1, keras::kMaxDim));
+  DenseOptions o;
+  keras::expect_null(c, l,
+                     {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                      "bias_constraint", "lora_rank"});
+  o.activation = keras::activation_option(c, "activation", l);
+  o.use_bias = keras::bool_option(c, "use_bias", true, l);
+  o.kernel_initializer = keras::initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
+  o.bias_initializer = keras::initializer_option(c, "bias_initializer", "zeros", nullptr, l);
+  o.name = l.name;
+  budget.add(l, (static_cast<long double>(x.shape()[1]) + (o.use_bias ? 1 : 0)) * units);
+  return Dense(units, o)(x);
+}
+
+Json dense_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  const auto& l = dynamic_cast<const DenseLayer&>(layer);
+  const auto& o = l.options();
+  Json c = keras::base_config(layer);
+  c["units"] = l.units();
+  c["activation"] = o.activation;
+  c["use_bias"] = o.use_bias;
+  c["kernel_initializer"] = keras::initializer_json(o.kernel_initializer, o.seed);
+  c["bias_initializer"] = keras::initializer_json(o.bias_initializer, o.seed);
+  keras::add_no_regularizers(c, true);
+  return c;
+}
+
+Value dense_to_onnx(onnx_export::NodeExport& e) {
+  auto& dense = dynamic_cast<DenseLayer&>(e.layer());
+  auto& g = e.graph();
+  const Value& x = e.inputs().at(0);
+  if (x.rank != 2) e.fail("expected a 2-D input, got rank " + std::to_string(x.rank));
+  const Param& kp = dense.param("kernel");
+  const std::int64_t in = kp.value.shape()[0], units = kp.value.shape()[1];
+  // (in, units) -> (units, in): OpenCV 4.6 runs Gemm only with transB = 1.
+  std::vector<float> w = onnx_export::float_values(kp), wt(w.size());
+  for (std::int64_t i = 0; i < in; ++i)
+    for (std::int64_t u = 0; u < units; ++u) wt[u * in + i] = w[i * units + u];
+  std::vector<std::string> inputs{x.name, g.initializer(kp.name, {units, in}, wt)};
+  if (dense.options().use_bias) {
+    const Param& bp = dense.param("bias");
+    inputs.push_back(g.initializer(bp.name, {units}, onnx_export::float_values(bp)));
+  } else {  // C is optional, but not every runtime takes a Gemm without it
+    std::vector<float> zeros(static_cast<std::size_t>(units), 0.0f);
+    inputs.push_back(g.initializer(g.unique(e.base() + "/zero_bias"), {units}, zeros));
+  }
+  Value z{e.pre_activation_name(dense.options().activation, "Gemm"), 2};
+  auto& n = g.node("Gemm", inputs, z.name, e.base());
+  n.set_float("alpha", 1.0);
+  n.set_float("beta", 1.0);
+  n.set_int("transA", 0);
+  n.set_int("transB", 1);
+  return e.activation(dense.options().activation, z, false);
+}
+
+// Dropout
+
+Tensor dropout_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                           keras::WeightBudget& /*budget*/) {
+  const Tensor& x = keras::one_input(in, l);
+  const double rate = keras::as_double(keras::require(c, "rate", l), l, "rate");
+  if (!(rate >= 0.0 && rate < 1.0)) keras::bad(l, "expected rate in [0, 1), got " + std::to_string(rate));
+  keras::expect_null(c, l, {"noise_shape"});
+  DropoutOptions o;
+  if (const Json* v = keras::find(c, "seed"); v && !v->is_null())
+    o.seed = static_cast<std::uint64_t>(keras::as_int(*v, l, "seed", 0, INT64_MAX));
+  o.name = l.name;
+  return Dropout(rate, o)(x);
+}
+
+Json dropout_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  Json c = keras::base_config(layer);
+  c["rate"] = dynamic_cast<const DropoutLayer&>(layer).rate();
+  c["noise_shape"] = nullptr;
+  c["seed"] = nullptr;
+  return c;
+}
+
+// The config of a layer without options of its own.
+Json plain_config(const Layer& layer, const Shape& /*output_shape*/) { return keras::base_config(layer); }
+}  // namespace
+
+void register_input_layer(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "InputLayer";
+  e.from_config = input_layer_from_config;
+  e.to_config = input_layer_to_config;
+  // The model's inputs become the graph's inputs (io/onnx.cpp); an input node reaches this only
+  // when the model does not list it.
+  e.to_onnx = [](onnx_export::NodeExport& n) -> Value { n.fail("is an input the model does not list"); };
+  out.push_back(std::move(e));
+}
+
+void register_activation(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Activation";
+  e.from_config = activation_from_config;
+  e.also_reads = {{"ReLU", relu_from_config}};
+  e.to_config = activation_to_config;
+  e.to_onnx = [](onnx_export::NodeExport& n) {
+    return n.activation(dynamic_cast<ActivationLayer&>(n.layer()).activation(), n.inputs().at(0), true);
+  };
+  e.fusion.is_relu = [](const Layer& l) {
+    return dynamic_cast<const ActivationLayer&>(l).activation() == "relu";
+  };
+  out.push_back(std::move(e));
+}
+
+void register_add(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Add";
+  e.from_config = add_from_config;
+  e.to_config = plain_config;
+  e.to_onnx = add_to_onnx;
+  e.fusion.takes_relu = true;
+  e.fusion.set_sum_input = [](Layer& add, int input) { dynamic_cast<AddLayer&>(add).set_sum_input(input); };
+  out.push_back(std::move(e));
+}
+
+void register_flatten(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Flatten";
+  e.from_config = flatten_from_config;
+  e.to_config = flatten_to_config;
+  e.to_onnx = flatten_to_onnx;
+  out.push_back(std::move(e));
+}
+
+void register_dense(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Dense";
+  e.from_config = dense_from_config;
+  e.to_config = dense_to_config;
+  e.to_onnx = dense_to_onnx;
+  out.push_back(std::move(e));
+}
+
+void register_dropout(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "Dropout";
+  e.from_config = dropout_from_config;
+  e.to_config = dropout_to_config;
+  e.to_onnx = [](onnx_export::NodeExport& n) { return n.inputs().at(0); };  // the identity in inference
+  out.push_back(std::move(e));
+}
+}  // namespace layers
 
 }  // namespace reskit

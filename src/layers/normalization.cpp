@@ -1,10 +1,12 @@
-// BatchNormalization: forward (training and inference) and backward side by side.
+// BatchNormalization: forward (training and inference) and backward side by side, then its
+// registry entry (Keras config, ONNX export, fusion).
 #include "reskit/layers/normalization.h"
 
 #include <cmath>
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
 
@@ -147,5 +149,97 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : LayerRef(std::make_shared<BatchNormalizationLayer>(std::move(options))) {}
+
+// ---------------------------------------------------------------- registry entry
+// BatchNormalization in Keras configs, ONNX and fusion (layers/registry.h).
+
+namespace layers {
+namespace {
+using keras::Json;
+
+Tensor batch_normalization_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                                       keras::WeightBudget& budget) {
+  const Tensor& x = keras::one_input(in, l);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  if (rank < 2) keras::bad(l, "expected an input of rank >= 2, got shape " + shape_str(x.shape()));
+  BatchNormalizationOptions o;
+  if (const Json* v = keras::find(c, "axis"); v && !v->is_null()) {
+    const Json& a = v->is_array() && v->size() == 1 ? (*v)[0] : *v;
+    std::int64_t axis = a.is_number() ? keras::as_int(a, l, "axis", -rank, rank - 1) : rank;
+    if (axis != -1 && axis != rank - 1)
+      keras::unsupported(l, "axis", *v, "the last axis: [" + std::to_string(rank - 1) + "] or -1");
+  }
+  o.axis = -1;
+  if (const Json* v = keras::find(c, "momentum"); v && !v->is_null())
+    o.momentum = keras::as_double(*v, l, "momentum");
+  if (const Json* v = keras::find(c, "epsilon"); v && !v->is_null())
+    o.epsilon = keras::as_double(*v, l, "epsilon");
+  for (const char* key : {"center", "scale"}) {
+    const Json* v = keras::find(c, key);
+    if (v && !v->is_null() && !keras::as_bool(*v, l, key)) keras::unsupported(l, key, *v, "true");
+  }
+  if (const Json* v = keras::find(c, "renorm"); v && !v->is_null() && keras::as_bool(*v, l, "renorm"))
+    keras::unsupported(l, "renorm", *v, "false");
+  keras::expect_null(c, l,
+                     {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint",
+                      "virtual_batch_size", "adjustment"});
+  o.name = l.name;
+  budget.add(l, 4.0L * static_cast<long double>(x.shape().back()));
+  return BatchNormalization(o)(x);
+}
+
+Json batch_normalization_to_config(const Layer& layer, const Shape& output_shape) {
+  const auto& o = dynamic_cast<const BatchNormalizationLayer&>(layer).options();
+  Json c = keras::base_config(layer);
+  c["axis"] = Json::array({static_cast<std::int64_t>(output_shape.size()) - 1});
+  c["momentum"] = o.momentum;
+  c["epsilon"] = o.epsilon;
+  c["center"] = true;
+  c["scale"] = true;
+  c["beta_initializer"] = keras::initializer_json("zeros", std::nullopt);
+  c["gamma_initializer"] = keras::initializer_json("ones", std::nullopt);
+  c["moving_mean_initializer"] = keras::initializer_json("zeros", std::nullopt);
+  c["moving_variance_initializer"] = keras::initializer_json("ones", std::nullopt);
+  c["beta_regularizer"] = nullptr;
+  c["gamma_regularizer"] = nullptr;
+  c["beta_constraint"] = nullptr;
+  c["gamma_constraint"] = nullptr;
+  return c;
+}
+
+onnx_export::Value batch_normalization_to_onnx(onnx_export::NodeExport& e) {
+  auto& bn = dynamic_cast<BatchNormalizationLayer&>(e.layer());
+  auto& g = e.graph();
+  const onnx_export::Value& x = e.inputs().at(0);
+  if (x.rank != 4 && x.rank != 2) e.fail("expected a 2-D or 4-D input, got rank " + std::to_string(x.rank));
+  std::vector<std::string> inputs{x.name};
+  for (const char* w : {"gamma", "beta", "moving_mean", "moving_variance"}) {
+    const Param& p = bn.param(w);
+    inputs.push_back(g.initializer(p.name, {p.value.numel()}, onnx_export::float_values(p)));
+  }
+  onnx_export::Value out{g.unique(e.base()), x.rank};
+  auto& n = g.node("BatchNormalization", inputs, out.name, e.base());
+  n.set_float("epsilon", bn.options().epsilon);
+  n.set_float("momentum", bn.options().momentum);
+  return out;
+}
+}  // namespace
+
+void register_batch_normalization(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "BatchNormalization";
+  e.from_config = batch_normalization_from_config;
+  e.to_config = batch_normalization_to_config;
+  e.to_onnx = batch_normalization_to_onnx;
+  e.fusion.takes_relu = true;
+  e.fusion.takes_relu_backward = true;
+  e.fusion.folded_into_conv = [](Layer& bn, bool on) {
+    dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
+  };
+  e.fusion.absorbs_add_input = true;
+  e.frozen_refusal = "true (a frozen BatchNormalization runs in inference mode in Keras)";
+  out.push_back(std::move(e));
+}
+}  // namespace layers
 
 }  // namespace reskit

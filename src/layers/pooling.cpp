@@ -1,7 +1,9 @@
-// Pooling layers: forward and backward side by side.
+// Pooling layers: forward and backward side by side, then their registry entries (Keras config,
+// ONNX export).
 #include "reskit/layers/pooling.h"
 
 #include "kernels/kernels.h"
+#include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
 
@@ -159,5 +161,108 @@ GlobalMaxPooling2D::GlobalMaxPooling2D(GlobalPooling2DOptions options)
     : LayerRef(std::make_shared<GlobalPooling2DLayer>(Pooling2DLayer::Kind::max, std::move(options))) {}
 GlobalAveragePooling2D::GlobalAveragePooling2D(GlobalPooling2DOptions options)
     : LayerRef(std::make_shared<GlobalPooling2DLayer>(Pooling2DLayer::Kind::average, std::move(options))) {}
+
+// ---------------------------------------------------------------- registry entries
+// The pooling layers in Keras configs and ONNX (layers/registry.h).
+
+namespace layers {
+namespace {
+using keras::Json;
+
+Tensor pooling2d_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                             bool max) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::check_rank(x, 4, l);
+  std::array<int, 2> pool{2, 2};
+  if (const Json* v = keras::find(c, "pool_size"); v && !v->is_null())
+    pool = keras::as_pair(*v, l, "pool_size", 1, keras::kMaxDim);
+  Pooling2DOptions o;
+  if (const Json* v = keras::find(c, "strides"); v && !v->is_null())
+    o.strides = keras::as_pair(*v, l, "strides", 1, keras::kMaxDim);
+  o.padding = keras::padding_option(c, l);
+  keras::expect_channels_last(c, l);
+  o.name = l.name;
+  return max ? MaxPooling2D(pool, o)(x) : AveragePooling2D(pool, o)(x);
+}
+
+Json pooling2d_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  const auto& l = dynamic_cast<const Pooling2DLayer&>(layer);
+  Json c = keras::base_config(layer);
+  c["pool_size"] = keras::pair_json(l.pool_size());
+  c["padding"] = l.padding();
+  c["strides"] = keras::pair_json(l.strides());
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+onnx_export::Value pooling2d_to_onnx(onnx_export::NodeExport& e, bool max) {
+  auto& pool = dynamic_cast<Pooling2DLayer&>(e.layer());
+  auto& g = e.graph();
+  const onnx_export::Value& x = e.input4d();
+  onnx_export::Value out{g.unique(e.base()), 4};
+  auto& n = g.node(max ? "MaxPool" : "AveragePool", {x.name}, out.name, e.base());
+  const auto ps = pool.pool_size(), st = pool.strides();
+  n.set_ints("kernel_shape", {ps[0], ps[1]});
+  n.set_ints("strides", {st[0], st[1]});
+  // MaxPool never lets a padded cell win; AveragePool leaves them out of the count (Keras).
+  n.set_ints("pads", e.pads(pool.padding(), ps, st));
+  if (!max) n.set_int("count_include_pad", 0);
+  return out;
+}
+
+Tensor global_pooling2d_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                                    bool max) {
+  const Tensor& x = keras::one_input(in, l);
+  keras::check_rank(x, 4, l);
+  keras::expect_channels_last(c, l);
+  if (keras::bool_option(c, "keepdims", false, l)) keras::unsupported(l, "keepdims", true, "false");
+  GlobalPooling2DOptions o{.name = l.name};
+  return max ? GlobalMaxPooling2D(o)(x) : GlobalAveragePooling2D(o)(x);
+}
+
+Json global_pooling2d_to_config(const Layer& layer, const Shape& /*output_shape*/) {
+  Json c = keras::base_config(layer);
+  c["data_format"] = "channels_last";
+  c["keepdims"] = false;
+  return c;
+}
+
+onnx_export::Value global_pooling2d_to_onnx(onnx_export::NodeExport& e, bool max) {
+  auto& g = e.graph();
+  const onnx_export::Value& x = e.input4d();
+  const std::string pooled = g.unique(e.base() + (max ? "/GlobalMaxPool" : "/GlobalAveragePool"));
+  g.node(max ? "GlobalMaxPool" : "GlobalAveragePool", {x.name}, pooled, e.base());
+  onnx_export::Value out{g.unique(e.base()), 2};  // (N, C, 1, 1) -> (N, C)
+  g.node("Flatten", {pooled}, out.name, e.base() + "/Flatten").set_int("axis", 1);
+  return out;
+}
+}  // namespace
+
+void register_pooling2d(std::vector<LayerEntry>& out) {
+  for (bool max : {true, false}) {
+    LayerEntry e;
+    e.class_name = max ? "MaxPooling2D" : "AveragePooling2D";
+    e.from_config = [max](const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                          keras::WeightBudget&) { return pooling2d_from_config(c, l, in, max); };
+    e.aliases = {max ? "MaxPool2D" : "AvgPool2D"};
+    e.to_config = pooling2d_to_config;
+    e.to_onnx = [max](onnx_export::NodeExport& n) { return pooling2d_to_onnx(n, max); };
+    out.push_back(std::move(e));
+  }
+}
+
+void register_global_pooling2d(std::vector<LayerEntry>& out) {
+  for (bool max : {true, false}) {
+    LayerEntry e;
+    e.class_name = max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D";
+    e.from_config = [max](const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                          keras::WeightBudget&) { return global_pooling2d_from_config(c, l, in, max); };
+    e.aliases = {max ? "GlobalMaxPool2D" : "GlobalAvgPool2D"};
+    e.to_config = global_pooling2d_to_config;
+    e.to_onnx = [max](onnx_export::NodeExport& n) { return global_pooling2d_to_onnx(n, max); };
+    out.push_back(std::move(e));
+  }
+}
+}  // namespace layers
 
 }  // namespace reskit

@@ -190,28 +190,4 @@ Tensor add(const Tensor& a, const Tensor& b, bool relu) {
   return out;
 }
 
-void check_padding_name(const std::string& where, const std::string& padding) {
-  if (padding != "valid" && padding != "same") {
-    throw ConfigError(where + ": unknown padding '" + padding + "'; expected 'valid' or 'same'");
-  }
-}
-
-AxisPadding resolve_padding(const std::string& padding, std::int64_t in, std::int64_t window,
-                            std::int64_t stride) {
-  AxisPadding a;
-  if (in < 0) {
-    a.out = -1;
-    return a;
-  }
-  if (padding == "valid") {
-    a.out = in >= window ? (in - window) / stride + 1 : 0;
-    return a;
-  }
-  a.out = (in + stride - 1) / stride;
-  std::int64_t total = std::max<std::int64_t>((a.out - 1) * stride + window - in, 0);
-  a.before = total / 2;
-  a.after = total - a.before;
-  return a;
-}
-
 }  // namespace reskit::detail

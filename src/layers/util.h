@@ -1,11 +1,12 @@
 // Internal helpers shared by the layers: dtype visiting, parallel element loops, initializers
-// and activation functions. Not part of the public API.
+// and activation functions (padding rules: layers/padding.h). Not part of the public API.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "layers/padding.h"
 #include "reskit/error.h"
 #include "reskit/tensor.h"
 
@@ -38,15 +39,6 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
 void add_inplace(Tensor& a, const Tensor& b);
 // a + b in a new tensor (one pass, where clone-then-add takes two), then max(0, ·) when relu.
 Tensor add(const Tensor& a, const Tensor& b, bool relu = false);
-
-// Resolves Keras padding for one spatial axis: returns output size and (before, after) pads.
-struct AxisPadding {
-  std::int64_t out = 0, before = 0, after = 0;
-};
-// padding "valid" or "same" (TensorFlow's rule); in may be -1 (unknown) only for symbolic use.
-AxisPadding resolve_padding(const std::string& padding, std::int64_t in, std::int64_t window,
-                            std::int64_t stride);
-void check_padding_name(const std::string& where, const std::string& padding);
 
 }  // namespace reskit::detail
 

@@ -29,6 +29,14 @@ struct Node {
   std::vector<Tensor> inputs;  // symbolic inputs; empty for an input node
   Shape output_shape;
 };
+
+// One node of a Model, as Model::nodes() lists them (a layer has one output).
+struct ModelNode {
+  std::shared_ptr<Layer> layer;
+  int node_index = 0;       // among the calls of this layer (Keras's node index)
+  std::vector<int> inputs;  // per input, the position in Model::nodes() of the node it comes from
+  Shape output_shape;       // batch -1
+};
 }  // namespace graph
 
 struct InputOptions {
@@ -57,6 +65,14 @@ class Model {
   const std::vector<Tensor>& inputs() const;
   const std::vector<Tensor>& outputs() const;
   DType dtype() const;
+  // The graph's nodes in execution order, each after the nodes it reads: the one walk of the
+  // graph that files, plots and exports read.
+  const std::vector<graph::ModelNode>& nodes() const;
+  // Positions in nodes() of the inputs' and outputs' nodes, in the order of inputs() and outputs().
+  const std::vector<int>& input_nodes() const;
+  const std::vector<int>& output_nodes() const;
+  // The node that calls this layer of the model (there is one: shared layers are refused).
+  const graph::ModelNode& node_of(const Layer& layer) const;
 
   // Runs the model on concrete inputs (shapes checked against the model's inputs).
   Tensor forward(const Tensor& x, bool training = false);

@@ -10,9 +10,11 @@
 // (Model::class_names(), when set).
 //
 // load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
-// ("Model") and Sequential configs made of InputLayer, ZeroPadding2D, Conv2D, BatchNormalization,
-// Activation, ReLU (read as Activation("relu")), Add, MaxPooling2D, AveragePooling2D,
-// GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense and Dropout. A layer or option
+// ("Model") and Sequential configs made of the layer classes keras_layer_classes() lists:
+// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
+// Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
+// GlobalAveragePooling2D, Flatten, Dense and Dropout (tests/unit/test_registry.cpp holds this
+// list to that function, which reads the layer registry). A layer or option
 // reskit cannot reproduce exactly is refused with a FileError naming the layer class, its name
 // and the option. Initializers in configs are kept when reskit knows them and otherwise ignored
 // (the weights come from the file).
@@ -26,6 +28,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "reskit/graph/model.h"
 
@@ -65,5 +68,9 @@ void load_weights(Model& model, const std::string& path, bool by_name = false);
 std::string model_to_json(const Model& model);
 // Builds a model, with fresh weights, from Keras JSON (model_from_json); ConfigError on problems.
 Model model_from_json(const std::string& json);
+
+// The Keras layer class names load_model and model_from_json read (older aliases such as
+// Convolution2D aside), in the order of the list above.
+std::vector<std::string> keras_layer_classes();
 
 }  // namespace reskit

@@ -130,7 +130,6 @@ class AddLayer : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
-  bool can_fuse_relu() const override { return true; }
   // Set by the model around a pass in which the BatchNormalization that is input `i` adds the
   // other input in its own pass (and applies this layer's fused ReLU): forward then returns that
   // input. -1: none.

@@ -77,13 +77,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   void set_input_gradients_needed(bool needed) { input_gradients_needed_ = needed; }
 
   // ReLU fusion, set by the model around its forward pass (Model::set_fuse_relu): while
-  // fused_relu() is set, a layer that can_fuse_relu() applies the ReLU that alone consumes its
-  // output in its own pass (BatchNormalization, Add), and that Activation passes its input on.
-  // With `backward` too (training passes, producers that can_fuse_relu_backward()), the
-  // producer's next backward also takes the ReLU's backward and the Activation's passes its
-  // gradient on; both layers note this in their forward pass.
-  virtual bool can_fuse_relu() const { return false; }
-  virtual bool can_fuse_relu_backward() const { return false; }
+  // fused_relu() is set, a layer that can (BatchNormalization, Add; the layer registry says which)
+  // applies the ReLU that alone consumes its output in its own pass, and that Activation passes
+  // its input on. With `backward` too (training passes, BatchNormalization), the producer's next
+  // backward also takes the ReLU's backward and the Activation's passes its gradient on; both
+  // layers note this in their forward pass.
   void set_fused_relu(bool on, bool backward = false) {
     fused_relu_ = on;
     fused_relu_backward_ = on && backward;

@@ -26,8 +26,6 @@ class BatchNormalizationLayer : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
-  bool can_fuse_relu() const override { return true; }
-  bool can_fuse_relu_backward() const override { return true; }
   const BatchNormalizationOptions& options() const { return options_; }
   // Set by the model around an inference pass whose preceding Conv2D applies this layer
   // (Conv2DLayer::set_folded_batch_norm): forward in inference mode then passes its input on.
