@@ -21,7 +21,7 @@
 #include <utility>
 
 #include "data/loader_util.h"
-#include "io/hdf5_check.h"
+#include "hdf5/check.h"
 #include "reskit/data/loaders.h"
 #include "reskit/error.h"
 
@@ -629,7 +629,7 @@ Dataset load_hdf5(const std::string& path, const std::string& split, const LoadO
     H5Eclear2(H5E_DEFAULT);
     throw FileError(path + ": expected an HDF5 file, found no HDF5 signature");
   }
-  io::check_hdf5_groups(path, path);  // before HDF5 follows the groups' addresses (hdf5_check.h)
+  hdf5::check_hdf5_groups(path, path);  // before HDF5 follows the groups' addresses (hdf5_check.h)
   Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid())
     throw FileError(path + ": cannot open as HDF5, the file is corrupt or truncated" + hdf5_error());

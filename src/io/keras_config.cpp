@@ -12,7 +12,7 @@
 #include <map>
 #include <set>
 
-#include "io/hdf5.h"
+#include "hdf5/api.h"
 #include "reskit/error.h"
 #include "reskit/layers/conv.h"
 #include "reskit/layers/core.h"
@@ -481,8 +481,8 @@ std::optional<Shape> input_shape_option(const Json& c, const LayerCtx& l) {
     v = nullptr;
   }
   if (!v) return std::nullopt;
-  if (!v->is_array() || v->size() < 2 || v->size() > static_cast<std::size_t>(kMaxRank)) {
-    bad(l, "expected a batch input shape [null, d1, ...] of rank 2 to " + std::to_string(kMaxRank) +
+  if (!v->is_array() || v->size() < 2 || v->size() > static_cast<std::size_t>(hdf5::kMaxRank)) {
+    bad(l, "expected a batch input shape [null, d1, ...] of rank 2 to " + std::to_string(hdf5::kMaxRank) +
                ", got " + short_dump(*v));
   }
   Shape shape;
@@ -523,7 +523,7 @@ LayerSpec parse_spec(const Json& entry, std::size_t index) {
   const Json* name = find(entry, "name");
   if (!name || name->is_null()) name = find(*s.config, "name");
   if (!name || !name->is_string() || name->get<std::string>().empty() ||
-      name->get<std::string>().size() > kMaxNameBytes) {
+      name->get<std::string>().size() > hdf5::kMaxNameBytes) {
     bad(anon, "expected a non-empty layer name");
   }
   s.ctx.name = name->get<std::string>();

@@ -1,15 +1,16 @@
-// The structural check of an HDF5 file's groups (see hdf5_check.h). Layouts from the HDF5 File
+// The structural check of an HDF5 file's groups (see check.h). Layouts from the HDF5 File
 // Format Specification 3.0: "Superblock", "Object Header Prefix" (versions 1 and 2), "Symbol
 // Table Message", "Link Info Message", "Link Message", "Object Header Continuation Message",
 // "Version 1 B-trees", "Group Symbol Table Nodes", "Symbol Table Entry", "Local Heaps",
 // "Dataspace Message", "Datatype Message", "Data Layout Message", "Attribute Message",
 // "Attribute Info Message".
-#include "io/hdf5_check.h"
+#include "hdf5/check.h"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -17,7 +18,7 @@
 
 #include "reskit/error.h"
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 namespace {
 
@@ -28,6 +29,8 @@ constexpr std::array<unsigned char, 8> kSignature{0x89, 'H', 'D', 'F', '\r', '\n
 constexpr std::size_t kMaxVisits = std::size_t{1} << 20;
 // Groups within groups, at most (Keras nests three deep).
 constexpr int kMaxDepth = 256;
+// Variable-length strings in one attribute, at most (api.h's kMaxNameCount).
+constexpr std::uint64_t kMaxVlenStrings = std::uint64_t{1} << 20;
 
 // Object header message types.
 constexpr unsigned kMsgDataspace = 0x01, kMsgLinkInfo = 0x02, kMsgDatatype = 0x03, kMsgLink = 0x06,
@@ -779,8 +782,174 @@ class Walker {
   std::size_t visits_ = 0;
 };
 
+std::uint64_t read_le(const unsigned char* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Positions of `pattern` in the file, read in overlapping chunks.
+std::vector<std::int64_t> find_all(std::ifstream& in, std::int64_t file_size, const std::string& pattern) {
+  std::vector<std::int64_t> found;
+  // 8 MiB at a time, or the whole file when smaller: a fresh 8 MiB buffer for a small file made
+  // every load of one spend most of its time clearing memory (seen when fuzzing).
+  const auto chunk = static_cast<std::size_t>(std::clamp<std::int64_t>(file_size, 1, std::int64_t{8} << 20));
+  std::vector<char> buf(chunk + pattern.size());
+  for (std::int64_t offset = 0; offset < file_size; offset += static_cast<std::int64_t>(chunk)) {
+    in.clear();
+    in.seekg(offset);
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto end = buf.begin() + static_cast<std::ptrdiff_t>(in.gcount());
+    for (auto it = buf.begin(); (it = std::search(it, end, pattern.begin(), pattern.end())) != end; ++it) {
+      const std::int64_t at = offset + (it - buf.begin());
+      if (at < offset + static_cast<std::int64_t>(chunk)) found.push_back(at);
+    }
+  }
+  return found;
+}
+
+// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
+// object's stored size into a buffer sized by the string's own length field, so a corrupt size
+// on either side overflows the heap (found by fuzzing). Before HDF5 sees the file:
+//  1. every global heap collection ("GCOL", version 1) is parsed exactly as
+//     H5HG__cache_heap_deserialize walks it and must tile its space (objects within bounds,
+//     aligned, each index once);
+//  2. every variable-length string attribute (found by its attribute message: header, name,
+//     vlen datatype, dataspace, 16-byte descriptors [length u32][collection address][index u32])
+//     must name an object of a collection (HDF5 only asserts it) whose size is its length.
+void check_vlen_attributes(std::ifstream& in, std::int64_t file_size, std::int64_t base,
+                           const std::string& context) {
+  std::array<unsigned char, 16> sb{};
+  in.clear();
+  in.seekg(base);
+  in.read(reinterpret_cast<char*>(sb.data()), sb.size());
+  if (!in) throw FileError(context + ": truncated HDF5 superblock");
+  // Superblock v0/1: sizes of offsets and lengths at bytes 13 and 14; v2/3: at 9 and 10.
+  const int offsets = sb[8] < 2 ? sb[13] : sb[9];
+  const int lengths = sb[8] < 2 ? sb[14] : sb[10];
+  for (int v : {offsets, lengths}) {
+    if (v != 2 && v != 4 && v != 8) {
+      throw FileError(context + ": corrupt HDF5 superblock (field size " + std::to_string(v) + ")");
+    }
+  }
+  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
+  const std::uint64_t header = align(8 + static_cast<std::uint64_t>(lengths));
+  const std::uint64_t obj_header = align(8 + static_cast<std::uint64_t>(lengths));
+  std::map<std::uint64_t, std::map<unsigned, std::uint64_t>> collections;  // address -> index -> size
+  std::map<std::int64_t, std::int64_t> spans;  // file position of each collection -> its end
+  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
+    const std::string where = context + ": global heap at byte " + std::to_string(at);
+    std::array<unsigned char, 8> size_bytes{};
+    in.clear();
+    in.seekg(at + 8);
+    in.read(reinterpret_cast<char*>(size_bytes.data()), lengths);
+    const std::uint64_t size = read_le(size_bytes.data(), lengths);
+    if (!in || size < header || size > static_cast<std::uint64_t>(file_size - at)) {
+      throw FileError(where + ": corrupt collection size " + std::to_string(size));
+    }
+    std::vector<unsigned char> heap(size);
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(heap.data()), static_cast<std::streamsize>(size));
+    if (!in) throw FileError(where + ": truncated");
+    auto& objects = collections[static_cast<std::uint64_t>(at - base)];
+    spans[at] = at + static_cast<std::int64_t>(size);
+    std::uint64_t p = header;
+    while (p < size) {
+      if (p + obj_header > size) break;  // too small for an object: free space
+      const unsigned idx = static_cast<unsigned>(read_le(&heap[p], 2));
+      const std::uint64_t obj_size = read_le(&heap[p + 8], lengths);
+      const std::uint64_t need =
+          idx > 0 ? (obj_size > size ? size + 1 : obj_header + align(obj_size)) : obj_size;
+      if (need < obj_header || need > size - p || (idx == 0 && need % 8 != 0) || objects.count(idx)) {
+        throw FileError(where + ": corrupt object " + std::to_string(idx) + " (size " +
+                        std::to_string(obj_size) + ")");
+      }
+      if (idx > 0) objects[idx] = obj_size;
+      p += need;
+    }
+  }
+  if (collections.empty()) return;
+  auto bytes_at = [&](std::int64_t pos, std::size_t n) {
+    std::vector<unsigned char> b(n);
+    in.clear();
+    in.seekg(pos);
+    in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+    if (!in || pos < 0) b.clear();
+    return b;
+  };
+  const std::uint64_t descriptor = 4 + static_cast<std::uint64_t>(offsets) + 4;
+  std::string tail("\0\0\0\0\0", 5);  // datatype byte 3 (0) and size (descriptor bytes)
+  tail[1] = static_cast<char>(descriptor);
+  for (std::int64_t at : find_all(in, file_size, tail)) {
+    const std::int64_t q = at - 3;  // the datatype message: class 9 (vlen), version 1, type string
+    auto dt = bytes_at(q, 16);
+    if (dt.size() < 16 || dt[0] != 0x19 || (dt[1] & 0x0f) != 1) continue;
+    const std::uint64_t base_size = read_le(&dt[12], 4);
+    // The attribute message header before the name: v1 [1][0][name][dt][ds] (8-byte padded),
+    // v2 [2][flags][...], v3 [3][flags][...][encoding] (unpadded).
+    std::int64_t dt_size = -1, ds_size = -1, padded = 0;
+    for (std::int64_t name = 1; name <= 1024 && dt_size < 0; ++name) {
+      for (int version = 1; version <= 3 && dt_size < 0; ++version) {
+        const std::int64_t head = version == 3 ? 9 : 8;
+        const std::int64_t m = q - head - (version == 1 ? static_cast<std::int64_t>(align(name)) : name);
+        auto h = bytes_at(m, static_cast<std::size_t>(head) + static_cast<std::size_t>(name));
+        if (h.empty() || h[0] != version || (version == 1 && h[1] != 0)) continue;
+        if (static_cast<std::int64_t>(read_le(&h[2], 2)) != name || h[head + name - 1] != 0) continue;
+        dt_size = static_cast<std::int64_t>(read_le(&h[4], 2));
+        ds_size = static_cast<std::int64_t>(read_le(&h[6], 2));
+        padded = version == 1;
+      }
+    }
+    if (dt_size < 16 || ds_size < 4) continue;
+    const std::int64_t d = q + (padded ? static_cast<std::int64_t>(align(dt_size)) : dt_size);
+    auto ds = bytes_at(d, static_cast<std::size_t>(ds_size));
+    if (ds.empty()) continue;
+    const int rank = ds[1];
+    std::uint64_t count = 1;
+    const std::size_t dims_at = ds[0] == 1 ? 8 : 4;
+    if (ds[0] == 2 && ds[3] == 2) count = 0;  // null dataspace
+    if (dims_at + static_cast<std::size_t>(rank) * lengths > ds.size()) continue;
+    for (int r = 0; r < rank; ++r)
+      count *= read_le(&ds[dims_at + static_cast<std::size_t>(r) * lengths], lengths);
+    const std::int64_t e = d + (padded ? static_cast<std::int64_t>(align(ds_size)) : ds_size);
+    if (count > kMaxVlenStrings || e + static_cast<std::int64_t>(count * descriptor) > file_size) {
+      throw FileError(context + ": corrupt variable-length attribute at byte " + std::to_string(q));
+    }
+    auto data = bytes_at(e, static_cast<std::size_t>(count * descriptor));
+    for (std::uint64_t i = 0; i < count; ++i) {
+      const unsigned char* v = &data[i * descriptor];
+      const std::uint64_t seq_len = read_le(v, 4);
+      const std::uint64_t address = read_le(v + 4, offsets);
+      const std::uint64_t index = read_le(v + 4 + offsets, 4);
+      auto c = collections.find(address);
+      if (seq_len == 0 || c == collections.end()) continue;  // empty, or HDF5 checks the signature
+      auto o = c->second.find(static_cast<unsigned>(index));
+      if (index > 65535 || o == c->second.end() || o->second != seq_len * base_size) {
+        throw FileError(context + ": corrupt variable-length value at byte " + std::to_string(e) +
+                        " (length " + std::to_string(seq_len) + ", object " + std::to_string(index) + ")");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_hdf5_groups(const std::string& path, const std::string& context) { Walker(path, context).run(); }
 
-}  // namespace reskit::io
+void check_vlen_attributes(const std::string& path, const std::string& context) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(context + ": cannot open for reading");
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::int64_t>(in.tellg());
+  std::int64_t base = -1;
+  for (std::int64_t at = 0; at + 8 <= file_size && base < 0; at = at == 0 ? 512 : at * 2) {
+    std::array<unsigned char, 8> head{};
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(head.data()), head.size());
+    if (in && head == kSignature) base = at;
+  }
+  if (base < 0) throw FileError(context + ": corrupt HDF5 file: no HDF5 signature");
+  check_vlen_attributes(in, file_size, base, context);
+}
+
+}  // namespace reskit::hdf5

@@ -35,7 +35,7 @@
 
 #include <string>
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 // Throws FileError("<context>: corrupt HDF5 file: <what is wrong, where>") when the group
 // structure of the HDF5 file at `path`, or an attribute or dataset layout in it, points outside
@@ -43,4 +43,13 @@ namespace reskit::io {
 // `path` must exist (callers check it first).
 void check_hdf5_groups(const std::string& path, const std::string& context);
 
-}  // namespace reskit::io
+// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
+// object's stored size into a buffer sized by the string's own length field, so a corrupt size
+// on either side overflows the heap (found by fuzzing). Throws FileError naming `context` unless
+// every global heap collection in the file is well formed and every variable-length string
+// attribute (found by its attribute message, wherever it is stored) names an object of its
+// length. For readers of such attributes (the Keras reader: model_config), before HDF5 opens the
+// file. `path` must exist and carry the HDF5 signature.
+void check_vlen_attributes(const std::string& path, const std::string& context);
+
+}  // namespace reskit::hdf5

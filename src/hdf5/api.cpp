@@ -1,23 +1,18 @@
-// Checked wrappers over the HDF5 C API (see hdf5.h).
-#include "io/hdf5.h"
-
-#include <sys/stat.h>
+// Checked wrappers over the HDF5 C API (see api.h).
+#include "hdf5/api.h"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <fstream>
-#include <map>
 
-#include "io/hdf5_check.h"
+#include "hdf5/check.h"
 #include "reskit/error.h"
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 namespace {
 // Keras's HDF5_OBJECT_HEADER_LIMIT: the largest attribute h5py writes in the default format.
 constexpr std::size_t kObjectHeaderLimit = 64512;
-constexpr std::array<unsigned char, 8> kSignature{0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
 herr_t innermost_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
   auto* out = static_cast<std::string*>(data);
@@ -45,32 +40,6 @@ std::vector<std::string> split_path(const std::string& path, const std::string& 
   }
   if (parts.empty()) fail(context, "empty object name");
   return parts;
-}
-
-// Opens loc/path one hard link at a time; returns an invalid Hid if some link is missing (or
-// not hard) and throws only on HDF5 failures.
-Hid open_object(hid_t loc, const std::string& path, const std::string& context) {
-  auto parts = split_path(path, context);
-  Hid current(H5Oopen(loc, ".", H5P_DEFAULT));
-  if (!current.valid()) fail(context, "cannot open the enclosing group");
-  for (const auto& part : parts) {
-    if (H5Iget_type(current.get()) != H5I_GROUP && H5Iget_type(current.get()) != H5I_FILE) return Hid();
-    htri_t ok = H5Lexists(current.get(), part.c_str(), H5P_DEFAULT);
-    if (ok <= 0) {
-      H5Eclear2(H5E_DEFAULT);
-      return Hid();
-    }
-    H5L_info_t info;
-    if (H5Lget_info(current.get(), part.c_str(), &info, H5P_DEFAULT) < 0)
-      fail(context, "cannot read link '" + part + "'");
-    if (info.type != H5L_TYPE_HARD) {
-      fail(context, "'" + path + "' goes through a soft or external link; only hard links are accepted");
-    }
-    Hid next(H5Oopen(current.get(), part.c_str(), H5P_DEFAULT));
-    if (!next.valid()) fail(context, "cannot open '" + path + "'");
-    current = std::move(next);
-  }
-  return current;
 }
 
 Hid link_create_plist() {
@@ -181,156 +150,6 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name, s
                       context, what);
 }
 
-std::uint64_t read_le(const unsigned char* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-// Positions of `pattern` in the file, read in overlapping chunks.
-std::vector<std::int64_t> find_all(std::ifstream& in, std::int64_t file_size, const std::string& pattern) {
-  std::vector<std::int64_t> found;
-  // 8 MiB at a time, or the whole file when smaller: a fresh 8 MiB buffer for a small file made
-  // every load of one spend most of its time clearing memory (seen when fuzzing).
-  const auto chunk = static_cast<std::size_t>(std::clamp<std::int64_t>(file_size, 1, std::int64_t{8} << 20));
-  std::vector<char> buf(chunk + pattern.size());
-  for (std::int64_t offset = 0; offset < file_size; offset += static_cast<std::int64_t>(chunk)) {
-    in.clear();
-    in.seekg(offset);
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto end = buf.begin() + static_cast<std::ptrdiff_t>(in.gcount());
-    for (auto it = buf.begin(); (it = std::search(it, end, pattern.begin(), pattern.end())) != end; ++it) {
-      const std::int64_t at = offset + (it - buf.begin());
-      if (at < offset + static_cast<std::int64_t>(chunk)) found.push_back(at);
-    }
-  }
-  return found;
-}
-
-// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
-// object's stored size into a buffer sized by the string's own length field, so a corrupt size
-// on either side overflows the heap (found by fuzzing). Before HDF5 sees the file:
-//  1. every global heap collection ("GCOL", version 1) is parsed exactly as
-//     H5HG__cache_heap_deserialize walks it and must tile its space (objects within bounds,
-//     aligned, each index once);
-//  2. every variable-length string attribute (found by its attribute message: header, name,
-//     vlen datatype, dataspace, 16-byte descriptors [length u32][collection address][index u32])
-//     must name an object of a collection (HDF5 only asserts it) whose size is its length.
-void check_global_heaps(std::ifstream& in, std::int64_t file_size, std::int64_t base,
-                        const std::string& context) {
-  std::array<unsigned char, 16> sb{};
-  in.clear();
-  in.seekg(base);
-  in.read(reinterpret_cast<char*>(sb.data()), sb.size());
-  if (!in) throw FileError(context + ": truncated HDF5 superblock");
-  // Superblock v0/1: sizes of offsets and lengths at bytes 13 and 14; v2/3: at 9 and 10.
-  const int offsets = sb[8] < 2 ? sb[13] : sb[9];
-  const int lengths = sb[8] < 2 ? sb[14] : sb[10];
-  for (int v : {offsets, lengths}) {
-    if (v != 2 && v != 4 && v != 8) {
-      throw FileError(context + ": corrupt HDF5 superblock (field size " + std::to_string(v) + ")");
-    }
-  }
-  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
-  const std::uint64_t header = align(8 + static_cast<std::uint64_t>(lengths));
-  const std::uint64_t obj_header = align(8 + static_cast<std::uint64_t>(lengths));
-  std::map<std::uint64_t, std::map<unsigned, std::uint64_t>> collections;  // address -> index -> size
-  std::map<std::int64_t, std::int64_t> spans;  // file position of each collection -> its end
-  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
-    const std::string where = context + ": global heap at byte " + std::to_string(at);
-    std::array<unsigned char, 8> size_bytes{};
-    in.clear();
-    in.seekg(at + 8);
-    in.read(reinterpret_cast<char*>(size_bytes.data()), lengths);
-    const std::uint64_t size = read_le(size_bytes.data(), lengths);
-    if (!in || size < header || size > static_cast<std::uint64_t>(file_size - at)) {
-      throw FileError(where + ": corrupt collection size " + std::to_string(size));
-    }
-    std::vector<unsigned char> heap(size);
-    in.seekg(at);
-    in.read(reinterpret_cast<char*>(heap.data()), static_cast<std::streamsize>(size));
-    if (!in) throw FileError(where + ": truncated");
-    auto& objects = collections[static_cast<std::uint64_t>(at - base)];
-    spans[at] = at + static_cast<std::int64_t>(size);
-    std::uint64_t p = header;
-    while (p < size) {
-      if (p + obj_header > size) break;  // too small for an object: free space
-      const unsigned idx = static_cast<unsigned>(read_le(&heap[p], 2));
-      const std::uint64_t obj_size = read_le(&heap[p + 8], lengths);
-      const std::uint64_t need =
-          idx > 0 ? (obj_size > size ? size + 1 : obj_header + align(obj_size)) : obj_size;
-      if (need < obj_header || need > size - p || (idx == 0 && need % 8 != 0) || objects.count(idx)) {
-        throw FileError(where + ": corrupt object " + std::to_string(idx) + " (size " +
-                        std::to_string(obj_size) + ")");
-      }
-      if (idx > 0) objects[idx] = obj_size;
-      p += need;
-    }
-  }
-  if (collections.empty()) return;
-  auto bytes_at = [&](std::int64_t pos, std::size_t n) {
-    std::vector<unsigned char> b(n);
-    in.clear();
-    in.seekg(pos);
-    in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
-    if (!in || pos < 0) b.clear();
-    return b;
-  };
-  const std::uint64_t descriptor = 4 + static_cast<std::uint64_t>(offsets) + 4;
-  std::string tail("\0\0\0\0\0", 5);  // datatype byte 3 (0) and size (descriptor bytes)
-  tail[1] = static_cast<char>(descriptor);
-  for (std::int64_t at : find_all(in, file_size, tail)) {
-    const std::int64_t q = at - 3;  // the datatype message: class 9 (vlen), version 1, type string
-    auto dt = bytes_at(q, 16);
-    if (dt.size() < 16 || dt[0] != 0x19 || (dt[1] & 0x0f) != 1) continue;
-    const std::uint64_t base_size = read_le(&dt[12], 4);
-    // The attribute message header before the name: v1 [1][0][name][dt][ds] (8-byte padded),
-    // v2 [2][flags][...], v3 [3][flags][...][encoding] (unpadded).
-    std::int64_t dt_size = -1, ds_size = -1, padded = 0;
-    for (std::int64_t name = 1; name <= 1024 && dt_size < 0; ++name) {
-      for (int version = 1; version <= 3 && dt_size < 0; ++version) {
-        const std::int64_t head = version == 3 ? 9 : 8;
-        const std::int64_t m = q - head - (version == 1 ? static_cast<std::int64_t>(align(name)) : name);
-        auto h = bytes_at(m, static_cast<std::size_t>(head) + static_cast<std::size_t>(name));
-        if (h.empty() || h[0] != version || (version == 1 && h[1] != 0)) continue;
-        if (static_cast<std::int64_t>(read_le(&h[2], 2)) != name || h[head + name - 1] != 0) continue;
-        dt_size = static_cast<std::int64_t>(read_le(&h[4], 2));
-        ds_size = static_cast<std::int64_t>(read_le(&h[6], 2));
-        padded = version == 1;
-      }
-    }
-    if (dt_size < 16 || ds_size < 4) continue;
-    const std::int64_t d = q + (padded ? static_cast<std::int64_t>(align(dt_size)) : dt_size);
-    auto ds = bytes_at(d, static_cast<std::size_t>(ds_size));
-    if (ds.empty()) continue;
-    const int rank = ds[1];
-    std::uint64_t count = 1;
-    const std::size_t dims_at = ds[0] == 1 ? 8 : 4;
-    if (ds[0] == 2 && ds[3] == 2) count = 0;  // null dataspace
-    if (dims_at + static_cast<std::size_t>(rank) * lengths > ds.size()) continue;
-    for (int r = 0; r < rank; ++r)
-      count *= read_le(&ds[dims_at + static_cast<std::size_t>(r) * lengths], lengths);
-    const std::int64_t e = d + (padded ? static_cast<std::int64_t>(align(ds_size)) : ds_size);
-    if (count > kMaxNameCount || e + static_cast<std::int64_t>(count * descriptor) > file_size) {
-      throw FileError(context + ": corrupt variable-length attribute at byte " + std::to_string(q));
-    }
-    auto data = bytes_at(e, static_cast<std::size_t>(count * descriptor));
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const unsigned char* v = &data[i * descriptor];
-      const std::uint64_t seq_len = read_le(v, 4);
-      const std::uint64_t address = read_le(v + 4, offsets);
-      const std::uint64_t index = read_le(v + 4 + offsets, 4);
-      auto c = collections.find(address);
-      if (seq_len == 0 || c == collections.end()) continue;  // empty, or HDF5 checks the signature
-      auto o = c->second.find(static_cast<unsigned>(index));
-      if (index > 65535 || o == c->second.end() || o->second != seq_len * base_size) {
-        throw FileError(context + ": corrupt variable-length value at byte " + std::to_string(e) +
-                        " (length " + std::to_string(seq_len) + ", object " + std::to_string(index) + ")");
-      }
-    }
-  }
-}
-
 void check_dataset_storage(hid_t dset, const std::string& context) {
   Hid dcpl(H5Dget_create_plist(dset));
   if (!dcpl.valid()) fail(context, "cannot read the dataset's properties");
@@ -376,33 +195,12 @@ void fail(const std::string& context, const std::string& what) {
 
 // ---------------------------------------------------------------- files
 
-Hid open_file_read(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw FileError("'" + path + "': no such file");
-  if (!S_ISREG(st.st_mode)) throw FileError("'" + path + "': not a regular file");
-  if (st.st_size == 0) throw FileError("'" + path + "': empty file, expected an HDF5 (.h5) file");
-  // The superblock signature sits at 0, 512, 1024, 2048, ... (after an optional user block).
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError("'" + path + "': cannot open for reading");
-  bool found = false;
-  std::int64_t base = 0;
-  for (std::int64_t offset = 0; offset + 8 <= st.st_size && !found; offset = offset == 0 ? 512 : offset * 2) {
-    std::array<unsigned char, 8> head{};
-    in.seekg(offset);
-    in.read(reinterpret_cast<char*>(head.data()), head.size());
-    if (!in) break;
-    found = head == kSignature;
-    base = offset;
-  }
-  if (!found) {
-    throw FileError("'" + path + "': not an HDF5 file (no HDF5 signature; expected a Keras .h5 file)");
-  }
-  check_global_heaps(in, st.st_size, base, "'" + path + "'");
-  check_hdf5_groups(path, "'" + path + "'");
+Hid open_file_read(const std::string& path, const std::string& context) {
+  check_hdf5_groups(path, context);
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-  if (!file.valid()) fail("'" + path + "'", "cannot open as HDF5 (corrupt or truncated file?)");
+  if (!file.valid()) fail(context, "cannot open as HDF5, the file is corrupt or truncated");
   return file;
 }
 
@@ -421,17 +219,58 @@ void close_file(Hid& file, const std::string& path) {
 
 // ---------------------------------------------------------------- objects
 
-bool exists(hid_t loc, const std::string& path) { return open_object(loc, path, "HDF5").valid(); }
+Hid find_object(hid_t loc, const std::string& path, const std::string& context) {
+  auto parts = split_path(path, context);
+  Hid current(H5Oopen(loc, ".", H5P_DEFAULT));
+  if (!current.valid()) fail(context, "cannot open the enclosing group");
+  for (const auto& part : parts) {
+    if (H5Iget_type(current.get()) != H5I_GROUP && H5Iget_type(current.get()) != H5I_FILE) return Hid();
+    htri_t ok = H5Lexists(current.get(), part.c_str(), H5P_DEFAULT);
+    if (ok <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return Hid();
+    }
+    H5L_info_t info;
+    if (H5Lget_info(current.get(), part.c_str(), &info, H5P_DEFAULT) < 0)
+      fail(context, "cannot read link '" + part + "'");
+    if (info.type != H5L_TYPE_HARD) {
+      fail(context, "'" + path + "' goes through a soft or external link; only hard links are accepted");
+    }
+    Hid next(H5Oopen(current.get(), part.c_str(), H5P_DEFAULT));
+    if (!next.valid()) fail(context, "cannot open '" + path + "'");
+    current = std::move(next);
+  }
+  return current;
+}
+
+std::vector<std::string> link_names(hid_t group, std::size_t max) {
+  std::vector<std::string> names;
+  H5G_info_t info{};
+  if (H5Gget_info(group, &info) < 0) return names;
+  for (hsize_t i = 0; i < info.nlinks && i < max; ++i) {
+    const ssize_t len =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) continue;
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(std::move(name));
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return names;
+}
+
+bool exists(hid_t loc, const std::string& path) { return find_object(loc, path, "HDF5").valid(); }
 
 Hid open_group(hid_t loc, const std::string& path, const std::string& context) {
-  Hid obj = open_object(loc, path, context);
+  Hid obj = find_object(loc, path, context);
   if (!obj.valid()) fail(context, "missing group '" + path + "'");
   if (H5Iget_type(obj.get()) != H5I_GROUP) fail(context, "'" + path + "' is not a group");
   return obj;
 }
 
 Hid open_dataset(hid_t loc, const std::string& path, const std::string& context) {
-  Hid obj = open_object(loc, path, context);
+  Hid obj = find_object(loc, path, context);
   if (!obj.valid()) fail(context, "missing dataset '" + path + "'");
   if (H5Iget_type(obj.get()) != H5I_DATASET) fail(context, "'" + path + "' is not a dataset");
   return obj;
@@ -533,6 +372,37 @@ void write_name_list_attr(hid_t obj, const std::string& name, const std::vector<
 
 // ---------------------------------------------------------------- datasets
 
+std::string type_name(hid_t type) {
+  const std::size_t bits = H5Tget_size(type) * 8;
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
+    case H5T_STRING:
+      return H5Tis_variable_str(type) > 0 ? "variable-length string"
+                                          : "string of " + std::to_string(bits / 8) + " bytes";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "variable-length sequence";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_TIME:
+      return "time";
+    default:
+      return "unknown type";
+  }
+}
+
 Shape dataset_shape(hid_t dset, const std::string& context) {
   Hid space(H5Dget_space(dset));
   if (!space.valid()) fail(context, "cannot read the dataset's shape");
@@ -616,4 +486,4 @@ void write_scalar_int(hid_t loc, const std::string& path, std::int64_t value, co
   }
 }
 
-}  // namespace reskit::io
+}  // namespace reskit::hdf5
