@@ -782,9 +782,9 @@ class Walker {
   std::size_t visits_ = 0;
 };
 
-std::uint64_t read_le(const unsigned char* p, int bytes) {
+std::uint64_t read_le(const unsigned char* p, std::size_t bytes) {
   std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | p[i];
   return v;
 }
 
@@ -808,67 +808,150 @@ std::vector<std::int64_t> find_all(std::ifstream& in, std::int64_t file_size, co
   return found;
 }
 
-// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
-// object's stored size into a buffer sized by the string's own length field, so a corrupt size
-// on either side overflows the heap (found by fuzzing). Before HDF5 sees the file:
-//  1. every global heap collection ("GCOL", version 1) is parsed exactly as
-//     H5HG__cache_heap_deserialize walks it and must tile its space (objects within bounds,
-//     aligned, each index once);
-//  2. every variable-length string attribute (found by its attribute message: header, name,
-//     vlen datatype, dataspace, 16-byte descriptors [length u32][collection address][index u32])
-//     must name an object of a collection (HDF5 only asserts it) whose size is its length.
-void check_vlen_attributes(std::ifstream& in, std::int64_t file_size, std::int64_t base,
-                           const std::string& context) {
+// What the global heap checks need from the superblock: where addresses count from and the
+// widths of addresses and lengths.
+struct Sizes {
+  std::int64_t base = 0;
+  std::size_t offsets = 8, lengths = 8;
+};
+
+Sizes superblock_sizes(std::ifstream& in, std::int64_t file_size, const std::string& context) {
+  Sizes z;
+  z.base = -1;
   std::array<unsigned char, 16> sb{};
+  for (std::int64_t at = 0; at + 8 <= file_size && z.base < 0; at = at == 0 ? 512 : at * 2) {
+    in.clear();
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(sb.data()), 8);
+    if (in && std::equal(kSignature.begin(), kSignature.end(), sb.begin())) z.base = at;
+  }
+  if (z.base < 0) throw FileError(context + ": corrupt HDF5 file: no HDF5 signature");
   in.clear();
-  in.seekg(base);
+  in.seekg(z.base);
   in.read(reinterpret_cast<char*>(sb.data()), sb.size());
   if (!in) throw FileError(context + ": truncated HDF5 superblock");
   // Superblock v0/1: sizes of offsets and lengths at bytes 13 and 14; v2/3: at 9 and 10.
-  const int offsets = sb[8] < 2 ? sb[13] : sb[9];
-  const int lengths = sb[8] < 2 ? sb[14] : sb[10];
-  for (int v : {offsets, lengths}) {
-    if (v != 2 && v != 4 && v != 8) {
-      throw FileError(context + ": corrupt HDF5 superblock (field size " + std::to_string(v) + ")");
-    }
+  z.offsets = sb[8] < 2 ? sb[13] : sb[9];
+  z.lengths = sb[8] < 2 ? sb[14] : sb[10];
+  for (std::size_t v : {z.offsets, z.lengths}) {
+    if (v != 2 && v != 4 && v != 8)
+      throw FileError(context + ": corrupt HDF5 superblock (field size " + str(v) + ")");
   }
-  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
-  const std::uint64_t header = align(8 + static_cast<std::uint64_t>(lengths));
-  const std::uint64_t obj_header = align(8 + static_cast<std::uint64_t>(lengths));
-  std::map<std::uint64_t, std::map<unsigned, std::uint64_t>> collections;  // address -> index -> size
-  std::map<std::int64_t, std::int64_t> spans;  // file position of each collection -> its end
-  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
-    const std::string where = context + ": global heap at byte " + std::to_string(at);
-    std::array<unsigned char, 8> size_bytes{};
-    in.clear();
-    in.seekg(at + 8);
-    in.read(reinterpret_cast<char*>(size_bytes.data()), lengths);
-    const std::uint64_t size = read_le(size_bytes.data(), lengths);
-    if (!in || size < header || size > static_cast<std::uint64_t>(file_size - at)) {
-      throw FileError(where + ": corrupt collection size " + std::to_string(size));
+  return z;
+}
+
+// The global heap collections a file's variable-length values point into, each parsed once, as
+// H5HG__cache_heap_deserialize (HDF5 1.10) walks it: File Format Specification 3.0, "Global Heap",
+// with the library's alignment (H5HGpkg.h: H5HG_ALIGN), which the spec's tables leave implicit:
+// the collection header ("GCOL", version 1, 3 reserved bytes, the collection's size) and each
+// object's header (index, reference count, 4 reserved bytes, the data's size) are padded to
+// multiples of 8 bytes, and so is each object's data. Object 0 is the free space, its size
+// covering its header; a tail too small for an object header is free space too. With 8-byte
+// lengths the headers are 16 bytes either way; with 4-byte lengths they are 16, not 12.
+class GlobalHeaps {
+ public:
+  GlobalHeaps(std::ifstream& in, std::int64_t file_size, Sizes sizes, std::string context)
+      : in_(in), file_size_(file_size), sizes_(sizes), context_(std::move(context)) {}
+
+  // The objects (index -> data size) of the collection at file address `address`; throws
+  // FileError unless it is a collection whose objects tile its space inside the file.
+  const std::map<std::uint64_t, std::uint64_t>& collection(std::uint64_t address) {
+    if (auto it = parsed_.find(address); it != parsed_.end()) return it->second;
+    const std::string where = context_ + ": global heap collection at address " + str(address);
+    const std::uint64_t header = align(8 + sizes_.lengths), obj_header = align(8 + sizes_.lengths);
+    const std::uint64_t room = static_cast<std::uint64_t>(file_size_ - sizes_.base);
+    if (address > room || header > room - address) {
+      throw FileError(where + ": expected a global heap collection there, found the end of the " +
+                      str(static_cast<std::uint64_t>(file_size_)) + "-byte file");
     }
-    std::vector<unsigned char> heap(size);
-    in.seekg(at);
-    in.read(reinterpret_cast<char*>(heap.data()), static_cast<std::streamsize>(size));
-    if (!in) throw FileError(where + ": truncated");
-    auto& objects = collections[static_cast<std::uint64_t>(at - base)];
-    spans[at] = at + static_cast<std::int64_t>(size);
+    std::vector<std::uint8_t> head = read(address, header);
+    if (!std::equal(head.begin(), head.begin() + 4, "GCOL") || head[4] != 1) {
+      throw FileError(where + ": expected a global heap collection (GCOL, version 1), found other bytes");
+    }
+    const std::uint64_t size = read_le(&head[8], sizes_.lengths);
+    if (size < header || size > room - address) {
+      throw FileError(where + ": corrupt collection size " + str(size) + " (expected " + str(header) +
+                      " to " + str(room - address) + " bytes, its header to the end of the file)");
+    }
+    const std::vector<std::uint8_t> heap = read(address, size);
+    std::map<std::uint64_t, std::uint64_t> objects;
     std::uint64_t p = header;
-    while (p < size) {
-      if (p + obj_header > size) break;  // too small for an object: free space
-      const unsigned idx = static_cast<unsigned>(read_le(&heap[p], 2));
-      const std::uint64_t obj_size = read_le(&heap[p + 8], lengths);
+    while (p < size && size - p >= obj_header) {
+      const std::uint64_t idx = read_le(&heap[p], 2);
+      const std::uint64_t obj_size = read_le(&heap[p + 8], sizes_.lengths);
       const std::uint64_t need =
           idx > 0 ? (obj_size > size ? size + 1 : obj_header + align(obj_size)) : obj_size;
-      if (need < obj_header || need > size - p || (idx == 0 && need % 8 != 0) || objects.count(idx)) {
-        throw FileError(where + ": corrupt object " + std::to_string(idx) + " (size " +
-                        std::to_string(obj_size) + ")");
-      }
+      const std::string object = where + ": corrupt object " + str(idx) + (idx == 0 ? " (free space)" : "") +
+                                 " of " + bytes_str(obj_size) + " at offset " + str(p);
+      if (need < obj_header || need > size - p)
+        throw FileError(object + ", past its end of " + bytes_str(size) + " (or shorter than its header)");
+      if (idx == 0 && need % 8 != 0) throw FileError(object + ": expected a multiple of 8 bytes");
+      if (objects.count(idx)) throw FileError(object + ": its index appears twice");
       if (idx > 0) objects[idx] = obj_size;
       p += need;
     }
+    return parsed_[address] = std::move(objects);
   }
-  if (collections.empty()) return;
+
+  // Checks one variable-length value's descriptor ([length u32][collection address][index u32]) of
+  // elements of `element_size` bytes, named by `what`: a null address is an empty value; any other
+  // must name an object of the collection there (HDF5 only asserts it) of exactly that many bytes.
+  // With `known_only`, addresses of no collection already parsed are left to HDF5.
+  void check_value(const std::uint8_t* descriptor, std::uint64_t element_size, bool known_only,
+                   const std::string& what) {
+    const std::uint64_t length = read_le(descriptor, 4);
+    const std::uint64_t address = read_le(descriptor + 4, sizes_.offsets);
+    const std::uint64_t index = read_le(descriptor + 4 + sizes_.offsets, 4);
+    if (address == 0 || (known_only && !parsed_.count(address))) return;
+    const auto& objects = collection(address);
+    const auto o = objects.find(index);
+    const std::optional<std::uint64_t> bytes = mul(length, element_size);
+    if (o != objects.end() && bytes && o->second == *bytes) return;
+    throw FileError(context_ + ": corrupt variable-length value " + what + ": its length " + str(length) +
+                    (element_size == 1 ? std::string() : " x " + bytes_str(element_size)) +
+                    " does not match global heap object " + str(index) + " of the collection at address " +
+                    str(address) + ", which " +
+                    (o == objects.end() ? std::string("does not exist") : "holds " + bytes_str(o->second)));
+  }
+
+  const Sizes& sizes() const { return sizes_; }
+
+ private:
+  static std::uint64_t align(std::uint64_t n) { return (n + 7) / 8 * 8; }
+
+  std::vector<std::uint8_t> read(std::uint64_t address, std::uint64_t n) {
+    std::vector<std::uint8_t> b(static_cast<std::size_t>(n));
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(static_cast<std::uint64_t>(sizes_.base) + address));
+    in_.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+    if (!in_) throw FileError(context_ + ": cannot read " + bytes_str(n) + " at address " + str(address));
+    return b;
+  }
+
+  std::ifstream& in_;
+  std::int64_t file_size_;
+  Sizes sizes_;
+  std::string context_;
+  std::map<std::uint64_t, std::map<std::uint64_t, std::uint64_t>> parsed_;
+};
+
+// The scan behind check_vlen_attributes (see check.h): every collection found by its signature is
+// parsed; every attribute message with a variable-length datatype is found by the bytes of that
+// datatype (class 9, version 1, 16-byte elements) and the attribute header before its name
+// (v1 [1][0][name][dt][ds] 8-byte padded, v2 [2][flags][...], v3 [3][flags][...][encoding]
+// unpadded), so that it is found wherever it is stored (object headers, dense storage).
+void scan_vlen_attributes(std::ifstream& in, std::int64_t file_size, const std::string& context) {
+  GlobalHeaps heaps(in, file_size, superblock_sizes(in, file_size, context), context);
+  const std::int64_t base = heaps.sizes().base;
+  const std::size_t offsets = heaps.sizes().offsets, lengths = heaps.sizes().lengths;
+  bool any = false;
+  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
+    if (at < base) continue;
+    heaps.collection(static_cast<std::uint64_t>(at - base));
+    any = true;
+  }
+  if (!any) return;
+  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
   auto bytes_at = [&](std::int64_t pos, std::size_t n) {
     std::vector<unsigned char> b(n);
     in.clear();
@@ -916,18 +999,10 @@ void check_vlen_attributes(std::ifstream& in, std::int64_t file_size, std::int64
       throw FileError(context + ": corrupt variable-length attribute at byte " + std::to_string(q));
     }
     auto data = bytes_at(e, static_cast<std::size_t>(count * descriptor));
+    if (data.size() != count * descriptor) continue;
     for (std::uint64_t i = 0; i < count; ++i) {
-      const unsigned char* v = &data[i * descriptor];
-      const std::uint64_t seq_len = read_le(v, 4);
-      const std::uint64_t address = read_le(v + 4, offsets);
-      const std::uint64_t index = read_le(v + 4 + offsets, 4);
-      auto c = collections.find(address);
-      if (seq_len == 0 || c == collections.end()) continue;  // empty, or HDF5 checks the signature
-      auto o = c->second.find(static_cast<unsigned>(index));
-      if (index > 65535 || o == c->second.end() || o->second != seq_len * base_size) {
-        throw FileError(context + ": corrupt variable-length value at byte " + std::to_string(e) +
-                        " (length " + std::to_string(seq_len) + ", object " + std::to_string(index) + ")");
-      }
+      heaps.check_value(&data[i * descriptor], base_size, true,
+                        str(i) + " at byte " + str(static_cast<std::uint64_t>(e)));
     }
   }
 }
@@ -940,16 +1015,30 @@ void check_vlen_attributes(const std::string& path, const std::string& context) 
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(context + ": cannot open for reading");
   in.seekg(0, std::ios::end);
+  scan_vlen_attributes(in, static_cast<std::int64_t>(in.tellg()), context);
+}
+
+void check_vlen_strings(const std::string& path, std::uint64_t at, std::uint64_t count,
+                        const std::string& context) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(context + ": cannot open for reading");
+  in.seekg(0, std::ios::end);
   const auto file_size = static_cast<std::int64_t>(in.tellg());
-  std::int64_t base = -1;
-  for (std::int64_t at = 0; at + 8 <= file_size && base < 0; at = at == 0 ? 512 : at * 2) {
-    std::array<unsigned char, 8> head{};
-    in.seekg(at);
-    in.read(reinterpret_cast<char*>(head.data()), head.size());
-    if (in && head == kSignature) base = at;
+  GlobalHeaps heaps(in, file_size, superblock_sizes(in, file_size, context), context);
+  const std::uint64_t descriptor = 4 + heaps.sizes().offsets + 4;
+  const auto size = static_cast<std::uint64_t>(file_size);
+  if (at > size || count > (size - at) / descriptor) {
+    const std::optional<std::uint64_t> n = mul(count, descriptor);
+    throw FileError(context + ": variable-length strings refer to bytes " + str(at) + ".." +
+                    (n && *n <= kUndefined - at ? str(at + *n) : std::string("2^64")) +
+                    ", past the end of the " + str(size) + "-byte file");
   }
-  if (base < 0) throw FileError(context + ": corrupt HDF5 file: no HDF5 signature");
-  check_vlen_attributes(in, file_size, base, context);
+  std::vector<std::uint8_t> refs(static_cast<std::size_t>(count * descriptor));
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(at));
+  in.read(reinterpret_cast<char*>(refs.data()), static_cast<std::streamsize>(refs.size()));
+  if (!in) throw FileError(context + ": cannot read its variable-length strings from the file");
+  for (std::uint64_t i = 0; i < count; ++i) heaps.check_value(&refs[i * descriptor], 1, false, str(i));
 }
 
 }  // namespace reskit::hdf5

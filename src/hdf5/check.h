@@ -45,11 +45,20 @@ void check_hdf5_groups(const std::string& path, const std::string& context);
 
 // HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
 // object's stored size into a buffer sized by the string's own length field, so a corrupt size
-// on either side overflows the heap (found by fuzzing). Throws FileError naming `context` unless
-// every global heap collection in the file is well formed and every variable-length string
-// attribute (found by its attribute message, wherever it is stored) names an object of its
-// length. For readers of such attributes (the Keras reader: model_config), before HDF5 opens the
-// file. `path` must exist and carry the HDF5 signature.
+// on either side overflows the heap (found by fuzzing). The two checks below parse the global
+// heap collections (one parser, HDF5's own 8-byte alignment of headers and objects) and compare
+// each string's length with the object it names; they throw FileError naming `context`.
+
+// For readers of variable-length string attributes (the Keras reader: model_config), before HDF5
+// opens the file: every global heap collection in the file is well formed, and every
+// variable-length attribute (found by its attribute message, wherever it is stored) names objects
+// of its lengths. `path` must exist and carry the HDF5 signature.
 void check_vlen_attributes(const std::string& path, const std::string& context);
+
+// For a reader of a variable-length string dataset (the SIGNS loader's list_classes), before it
+// reads: the `count` descriptors stored contiguously at byte `at` of the file (H5Dget_offset) lie
+// inside the file and each names an object of a collection of its length (or is null).
+void check_vlen_strings(const std::string& path, std::uint64_t at, std::uint64_t count,
+                        const std::string& context);
 
 }  // namespace reskit::hdf5
