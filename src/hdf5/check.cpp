@@ -102,13 +102,14 @@ class Walker {
       }
       p = version == 1 ? 28 : 24;
       // base address, free-space info, end of file, driver info; then the root's symbol table entry
+      // (its link name offset is a length, as HDF5 decodes it: H5G_ent_decode)
       const std::size_t entry = p + 4 * offsets_;
-      if (entry + 2 * offsets_ + 8 + 16 > sb.size()) corrupt("the superblock is truncated");
+      if (entry + lengths_ + offsets_ + 8 + 16 > sb.size()) corrupt("the superblock is truncated");
       end_of_file(addr(&sb[p + 2 * offsets_]));
-      root = addr(&sb[entry + offsets_]);
-      const std::uint64_t cache_type = le(&sb[entry + 2 * offsets_], 4);
+      root = addr(&sb[entry + lengths_]);
+      const std::uint64_t cache_type = le(&sb[entry + lengths_ + offsets_], 4);
       if (cache_type == 1) {  // the root's B-tree and local heap, cached in the superblock
-        const std::size_t scratch = entry + 2 * offsets_ + 8;
+        const std::size_t scratch = entry + lengths_ + offsets_ + 8;
         symbol_table(addr(&sb[scratch]), addr(&sb[scratch + offsets_]), "the root group", 0);
       }
     } else if (version == 2 || version == 3) {
@@ -736,7 +737,9 @@ class Walker {
   // A symbol table node: the group's entries, whose objects are walked.
   void symbol_node(std::uint64_t a, const Names& names, const std::string& what, int depth) {
     const std::string node_what = what + "'s symbol table node";
-    const std::uint64_t entry = 2 * offsets_ + 24;
+    // an entry: link name offset (a length, as HDF5 decodes it), object header address, cache
+    // type, 4 reserved bytes, 16 scratch bytes
+    const std::uint64_t entry = lengths_ + offsets_ + 24;
     const std::vector<std::uint8_t> n = at(a, 8 + 2 * leaf_k_ * entry, node_what);
     if (!std::equal(n.begin(), n.begin() + 4, "SNOD") || n[4] != 1) {
       corrupt("expected " + node_what + " (SNOD, version 1) at address " + str(a) + ", found other bytes");
@@ -748,7 +751,7 @@ class Walker {
     }
     for (std::uint64_t i = 0; i < count; ++i) {
       const std::uint8_t* e = n.data() + 8 + i * entry;
-      const std::uint64_t name_at = le(e, offsets_);
+      const std::uint64_t name_at = le(e, lengths_);
       const auto& heap = names.heap;
       std::size_t end = name_at < heap.size() ? static_cast<std::size_t>(name_at) : heap.size();
       while (end < heap.size() && heap[end] != 0) ++end;
@@ -759,15 +762,15 @@ class Walker {
       const std::string name(heap.begin() + static_cast<std::ptrdiff_t>(name_at),
                              heap.begin() + static_cast<std::ptrdiff_t>(end));
       const std::string member = what + "'s member '" + name + "'";
-      const std::uint64_t cache_type = le(e + 2 * offsets_, 4);
+      const std::uint64_t cache_type = le(e + lengths_ + offsets_, 4);
       if (cache_type == 2) continue;  // a soft link: a path in the local heap, no object header
       if (cache_type == 1) {          // a group's B-tree and heap, cached in the entry
         for (int c = 0; c < 2; ++c) {
-          const std::uint64_t x = addr(e + 2 * offsets_ + 8 + static_cast<std::size_t>(c) * offsets_);
+          const std::uint64_t x = addr(e + lengths_ + offsets_ + 8 + static_cast<std::size_t>(c) * offsets_);
           at(x, 8, member + (c == 0 ? "'s cached B-tree address" : "'s cached local heap address"));
         }
       }
-      object(addr(e + offsets_), member, depth + 1);
+      object(addr(e + lengths_), member, depth + 1);
     }
   }
 
