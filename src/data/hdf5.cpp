@@ -335,36 +335,8 @@ std::vector<std::string> read_class_names(const H5Data& d) {
       names.emplace_back(buf);
     }
   } else if (d.cls == H5T_STRING) {
-    const H5T_cset_t cset = H5Tget_cset(d.type.get());
-    Hid mem(H5Tcopy(H5T_C_S1));
-    H5Tset_cset(mem.get(), cset);
-    if (H5Tis_variable_str(d.type.get()) > 0) {
-      H5Tset_size(mem.get(), H5T_VARIABLE);
-      check_vlen_strings(d);
-      std::vector<char*> v;
-      read_all(d, mem.get(), v);
-      for (char* s : v) names.emplace_back(s ? s : "");
-      Hid space(H5Dget_space(d.id.get()));
-#if H5_VERSION_GE(1, 12, 0)
-      H5Treclaim(mem.get(), space.get(), H5P_DEFAULT, v.data());
-#else
-      H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, v.data());
-#endif
-    } else {
-      const std::size_t len = H5Tget_size(d.type.get());
-      H5Tset_size(mem.get(), len);
-      H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
-      std::vector<char> buf(static_cast<std::size_t>(k) * len);
-      if (k > 0 && H5Dread(d.id.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
-        hdf5::fail(d.where, "cannot read " + d.describe());
-      }
-      for (std::int64_t i = 0; i < k; ++i) {
-        std::string s(buf.data() + i * len, len);
-        s = s.substr(0, s.find('\0'));
-        s.erase(s.find_last_not_of(' ') + 1);
-        names.push_back(std::move(s));
-      }
-    }
+    if (H5Tis_variable_str(d.type.get()) > 0) check_vlen_strings(d);
+    names = hdf5::read_string_dataset(d.id.get(), hdf5::kMaxNameBytes, hdf5::kMaxStringAttrBytes, d.where);
   } else {
     throw FileError(d.where + ": expected class names as integers or strings, found " + d.describe());
   }

@@ -74,12 +74,16 @@ std::int64_t space_points(hid_t space, const std::string& context, const std::st
   }
 }
 
-// Reads n strings (fixed- or variable-length) from an attribute.
-std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std::size_t n,
+// Reads n strings (fixed- or variable-length) from an attribute or, when `dataset`, a dataset.
+std::vector<std::string> read_strings(hid_t obj, bool dataset, hid_t ftype, hid_t space, std::size_t n,
                                       std::size_t max_each, std::size_t max_total, const std::string& context,
                                       const std::string& what) {
   std::vector<std::string> out;
   if (n == 0) return out;
+  auto read = [&](hid_t mtype, void* buf) {
+    if ((dataset ? H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : H5Aread(obj, mtype, buf)) < 0)
+      fail(context, what + ": cannot read the strings");
+  };
   H5T_cset_t cset = H5Tget_cset(ftype);
   if (cset < 0) cset = H5T_CSET_ASCII;
   Hid mtype(H5Tcopy(H5T_C_S1));
@@ -87,7 +91,7 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
     H5Tset_size(mtype.get(), H5T_VARIABLE);
     H5Tset_cset(mtype.get(), cset);
     std::vector<char*> ptrs(n, nullptr);
-    if (H5Aread(attr, mtype.get(), ptrs.data()) < 0) fail(context, what + ": cannot read the strings");
+    read(mtype.get(), ptrs.data());
     std::size_t total = 0;
     bool too_long = false;
     for (char* p : ptrs) {
@@ -99,7 +103,11 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
       }
       out.emplace_back(p ? p : "", len);
     }
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
+#else
     H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
+#endif
     if (too_long)
       fail(context, what + ": string longer than the limit of " + std::to_string(max_each) + " bytes");
     return out;
@@ -113,7 +121,7 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
   H5Tset_strpad(mtype.get(), H5T_STR_NULLPAD);
   H5Tset_cset(mtype.get(), cset);
   std::vector<char> buf(size * n, '\0');
-  if (H5Aread(attr, mtype.get(), buf.data()) < 0) fail(context, what + ": cannot read the strings");
+  read(mtype.get(), buf.data());
   for (std::size_t i = 0; i < n; ++i) {
     const char* s = buf.data() + i * size;
     std::size_t len = strnlen(s, size);
@@ -146,8 +154,8 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name, s
     fail(context,
          what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
   }
-  return read_strings(attr.get(), ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
-                      context, what);
+  return read_strings(attr.get(), false, ftype.get(), space.get(), static_cast<std::size_t>(n), max_each,
+                      max_total, context, what);
 }
 
 void check_dataset_storage(hid_t dset, const std::string& context) {
@@ -460,6 +468,23 @@ std::int64_t read_scalar_int(hid_t dset, const std::string& context) {
     fail(context, "expected a non-negative integer, got " + std::to_string(value));
   }
   return static_cast<std::int64_t>(value);
+}
+
+std::vector<std::string> read_string_dataset(hid_t dset, std::size_t max_each, std::size_t max_total,
+                                             const std::string& context) {
+  Hid ftype(H5Dget_type(dset));
+  Hid space(H5Dget_space(dset));
+  if (!ftype.valid() || !space.valid()) fail(context, "cannot read the dataset's type or shape");
+  const std::string what = type_name(ftype.get()) + " data";
+  if (H5Tget_class(ftype.get()) != H5T_STRING) fail(context, what + ": expected strings");
+  const std::int64_t n = space_points(space.get(), context, what);
+  if (static_cast<std::size_t>(n) > kMaxNameCount) {
+    fail(context,
+         what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
+  }
+  check_dataset_storage(dset, context);
+  return read_strings(dset, true, ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
+                      context, what);
 }
 
 void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context) {

@@ -128,6 +128,13 @@ void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context);
 // Reads a scalar (or single-element) numeric dataset as int64.
 std::int64_t read_scalar_int(hid_t dset, const std::string& context);
 
+// The strings of a string dataset (fixed- or variable-length, any shape, read whole; fixed-length
+// ones end at their first NUL, space-padded ones lose their trailing spaces), each at most
+// max_each bytes and all together at most max_total. Variable-length ones only after check.h's
+// check_vlen_strings has passed.
+std::vector<std::string> read_string_dataset(hid_t dset, std::size_t max_each, std::size_t max_total,
+                                             const std::string& context);
+
 // Writes a tensor as a little-endian float32/float64 dataset at path (intermediate groups created).
 void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context);
 // Writes a scalar int64 dataset.
