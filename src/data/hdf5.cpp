@@ -1,15 +1,17 @@
-// SIGNS-style HDF5 datasets (the notebook's train_signs.h5 / test_signs.h5), read with the HDF5
-// C API.
+// SIGNS-style HDF5 datasets (the notebook's train_signs.h5 / test_signs.h5), read through the
+// shared HDF5 layer: src/hdf5/api.h (handles, the error helper, strings) and src/hdf5/check.h (the
+// byte checks before HDF5 reads: the group walk, variable-length strings).
 //
 // Layout: <split>_set_x (m, H, W, C) uint8 or float pixels, <split>_set_y (m,) or (1, m) integer
-// labels, optional list_classes (integers or strings). HDF5's own error printing is silenced while
-// reading; its innermost message is appended to ours. Before any read, a dataset's declared size
-// is checked against what the file stores for it (contiguous bytes within the file, every chunk
-// present), and datasets whose data lives in other files (external storage, virtual datasets)
-// are refused, so a hostile header can neither make us allocate gigabytes nor read other files.
-// Where HDF5 1.10 itself trusts the file (the decoded size of a compressed chunk, the global heap
-// behind variable-length strings), those bytes are checked here before HDF5 reads them: fuzzing
-// with AddressSanitizer found out-of-bounds copies inside H5Dread on both.
+// labels, optional list_classes (integers or strings), reached through hard links only. HDF5's own
+// error printing is silenced while reading; its innermost message is appended to ours. Before any
+// read, a dataset's declared size is checked against what the file stores for it (contiguous
+// bytes within the file, every chunk present), and datasets whose data lives in other files
+// (external storage, virtual datasets) are refused, so a hostile header can neither make us
+// allocate gigabytes nor read other files.
+// Where HDF5 1.10 itself trusts the file (the decoded size of a compressed chunk, here; the global
+// heap behind variable-length strings, in check.h), those bytes are checked before HDF5 reads
+// them: fuzzing with AddressSanitizer found out-of-bounds copies inside H5Dread on both.
 #include <hdf5.h>
 #include <zlib.h>
 
