@@ -122,6 +122,9 @@ class H5Writer {
     H5Pclose(dcpl);
     H5Sclose(space);
   }
+  void soft_link(const std::string& target, const std::string& name) {
+    H5Lcreate_soft(target.c_str(), id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  }
 
  private:
   hid_t id_;
@@ -531,6 +534,20 @@ TEST_F(Loaders, Hdf5CorruptGlobalHeapIsRefused) {
   write_bytes(p, bytes);
   expect_error([&] { load_hdf5(p.string()); },
                {p.string(), "'list_classes'", "global heap collection", "past its end"});
+}
+
+// Datasets are reached through hard links only, as in .h5 model files: a soft link (and an
+// external one, which would read another file) is refused, not followed.
+TEST_F(Loaders, Hdf5SoftLinkIsRefused) {
+  const fs::path p = dir_ / "soft.h5";
+  {
+    H5Writer w(p);
+    w.write("pixels", H5T_NATIVE_UINT8, {2, 1, 1, 1}, std::vector<std::uint8_t>{1, 2});
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+    w.soft_link("/pixels", "train_set_x");
+  }
+  expect_error([&] { load_hdf5(p.string()); },
+               {p.string(), "dataset 'train_set_x'", "soft or external link", "only hard links"});
 }
 
 // HDF5 pads a global heap collection's header and each object's header to multiples of 8 bytes
