@@ -13,7 +13,6 @@
 // heap behind variable-length strings, in check.h), those bytes are checked before HDF5 reads
 // them: fuzzing with AddressSanitizer found out-of-bounds copies inside H5Dread on both.
 #include <hdf5.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,117 +46,7 @@ struct H5Data {
   std::string describe() const { return hdf5::type_name(type.get()) + " of shape " + shape_str(dims); }
 };
 
-// zlib-format data inflated to at most `limit` bytes (growing as it comes, so a lying size costs
-// nothing); throws FileError naming `where` on corrupt data.
-std::vector<std::uint8_t> inflate_limited(const std::string& where, const std::vector<std::uint8_t>& in,
-                                          std::size_t limit) {
-  z_stream z{};
-  if (inflateInit(&z) != Z_OK) throw FileError(where + ": cannot start zlib");
-  std::vector<std::uint8_t> out;
-  z.next_in = const_cast<Bytef*>(in.data());
-  z.avail_in = static_cast<uInt>(in.size());
-  int rc = Z_OK;
-  while (rc == Z_OK && out.size() < limit) {
-    const std::size_t have = out.size();
-    out.resize(std::min(limit, std::max<std::size_t>(2 * have, 4096)));
-    z.next_out = out.data() + have;
-    z.avail_out = static_cast<uInt>(out.size() - have);
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.resize(out.size() - z.avail_out);
-    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the stream ends early
-  }
-  inflateEnd(&z);
-  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    throw FileError(where + ": corrupt gzip (deflate) data" +
-                    (z.msg ? std::string(": ") + z.msg : std::string()));
-  }
-  return out;
-}
-
-// HDF5 1.10 does not check that a chunk decodes to the chunk's size: a corrupt chunk makes
-// H5Dread copy past its buffer. So every chunk is looked at here first: inside the file, and of
-// exactly the chunk's size once its filters (deflate, shuffle, fletcher32; others refused) are
-// undone, as HDF5 will undo them.
-void check_chunks(const H5Data& d, hid_t dcpl, const hsize_t* dims, const hsize_t* chunk,
-                  std::int64_t file_bytes) {
-  const int rank = static_cast<int>(d.dims.size());
-  std::int64_t chunk_bytes = static_cast<std::int64_t>(H5Tget_size(d.type.get()));
-  for (int i = 0; i < rank; ++i)
-    chunk_bytes = checked_mul(chunk_bytes, static_cast<std::int64_t>(chunk[i]), d.where);
-  const int nfilters = H5Pget_nfilters(dcpl);
-  std::vector<H5Z_filter_t> filters;
-  for (int i = 0; i < nfilters; ++i) {
-    unsigned flags = 0, config = 0;
-    size_t nvalues = 0;
-    char name[64] = {};
-    const H5Z_filter_t id =
-        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues, nullptr, sizeof name, name, &config);
-    if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32) {
-      throw FileError(d.where +
-                      ": expected chunks filtered by gzip (deflate), shuffle or fletcher32, found filter " +
-                      std::to_string(id) + (name[0] ? std::string(" (") + name + ")" : std::string()));
-    }
-    filters.push_back(id);
-  }
-  unsigned opts = 0;
-  H5Pget_chunk_opts(dcpl, &opts);
-  std::vector<hsize_t> offset(static_cast<std::size_t>(rank), 0);
-  std::vector<std::uint8_t> raw;
-  while (true) {
-    std::string at = "(";
-    bool edge = false;
-    for (int i = 0; i < rank; ++i) {
-      at += (i ? ", " : "") + std::to_string(offset[i]);
-      edge = edge || offset[i] + chunk[i] > dims[i];
-    }
-    at = d.where + ": chunk at " + at + (rank == 1 ? ",)" : ")");
-    unsigned mask = 0;
-    haddr_t addr = HADDR_UNDEF;
-    hsize_t size = 0;
-    if (H5Dget_chunk_info_by_coord(d.id.get(), offset.data(), &mask, &addr, &size) < 0 ||
-        addr == HADDR_UNDEF) {
-      hdf5::fail(at, "expected it stored, found none");
-    }
-    if (addr > static_cast<haddr_t>(file_bytes) || size > static_cast<hsize_t>(file_bytes) - addr) {
-      throw FileError(at + ": stored at " + std::to_string(addr) + " with " + std::to_string(size) +
-                      " bytes, past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
-    }
-    const bool filtered = !filters.empty() && !(edge && (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS));
-    std::int64_t decoded = static_cast<std::int64_t>(size);
-    if (filtered) {
-      raw.resize(static_cast<std::size_t>(size));
-      std::uint32_t skipped = 0;
-      if (H5Dread_chunk(d.id.get(), H5P_DEFAULT, offset.data(), &skipped, raw.data()) < 0) {
-        hdf5::fail(at, "cannot read its " + std::to_string(size) + " stored bytes");
-      }
-      for (int f = static_cast<int>(filters.size()) - 1; f >= 0; --f) {
-        if (skipped & (1u << f)) continue;
-        if (filters[f] == H5Z_FILTER_FLETCHER32) {
-          if (raw.size() < 4)
-            throw FileError(at + ": expected a fletcher32 checksum, found " + std::to_string(raw.size()) +
-                            " bytes");
-          raw.resize(raw.size() - 4);
-        } else if (filters[f] == H5Z_FILTER_DEFLATE) {
-          raw = inflate_limited(at, raw, static_cast<std::size_t>(chunk_bytes) + 1);
-        }
-      }
-      decoded = static_cast<std::int64_t>(raw.size());
-    }
-    if (decoded != chunk_bytes) {
-      throw FileError(at + ": expected " + std::to_string(chunk_bytes) + " bytes once decoded, found " +
-                      (decoded > chunk_bytes ? "more" : std::to_string(decoded)));
-    }
-    int i = rank - 1;
-    for (; i >= 0; --i) {
-      offset[i] += chunk[i];
-      if (offset[i] < dims[i]) break;
-      offset[i] = 0;
-    }
-    if (i < 0) break;
-  }
-}
-
-H5Data open_dataset(hid_t file, const std::string& path, const std::string& key, std::int64_t file_bytes) {
+H5Data open_dataset(hid_t file, const std::string& path, const std::string& key) {
   H5Data d;
   d.path = path;
   d.where = path + ": dataset '" + key + "'";
@@ -185,57 +74,8 @@ H5Data open_dataset(hid_t file, const std::string& path, const std::string& key,
     d.numel = checked_mul(d.numel, d.dims.back(), d.where);
   }
 
-  // What the file declares against what it stores.
-  Hid dcpl(H5Dget_create_plist(d.id.get()));
-  if (!dcpl.valid()) hdf5::fail(d.where, "cannot read its storage layout");
-  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
-  const std::int64_t needed =
-      checked_mul(d.numel, static_cast<std::int64_t>(H5Tget_size(d.type.get())), d.where);
-  const auto stored = static_cast<std::int64_t>(H5Dget_storage_size(d.id.get()));
-  const std::string declared = "declares " + d.describe() + " = " + std::to_string(needed) + " bytes";
-  const bool fixed_size = H5Tis_variable_str(d.type.get()) <= 0 && d.cls != H5T_VLEN;
-  if (layout == H5D_VIRTUAL)
-    throw FileError(d.where + ": expected data stored in this file, found a virtual dataset");
-  if (H5Pget_external_count(dcpl.get()) > 0) {
-    throw FileError(d.where + ": expected data stored in this file, found external storage");
-  }
-  if (layout == H5D_CONTIGUOUS && needed > 0) {
-    if (fixed_size && stored < needed) {
-      throw FileError(d.where + ": " + declared + ", the file holds " + std::to_string(stored));
-    }
-    const haddr_t offset = H5Dget_offset(d.id.get());
-    H5Eclear2(H5E_DEFAULT);
-    if (offset == HADDR_UNDEF) throw FileError(d.where + ": " + declared + ", the file holds none of it");
-    if (fixed_size && (offset > static_cast<haddr_t>(file_bytes) ||
-                       static_cast<haddr_t>(needed) > static_cast<haddr_t>(file_bytes) - offset)) {
-      throw FileError(d.where + ": " + declared + " at offset " + std::to_string(offset) +
-                      ", past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
-    }
-  } else if (layout == H5D_CHUNKED && needed > 0) {
-    hsize_t chunk[H5S_MAX_RANK] = {};
-    if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank) hdf5::fail(d.where, "cannot read its chunk shape");
-    std::int64_t expected_chunks = 1;
-    for (int i = 0; i < rank; ++i) {
-      if (chunk[i] == 0)
-        throw FileError(d.where + ": chunk size " + std::to_string(i) + " is 0; the header is corrupt");
-      expected_chunks = checked_mul(expected_chunks,
-                                    static_cast<std::int64_t>((dims[i] + chunk[i] - 1) / chunk[i]), d.where);
-    }
-    hsize_t chunks = 0;
-    if (H5Dget_num_chunks(d.id.get(), space.get(), &chunks) < 0) {
-      hdf5::fail(d.where, "cannot count its chunks");
-    }
-    if (static_cast<std::int64_t>(chunks) < expected_chunks) {
-      throw FileError(d.where + ": " + declared + " in " + std::to_string(expected_chunks) +
-                      " chunks, the file holds " + std::to_string(chunks) + " of them (" +
-                      std::to_string(stored) + " bytes)");
-    }
-    if (fixed_size && needed / kMaxDeflateRatio > stored) {
-      throw FileError(d.where + ": " + declared + ", more than its " + std::to_string(stored) +
-                      " stored bytes can expand to");
-    }
-    if (fixed_size) check_chunks(d, dcpl.get(), dims, chunk, file_bytes);
-  }
+  // What the file declares against what it stores, before anything is read (hdf5/api.h).
+  hdf5::check_stored_data(d.id.get(), d.where);
   return d;
 }
 
@@ -398,7 +238,7 @@ std::pair<std::string, std::string> find_keys(const std::string& path, const std
 }  // namespace
 
 Dataset load_hdf5(const std::string& path, const std::string& split, const LoadOptions& options) {
-  const std::int64_t file_bytes = file_size(path, "an HDF5 file");
+  file_size(path, "an HDF5 file");  // exists and is a regular file
   hdf5::Session quiet;
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
@@ -410,7 +250,7 @@ Dataset load_hdf5(const std::string& path, const std::string& split, const LoadO
   std::string ck = options.classes_key;
   if (ck.empty() && std::find(names.begin(), names.end(), "list_classes") != names.end()) ck = "list_classes";
 
-  H5Data x = open_dataset(file.get(), path, xk, file_bytes);
+  H5Data x = open_dataset(file.get(), path, xk);
   Shape shape = x.dims;
   if (shape.size() == 3) shape.push_back(1);  // (m, H, W) grayscale
   if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](auto v) { return v <= 0; })) {
@@ -422,9 +262,9 @@ Dataset load_hdf5(const std::string& path, const std::string& split, const LoadO
     throw FileError(x.where + ": expected uint8 or float pixels, found " + x.describe());
   }
   const std::int64_t m = shape[0];
-  std::vector<std::int32_t> labels = read_labels(open_dataset(file.get(), path, yk, file_bytes), m);
+  std::vector<std::int32_t> labels = read_labels(open_dataset(file.get(), path, yk), m);
   std::vector<std::string> class_names;
-  if (!ck.empty()) class_names = read_class_names(open_dataset(file.get(), path, ck, file_bytes));
+  if (!ck.empty()) class_names = read_class_names(open_dataset(file.get(), path, ck));
   const int k = resolve_classes(path + ": dataset '" + yk + "'", labels, class_names, options);
 
   if (x.cls == H5T_INTEGER && H5Tget_size(x.type.get()) == 1 && H5Tget_sign(x.type.get()) == H5T_SGN_NONE) {

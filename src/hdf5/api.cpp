@@ -1,9 +1,13 @@
 // Checked wrappers over the HDF5 C API (see api.h).
 #include "hdf5/api.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 
 #include "hdf5/check.h"
 #include "reskit/error.h"
@@ -13,6 +17,8 @@ namespace reskit::hdf5 {
 namespace {
 // Keras's HDF5_OBJECT_HEADER_LIMIT: the largest attribute h5py writes in the default format.
 constexpr std::size_t kObjectHeaderLimit = 64512;
+// deflate cannot expand data more than about 1032:1; a dataset claiming more is lying.
+constexpr std::int64_t kMaxDeflateRatio = 1032;
 
 herr_t innermost_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
   auto* out = static_cast<std::string*>(data);
@@ -158,13 +164,149 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name, s
                       max_total, context, what);
 }
 
-void check_dataset_storage(hid_t dset, const std::string& context) {
-  Hid dcpl(H5Dget_create_plist(dset));
-  if (!dcpl.valid()) fail(context, "cannot read the dataset's properties");
-  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL || H5Pget_external_count(dcpl.get()) != 0) {
-    fail(context, "the dataset stores its data outside this file (virtual or external); refused");
+// The size in bytes of the file holding `obj`, as the file system has it.
+std::int64_t file_size_of(hid_t obj, const std::string& where) {
+  const ssize_t n = H5Fget_name(obj, nullptr, 0);
+  if (n < 0) fail(where, "cannot read the file's name");
+  std::string name(static_cast<std::size_t>(n) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<std::size_t>(n));
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(name, ec);
+  if (ec) throw FileError(where + ": cannot read the size of '" + name + "': " + ec.message());
+  return static_cast<std::int64_t>(size);
+}
+
+// One dataset as check_stored_data sees it.
+struct Stored {
+  hid_t id = H5I_INVALID_HID;
+  std::string where;  // "file: dataset 'key'"
+  Hid type;
+  Shape dims;
+  H5T_class_t cls = H5T_NO_CLASS;
+  std::int64_t numel = 0;
+
+  std::string describe() const { return type_name(type.get()) + " of shape " + shape_str(dims); }
+};
+
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const std::string& where) {
+  std::int64_t r = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) {
+    throw FileError(where + ": sizes " + std::to_string(a) + " x " + std::to_string(b) +
+                    " overflow; the header is corrupt");
+  }
+  return r;
+}
+
+// zlib-format data inflated to at most `limit` bytes (growing as it comes, so a lying size costs
+// nothing); throws FileError naming `where` on corrupt data.
+std::vector<std::uint8_t> inflate_limited(const std::string& where, const std::vector<std::uint8_t>& in,
+                                          std::size_t limit) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) throw FileError(where + ": cannot start zlib");
+  std::vector<std::uint8_t> out;
+  z.next_in = const_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK && out.size() < limit) {
+    const std::size_t have = out.size();
+    out.resize(std::min(limit, std::max<std::size_t>(2 * have, 4096)));
+    z.next_out = out.data() + have;
+    z.avail_out = static_cast<uInt>(out.size() - have);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.resize(out.size() - z.avail_out);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the stream ends early
+  }
+  inflateEnd(&z);
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+    throw FileError(where + ": corrupt gzip (deflate) data" +
+                    (z.msg ? std::string(": ") + z.msg : std::string()));
+  }
+  return out;
+}
+
+// HDF5 1.10 does not check that a chunk decodes to the chunk's size: a corrupt chunk makes
+// H5Dread copy past its buffer. So every chunk is looked at here first: inside the file, and of
+// exactly the chunk's size once its filters (deflate, shuffle, fletcher32; others refused) are
+// undone, as HDF5 will undo them.
+void check_chunks(const Stored& d, hid_t dcpl, const hsize_t* dims, const hsize_t* chunk,
+                  std::int64_t file_bytes) {
+  const int rank = static_cast<int>(d.dims.size());
+  std::int64_t chunk_bytes = static_cast<std::int64_t>(H5Tget_size(d.type.get()));
+  for (int i = 0; i < rank; ++i)
+    chunk_bytes = checked_mul(chunk_bytes, static_cast<std::int64_t>(chunk[i]), d.where);
+  const int nfilters = H5Pget_nfilters(dcpl);
+  std::vector<H5Z_filter_t> filters;
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    char name[64] = {};
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues, nullptr, sizeof name, name, &config);
+    if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32) {
+      throw FileError(d.where +
+                      ": expected chunks filtered by gzip (deflate), shuffle or fletcher32, found filter " +
+                      std::to_string(id) + (name[0] ? std::string(" (") + name + ")" : std::string()));
+    }
+    filters.push_back(id);
+  }
+  unsigned opts = 0;
+  H5Pget_chunk_opts(dcpl, &opts);
+  std::vector<hsize_t> offset(static_cast<std::size_t>(rank), 0);
+  std::vector<std::uint8_t> raw;
+  while (true) {
+    std::string at = "(";
+    bool edge = false;
+    for (int i = 0; i < rank; ++i) {
+      at += (i ? ", " : "") + std::to_string(offset[i]);
+      edge = edge || offset[i] + chunk[i] > dims[i];
+    }
+    at = d.where + ": chunk at " + at + (rank == 1 ? ",)" : ")");
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(d.id, offset.data(), &mask, &addr, &size) < 0 || addr == HADDR_UNDEF) {
+      fail(at, "expected it stored, found none");
+    }
+    if (addr > static_cast<haddr_t>(file_bytes) || size > static_cast<hsize_t>(file_bytes) - addr) {
+      throw FileError(at + ": stored at " + std::to_string(addr) + " with " + std::to_string(size) +
+                      " bytes, past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
+    }
+    const bool filtered = !filters.empty() && !(edge && (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS));
+    std::int64_t decoded = static_cast<std::int64_t>(size);
+    if (filtered) {
+      raw.resize(static_cast<std::size_t>(size));
+      std::uint32_t skipped = 0;
+      if (H5Dread_chunk(d.id, H5P_DEFAULT, offset.data(), &skipped, raw.data()) < 0) {
+        fail(at, "cannot read its " + std::to_string(size) + " stored bytes");
+      }
+      for (int f = static_cast<int>(filters.size()) - 1; f >= 0; --f) {
+        if (skipped & (1u << f)) continue;
+        if (filters[f] == H5Z_FILTER_FLETCHER32) {
+          if (raw.size() < 4)
+            throw FileError(at + ": expected a fletcher32 checksum, found " + std::to_string(raw.size()) +
+                            " bytes");
+          raw.resize(raw.size() - 4);
+        } else if (filters[f] == H5Z_FILTER_DEFLATE) {
+          raw = inflate_limited(at, raw, static_cast<std::size_t>(chunk_bytes) + 1);
+        }
+      }
+      decoded = static_cast<std::int64_t>(raw.size());
+    }
+    if (decoded != chunk_bytes) {
+      throw FileError(at + ": expected " + std::to_string(chunk_bytes) + " bytes once decoded, found " +
+                      (decoded > chunk_bytes ? "more" : std::to_string(decoded)));
+    }
+    int i = rank - 1;
+    for (; i >= 0; --i) {
+      offset[i] += chunk[i];
+      if (offset[i] < dims[i]) break;
+      offset[i] = 0;
+    }
+    if (i < 0) break;
   }
 }
+
 }  // namespace
 
 // ---------------------------------------------------------------- Hid, Session, errors
@@ -434,6 +576,80 @@ Shape dataset_shape(hid_t dset, const std::string& context) {
   }
 }
 
+void check_stored_data(hid_t dset, const std::string& where) {
+  Stored d;
+  d.id = dset;
+  d.where = where;
+  d.type = Hid(H5Dget_type(dset));
+  Hid space(H5Dget_space(dset));
+  if (!d.type.valid() || !space.valid()) fail(where, "cannot read its type or shape");
+  d.cls = H5Tget_class(d.type.get());
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0 || rank > H5S_MAX_RANK) fail(where, "cannot read its shape");
+  hsize_t dims[H5S_MAX_RANK] = {};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  d.numel = H5Sget_simple_extent_type(space.get()) == H5S_NULL ? 0 : 1;
+  for (int i = 0; i < rank; ++i) {
+    if (dims[i] > static_cast<hsize_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw FileError(where + ": size " + std::to_string(i) + " is " + std::to_string(dims[i]) +
+                      "; the header is corrupt");
+    }
+    d.dims.push_back(static_cast<std::int64_t>(dims[i]));
+    d.numel = checked_mul(d.numel, d.dims.back(), where);
+  }
+  const std::int64_t file_bytes = file_size_of(dset, where);
+  Hid dcpl(H5Dget_create_plist(d.id));
+  if (!dcpl.valid()) fail(d.where, "cannot read its storage layout");
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  const std::int64_t needed =
+      checked_mul(d.numel, static_cast<std::int64_t>(H5Tget_size(d.type.get())), d.where);
+  const auto stored = static_cast<std::int64_t>(H5Dget_storage_size(d.id));
+  const std::string declared = "declares " + d.describe() + " = " + std::to_string(needed) + " bytes";
+  const bool fixed_size = H5Tis_variable_str(d.type.get()) <= 0 && d.cls != H5T_VLEN;
+  if (layout == H5D_VIRTUAL)
+    throw FileError(d.where + ": expected data stored in this file, found a virtual dataset");
+  if (H5Pget_external_count(dcpl.get()) > 0) {
+    throw FileError(d.where + ": expected data stored in this file, found external storage");
+  }
+  if (layout == H5D_CONTIGUOUS && needed > 0) {
+    if (fixed_size && stored < needed) {
+      throw FileError(d.where + ": " + declared + ", the file holds " + std::to_string(stored));
+    }
+    const haddr_t offset = H5Dget_offset(d.id);
+    H5Eclear2(H5E_DEFAULT);
+    if (offset == HADDR_UNDEF) throw FileError(d.where + ": " + declared + ", the file holds none of it");
+    if (fixed_size && (offset > static_cast<haddr_t>(file_bytes) ||
+                       static_cast<haddr_t>(needed) > static_cast<haddr_t>(file_bytes) - offset)) {
+      throw FileError(d.where + ": " + declared + " at offset " + std::to_string(offset) +
+                      ", past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
+    }
+  } else if (layout == H5D_CHUNKED && needed > 0) {
+    hsize_t chunk[H5S_MAX_RANK] = {};
+    if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank) fail(d.where, "cannot read its chunk shape");
+    std::int64_t expected_chunks = 1;
+    for (int i = 0; i < rank; ++i) {
+      if (chunk[i] == 0)
+        throw FileError(d.where + ": chunk size " + std::to_string(i) + " is 0; the header is corrupt");
+      expected_chunks = checked_mul(expected_chunks,
+                                    static_cast<std::int64_t>((dims[i] + chunk[i] - 1) / chunk[i]), d.where);
+    }
+    hsize_t chunks = 0;
+    if (H5Dget_num_chunks(d.id, space.get(), &chunks) < 0) {
+      fail(d.where, "cannot count its chunks");
+    }
+    if (static_cast<std::int64_t>(chunks) < expected_chunks) {
+      throw FileError(d.where + ": " + declared + " in " + std::to_string(expected_chunks) +
+                      " chunks, the file holds " + std::to_string(chunks) + " of them (" +
+                      std::to_string(stored) + " bytes)");
+    }
+    if (fixed_size && needed / kMaxDeflateRatio > stored) {
+      throw FileError(d.where + ": " + declared + ", more than its " + std::to_string(stored) +
+                      " stored bytes can expand to");
+    }
+    if (fixed_size) check_chunks(d, dcpl.get(), dims, chunk, file_bytes);
+  }
+}
+
 void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context) {
   Shape shape = dataset_shape(dset, context);
   if (shape != dest.shape()) {
@@ -443,7 +659,7 @@ void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context) {
   Hid ftype(H5Dget_type(dset));
   const H5T_class_t cls = H5Tget_class(ftype.get());
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric dataset");
-  check_dataset_storage(dset, context);
+  check_stored_data(dset, context);
   if (dest.numel() == 0) return;
   hid_t mtype = dest.dtype() == DType::float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
   if (H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dest.raw_data()) < 0) {
@@ -459,7 +675,7 @@ std::int64_t read_scalar_int(hid_t dset, const std::string& context) {
   Hid ftype(H5Dget_type(dset));
   const H5T_class_t cls = H5Tget_class(ftype.get());
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric scalar");
-  check_dataset_storage(dset, context);
+  check_stored_data(dset, context);
   double value = 0;
   if (H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
     fail(context, "cannot read the scalar");
@@ -482,7 +698,7 @@ std::vector<std::string> read_string_dataset(hid_t dset, std::size_t max_each, s
     fail(context,
          what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
   }
-  check_dataset_storage(dset, context);
+  check_stored_data(dset, context);
   return read_strings(dset, true, ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
                       context, what);
 }

@@ -122,6 +122,13 @@ std::string type_name(hid_t type);
 
 // Shape of a dataset (scalar: empty shape); checks rank <= kMaxRank.
 Shape dataset_shape(hid_t dset, const std::string& context);
+// Checks, before a read, that a dataset's data lies in this file as its header declares: not in
+// other files (external storage, a virtual dataset); contiguous data of the declared size inside
+// the file; every chunk stored, inside the file, and of exactly the chunk's size once its filters
+// (deflate, shuffle, fletcher32; others refused) are undone, as HDF5 will undo them: HDF5 1.10
+// does not compare them and H5Dread copied past its buffer (found by fuzzing). Throws FileError
+// naming `where` (the file and the dataset). The readers below call it.
+void check_stored_data(hid_t dset, const std::string& where);
 // Reads a floating-point (or integer) dataset whose shape equals dest's shape into dest,
 // converting to dest's dtype. Throws FileError naming both shapes when they differ.
 void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context);
