@@ -1,5 +1,8 @@
-// A structural check of an HDF5 file's groups, from its bytes, before the HDF5 library walks
-// them (internal; used by the Keras .h5 reader and the SIGNS-layout dataset loader).
+// The validator of HDF5 files: checks of a file's bytes before the HDF5 library reads them,
+// where HDF5 1.10 trusts them (internal; used by the Keras .h5 reader and the SIGNS-layout dataset
+// loader alike): the walk of the groups (check_hdf5_groups) and the global heap behind
+// variable-length strings (check_vlen_attributes, check_vlen_strings). What a dataset's chunks
+// decode to is checked through the HDF5 API, in api.h (check_stored_data).
 //
 // HDF5 1.10.8 follows the addresses a file's group metadata holds without checking them, and
 // fuzzing found two ways to crash it: an undefined address (all bits set, HADDR_UNDEF) where a
@@ -27,8 +30,8 @@
 // yet) are left to HDF5, which reads the fill value for them.
 //
 // Datasets whose data lives in other files (an External Data Files message, a virtual layout) are
-// refused here. Not here: the chunks themselves and what they decode to, filters, fill values,
-// the global heap behind variable-length data (the readers check those), groups and attributes
+// refused here. Not in the walk: the chunks themselves and what they decode to, filters, fill
+// values, the global heap behind variable-length data (the checks below), groups and attributes
 // kept in dense storage (fractal heaps: only their addresses are checked), and anything about
 // what the groups mean.
 #pragma once
