@@ -7,21 +7,50 @@
 // Weights are matched by the order of layer_names and weight_names, never by group iteration.
 #include <sys/stat.h>
 
+#include <array>
 #include <cstring>
+#include <fstream>
 #include <map>
 
+#include "hdf5/api.h"
+#include "hdf5/check.h"
 #include "io/atomic_file.h"
-#include "io/hdf5.h"
 #include "io/keras_config.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 
 namespace reskit {
 
-using io::Hid;
+using hdf5::Hid;
 using io::Json;
 
 namespace {
+
+constexpr std::array<unsigned char, 8> kHdf5Signature{0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+// Opens a Keras .h5 file for reading: a regular, non-empty file carrying the HDF5 signature, whose
+// variable-length string attributes (model_config) and groups pass hdf5/check.h's checks.
+Hid open_model_file(const std::string& path) {
+  const std::string context = "'" + path + "'";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw FileError(context + ": no such file");
+  if (!S_ISREG(st.st_mode)) throw FileError(context + ": not a regular file");
+  if (st.st_size == 0) throw FileError(context + ": empty file, expected an HDF5 (.h5) file");
+  // The superblock signature sits at 0, 512, 1024, 2048, ... (after an optional user block).
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(context + ": cannot open for reading");
+  bool found = false;
+  for (std::int64_t offset = 0; offset + 8 <= st.st_size && !found; offset = offset == 0 ? 512 : offset * 2) {
+    std::array<unsigned char, 8> head{};
+    in.seekg(offset);
+    in.read(reinterpret_cast<char*>(head.data()), head.size());
+    if (!in) break;
+    found = head == kHdf5Signature;
+  }
+  if (!found) throw FileError(context + ": not an HDF5 file (no HDF5 signature; expected a Keras .h5 file)");
+  hdf5::check_vlen_attributes(path, context);
+  return hdf5::open_file_read(path, context);
+}
 
 std::string strip_colon0(const std::string& name) {
   return name.size() > 2 && name.compare(name.size() - 2, 2, ":0") == 0 ? name.substr(0, name.size() - 2)
@@ -44,20 +73,20 @@ std::uint64_t weight_budget(const std::string& path) {
 void write_weights(hid_t group, const Model& model, const std::string& context) {
   std::vector<std::string> names;
   for (const auto& l : model.layers()) names.push_back(l->name());
-  io::write_name_list_attr(group, "layer_names", names, context);
-  io::write_vlen_string_attr(group, "backend", io::kBackend, context);
-  io::write_vlen_string_attr(group, "keras_version", io::kKerasVersion, context);
+  hdf5::write_name_list_attr(group, "layer_names", names, context);
+  hdf5::write_vlen_string_attr(group, "backend", io::kBackend, context);
+  hdf5::write_vlen_string_attr(group, "keras_version", io::kKerasVersion, context);
   std::vector<const Layer*> sorted;
   for (const auto& l : model.layers()) sorted.push_back(l.get());
   std::sort(sorted.begin(), sorted.end(),
             [](const Layer* a, const Layer* b) { return a->name() < b->name(); });
   for (const Layer* layer : sorted) {
     const std::string where = context + ": layer '" + layer->name() + "'";
-    Hid g = io::create_group(group, layer->name(), where);
+    Hid g = hdf5::create_group(group, layer->name(), where);
     std::vector<std::string> weight_names;
     for (const auto& p : layer->params()) weight_names.push_back(p.name);
-    io::write_name_list_attr(g.get(), "weight_names", weight_names, where);
-    for (const auto& p : layer->params()) io::write_dataset(g.get(), p.name, p.value, where);
+    hdf5::write_name_list_attr(g.get(), "weight_names", weight_names, where);
+    for (const auto& p : layer->params()) hdf5::write_dataset(g.get(), p.name, p.value, where);
   }
 }
 
@@ -87,11 +116,11 @@ void write_optimizer_weights(hid_t file, Model& model, const std::string& contex
   } else {
     throw FileError(context + ": cannot save the state of optimizer '" + opt.name() + "'");
   }
-  Hid g = io::create_group(file, "optimizer_weights", context);
-  io::write_name_list_attr(g.get(), "weight_names", names, context);
-  io::write_scalar_int(g.get(), names[0], opt.iterations(), context);
+  Hid g = hdf5::create_group(file, "optimizer_weights", context);
+  hdf5::write_name_list_attr(g.get(), "weight_names", names, context);
+  hdf5::write_scalar_int(g.get(), names[0], opt.iterations(), context);
   for (std::size_t i = 0; i < values.size(); ++i)
-    io::write_dataset(g.get(), names[i + 1], values[i], context);
+    hdf5::write_dataset(g.get(), names[i + 1], values[i], context);
 }
 
 // ---------------------------------------------------------------- reading weights
@@ -103,20 +132,20 @@ struct FileLayer {
 
 // The group holding layer_names: the root of a save_weights file, or model_weights.
 Hid weights_root(hid_t file, const std::string& context) {
-  if (io::has_attr(file, "layer_names") || io::has_attr(file, "layer_names0"))
+  if (hdf5::has_attr(file, "layer_names") || hdf5::has_attr(file, "layer_names0"))
     return Hid(H5Oopen(file, "/", H5P_DEFAULT));
-  if (io::exists(file, "model_weights")) return io::open_group(file, "model_weights", context);
+  if (hdf5::exists(file, "model_weights")) return hdf5::open_group(file, "model_weights", context);
   throw FileError(context + ": no weights (neither a model_weights group nor a layer_names attribute)");
 }
 
 std::vector<FileLayer> read_layer_list(hid_t root, const std::string& context) {
-  auto names = io::read_string_list_attr(root, "layer_names", context);
+  auto names = hdf5::read_string_list_attr(root, "layer_names", context);
   if (!names) throw FileError(context + ": missing the layer_names attribute");
   std::vector<FileLayer> layers;
   for (const auto& name : *names) {
     const std::string where = context + ": layer '" + name + "'";
-    Hid g = io::open_group(root, name, where);
-    auto weights = io::read_string_list_attr(g.get(), "weight_names", where);
+    Hid g = hdf5::open_group(root, name, where);
+    auto weights = hdf5::read_string_list_attr(g.get(), "weight_names", where);
     if (!weights) throw FileError(where + ": missing the weight_names attribute");
     layers.push_back({name, std::move(*weights)});
   }
@@ -132,13 +161,13 @@ std::vector<Tensor> read_layer_weights(hid_t root, const FileLayer& fl, Layer& l
     throw FileError(where + ": " + std::to_string(fl.weight_names.size()) + " weights in the file, but " +
                     layer.where() + " has " + std::to_string(params.size()));
   }
-  Hid g = io::open_group(root, fl.name, where);
+  Hid g = hdf5::open_group(root, fl.name, where);
   std::vector<Tensor> values;
   for (std::size_t i = 0; i < params.size(); ++i) {
     const std::string wwhere = where + ", weight '" + fl.weight_names[i] + "' (for " + params[i].name + ")";
-    Hid d = io::open_dataset(g.get(), fl.weight_names[i], wwhere);
+    Hid d = hdf5::open_dataset(g.get(), fl.weight_names[i], wwhere);
     Tensor t(params[i].value.shape(), params[i].value.dtype());
-    io::read_dataset_into(d.get(), t, wwhere);
+    hdf5::read_dataset_into(d.get(), t, wwhere);
     values.push_back(std::move(t));
   }
   return values;
@@ -267,9 +296,9 @@ SlotRef classify(const std::string& raw, const std::map<std::string, int>& keys,
 // optimizer alone (Keras: "a file whose optimizer state cannot be mapped still loads its model").
 bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& loaded,
                        const std::string& context) {
-  if (!io::exists(file, "optimizer_weights")) return false;
-  Hid g = io::open_group(file, "optimizer_weights", context);
-  auto names = io::read_string_list_attr(g.get(), "weight_names", context + ": optimizer_weights");
+  if (!hdf5::exists(file, "optimizer_weights")) return false;
+  Hid g = hdf5::open_group(file, "optimizer_weights", context);
+  auto names = hdf5::read_string_list_attr(g.get(), "weight_names", context + ": optimizer_weights");
   if (!names || names->empty()) return false;
   Optimizer& opt = model.optimizer();
   auto params = model.trainable_parameters();
@@ -295,9 +324,9 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
   std::optional<std::int64_t> iterations;
   auto read_slot = [&](const std::string& name, int p) {
     const std::string where = context + ": optimizer weight '" + name + "'";
-    Hid d = io::open_dataset(g.get(), name, where);
+    Hid d = hdf5::open_dataset(g.get(), name, where);
     Tensor t(params[p]->value.shape(), params[p]->value.dtype());
-    io::read_dataset_into(d.get(), t, where);
+    hdf5::read_dataset_into(d.get(), t, where);
     return t;
   };
   try {
@@ -305,8 +334,8 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
     for (const auto& name : *names) {
       SlotRef r = classify(name, keys, flat_keys);
       if (r.iterations) {
-        Hid d = io::open_dataset(g.get(), name, context + ": optimizer weight '" + name + "'");
-        iterations = io::read_scalar_int(d.get(), context + ": optimizer weight '" + name + "'");
+        Hid d = hdf5::open_dataset(g.get(), name, context + ": optimizer weight '" + name + "'");
+        iterations = hdf5::read_scalar_int(d.get(), context + ": optimizer weight '" + name + "'");
       } else if (r.param >= 0) {
         (r.slot == Slot::first ? first : second)[r.param] = read_slot(name, r.param);
       }
@@ -318,8 +347,8 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
     const std::size_t np = params.size(), count = names->size();
     if (!by_name && needs_first &&
         (count == 1 + np * (needs_second ? 2 : 1) || (needs_second && count == 1 + 3 * np))) {
-      Hid d = io::open_dataset(g.get(), (*names)[0], context + ": optimizer weight '" + (*names)[0] + "'");
-      iterations = io::read_scalar_int(d.get(), context + ": optimizer weight '" + (*names)[0] + "'");
+      Hid d = hdf5::open_dataset(g.get(), (*names)[0], context + ": optimizer weight '" + (*names)[0] + "'");
+      iterations = hdf5::read_scalar_int(d.get(), context + ": optimizer weight '" + (*names)[0] + "'");
       for (std::size_t i = 0; i < np; ++i) {
         first[i] = read_slot((*names)[1 + i], static_cast<int>(i));
         if (needs_second) second[i] = read_slot((*names)[1 + np + i], static_cast<int>(i));
@@ -361,38 +390,38 @@ void save_model(Model& model, const std::string& path, SaveModelOptions options)
   const bool with_training = options.include_optimizer && model.compiled();
   const std::string training = with_training ? io::training_config(model).dump() : std::string();
   io::write_atomically(path, [&](const std::string& temp) {
-    io::Session session;
-    Hid file = io::create_file(temp);
-    io::write_vlen_string_attr(file.get(), "keras_version", io::kKerasVersion, context);
-    io::write_vlen_string_attr(file.get(), "backend", io::kBackend, context);
-    io::write_vlen_string_attr(file.get(), "model_config", config, context);
-    if (with_training) io::write_vlen_string_attr(file.get(), "training_config", training, context);
+    hdf5::Session session;
+    Hid file = hdf5::create_file(temp);
+    hdf5::write_vlen_string_attr(file.get(), "keras_version", io::kKerasVersion, context);
+    hdf5::write_vlen_string_attr(file.get(), "backend", io::kBackend, context);
+    hdf5::write_vlen_string_attr(file.get(), "model_config", config, context);
+    if (with_training) hdf5::write_vlen_string_attr(file.get(), "training_config", training, context);
     // reskit's own addition (Keras ignores unknown root attributes): the output classes' names.
     if (!model.class_names().empty()) {
-      io::write_name_list_attr(file.get(), "class_names", model.class_names(), context);
+      hdf5::write_name_list_attr(file.get(), "class_names", model.class_names(), context);
     }
     {
-      Hid weights = io::create_group(file.get(), "model_weights", context);
+      Hid weights = hdf5::create_group(file.get(), "model_weights", context);
       write_weights(weights.get(), model, context);
     }
     if (with_training) write_optimizer_weights(file.get(), model, context);
-    io::close_file(file, temp);
+    hdf5::close_file(file, temp);
   });
 }
 
 Model load_model(const std::string& path, LoadModelOptions options) {
   const std::string context = context_of(path);
-  io::Session session;
-  Hid file = io::open_file_read(path);
-  auto version = io::read_string_attr(file.get(), "keras_version", context);
+  hdf5::Session session;
+  Hid file = open_model_file(path);
+  auto version = hdf5::read_string_attr(file.get(), "keras_version", context);
   if (version && !version->empty() && (*version)[0] == '1') {
     throw FileError(context + ": written by Keras " + *version + "; reskit reads files of Keras 2.x and 3.x");
   }
-  auto backend = io::read_string_attr(file.get(), "backend", context);
+  auto backend = hdf5::read_string_attr(file.get(), "backend", context);
   if (backend && *backend == "theano") {
     throw FileError(context + ": written with the theano backend (flipped kernels); not supported");
   }
-  auto config_text = io::read_string_attr(file.get(), "model_config", context);
+  auto config_text = hdf5::read_string_attr(file.get(), "model_config", context);
   if (!config_text) {
     throw FileError(context + ": no model_config attribute (a weights-only file? use load_weights)");
   }
@@ -406,7 +435,7 @@ Model load_model(const std::string& path, LoadModelOptions options) {
   Hid root = weights_root(file.get(), context);
   auto loaded = read_weights(root.get(), model, false, context);
   assign(loaded);
-  if (auto classes = io::read_string_list_attr(file.get(), "class_names", context);
+  if (auto classes = hdf5::read_string_list_attr(file.get(), "class_names", context);
       classes && !classes->empty()) {
     try {
       model.set_class_names(std::move(*classes));
@@ -415,7 +444,7 @@ Model load_model(const std::string& path, LoadModelOptions options) {
     }
   }
   if (!options.compile) return model;
-  auto training_text = io::read_string_attr(file.get(), "training_config", context);
+  auto training_text = hdf5::read_string_attr(file.get(), "training_config", context);
   if (!training_text) return model;
   try {
     io::TrainingSetup setup = io::training_from_config(io::parse_json(*training_text, "training_config"));
@@ -430,17 +459,17 @@ Model load_model(const std::string& path, LoadModelOptions options) {
 void save_weights(const Model& model, const std::string& path) {
   const std::string context = context_of(path);
   io::write_atomically(path, [&](const std::string& temp) {
-    io::Session session;
-    Hid file = io::create_file(temp);
+    hdf5::Session session;
+    Hid file = hdf5::create_file(temp);
     write_weights(file.get(), model, context);
-    io::close_file(file, temp);
+    hdf5::close_file(file, temp);
   });
 }
 
 void load_weights(Model& model, const std::string& path, bool by_name) {
   const std::string context = context_of(path);
-  io::Session session;
-  Hid file = io::open_file_read(path);
+  hdf5::Session session;
+  Hid file = open_model_file(path);
   Hid root = weights_root(file.get(), context);
   assign(read_weights(root.get(), model, by_name, context));
 }

@@ -12,7 +12,7 @@
 #include <map>
 #include <set>
 
-#include "io/hdf5.h"
+#include "hdf5/api.h"
 #include "layers/registry.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
@@ -153,7 +153,7 @@ LayerSpec parse_spec(const Json& entry, std::size_t index) {
   const Json* name = find(entry, "name");
   if (!name || name->is_null()) name = find(*s.config, "name");
   if (!name || !name->is_string() || name->get<std::string>().empty() ||
-      name->get<std::string>().size() > kMaxNameBytes) {
+      name->get<std::string>().size() > hdf5::kMaxNameBytes) {
     bad(anon, "expected a non-empty layer name");
   }
   s.ctx.name = name->get<std::string>();

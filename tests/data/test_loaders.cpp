@@ -30,7 +30,8 @@ namespace {
 
 class H5Writer {
  public:
-  explicit H5Writer(const fs::path& p) : id_(H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) {}
+  explicit H5Writer(const fs::path& p, hid_t fcpl = H5P_DEFAULT)
+      : id_(H5Fcreate(p.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT)) {}
   ~H5Writer() { H5Fclose(id_); }
 
   template <class T>
@@ -94,6 +95,9 @@ class H5Writer {
     H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(space);
+  }
+  void soft_link(const std::string& target, const std::string& name) {
+    H5Lcreate_soft(target.c_str(), id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
   }
 
  private:
@@ -463,6 +467,50 @@ TEST_F(Loaders, Hdf5CorruptGlobalHeapIsRefused) {
   write_bytes(p, bytes);
   expect_error([&] { load_hdf5(p.string()); },
                {p.string(), "'list_classes'", "global heap collection", "past its end"});
+}
+
+// Datasets are reached through hard links only, as in .h5 model files: a soft link (and an
+// external one, which would read another file) is refused, not followed.
+TEST_F(Loaders, Hdf5SoftLinkIsRefused) {
+  const fs::path p = dir_ / "soft.h5";
+  {
+    H5Writer w(p);
+    w.write("pixels", H5T_NATIVE_UINT8, {2, 1, 1, 1}, std::vector<std::uint8_t>{1, 2});
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+    w.soft_link("/pixels", "train_set_x");
+  }
+  expect_error([&] { load_hdf5(p.string()); },
+               {p.string(), "dataset 'train_set_x'", "soft or external link", "only hard links"});
+}
+
+// HDF5 pads a global heap collection's header and each object's header to multiples of 8 bytes
+// (H5HGpkg.h: H5HG_ALIGN; the spec's tables leave it implicit). With 4-byte lengths both are 16
+// bytes, not the 12 their fields take: a check that took them unpadded refused this valid file.
+TEST_F(Loaders, Hdf5VlenStringsWithFourByteLengths) {
+  const fs::path p = dir_ / "lengths4.h5";
+  {
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_sizes(fcpl, 8, 4);
+    H5Writer w(p, fcpl);
+    H5Pclose(fcpl);
+    w.write("train_set_x", H5T_NATIVE_UINT8, {2, 1, 1, 1}, std::vector<std::uint8_t>{1, 2});
+    w.write("train_set_y", H5T_NATIVE_INT64, {2}, std::vector<std::int64_t>{0, 1});
+    w.write_vlen_strings("list_classes", {"cat", "dog"});
+  }
+  auto bytes = read_all_bytes(p);
+  ASSERT_EQ(bytes[8], 0);   // superblock version 0 ...
+  ASSERT_EQ(bytes[14], 4);  // ... with 4-byte lengths
+  EXPECT_EQ(load_hdf5(p.string()).class_names(), (std::vector<std::string>{"cat", "dog"}));
+  const std::string gcol = "GCOL";
+  auto at = std::search(bytes.begin(), bytes.end(), gcol.begin(), gcol.end());
+  ASSERT_NE(at, bytes.end());
+  // object 1 starts 16 bytes in; its size (4 bytes, 8 bytes after its index) made huge
+  const auto obj = static_cast<std::size_t>(at - bytes.begin()) + 16;
+  ASSERT_EQ(bytes[obj], 1);
+  bytes[obj + 8 + 3] = 0x7f;
+  write_bytes(p, bytes);
+  expect_error([&] { load_hdf5(p.string()); },
+               {p.string(), "'list_classes'", "global heap collection", "corrupt object 1", "past its end"});
 }
 
 // HDF5 1.10.8 follows a group's addresses unchecked: an undefined address (all bits set) where

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -737,6 +738,35 @@ TEST_F(H5Test, CorruptStringStorageIsRefused) {
                     {"corrupt variable-length"});
   expect_load_error(write_variant("idx.h5", at + 15, 4), {"corrupt variable-length"});
   expect_load_error(write_variant("heap.h5", heap + 16 + 8 + 3, 2), {"global heap", "corrupt object"});
+}
+
+// A weight stored in deflate chunks, one of which decodes to fewer bytes than the chunk holds:
+// HDF5 1.10 would copy past its buffer (found by fuzzing the SIGNS loader). The .h5 reader checks
+// every chunk as the loader does (hdf5::check_stored_data) and refuses the file.
+TEST_F(H5Test, WeightChunkThatDecodesShortIsRefused) {
+  Model a = small_resnet();
+  save_model(a, path("m.h5"));
+  {
+    H5 f(H5Fopen(path("m.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    const char* name = "model_weights/fc3/fc3/bias:0";  // 3 float32 values
+    ASSERT_GE(H5Ldelete(f.id, name, H5P_DEFAULT), 0);
+    hsize_t dims[1] = {3}, chunk[1] = {2};
+    H5 dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    H5Pset_chunk(dcpl.id, 1, chunk);
+    H5Pset_deflate(dcpl.id, 6);
+    H5 space(H5Screate_simple(1, dims, nullptr));
+    H5 d(H5Dcreate2(f.id, name, H5T_IEEE_F32LE, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT));
+    for (hsize_t i = 0; i < 2; ++i) {
+      const std::vector<float> values(i == 0 ? 2 : 1, 0.5f);  // the second chunk is short
+      std::vector<unsigned char> z(64);
+      uLongf zn = z.size();
+      compress2(z.data(), &zn, reinterpret_cast<const Bytef*>(values.data()), values.size() * sizeof(float),
+                6);
+      hsize_t off[1] = {2 * i};
+      ASSERT_GE(H5Dwrite_chunk(d.id, H5P_DEFAULT, 0, off, zn, z.data()), 0);
+    }
+  }
+  expect_load_error(path("m.h5"), {"fc3/bias:0", "chunk at (2,)", "expected 8 bytes once decoded, found 4"});
 }
 
 // HDF5 1.10.8 follows group addresses unchecked (found by fuzzing the SIGNS loader; the .h5 reader

@@ -1,23 +1,24 @@
-// Checked wrappers over the HDF5 C API (see hdf5.h).
-#include "io/hdf5.h"
+// Checked wrappers over the HDF5 C API (see api.h).
+#include "hdf5/api.h"
 
-#include <sys/stat.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <fstream>
-#include <map>
+#include <filesystem>
+#include <limits>
 
-#include "io/hdf5_check.h"
+#include "hdf5/check.h"
 #include "reskit/error.h"
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 namespace {
 // Keras's HDF5_OBJECT_HEADER_LIMIT: the largest attribute h5py writes in the default format.
 constexpr std::size_t kObjectHeaderLimit = 64512;
-constexpr std::array<unsigned char, 8> kSignature{0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+// deflate cannot expand data more than about 1032:1; a dataset claiming more is lying.
+constexpr std::int64_t kMaxDeflateRatio = 1032;
 
 herr_t innermost_error(unsigned /*n*/, const H5E_error2_t* err, void* data) {
   auto* out = static_cast<std::string*>(data);
@@ -45,32 +46,6 @@ std::vector<std::string> split_path(const std::string& path, const std::string& 
   }
   if (parts.empty()) fail(context, "empty object name");
   return parts;
-}
-
-// Opens loc/path one hard link at a time; returns an invalid Hid if some link is missing (or
-// not hard) and throws only on HDF5 failures.
-Hid open_object(hid_t loc, const std::string& path, const std::string& context) {
-  auto parts = split_path(path, context);
-  Hid current(H5Oopen(loc, ".", H5P_DEFAULT));
-  if (!current.valid()) fail(context, "cannot open the enclosing group");
-  for (const auto& part : parts) {
-    if (H5Iget_type(current.get()) != H5I_GROUP && H5Iget_type(current.get()) != H5I_FILE) return Hid();
-    htri_t ok = H5Lexists(current.get(), part.c_str(), H5P_DEFAULT);
-    if (ok <= 0) {
-      H5Eclear2(H5E_DEFAULT);
-      return Hid();
-    }
-    H5L_info_t info;
-    if (H5Lget_info(current.get(), part.c_str(), &info, H5P_DEFAULT) < 0)
-      fail(context, "cannot read link '" + part + "'");
-    if (info.type != H5L_TYPE_HARD) {
-      fail(context, "'" + path + "' goes through a soft or external link; only hard links are accepted");
-    }
-    Hid next(H5Oopen(current.get(), part.c_str(), H5P_DEFAULT));
-    if (!next.valid()) fail(context, "cannot open '" + path + "'");
-    current = std::move(next);
-  }
-  return current;
 }
 
 Hid link_create_plist() {
@@ -105,12 +80,16 @@ std::int64_t space_points(hid_t space, const std::string& context, const std::st
   }
 }
 
-// Reads n strings (fixed- or variable-length) from an attribute.
-std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std::size_t n,
+// Reads n strings (fixed- or variable-length) from an attribute or, when `dataset`, a dataset.
+std::vector<std::string> read_strings(hid_t obj, bool dataset, hid_t ftype, hid_t space, std::size_t n,
                                       std::size_t max_each, std::size_t max_total, const std::string& context,
                                       const std::string& what) {
   std::vector<std::string> out;
   if (n == 0) return out;
+  auto read = [&](hid_t mtype, void* buf) {
+    if ((dataset ? H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : H5Aread(obj, mtype, buf)) < 0)
+      fail(context, what + ": cannot read the strings");
+  };
   H5T_cset_t cset = H5Tget_cset(ftype);
   if (cset < 0) cset = H5T_CSET_ASCII;
   Hid mtype(H5Tcopy(H5T_C_S1));
@@ -118,7 +97,7 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
     H5Tset_size(mtype.get(), H5T_VARIABLE);
     H5Tset_cset(mtype.get(), cset);
     std::vector<char*> ptrs(n, nullptr);
-    if (H5Aread(attr, mtype.get(), ptrs.data()) < 0) fail(context, what + ": cannot read the strings");
+    read(mtype.get(), ptrs.data());
     std::size_t total = 0;
     bool too_long = false;
     for (char* p : ptrs) {
@@ -130,7 +109,11 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
       }
       out.emplace_back(p ? p : "", len);
     }
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
+#else
     H5Dvlen_reclaim(mtype.get(), space, H5P_DEFAULT, ptrs.data());
+#endif
     if (too_long)
       fail(context, what + ": string longer than the limit of " + std::to_string(max_each) + " bytes");
     return out;
@@ -144,7 +127,7 @@ std::vector<std::string> read_strings(hid_t attr, hid_t ftype, hid_t space, std:
   H5Tset_strpad(mtype.get(), H5T_STR_NULLPAD);
   H5Tset_cset(mtype.get(), cset);
   std::vector<char> buf(size * n, '\0');
-  if (H5Aread(attr, mtype.get(), buf.data()) < 0) fail(context, what + ": cannot read the strings");
+  read(mtype.get(), buf.data());
   for (std::size_t i = 0; i < n; ++i) {
     const char* s = buf.data() + i * size;
     std::size_t len = strnlen(s, size);
@@ -177,167 +160,153 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name, s
     fail(context,
          what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
   }
-  return read_strings(attr.get(), ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
-                      context, what);
+  return read_strings(attr.get(), false, ftype.get(), space.get(), static_cast<std::size_t>(n), max_each,
+                      max_total, context, what);
 }
 
-std::uint64_t read_le(const unsigned char* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
+// The size in bytes of the file holding `obj`, as the file system has it.
+std::int64_t file_size_of(hid_t obj, const std::string& where) {
+  const ssize_t n = H5Fget_name(obj, nullptr, 0);
+  if (n < 0) fail(where, "cannot read the file's name");
+  std::string name(static_cast<std::size_t>(n) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<std::size_t>(n));
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(name, ec);
+  if (ec) throw FileError(where + ": cannot read the size of '" + name + "': " + ec.message());
+  return static_cast<std::int64_t>(size);
 }
 
-// Positions of `pattern` in the file, read in overlapping chunks.
-std::vector<std::int64_t> find_all(std::ifstream& in, std::int64_t file_size, const std::string& pattern) {
-  std::vector<std::int64_t> found;
-  // 8 MiB at a time, or the whole file when smaller: a fresh 8 MiB buffer for a small file made
-  // every load of one spend most of its time clearing memory (seen when fuzzing).
-  const auto chunk = static_cast<std::size_t>(std::clamp<std::int64_t>(file_size, 1, std::int64_t{8} << 20));
-  std::vector<char> buf(chunk + pattern.size());
-  for (std::int64_t offset = 0; offset < file_size; offset += static_cast<std::int64_t>(chunk)) {
-    in.clear();
-    in.seekg(offset);
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto end = buf.begin() + static_cast<std::ptrdiff_t>(in.gcount());
-    for (auto it = buf.begin(); (it = std::search(it, end, pattern.begin(), pattern.end())) != end; ++it) {
-      const std::int64_t at = offset + (it - buf.begin());
-      if (at < offset + static_cast<std::int64_t>(chunk)) found.push_back(at);
-    }
+// One dataset as check_stored_data sees it.
+struct Stored {
+  hid_t id = H5I_INVALID_HID;
+  std::string where;  // "file: dataset 'key'"
+  Hid type;
+  Shape dims;
+  H5T_class_t cls = H5T_NO_CLASS;
+  std::int64_t numel = 0;
+
+  std::string describe() const { return type_name(type.get()) + " of shape " + shape_str(dims); }
+};
+
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const std::string& where) {
+  std::int64_t r = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) {
+    throw FileError(where + ": sizes " + std::to_string(a) + " x " + std::to_string(b) +
+                    " overflow; the header is corrupt");
   }
-  return found;
+  return r;
 }
 
-// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
-// object's stored size into a buffer sized by the string's own length field, so a corrupt size
-// on either side overflows the heap (found by fuzzing). Before HDF5 sees the file:
-//  1. every global heap collection ("GCOL", version 1) is parsed exactly as
-//     H5HG__cache_heap_deserialize walks it and must tile its space (objects within bounds,
-//     aligned, each index once);
-//  2. every variable-length string attribute (found by its attribute message: header, name,
-//     vlen datatype, dataspace, 16-byte descriptors [length u32][collection address][index u32])
-//     must name an object of a collection (HDF5 only asserts it) whose size is its length.
-void check_global_heaps(std::ifstream& in, std::int64_t file_size, std::int64_t base,
-                        const std::string& context) {
-  std::array<unsigned char, 16> sb{};
-  in.clear();
-  in.seekg(base);
-  in.read(reinterpret_cast<char*>(sb.data()), sb.size());
-  if (!in) throw FileError(context + ": truncated HDF5 superblock");
-  // Superblock v0/1: sizes of offsets and lengths at bytes 13 and 14; v2/3: at 9 and 10.
-  const int offsets = sb[8] < 2 ? sb[13] : sb[9];
-  const int lengths = sb[8] < 2 ? sb[14] : sb[10];
-  for (int v : {offsets, lengths}) {
-    if (v != 2 && v != 4 && v != 8) {
-      throw FileError(context + ": corrupt HDF5 superblock (field size " + std::to_string(v) + ")");
-    }
+// zlib-format data inflated to at most `limit` bytes (growing as it comes, so a lying size costs
+// nothing); throws FileError naming `where` on corrupt data.
+std::vector<std::uint8_t> inflate_limited(const std::string& where, const std::vector<std::uint8_t>& in,
+                                          std::size_t limit) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) throw FileError(where + ": cannot start zlib");
+  std::vector<std::uint8_t> out;
+  z.next_in = const_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK && out.size() < limit) {
+    const std::size_t have = out.size();
+    out.resize(std::min(limit, std::max<std::size_t>(2 * have, 4096)));
+    z.next_out = out.data() + have;
+    z.avail_out = static_cast<uInt>(out.size() - have);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.resize(out.size() - z.avail_out);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // the stream ends early
   }
-  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
-  const std::uint64_t header = align(8 + static_cast<std::uint64_t>(lengths));
-  const std::uint64_t obj_header = align(8 + static_cast<std::uint64_t>(lengths));
-  std::map<std::uint64_t, std::map<unsigned, std::uint64_t>> collections;  // address -> index -> size
-  std::map<std::int64_t, std::int64_t> spans;  // file position of each collection -> its end
-  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
-    const std::string where = context + ": global heap at byte " + std::to_string(at);
-    std::array<unsigned char, 8> size_bytes{};
-    in.clear();
-    in.seekg(at + 8);
-    in.read(reinterpret_cast<char*>(size_bytes.data()), lengths);
-    const std::uint64_t size = read_le(size_bytes.data(), lengths);
-    if (!in || size < header || size > static_cast<std::uint64_t>(file_size - at)) {
-      throw FileError(where + ": corrupt collection size " + std::to_string(size));
+  inflateEnd(&z);
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+    throw FileError(where + ": corrupt gzip (deflate) data" +
+                    (z.msg ? std::string(": ") + z.msg : std::string()));
+  }
+  return out;
+}
+
+// HDF5 1.10 does not check that a chunk decodes to the chunk's size: a corrupt chunk makes
+// H5Dread copy past its buffer. So every chunk is looked at here first: inside the file, and of
+// exactly the chunk's size once its filters (deflate, shuffle, fletcher32; others refused) are
+// undone, as HDF5 will undo them.
+void check_chunks(const Stored& d, hid_t dcpl, const hsize_t* dims, const hsize_t* chunk,
+                  std::int64_t file_bytes) {
+  const int rank = static_cast<int>(d.dims.size());
+  std::int64_t chunk_bytes = static_cast<std::int64_t>(H5Tget_size(d.type.get()));
+  for (int i = 0; i < rank; ++i)
+    chunk_bytes = checked_mul(chunk_bytes, static_cast<std::int64_t>(chunk[i]), d.where);
+  const int nfilters = H5Pget_nfilters(dcpl);
+  std::vector<H5Z_filter_t> filters;
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    char name[64] = {};
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nvalues, nullptr, sizeof name, name, &config);
+    if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32) {
+      throw FileError(d.where +
+                      ": expected chunks filtered by gzip (deflate), shuffle or fletcher32, found filter " +
+                      std::to_string(id) + (name[0] ? std::string(" (") + name + ")" : std::string()));
     }
-    std::vector<unsigned char> heap(size);
-    in.seekg(at);
-    in.read(reinterpret_cast<char*>(heap.data()), static_cast<std::streamsize>(size));
-    if (!in) throw FileError(where + ": truncated");
-    auto& objects = collections[static_cast<std::uint64_t>(at - base)];
-    spans[at] = at + static_cast<std::int64_t>(size);
-    std::uint64_t p = header;
-    while (p < size) {
-      if (p + obj_header > size) break;  // too small for an object: free space
-      const unsigned idx = static_cast<unsigned>(read_le(&heap[p], 2));
-      const std::uint64_t obj_size = read_le(&heap[p + 8], lengths);
-      const std::uint64_t need =
-          idx > 0 ? (obj_size > size ? size + 1 : obj_header + align(obj_size)) : obj_size;
-      if (need < obj_header || need > size - p || (idx == 0 && need % 8 != 0) || objects.count(idx)) {
-        throw FileError(where + ": corrupt object " + std::to_string(idx) + " (size " +
-                        std::to_string(obj_size) + ")");
+    filters.push_back(id);
+  }
+  unsigned opts = 0;
+  H5Pget_chunk_opts(dcpl, &opts);
+  std::vector<hsize_t> offset(static_cast<std::size_t>(rank), 0);
+  std::vector<std::uint8_t> raw;
+  while (true) {
+    std::string at = "(";
+    bool edge = false;
+    for (int i = 0; i < rank; ++i) {
+      at += (i ? ", " : "") + std::to_string(offset[i]);
+      edge = edge || offset[i] + chunk[i] > dims[i];
+    }
+    at = d.where + ": chunk at " + at + (rank == 1 ? ",)" : ")");
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(d.id, offset.data(), &mask, &addr, &size) < 0 || addr == HADDR_UNDEF) {
+      fail(at, "expected it stored, found none");
+    }
+    if (addr > static_cast<haddr_t>(file_bytes) || size > static_cast<hsize_t>(file_bytes) - addr) {
+      throw FileError(at + ": stored at " + std::to_string(addr) + " with " + std::to_string(size) +
+                      " bytes, past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
+    }
+    const bool filtered = !filters.empty() && !(edge && (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS));
+    std::int64_t decoded = static_cast<std::int64_t>(size);
+    if (filtered) {
+      raw.resize(static_cast<std::size_t>(size));
+      std::uint32_t skipped = 0;
+      if (H5Dread_chunk(d.id, H5P_DEFAULT, offset.data(), &skipped, raw.data()) < 0) {
+        fail(at, "cannot read its " + std::to_string(size) + " stored bytes");
       }
-      if (idx > 0) objects[idx] = obj_size;
-      p += need;
-    }
-  }
-  if (collections.empty()) return;
-  auto bytes_at = [&](std::int64_t pos, std::size_t n) {
-    std::vector<unsigned char> b(n);
-    in.clear();
-    in.seekg(pos);
-    in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
-    if (!in || pos < 0) b.clear();
-    return b;
-  };
-  const std::uint64_t descriptor = 4 + static_cast<std::uint64_t>(offsets) + 4;
-  std::string tail("\0\0\0\0\0", 5);  // datatype byte 3 (0) and size (descriptor bytes)
-  tail[1] = static_cast<char>(descriptor);
-  for (std::int64_t at : find_all(in, file_size, tail)) {
-    const std::int64_t q = at - 3;  // the datatype message: class 9 (vlen), version 1, type string
-    auto dt = bytes_at(q, 16);
-    if (dt.size() < 16 || dt[0] != 0x19 || (dt[1] & 0x0f) != 1) continue;
-    const std::uint64_t base_size = read_le(&dt[12], 4);
-    // The attribute message header before the name: v1 [1][0][name][dt][ds] (8-byte padded),
-    // v2 [2][flags][...], v3 [3][flags][...][encoding] (unpadded).
-    std::int64_t dt_size = -1, ds_size = -1, padded = 0;
-    for (std::int64_t name = 1; name <= 1024 && dt_size < 0; ++name) {
-      for (int version = 1; version <= 3 && dt_size < 0; ++version) {
-        const std::int64_t head = version == 3 ? 9 : 8;
-        const std::int64_t m = q - head - (version == 1 ? static_cast<std::int64_t>(align(name)) : name);
-        auto h = bytes_at(m, static_cast<std::size_t>(head) + static_cast<std::size_t>(name));
-        if (h.empty() || h[0] != version || (version == 1 && h[1] != 0)) continue;
-        if (static_cast<std::int64_t>(read_le(&h[2], 2)) != name || h[head + name - 1] != 0) continue;
-        dt_size = static_cast<std::int64_t>(read_le(&h[4], 2));
-        ds_size = static_cast<std::int64_t>(read_le(&h[6], 2));
-        padded = version == 1;
+      for (int f = static_cast<int>(filters.size()) - 1; f >= 0; --f) {
+        if (skipped & (1u << f)) continue;
+        if (filters[f] == H5Z_FILTER_FLETCHER32) {
+          if (raw.size() < 4)
+            throw FileError(at + ": expected a fletcher32 checksum, found " + std::to_string(raw.size()) +
+                            " bytes");
+          raw.resize(raw.size() - 4);
+        } else if (filters[f] == H5Z_FILTER_DEFLATE) {
+          raw = inflate_limited(at, raw, static_cast<std::size_t>(chunk_bytes) + 1);
+        }
       }
+      decoded = static_cast<std::int64_t>(raw.size());
     }
-    if (dt_size < 16 || ds_size < 4) continue;
-    const std::int64_t d = q + (padded ? static_cast<std::int64_t>(align(dt_size)) : dt_size);
-    auto ds = bytes_at(d, static_cast<std::size_t>(ds_size));
-    if (ds.empty()) continue;
-    const int rank = ds[1];
-    std::uint64_t count = 1;
-    const std::size_t dims_at = ds[0] == 1 ? 8 : 4;
-    if (ds[0] == 2 && ds[3] == 2) count = 0;  // null dataspace
-    if (dims_at + static_cast<std::size_t>(rank) * lengths > ds.size()) continue;
-    for (int r = 0; r < rank; ++r)
-      count *= read_le(&ds[dims_at + static_cast<std::size_t>(r) * lengths], lengths);
-    const std::int64_t e = d + (padded ? static_cast<std::int64_t>(align(ds_size)) : ds_size);
-    if (count > kMaxNameCount || e + static_cast<std::int64_t>(count * descriptor) > file_size) {
-      throw FileError(context + ": corrupt variable-length attribute at byte " + std::to_string(q));
+    if (decoded != chunk_bytes) {
+      throw FileError(at + ": expected " + std::to_string(chunk_bytes) + " bytes once decoded, found " +
+                      (decoded > chunk_bytes ? "more" : std::to_string(decoded)));
     }
-    auto data = bytes_at(e, static_cast<std::size_t>(count * descriptor));
-    for (std::uint64_t i = 0; i < count; ++i) {
-      const unsigned char* v = &data[i * descriptor];
-      const std::uint64_t seq_len = read_le(v, 4);
-      const std::uint64_t address = read_le(v + 4, offsets);
-      const std::uint64_t index = read_le(v + 4 + offsets, 4);
-      auto c = collections.find(address);
-      if (seq_len == 0 || c == collections.end()) continue;  // empty, or HDF5 checks the signature
-      auto o = c->second.find(static_cast<unsigned>(index));
-      if (index > 65535 || o == c->second.end() || o->second != seq_len * base_size) {
-        throw FileError(context + ": corrupt variable-length value at byte " + std::to_string(e) +
-                        " (length " + std::to_string(seq_len) + ", object " + std::to_string(index) + ")");
-      }
+    int i = rank - 1;
+    for (; i >= 0; --i) {
+      offset[i] += chunk[i];
+      if (offset[i] < dims[i]) break;
+      offset[i] = 0;
     }
+    if (i < 0) break;
   }
 }
 
-void check_dataset_storage(hid_t dset, const std::string& context) {
-  Hid dcpl(H5Dget_create_plist(dset));
-  if (!dcpl.valid()) fail(context, "cannot read the dataset's properties");
-  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL || H5Pget_external_count(dcpl.get()) != 0) {
-    fail(context, "the dataset stores its data outside this file (virtual or external); refused");
-  }
-}
 }  // namespace
 
 // ---------------------------------------------------------------- Hid, Session, errors
@@ -376,33 +345,12 @@ void fail(const std::string& context, const std::string& what) {
 
 // ---------------------------------------------------------------- files
 
-Hid open_file_read(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw FileError("'" + path + "': no such file");
-  if (!S_ISREG(st.st_mode)) throw FileError("'" + path + "': not a regular file");
-  if (st.st_size == 0) throw FileError("'" + path + "': empty file, expected an HDF5 (.h5) file");
-  // The superblock signature sits at 0, 512, 1024, 2048, ... (after an optional user block).
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError("'" + path + "': cannot open for reading");
-  bool found = false;
-  std::int64_t base = 0;
-  for (std::int64_t offset = 0; offset + 8 <= st.st_size && !found; offset = offset == 0 ? 512 : offset * 2) {
-    std::array<unsigned char, 8> head{};
-    in.seekg(offset);
-    in.read(reinterpret_cast<char*>(head.data()), head.size());
-    if (!in) break;
-    found = head == kSignature;
-    base = offset;
-  }
-  if (!found) {
-    throw FileError("'" + path + "': not an HDF5 file (no HDF5 signature; expected a Keras .h5 file)");
-  }
-  check_global_heaps(in, st.st_size, base, "'" + path + "'");
-  check_hdf5_groups(path, "'" + path + "'");
+Hid open_file_read(const std::string& path, const std::string& context) {
+  check_hdf5_groups(path, context);
   Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
-  if (!file.valid()) fail("'" + path + "'", "cannot open as HDF5 (corrupt or truncated file?)");
+  if (!file.valid()) fail(context, "cannot open as HDF5, the file is corrupt or truncated");
   return file;
 }
 
@@ -421,17 +369,58 @@ void close_file(Hid& file, const std::string& path) {
 
 // ---------------------------------------------------------------- objects
 
-bool exists(hid_t loc, const std::string& path) { return open_object(loc, path, "HDF5").valid(); }
+Hid find_object(hid_t loc, const std::string& path, const std::string& context) {
+  auto parts = split_path(path, context);
+  Hid current(H5Oopen(loc, ".", H5P_DEFAULT));
+  if (!current.valid()) fail(context, "cannot open the enclosing group");
+  for (const auto& part : parts) {
+    if (H5Iget_type(current.get()) != H5I_GROUP && H5Iget_type(current.get()) != H5I_FILE) return Hid();
+    htri_t ok = H5Lexists(current.get(), part.c_str(), H5P_DEFAULT);
+    if (ok <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      return Hid();
+    }
+    H5L_info_t info;
+    if (H5Lget_info(current.get(), part.c_str(), &info, H5P_DEFAULT) < 0)
+      fail(context, "cannot read link '" + part + "'");
+    if (info.type != H5L_TYPE_HARD) {
+      fail(context, "'" + path + "' goes through a soft or external link; only hard links are accepted");
+    }
+    Hid next(H5Oopen(current.get(), part.c_str(), H5P_DEFAULT));
+    if (!next.valid()) fail(context, "cannot open '" + path + "'");
+    current = std::move(next);
+  }
+  return current;
+}
+
+std::vector<std::string> link_names(hid_t group, std::size_t max) {
+  std::vector<std::string> names;
+  H5G_info_t info{};
+  if (H5Gget_info(group, &info) < 0) return names;
+  for (hsize_t i = 0; i < info.nlinks && i < max; ++i) {
+    const ssize_t len =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) continue;
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(std::move(name));
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return names;
+}
+
+bool exists(hid_t loc, const std::string& path) { return find_object(loc, path, "HDF5").valid(); }
 
 Hid open_group(hid_t loc, const std::string& path, const std::string& context) {
-  Hid obj = open_object(loc, path, context);
+  Hid obj = find_object(loc, path, context);
   if (!obj.valid()) fail(context, "missing group '" + path + "'");
   if (H5Iget_type(obj.get()) != H5I_GROUP) fail(context, "'" + path + "' is not a group");
   return obj;
 }
 
 Hid open_dataset(hid_t loc, const std::string& path, const std::string& context) {
-  Hid obj = open_object(loc, path, context);
+  Hid obj = find_object(loc, path, context);
   if (!obj.valid()) fail(context, "missing dataset '" + path + "'");
   if (H5Iget_type(obj.get()) != H5I_DATASET) fail(context, "'" + path + "' is not a dataset");
   return obj;
@@ -533,6 +522,37 @@ void write_name_list_attr(hid_t obj, const std::string& name, const std::vector<
 
 // ---------------------------------------------------------------- datasets
 
+std::string type_name(hid_t type) {
+  const std::size_t bits = H5Tget_size(type) * 8;
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
+    case H5T_STRING:
+      return H5Tis_variable_str(type) > 0 ? "variable-length string"
+                                          : "string of " + std::to_string(bits / 8) + " bytes";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "variable-length sequence";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_TIME:
+      return "time";
+    default:
+      return "unknown type";
+  }
+}
+
 Shape dataset_shape(hid_t dset, const std::string& context) {
   Hid space(H5Dget_space(dset));
   if (!space.valid()) fail(context, "cannot read the dataset's shape");
@@ -556,6 +576,80 @@ Shape dataset_shape(hid_t dset, const std::string& context) {
   }
 }
 
+void check_stored_data(hid_t dset, const std::string& where) {
+  Stored d;
+  d.id = dset;
+  d.where = where;
+  d.type = Hid(H5Dget_type(dset));
+  Hid space(H5Dget_space(dset));
+  if (!d.type.valid() || !space.valid()) fail(where, "cannot read its type or shape");
+  d.cls = H5Tget_class(d.type.get());
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0 || rank > H5S_MAX_RANK) fail(where, "cannot read its shape");
+  hsize_t dims[H5S_MAX_RANK] = {};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  d.numel = H5Sget_simple_extent_type(space.get()) == H5S_NULL ? 0 : 1;
+  for (int i = 0; i < rank; ++i) {
+    if (dims[i] > static_cast<hsize_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw FileError(where + ": size " + std::to_string(i) + " is " + std::to_string(dims[i]) +
+                      "; the header is corrupt");
+    }
+    d.dims.push_back(static_cast<std::int64_t>(dims[i]));
+    d.numel = checked_mul(d.numel, d.dims.back(), where);
+  }
+  const std::int64_t file_bytes = file_size_of(dset, where);
+  Hid dcpl(H5Dget_create_plist(d.id));
+  if (!dcpl.valid()) fail(d.where, "cannot read its storage layout");
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  const std::int64_t needed =
+      checked_mul(d.numel, static_cast<std::int64_t>(H5Tget_size(d.type.get())), d.where);
+  const auto stored = static_cast<std::int64_t>(H5Dget_storage_size(d.id));
+  const std::string declared = "declares " + d.describe() + " = " + std::to_string(needed) + " bytes";
+  const bool fixed_size = H5Tis_variable_str(d.type.get()) <= 0 && d.cls != H5T_VLEN;
+  if (layout == H5D_VIRTUAL)
+    throw FileError(d.where + ": expected data stored in this file, found a virtual dataset");
+  if (H5Pget_external_count(dcpl.get()) > 0) {
+    throw FileError(d.where + ": expected data stored in this file, found external storage");
+  }
+  if (layout == H5D_CONTIGUOUS && needed > 0) {
+    if (fixed_size && stored < needed) {
+      throw FileError(d.where + ": " + declared + ", the file holds " + std::to_string(stored));
+    }
+    const haddr_t offset = H5Dget_offset(d.id);
+    H5Eclear2(H5E_DEFAULT);
+    if (offset == HADDR_UNDEF) throw FileError(d.where + ": " + declared + ", the file holds none of it");
+    if (fixed_size && (offset > static_cast<haddr_t>(file_bytes) ||
+                       static_cast<haddr_t>(needed) > static_cast<haddr_t>(file_bytes) - offset)) {
+      throw FileError(d.where + ": " + declared + " at offset " + std::to_string(offset) +
+                      ", past the end of the " + std::to_string(file_bytes) + "-byte file (truncated)");
+    }
+  } else if (layout == H5D_CHUNKED && needed > 0) {
+    hsize_t chunk[H5S_MAX_RANK] = {};
+    if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank) fail(d.where, "cannot read its chunk shape");
+    std::int64_t expected_chunks = 1;
+    for (int i = 0; i < rank; ++i) {
+      if (chunk[i] == 0)
+        throw FileError(d.where + ": chunk size " + std::to_string(i) + " is 0; the header is corrupt");
+      expected_chunks = checked_mul(expected_chunks,
+                                    static_cast<std::int64_t>((dims[i] + chunk[i] - 1) / chunk[i]), d.where);
+    }
+    hsize_t chunks = 0;
+    if (H5Dget_num_chunks(d.id, space.get(), &chunks) < 0) {
+      fail(d.where, "cannot count its chunks");
+    }
+    if (static_cast<std::int64_t>(chunks) < expected_chunks) {
+      throw FileError(d.where + ": " + declared + " in " + std::to_string(expected_chunks) +
+                      " chunks, the file holds " + std::to_string(chunks) + " of them (" +
+                      std::to_string(stored) + " bytes)");
+    }
+    if (fixed_size && needed / kMaxDeflateRatio > stored) {
+      throw FileError(d.where + ": " + declared + ", more than its " + std::to_string(stored) +
+                      " stored bytes can expand to");
+    }
+    if (fixed_size) check_chunks(d, dcpl.get(), dims, chunk, file_bytes);
+  }
+}
+
 void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context) {
   Shape shape = dataset_shape(dset, context);
   if (shape != dest.shape()) {
@@ -565,7 +659,7 @@ void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context) {
   Hid ftype(H5Dget_type(dset));
   const H5T_class_t cls = H5Tget_class(ftype.get());
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric dataset");
-  check_dataset_storage(dset, context);
+  check_stored_data(dset, context);
   if (dest.numel() == 0) return;
   hid_t mtype = dest.dtype() == DType::float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
   if (H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, dest.raw_data()) < 0) {
@@ -581,7 +675,7 @@ std::int64_t read_scalar_int(hid_t dset, const std::string& context) {
   Hid ftype(H5Dget_type(dset));
   const H5T_class_t cls = H5Tget_class(ftype.get());
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail(context, "expected a numeric scalar");
-  check_dataset_storage(dset, context);
+  check_stored_data(dset, context);
   double value = 0;
   if (H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
     fail(context, "cannot read the scalar");
@@ -590,6 +684,23 @@ std::int64_t read_scalar_int(hid_t dset, const std::string& context) {
     fail(context, "expected a non-negative integer, got " + std::to_string(value));
   }
   return static_cast<std::int64_t>(value);
+}
+
+std::vector<std::string> read_string_dataset(hid_t dset, std::size_t max_each, std::size_t max_total,
+                                             const std::string& context) {
+  Hid ftype(H5Dget_type(dset));
+  Hid space(H5Dget_space(dset));
+  if (!ftype.valid() || !space.valid()) fail(context, "cannot read the dataset's type or shape");
+  const std::string what = type_name(ftype.get()) + " data";
+  if (H5Tget_class(ftype.get()) != H5T_STRING) fail(context, what + ": expected strings");
+  const std::int64_t n = space_points(space.get(), context, what);
+  if (static_cast<std::size_t>(n) > kMaxNameCount) {
+    fail(context,
+         what + ": " + std::to_string(n) + " strings exceed the limit of " + std::to_string(kMaxNameCount));
+  }
+  check_stored_data(dset, context);
+  return read_strings(dset, true, ftype.get(), space.get(), static_cast<std::size_t>(n), max_each, max_total,
+                      context, what);
 }
 
 void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context) {
@@ -616,4 +727,4 @@ void write_scalar_int(hid_t loc, const std::string& path, std::int64_t value, co
   }
 }
 
-}  // namespace reskit::io
+}  // namespace reskit::hdf5

@@ -1,12 +1,17 @@
-// Checked wrappers over the HDF5 C API for the Keras .h5 reader and writer (internal).
+// Checked wrappers over the HDF5 C API (internal), shared by the Keras .h5 reader and writer
+// (src/io/h5_model.cpp) and the SIGNS-layout dataset loader (src/data/hdf5.cpp): one RAII handle
+// for every kind of HDF5 identifier, one quiet-errors session, one error helper, and the reads and
+// writes of attributes (strings, fixed- and variable-length) and datasets.
 //
 // Everything read from a file is untrusted: attribute and dataset sizes, ranks and string lengths
 // are checked against explicit limits before anything is allocated, objects are opened one link
 // at a time through hard links only (no soft or external links), and datasets stored outside the
-// file (external or virtual layouts) are refused. Failures throw FileError with HDF5's own
-// description appended. HDF5's automatic error printing is silenced while a Session is alive.
+// file (external or virtual layouts) are refused. Failures throw FileError naming the file and
+// the object, with HDF5's own description appended. HDF5's automatic error printing is silenced
+// while a Session is alive. The checks of a file's bytes before HDF5 reads them are in check.h.
 //
-// Not here: anything about Keras (names, layouts); see h5_model.cpp and keras_config.cpp.
+// Not here: anything about Keras (names, layouts; see src/io/) or about datasets' meaning (see
+// src/data/hdf5.cpp).
 #pragma once
 
 #include <hdf5.h>
@@ -18,7 +23,7 @@
 
 #include "reskit/tensor.h"
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 // Limits on what a file may make us allocate.
 inline constexpr std::size_t kMaxStringAttrBytes = std::size_t{64} << 20;  // model_config
@@ -59,14 +64,17 @@ class Session {
   void* data_ = nullptr;
 };
 
-// Throws FileError(context + ": " + what + HDF5's innermost message, if any).
+// The one error helper: throws FileError(context + ": " + what), with HDF5's innermost message
+// appended as " (HDF5: ...)" when its error stack holds one (the stack is then cleared). `context`
+// names the file and the object ("'m.h5': layer 'conv1'"), `what` what was expected or failed.
 [[noreturn]] void fail(const std::string& context, const std::string& what);
 
 // ---------------------------------------------------------------- files
 
-// Opens an existing file read-only after checking that it is a regular, non-empty file that
-// carries the HDF5 signature; throws FileError naming the path otherwise.
-Hid open_file_read(const std::string& path);
+// Opens an existing HDF5 file read-only, after check.h's walk of its groups (check_hdf5_groups);
+// callers check first that it exists and carries the HDF5 signature (each with its own words),
+// and run check.h's other checks for what they will read.
+Hid open_file_read(const std::string& path, const std::string& context);
 // Creates (truncating) a file for writing.
 Hid create_file(const std::string& path);
 // Flushes and closes a file opened for writing; throws on failure.
@@ -74,6 +82,11 @@ void close_file(Hid& file, const std::string& path);
 
 // ---------------------------------------------------------------- objects
 
+// The object at `path` (relative to loc, "/"-separated) reached through hard links only; an
+// invalid Hid when a link is missing. Throws FileError for a soft or external link on the way.
+Hid find_object(hid_t loc, const std::string& path, const std::string& context);
+// The names of a group's links in name order, at most `max` of them.
+std::vector<std::string> link_names(hid_t group, std::size_t max);
 // Whether `path` (relative to loc, "/"-separated) names an object reached through hard links.
 bool exists(hid_t loc, const std::string& path);
 // Opens a group / dataset at `path` (hard links only); throws FileError if absent or of another kind.
@@ -104,17 +117,34 @@ void write_name_list_attr(hid_t obj, const std::string& name, const std::vector<
 
 // ---------------------------------------------------------------- datasets
 
+// A datatype for messages: "uint8", "float32", "variable-length string", "string of 8 bytes", ...
+std::string type_name(hid_t type);
+
 // Shape of a dataset (scalar: empty shape); checks rank <= kMaxRank.
 Shape dataset_shape(hid_t dset, const std::string& context);
+// Checks, before a read, that a dataset's data lies in this file as its header declares: not in
+// other files (external storage, a virtual dataset); contiguous data of the declared size inside
+// the file; every chunk stored, inside the file, and of exactly the chunk's size once its filters
+// (deflate, shuffle, fletcher32; others refused) are undone, as HDF5 will undo them: HDF5 1.10
+// does not compare them and H5Dread copied past its buffer (found by fuzzing). Throws FileError
+// naming `where` (the file and the dataset). The readers below call it.
+void check_stored_data(hid_t dset, const std::string& where);
 // Reads a floating-point (or integer) dataset whose shape equals dest's shape into dest,
 // converting to dest's dtype. Throws FileError naming both shapes when they differ.
 void read_dataset_into(hid_t dset, Tensor& dest, const std::string& context);
 // Reads a scalar (or single-element) numeric dataset as int64.
 std::int64_t read_scalar_int(hid_t dset, const std::string& context);
 
+// The strings of a string dataset (fixed- or variable-length, any shape, read whole; fixed-length
+// ones end at their first NUL, space-padded ones lose their trailing spaces), each at most
+// max_each bytes and all together at most max_total. Variable-length ones only after check.h's
+// check_vlen_strings has passed.
+std::vector<std::string> read_string_dataset(hid_t dset, std::size_t max_each, std::size_t max_total,
+                                             const std::string& context);
+
 // Writes a tensor as a little-endian float32/float64 dataset at path (intermediate groups created).
 void write_dataset(hid_t loc, const std::string& path, const Tensor& value, const std::string& context);
 // Writes a scalar int64 dataset.
 void write_scalar_int(hid_t loc, const std::string& path, std::int64_t value, const std::string& context);
 
-}  // namespace reskit::io
+}  // namespace reskit::hdf5

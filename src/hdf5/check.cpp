@@ -1,15 +1,16 @@
-// The structural check of an HDF5 file's groups (see hdf5_check.h). Layouts from the HDF5 File
+// The structural check of an HDF5 file's groups (see check.h). Layouts from the HDF5 File
 // Format Specification 3.0: "Superblock", "Object Header Prefix" (versions 1 and 2), "Symbol
 // Table Message", "Link Info Message", "Link Message", "Object Header Continuation Message",
 // "Version 1 B-trees", "Group Symbol Table Nodes", "Symbol Table Entry", "Local Heaps",
 // "Dataspace Message", "Datatype Message", "Data Layout Message", "Attribute Message",
 // "Attribute Info Message".
-#include "io/hdf5_check.h"
+#include "hdf5/check.h"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -17,7 +18,7 @@
 
 #include "reskit/error.h"
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 namespace {
 
@@ -28,6 +29,8 @@ constexpr std::array<unsigned char, 8> kSignature{0x89, 'H', 'D', 'F', '\r', '\n
 constexpr std::size_t kMaxVisits = std::size_t{1} << 20;
 // Groups within groups, at most (Keras nests three deep).
 constexpr int kMaxDepth = 256;
+// Variable-length strings in one attribute, at most (api.h's kMaxNameCount).
+constexpr std::uint64_t kMaxVlenStrings = std::uint64_t{1} << 20;
 
 // Object header message types.
 constexpr unsigned kMsgDataspace = 0x01, kMsgLinkInfo = 0x02, kMsgDatatype = 0x03, kMsgLink = 0x06,
@@ -99,13 +102,14 @@ class Walker {
       }
       p = version == 1 ? 28 : 24;
       // base address, free-space info, end of file, driver info; then the root's symbol table entry
+      // (its link name offset is a length, as HDF5 decodes it: H5G_ent_decode)
       const std::size_t entry = p + 4 * offsets_;
-      if (entry + 2 * offsets_ + 8 + 16 > sb.size()) corrupt("the superblock is truncated");
+      if (entry + lengths_ + offsets_ + 8 + 16 > sb.size()) corrupt("the superblock is truncated");
       end_of_file(addr(&sb[p + 2 * offsets_]));
-      root = addr(&sb[entry + offsets_]);
-      const std::uint64_t cache_type = le(&sb[entry + 2 * offsets_], 4);
+      root = addr(&sb[entry + lengths_]);
+      const std::uint64_t cache_type = le(&sb[entry + lengths_ + offsets_], 4);
       if (cache_type == 1) {  // the root's B-tree and local heap, cached in the superblock
-        const std::size_t scratch = entry + 2 * offsets_ + 8;
+        const std::size_t scratch = entry + lengths_ + offsets_ + 8;
         symbol_table(addr(&sb[scratch]), addr(&sb[scratch + offsets_]), "the root group", 0);
       }
     } else if (version == 2 || version == 3) {
@@ -733,7 +737,9 @@ class Walker {
   // A symbol table node: the group's entries, whose objects are walked.
   void symbol_node(std::uint64_t a, const Names& names, const std::string& what, int depth) {
     const std::string node_what = what + "'s symbol table node";
-    const std::uint64_t entry = 2 * offsets_ + 24;
+    // an entry: link name offset (a length, as HDF5 decodes it), object header address, cache
+    // type, 4 reserved bytes, 16 scratch bytes
+    const std::uint64_t entry = lengths_ + offsets_ + 24;
     const std::vector<std::uint8_t> n = at(a, 8 + 2 * leaf_k_ * entry, node_what);
     if (!std::equal(n.begin(), n.begin() + 4, "SNOD") || n[4] != 1) {
       corrupt("expected " + node_what + " (SNOD, version 1) at address " + str(a) + ", found other bytes");
@@ -745,7 +751,7 @@ class Walker {
     }
     for (std::uint64_t i = 0; i < count; ++i) {
       const std::uint8_t* e = n.data() + 8 + i * entry;
-      const std::uint64_t name_at = le(e, offsets_);
+      const std::uint64_t name_at = le(e, lengths_);
       const auto& heap = names.heap;
       std::size_t end = name_at < heap.size() ? static_cast<std::size_t>(name_at) : heap.size();
       while (end < heap.size() && heap[end] != 0) ++end;
@@ -756,15 +762,15 @@ class Walker {
       const std::string name(heap.begin() + static_cast<std::ptrdiff_t>(name_at),
                              heap.begin() + static_cast<std::ptrdiff_t>(end));
       const std::string member = what + "'s member '" + name + "'";
-      const std::uint64_t cache_type = le(e + 2 * offsets_, 4);
+      const std::uint64_t cache_type = le(e + lengths_ + offsets_, 4);
       if (cache_type == 2) continue;  // a soft link: a path in the local heap, no object header
       if (cache_type == 1) {          // a group's B-tree and heap, cached in the entry
         for (int c = 0; c < 2; ++c) {
-          const std::uint64_t x = addr(e + 2 * offsets_ + 8 + static_cast<std::size_t>(c) * offsets_);
+          const std::uint64_t x = addr(e + lengths_ + offsets_ + 8 + static_cast<std::size_t>(c) * offsets_);
           at(x, 8, member + (c == 0 ? "'s cached B-tree address" : "'s cached local heap address"));
         }
       }
-      object(addr(e + offsets_), member, depth + 1);
+      object(addr(e + lengths_), member, depth + 1);
     }
   }
 
@@ -779,8 +785,263 @@ class Walker {
   std::size_t visits_ = 0;
 };
 
+std::uint64_t read_le(const unsigned char* p, std::size_t bytes) {
+  std::uint64_t v = 0;
+  for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+// Positions of `pattern` in the file, read in overlapping chunks.
+std::vector<std::int64_t> find_all(std::ifstream& in, std::int64_t file_size, const std::string& pattern) {
+  std::vector<std::int64_t> found;
+  // 8 MiB at a time, or the whole file when smaller: a fresh 8 MiB buffer for a small file made
+  // every load of one spend most of its time clearing memory (seen when fuzzing).
+  const auto chunk = static_cast<std::size_t>(std::clamp<std::int64_t>(file_size, 1, std::int64_t{8} << 20));
+  std::vector<char> buf(chunk + pattern.size());
+  for (std::int64_t offset = 0; offset < file_size; offset += static_cast<std::int64_t>(chunk)) {
+    in.clear();
+    in.seekg(offset);
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto end = buf.begin() + static_cast<std::ptrdiff_t>(in.gcount());
+    for (auto it = buf.begin(); (it = std::search(it, end, pattern.begin(), pattern.end())) != end; ++it) {
+      const std::int64_t at = offset + (it - buf.begin());
+      if (at < offset + static_cast<std::int64_t>(chunk)) found.push_back(at);
+    }
+  }
+  return found;
+}
+
+// What the global heap checks need from the superblock: where addresses count from and the
+// widths of addresses and lengths.
+struct Sizes {
+  std::int64_t base = 0;
+  std::size_t offsets = 8, lengths = 8;
+};
+
+Sizes superblock_sizes(std::ifstream& in, std::int64_t file_size, const std::string& context) {
+  Sizes z;
+  z.base = -1;
+  std::array<unsigned char, 16> sb{};
+  for (std::int64_t at = 0; at + 8 <= file_size && z.base < 0; at = at == 0 ? 512 : at * 2) {
+    in.clear();
+    in.seekg(at);
+    in.read(reinterpret_cast<char*>(sb.data()), 8);
+    if (in && std::equal(kSignature.begin(), kSignature.end(), sb.begin())) z.base = at;
+  }
+  if (z.base < 0) throw FileError(context + ": corrupt HDF5 file: no HDF5 signature");
+  in.clear();
+  in.seekg(z.base);
+  in.read(reinterpret_cast<char*>(sb.data()), sb.size());
+  if (!in) throw FileError(context + ": truncated HDF5 superblock");
+  // Superblock v0/1: sizes of offsets and lengths at bytes 13 and 14; v2/3: at 9 and 10.
+  z.offsets = sb[8] < 2 ? sb[13] : sb[9];
+  z.lengths = sb[8] < 2 ? sb[14] : sb[10];
+  for (std::size_t v : {z.offsets, z.lengths}) {
+    if (v != 2 && v != 4 && v != 8)
+      throw FileError(context + ": corrupt HDF5 superblock (field size " + str(v) + ")");
+  }
+  return z;
+}
+
+// The global heap collections a file's variable-length values point into, each parsed once, as
+// H5HG__cache_heap_deserialize (HDF5 1.10) walks it: File Format Specification 3.0, "Global Heap",
+// with the library's alignment (H5HGpkg.h: H5HG_ALIGN), which the spec's tables leave implicit:
+// the collection header ("GCOL", version 1, 3 reserved bytes, the collection's size) and each
+// object's header (index, reference count, 4 reserved bytes, the data's size) are padded to
+// multiples of 8 bytes, and so is each object's data. Object 0 is the free space, its size
+// covering its header; a tail too small for an object header is free space too. With 8-byte
+// lengths the headers are 16 bytes either way; with 4-byte lengths they are 16, not 12.
+class GlobalHeaps {
+ public:
+  GlobalHeaps(std::ifstream& in, std::int64_t file_size, Sizes sizes, std::string context)
+      : in_(in), file_size_(file_size), sizes_(sizes), context_(std::move(context)) {}
+
+  // The objects (index -> data size) of the collection at file address `address`; throws
+  // FileError unless it is a collection whose objects tile its space inside the file.
+  const std::map<std::uint64_t, std::uint64_t>& collection(std::uint64_t address) {
+    if (auto it = parsed_.find(address); it != parsed_.end()) return it->second;
+    const std::string where = context_ + ": global heap collection at address " + str(address);
+    const std::uint64_t header = align(8 + sizes_.lengths), obj_header = align(8 + sizes_.lengths);
+    const std::uint64_t room = static_cast<std::uint64_t>(file_size_ - sizes_.base);
+    if (address > room || header > room - address) {
+      throw FileError(where + ": expected a global heap collection there, found the end of the " +
+                      str(static_cast<std::uint64_t>(file_size_)) + "-byte file");
+    }
+    std::vector<std::uint8_t> head = read(address, header);
+    if (!std::equal(head.begin(), head.begin() + 4, "GCOL") || head[4] != 1) {
+      throw FileError(where + ": expected a global heap collection (GCOL, version 1), found other bytes");
+    }
+    const std::uint64_t size = read_le(&head[8], sizes_.lengths);
+    if (size < header || size > room - address) {
+      throw FileError(where + ": corrupt collection size " + str(size) + " (expected " + str(header) +
+                      " to " + str(room - address) + " bytes, its header to the end of the file)");
+    }
+    const std::vector<std::uint8_t> heap = read(address, size);
+    std::map<std::uint64_t, std::uint64_t> objects;
+    std::uint64_t p = header;
+    while (p < size && size - p >= obj_header) {
+      const std::uint64_t idx = read_le(&heap[p], 2);
+      const std::uint64_t obj_size = read_le(&heap[p + 8], sizes_.lengths);
+      const std::uint64_t need =
+          idx > 0 ? (obj_size > size ? size + 1 : obj_header + align(obj_size)) : obj_size;
+      const std::string object = where + ": corrupt object " + str(idx) + (idx == 0 ? " (free space)" : "") +
+                                 " of " + bytes_str(obj_size) + " at offset " + str(p);
+      if (need < obj_header || need > size - p)
+        throw FileError(object + ", past its end of " + bytes_str(size) + " (or shorter than its header)");
+      if (idx == 0 && need % 8 != 0) throw FileError(object + ": expected a multiple of 8 bytes");
+      if (objects.count(idx)) throw FileError(object + ": its index appears twice");
+      if (idx > 0) objects[idx] = obj_size;
+      p += need;
+    }
+    return parsed_[address] = std::move(objects);
+  }
+
+  // Checks one variable-length value's descriptor ([length u32][collection address][index u32]) of
+  // elements of `element_size` bytes, named by `what`: a null address is an empty value; any other
+  // must name an object of the collection there (HDF5 only asserts it) of exactly that many bytes.
+  // With `known_only`, addresses of no collection already parsed are left to HDF5.
+  void check_value(const std::uint8_t* descriptor, std::uint64_t element_size, bool known_only,
+                   const std::string& what) {
+    const std::uint64_t length = read_le(descriptor, 4);
+    const std::uint64_t address = read_le(descriptor + 4, sizes_.offsets);
+    const std::uint64_t index = read_le(descriptor + 4 + sizes_.offsets, 4);
+    if (address == 0 || (known_only && !parsed_.count(address))) return;
+    const auto& objects = collection(address);
+    const auto o = objects.find(index);
+    const std::optional<std::uint64_t> bytes = mul(length, element_size);
+    if (o != objects.end() && bytes && o->second == *bytes) return;
+    throw FileError(context_ + ": corrupt variable-length value " + what + ": its length " + str(length) +
+                    (element_size == 1 ? std::string() : " x " + bytes_str(element_size)) +
+                    " does not match global heap object " + str(index) + " of the collection at address " +
+                    str(address) + ", which " +
+                    (o == objects.end() ? std::string("does not exist") : "holds " + bytes_str(o->second)));
+  }
+
+  const Sizes& sizes() const { return sizes_; }
+
+ private:
+  static std::uint64_t align(std::uint64_t n) { return (n + 7) / 8 * 8; }
+
+  std::vector<std::uint8_t> read(std::uint64_t address, std::uint64_t n) {
+    std::vector<std::uint8_t> b(static_cast<std::size_t>(n));
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(static_cast<std::uint64_t>(sizes_.base) + address));
+    in_.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+    if (!in_) throw FileError(context_ + ": cannot read " + bytes_str(n) + " at address " + str(address));
+    return b;
+  }
+
+  std::ifstream& in_;
+  std::int64_t file_size_;
+  Sizes sizes_;
+  std::string context_;
+  std::map<std::uint64_t, std::map<std::uint64_t, std::uint64_t>> parsed_;
+};
+
+// The scan behind check_vlen_attributes (see check.h): every collection found by its signature is
+// parsed; every attribute message with a variable-length datatype is found by the bytes of that
+// datatype (class 9, version 1, 16-byte elements) and the attribute header before its name
+// (v1 [1][0][name][dt][ds] 8-byte padded, v2 [2][flags][...], v3 [3][flags][...][encoding]
+// unpadded), so that it is found wherever it is stored (object headers, dense storage).
+void scan_vlen_attributes(std::ifstream& in, std::int64_t file_size, const std::string& context) {
+  GlobalHeaps heaps(in, file_size, superblock_sizes(in, file_size, context), context);
+  const std::int64_t base = heaps.sizes().base;
+  const std::size_t offsets = heaps.sizes().offsets, lengths = heaps.sizes().lengths;
+  bool any = false;
+  for (std::int64_t at : find_all(in, file_size, std::string("GCOL\x01\0\0\0", 8))) {
+    if (at < base) continue;
+    heaps.collection(static_cast<std::uint64_t>(at - base));
+    any = true;
+  }
+  if (!any) return;
+  auto align = [](std::uint64_t x) { return (x + 7) / 8 * 8; };
+  auto bytes_at = [&](std::int64_t pos, std::size_t n) {
+    std::vector<unsigned char> b(n);
+    in.clear();
+    in.seekg(pos);
+    in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+    if (!in || pos < 0) b.clear();
+    return b;
+  };
+  const std::uint64_t descriptor = 4 + static_cast<std::uint64_t>(offsets) + 4;
+  std::string tail("\0\0\0\0\0", 5);  // datatype byte 3 (0) and size (descriptor bytes)
+  tail[1] = static_cast<char>(descriptor);
+  for (std::int64_t at : find_all(in, file_size, tail)) {
+    const std::int64_t q = at - 3;  // the datatype message: class 9 (vlen), version 1, type string
+    auto dt = bytes_at(q, 16);
+    if (dt.size() < 16 || dt[0] != 0x19 || (dt[1] & 0x0f) != 1) continue;
+    const std::uint64_t base_size = read_le(&dt[12], 4);
+    // The attribute message header before the name: v1 [1][0][name][dt][ds] (8-byte padded),
+    // v2 [2][flags][...], v3 [3][flags][...][encoding] (unpadded).
+    std::int64_t dt_size = -1, ds_size = -1, padded = 0;
+    for (std::int64_t name = 1; name <= 1024 && dt_size < 0; ++name) {
+      for (int version = 1; version <= 3 && dt_size < 0; ++version) {
+        const std::int64_t head = version == 3 ? 9 : 8;
+        const std::int64_t m = q - head - (version == 1 ? static_cast<std::int64_t>(align(name)) : name);
+        auto h = bytes_at(m, static_cast<std::size_t>(head) + static_cast<std::size_t>(name));
+        if (h.empty() || h[0] != version || (version == 1 && h[1] != 0)) continue;
+        if (static_cast<std::int64_t>(read_le(&h[2], 2)) != name || h[head + name - 1] != 0) continue;
+        dt_size = static_cast<std::int64_t>(read_le(&h[4], 2));
+        ds_size = static_cast<std::int64_t>(read_le(&h[6], 2));
+        padded = version == 1;
+      }
+    }
+    if (dt_size < 16 || ds_size < 4) continue;
+    const std::int64_t d = q + (padded ? static_cast<std::int64_t>(align(dt_size)) : dt_size);
+    auto ds = bytes_at(d, static_cast<std::size_t>(ds_size));
+    if (ds.empty()) continue;
+    const int rank = ds[1];
+    std::uint64_t count = 1;
+    const std::size_t dims_at = ds[0] == 1 ? 8 : 4;
+    if (ds[0] == 2 && ds[3] == 2) count = 0;  // null dataspace
+    if (dims_at + static_cast<std::size_t>(rank) * lengths > ds.size()) continue;
+    for (int r = 0; r < rank; ++r)
+      count *= read_le(&ds[dims_at + static_cast<std::size_t>(r) * lengths], lengths);
+    const std::int64_t e = d + (padded ? static_cast<std::int64_t>(align(ds_size)) : ds_size);
+    if (count > kMaxVlenStrings || e + static_cast<std::int64_t>(count * descriptor) > file_size) {
+      throw FileError(context + ": corrupt variable-length attribute at byte " + std::to_string(q));
+    }
+    auto data = bytes_at(e, static_cast<std::size_t>(count * descriptor));
+    if (data.size() != count * descriptor) continue;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      heaps.check_value(&data[i * descriptor], base_size, true,
+                        str(i) + " at byte " + str(static_cast<std::uint64_t>(e)));
+    }
+  }
+}
+
 }  // namespace
 
 void check_hdf5_groups(const std::string& path, const std::string& context) { Walker(path, context).run(); }
 
-}  // namespace reskit::io
+void check_vlen_attributes(const std::string& path, const std::string& context) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(context + ": cannot open for reading");
+  in.seekg(0, std::ios::end);
+  scan_vlen_attributes(in, static_cast<std::int64_t>(in.tellg()), context);
+}
+
+void check_vlen_strings(const std::string& path, std::uint64_t at, std::uint64_t count,
+                        const std::string& context) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(context + ": cannot open for reading");
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<std::int64_t>(in.tellg());
+  GlobalHeaps heaps(in, file_size, superblock_sizes(in, file_size, context), context);
+  const std::uint64_t descriptor = 4 + heaps.sizes().offsets + 4;
+  const auto size = static_cast<std::uint64_t>(file_size);
+  if (at > size || count > (size - at) / descriptor) {
+    const std::optional<std::uint64_t> n = mul(count, descriptor);
+    throw FileError(context + ": variable-length strings refer to bytes " + str(at) + ".." +
+                    (n && *n <= kUndefined - at ? str(at + *n) : std::string("2^64")) +
+                    ", past the end of the " + str(size) + "-byte file");
+  }
+  std::vector<std::uint8_t> refs(static_cast<std::size_t>(count * descriptor));
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(at));
+  in.read(reinterpret_cast<char*>(refs.data()), static_cast<std::streamsize>(refs.size()));
+  if (!in) throw FileError(context + ": cannot read its variable-length strings from the file");
+  for (std::uint64_t i = 0; i < count; ++i) heaps.check_value(&refs[i * descriptor], 1, false, str(i));
+}
+
+}  // namespace reskit::hdf5

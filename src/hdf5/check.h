@@ -1,5 +1,8 @@
-// A structural check of an HDF5 file's groups, from its bytes, before the HDF5 library walks
-// them (internal; used by the Keras .h5 reader and the SIGNS-layout dataset loader).
+// The validator of HDF5 files: checks of a file's bytes before the HDF5 library reads them,
+// where HDF5 1.10 trusts them (internal; used by the Keras .h5 reader and the SIGNS-layout dataset
+// loader alike): the walk of the groups (check_hdf5_groups) and the global heap behind
+// variable-length strings (check_vlen_attributes, check_vlen_strings). What a dataset's chunks
+// decode to is checked through the HDF5 API, in api.h (check_stored_data).
 //
 // HDF5 1.10.8 follows the addresses a file's group metadata holds without checking them, and
 // fuzzing found two ways to crash it: an undefined address (all bits set, HADDR_UNDEF) where a
@@ -27,15 +30,15 @@
 // yet) are left to HDF5, which reads the fill value for them.
 //
 // Datasets whose data lives in other files (an External Data Files message, a virtual layout) are
-// refused here. Not here: the chunks themselves and what they decode to, filters, fill values,
-// the global heap behind variable-length data (the readers check those), groups and attributes
+// refused here. Not in the walk: the chunks themselves and what they decode to, filters, fill
+// values, the global heap behind variable-length data (the checks below), groups and attributes
 // kept in dense storage (fractal heaps: only their addresses are checked), and anything about
 // what the groups mean.
 #pragma once
 
 #include <string>
 
-namespace reskit::io {
+namespace reskit::hdf5 {
 
 // Throws FileError("<context>: corrupt HDF5 file: <what is wrong, where>") when the group
 // structure of the HDF5 file at `path`, or an attribute or dataset layout in it, points outside
@@ -43,4 +46,22 @@ namespace reskit::io {
 // `path` must exist (callers check it first).
 void check_hdf5_groups(const std::string& path, const std::string& context);
 
-}  // namespace reskit::io
+// HDF5 1.10 trusts what variable-length strings point at: H5HG_read copies a global heap
+// object's stored size into a buffer sized by the string's own length field, so a corrupt size
+// on either side overflows the heap (found by fuzzing). The two checks below parse the global
+// heap collections (one parser, HDF5's own 8-byte alignment of headers and objects) and compare
+// each string's length with the object it names; they throw FileError naming `context`.
+
+// For readers of variable-length string attributes (the Keras reader: model_config), before HDF5
+// opens the file: every global heap collection in the file is well formed, and every
+// variable-length attribute (found by its attribute message, wherever it is stored) names objects
+// of its lengths. `path` must exist and carry the HDF5 signature.
+void check_vlen_attributes(const std::string& path, const std::string& context);
+
+// For a reader of a variable-length string dataset (the SIGNS loader's list_classes), before it
+// reads: the `count` descriptors stored contiguously at byte `at` of the file (H5Dget_offset) lie
+// inside the file and each names an object of a collection of its length (or is null).
+void check_vlen_strings(const std::string& path, std::uint64_t at, std::uint64_t count,
+                        const std::string& context);
+
+}  // namespace reskit::hdf5
