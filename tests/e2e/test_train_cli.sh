@@ -12,7 +12,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+tmp=$work
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"  # fail, expect_error, finish
 
 out=$("$reskit" train --limit 256 --epochs 1 --batch-size 64 --threads 2 -o m.h5 --history h.csv 2>&1)
 echo "$out"
@@ -47,23 +48,18 @@ echo "$pred"
 [[ $(echo "$pred" | head -1) == "sign.png" ]] || fail "predict does not name the picture first"
 [[ $(echo "$pred" | grep -cE '^ +[123]\. .+ 0\.[0-9]{4}$') -eq 3 ]] || fail "predict did not list 3 classes with probabilities"
 
-expect_error() {  # expect_error "message part" command...
-  local want=$1; shift
-  if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
-  [[ $err == *"$want"* ]] || fail "'$*' said '$err', expected it to mention '$want'"
-}
-expect_error "--epochs: expected an integer >= 1, got '-3'" "$reskit" train --epochs -3
-expect_error "unknown model 'resnet7'" "$reskit" train --model resnet7 --limit 8
-expect_error "--dtype: expected float32" "$reskit" train --dtype float16 --limit 8
-expect_error "got 'float16'" "$reskit" train --dtype float16 --limit 8
-expect_error "no such file" "$reskit" train --data "$work/missing.h5"
-expect_error "--optimizer: expected adam, adamw or sgd" "$reskit" train --optimizer rmsprop --limit 8
-expect_error "no such file" "$reskit" evaluate "$work/missing.h5" --data fashion-mnist:test
+expect_error "--epochs: expected an integer >= 1, got '-3'" -- train --epochs -3
+expect_error "unknown model 'resnet7'" -- train --model resnet7 --limit 8
+expect_error "--dtype: expected float32" -- train --dtype float16 --limit 8
+expect_error "got 'float16'" -- train --dtype float16 --limit 8
+expect_error "no such file" -- train --data "$work/missing.h5"
+expect_error "--optimizer: expected adam, adamw or sgd" -- train --optimizer rmsprop --limit 8
+expect_error "no such file" -- evaluate "$work/missing.h5" --data fashion-mnist:test
 echo "<html>not a model</html>" > fake.h5
-expect_error "fake.h5" "$reskit" evaluate fake.h5 --data fashion-mnist:test
-expect_error "expected either pictures or --data" "$reskit" predict m.h5
-expect_error "--top: expected an integer >= 1, got '0'" "$reskit" predict m.h5 --top 0 sign.png
-expect_error "missing.png" "$reskit" predict m.h5 missing.png
+expect_error "fake.h5" -- evaluate fake.h5 --data fashion-mnist:test
+expect_error "expected either pictures or --data" -- predict m.h5
+expect_error "--top: expected an integer >= 1, got '0'" -- predict m.h5 --top 0 sign.png
+expect_error "missing.png" -- predict m.h5 missing.png
 echo "not a picture" > fake.png
-expect_error "fake.png" "$reskit" predict m.h5 fake.png
-echo "1 passed, 0 failed"
+expect_error "fake.png" -- predict m.h5 fake.png
+finish

@@ -22,7 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+tmp=$work
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"  # fail, expect_error, finish
 # Small enough that epochs end between kills (an epoch takes about half a second). One thread:
 # with two OpenMP threads per run, a busy machine (or ctest running two tests at once) made the
 # sanitizer run ten times slower (spinning barriers), past its timeout.
@@ -91,4 +92,4 @@ cmp ref.csv run.csv || fail "the history differs: $(cat ref.csv run.csv)"
 "$reskit" predict ref.h5 --data fashion-mnist:test --limit 64 --threads 1 --output pref.csv > /dev/null
 "$reskit" predict run.h5 --data fashion-mnist:test --limit 64 --threads 1 --output prun.csv > /dev/null
 cmp pref.csv prun.csv || fail "the predictions of the killed and resumed run differ from the uninterrupted run's"
-echo "1 passed, 0 failed"
+finish

@@ -12,7 +12,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+tmp=$work
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"  # fail, expect_error, finish
 common=(--limit 512 --batch-size 64 --threads 2 --seed 3 --augment)
 
 # A constant rate: --epochs may grow on resume.
@@ -50,36 +51,31 @@ err=$("$reskit" train --limit 512 --batch-size 64 --threads 1 --seed 3 --augment
 [[ $(cut -d, -f1 a.csv | tr '\n' ' ') == "epoch 0 1 2 " ]] || fail "a.csv epochs after a no-op resume: $(cat a.csv)"
 [[ -s a2.h5 ]] || fail "a no-op resume did not save the model"
 
-expect_error() {  # expect_error "message part" command...
-  local want=$1; shift
-  if err=$("$@" 2>&1 >/dev/null); then fail "expected failure: $*"; fi
-  [[ $err == *"$want"* ]] || fail "'$*' said '$err', expected it to mention '$want'"
-}
 # Flags that differ from the checkpointed run's, named with both values.
 expect_error "--batch-size differs from the checkpointed run: expected 64, got 32" \
-  "$reskit" train --limit 512 --batch-size 32 --threads 2 --seed 3 --augment --lr-schedule constant --epochs 4 --resume B
+  -- train --limit 512 --batch-size 32 --threads 2 --seed 3 --augment --lr-schedule constant --epochs 4 --resume B
 expect_error "--seed differs from the checkpointed run: expected 3, got 4" \
-  "$reskit" train --limit 512 --batch-size 64 --threads 2 --seed 4 --augment --lr-schedule constant --epochs 4 --resume B
+  -- train --limit 512 --batch-size 64 --threads 2 --seed 4 --augment --lr-schedule constant --epochs 4 --resume B
 expect_error "--augment differs from the checkpointed run: expected true, got false" \
-  "$reskit" train --limit 512 --batch-size 64 --threads 2 --seed 3 --lr-schedule constant --epochs 4 --resume B
+  -- train --limit 512 --batch-size 64 --threads 2 --seed 3 --lr-schedule constant --epochs 4 --resume B
 expect_error "--lr-schedule differs from the checkpointed run: expected \"constant\", got \"cosine\"" \
-  "$reskit" train "${common[@]}" --epochs 4 --resume B
+  -- train "${common[@]}" --epochs 4 --resume B
 # A cosine schedule spans all epochs: --epochs must match.
 "$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir C -o c.h5 --history c.csv > /dev/null
 expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \
-  "$reskit" train "${common[@]}" --epochs 3 --resume C -o c.h5 --history c.csv
-expect_error "--checkpoint-every: expected --checkpoint-dir" "$reskit" train "${common[@]}" --checkpoint-every 5
+  -- train "${common[@]}" --epochs 3 --resume C -o c.h5 --history c.csv
+expect_error "--checkpoint-every: expected --checkpoint-dir" -- train "${common[@]}" --checkpoint-every 5
 expect_error "--checkpoint-every: expected an integer >= 1, got '0'" \
-  "$reskit" train "${common[@]}" --checkpoint-dir F --checkpoint-every 0
+  -- train "${common[@]}" --checkpoint-dir F --checkpoint-every 0
 # Missing, corrupt or dangling checkpoints.
 expect_error "--resume: expected an existing folder, got 'nowhere' (no such folder)" \
-  "$reskit" train "${common[@]}" --epochs 3 --resume nowhere
+  -- train "${common[@]}" --epochs 3 --resume nowhere
 mkdir -p empty-run
-expect_error "checkpoint.json: no such file" "$reskit" train "${common[@]}" --epochs 3 --resume empty-run
+expect_error "checkpoint.json: no such file" -- train "${common[@]}" --epochs 3 --resume empty-run
 mkdir D && echo '{"format": 1, "epochs_done": ' > D/checkpoint.json
-expect_error "not a valid checkpoint" "$reskit" train "${common[@]}" --epochs 3 --resume D
+expect_error "not a valid checkpoint" -- train "${common[@]}" --epochs 3 --resume D
 cp C/checkpoint.json D/checkpoint.json
-expect_error "D/epoch-001.h5: no such file" "$reskit" train "${common[@]}" --epochs 1 --resume D
+expect_error "D/epoch-001.h5: no such file" -- train "${common[@]}" --epochs 1 --resume D
 echo "<html>not a model</html>" > D/epoch-001.h5
-expect_error "epoch-001.h5" "$reskit" train "${common[@]}" --epochs 1 --resume D
-echo "1 passed, 0 failed"
+expect_error "epoch-001.h5" -- train "${common[@]}" --epochs 1 --resume D
+finish
