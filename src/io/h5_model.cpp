@@ -445,4 +445,21 @@ void load_weights(Model& model, const std::string& path, bool by_name) {
   assign(read_weights(root.get(), model, by_name, context));
 }
 
+void load_training_state(Model& model, const std::string& path) {
+  const std::string context = context_of(path);
+  if (!model.compiled()) {
+    throw Error(context + ": cannot restore a training state into model '" + model.name() +
+                "': it is not compiled");
+  }
+  io::Session session;
+  Hid file = io::open_file_read(path);
+  Hid root = weights_root(file.get(), context);
+  auto loaded = read_weights(root.get(), model, false, context);
+  if (!restore_optimizer(file.get(), model, loaded, context)) {
+    throw FileError(context + ": has no state of optimizer '" + model.optimizer().name() +
+                    "' to resume from");
+  }
+  assign(loaded);
+}
+
 }  // namespace reskit
