@@ -188,11 +188,11 @@ void CSVLogger::on_train_begin() {
 }
 
 // The first epoch fit runs is known here, after every callback's on_train_begin (a
-// BackupAndRestore may have moved it): the rows from it on go.
+// BackupAndRestore may have moved it): in a resumed run, the rows from it on go.
 void CSVLogger::on_epoch_begin(int epoch) {
   if (!first_epoch_) return;
   first_epoch_ = false;
-  if (text_.empty()) return;
+  if (text_.empty() || !fit_state().restored) return;
   std::istringstream in(text_);
   std::string line, kept;
   for (bool header = true; std::getline(in, line); header = false) {

@@ -156,6 +156,7 @@ void BackupAndRestore::restore(const std::string& dir) {
   *state.generator = generator;
   state.epoch = c.epochs_done;
   state.progress = c.steps_done > 0 ? c.progress : EpochProgress{};
+  state.restored = true;
 }
 
 void BackupAndRestore::on_batch_end(std::int64_t batch, const Logs& /*logs*/) {

@@ -286,3 +286,15 @@ TEST(BackupAndRestore, BadBackupsAreRefusedNamingTheFile) {
   EXPECT_NE(junk.find("epoch-001.h5"), std::string::npos) << junk;
   fs::remove_all(dir);
 }
+
+// Without a backup restored, CSVLogger's append keeps every row, as Keras's does.
+TEST(BackupAndRestore, CsvLoggerAppendsWhenNotResumed) {
+  const fs::path dir = fresh_dir("backup_csv");
+  fs::create_directories(dir);
+  const std::string csv = (dir / "log.csv").string();
+  Model model = small_model();
+  for (int i = 0; i < 2; ++i)
+    fit(model, train_data(), options(1, {std::make_shared<CSVLogger>(csv, ',', true)}));
+  EXPECT_EQ(read_csv_history(csv).epoch, (std::vector<int>{0, 0}));
+  fs::remove_all(dir);
+}

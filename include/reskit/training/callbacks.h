@@ -42,6 +42,7 @@ struct FitState {
   std::int64_t steps_per_epoch = 0;
   EpochProgress progress;
   std::mt19937_64* generator = nullptr;  // shuffles and augments: FitOptions::generator or fit's own
+  bool restored = false;                 // a callback restored a backup in on_train_begin
 };
 
 class Callback {
@@ -129,10 +130,10 @@ class ReduceLROnPlateau : public Callback {
 };
 
 // Keras CSVLogger: a header "epoch,<sorted keys>" then one row per epoch. The whole file is
-// rewritten through a temporary file and renamed into place after every epoch. With append, the
-// file's header and its rows for epochs before the first one fit runs are kept (unlike Keras,
-// which keeps every row): a run resumed from a backup writes each epoch once, even when a crash
-// left rows for epochs after the backup.
+// rewritten through a temporary file and renamed into place after every epoch. With append, new
+// rows go after the file's; but when fit resumes from a backup (FitState::restored), the rows for
+// the epoch it resumes at and later ones go first, so that each epoch is written once even when a
+// crash left rows for epochs after the backup.
 class CSVLogger : public Callback {
  public:
   explicit CSVLogger(std::string filename, char separator = ',', bool append = false);
