@@ -10,11 +10,11 @@
 #include <cstring>
 #include <map>
 
-#include "io/atomic_file.h"
 #include "io/hdf5.h"
 #include "io/keras_config.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
+#include "util/atomic_file.h"
 
 namespace reskit {
 
@@ -360,7 +360,7 @@ void save_model(Model& model, const std::string& path, SaveModelOptions options)
   const std::string config = io::model_config(model).dump();
   const bool with_training = options.include_optimizer && model.compiled();
   const std::string training = with_training ? io::training_config(model).dump() : std::string();
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     io::Session session;
     Hid file = io::create_file(temp);
     io::write_vlen_string_attr(file.get(), "keras_version", io::kKerasVersion, context);
@@ -429,7 +429,7 @@ Model load_model(const std::string& path, LoadModelOptions options) {
 
 void save_weights(const Model& model, const std::string& path) {
   const std::string context = context_of(path);
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     io::Session session;
     Hid file = io::create_file(temp);
     write_weights(file.get(), model, context);

@@ -1,14 +1,9 @@
-// fit() callbacks and atomic file writes.
+// fit() callbacks and write_file_atomically (through the one atomic writer, util/atomic_file).
 #include "reskit/training/callbacks.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -19,6 +14,7 @@
 #include "reskit/optim/optimizer.h"
 #include "reskit/training/fit.h"
 #include "reskit/training/progbar.h"
+#include "util/atomic_file.h"
 
 namespace reskit {
 
@@ -141,33 +137,12 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
 // ---------------------------------------------------------------- CSVLogger
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmpl = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  int fd = mkstemp(name.data());
-  if (fd < 0)
-    throw FileError(path + ": cannot create a temporary file in " + dir.string() + ": " +
-                    std::strerror(errno));
-  const char* p = text.data();
-  std::size_t left = text.size();
-  bool ok = true;
-  while (left > 0 && ok) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) p += n, left -= static_cast<std::size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok || std::rename(name.data(), path.c_str()) != 0) {
-    const int err = ok ? errno : saved;
-    std::remove(name.data());
-    throw FileError(path + ": cannot write: " + std::strerror(err));
-  }
+  util::write_atomically(path, [&](const std::string& temp) {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw FileError("'" + path + "': cannot write " + std::to_string(text.size()) + " bytes");
+  });
 }
 
 CSVLogger::CSVLogger(std::string filename, char separator, bool append)

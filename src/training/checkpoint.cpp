@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "io/atomic_file.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 #include "reskit/optim/optimizer.h"
@@ -50,15 +49,6 @@ std::vector<std::pair<std::pair<long long, long long>, fs::path>> model_files(co
   }
   std::sort(files.begin(), files.end());
   return files;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  io::write_atomically(path, [&](const std::string& temp) {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw FileError("'" + path + "': cannot write");
-  });
 }
 
 }  // namespace
@@ -187,7 +177,7 @@ void BackupAndRestore::save(int epochs_done, std::int64_t steps_done) {
     j["sums"] = std::array<double, 4>{p.loss_sum, p.accuracy_sum, p.top_k_accuracy_sum,
                                       static_cast<double>(p.samples_seen)};
   }
-  write_text((fs::path(dir_) / kCheckpointJson).string(), j.dump(2) + "\n");
+  write_file_atomically((fs::path(dir_) / kCheckpointJson).string(), j.dump(2) + "\n");
   // Only now may older model files go: keep this one and the newest before it. (Later ones, left
   // by a crash between a model file and its JSON, are overwritten when the run gets there.)
   const std::pair<long long, long long> now{epochs_done, steps_done};

@@ -191,7 +191,7 @@ class ModelCheckpoint : public Callback {
 };
 
 // Writes `text` to path through a temporary file in the same folder, flushed and renamed into
-// place; throws FileError naming the path on failure.
+// place, then flushes the folder; throws FileError naming the path on failure.
 void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace reskit
