@@ -24,5 +24,6 @@
 #include "reskit/runtime.h"
 #include "reskit/tensor.h"
 #include "reskit/training/callbacks.h"
+#include "reskit/training/checkpoint.h"
 #include "reskit/training/fit.h"
 #include "reskit/training/progbar.h"

@@ -14,10 +14,10 @@
 
 #include "hdf5/api.h"
 #include "hdf5/check.h"
-#include "io/atomic_file.h"
 #include "io/keras_config.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
+#include "util/atomic_file.h"
 
 namespace reskit {
 
@@ -389,7 +389,7 @@ void save_model(Model& model, const std::string& path, SaveModelOptions options)
   const std::string config = io::model_config(model).dump();
   const bool with_training = options.include_optimizer && model.compiled();
   const std::string training = with_training ? io::training_config(model).dump() : std::string();
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     hdf5::Session session;
     Hid file = hdf5::create_file(temp);
     hdf5::write_vlen_string_attr(file.get(), "keras_version", io::kKerasVersion, context);
@@ -458,7 +458,7 @@ Model load_model(const std::string& path, LoadModelOptions options) {
 
 void save_weights(const Model& model, const std::string& path) {
   const std::string context = context_of(path);
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     hdf5::Session session;
     Hid file = hdf5::create_file(temp);
     write_weights(file.get(), model, context);
@@ -472,6 +472,23 @@ void load_weights(Model& model, const std::string& path, bool by_name) {
   Hid file = open_model_file(path);
   Hid root = weights_root(file.get(), context);
   assign(read_weights(root.get(), model, by_name, context));
+}
+
+void load_training_state(Model& model, const std::string& path) {
+  const std::string context = context_of(path);
+  if (!model.compiled()) {
+    throw Error(context + ": cannot restore a training state into model '" + model.name() +
+                "': it is not compiled");
+  }
+  hdf5::Session session;
+  Hid file = open_model_file(path);
+  Hid root = weights_root(file.get(), context);
+  auto loaded = read_weights(root.get(), model, false, context);
+  if (!restore_optimizer(file.get(), model, loaded, context)) {
+    throw FileError(context + ": has no state of optimizer '" + model.optimizer().name() +
+                    "' to resume from");
+  }
+  assign(loaded);
 }
 
 }  // namespace reskit

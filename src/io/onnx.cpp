@@ -22,9 +22,9 @@
 #include <span>
 #include <vector>
 
-#include "io/atomic_file.h"
 #include "layers/registry.h"
 #include "reskit/error.h"
+#include "util/atomic_file.h"
 
 #ifndef RESKIT_VERSION_STRING
 #define RESKIT_VERSION_STRING "unknown"
@@ -281,7 +281,7 @@ void export_onnx(const Model& model, const std::string& path, ExportOnnxOptions 
   onnx::ModelProto proto = build_model(model, options, context);
   if (proto.ByteSizeLong() > static_cast<std::size_t>(INT_MAX))
     throw FileError(context + ": the model is larger than the 2 GiB a protobuf file can hold");
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     if (!out) throw FileError(context + ": cannot open '" + temp + "' for writing");
     if (!proto.SerializeToOstream(&out)) throw FileError(context + ": writing '" + temp + "' failed");

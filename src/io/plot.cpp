@@ -18,8 +18,8 @@
 #include <set>
 #include <vector>
 
-#include "io/atomic_file.h"
 #include "reskit/error.h"
+#include "util/atomic_file.h"
 
 namespace reskit {
 
@@ -179,7 +179,7 @@ void plot_model(const Model& model, const std::string& path, const PlotModelOpti
   }
   const std::string dot = model_to_dot(model, options);
   const std::string content = ext == ".dot" ? dot : render(dot, ext == ".svg" ? "svg" : "png", context);
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     if (!out) throw FileError(context + ": cannot open '" + temp + "' for writing");
     out.write(content.data(), static_cast<std::streamsize>(content.size()));

@@ -1,4 +1,4 @@
-// fit() callbacks and atomic file writes.
+// fit() callbacks and write_file_atomically (through the one atomic writer, util/atomic_file).
 #include "reskit/training/callbacks.h"
 
 #include <cerrno>
@@ -10,17 +10,23 @@
 #include <limits>
 #include <sstream>
 
-#include "io/atomic_file.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 #include "reskit/optim/optimizer.h"
+#include "reskit/training/fit.h"
 #include "reskit/training/progbar.h"
+#include "util/atomic_file.h"
 
 namespace reskit {
 
 Model& Callback::model() {
   if (!model_) throw Error("callback: used outside fit() (no model set)");
   return *model_;
+}
+
+FitState& Callback::fit_state() {
+  if (!fit_state_) throw Error("callback: used outside fit() (no run in progress)");
+  return *fit_state_;
 }
 
 // ---------------------------------------------------------------- Monitor
@@ -133,7 +139,7 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs) {
 
 void write_file_atomically(const std::string& path, const std::string& text) {
   // Through the one atomic writer: the file gets mode 0666 & ~umask, as open(2) would give it.
-  io::write_atomically(path, [&](const std::string& temp) {
+  util::write_atomically(path, [&](const std::string& temp) {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     out.close();
@@ -147,6 +153,7 @@ CSVLogger::CSVLogger(std::string filename, char separator, bool append)
 void CSVLogger::on_train_begin() {
   text_.clear();
   keys_.clear();
+  first_epoch_ = true;
   if (append_) {
     std::ifstream in(filename_, std::ios::binary);
     if (in) {
@@ -155,6 +162,34 @@ void CSVLogger::on_train_begin() {
       text_ = ss.str();
     }
   }
+}
+
+// The first epoch fit runs is known here, after every callback's on_train_begin (a
+// BackupAndRestore may have moved it): in a resumed run, the rows from it on go.
+void CSVLogger::on_epoch_begin(int epoch) {
+  if (!first_epoch_) return;
+  first_epoch_ = false;
+  if (text_.empty() || !fit_state().restored) return;
+  std::istringstream in(text_);
+  std::string line, kept;
+  for (bool header = true; std::getline(in, line); header = false) {
+    if (!header) {
+      const std::string first = line.substr(0, line.find(separator_));
+      char* end = nullptr;
+      const long e = std::strtol(first.c_str(), &end, 10);
+      if (first.empty() || *end != '\0' || e < 0 || e >= epoch) continue;
+    }
+    kept += line + "\n";
+  }
+  text_ = std::move(kept);
+}
+
+// A resumed run with no epoch left still drops the rows a crash left after its backup.
+void CSVLogger::on_train_end() {
+  if (!first_epoch_ || text_.empty()) return;
+  const std::string before = text_;
+  on_epoch_begin(fit_state().epoch);
+  if (text_ != before) write_file_atomically(filename_, text_);
 }
 
 void CSVLogger::on_epoch_end(int epoch, Logs& logs) {
@@ -176,6 +211,27 @@ void CSVLogger::on_epoch_end(int epoch, Logs& logs) {
   }
   text_ += "\n";
   write_file_atomically(filename_, text_);
+}
+
+History read_csv_history(const std::string& filename, char separator) {
+  History h;
+  std::ifstream in(filename, std::ios::binary);
+  std::string line;
+  if (!std::getline(in, line)) return h;
+  std::vector<std::string> keys;
+  for (std::stringstream ss(line); std::getline(ss, line, separator);) keys.push_back(line);
+  std::string row;
+  while (std::getline(in, row)) {
+    std::stringstream ss(row);
+    std::string cell;
+    for (std::size_t i = 0; std::getline(ss, cell, separator) && i < keys.size(); ++i) {
+      if (i == 0)
+        h.epoch.push_back(std::stoi(cell));
+      else
+        h.history[keys[i]].push_back(cell.empty() ? std::nan("") : std::stod(cell));
+    }
+  }
+  return h;
 }
 
 // ---------------------------------------------------------------- LearningRateScheduler

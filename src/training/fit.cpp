@@ -106,37 +106,59 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   }
   std::ostream& out = out_of(o.out);
   History history;
-  for (auto& cb : o.callbacks) cb->set_model(&model);
-  for (auto& cb : o.callbacks) cb->on_train_begin();
-  model.stop_training = false;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
   std::mt19937_64 own_gen(o.seed);
-  std::mt19937_64& gen = o.generator ? *o.generator : own_gen;
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-  Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
-  // Resuming inside the first epoch (a checkpoint taken between steps)?
-  std::int64_t first_step = 0;
-  if (o.progress != nullptr && o.progress->steps_done > 0) {
-    if (static_cast<std::int64_t>(o.progress->order.size()) != n || o.progress->steps_done >= steps) {
-      throw ConfigError("fit: the progress to resume from has " + std::to_string(o.progress->order.size()) +
-                        " samples and " + std::to_string(o.progress->steps_done) + " steps done, expected " +
-                        std::to_string(n) + " samples and fewer than " + std::to_string(steps) + " steps");
+  FitState state{.epoch = o.initial_epoch,
+                 .epochs = o.epochs,
+                 .samples = n,
+                 .steps_per_epoch = steps,
+                 .progress = {},
+                 .generator = o.generator ? o.generator : &own_gen};
+  // The callbacks see the state only while fit runs.
+  struct Unset {
+    const std::vector<std::shared_ptr<Callback>>& callbacks;
+    ~Unset() {
+      for (auto& cb : callbacks) cb->set_fit_state(nullptr);
     }
-    first_step = o.progress->steps_done;
+  } unset{o.callbacks};
+  for (auto& cb : o.callbacks) {
+    cb->set_model(&model);
+    cb->set_fit_state(&state);
   }
-  for (int epoch = o.initial_epoch; epoch < o.epochs && !model.stop_training; ++epoch, first_step = 0) {
+  for (auto& cb : o.callbacks) cb->on_train_begin();
+  model.stop_training = false;
+  std::mt19937_64& gen = *state.generator;
+  EpochProgress& progress = state.progress;
+  std::vector<std::int64_t>& order = progress.order;
+  // Resuming inside the first epoch (a callback restored a backup taken between steps)?
+  if (progress.steps_done > 0) {
+    bool ok = static_cast<std::int64_t>(order.size()) == n && progress.steps_done < steps;
+    std::vector<bool> seen(ok ? static_cast<std::size_t>(n) : 0, false);
+    for (std::int64_t i : order) {
+      ok = ok && i >= 0 && i < n && !seen[static_cast<std::size_t>(i)];
+      if (ok) seen[static_cast<std::size_t>(i)] = true;
+    }
+    if (!ok) {
+      throw ConfigError("fit: the progress to resume from has " + std::to_string(order.size()) +
+                        " samples and " + std::to_string(progress.steps_done) + " steps done, expected " +
+                        "an order of " + std::to_string(n) + " samples and fewer than " +
+                        std::to_string(steps) + " steps");
+    }
+  }
+  Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  for (int epoch = state.epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
+    state.epoch = epoch;
     if (o.verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
     for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
     Means means;
+    const std::int64_t first_step = progress.steps_done;
     if (first_step > 0) {
-      order = o.progress->order;
-      const auto& s = o.progress->sums;
-      means.loss = s[0], means.accuracy = s[1], means.top_k = s[2];
-      means.seen = static_cast<std::int64_t>(s[3]);
+      means.loss = progress.loss_sum, means.accuracy = progress.accuracy_sum;
+      means.top_k = progress.top_k_accuracy_sum, means.seen = progress.samples_seen;
     } else {
+      order.resize(static_cast<std::size_t>(n));
       std::iota(order.begin(), order.end(), 0);
       if (o.shuffle) std::shuffle(order.begin(), order.end(), gen);
-      if (o.progress != nullptr) o.progress->order = order;
     }
     Progbar bar(steps, out);
     const auto start = std::chrono::steady_clock::now();
@@ -151,16 +173,15 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
                     "; try a lower learning rate");
       }
       means.add(r, hi - lo);
-      if (o.progress != nullptr) {
-        o.progress->steps_done = step + 1;
-        o.progress->sums = {means.loss, means.accuracy, means.top_k, static_cast<double>(means.seen)};
-      }
+      progress.steps_done = step + 1;
+      progress.loss_sum = means.loss, progress.accuracy_sum = means.accuracy;
+      progress.top_k_accuracy_sum = means.top_k, progress.samples_seen = means.seen;
       if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
       Logs batch_logs;
       for (const auto& [k, v] : means.values(model)) batch_logs[k] = v;
       for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
     }
-    if (o.progress != nullptr) o.progress->steps_done = 0;
+    progress.steps_done = 0;
     Logs logs;
     for (const auto& [k, v] : means.values(model)) logs[k] = v;
     if (has_val) {

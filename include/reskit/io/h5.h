@@ -64,6 +64,13 @@ void save_weights(const Model& model, const std::string& path);
 // Every weight's shape is checked before any is changed: on error the model is untouched.
 void load_weights(Model& model, const std::string& path, bool by_name = false);
 
+// Loads a save_model file's weights and its optimizer's state (iterations, slots) into model,
+// which must have the same layers and be compiled with an optimizer of the same kind: a run goes
+// on from the file exactly (BackupAndRestore). The learning rate and its schedule stay the
+// model's. FileError when the file holds no optimizer state that fits; on error the model is
+// untouched.
+void load_training_state(Model& model, const std::string& path);
+
 // The model's Keras JSON (model.to_json()): {"class_name": "Functional", "config": {...}}.
 std::string model_to_json(const Model& model);
 // Builds a model, with fresh weights, from Keras JSON (model_from_json); ConfigError on problems.

@@ -1,11 +1,13 @@
 // reskit/training/callbacks.h — hooks into fit(), with Keras's names and defaults:
-// EarlyStopping, ReduceLROnPlateau, CSVLogger, LearningRateScheduler, ModelCheckpoint.
+// EarlyStopping, ReduceLROnPlateau, CSVLogger, LearningRateScheduler, ModelCheckpoint
+// (BackupAndRestore is in checkpoint.h). FitState: what fit shows its callbacks of a run.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,13 +15,41 @@
 
 namespace reskit {
 
+struct History;
+
 // Epoch logs: "loss", "accuracy", "val_loss", "val_accuracy", "lr", ...
 using Logs = std::map<std::string, double>;
+
+// Where fit is inside an epoch: what a backup taken between two steps must hold to resume there
+// exactly.
+struct EpochProgress {
+  std::vector<std::int64_t> order;  // the epoch's order of the training samples
+  std::int64_t steps_done = 0;      // the epoch's finished steps; 0 between epochs
+  // The running sums behind the epoch's mean loss and metrics: each step's value times its
+  // samples, and the samples seen.
+  double loss_sum = 0.0, accuracy_sum = 0.0, top_k_accuracy_sum = 0.0;
+  std::int64_t samples_seen = 0;
+};
+
+// A fit() run as its callbacks see it. fit sets it before on_train_begin and keeps it current
+// after every step. In on_train_begin a callback may change epoch, progress and the generator's
+// state to make fit start elsewhere (BackupAndRestore): at `epoch`, and when progress.steps_done
+// > 0 after that many steps of that epoch, with progress.order and its running sums.
+struct FitState {
+  int epoch = 0;             // the epoch in progress; initial_epoch before the first
+  int epochs = 0;            // FitOptions::epochs
+  std::int64_t samples = 0;  // training samples per epoch (after validation_split)
+  std::int64_t steps_per_epoch = 0;
+  EpochProgress progress;
+  std::mt19937_64* generator = nullptr;  // shuffles and augments: FitOptions::generator or fit's own
+  bool restored = false;                 // a callback restored a backup in on_train_begin
+};
 
 class Callback {
  public:
   virtual ~Callback() = default;
   void set_model(Model* model) { model_ = model; }
+  void set_fit_state(FitState* state) { fit_state_ = state; }
   virtual void on_train_begin() {}
   virtual void on_train_end() {}
   virtual void on_epoch_begin(int /*epoch*/) {}
@@ -28,7 +58,10 @@ class Callback {
 
  protected:
   Model& model();
+  // The run in progress; throws outside fit().
+  FitState& fit_state();
   Model* model_ = nullptr;
+  FitState* fit_state_ = nullptr;
 };
 
 // Tracks the best value of a monitored quantity ("min" for losses, "max" for accuracies; "auto"
@@ -97,20 +130,30 @@ class ReduceLROnPlateau : public Callback {
 };
 
 // Keras CSVLogger: a header "epoch,<sorted keys>" then one row per epoch. The whole file is
-// rewritten through a temporary file and renamed into place after every epoch.
+// rewritten through a temporary file and renamed into place after every epoch. With append, new
+// rows go after the file's; but when fit resumes from a backup (FitState::restored), the rows for
+// the epoch it resumes at and later ones go first, so that each epoch is written once even when a
+// crash left rows for epochs after the backup.
 class CSVLogger : public Callback {
  public:
   explicit CSVLogger(std::string filename, char separator = ',', bool append = false);
   void on_train_begin() override;
+  void on_epoch_begin(int epoch) override;
   void on_epoch_end(int epoch, Logs& logs) override;
+  void on_train_end() override;
 
  private:
   std::string filename_;
   char separator_;
   bool append_;
+  bool first_epoch_ = true;
   std::vector<std::string> keys_;
   std::string text_;
 };
+
+// The History in a CSVLogger file (the whole run, where a resumed fit returns only its own
+// epochs); empty cells are NaN. No file gives an empty History.
+History read_csv_history(const std::string& filename, char separator = ',');
 
 // Sets the optimizer's learning rate at the start of each epoch from schedule(epoch, lr).
 class LearningRateScheduler : public Callback {
@@ -148,7 +191,8 @@ class ModelCheckpoint : public Callback {
 };
 
 // Writes `text` to path through a temporary file in the same folder, flushed and renamed into
-// place (mode 0666 & ~umask, as save_model's files); throws FileError naming the path on failure.
+// place (mode 0666 & ~umask, as save_model's files), then flushes the folder; throws FileError naming
+// the path on failure.
 void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace reskit

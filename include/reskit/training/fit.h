@@ -6,7 +6,6 @@
 // as Keras shows them.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <iosfwd>
 #include <map>
@@ -27,16 +26,6 @@ struct History {
   std::map<std::string, std::vector<double>> history;  // "loss", "accuracy", "val_loss", ...
 };
 
-// Where fit is inside an epoch: what a checkpoint taken between two steps must hold to resume
-// there exactly (reskit train --checkpoint-every).
-struct EpochProgress {
-  std::vector<std::int64_t> order;  // the epoch's order of the training samples
-  std::int64_t steps_done = 0;      // the epoch's finished steps; 0 between epochs
-  // The running sums behind the epoch's mean loss and metrics: loss, accuracy and top-k accuracy,
-  // each times the samples of its step, then the samples seen.
-  std::array<double, 4> sums{};
-};
-
 struct FitOptions {
   int epochs = 1;
   int batch_size = 32;
@@ -52,11 +41,8 @@ struct FitOptions {
   // The generator for shuffling and augmentation. When set, fit draws from it (and leaves it
   // advanced) instead of from its own std::mt19937_64(seed), so a caller can save its state at an
   // epoch's end (operator<<) and resume exactly with initial_epoch and the restored state.
+  // (BackupAndRestore does all of this, also inside an epoch.)
   std::mt19937_64* generator = nullptr;
-  // When set, fit keeps it current after every step, so callbacks can save it (on_batch_end).
-  // Holding steps_done > 0 when fit starts, it resumes epoch initial_epoch after that step, with
-  // that order and those sums; the generator must then hold its state after that step.
-  EpochProgress* progress = nullptr;
 };
 
 struct EvaluateOptions {

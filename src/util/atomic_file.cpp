@@ -1,5 +1,5 @@
 // Crash-safe file writes: temporary file, fsync, rename, fsync of the folder.
-#include "io/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 
 #include "reskit/error.h"
 
-namespace reskit::io {
+namespace reskit::util {
 
 namespace {
 std::atomic<unsigned> g_counter{0};
@@ -72,4 +72,4 @@ void write_atomically(const std::string& path, const std::function<void(const st
   fsync_path(folder.string(), true, context);
 }
 
-}  // namespace reskit::io
+}  // namespace reskit::util

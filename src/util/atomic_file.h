@@ -1,12 +1,13 @@
-// Crash-safe file writes (internal): write to a temporary file in the destination's folder,
-// flush it to disk, then rename it over the destination. A crash or an exception at any point
-// leaves either the old file or the complete new one, never a half-written file.
+// Crash-safe file writes (internal, shared by io and training): write to a temporary file in the
+// destination's folder, flush it to disk, then rename it over the destination. A crash or an
+// exception at any point leaves either the old file or the complete new one, never a half-written
+// file.
 #pragma once
 
 #include <functional>
 #include <string>
 
-namespace reskit::io {
+namespace reskit::util {
 
 // Reserves a fresh temporary file next to `path` (created empty, mode 0666 & ~umask), calls
 // write(temp_path) to fill it, fsyncs it, renames it to `path` and fsyncs the folder. On any
@@ -14,4 +15,4 @@ namespace reskit::io {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& temp_path)>& write);
 
-}  // namespace reskit::io
+}  // namespace reskit::util
