@@ -8,8 +8,8 @@
 #include <random>
 #include <sstream>
 
-#include "io/curves_axis.h"
 #include "reskit/reskit.h"
+#include "training/curves_axis.h"
 
 using namespace reskit;
 
@@ -315,20 +315,20 @@ TEST(Files, WrittenFilesHonourTheUmask) {
 // The training curves' value axes: round ticks (steps of 1, 2 or 5 x 10^k), the loss axis from 0
 // up, the accuracy axis within [0, 1] (they showed -0.0614 and 1.015).
 TEST(Curves, TicksAreRoundAndWithinBounds) {
-  const io::AxisTicks loss = io::nice_ticks(0.23, 2.31, 0);
+  const training::AxisTicks loss = training::nice_ticks(0.23, 2.31, 0);
   EXPECT_EQ(loss.values, (std::vector<double>{0, 0.5, 1, 1.5, 2, 2.5}));
   EXPECT_EQ(loss.step, 0.5);
   EXPECT_EQ(loss.decimals, 1);
-  EXPECT_EQ(io::nice_ticks(0.1, 0.93, 0, 1).values, (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
-  EXPECT_EQ(io::nice_ticks(0.951, 0.999, 0, 1).values,
+  EXPECT_EQ(training::nice_ticks(0.1, 0.93, 0, 1).values, (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
+  EXPECT_EQ(training::nice_ticks(0.951, 0.999, 0, 1).values,
             (std::vector<double>{0.95, 0.96, 0.97, 0.98, 0.99, 1}));
-  EXPECT_EQ(io::nice_ticks(0.004, 0.31, 0).values, (std::vector<double>{0, 0.1, 0.2, 0.3, 0.4}));
-  EXPECT_EQ(io::nice_ticks(120, 980).values, (std::vector<double>{0, 200, 400, 600, 800, 1000}));
+  EXPECT_EQ(training::nice_ticks(0.004, 0.31, 0).values, (std::vector<double>{0, 0.1, 0.2, 0.3, 0.4}));
+  EXPECT_EQ(training::nice_ticks(120, 980).values, (std::vector<double>{0, 200, 400, 600, 800, 1000}));
   // a flat series gets a span around it, still within bounds; no data gives 0 to 1
-  const io::AxisTicks flat = io::nice_ticks(1, 1, 0, 1);
+  const training::AxisTicks flat = training::nice_ticks(1, 1, 0, 1);
   EXPECT_LT(flat.lo, 1);
   EXPECT_EQ(flat.hi, 1);
-  EXPECT_EQ(io::nice_ticks(INFINITY, -INFINITY, 0, 1).values,
+  EXPECT_EQ(training::nice_ticks(INFINITY, -INFINITY, 0, 1).values,
             (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1}));
 
   // Any range: covered, at most 6 steps of m·10^k (m = 1, 2, 5), every tick a multiple of the step.
@@ -339,7 +339,7 @@ TEST(Curves, TicksAreRoundAndWithinBounds) {
     const double scale = accuracy ? 1 : std::pow(10.0, 4 * u(gen) - 2);
     double a = u(gen) * scale, b = u(gen) * scale;
     if (a > b) std::swap(a, b);
-    const io::AxisTicks t = io::nice_ticks(a, b, 0, accuracy ? 1 : INFINITY);
+    const training::AxisTicks t = training::nice_ticks(a, b, 0, accuracy ? 1 : INFINITY);
     SCOPED_TRACE(std::to_string(a) + " to " + std::to_string(b));
     ASSERT_GE(t.values.size(), 2u);
     ASSERT_LE(t.values.size(), 7u);

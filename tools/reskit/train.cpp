@@ -8,7 +8,6 @@
 #include "commands.h"
 #include "reskit/data/loaders.h"
 #include "reskit/error.h"
-#include "reskit/io/curves.h"
 #include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
 #include "reskit/optim/loss.h"
@@ -17,6 +16,7 @@
 #include "reskit/runtime.h"
 #include "reskit/training/callbacks.h"
 #include "reskit/training/checkpoint.h"
+#include "reskit/training/curves.h"
 #include "reskit/training/fit.h"
 
 namespace reskit::cli {

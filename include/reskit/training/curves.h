@@ -1,4 +1,4 @@
-// reskit/io/curves.h — training curves as an SVG picture: loss and accuracy per epoch (training
+// reskit/training/curves.h — training curves as an SVG picture: loss and accuracy per epoch (training
 // and validation), two panels side by side, like the matplotlib plots of a Keras History.
 #pragma once
 

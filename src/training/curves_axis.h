@@ -1,11 +1,11 @@
-// The value axes of the training curves (internal; io/curves.cpp draws them, the unit tests check
+// The value axes of the training curves (internal; training/curves.cpp draws them, the unit tests check
 // them): round ticks ("nice numbers"), steps of 1, 2 or 5 times a power of ten.
 #pragma once
 
 #include <limits>
 #include <vector>
 
-namespace reskit::io {
+namespace reskit::training {
 
 struct AxisTicks {
   double lo = 0, hi = 1, step = 0.2;
@@ -21,4 +21,4 @@ AxisTicks nice_ticks(double data_min, double data_max,
                      double bottom = -std::numeric_limits<double>::infinity(),
                      double top = std::numeric_limits<double>::infinity(), int max_intervals = 6);
 
-}  // namespace reskit::io
+}  // namespace reskit::training

@@ -1,18 +1,18 @@
 // Training curves as SVG: two panels (loss, accuracy), one polyline per series, axes with round
 // ticks (the loss from 0 up, the accuracy within 0 to 1).
-#include "reskit/io/curves.h"
+#include "reskit/training/curves.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "io/curves_axis.h"
 #include "reskit/error.h"
 #include "reskit/training/callbacks.h"
+#include "training/curves_axis.h"
 
 namespace reskit {
 
-namespace io {
+namespace training {
 
 AxisTicks nice_ticks(double data_min, double data_max, double bottom, double top, int max_intervals) {
   double lo = data_min, hi = data_max;
@@ -48,7 +48,7 @@ AxisTicks nice_ticks(double data_min, double data_max, double bottom, double top
   return t;
 }
 
-}  // namespace io
+}  // namespace training
 
 namespace {
 constexpr double kPanelW = 420, kPanelH = 300, kMargin = 50;
@@ -69,7 +69,7 @@ std::string panel(double left, const std::string& title,
   for (const auto& [name, v] : series)
     for (double y : *v)
       if (std::isfinite(y)) lo = std::min(lo, y), hi = std::max(hi, y), n = std::max(n, v->size());
-  const io::AxisTicks axis = io::nice_ticks(lo, hi, bottom, top);
+  const training::AxisTicks axis = training::nice_ticks(lo, hi, bottom, top);
   lo = axis.lo, hi = axis.hi;
   const double x0 = left + kMargin, y0 = kMargin, w = kPanelW - 1.5 * kMargin, h = kPanelH - 2 * kMargin;
   auto px = [&](std::size_t i) {
