@@ -65,7 +65,7 @@ def run(cmd):
 
 def reskit_cmd(args, mode, dtype, batch, steps):
     return [args.reskit, "bench", "--model", "resnet50", "--input", "64,64,3", "--classes", "6",
-            "--batch", str(batch), "--mode", mode, "--dtype", dtype, "--threads", str(args.threads),
+            "--batch-size", str(batch), "--mode", mode, "--dtype", dtype, "--threads", str(args.threads),
             "--steps", str(steps), "--warmup", "1"]
 
 

@@ -62,8 +62,11 @@ expect_usage_error "model is required" -- summary
 expect_usage_error "--mode: expected train or infer, got 'fly'" -- bench --mode fly
 expect_usage_error "dtype" "float16" -- bench --dtype float16
 expect_usage_error "unknown model 'nope'; expected one of" "resnet50" -- bench --model nope
-expect_usage_error "$(int1 --batch 0)" -- bench --batch 0
-expect_usage_error "$(int1 --batch -4)" -- bench --batch -4
+# --batch-size is registered once for every command (tools/reskit/flags.cpp); --batch is its other name.
+expect_usage_error "$(int1 --batch-size 0)" -- bench --batch 0
+expect_usage_error "$(int1 --batch-size -4)" -- bench --batch-size -4
+expect_ok -- bench --model resnet20 --input 28,28,1 --classes 10 --batch-size 2 --steps 1 --warmup 0
+grep -q "batch=2 " "$tmp/out" || fail "bench --batch-size 2 did not run batches of 2"
 expect_usage_error "$(int1 --classes 0)" -- bench --classes 0
 expect_usage_error "$(int1 --steps 0)" -- bench --steps 0
 expect_usage_error "$(int0 --warmup -1)" -- bench --warmup -1
@@ -119,7 +122,7 @@ expect_failure "model: expected an existing file" -- predict "$tmp/missing.h5" "
 
 expect_usage_error "--opset: expected an integer from 13 to 17, got '12'" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --opset 12
 expect_usage_error "--opset: expected an integer from 13 to 17, got '18'" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --opset 18
-expect_usage_error "$(int1 --batch 0)" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --batch 0
+expect_usage_error "$(int1 --batch-size 0)" -- export "$tmp/fake.h5" -o "$tmp/x.onnx" --batch 0
 expect_failure "--output: expected a file in an existing folder" -- export "$tmp/fake.h5" -o "$missing_folder/x.onnx"
 expect_failure "model: expected an existing file" -- export "$tmp/missing.h5" -o "$tmp/x.onnx"
 

@@ -31,14 +31,14 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--classes", args->classes, "Number of classes")
       ->capture_default_str()
       ->check(integer_at_least(1));
-  cmd->add_option("--batch", args->batch, "Batch size")->capture_default_str()->check(integer_at_least(1));
+  add_batch_size_flag(*cmd, args->batch, "Batch size (1 for latency)");
   cmd->add_option("--mode", args->mode, "train or infer")
       ->capture_default_str()
       ->check(one_of({"train", "infer"}));
   cmd->add_option("--dtype", args->dtype, "float32, float64 or mixed_bfloat16 (bfloat16 convolutions)")
       ->capture_default_str()
       ->check(dtype_name());
-  cmd->add_option("--threads", args->threads, "Threads (default: all cores)")->check(integer_at_least(1));
+  add_threads_flag(*cmd, args->threads);
   cmd->add_option("--steps", args->steps, "Timed steps")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--warmup", args->warmup, "Untimed warm-up steps")
       ->capture_default_str()
@@ -49,7 +49,7 @@ void add_bench_command(CLI::App& app) {
     if (a.mode != "train" && a.mode != "infer") {
       throw UsageError("--mode: expected train or infer, got '" + a.mode + "'");
     }
-    if (a.batch < 1) throw UsageError("--batch: expected a size >= 1, got " + std::to_string(a.batch));
+    if (a.batch < 1) throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch));
     if (a.steps < 1) throw UsageError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
     if (a.warmup < 0) throw UsageError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
     if (a.threads != 0) set_num_threads(a.threads);

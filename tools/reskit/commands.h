@@ -66,6 +66,13 @@ CLI::Validator existing_folder();
 CLI::Validator writable_file();
 // A folder to write into, created if missing: its nearest existing ancestor can be written.
 CLI::Validator writable_folder();
+// The flags that mean the same in every command, registered here once: --batch-size (with --batch
+// as another name for it), --threads and --limit, with their checks and help.
+CLI::Option* add_batch_size_flag(CLI::App& cmd, int& batch_size, const std::string& help = "Batch size");
+CLI::Option* add_threads_flag(CLI::App& cmd, int& threads);
+CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit,
+                            const std::string& help = "Use only the first N samples of the data");
+
 // Whether one of the four file-system checks above refused a flag: that is a run-time failure
 // (exit 1), not a usage error, though CLI11 reports it as a ValidationError.
 bool file_check_failed();

@@ -35,12 +35,9 @@ void add_evaluate_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("model", a->model, "Model file (.h5)")->required()->check(existing_file());
   cmd->add_option("--data", a->data, "Data (default split: test)")->required();
-  cmd->add_option("--batch-size", a->batch_size, "Batch size")
-      ->capture_default_str()
-      ->check(integer_at_least(1));
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
-  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data")
-      ->check(integer_at_least(0));
+  add_batch_size_flag(*cmd, a->batch_size);
+  add_threads_flag(*cmd, a->threads);
+  add_limit_flag(*cmd, a->limit);
   cmd->callback([a] {
     if (a->threads != 0) set_num_threads(a->threads);
     Model model = load_for_inference(a->model);

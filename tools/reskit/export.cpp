@@ -1,4 +1,4 @@
-// reskit export MODEL.h5 -o MODEL.onnx [--opset N] [--batch N]: a saved model as an ONNX file for
+// reskit export MODEL.h5 -o MODEL.onnx [--opset N] [--batch-size N]: a saved model as an ONNX file for
 // inference in other runtimes (ONNX Runtime, OpenCV's dnn module); see reskit/io/onnx.h.
 #include <iostream>
 
@@ -20,7 +20,8 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--opset", a->options.opset, "ONNX opset version (13 to 17)")
       ->capture_default_str()
       ->check(integer_in(13, 17));
-  cmd->add_option("--batch", a->options.batch_size, "Fixed batch size (default: dynamic)")
+  cmd->add_option("--batch-size,--batch", a->options.batch_size,
+                  "Fixed batch size of the ONNX input (default: dynamic)")
       ->check(integer_at_least(1));
   cmd->callback([a] {
     Model model = load_model(a->model, {.compile = false});

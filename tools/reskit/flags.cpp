@@ -237,4 +237,18 @@ CLI::Validator writable_folder() {
       "DIR");
 }
 
+CLI::Option* add_batch_size_flag(CLI::App& cmd, int& batch_size, const std::string& help) {
+  return cmd.add_option("--batch-size,--batch", batch_size, help)
+      ->capture_default_str()
+      ->check(integer_at_least(1));
+}
+
+CLI::Option* add_threads_flag(CLI::App& cmd, int& threads) {
+  return cmd.add_option("--threads", threads, "Threads (default: all cores)")->check(integer_at_least(1));
+}
+
+CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit, const std::string& help) {
+  return cmd.add_option("--limit", limit, help)->check(integer_at_least(0));
+}
+
 }  // namespace reskit::cli

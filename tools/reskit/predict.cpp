@@ -32,12 +32,9 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--data", a->data, "A dataset to predict (with --output)");
   cmd->add_option("--output", a->output, "CSV file for --data: one row per sample, one column per class")
       ->check(writable_file());
-  cmd->add_option("--batch-size", a->batch_size, "Batch size")
-      ->capture_default_str()
-      ->check(integer_at_least(1));
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
-  cmd->add_option("--limit", a->limit, "Use only the first N samples of the data")
-      ->check(integer_at_least(0));
+  add_batch_size_flag(*cmd, a->batch_size);
+  add_threads_flag(*cmd, a->threads);
+  add_limit_flag(*cmd, a->limit);
   cmd->callback([a] {
     if (a->threads != 0) set_num_threads(a->threads);
     if (a->top < 1) throw UsageError("--top: expected a count >= 1, got " + std::to_string(a->top));

@@ -241,9 +241,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--validation", a->validation, "Validation data (default: the test split of --data)");
   cmd->add_option("--epochs", a->epochs, "Epochs")->capture_default_str()->check(integer_at_least(1));
-  cmd->add_option("--batch-size", a->batch_size, "Batch size")
-      ->capture_default_str()
-      ->check(integer_at_least(1));
+  add_batch_size_flag(*cmd, a->batch_size);
   cmd->add_option("--optimizer", a->optimizer, "Optimizer")
       ->capture_default_str()
       ->check(one_of({"adam", "adamw", "sgd"}));
@@ -255,14 +253,13 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)")
       ->check(non_negative_number());
   cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
-  cmd->add_option("--limit", a->limit, "Use only the first N training and validation samples")
-      ->check(integer_at_least(0));
+  add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
   cmd->add_option("--dtype", a->dtype,
                   "float32, float64 or mixed_bfloat16 (float32 weights, bfloat16 convolutions)")
       ->capture_default_str()
       ->check(dtype_name());
-  cmd->add_option("--threads", a->threads, "Threads (default: all cores)")->check(integer_at_least(1));
+  add_threads_flag(*cmd, a->threads);
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")
