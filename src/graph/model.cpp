@@ -10,24 +10,27 @@
 #include <sstream>
 
 #include "layers/registry.h"
-#include "layers/util.h"
+#include "layers/symbolic_call.h"
 #include "reskit/error.h"
 #include "reskit/layers/core.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "util/tensor_add.h"
+#include "util/unique_names.h"
 
 namespace reskit {
 
 using graph::Node;
 
-Tensor Input(const Shape& shape, InputOptions options) {
-  std::string name = options.name.empty() ? detail::unique_input_name() : options.name;
-  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
-  layer->build({});
+Tensor detail::record_call(std::shared_ptr<Layer> layer, int node_index, std::vector<Tensor> inputs,
+                           Shape output_shape) {
   auto node = std::make_shared<Node>();
-  node->layer = layer;
-  node->output_shape = layer->output_shape({});
-  return Tensor::symbolic(node->output_shape, layer->dtype(), node, 0);
+  const DType dtype = layer->dtype();
+  node->layer = std::move(layer);
+  node->node_index = node_index;
+  node->inputs = std::move(inputs);
+  node->output_shape = output_shape;
+  return Tensor::symbolic(std::move(output_shape), dtype, std::move(node), 0);
 }
 
 struct Model::State {

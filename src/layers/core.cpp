@@ -1,15 +1,16 @@
-// Activation, Dense, Flatten, Dropout, Add and InputLayer: forward and backward side by side, then
-// their registry entries (Keras config, ONNX export, fusion).
+// Activation, Dense, Flatten, Dropout, Add, InputLayer and Input: forward and backward side by
+// side, then their registry entries (Keras config, ONNX export, fusion).
 #include "reskit/layers/core.h"
 
 #include <random>
 
 #include "kernels/kernels.h"
 #include "layers/registry.h"
+#include "layers/symbolic_call.h"
 #include "layers/util.h"
 #include "reskit/error.h"
-#include "reskit/graph/model.h"
 #include "reskit/random.h"
+#include "util/unique_names.h"
 
 namespace reskit {
 
@@ -253,6 +254,14 @@ Shape InputLayer::output_shape(const std::vector<Shape>& /*inputs*/) const {
 
 Tensor InputLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) { return inputs[0]; }
 std::vector<Tensor> InputLayer::backward(const Tensor& dy) { return {dy}; }
+
+Tensor Input(const Shape& shape, InputOptions options) {
+  std::string name = options.name.empty() ? detail::unique_input_name() : std::move(options.name);
+  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
+  layer->build({});
+  Shape out = layer->output_shape({});
+  return detail::record_call(std::move(layer), 0, {}, std::move(out));
+}
 
 // ---------------------------------------------------------------- registry entries
 // The core layers in Keras configs, ONNX and fusion (layers/registry.h).

@@ -1,6 +1,7 @@
-// reskit/graph/model.h — the functional API: symbolic tensors, Input, Model.
+// reskit/graph/model.h — the functional API: symbolic tensors, Model.
 //
-// Input(shape) returns a symbolic tensor; calling layers on symbolic tensors records nodes;
+// Input(shape) (reskit/layers/core.h, included here) returns a symbolic tensor; calling layers
+// on symbolic tensors records nodes;
 // Model(inputs, outputs, name) walks back from the outputs and orders the layers exactly as
 // Keras 2.x does (by depth from the outputs, then by discovery order), which is also the order
 // summary() prints and files store. forward() runs nodes in that order, backward() in reverse.
@@ -13,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reskit/layers/core.h"  // Input
 #include "reskit/layers/layer.h"
 #include "reskit/tensor.h"
 
@@ -38,12 +40,6 @@ struct ModelNode {
   Shape output_shape;       // batch -1
 };
 }  // namespace graph
-
-struct InputOptions {
-  std::string name;  // "" -> input_1, input_2, ...
-};
-// A symbolic input of the given shape without the batch dimension, e.g. Input({64, 64, 3}).
-Tensor Input(const Shape& shape, InputOptions options = {});
 
 // What one training or evaluation step reports.
 struct StepResult {

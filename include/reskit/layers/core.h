@@ -1,9 +1,10 @@
-// reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add.
+// reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add, and Input with its InputLayer.
 //
 // Activations: relu, softmax (over the last axis), sigmoid, tanh, linear. Dense takes a 2-D
 // input (N, in) with weight (in, out). Flatten keeps NHWC order (h, w, c). Dropout scales kept
 // units by 1/(1 − rate) in training and is the identity in inference. Add sums two or more
-// tensors of one shape.
+// tensors of one shape. Input(shape) is a model's symbolic input, as keras.layers.Input (Keras
+// keeps it beside InputLayer); reskit/graph/model.h builds the Model from it.
 #pragma once
 
 #include <cstdint>
@@ -157,5 +158,11 @@ class InputLayer : public Layer {
  private:
   Shape shape_;
 };
+
+struct InputOptions {
+  std::string name;  // "" -> input_1, input_2, ...
+};
+// A symbolic input of the given shape without the batch dimension, e.g. Input({64, 64, 3}).
+Tensor Input(const Shape& shape, InputOptions options = {});
 
 }  // namespace reskit
