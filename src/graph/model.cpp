@@ -367,8 +367,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   return out;
 }
 
-std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits, bool input_gradients) {
+std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions options) {
   State& s = *state_;
+  const bool from_logits = options.from_logits;
   if (s.output_nodes.size() != 1) throw Error("Model '" + s.name + "': backward expects a single output");
   if (s.values.empty()) throw Error("Model '" + s.name + "': backward called before forward");
   if (s.last_forward_folded) {
@@ -394,7 +395,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits,
     for (int p : s.producers[i]) needed = needed || requires_grad[p];
     s.nodes[i]->layer->set_input_gradients_needed(needed);
     requires_grad[i] =
-        s.nodes[i]->inputs.empty() ? input_gradients : needed || layer.count_trainable_params() > 0;
+        s.nodes[i]->inputs.empty() ? options.input_gradients : needed || layer.count_trainable_params() > 0;
   }
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
@@ -612,7 +613,7 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
   add_metrics(r, s.metrics, out, target);
-  backward(grad, from_logits, /*input_gradients=*/false);
+  backward(grad, {.from_logits = from_logits, .input_gradients = false});
   timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
   return r;
 }

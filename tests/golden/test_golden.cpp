@@ -200,7 +200,7 @@ CaseResult run_case(Model& model, const std::map<std::string, GoldenTensor>& gol
         golden::one_hot_targets(static_cast<int>(out.dim(0)), static_cast<int>(out.dim(1)), dtype);
     Tensor grad = Tensor::uninitialized(out.shape(), dtype);
     loss = CategoricalCrossentropy().compute_from_logits(head.logits(), y, &grad);
-    dx = model.backward(grad, /*from_logits=*/true);
+    dx = model.backward(grad, {.from_logits = true});
   } else {
     const Tensor g = golden::formula_tensor("G", out.shape(), dtype);
     for (std::int64_t i = 0; i < out.numel(); ++i) loss += out.at(i) * g.at(i);

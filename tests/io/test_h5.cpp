@@ -373,7 +373,7 @@ TEST_F(H5Test, LoadWeightsByName) {
   x = Dense(5, {.name = "head"})(x);
   Model b(in, x);
   Tensor other_before = b.get_layer("other")->params()[0].value.clone();
-  load_weights(b, path("w.h5"), /*by_name=*/true);
+  load_weights(b, path("w.h5"), {.by_name = true});
   for (const char* name : {"conv1", "bn1"}) {
     auto& pa = a.get_layer(name)->params();
     auto& pb = b.get_layer(name)->params();
@@ -400,7 +400,7 @@ TEST_F(H5Test, LoadWeightsRefusesMismatchedShapes) {
   x = Flatten()(x);
   Model b(in, Dense(3)(x));
   try {
-    load_weights(b, path("w.h5"), true);
+    load_weights(b, path("w.h5"), {.by_name = true});
     ADD_FAILURE() << "expected FileError";
   } catch (const FileError& e) {
     const std::string msg = e.what();
@@ -689,7 +689,7 @@ TEST_F(H5Test, ReadsTfKerasSequentialWithChunkedNamesAndOtherPrefixes) {
   // load_weights by name uses the group names (dense_1), not the weight-name prefix (dense).
   Model other = build();
   randomize(other, 99);
-  load_weights(other, file, true);
+  load_weights(other, file, {.by_name = true});
   expect_same_weights(other, ref);
 }
 

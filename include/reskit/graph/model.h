@@ -41,6 +41,16 @@ struct ModelNode {
 };
 }  // namespace graph
 
+// How Model::backward starts and what it returns (Keras's names).
+struct BackwardOptions {
+  // grad_output is the gradient of the output layer's logits (its softmax's input), not of its
+  // output; the output layer must end in a softmax.
+  bool from_logits = false;
+  // Compute the gradients of the model's inputs; false returns undefined tensors and spares the
+  // first layers work.
+  bool input_gradients = true;
+};
+
 // What one training or evaluation step reports.
 struct StepResult {
   double loss = 0.0;
@@ -74,12 +84,9 @@ class Model {
   Tensor forward(const Tensor& x, bool training = false);
   std::vector<Tensor> forward(const std::vector<Tensor>& xs, bool training);
   Tensor operator()(const Tensor& x) { return forward(x, false); }
-  // Backward from the gradient of the single output (or of its logits, when from_logits and the
-  // output layer is a softmax); returns the gradients of the inputs (undefined tensors when
-  // input_gradients is false, which spares the first layers work). Parameter gradients are
-  // assigned.
-  std::vector<Tensor> backward(const Tensor& grad_output, bool from_logits = false,
-                               bool input_gradients = true);
+  // Backward from the gradient of the single output (or of its logits: see BackwardOptions);
+  // returns the gradients of the inputs. Parameter gradients are assigned.
+  std::vector<Tensor> backward(const Tensor& grad_output, BackwardOptions options = {});
 
   // Every parameter, in layer order, then weight order.
   std::vector<Param*> parameters();
