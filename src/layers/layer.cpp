@@ -99,6 +99,18 @@ Param& Layer::add_param(const std::string& short_name, const Shape& shape, bool 
   return params_.back();
 }
 
+Param& Layer::built_param(std::size_t index, std::string_view short_name) {
+  return const_cast<Param&>(std::as_const(*this).built_param(index, short_name));
+}
+
+const Param& Layer::built_param(std::size_t index, std::string_view short_name) const {
+  if (index >= params_.size()) {
+    throw Error(where() + ": expected a built layer with a weight '" + std::string(short_name) + "', got " +
+                (built_ ? "none" : "an unbuilt layer"));
+  }
+  return params_[index];
+}
+
 Param& Layer::param(std::string_view short_name) {
   std::string suffix = "/" + std::string(short_name) + ":0";
   for (auto& p : params_) {

@@ -63,6 +63,12 @@ class DenseLayer : public Layer {
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
   int units() const { return units_; }
   const DenseOptions& options() const { return options_; }
+  // The weights, once built (Keras's layer.kernel, layer.bias): kernel (in, units), bias (units;
+  // Error when use_bias is false).
+  Param& kernel();
+  const Param& kernel() const;
+  Param& bias();
+  const Param& bias() const;
 
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
