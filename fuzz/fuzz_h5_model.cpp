@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     reskit::clear_session();
     reskit::Model small = reskit_fuzz::small_model();
     try {
-      reskit::load_weights(small, path, by_name);
+      reskit::load_weights(small, path, {.by_name = by_name});
     } catch (const reskit::Error&) {
     }
   }

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "layers/util.h"
 #include "reskit/error.h"
+#include "util/dtype_visit.h"
 
 namespace reskit {
 

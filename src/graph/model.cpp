@@ -10,24 +10,27 @@
 #include <sstream>
 
 #include "layers/registry.h"
-#include "layers/util.h"
+#include "layers/symbolic_call.h"
 #include "reskit/error.h"
 #include "reskit/layers/core.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "util/tensor_add.h"
+#include "util/unique_names.h"
 
 namespace reskit {
 
 using graph::Node;
 
-Tensor Input(const Shape& shape, InputOptions options) {
-  std::string name = options.name.empty() ? detail::unique_input_name() : options.name;
-  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
-  layer->build({});
+Tensor detail::record_call(std::shared_ptr<Layer> layer, int node_index, std::vector<Tensor> inputs,
+                           Shape output_shape) {
   auto node = std::make_shared<Node>();
-  node->layer = layer;
-  node->output_shape = layer->output_shape({});
-  return Tensor::symbolic(node->output_shape, layer->dtype(), node, 0);
+  const DType dtype = layer->dtype();
+  node->layer = std::move(layer);
+  node->node_index = node_index;
+  node->inputs = std::move(inputs);
+  node->output_shape = output_shape;
+  return Tensor::symbolic(std::move(output_shape), dtype, std::move(node), 0);
 }
 
 struct Model::State {
@@ -364,8 +367,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   return out;
 }
 
-std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits, bool input_gradients) {
+std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions options) {
   State& s = *state_;
+  const bool from_logits = options.from_logits;
   if (s.output_nodes.size() != 1) throw Error("Model '" + s.name + "': backward expects a single output");
   if (s.values.empty()) throw Error("Model '" + s.name + "': backward called before forward");
   if (s.last_forward_folded) {
@@ -391,7 +395,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, bool from_logits,
     for (int p : s.producers[i]) needed = needed || requires_grad[p];
     s.nodes[i]->layer->set_input_gradients_needed(needed);
     requires_grad[i] =
-        s.nodes[i]->inputs.empty() ? input_gradients : needed || layer.count_trainable_params() > 0;
+        s.nodes[i]->inputs.empty() ? options.input_gradients : needed || layer.count_trainable_params() > 0;
   }
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
@@ -609,7 +613,7 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
   add_metrics(r, s.metrics, out, target);
-  backward(grad, from_logits, /*input_gradients=*/false);
+  backward(grad, {.from_logits = from_logits, .input_gradients = false});
   timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
   return r;
 }

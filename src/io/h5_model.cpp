@@ -466,12 +466,12 @@ void save_weights(const Model& model, const std::string& path) {
   });
 }
 
-void load_weights(Model& model, const std::string& path, bool by_name) {
+void load_weights(Model& model, const std::string& path, LoadWeightsOptions options) {
   const std::string context = context_of(path);
   hdf5::Session session;
   Hid file = open_model_file(path);
   Hid root = weights_root(file.get(), context);
-  assign(read_weights(root.get(), model, by_name, context));
+  assign(read_weights(root.get(), model, options.by_name, context));
 }
 
 void load_training_state(Model& model, const std::string& path) {

@@ -207,8 +207,8 @@ Value export_node(GraphBuilder& g, const Model& model, int n, const std::vector<
   return entry->to_onnx(e);
 }
 
-onnx::ModelProto build_model(const Model& model, const ExportOnnxOptions& options,
-                             const std::string& context) {
+onnx::ModelProto to_model_proto(const Model& model, const ExportOnnxOptions& options,
+                                const std::string& context) {
   onnx::ModelProto proto;
   proto.set_ir_version(options.opset <= 14 ? 7 : 8);  // the IR version each opset came with
   proto.set_producer_name("reskit");
@@ -278,7 +278,7 @@ void export_onnx(const Model& model, const std::string& path, ExportOnnxOptions 
     throw ConfigError(context + ": batch_size: expected >= 0 (0: dynamic), got " +
                       std::to_string(options.batch_size));
   GOOGLE_PROTOBUF_VERIFY_VERSION;
-  onnx::ModelProto proto = build_model(model, options, context);
+  onnx::ModelProto proto = to_model_proto(model, options, context);
   if (proto.ByteSizeLong() > static_cast<std::size_t>(INT_MAX))
     throw FileError(context + ": the model is larger than the 2 GiB a protobuf file can hold");
   util::write_atomically(path, [&](const std::string& temp) {

@@ -21,11 +21,14 @@ using detail::visit_dtype;
 // x (N,H,W,C) · kernel (R,S,C,K) + bias (K) -> z (N,P,Q,K); y = activation(z)
 
 Conv2DLayer::Conv2DLayer(int filters, std::array<int, 2> kernel_size, Conv2DOptions options)
-    : Layer("Conv2D", options.name), filters_(filters), kernel_(kernel_size), options_(std::move(options)) {
+    : Layer("Conv2D", options.name),
+      filters_(filters),
+      kernel_size_(kernel_size),
+      options_(std::move(options)) {
   if (filters_ <= 0) throw ConfigError(where() + ": expected filters > 0, got " + std::to_string(filters_));
-  if (kernel_[0] <= 0 || kernel_[1] <= 0) {
-    throw ConfigError(where() + ": expected a positive kernel_size, got (" + std::to_string(kernel_[0]) +
-                      ", " + std::to_string(kernel_[1]) + ")");
+  if (kernel_size_[0] <= 0 || kernel_size_[1] <= 0) {
+    throw ConfigError(where() + ": expected a positive kernel_size, got (" + std::to_string(kernel_size_[0]) +
+                      ", " + std::to_string(kernel_size_[1]) + ")");
   }
   if (options_.strides[0] <= 0 || options_.strides[1] <= 0) {
     throw ConfigError(where() + ": expected positive strides, got (" + std::to_string(options_.strides[0]) +
@@ -41,14 +44,14 @@ Shape Conv2DLayer::output_shape(const std::vector<Shape>& inputs) const {
   const Shape& in = single_input(inputs);
   if (in.size() != 4) shape_error("a 4-D input (batch, rows, cols, channels)", "shape " + shape_str(in));
   if (built()) {
-    std::int64_t c = params()[0].value.dim(2);
+    std::int64_t c = kernel().value.dim(2);
     if (in[3] != c) shape_error(std::to_string(c) + " input channels", std::to_string(in[3]));
   }
-  auto ph = detail::resolve_padding(options_.padding, in[1], kernel_[0], options_.strides[0]);
-  auto pw = detail::resolve_padding(options_.padding, in[2], kernel_[1], options_.strides[1]);
+  auto ph = detail::resolve_padding(options_.padding, in[1], kernel_size_[0], options_.strides[0]);
+  auto pw = detail::resolve_padding(options_.padding, in[2], kernel_size_[1], options_.strides[1]);
   if (ph.out == 0 || pw.out == 0) {
-    shape_error("an input of at least " + std::to_string(kernel_[0]) + "x" + std::to_string(kernel_[1]) +
-                    " for padding 'valid'",
+    shape_error("an input of at least " + std::to_string(kernel_size_[0]) + "x" +
+                    std::to_string(kernel_size_[1]) + " for padding 'valid'",
                 "shape " + shape_str(in));
   }
   return {in[0], ph.out, pw.out, filters_};
@@ -57,14 +60,24 @@ Shape Conv2DLayer::output_shape(const std::vector<Shape>& inputs) const {
 void Conv2DLayer::do_build(const std::vector<Shape>& inputs) {
   const std::int64_t c = inputs[0][3];
   if (c <= 0) shape_error("a known, positive channel count", shape_str(inputs[0]));
-  Param& k = add_param("kernel", {kernel_[0], kernel_[1], c, filters_}, true);
-  const std::int64_t area = std::int64_t{kernel_[0]} * kernel_[1];
+  Param& k = add_param("kernel", {kernel_size_[0], kernel_size_[1], c, filters_}, true);
+  const std::int64_t area = std::int64_t{kernel_size_[0]} * kernel_size_[1];
   detail::initialize(k.value, where(), options_.kernel_initializer, area * c, area * filters_, options_.seed);
   if (options_.use_bias) {
     Param& b = add_param("bias", {filters_}, true);
     detail::initialize(b.value, where(), options_.bias_initializer, c, filters_, options_.seed);
   }
 }
+
+// The weights by name, at the positions do_build gives them.
+Param& Conv2DLayer::kernel() { return built_param(0, "kernel"); }
+const Param& Conv2DLayer::kernel() const { return built_param(0, "kernel"); }
+const Param& Conv2DLayer::bias() const {
+  if (!options_.use_bias)
+    throw Error(where() + ": expected use_bias = true for its bias, got use_bias = false");
+  return built_param(1, "bias");
+}
+Param& Conv2DLayer::bias() { return const_cast<Param&>(std::as_const(*this).bias()); }
 
 namespace {
 kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int, 2> kernel,
@@ -91,23 +104,25 @@ void Conv2DLayer::set_folded_batch_norm(const BatchNormalizationLayer* bn, bool 
 }
 
 void Conv2DLayer::refresh_folded() {
-  const Tensor& kernel = params()[0].value;
-  const std::vector<Param>& bn = folded_bn_->params();  // gamma, beta, moving_mean, moving_variance
-  const std::array<std::uint64_t, 6> from{
-      kernel.version(),      options_.use_bias ? params()[1].value.version() : 0,
-      bn[0].value.version(), bn[1].value.version(),
-      bn[2].value.version(), bn[3].value.version()};
+  const Tensor& w_value = kernel().value;
+  const BatchNormalizationLayer& bn = *folded_bn_;
+  const std::array<std::uint64_t, 6> from{w_value.version(),
+                                          options_.use_bias ? bias().value.version() : 0,
+                                          bn.gamma().value.version(),
+                                          bn.beta().value.version(),
+                                          bn.moving_mean().value.version(),
+                                          bn.moving_variance().value.version()};
   if (folded_kernel_.defined() && from == folded_from_) return;
   const std::int64_t k = filters_;
-  folded_kernel_ = Tensor::uninitialized(kernel.shape(), dtype());
+  folded_kernel_ = Tensor::uninitialized(w_value.shape(), dtype());
   folded_bias_ = Tensor::uninitialized({k}, dtype());
   visit_dtype(dtype(), [&]<class T>(T) {
-    const T* w = kernel.data<T>();
-    const T* b = options_.use_bias ? std::as_const(params()[1].value).data<T>() : nullptr;
-    const T* gamma = std::as_const(bn[0].value).data<T>();
-    const T* beta = std::as_const(bn[1].value).data<T>();
-    const T* mean = std::as_const(bn[2].value).data<T>();
-    const T* var = std::as_const(bn[3].value).data<T>();
+    const T* w = w_value.data<T>();
+    const T* b = options_.use_bias ? std::as_const(bias().value).data<T>() : nullptr;
+    const T* gamma = bn.gamma().value.data<T>();
+    const T* beta = bn.beta().value.data<T>();
+    const T* mean = bn.moving_mean().value.data<T>();
+    const T* var = bn.moving_variance().value.data<T>();
     const double epsilon = folded_bn_->options().epsilon;
     std::vector<double> scale(static_cast<std::size_t>(k));
     T* fb = folded_bias_.data<T>();
@@ -116,7 +131,7 @@ void Conv2DLayer::refresh_folded() {
       fb[j] = static_cast<T>(((b ? double(b[j]) : 0.0) - double(mean[j])) * scale[j] + double(beta[j]));
     }
     T* fw = folded_kernel_.data<T>();
-    const std::int64_t rows = kernel.numel() / k;  // R·S·C rows of K (HWIO)
+    const std::int64_t rows = w_value.numel() / k;  // R·S·C rows of K (HWIO)
     for (std::int64_t i = 0; i < rows; ++i)
       for (std::int64_t j = 0; j < k; ++j) fw[i * k + j] = static_cast<T>(double(w[i * k + j]) * scale[j]);
   });
@@ -127,7 +142,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
   Shape ys = output_shape({x.shape()});
   Tensor z = Tensor::uninitialized(ys, dtype());
-  auto p = conv_params(x.shape(), ys, kernel_, options_);
+  auto p = conv_params(x.shape(), ys, kernel_size_, options_);
   // Inference with a BatchNormalization folded in runs on the folded kernel and bias (a linear
   // convolution: the activation below is then the identity). In inference the kernel may reuse
   // its reordered copy of the weights while their version is unchanged (read-only access keeps
@@ -135,27 +150,27 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   // share one bfloat16 copy.
   const bool folded = folded_bn_ != nullptr && !training;
   if (folded) refresh_folded();
-  const Tensor& kernel = folded ? folded_kernel_ : params()[0].value;
-  const Tensor* bias = folded ? &folded_bias_ : options_.use_bias ? &params()[1].value : nullptr;
+  const Tensor& w = folded ? folded_kernel_ : kernel().value;
+  const Tensor* b_values = folded ? &folded_bias_ : options_.use_bias ? &bias().value : nullptr;
   p.bf16 = mixed_bfloat16();
-  if (!training || p.bf16) p.weights_version = kernel.version();
+  if (!training || p.bf16) p.weights_version = w.version();
   p.relu = folded && folded_relu_;
   // Mixed-precision training rounds x to bfloat16 once, kept with x (Tensor::bf16_shadow) for the
   // backward and for other readers of x, unless its producer wrote the rounding already.
   // The kernel's rounding is kept with it the same way (Adam keeps it current as it updates the
   // kernel).
   if (training && p.bf16 && dtype() == DType::float32) {
-    for (const Tensor* t : {&x, &kernel}) {
+    for (const Tensor* t : {&x, &w}) {
       if (t->bf16_shadow() != nullptr) continue;
       kernels::round_to_bf16(t->data<float>(), t->numel(), t->bf16_shadow_buffer());
       t->bf16_shadow_written();
     }
     p.x_bf16 = x.bf16_shadow();
   }
-  if (p.bf16) p.w_bf16 = kernel.bf16_shadow();
+  if (p.bf16) p.w_bf16 = w.bf16_shadow();
   visit_dtype(dtype(), [&]<class T>(T) {
-    const T* b = bias != nullptr ? bias->data<T>() : nullptr;
-    kernels::conv2d_forward<T>(p, x.data<T>(), kernel.data<T>(), b, z.data<T>());
+    const T* b = b_values != nullptr ? b_values->data<T>() : nullptr;
+    kernels::conv2d_forward<T>(p, x.data<T>(), w.data<T>(), b, z.data<T>());
   });
   x_ = x;
   z_ = z;
@@ -164,20 +179,20 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
 }
 
 std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
-  auto p = conv_params(x_.shape(), dz.shape(), kernel_, options_);
+  auto p = conv_params(x_.shape(), dz.shape(), kernel_size_, options_);
   p.bf16 = mixed_bfloat16();
-  if (p.bf16) p.weights_version = params()[0].value.version();  // the forward's bfloat16 copy
+  if (p.bf16) p.weights_version = kernel().value.version();  // the forward's bfloat16 copy
   if (p.bf16) {  // the roundings of x, dz and the kernel kept with them, where there are
     p.x_bf16 = x_.bf16_shadow();
     p.dy_bf16 = dz.bf16_shadow();
-    p.w_bf16 = params()[0].value.bf16_shadow();
+    p.w_bf16 = kernel().value.bf16_shadow();
   }
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {
-    T* db = options_.use_bias ? params()[1].grad.data<T>() : nullptr;
-    kernels::conv2d_backward<T>(p, x_.data<T>(), dz.data<T>(), std::as_const(params()[0].value).data<T>(),
-                                dx.defined() ? dx.data<T>() : nullptr, params()[0].grad.data<T>(), db);
+    T* db = options_.use_bias ? bias().grad.data<T>() : nullptr;
+    kernels::conv2d_backward<T>(p, x_.data<T>(), dz.data<T>(), std::as_const(kernel().value).data<T>(),
+                                dx.defined() ? dx.data<T>() : nullptr, kernel().grad.data<T>(), db);
   });
   return {dx};
 }
@@ -259,7 +274,7 @@ onnx_export::Value conv2d_to_onnx(onnx_export::NodeExport& e) {
   const auto& o = conv.options();
   const auto ks = conv.kernel_size();
   // HWIO (R, S, C, K) -> OIHW (K, C, R, S)
-  const Param& kp = conv.param("kernel");
+  const Param& kp = conv.kernel();
   const Shape& ksh = kp.value.shape();
   const std::int64_t R = ksh[0], S = ksh[1], C = ksh[2], K = ksh[3];
   std::vector<float> hwio = onnx_export::float_values(kp), oihw(hwio.size());
@@ -270,7 +285,7 @@ onnx_export::Value conv2d_to_onnx(onnx_export::NodeExport& e) {
           oihw[((k * C + c) * R + r) * S + s] = hwio[((r * S + s) * C + c) * K + k];
   std::vector<std::string> inputs{x.name, g.initializer(kp.name, {K, C, R, S}, oihw)};
   if (o.use_bias) {
-    const Param& bp = conv.param("bias");
+    const Param& bp = conv.bias();
     inputs.push_back(g.initializer(bp.name, {K}, onnx_export::float_values(bp)));
   }
   onnx_export::Value z{e.pre_activation_name(o.activation, "Conv"), 4};

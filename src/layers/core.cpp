@@ -1,15 +1,17 @@
-// Activation, Dense, Flatten, Dropout, Add and InputLayer: forward and backward side by side, then
-// their registry entries (Keras config, ONNX export, fusion).
+// Activation, Dense, Flatten, Dropout, Add, InputLayer and Input: forward and backward side by
+// side, then their registry entries (Keras config, ONNX export, fusion).
 #include "reskit/layers/core.h"
 
 #include <random>
+#include <utility>
 
 #include "kernels/kernels.h"
 #include "layers/registry.h"
+#include "layers/symbolic_call.h"
 #include "layers/util.h"
 #include "reskit/error.h"
-#include "reskit/graph/model.h"
 #include "reskit/random.h"
+#include "util/unique_names.h"
 
 namespace reskit {
 
@@ -69,7 +71,7 @@ Shape DenseLayer::output_shape(const std::vector<Shape>& inputs) const {
                 "shape " + shape_str(in));
   }
   if (built()) {
-    std::int64_t c = params()[0].value.dim(0);
+    std::int64_t c = kernel().value.dim(0);
     if (in[1] != c) shape_error(std::to_string(c) + " input features", std::to_string(in[1]));
   }
   return {in[0], units_};
@@ -86,14 +88,24 @@ void DenseLayer::do_build(const std::vector<Shape>& inputs) {
   }
 }
 
+// The weights by name, at the positions do_build gives them.
+Param& DenseLayer::kernel() { return built_param(0, "kernel"); }
+const Param& DenseLayer::kernel() const { return built_param(0, "kernel"); }
+const Param& DenseLayer::bias() const {
+  if (!options_.use_bias)
+    throw Error(where() + ": expected use_bias = true for its bias, got use_bias = false");
+  return built_param(1, "bias");
+}
+Param& DenseLayer::bias() { return const_cast<Param&>(std::as_const(*this).bias()); }
+
 Tensor DenseLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
   const Tensor& x = inputs[0];
   Shape ys = output_shape({x.shape()});
   kernels::DenseParams p{x.dim(0), x.dim(1), units_};
   Tensor z = Tensor::uninitialized(ys, dtype());
   visit_dtype(dtype(), [&]<class T>(T) {
-    const T* b = options_.use_bias ? params()[1].value.data<T>() : nullptr;
-    kernels::dense_forward<T>(p, x.data<T>(), params()[0].value.data<T>(), b, z.data<T>());
+    const T* b = options_.use_bias ? bias().value.data<T>() : nullptr;
+    kernels::dense_forward<T>(p, x.data<T>(), kernel().value.data<T>(), b, z.data<T>());
   });
   x_ = x;
   z_ = z;
@@ -105,9 +117,9 @@ std::vector<Tensor> DenseLayer::backward_from_logits(const Tensor& dz) {
   kernels::DenseParams p{x_.dim(0), x_.dim(1), units_};
   Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
   visit_dtype(dtype(), [&]<class T>(T) {
-    T* db = options_.use_bias ? params()[1].grad.data<T>() : nullptr;
-    kernels::dense_backward<T>(p, x_.data<T>(), params()[0].value.data<T>(), dz.data<T>(), dx.data<T>(),
-                               params()[0].grad.data<T>(), db);
+    T* db = options_.use_bias ? bias().grad.data<T>() : nullptr;
+    kernels::dense_backward<T>(p, x_.data<T>(), kernel().value.data<T>(), dz.data<T>(), dx.data<T>(),
+                               kernel().grad.data<T>(), db);
   });
   return {dx};
 }
@@ -254,6 +266,14 @@ Shape InputLayer::output_shape(const std::vector<Shape>& /*inputs*/) const {
 Tensor InputLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) { return inputs[0]; }
 std::vector<Tensor> InputLayer::backward(const Tensor& dy) { return {dy}; }
 
+Tensor Input(const Shape& shape, InputOptions options) {
+  std::string name = options.name.empty() ? detail::unique_input_name() : std::move(options.name);
+  auto layer = std::make_shared<InputLayer>(shape, std::move(name));
+  layer->build({});
+  Shape out = layer->output_shape({});
+  return detail::record_call(std::move(layer), 0, {}, std::move(out));
+}
+
 // ---------------------------------------------------------------- registry entries
 // The core layers in Keras configs, ONNX and fusion (layers/registry.h).
 
@@ -398,7 +418,7 @@ Value dense_to_onnx(onnx_export::NodeExport& e) {
   auto& g = e.graph();
   const Value& x = e.inputs().at(0);
   if (x.rank != 2) e.fail("expected a 2-D input, got rank " + std::to_string(x.rank));
-  const Param& kp = dense.param("kernel");
+  const Param& kp = dense.kernel();
   const std::int64_t in = kp.value.shape()[0], units = kp.value.shape()[1];
   // (in, units) -> (units, in): OpenCV 4.6 runs Gemm only with transB = 1.
   std::vector<float> w = onnx_export::float_values(kp), wt(w.size());
@@ -406,7 +426,7 @@ Value dense_to_onnx(onnx_export::NodeExport& e) {
     for (std::int64_t u = 0; u < units; ++u) wt[u * in + i] = w[i * units + u];
   std::vector<std::string> inputs{x.name, g.initializer(kp.name, {units, in}, wt)};
   if (dense.options().use_bias) {
-    const Param& bp = dense.param("bias");
+    const Param& bp = dense.bias();
     inputs.push_back(g.initializer(bp.name, {units}, onnx_export::float_values(bp)));
   } else {  // C is optional, but not every runtime takes a Gemm without it
     std::vector<float> zeros(static_cast<std::size_t>(units), 0.0f);

@@ -1,19 +1,16 @@
 // The Layer base: naming, parameters, and calling on symbolic or concrete tensors.
 #include "reskit/layers/layer.h"
 
-#include <map>
-#include <mutex>
+#include <utility>
 
-#include "layers/util.h"
+#include "layers/symbolic_call.h"
 #include "reskit/error.h"
-#include "reskit/graph/model.h"
 #include "reskit/runtime.h"
+#include "util/unique_names.h"
 
 namespace reskit {
 
 namespace {
-std::mutex g_names_mutex;
-std::map<std::string, int> g_name_counts;
 // Weights from this size up are checked against the memory available before they are allocated.
 constexpr std::int64_t kCheckedParamBytes = std::int64_t{16} << 20;
 
@@ -55,25 +52,6 @@ std::string to_snake_case(std::string_view class_name) {
   for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return out;
 }
-
-void clear_session() {
-  std::lock_guard lock(g_names_mutex);
-  g_name_counts.clear();
-}
-
-namespace detail {
-std::string unique_object_name(const std::string& base) {
-  std::lock_guard lock(g_names_mutex);
-  int n = g_name_counts[base]++;
-  return n == 0 ? base : base + "_" + std::to_string(n);
-}
-
-// Input layers count from 1 (input_1, input_2, ...), as Keras's get_uid('input') does.
-std::string unique_input_name() {
-  std::lock_guard lock(g_names_mutex);
-  return "input_" + std::to_string(++g_name_counts["\x01input"]);
-}
-}  // namespace detail
 
 Layer::Layer(std::string class_name, std::string name)
     : class_name_(std::move(class_name)),
@@ -119,6 +97,18 @@ Param& Layer::add_param(const std::string& short_name, const Shape& shape, bool 
   p.trainable = trainable;
   params_.push_back(std::move(p));
   return params_.back();
+}
+
+Param& Layer::built_param(std::size_t index, std::string_view short_name) {
+  return const_cast<Param&>(std::as_const(*this).built_param(index, short_name));
+}
+
+const Param& Layer::built_param(std::size_t index, std::string_view short_name) const {
+  if (index >= params_.size()) {
+    throw Error(where() + ": expected a built layer with a weight '" + std::string(short_name) + "', got " +
+                (built_ ? "none" : "an unbuilt layer"));
+  }
+  return params_[index];
 }
 
 Param& Layer::param(std::string_view short_name) {
@@ -169,12 +159,7 @@ Tensor Layer::call(const std::vector<Tensor>& inputs) {
   Shape out = output_shape(shapes);
   build(shapes);
   if (symbolic) {
-    auto node = std::make_shared<graph::Node>();
-    node->layer = shared_from_this();
-    node->node_index = node_count_++;
-    node->inputs = inputs;
-    node->output_shape = out;
-    return Tensor::symbolic(out, dtype_, std::move(node), 0);
+    return detail::record_call(shared_from_this(), node_count_++, inputs, out);
   }
   std::vector<Tensor> cast;
   cast.reserve(inputs.size());

@@ -35,7 +35,7 @@ Shape BatchNormalizationLayer::output_shape(const std::vector<Shape>& inputs) co
                 "axis " + std::to_string(options_.axis));
   }
   if (built()) {
-    std::int64_t c = params()[0].value.dim(0);
+    std::int64_t c = gamma().value.dim(0);
     if (in.back() != c) shape_error(std::to_string(c) + " channels", std::to_string(in.back()));
   }
   return in;
@@ -49,6 +49,16 @@ void BatchNormalizationLayer::do_build(const std::vector<Shape>& inputs) {
   add_param("moving_mean", {c}, false);
   add_param("moving_variance", {c}, false).value.fill(1.0);
 }
+
+// The weights by name, at the positions do_build gives them.
+Param& BatchNormalizationLayer::gamma() { return built_param(0, "gamma"); }
+const Param& BatchNormalizationLayer::gamma() const { return built_param(0, "gamma"); }
+Param& BatchNormalizationLayer::beta() { return built_param(1, "beta"); }
+const Param& BatchNormalizationLayer::beta() const { return built_param(1, "beta"); }
+Param& BatchNormalizationLayer::moving_mean() { return built_param(2, "moving_mean"); }
+const Param& BatchNormalizationLayer::moving_mean() const { return built_param(2, "moving_mean"); }
+Param& BatchNormalizationLayer::moving_variance() { return built_param(3, "moving_variance"); }
+const Param& BatchNormalizationLayer::moving_variance() const { return built_param(3, "moving_variance"); }
 
 Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor& x = inputs[0];
@@ -70,17 +80,17 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   const std::int64_t c = x.dim(-1);
   kernels::BatchNormParams p{x.numel() / c, c, options_.epsilon, fused_relu()};
   Tensor y = Tensor::uninitialized(x.shape(), dtype());
-  auto& gamma = params()[0].value;
-  auto& beta = params()[1].value;
-  auto& moving_mean = params()[2].value;
-  auto& moving_var = params()[3].value;
+  Tensor& scale = gamma().value;
+  Tensor& offset = beta().value;
+  Tensor& mean = moving_mean().value;
+  Tensor& variance = moving_variance().value;
   x_ = x;
   last_training_ = training;
   relu_backward_ = training && fused_relu_backward();
   visit_dtype(dtype(), [&]<class T>(T) {
     if (!training) {
-      kernels::batch_norm_forward_inference<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(),
-                                               moving_mean.data<T>(), moving_var.data<T>(), y.data<T>(),
+      kernels::batch_norm_forward_inference<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(),
+                                               mean.data<T>(), variance.data<T>(), y.data<T>(),
                                                residual ? residual->data<T>() : nullptr);
       return;
     }
@@ -88,15 +98,15 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
     batch_var_ = Tensor::uninitialized({c}, dtype());
     // Mixed precision: y rounded to bfloat16 as well, for the Conv2D that reads it.
     if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = y.bf16_shadow_buffer();
-    kernels::batch_norm_forward_training<T>(p, x.data<T>(), gamma.data<T>(), beta.data<T>(), y.data<T>(),
+    kernels::batch_norm_forward_training<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(), y.data<T>(),
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
     if (p.out_bf16 != nullptr) y.bf16_shadow_written();
     // moving = moving·momentum + batch·(1 − momentum), with the unbiased batch variance
     const double mom = options_.momentum;
     const double unbias = p.rows > 1 ? static_cast<double>(p.rows) / static_cast<double>(p.rows - 1) : 1.0;
-    T* mm = moving_mean.data<T>();
-    T* mv = moving_var.data<T>();
+    T* mm = mean.data<T>();
+    T* mv = variance.data<T>();
     const T* bm = batch_mean_.data<T>();
     const T* bv = batch_var_.data<T>();
     for (std::int64_t i = 0; i < c; ++i) {
@@ -111,24 +121,24 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
   const std::int64_t c = x_.dim(-1);
   kernels::BatchNormParams p{x_.numel() / c, c, options_.epsilon, relu_backward_};
   Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
-  auto& gamma = params()[0];
-  auto& beta = params()[1];
+  Param& scale = gamma();
+  Param& offset = beta();
   visit_dtype(dtype(), [&]<class T>(T) {
     if (last_training_) {
       // Mixed precision: dx rounded to bfloat16 as well, for the Conv2D whose output this reads.
       if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = dx.bf16_shadow_buffer();
-      kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(gamma.value).data<T>(),
-                                      std::as_const(beta.value).data<T>(), batch_mean_.data<T>(),
-                                      batch_var_.data<T>(), dx.data<T>(), gamma.grad.data<T>(),
-                                      beta.grad.data<T>());
+      kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(scale.value).data<T>(),
+                                      std::as_const(offset.value).data<T>(), batch_mean_.data<T>(),
+                                      batch_var_.data<T>(), dx.data<T>(), scale.grad.data<T>(),
+                                      offset.grad.data<T>());
       if (p.out_bf16 != nullptr) dx.bf16_shadow_written();
       return;
     }
     // Inference-mode forward: the statistics are constants, y = gamma·rstd·(x − mean) + beta.
     const T* x = x_.data<T>();
     const T* g = dy.data<T>();
-    const T* mean = params()[2].value.data<T>();
-    const T* var = params()[3].value.data<T>();
+    const T* mean = moving_mean().value.data<T>();
+    const T* var = moving_variance().value.data<T>();
     T* out = dx.data<T>();
     std::vector<double> dgamma(c, 0.0), dbeta(c, 0.0), rstd(c);
     for (std::int64_t j = 0; j < c; ++j) rstd[j] = 1.0 / std::sqrt(double(var[j]) + p.epsilon);
@@ -137,11 +147,11 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
         const double gi = g[i * c + j];
         dbeta[j] += gi;
         dgamma[j] += gi * (double(x[i * c + j]) - double(mean[j])) * rstd[j];
-        out[i * c + j] = static_cast<T>(gi * double(gamma.value.data<T>()[j]) * rstd[j]);
+        out[i * c + j] = static_cast<T>(gi * double(scale.value.data<T>()[j]) * rstd[j]);
       }
     for (std::int64_t j = 0; j < c; ++j) {
-      gamma.grad.data<T>()[j] = static_cast<T>(dgamma[j]);
-      beta.grad.data<T>()[j] = static_cast<T>(dbeta[j]);
+      scale.grad.data<T>()[j] = static_cast<T>(dgamma[j]);
+      offset.grad.data<T>()[j] = static_cast<T>(dbeta[j]);
     }
   });
   return {dx};

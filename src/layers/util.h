@@ -1,5 +1,6 @@
-// Internal helpers shared by the layers: dtype visiting, parallel element loops, initializers
-// and activation functions (padding rules: layers/padding.h). Not part of the public API.
+// Internal helpers of the layers only: initializers and activation functions, with the dtype
+// visitor and tensor sums they use (util/; padding rules: layers/padding.h). Not part of the
+// public API; optimizers, data and the graph include util/ directly.
 #pragma once
 
 #include <cstdint>
@@ -9,15 +10,10 @@
 #include "layers/padding.h"
 #include "reskit/error.h"
 #include "reskit/tensor.h"
+#include "util/dtype_visit.h"
+#include "util/tensor_add.h"
 
 namespace reskit::detail {
-
-// Calls f(T{}) with T = float or double according to dtype.
-template <class F>
-decltype(auto) visit_dtype(DType dtype, F&& f) {
-  if (dtype == DType::float32) return f(float{});
-  return f(double{});
-}
 
 // Fills t per a Keras initializer name: zeros, ones, glorot_uniform, glorot_normal,
 // he_uniform, he_normal, random_uniform (±0.05), random_normal (stddev 0.05). Throws
@@ -35,16 +31,4 @@ Tensor activated(Act act, const Tensor& z);
 // dz from dy, z and y = act(z).
 Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy);
 
-// a += b (same shape and dtype)
-void add_inplace(Tensor& a, const Tensor& b);
-// a + b in a new tensor (one pass, where clone-then-add takes two), then max(0, ·) when relu.
-Tensor add(const Tensor& a, const Tensor& b, bool relu = false);
-
-}  // namespace reskit::detail
-
-namespace reskit::detail {
-// Keras backend.unique_object_name: base, base_1, base_2, ... (reset by clear_session()).
-std::string unique_object_name(const std::string& base);
-// input_1, input_2, ...
-std::string unique_input_name();
 }  // namespace reskit::detail

@@ -8,8 +8,8 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ref/bf16.h"
-#include "layers/util.h"
 #include "reskit/error.h"
+#include "util/dtype_visit.h"
 
 namespace reskit {
 

@@ -200,7 +200,7 @@ CaseResult run_case(Model& model, const std::map<std::string, GoldenTensor>& gol
         golden::one_hot_targets(static_cast<int>(out.dim(0)), static_cast<int>(out.dim(1)), dtype);
     Tensor grad = Tensor::uninitialized(out.shape(), dtype);
     loss = CategoricalCrossentropy().compute_from_logits(head.logits(), y, &grad);
-    dx = model.backward(grad, /*from_logits=*/true);
+    dx = model.backward(grad, {.from_logits = true});
   } else {
     const Tensor g = golden::formula_tensor("G", out.shape(), dtype);
     for (std::int64_t i = 0; i < out.numel(); ++i) loss += out.at(i) * g.at(i);
@@ -235,7 +235,7 @@ CaseResult run_case(Model& model, const std::map<std::string, GoldenTensor>& gol
   return run;
 }
 
-Model build_model(const std::string& name) {
+Model golden_model(const std::string& name) {
   if (name == "resnet50") return resnet50({64, 64, 3}, 6);
   Tensor in = Input({4, 4, 6});
   Tensor out = name == "identity_block" ? identity_block(in, 2, {2, 4, 6}, "1", "a")
@@ -271,7 +271,7 @@ TEST_P(GoldenTest, MatchesPyTorch) {
   const auto golden = read_fixture(c.name + ".bin");
   set_floatx(c.dtype);
   kernels::set_backend(c.backend);
-  Model model = build_model(c.name);
+  Model model = golden_model(c.name);
   ASSERT_EQ(model.dtype(), c.dtype);
   const CaseResult run = run_case(model, golden, c.name == "resnet50");
 

@@ -173,12 +173,12 @@ TEST_F(GradCheck, CrossEntropyFromLogitsThroughModel) {
   loss();
   Tensor grad({5, 4}, DType::float64);
   ce.compute_from_logits(head.logits(), target, &grad);
-  Tensor dx = model.backward(grad, true)[0];
+  Tensor dx = model.backward(grad, {.from_logits = true})[0];
   // The probability path gives the same gradient.
   Tensor probs = model.forward(input, true);
   Tensor grad_p({5, 4}, DType::float64);
   EXPECT_NEAR(ce.compute(probs, target, &grad_p), loss(), 1e-9);
-  Tensor dx_p = model.backward(grad_p, false)[0];
+  Tensor dx_p = model.backward(grad_p, {.from_logits = false})[0];
   for (std::int64_t i = 0; i < dx.numel(); i += 3) {
     const double h = 1e-6, v = input.at(i);
     input.set(i, v + h);

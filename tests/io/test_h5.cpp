@@ -372,24 +372,24 @@ TEST_F(H5Test, LoadWeightsByName) {
   x = GlobalAveragePooling2D()(x);
   x = Dense(5, {.name = "head"})(x);
   Model b(in, x);
-  Tensor other_before = b.get_layer("other")->params()[0].value.clone();
-  load_weights(b, path("w.h5"), /*by_name=*/true);
+  Tensor other_before = b.get_layer("other")->param("kernel").value.clone();
+  load_weights(b, path("w.h5"), {.by_name = true});
   for (const char* name : {"conv1", "bn1"}) {
     auto& pa = a.get_layer(name)->params();
     auto& pb = b.get_layer(name)->params();
     for (std::size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(same_bits(pa[i].value, pb[i].value)) << name;
   }
-  EXPECT_TRUE(same_bits(b.get_layer("other")->params()[0].value, other_before));
+  EXPECT_TRUE(same_bits(b.get_layer("other")->param("kernel").value, other_before));
   // In order, the layer counts differ: refused, and the model is left untouched.
   randomize(b, 10);
-  Tensor conv_before = b.get_layer("conv1")->params()[0].value.clone();
+  Tensor conv_before = b.get_layer("conv1")->param("kernel").value.clone();
   try {
     load_weights(b, path("w.h5"));
     ADD_FAILURE() << "expected FileError";
   } catch (const FileError& e) {
     EXPECT_NE(std::string(e.what()).find("layers with weights"), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(same_bits(b.get_layer("conv1")->params()[0].value, conv_before));
+  EXPECT_TRUE(same_bits(b.get_layer("conv1")->param("kernel").value, conv_before));
 }
 
 TEST_F(H5Test, LoadWeightsRefusesMismatchedShapes) {
@@ -400,7 +400,7 @@ TEST_F(H5Test, LoadWeightsRefusesMismatchedShapes) {
   x = Flatten()(x);
   Model b(in, Dense(3)(x));
   try {
-    load_weights(b, path("w.h5"), true);
+    load_weights(b, path("w.h5"), {.by_name = true});
     ADD_FAILURE() << "expected FileError";
   } catch (const FileError& e) {
     const std::string msg = e.what();
@@ -646,8 +646,8 @@ TEST_F(H5Test, ReadsTfKerasSequentialWithChunkedNamesAndOtherPrefixes) {
     {
       H5 lg(H5Gcreate2(g.id, "conv2d", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       put_fixed_list(lg.id, "weight_names", {"conv2d/kernel:0", "conv2d/bias:0"});
-      put_dataset(lg.id, "conv2d/kernel:0", ref.get_layer("conv2d")->params()[0].value);
-      put_dataset(lg.id, "conv2d/bias:0", ref.get_layer("conv2d")->params()[1].value);
+      put_dataset(lg.id, "conv2d/kernel:0", ref.get_layer("conv2d")->param("kernel").value);
+      put_dataset(lg.id, "conv2d/bias:0", ref.get_layer("conv2d")->param("bias").value);
     }
     {
       H5 lg(H5Gcreate2(g.id, "flatten", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
@@ -656,8 +656,8 @@ TEST_F(H5Test, ReadsTfKerasSequentialWithChunkedNamesAndOtherPrefixes) {
     {
       H5 lg(H5Gcreate2(g.id, "dense_1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
       put_fixed_list(lg.id, "weight_names", {"dense/kernel:0", "dense/bias:0"});
-      put_dataset(lg.id, "dense/kernel:0", ref.get_layer("dense_1")->params()[0].value);
-      put_dataset(lg.id, "dense/bias:0", ref.get_layer("dense_1")->params()[1].value);
+      put_dataset(lg.id, "dense/kernel:0", ref.get_layer("dense_1")->param("kernel").value);
+      put_dataset(lg.id, "dense/bias:0", ref.get_layer("dense_1")->param("bias").value);
     }
     H5 o(H5Gcreate2(f.id, "optimizer_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     std::vector<std::string> names{"Adam/iterations:0"};
@@ -689,7 +689,7 @@ TEST_F(H5Test, ReadsTfKerasSequentialWithChunkedNamesAndOtherPrefixes) {
   // load_weights by name uses the group names (dense_1), not the weight-name prefix (dense).
   Model other = build();
   randomize(other, 99);
-  load_weights(other, file, true);
+  load_weights(other, file, {.by_name = true});
   expect_same_weights(other, ref);
 }
 

@@ -138,6 +138,30 @@ TEST_F(LayersTest, ParamNamesAndCounts) {
   EXPECT_EQ(bn->count_trainable_params(), 10);
 }
 
+// The named weight accessors return the weights of those Keras names (the file order stays
+// params()); before build and without use_bias they throw, naming the layer.
+TEST_F(LayersTest, NamedWeightAccessors) {
+  Tensor in = Input({8, 8, 3});
+  Conv2D conv(5, {3, 3}, {.name = "conv1"});
+  Conv2D plain(5, {1, 1}, {.use_bias = false, .name = "plain"});
+  BatchNormalization bn({.name = "bn1"});
+  Dense dense(4, {.name = "fc"});
+  EXPECT_THROW(conv->kernel(), Error);
+  EXPECT_THROW(bn->gamma(), Error);
+  Tensor x = dense(Flatten()(bn(plain(conv(in)))));
+  EXPECT_EQ(conv->kernel().name, "conv1/kernel:0");
+  EXPECT_EQ(conv->bias().name, "conv1/bias:0");
+  EXPECT_EQ(plain->kernel().name, "plain/kernel:0");
+  EXPECT_THROW(plain->bias(), Error);
+  EXPECT_EQ(bn->gamma().name, "bn1/gamma:0");
+  EXPECT_EQ(bn->beta().name, "bn1/beta:0");
+  EXPECT_EQ(bn->moving_mean().name, "bn1/moving_mean:0");
+  EXPECT_EQ(bn->moving_variance().name, "bn1/moving_variance:0");
+  EXPECT_EQ(dense->kernel().name, "fc/kernel:0");
+  EXPECT_EQ(dense->kernel().value.shape(), (Shape{6 * 6 * 5, 4}));
+  EXPECT_EQ(dense->bias().name, "fc/bias:0");
+}
+
 TEST_F(LayersTest, GlorotUniformStaysWithinLimitAndSeedRepeats) {
   Conv2D a(8, {3, 3}, {.seed = 7});
   Conv2D b(8, {3, 3}, {.seed = 7});

@@ -1,6 +1,7 @@
-// reskit/graph/model.h — the functional API: symbolic tensors, Input, Model.
+// reskit/graph/model.h — the functional API: symbolic tensors, Model.
 //
-// Input(shape) returns a symbolic tensor; calling layers on symbolic tensors records nodes;
+// Input(shape) (reskit/layers/core.h, included here) returns a symbolic tensor; calling layers
+// on symbolic tensors records nodes;
 // Model(inputs, outputs, name) walks back from the outputs and orders the layers exactly as
 // Keras 2.x does (by depth from the outputs, then by discovery order), which is also the order
 // summary() prints and files store. forward() runs nodes in that order, backward() in reverse.
@@ -13,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reskit/layers/core.h"  // Input
 #include "reskit/layers/layer.h"
 #include "reskit/tensor.h"
 
@@ -39,11 +41,15 @@ struct ModelNode {
 };
 }  // namespace graph
 
-struct InputOptions {
-  std::string name;  // "" -> input_1, input_2, ...
+// How Model::backward starts and what it returns (Keras's names).
+struct BackwardOptions {
+  // grad_output is the gradient of the output layer's logits (its softmax's input), not of its
+  // output; the output layer must end in a softmax.
+  bool from_logits = false;
+  // Compute the gradients of the model's inputs; false returns undefined tensors and spares the
+  // first layers work.
+  bool input_gradients = true;
 };
-// A symbolic input of the given shape without the batch dimension, e.g. Input({64, 64, 3}).
-Tensor Input(const Shape& shape, InputOptions options = {});
 
 // What one training or evaluation step reports.
 struct StepResult {
@@ -78,12 +84,9 @@ class Model {
   Tensor forward(const Tensor& x, bool training = false);
   std::vector<Tensor> forward(const std::vector<Tensor>& xs, bool training);
   Tensor operator()(const Tensor& x) { return forward(x, false); }
-  // Backward from the gradient of the single output (or of its logits, when from_logits and the
-  // output layer is a softmax); returns the gradients of the inputs (undefined tensors when
-  // input_gradients is false, which spares the first layers work). Parameter gradients are
-  // assigned.
-  std::vector<Tensor> backward(const Tensor& grad_output, bool from_logits = false,
-                               bool input_gradients = true);
+  // Backward from the gradient of the single output (or of its logits: see BackwardOptions);
+  // returns the gradients of the inputs. Parameter gradients are assigned.
+  std::vector<Tensor> backward(const Tensor& grad_output, BackwardOptions options = {});
 
   // Every parameter, in layer order, then weight order.
   std::vector<Param*> parameters();

@@ -58,11 +58,17 @@ Model load_model(const std::string& path, LoadModelOptions options = {});
 // model_weights at the file's root.
 void save_weights(const Model& model, const std::string& path);
 
-// Loads weights from a save_weights file or a full model file into model. Without by_name, the
-// layers that have weights are matched in order (Keras topological order); with by_name, each
-// layer of the file goes to the model's layer of the same name and the others are left alone.
-// Every weight's shape is checked before any is changed: on error the model is untouched.
-void load_weights(Model& model, const std::string& path, bool by_name = false);
+struct LoadWeightsOptions {
+  // Without by_name, the layers that have weights are matched in order (Keras topological
+  // order); with by_name, each layer of the file goes to the model's layer of the same name and
+  // the others are left alone.
+  bool by_name = false;
+};
+
+// Loads weights from a save_weights file or a full model file into model (Keras
+// model.load_weights). Every weight's shape is checked before any is changed: on error the model
+// is untouched.
+void load_weights(Model& model, const std::string& path, LoadWeightsOptions options = {});
 
 // Loads a save_model file's weights and its optimizer's state (iterations, slots) into model,
 // which must have the same layers and be compiled with an optimizer of the same kind: a run goes

@@ -38,8 +38,14 @@ class Conv2DLayer : public Layer {
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
 
   int filters() const { return filters_; }
-  std::array<int, 2> kernel_size() const { return kernel_; }
+  std::array<int, 2> kernel_size() const { return kernel_size_; }
   const Conv2DOptions& options() const { return options_; }
+  // The weights, once built (Keras's layer.kernel, layer.bias): kernel (R, S, C, K), bias (K;
+  // Error when use_bias is false).
+  Param& kernel();
+  const Param& kernel() const;
+  Param& bias();
+  const Param& bias() const;
 
   // Inference with the BatchNormalization that alone reads this layer's output folded in (set
   // by the model around an inference pass; nullptr clears it): forward in inference mode runs
@@ -53,7 +59,7 @@ class Conv2DLayer : public Layer {
 
  private:
   int filters_;
-  std::array<int, 2> kernel_;
+  std::array<int, 2> kernel_size_;
   Conv2DOptions options_;
   Tensor x_, z_, y_;  // kept for backward: input, pre-activation, output
   const BatchNormalizationLayer* folded_bn_ = nullptr;

@@ -1,9 +1,10 @@
-// reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add.
+// reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add, and Input with its InputLayer.
 //
 // Activations: relu, softmax (over the last axis), sigmoid, tanh, linear. Dense takes a 2-D
 // input (N, in) with weight (in, out). Flatten keeps NHWC order (h, w, c). Dropout scales kept
 // units by 1/(1 − rate) in training and is the identity in inference. Add sums two or more
-// tensors of one shape.
+// tensors of one shape. Input(shape) is a model's symbolic input, as keras.layers.Input (Keras
+// keeps it beside InputLayer); reskit/graph/model.h builds the Model from it.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,12 @@ class DenseLayer : public Layer {
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
   int units() const { return units_; }
   const DenseOptions& options() const { return options_; }
+  // The weights, once built (Keras's layer.kernel, layer.bias): kernel (in, units), bias (units;
+  // Error when use_bias is false).
+  Param& kernel();
+  const Param& kernel() const;
+  Param& bias();
+  const Param& bias() const;
 
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
@@ -157,5 +164,11 @@ class InputLayer : public Layer {
  private:
   Shape shape_;
 };
+
+struct InputOptions {
+  std::string name;  // "" -> input_1, input_2, ...
+};
+// A symbolic input of the given shape without the batch dimension, e.g. Input({64, 64, 3}).
+Tensor Input(const Shape& shape, InputOptions options = {});
 
 }  // namespace reskit

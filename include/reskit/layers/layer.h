@@ -105,6 +105,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual void do_build(const std::vector<Shape>& /*inputs*/) {}
   // Adds "<layer name>/<short_name>:0", created in the layer's dtype and zero-filled.
   Param& add_param(const std::string& short_name, const Shape& shape, bool trainable);
+  // The weight do_build added index-th, for the named accessors of a layer class (DenseLayer's
+  // kernel()); Error naming the layer and the weight when it was never built.
+  Param& built_param(std::size_t index, std::string_view short_name);
+  const Param& built_param(std::size_t index, std::string_view short_name) const;
   // Throws ShapeError "<where>: expected <expected>, got <got>".
   [[noreturn]] void shape_error(const std::string& expected, const std::string& got) const;
   // Checks a single-input call and returns that input's shape.

@@ -27,6 +27,16 @@ class BatchNormalizationLayer : public Layer {
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
   const BatchNormalizationOptions& options() const { return options_; }
+  // The weights, once built, each of shape (C): Keras's gamma, beta, moving_mean,
+  // moving_variance (the last two not trainable).
+  Param& gamma();
+  const Param& gamma() const;
+  Param& beta();
+  const Param& beta() const;
+  Param& moving_mean();
+  const Param& moving_mean() const;
+  Param& moving_variance();
+  const Param& moving_variance() const;
   // Set by the model around an inference pass whose preceding Conv2D applies this layer
   // (Conv2DLayer::set_folded_batch_norm): forward in inference mode then passes its input on.
   void set_folded_into_conv(bool on) { folded_into_conv_ = on; }

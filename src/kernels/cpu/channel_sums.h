@@ -35,9 +35,10 @@ void channel_sums(std::int64_t rows, std::int64_t C, std::array<std::vector<doub
   }
 }
 
-// db[k] = Σ_rows dy[row, k], in double (the same bits on any thread count).
+// db[k] = Σ_rows dy[row, k], in double (the same bits on any thread count); oneDNN paths use
+// onednn::column_sums_f32, which sums in float as oneDNN does.
 template <class T>
-void column_sums(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
+void column_sums_f64(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
   std::array<std::vector<double>, 1> total;
   channel_sums<1>(rows, k, total, [=](std::int64_t i, double* acc) {
     const T* row = dy + i * k;

@@ -16,7 +16,7 @@ template <class T>
 void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if (dx) gemm(false, true, p.n, p.c, p.k, T(1), dy, p.k, w, p.k, T(0), dx, p.c);
   gemm(true, false, p.c, p.k, p.n, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
-  if (db) column_sums(p.n, p.k, dy, db);
+  if (db) column_sums_f64(p.n, p.k, dy, db);
 }
 
 #define RESKIT_INSTANTIATE(T)                                                           \

@@ -116,7 +116,7 @@ void im2col_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* 
     gemm(true, false, rsc, p.k, nb * pq, T(1), col, rsc, dy + n0 * pq * p.k, p.k, n0 == 0 ? T(0) : T(1), dw,
          p.k);
   }
-  if (db) column_sums(p.n * pq, p.k, dy, db);
+  if (db) column_sums_f64(p.n * pq, p.k, dy, db);
 }
 
 template <class T>
@@ -135,7 +135,7 @@ template <class T>
 void pointwise_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   const std::int64_t pq = p.p * p.q;
   gemm(true, false, p.c, p.k, p.n * pq, T(1), x, p.c, dy, p.k, T(0), dw, p.k);
-  if (db) column_sums(p.n * pq, p.k, dy, db);
+  if (db) column_sums_f64(p.n * pq, p.k, dy, db);
 }
 
 #define RESKIT_INSTANTIATE(T)                                                                \

@@ -113,7 +113,7 @@ inline float as_float(std::uint16_t bf) { return std::bit_cast<float>(static_cas
 // Each thread takes a band of columns and streams its part of every row (float: twice the lanes of
 // double in this file's generic x86-64 build).
 template <class E>
-void column_sums_of(std::int64_t rows, std::int64_t cols, const E* dy, float* db) {
+void column_sums_f32_of(std::int64_t rows, std::int64_t cols, const E* dy, float* db) {
   constexpr std::int64_t kBand = 256;
   const std::int64_t bands = (cols + kBand - 1) / kBand;
 #pragma omp parallel for schedule(static) if (rows * cols > kParallelGrain)
@@ -129,11 +129,11 @@ void column_sums_of(std::int64_t rows, std::int64_t cols, const E* dy, float* db
 }
 }  // namespace
 
-void column_sums(std::int64_t rows, std::int64_t cols, const float* dy, float* db) {
-  column_sums_of(rows, cols, dy, db);
+void column_sums_f32(std::int64_t rows, std::int64_t cols, const float* dy, float* db) {
+  column_sums_f32_of(rows, cols, dy, db);
 }
-void column_sums(std::int64_t rows, std::int64_t cols, const std::uint16_t* dy, float* db) {
-  column_sums_of(rows, cols, dy, db);
+void column_sums_f32(std::int64_t rows, std::int64_t cols, const std::uint16_t* dy, float* db) {
+  column_sums_f32_of(rows, cols, dy, db);
 }
 
 }  // namespace reskit::kernels::onednn

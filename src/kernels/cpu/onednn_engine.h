@@ -123,9 +123,10 @@ template <bool InBf16>
 using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
 
 // db[k] = Σ_m dy[m, k] (dy float32 or bfloat16), each column summed in row order in float, as
-// oneDNN's convolutions do (the same bits on any thread count).
-void column_sums(std::int64_t rows, std::int64_t cols, const float* dy, float* db);
-void column_sums(std::int64_t rows, std::int64_t cols, const std::uint16_t* dy, float* db);
+// oneDNN's convolutions do (the same bits on any thread count). The BLAS paths sum in double
+// (cpu::column_sums_f64, channel_sums.h).
+void column_sums_f32(std::int64_t rows, std::int64_t cols, const float* dy, float* db);
+void column_sums_f32(std::int64_t rows, std::int64_t cols, const std::uint16_t* dy, float* db);
 
 // out[0..n) = x[0..n) rounded to bfloat16 bits (oneDNN's reorder: to nearest even).
 void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);

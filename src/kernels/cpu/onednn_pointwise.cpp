@@ -184,9 +184,9 @@ bool backward_products(const Conv2DParams& p, const float* x, const float* dy, c
     run_matmul(*ew, x_operand<InBf16>(p, x), dy_op, nullptr, dw);
     if (db != nullptr) {
       if constexpr (InBf16) {
-        column_sums(m, p.k, static_cast<const std::uint16_t*>(dy_op), db);  // db of the rounded dy
+        column_sums_f32(m, p.k, static_cast<const std::uint16_t*>(dy_op), db);  // db of the rounded dy
       } else {
-        column_sums(m, p.k, dy, db);
+        column_sums_f32(m, p.k, dy, db);
       }
     }
   }

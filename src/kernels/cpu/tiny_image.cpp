@@ -128,7 +128,7 @@ bool backward_weights_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, 
       })) {
     return false;
   }
-  if (db != nullptr) column_sums(p.n * p.p * p.q, p.k, dy, db);
+  if (db != nullptr) column_sums_f32(p.n * p.p * p.q, p.k, dy, db);
   return true;
 }
 
@@ -189,7 +189,7 @@ void tiny_image_backward_data(const Conv2DParams& p, const T* dy, const T* w, T*
 template <class T>
 void tiny_image_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   tiny_image::backward_weights(p, x, dy, dw, tiny_image::Band::whole(p.k), accumulate<T>);
-  if (db) column_sums(p.n * p.p * p.q, p.k, dy, db);
+  if (db) column_sums_f64(p.n * p.p * p.q, p.k, dy, db);
 }
 
 #define RESKIT_INSTANTIATE(T)                                                                 \
