@@ -72,11 +72,7 @@ void Conv2DLayer::do_build(const std::vector<Shape>& inputs) {
 // The weights by name, at the positions do_build gives them.
 Param& Conv2DLayer::kernel() { return built_param(0, "kernel"); }
 const Param& Conv2DLayer::kernel() const { return built_param(0, "kernel"); }
-const Param& Conv2DLayer::bias() const {
-  if (!options_.use_bias)
-    throw Error(where() + ": expected use_bias = true for its bias, got use_bias = false");
-  return built_param(1, "bias");
-}
+const Param& Conv2DLayer::bias() const { return built_bias(options_.use_bias); }
 Param& Conv2DLayer::bias() { return const_cast<Param&>(std::as_const(*this).bias()); }
 
 namespace {

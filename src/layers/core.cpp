@@ -91,11 +91,7 @@ void DenseLayer::do_build(const std::vector<Shape>& inputs) {
 // The weights by name, at the positions do_build gives them.
 Param& DenseLayer::kernel() { return built_param(0, "kernel"); }
 const Param& DenseLayer::kernel() const { return built_param(0, "kernel"); }
-const Param& DenseLayer::bias() const {
-  if (!options_.use_bias)
-    throw Error(where() + ": expected use_bias = true for its bias, got use_bias = false");
-  return built_param(1, "bias");
-}
+const Param& DenseLayer::bias() const { return built_bias(options_.use_bias); }
 Param& DenseLayer::bias() { return const_cast<Param&>(std::as_const(*this).bias()); }
 
 Tensor DenseLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {

@@ -111,6 +111,11 @@ const Param& Layer::built_param(std::size_t index, std::string_view short_name) 
   return params_[index];
 }
 
+const Param& Layer::built_bias(bool use_bias) const {
+  if (!use_bias) throw Error(where() + ": expected use_bias = true for its bias, got use_bias = false");
+  return built_param(1, "bias");
+}
+
 Param& Layer::param(std::string_view short_name) {
   std::string suffix = "/" + std::string(short_name) + ":0";
   for (auto& p : params_) {

@@ -109,6 +109,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // kernel()); Error naming the layer and the weight when it was never built.
   Param& built_param(std::size_t index, std::string_view short_name);
   const Param& built_param(std::size_t index, std::string_view short_name) const;
+  // The bias, weight 1 of a layer with a use_bias option (Conv2D, Dense); Error naming the layer
+  // when use_bias is false.
+  const Param& built_bias(bool use_bias) const;
   // Throws ShapeError "<where>: expected <expected>, got <got>".
   [[noreturn]] void shape_error(const std::string& expected, const std::string& got) const;
   // Checks a single-input call and returns that input's shape.
