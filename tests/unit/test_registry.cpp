@@ -99,7 +99,18 @@ const std::map<std::string, std::vector<Sample>>& samples() {
        {{{{"height", 3}, {"width", 5}}, {{4, 6, 2}}},
         {{{"height", 5}, {"width", 4}, {"interpolation", "bicubic"}, {"crop_to_aspect_ratio", true}},
          {{6, 7, 2}}},
-        {{{"height", 2}, {"width", 3}, {"interpolation", "nearest"}}, {{5, 5, 1}}}}},
+        {{{"height", 2}, {"width", 3}, {"interpolation", "nearest"}}, {{5, 5, 1}}},
+        // Keras 3's keys, at the values reskit reproduces.
+        {{{"height", 3},
+          {"width", 2},
+          {"interpolation", "bilinear"},
+          {"data_format", "channels_last"},
+          {"pad_to_aspect_ratio", false},
+          {"fill_mode", "constant"},
+          {"fill_value", 0.0},
+          {"antialias", false},
+          {"crop_to_aspect_ratio", false}},
+         {{4, 4, 2}}}}},
       {"CenterCrop",
        {{{{"height", 2}, {"width", 3}}, {{4, 6, 2}}}, {{{"height", 5}, {"width", 4}}, {{3, 6, 1}}}}},
       {"RandomFlip",
@@ -124,7 +135,10 @@ const std::map<std::string, std::vector<Sample>>& samples() {
          true}}},
       {"RandomContrast",
        {{{{"factor", 0.5}, {"seed", 7}}, {{4, 4, 3}}, false, true},
-        {{{"factor", {0.2, 0.4}}, {"value_range", {-100.0, 100.0}}}, {{3, 5, 2}}, false, true}}},
+        {{{"factor", {0.2, 0.4}}, {"value_range", {-100.0, 100.0}}, {"data_format", "channels_last"}},
+         {{3, 5, 2}},
+         false,
+         true}}},
   };
   return all;
 }
