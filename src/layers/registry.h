@@ -90,5 +90,7 @@ void register_global_pooling2d(std::vector<LayerEntry>& out);
 void register_flatten(std::vector<LayerEntry>& out);
 void register_dense(std::vector<LayerEntry>& out);
 void register_dropout(std::vector<LayerEntry>& out);
+// Resizing, CenterCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast.
+void register_preprocessing_image(std::vector<LayerEntry>& out);
 
 }  // namespace reskit::layers
