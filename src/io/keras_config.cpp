@@ -307,7 +307,9 @@ Model sequential_from_config(const Json& cfg, std::uint64_t max_weight_bytes) {
     x = build_checked(specs[i], {x}, budget);
   }
   if (first == specs.size()) throw FileError("model_config: a Sequential model without layers");
-  return make_model({input}, {x}, model_name(cfg, "sequential"));
+  Model model = make_model({input}, {x}, model_name(cfg, "sequential"));
+  model.set_sequential(true);
+  return model;
 }
 
 // ---------------------------------------------------------------- writing helpers
@@ -441,6 +443,16 @@ std::shared_ptr<Optimizer> optimizer_from_config(const Json& v) {
   throw FileError("training_config: unsupported optimizer '" + cls + "' (reskit reads Adam, AdamW and SGD)");
 }
 
+// tf.keras 2.6 Sequential.get_config: the InputLayer first, then each layer's {class_name, config}.
+Json sequential_config(const Model& model) {
+  Json layers = Json::array();
+  for (const auto& layer : model.layers()) {
+    layers.push_back({{"class_name", layer->class_name()},
+                      {"config", layer_config_json(*layer, model.node_of(*layer).output_shape)}});
+  }
+  return {{"class_name", "Sequential"}, {"config", {{"name", model.name()}, {"layers", std::move(layers)}}}};
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- public (internal API)
@@ -458,6 +470,7 @@ Json parse_json(const std::string& text, const std::string& what) {
 }
 
 Json model_config(const Model& model) {
+  if (model.sequential()) return sequential_config(model);
   const auto& nodes = model.nodes();
   Json layers = Json::array();
   for (const auto& layer : model.layers()) {

@@ -96,6 +96,7 @@ TEST_F(KerasCorpus, EveryFileLoadsAndPredictsTheNumpyOutputs) {
     EXPECT_EQ(m.layers().size(), e["layers"].get<std::size_t>());
     EXPECT_EQ(m.layers()[0]->name(), e["input_name"].get<std::string>());
     EXPECT_TRUE(m.compiled());
+    EXPECT_EQ(m.sequential(), e["model"] == "sequential");
     Tensor y = m.forward(input(e), false);
     Tensor want = tensor_of(shape_of(e["y_shape"]), e["y"]);
     ASSERT_EQ(y.shape(), want.shape());
@@ -125,6 +126,7 @@ TEST_F(KerasCorpus, EveryFileTrainsOneStepThenRoundTrips) {
     save_model(m, saved);
     Model again = load_model(saved);
     EXPECT_EQ(again.name(), m.name());
+    EXPECT_EQ(again.sequential(), m.sequential());  // a Sequential is written back as one
     EXPECT_EQ(again.optimizer().iterations(), 1);
     EXPECT_TRUE(same_bits(again.forward(x, false), m.forward(x, false)));
   }
