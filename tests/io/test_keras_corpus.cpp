@@ -132,3 +132,69 @@ TEST_F(KerasCorpus, EveryFileTrainsOneStepThenRoundTrips) {
   }
   fs::remove_all(tmp);
 }
+
+// ---------------------------------------------------------------- layouts without files
+
+namespace {
+// A Keras 3 functional model Input(4) -> Dense(2) with the Dense node's "args" and "kwargs".
+std::string keras3_dense(const std::string& args, const std::string& kwargs) {
+  return R"({"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+    "build_config": {"input_shape": null}, "config": {"name": "f", "trainable": true, "layers": [
+    {"module": "keras.layers", "class_name": "InputLayer", "registered_name": null, "name": "x",
+     "config": {"batch_shape": [null, 4], "dtype": "float32", "sparse": false, "name": "x"}, "inbound_nodes": []},
+    {"module": "keras.layers", "class_name": "Dense", "registered_name": null, "name": "d",
+     "build_config": {"input_shape": [null, 4]},
+     "config": {"name": "d", "trainable": true, "units": 2, "activation": "softmax",
+       "dtype": {"module": "keras", "class_name": "FloatDTypePolicy", "config": {"name": "float64"}, "registered_name": null}},
+     "inbound_nodes": [{"args": )" +
+         args + R"(, "kwargs": )" + kwargs + R"(}]}],
+    "input_layers": {"x": ["x", 0, 0]}, "output_layers": ["d", 0, 0]}})";
+}
+const std::string kTensorX =
+    R"({"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "dtype": "float32", "keras_history": ["x", 0, 0]}})";
+
+void expect_refused(const std::string& json, const std::string& text) {
+  try {
+    model_from_json(json);
+    ADD_FAILURE() << "expected a ConfigError containing '" << text << "'";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
+TEST(KerasLayouts, Keras3ToJsonFormLoads) {
+  Model m = model_from_json(keras3_dense("[" + kTensorX + "]", R"({"training": false, "mask": null})"));
+  EXPECT_EQ(m.name(), "f");
+  EXPECT_EQ(m.dtype(), DType::float64);  // the policy object's name
+  EXPECT_EQ(m.layers().size(), 2u);
+  EXPECT_FALSE(m.sequential());
+}
+
+TEST(KerasLayouts, Keras3CallArgumentsAreCheckedAsTfKerasOnes) {
+  expect_refused(keras3_dense("[" + kTensorX + "]", R"({"training": true})"),
+                 "Dense 'd': unsupported call argument training=true");
+  expect_refused(keras3_dense("[" + kTensorX + "]", R"({"mask": )" + kTensorX + "}"),
+                 "tensors passed as keyword arguments are not supported");
+  expect_refused(keras3_dense("[" + kTensorX + ", 3]", "{}"), "Dense 'd': unsupported call argument 3");
+}
+
+TEST(KerasLayouts, OldModelAndSequentialForms) {
+  // Keras 2.2: class "Model", entries with the name first.
+  Model m = model_from_json(R"({"class_name": "Model", "config": {"name": "model_1", "layers": [
+    {"name": "input_1", "class_name": "InputLayer", "config": {"batch_input_shape": [null, 3], "dtype": "float32",
+     "sparse": false, "name": "input_1"}, "inbound_nodes": []},
+    {"name": "dense_1", "class_name": "Dense", "config": {"name": "dense_1", "trainable": true, "units": 2},
+     "inbound_nodes": [[["input_1", 0, 0, {}]]]}],
+    "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_1", 0, 0]]}})");
+  EXPECT_EQ(m.name(), "model_1");
+  // Keras 2.0/2.1: a Sequential config that is a bare list of layers.
+  Model s = model_from_json(R"({"class_name": "Sequential", "config": [
+    {"class_name": "Dense", "config": {"name": "dense_1", "units": 2, "batch_input_shape": [null, 3]}}]})");
+  EXPECT_TRUE(s.sequential());
+  EXPECT_EQ(s.layers()[0]->name(), "dense_1_input");
+  // Written back as a Sequential, and read again.
+  Model again = model_from_json(model_to_json(s));
+  EXPECT_TRUE(again.sequential());
+  EXPECT_EQ(again.summary_string(), s.summary_string());
+}
