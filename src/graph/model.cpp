@@ -46,6 +46,7 @@ struct Model::State {
   // Per node, what its layer may fuse with (the layer registry; nothing for a class it lacks).
   std::vector<const layers::FusionTraits*> traits;
   bool sequential_like = true;
+  bool sequential = false;     // Keras's Sequential (set_sequential)
   std::vector<Tensor> values;  // outputs of the last forward, per node
   std::shared_ptr<Optimizer> optimizer;
   std::shared_ptr<Loss> loss;
@@ -507,6 +508,7 @@ void Model::summary(std::ostream& out) const {
   out << std::string(line_length, '=') << "\n";
   for (std::size_t li = 0; li < s.layers.size(); ++li) {
     const Layer& layer = *s.layers[li];
+    if (s.sequential && layer.class_name() == "InputLayer") continue;  // not in Sequential.layers
     const graph::ModelNode& node = node_of(layer);
     std::string shape = shape_str(node.output_shape);
     if (layer.class_name() == "InputLayer") shape = "[" + shape + "]";
@@ -584,6 +586,19 @@ void Model::set_profiling(bool on) {
 }
 
 std::map<std::string, double> Model::profile() const { return state_->profile; }
+
+void Model::set_sequential(bool on) {
+  State& s = *state_;
+  if (on && (s.inputs.size() != 1 || s.outputs.size() != 1 || !s.sequential_like ||
+             s.layers.front()->class_name() != "InputLayer")) {
+    throw ConfigError("model '" + s.name +
+                      "': cannot be a Sequential model: expected one chain of single-input layers from one "
+                      "InputLayer");
+  }
+  s.sequential = on;
+}
+
+bool Model::sequential() const { return state_->sequential; }
 
 const std::vector<std::string>& Model::class_names() const { return state_->class_names; }
 

@@ -1,10 +1,8 @@
 // Keras JSON configs: Model <-> model_config, compile state <-> training_config.
 //
 // Writing follows tf.keras 2.6 (Functional get_config, each layer's get_config with Keras's keys
-// and defaults). Reading accepts tf.keras 2.x and Keras 3 legacy .h5 configs: inbound nodes as
-// [[name, node, tensor, kwargs], ...] or {"args": [keras tensors with keras_history]},
-// input_layers/output_layers as lists of triples, a single triple or a dict, dtypes as strings or
-// policy dicts, BatchNormalization axis as [3], 3, -1 or [-1].
+// and defaults). Reading accepts what Keras 2.0 … 3.x write: keras_layout.h first rewrites every
+// layout into tf.keras 2.6's, the one form read here and by every layer's from_config.
 #include "io/keras_config.h"
 
 #include <cmath>
@@ -13,6 +11,7 @@
 #include <set>
 
 #include "hdf5/api.h"
+#include "io/keras_layout.h"
 #include "layers/registry.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
@@ -30,14 +29,8 @@ constexpr int kMaxJsonDepth = 64;
 
 DType dtype_option(const Json& c, const LayerCtx& l) {
   const Json* v = find(c, "dtype");
-  if (!v || v->is_null()) return DType::float32;
-  const Json* name = v;
-  if (v->is_object()) {
-    const Json* cfg = find(*v, "config");
-    name = cfg ? find(*cfg, "name") : nullptr;
-  }
-  if (name && *name == "float32") return DType::float32;
-  if (name && *name == "float64") return DType::float64;
+  if (!v || v->is_null() || *v == "float32") return DType::float32;
+  if (*v == "float64") return DType::float64;
   unsupported(l, "dtype", *v, "float32 and float64");
 }
 
@@ -58,36 +51,13 @@ Ref parse_triple(const Json& v, const std::string& what) {
           as_int(v[2], ctx, "tensor_index", 0, kMaxDim)};
 }
 
-// input_layers / output_layers: [[n, 0, 0], ...], a single [n, 0, 0], or {key: [n, 0, 0], ...}.
+// input_layers / output_layers: [[n, 0, 0], ...] (keras_layout.h turns the other forms into it).
 std::vector<Ref> parse_endpoints(const Json& v, const std::string& what) {
   std::vector<Ref> out;
-  if (v.is_array() && !v.empty() && v[0].is_string()) {
-    out.push_back(parse_triple(v, what));
-  } else if (v.is_array() || v.is_object()) {
-    for (const auto& item : v) out.push_back(parse_triple(item, what));
-  } else {
-    throw FileError("model_config: expected " + what + " as a list, got " + short_dump(v));
-  }
+  if (!v.is_array()) throw FileError("model_config: expected " + what + " as a list, got " + short_dump(v));
+  for (const auto& item : v) out.push_back(parse_triple(item, what));
   if (out.empty()) throw FileError("model_config: " + what + " is empty");
   return out;
-}
-
-// Keras 3: keras tensors anywhere inside "args" carry keras_history [layer, node, tensor].
-void collect_keras_tensors(const Json& v, std::vector<Ref>& out, int depth, const LayerCtx& l) {
-  if (depth > kMaxJsonDepth) bad(l, "inbound_nodes nested too deeply");
-  if (v.is_object()) {
-    const Json* cls = find(v, "class_name");
-    if (cls && *cls == "__keras_tensor__") {
-      const Json* cfg = find(v, "config");
-      const Json* hist = cfg ? find(*cfg, "keras_history") : nullptr;
-      if (!hist) bad(l, "a keras tensor in inbound_nodes lacks keras_history");
-      out.push_back(parse_triple(*hist, "keras_history of " + l.where()));
-      return;
-    }
-    for (const auto& item : v) collect_keras_tensors(item, out, depth + 1, l);
-  } else if (v.is_array()) {
-    for (const auto& item : v) collect_keras_tensors(item, out, depth + 1, l);
-  }
 }
 
 std::vector<Ref> parse_inbound(const Json* nodes, const LayerCtx& l) {
@@ -99,26 +69,18 @@ std::vector<Ref> parse_inbound(const Json* nodes, const LayerCtx& l) {
     bad(l,
         "the layer is called " + std::to_string(nodes->size()) + " times (shared layers are not supported)");
   }
+  // tf.keras 2.x: [[name, node, tensor, kwargs], ...] (keras_layout.h turns Keras 3's into it).
   const Json& node = (*nodes)[0];
-  if (node.is_object()) {  // Keras 3
-    const Json* args = find(node, "args");
-    if (args) collect_keras_tensors(*args, refs, 0, l);
-    std::vector<Ref> in_kwargs;
-    if (const Json* kwargs = find(node, "kwargs")) collect_keras_tensors(*kwargs, in_kwargs, 0, l);
-    if (!in_kwargs.empty()) bad(l, "tensors passed as keyword arguments are not supported");
-  } else if (node.is_array()) {  // tf.keras 2.x: [[name, node, tensor, kwargs], ...]
-    for (const auto& entry : node) {
-      refs.push_back(parse_triple(entry, "an inbound node of " + l.where()));
-      if (entry.size() == 4 && entry[3].is_object()) {
-        for (const auto& [k, v] : entry[3].items()) {
-          if (!v.is_null() && !(v.is_boolean() && !v.get<bool>() && k == "training")) {
-            bad(l, "unsupported call argument " + k + "=" + short_dump(v));
-          }
+  if (!node.is_array()) bad(l, "unreadable inbound node " + short_dump(node));
+  for (const auto& entry : node) {
+    refs.push_back(parse_triple(entry, "an inbound node of " + l.where()));
+    if (entry.size() == 4 && entry[3].is_object()) {
+      for (const auto& [k, v] : entry[3].items()) {
+        if (!v.is_null() && !(v.is_boolean() && !v.get<bool>() && k == "training")) {
+          bad(l, "unsupported call argument " + k + "=" + short_dump(v));
         }
       }
     }
-  } else {
-    bad(l, "unreadable inbound node " + short_dump(node));
   }
   if (refs.empty()) bad(l, "an inbound node without inputs");
   return refs;
@@ -340,7 +302,9 @@ Model sequential_from_config(const Json& cfg, std::uint64_t max_weight_bytes) {
     x = build_checked(specs[i], {x}, budget);
   }
   if (first == specs.size()) throw FileError("model_config: a Sequential model without layers");
-  return make_model({input}, {x}, model_name(cfg, "sequential"));
+  Model model = make_model({input}, {x}, model_name(cfg, "sequential"));
+  model.set_sequential(true);
+  return model;
 }
 
 // ---------------------------------------------------------------- writing helpers
@@ -474,6 +438,16 @@ std::shared_ptr<Optimizer> optimizer_from_config(const Json& v) {
   throw FileError("training_config: unsupported optimizer '" + cls + "' (reskit reads Adam, AdamW and SGD)");
 }
 
+// tf.keras 2.6 Sequential.get_config: the InputLayer first, then each layer's {class_name, config}.
+Json sequential_config(const Model& model) {
+  Json layers = Json::array();
+  for (const auto& layer : model.layers()) {
+    layers.push_back({{"class_name", layer->class_name()},
+                      {"config", layer_config_json(*layer, model.node_of(*layer).output_shape)}});
+  }
+  return {{"class_name", "Sequential"}, {"config", {{"name", model.name()}, {"layers", std::move(layers)}}}};
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- public (internal API)
@@ -491,6 +465,7 @@ Json parse_json(const std::string& text, const std::string& what) {
 }
 
 Json model_config(const Model& model) {
+  if (model.sequential()) return sequential_config(model);
   const auto& nodes = model.nodes();
   Json layers = Json::array();
   for (const auto& layer : model.layers()) {
@@ -520,15 +495,16 @@ Json model_config(const Model& model) {
             {"output_layers", std::move(outs)}}}};
 }
 
-Model model_from_config(const Json& root, std::uint64_t max_weight_bytes) {
+Model model_from_config(const Json& raw, std::uint64_t max_weight_bytes) {
   try {
+    const Json root = normalize_model_config(raw);
     if (!root.is_object()) throw FileError("model_config: expected a JSON object");
     const Json* cls = find(root, "class_name");
     const Json* cfg = find(root, "config");
     if (!cls || !cls->is_string() || !cfg)
       throw FileError("model_config: expected {\"class_name\", \"config\"}");
     const std::string k = cls->get<std::string>();
-    if (k == "Functional" || k == "Model") return functional_from_config(*cfg, max_weight_bytes);
+    if (k == "Functional") return functional_from_config(*cfg, max_weight_bytes);
     if (k == "Sequential") return sequential_from_config(*cfg, max_weight_bytes);
     throw FileError("model_config: unsupported model class '" + k +
                     "' (reskit reads Functional, Model and Sequential)");
@@ -593,8 +569,9 @@ Json training_config(Model& model) {
           {"optimizer_config", std::move(oc)}};
 }
 
-TrainingSetup training_from_config(const Json& config) {
+TrainingSetup training_from_config(const Json& raw) {
   try {
+    const Json config = normalize_training_config(raw);
     if (!config.is_object()) throw FileError("training_config: expected a JSON object");
     TrainingSetup setup;
     const Json* loss = find(config, "loss");

@@ -85,6 +85,27 @@ TEST(Summary, SequentialLikeModelUsesThreeColumns) {
   EXPECT_EQ(lines[8], "Total params: 10");
 }
 
+// Keras's Sequential.summary() has no InputLayer row (Sequential.layers leaves it out).
+TEST(Summary, SequentialModelLeavesOutTheInputLayer) {
+  clear_session();
+  Tensor in = Input({4});
+  Tensor out = Dense(2, {.name = "d"})(in);
+  Model m(in, out, "sequential");
+  EXPECT_FALSE(m.sequential());
+  m.set_sequential(true);
+  EXPECT_TRUE(m.sequential());
+  auto lines = lines_of(m.summary_string());
+  EXPECT_EQ(lines[3], std::string(65, '='));
+  EXPECT_EQ(lines[4], pad("d (Dense)                    (None, 2)                 10", 65));
+  EXPECT_EQ(lines[5], std::string(65, '='));
+  EXPECT_EQ(lines[6], "Total params: 10");
+  // A branching model cannot be Sequential.
+  Tensor a = Input({4});
+  Tensor b = Dense(4)(a);
+  Model branched(a, Add()({a, b}), "branched");
+  EXPECT_THROW(branched.set_sequential(true), ConfigError);
+}
+
 // Parameter counts against independent implementations: the CIFAR ResNets of the PyTorch peer
 // (bench/torch_fmnist.py's ResNetC: trainable = parameters, non-trainable = BN running
 // statistics) and torchvision's ResNet-18/34 (11,689,512 and 21,797,672; reskit's conv1 has the

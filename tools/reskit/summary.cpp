@@ -1,9 +1,13 @@
-// reskit summary MODEL --input H,W,C --classes K: prints the Keras summary table.
+// reskit summary MODEL: prints the Keras summary table of a saved model (MODEL.h5, as Keras's
+// load_model(...).summary()) or of a built-in model (a name, with --input H,W,C and --classes K;
+// --weights FILE.h5 loads weights into it by layer name first, as load_weights(by_name=True)).
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "commands.h"
 #include "reskit/error.h"
+#include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
 
 namespace reskit::cli {
@@ -30,19 +34,38 @@ Shape parse_shape(const std::string& flag, const std::string& text) {
 void add_summary_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("summary", "Print a model's Keras summary table");
   struct Args {
-    std::string model, input = "64,64,3";
+    std::string model, weights, input = "64,64,3";
     int classes = 6;
   };
   auto args = std::make_shared<Args>();
   std::string names;
   for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
-  cmd->add_option("model", args->model, "Model name (" + names + ")")->required()->check(model_name());
-  cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
-  cmd->add_option("--classes", args->classes, "Number of classes")
-      ->capture_default_str()
-      ->check(integer_at_least(1));
-  cmd->callback([args] {
+  cmd->add_option("model", args->model, "Model file (.h5) or model name (" + names + ")")->required();
+  auto* input =
+      cmd->add_option("--input", args->input, "Input shape H,W,C of a model name")->capture_default_str();
+  auto* classes = cmd->add_option("--classes", args->classes, "Number of classes of a model name")
+                      ->capture_default_str()
+                      ->check(integer_at_least(1));
+  auto* weights = cmd->add_option("--weights", args->weights,
+                                  "Weights (.h5) loaded by layer name into the named model before printing")
+                      ->check(existing_file());
+  cmd->callback([args, input, classes, weights] {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool is_file = fs::is_regular_file(args->model, ec) || fs::path(args->model).extension() == ".h5";
+    if (std::string name = args->model, problem = model_name()(name); !is_file && !problem.empty())
+      throw UsageError("model: " + problem + ", or a model file (.h5)");
+    if (is_file) {
+      for (const auto* flag : {input, classes, weights}) {
+        if (flag->count() > 0)
+          throw UsageError(flag->get_name() + ": applies to a model name; '" + args->model +
+                           "' is a model file, which holds its own shapes and weights");
+      }
+      load_model(args->model, {.compile = false}).summary(std::cout);
+      return;
+    }
     Model model = build_model(args->model, parse_shape("--input", args->input), args->classes);
+    if (!args->weights.empty()) load_weights(model, args->weights, {.by_name = true});
     model.summary(std::cout);
   });
 }

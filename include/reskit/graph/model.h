@@ -133,6 +133,12 @@ class Model {
   void set_fold_batch_norm(bool on);
   bool fold_batch_norm() const;
   std::map<std::string, double> profile() const;
+  // Keras's Sequential: set on a model loaded from a Sequential config (or by the caller on a
+  // chain of single-input layers from one InputLayer); summary() then leaves out the InputLayer
+  // row, as Sequential.summary() does, and save_model/model_to_json write a Sequential config.
+  // ConfigError when the model is not such a chain.
+  void set_sequential(bool on);
+  bool sequential() const;
   // Names of the output classes, when known (from the training data); saved with the model.
   const std::vector<std::string>& class_names() const;
   void set_class_names(std::vector<std::string> names);

@@ -1,7 +1,8 @@
 // reskit/io/h5.h — models and weights in Keras 2.x HDF5 (.h5) files, both ways.
 //
 // save_model writes what tf.keras 2.6 model.save("x.h5") writes: root attributes keras_version,
-// backend, model_config (the Functional model's JSON) and, for a compiled model,
+// backend, model_config (the model's JSON: Functional, or Sequential for a model marked
+// Model::sequential(), as one loaded from a Sequential file is) and, for a compiled model,
 // training_config; group model_weights (layer_names; per layer a group with weight_names and one
 // dataset per weight, e.g. model_weights/conv1/conv1/kernel:0, HWIO kernels, Dense (in, out),
 // BatchNormalization gamma, beta, moving_mean, moving_variance); group optimizer_weights (the
@@ -10,7 +11,9 @@
 // (Model::class_names(), when set).
 //
 // load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
-// ("Model") and Sequential configs made of the layer classes keras_layer_classes() lists:
+// ("Model") and Sequential configs (with an InputLayer, batch_input_shape on the first layer, or
+// build_input_shape), in the layouts of Keras 2.0–2.2, tf.keras 2.x and Keras 3 (README.md's
+// "Keras files"), made of the layer classes keras_layer_classes() lists:
 // InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
 // Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
 // GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, RandomFlip, RandomRotation,
@@ -78,7 +81,7 @@ void load_weights(Model& model, const std::string& path, LoadWeightsOptions opti
 // untouched.
 void load_training_state(Model& model, const std::string& path);
 
-// The model's Keras JSON (model.to_json()): {"class_name": "Functional", "config": {...}}.
+// The model's Keras JSON (model.to_json()): {"class_name": "Functional" (or "Sequential"), "config": {...}}.
 std::string model_to_json(const Model& model);
 // Builds a model, with fresh weights, from Keras JSON (model_from_json); ConfigError on problems.
 Model model_from_json(const std::string& json);
