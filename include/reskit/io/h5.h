@@ -11,13 +11,13 @@
 //
 // load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
 // ("Model") and Sequential configs made of the layer classes keras_layer_classes() lists:
-// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
-// Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
-// GlobalAveragePooling2D, Flatten, Dense and Dropout (tests/unit/test_registry.cpp holds this
-// list to that function, which reads the layer registry). A layer or option
-// reskit cannot reproduce exactly is refused with a FileError naming the layer class, its name
-// and the option. Initializers in configs are kept when reskit knows them and otherwise ignored
-// (the weights come from the file).
+// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, Add, MaxPooling2D,
+// AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout,
+// Rescaling, Normalization, ReLU, LeakyReLU, Softmax and Concatenate (tests/unit/test_registry.cpp
+// holds this list to that function, which reads the layer registry). A layer or option reskit
+// cannot reproduce exactly is refused with a FileError naming the layer class, its name and the
+// option. Initializers in configs are kept when reskit knows them and otherwise ignored (the
+// weights come from the file).
 //
 // Files are untrusted: every size, rank, string length and shape is checked before use, and a
 // corrupt, truncated or hostile file gives a FileError, never a crash (within what the HDF5
