@@ -211,43 +211,61 @@ Json relu_to_config(const Layer& layer, const Shape& /*output_shape*/) {
   return c;
 }
 
+// OpenCV 4.6's dnn runs Relu, LeakyRelu and Sub/Add/Mul with constants, but neither Clip with
+// min/max inputs (opset 11+) nor Min, Greater or Where. So without a threshold: min(relu(x), m) as
+// relu(x) − relu(x − m) (exact up to one rounding), and −slope·relu(−x) as slope·(x − relu(x)).
+// A nonzero threshold makes a step at x = threshold that Relu cannot build: Greater and Where
+// then (ONNX Runtime runs them; OpenCV 4.6 does not).
 Value relu_to_onnx(onnx_export::NodeExport& e) {
   const auto& o = dynamic_cast<const ReLULayer&>(e.layer()).options();
   auto& g = e.graph();
   const Value& x = e.inputs().at(0);
   Value out{g.unique(e.base()), x.rank};
+  const bool slope = o.negative_slope != 0.0;
+  auto step = [&](const std::string& op, const std::vector<std::string>& in) {
+    const std::string v = g.unique(e.base() + "/" + op);
+    g.node(op, in, v, e.base() + "/" + op);
+    return v;
+  };
   if (o.threshold == 0.0 && !o.max_value) {
-    if (o.negative_slope == 0.0) {
+    if (!slope) {
       g.node("Relu", {x.name}, out.name, e.base());
     } else {
       g.node("LeakyRelu", {x.name}, out.name, e.base()).set_float("alpha", o.negative_slope);
     }
     return out;
   }
-  if (o.threshold == 0.0 && o.negative_slope == 0.0) {  // relu then min(·, max_value): a Clip
-    g.node("Clip", {x.name, scalar(e, "min", 0.0), scalar(e, "max", *o.max_value)}, out.name, e.base());
-    return out;
+  // The part for x > threshold, min(x, max_value), written to the output when it is the last step.
+  auto finish = [&](const std::string& op, const std::vector<std::string>& in) {
+    if (slope) return step(op, in);
+    g.node(op, in, out.name, e.base());
+    return out.name;
+  };
+  std::string pos, above, t;
+  if (o.threshold == 0.0) {
+    pos = step("Relu", {x.name});
+  } else {
+    t = scalar(e, "threshold", o.threshold);
+    above = step("Greater", {x.name, t});
+    pos = x.name;
   }
-  // The general form: where(x > t, clip(x, 0, max), 0) − slope·relu(t − x).
-  const std::string t = scalar(e, "threshold", o.threshold);
-  const std::string above = g.unique(e.base() + "/above");
-  g.node("Greater", {x.name, t}, above, e.base() + "/Greater");
-  std::string pos = x.name;
   if (o.max_value) {
-    pos = g.unique(e.base() + "/Clip");
-    g.node("Clip", {x.name, scalar(e, "min", 0.0), scalar(e, "max", *o.max_value)}, pos, e.base() + "/Clip");
+    const std::string over = step("Relu", {step("Sub", {x.name, scalar(e, "max_value", *o.max_value)})});
+    pos = above.empty() ? finish("Sub", {pos, over}) : step("Sub", {pos, over});
   }
-  const std::string zero = scalar(e, "zero", 0.0);
-  const std::string kept = o.negative_slope == 0.0 ? out.name : g.unique(e.base() + "/Where");
-  g.node("Where", {above, pos, zero}, kept, o.negative_slope == 0.0 ? e.base() : e.base() + "/Where");
-  if (o.negative_slope == 0.0) return out;
-  const std::string diff = g.unique(e.base() + "/Sub");
-  g.node("Sub", {t, x.name}, diff, e.base() + "/Sub");
-  const std::string below = g.unique(e.base() + "/Relu");
-  g.node("Relu", {diff}, below, e.base() + "/Relu");
-  const std::string neg = g.unique(e.base() + "/Mul");
-  g.node("Mul", {below, scalar(e, "negative_slope", o.negative_slope)}, neg, e.base() + "/Mul");
-  g.node("Sub", {kept, neg}, out.name, e.base());
+  if (!above.empty()) pos = finish("Where", {above, pos, scalar(e, "zero", 0.0)});
+  if (!slope) return out;
+  // − slope·relu(threshold − x): slope·(x − relu(x)) when the threshold is 0.
+  std::string neg;
+  if (o.threshold == 0.0) {
+    neg = step("Sub", {x.name, step("Relu", {x.name})});
+    neg = step("Mul", {neg, scalar(e, "negative_slope", o.negative_slope)});
+    g.node("Add", {pos, neg}, out.name, e.base());
+  } else {
+    neg = step("Relu", {step("Sub", {t, x.name})});
+    neg = step("Mul", {neg, scalar(e, "negative_slope", o.negative_slope)});
+    g.node("Sub", {pos, neg}, out.name, e.base());
+  }
   return out;
 }
 
