@@ -10,6 +10,7 @@
 //   im2col_gemm.*       im2col + gemm, and 1×1 stride-1 as one gemm (BLAS; float and double)
 //   ref/conv2d.h        the reference
 // Batch normalization: batch_norm_f32 (float32) or batch_norm_f64; pooling and Dense: pool, dense.
+// Elementwise layers (Rescaling, Normalization, ReLU, Softmax, Concatenate): ref/elementwise.h only.
 // Backend::reference (or RESKIT_REFERENCE=1 in the environment) forces the plain loops of
 // kernels/ref everywhere.
 #include <array>
@@ -33,6 +34,7 @@
 #include "kernels/ref/bf16.h"
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
+#include "kernels/ref/elementwise.h"
 #include "kernels/ref/pool2d.h"
 #include "reskit/error.h"
 
@@ -585,6 +587,63 @@ void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T
   if (use_ref()) return ref::dense_backward(p, x, w, dy, dx, dw, db);
   cpu::dense_backward(p, x, w, dy, dx, dw, db);
 }
+
+// Elementwise layers: the reference is the only implementation.
+template <class T>
+void scale_offset_forward(const BroadcastParams& p, const T* x, const T* scale, const T* offset, T* y) {
+  ref::scale_offset_forward(p, x, scale, offset, y);
+}
+template <class T>
+void scale_backward(const BroadcastParams& p, const T* dy, const T* scale, T* dx) {
+  ref::scale_backward(p, dy, scale, dx);
+}
+template <class T>
+void normalize_forward(const BroadcastParams& p, const T* x, const T* mean, const T* denom, T* y) {
+  ref::normalize_forward(p, x, mean, denom, y);
+}
+template <class T>
+void normalize_backward(const BroadcastParams& p, const T* dy, const T* denom, T* dx) {
+  ref::normalize_backward(p, dy, denom, dx);
+}
+template <class T>
+void relu_forward(const ReluParams& p, const T* x, T* y) {
+  ref::relu_forward(p, x, y);
+}
+template <class T>
+void relu_backward(const ReluParams& p, const T* x, const T* dy, T* dx) {
+  ref::relu_backward(p, x, dy, dx);
+}
+template <class T>
+void softmax_forward(const SoftmaxParams& p, const T* x, T* y) {
+  ref::softmax_forward(p, x, y);
+}
+template <class T>
+void softmax_backward(const SoftmaxParams& p, const T* y, const T* dy, T* dx) {
+  ref::softmax_backward(p, y, dy, dx);
+}
+template <class T>
+void concat_forward(const ConcatParams& p, const T* x, T* y) {
+  ref::concat_forward(p, x, y);
+}
+template <class T>
+void concat_backward(const ConcatParams& p, const T* dy, T* dx) {
+  ref::concat_backward(p, dy, dx);
+}
+
+#define RESKIT_INSTANTIATE_ELEMENTWISE(T)                                                          \
+  template void scale_offset_forward<T>(const BroadcastParams&, const T*, const T*, const T*, T*); \
+  template void scale_backward<T>(const BroadcastParams&, const T*, const T*, T*);                 \
+  template void normalize_forward<T>(const BroadcastParams&, const T*, const T*, const T*, T*);    \
+  template void normalize_backward<T>(const BroadcastParams&, const T*, const T*, T*);             \
+  template void relu_forward<T>(const ReluParams&, const T*, T*);                                  \
+  template void relu_backward<T>(const ReluParams&, const T*, const T*, T*);                       \
+  template void softmax_forward<T>(const SoftmaxParams&, const T*, T*);                            \
+  template void softmax_backward<T>(const SoftmaxParams&, const T*, const T*, T*);                 \
+  template void concat_forward<T>(const ConcatParams&, const T*, T*);                              \
+  template void concat_backward<T>(const ConcatParams&, const T*, T*);
+RESKIT_INSTANTIATE_ELEMENTWISE(float)
+RESKIT_INSTANTIATE_ELEMENTWISE(double)
+#undef RESKIT_INSTANTIATE_ELEMENTWISE
 
 #define RESKIT_INSTANTIATE(T)                                                                                \
   template void conv2d_forward<T>(const Conv2DParams&, const T*, const T*, const T*, T*);                    \

@@ -123,6 +123,60 @@ template <class T>
 void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 
 // Image resampling (Resizing, the streaming pipeline): kernels/image.h.
+// Elementwise layers (Rescaling, Normalization, ReLU with options, Softmax, Concatenate): the
+// reference loops only (kernels/ref/elementwise.h). `n` values; a table of `period` values is
+// read at index i % period (period 1: a scalar; C: per channel of an NHWC tensor).
+struct BroadcastParams {
+  std::int64_t n = 0, period = 1;
+};
+// y = x·scale[·] + offset[·]  (Rescaling; Normalization with invert = true)
+template <class T>
+void scale_offset_forward(const BroadcastParams& p, const T* x, const T* scale, const T* offset, T* y);
+// dx = dy·scale[·]
+template <class T>
+void scale_backward(const BroadcastParams& p, const T* dy, const T* scale, T* dx);
+// y = (x − mean[·]) / denom[·]  (Normalization; denom = max(sqrt(variance), epsilon))
+template <class T>
+void normalize_forward(const BroadcastParams& p, const T* x, const T* mean, const T* denom, T* y);
+// dx = dy / denom[·]
+template <class T>
+void normalize_backward(const BroadcastParams& p, const T* dy, const T* denom, T* dx);
+
+// Keras backend.relu(x, alpha = negative_slope, max_value, threshold) over n values:
+// y = clip(x·[x > threshold], 0, max_value) − negative_slope·max(threshold − x, 0) (no clip without
+// max_value); the gradient passes where threshold < x (and the unclipped value < max_value), and is
+// negative_slope where x < threshold.
+struct ReluParams {
+  std::int64_t n = 0;
+  double negative_slope = 0.0, threshold = 0.0;
+  bool has_max = false;
+  double max_value = 0.0;
+};
+template <class T>
+void relu_forward(const ReluParams& p, const T* x, T* y);
+template <class T>
+void relu_backward(const ReluParams& p, const T* x, const T* dy, T* dx);
+
+// Softmax over one axis: x viewed as [outer, dim, inner].
+struct SoftmaxParams {
+  std::int64_t outer = 1, dim = 1, inner = 1;
+};
+template <class T>
+void softmax_forward(const SoftmaxParams& p, const T* x, T* y);
+// dx = y ⊙ (dy − Σ_axis dy·y)
+template <class T>
+void softmax_backward(const SoftmaxParams& p, const T* y, const T* dy, T* dx);
+
+// Concatenation: y viewed as [outer, width] rows; one input x [outer, part] goes to the columns
+// [offset, offset + part).
+struct ConcatParams {
+  std::int64_t outer = 1, width = 1, offset = 0, part = 1;
+};
+template <class T>
+void concat_forward(const ConcatParams& p, const T* x, T* y);
+// dx [outer, part] = those columns of dy
+template <class T>
+void concat_backward(const ConcatParams& p, const T* dy, T* dx);
 
 // Which implementation dispatch picks.
 enum class Backend { fast, reference };

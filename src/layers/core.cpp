@@ -303,22 +303,11 @@ Json input_layer_to_config(const Layer& layer, const Shape& /*output_shape*/) {
           {"name", layer.name()}};
 }
 
-// Activation (and Keras's ReLU layer, read as Activation("relu"))
+// Activation (Keras's ReLU layer is its own class: layers/activations.cpp)
 
 Tensor activation_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
                               keras::WeightBudget& /*budget*/) {
   return Activation(keras::activation_option(c, "activation", l), {.name = l.name})(keras::one_input(in, l));
-}
-
-Tensor relu_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
-                        keras::WeightBudget& /*budget*/) {
-  const Tensor& x = keras::one_input(in, l);
-  keras::expect_null(c, l, {"max_value"});
-  for (const char* key : {"negative_slope", "threshold"}) {
-    const Json* v = keras::find(c, key);
-    if (v && !v->is_null() && keras::as_double(*v, l, key) != 0.0) keras::unsupported(l, key, *v, "0");
-  }
-  return Activation("relu", {.name = l.name})(x);
 }
 
 Json activation_to_config(const Layer& layer, const Shape& /*output_shape*/) {
@@ -481,7 +470,6 @@ void register_activation(std::vector<LayerEntry>& out) {
   LayerEntry e;
   e.class_name = "Activation";
   e.from_config = activation_from_config;
-  e.also_reads = {{"ReLU", relu_from_config}};
   e.to_config = activation_to_config;
   e.to_onnx = [](onnx_export::NodeExport& n) {
     return n.activation(dynamic_cast<ActivationLayer&>(n.layer()).activation(), n.inputs().at(0), true);

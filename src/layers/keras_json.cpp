@@ -114,12 +114,15 @@ std::string padding_option(const Json& c, const LayerCtx& l) {
 std::string activation_option(const Json& c, const char* key, const LayerCtx& l) {
   const Json* v = find(c, key);
   if (!v || v->is_null()) return "linear";
-  if (!v->is_string()) unsupported(l, key, *v, "linear, relu, softmax, sigmoid, tanh");
+  static const char* kNames[] = {"linear", "relu",     "softmax",  "sigmoid", "tanh", "elu",
+                                 "selu",   "softplus", "softsign", "swish",   "silu", "exponential"};
+  const std::string supported =
+      "linear, relu, softmax, sigmoid, tanh, elu, selu, softplus, softsign, swish, silu, exponential";
+  if (!v->is_string()) unsupported(l, key, *v, supported);
   std::string a = v->get<std::string>();
-  if (a != "linear" && a != "relu" && a != "softmax" && a != "sigmoid" && a != "tanh") {
-    unsupported(l, key, *v, "linear, relu, softmax, sigmoid, tanh");
-  }
-  return a;
+  for (const char* n : kNames)
+    if (a == n) return a;
+  unsupported(l, key, *v, supported);
 }
 
 std::string initializer_option(const Json& c, const char* key, const std::string& fallback,

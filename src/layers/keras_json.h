@@ -52,7 +52,7 @@ void expect_null(const Json& c, const LayerCtx& l, std::initializer_list<const c
 void expect_channels_last(const Json& c, const LayerCtx& l);
 // "valid" or "same" (any case); "valid" when absent.
 std::string padding_option(const Json& c, const LayerCtx& l);
-// linear, relu, softmax, sigmoid or tanh; "linear" when absent.
+// A Keras activation name reskit computes (layers/util.h kActivationNames); "linear" when absent.
 std::string activation_option(const Json& c, const char* key, const LayerCtx& l);
 // A Keras initializer (string or {"class_name", "config"}) as a reskit initializer name; those
 // reskit lacks fall back to `fallback` (loaded weights overwrite them anyway). Its seed goes to

@@ -36,7 +36,16 @@ std::vector<std::int64_t> NodeExport::pads(const std::string& padding, std::arra
 Value NodeExport::activation(const std::string& name, const Value& x, bool whole_layer) {
   if (name == "linear") return x;
   static const std::map<std::string, std::string> ops{
-      {"relu", "Relu"}, {"sigmoid", "Sigmoid"}, {"tanh", "Tanh"}, {"softmax", "Softmax"}};
+      {"relu", "Relu"},         {"sigmoid", "Sigmoid"},   {"tanh", "Tanh"},
+      {"softmax", "Softmax"},   {"elu", "Elu"},           {"selu", "Selu"},
+      {"softplus", "Softplus"}, {"softsign", "Softsign"}, {"exponential", "Exp"}};
+  if (name == "swish" || name == "silu") {  // x·sigmoid(x)
+    const std::string s = graph_.unique(base_ + "/Sigmoid");
+    graph_.node("Sigmoid", {x.name}, s, base_ + "/Sigmoid");
+    Value out{graph_.unique(base_), x.rank};
+    graph_.node("Mul", {x.name, s}, out.name, whole_layer ? base_ : base_ + "/Mul");
+    return out;
+  }
   auto it = ops.find(name);
   if (it == ops.end()) fail("has activation '" + name + "', which has no ONNX export");
   Value out{graph_.unique(base_), x.rank};

@@ -20,6 +20,12 @@ const std::vector<LayerEntry>& layer_entries() {
     register_dense(e);
     register_dropout(e);
     register_preprocessing_image(e);
+    register_rescaling(e);
+    register_normalization(e);
+    register_relu(e);
+    register_leaky_relu(e);
+    register_softmax(e);
+    register_concatenate(e);
     return e;
   }();
   return entries;

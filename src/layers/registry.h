@@ -92,5 +92,11 @@ void register_dense(std::vector<LayerEntry>& out);
 void register_dropout(std::vector<LayerEntry>& out);
 // Resizing, CenterCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast.
 void register_preprocessing_image(std::vector<LayerEntry>& out);
+void register_rescaling(std::vector<LayerEntry>& out);
+void register_normalization(std::vector<LayerEntry>& out);
+void register_relu(std::vector<LayerEntry>& out);
+void register_leaky_relu(std::vector<LayerEntry>& out);
+void register_softmax(std::vector<LayerEntry>& out);
+void register_concatenate(std::vector<LayerEntry>& out);
 
 }  // namespace reskit::layers

@@ -60,9 +60,68 @@ Act parse_activation(const std::string& where, const std::string& name) {
   if (name == "softmax") return Act::softmax;
   if (name == "sigmoid") return Act::sigmoid;
   if (name == "tanh") return Act::tanh;
-  throw ConfigError(where + ": unknown activation '" + name +
-                    "'; expected one of relu, softmax, sigmoid, tanh, linear");
+  if (name == "elu") return Act::elu;
+  if (name == "selu") return Act::selu;
+  if (name == "softplus") return Act::softplus;
+  if (name == "softsign") return Act::softsign;
+  if (name == "swish" || name == "silu") return Act::swish;
+  if (name == "exponential") return Act::exponential;
+  throw ConfigError(where + ": unknown activation '" + name + "'; expected one of " + kActivationNames);
 }
+
+namespace {
+
+// Keras's SELU constants (keras/activations.py; Klambauer et al. 2017).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+
+// The elementwise activations without a kink worth a vectorised loop: y = f(z) as Keras 2.x
+// defines them (elu with alpha 1, swish z·sigmoid(z); Keras 3's silu is swish).
+template <class T>
+T smooth_forward(Act act, T z) {
+  switch (act) {
+    case Act::elu:
+      return z > T(0) ? z : std::expm1(z);
+    case Act::selu:
+      return z > T(0) ? static_cast<T>(kSeluScale) * z
+                      : static_cast<T>(kSeluScale * kSeluAlpha) * std::expm1(z);
+    case Act::softplus:  // log(1 + e^z) without overflow
+      return std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)));
+    case Act::softsign:
+      return z / (std::abs(z) + T(1));
+    case Act::swish:
+      return z / (T(1) + std::exp(-z));
+    case Act::exponential:
+      return std::exp(z);
+    default:
+      return z;
+  }
+}
+
+// dy/dz at z (y = f(z)).
+template <class T>
+T smooth_derivative(Act act, T z, T y) {
+  switch (act) {
+    case Act::elu:
+      return z > T(0) ? T(1) : y + T(1);
+    case Act::selu:
+      return z > T(0) ? static_cast<T>(kSeluScale) : y + static_cast<T>(kSeluScale * kSeluAlpha);
+    case Act::softplus:
+      return T(1) / (T(1) + std::exp(-z));
+    case Act::softsign:
+      return T(1) / ((std::abs(z) + T(1)) * (std::abs(z) + T(1)));
+    case Act::swish: {
+      const T s = T(1) / (T(1) + std::exp(-z));
+      return s + z * s * (T(1) - s);
+    }
+    case Act::exponential:
+      return y;
+    default:
+      return T(1);
+  }
+}
+
+}  // namespace
 
 Tensor activated(Act act, const Tensor& z) {
   if (act == Act::linear) return z;
@@ -91,6 +150,14 @@ void activation_forward(Act act, const Tensor& z, Tensor& y) {
       case Act::tanh:
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+        break;
+      case Act::elu:
+      case Act::selu:
+      case Act::softplus:
+      case Act::softsign:
+      case Act::swish:
+      case Act::exponential:
+        for (std::int64_t i = 0; i < n; ++i) out[i] = smooth_forward(act, in[i]);
         break;
       case Act::softmax: {
         const std::int64_t k = z.dim(-1), rows = n / k;
@@ -136,6 +203,14 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
       case Act::tanh:
 #pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
         for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * (T(1) - yi[i] * yi[i]);
+        break;
+      case Act::elu:
+      case Act::selu:
+      case Act::softplus:
+      case Act::softsign:
+      case Act::swish:
+      case Act::exponential:
+        for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * smooth_derivative(act, zi[i], yi[i]);
         break;
       case Act::softmax: {
         // dz = y ⊙ (dy − Σ_j dy_j y_j) per row

@@ -22,7 +22,10 @@ void initialize(Tensor& t, const std::string& where, const std::string& initiali
                 std::int64_t fan_out, std::optional<std::uint64_t> seed);
 void check_initializer_name(const std::string& where, const std::string& initializer);
 
-enum class Act { linear, relu, softmax, sigmoid, tanh };
+enum class Act { linear, relu, softmax, sigmoid, tanh, elu, selu, softplus, softsign, swish, exponential };
+// The Keras activation names parse_activation takes, as messages list them.
+inline constexpr const char* kActivationNames =
+    "linear, relu, softmax, sigmoid, tanh, elu, selu, softplus, softsign, swish (silu), exponential";
 Act parse_activation(const std::string& where, const std::string& name);
 // y = act(z); softmax over the last axis.
 void activation_forward(Act act, const Tensor& z, Tensor& y);

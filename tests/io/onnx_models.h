@@ -48,6 +48,25 @@ inline Model conv_softmax() {
   return Model(in, x, "conv_softmax");
 }
 
+// The preprocessing and activation layers: Rescaling, Normalization (per-channel weights),
+// ReLU(max_value) (a Clip), LeakyReLU, a channel Concatenate, a 1x1 conv and a Softmax layer over
+// the channels.
+inline Model preprocessing() {
+  Tensor in = Input({5, 6, 3}, {.name = "image"});
+  Tensor x = Rescaling(4.0, {.offset = {-2.0}})(in);  // the sample inputs in [0, 1) to [-2, 2)
+  auto norm = Normalization();
+  x = norm(x);
+  for (std::int64_t c = 0; c < 3; ++c) {
+    norm->mean().value.set(c, 0.1 * static_cast<double>(c));
+    norm->variance().value.set(c, 0.05 + 0.1 * static_cast<double>(c));
+  }
+  Tensor a = ReLU({.max_value = 1.0})(x);
+  Tensor b = LeakyReLU({.alpha = 0.2})(x);
+  x = Concatenate()(std::vector<Tensor>{a, b});
+  x = Conv2D(4, {1, 1}, {.name = "mix"})(x);
+  return Model(in, Softmax()(x), "preprocessing");
+}
+
 // Deterministic values in [lo, hi).
 inline void fill_uniform(Tensor& t, double lo, double hi, std::uint64_t seed) {
   std::uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;

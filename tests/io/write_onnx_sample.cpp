@@ -2,7 +2,8 @@
 // input batch and reskit's output on it (Model::forward(x, false)), as float32 .npy files:
 //   OUT/<case>.onnx  OUT/<case>_x.npy  OUT/<case>_y.npy
 // Cases: small (every exported layer and option), small64 (the same model in float64, exported as
-// float32), small_opset17 (fixed batch 3, opset 17), conv_softmax (a 4-D output), resnet50 (the
+// float32), small_opset17 (fixed batch 3, opset 17), conv_softmax (a 4-D output), preprocessing
+// (Rescaling, Normalization, ReLU, LeakyReLU, Concatenate, Softmax), resnet50 (the
 // notebook's, 64x64x3, 6 classes).
 //   reskit_io_write_onnx_sample OUT_DIR
 #include <cstdio>
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     set_floatx(DType::float32);
     write_case(dir, "small_opset17", onnx_test::small_resnet(), 3, {.opset = 17, .batch_size = 3});
     write_case(dir, "conv_softmax", onnx_test::conv_softmax(), 2);
+    write_case(dir, "preprocessing", onnx_test::preprocessing(), 2);
     write_case(dir, "resnet50", resnet50({64, 64, 3}, 6), 2);
   } catch (const std::exception& e) {
     std::cerr << "reskit_io_write_onnx_sample: " << e.what() << "\n";

@@ -75,7 +75,14 @@ const std::map<std::string, std::vector<Sample>>& samples() {
         {{{"activation", "softmax"}}, {{6}}},
         {{{"activation", "sigmoid"}}, {{6}}},
         {{{"activation", "tanh"}}, {{2, 2, 3}}},
-        {{{"activation", "linear"}}, {{6}}}}},
+        {{{"activation", "linear"}}, {{6}}},
+        {{{"activation", "elu"}}, {{2, 2, 3}}},
+        {{{"activation", "selu"}}, {{6}}},
+        {{{"activation", "softplus"}}, {{6}}},
+        {{{"activation", "softsign"}}, {{2, 2, 3}}},
+        {{{"activation", "swish"}}, {{6}}},
+        {{{"activation", "silu"}}, {{6}}},
+        {{{"activation", "exponential"}}, {{6}}}}},
       {"Add", {{Json::object(), {{3, 2, 2}, {3, 2, 2}, {3, 2, 2}}}, {Json::object(), {{5}, {5}}}}},
       {"MaxPooling2D",
        {{{{"pool_size", {3, 3}}, {"strides", {2, 2}}, {"padding", "same"}}, {{5, 5, 2}}},
@@ -139,6 +146,31 @@ const std::map<std::string, std::vector<Sample>>& samples() {
          {{3, 5, 2}},
          false,
          true}}},
+      {"Rescaling",
+       {{{{"scale", 0.5}, {"offset", -1.25}}, {{3, 2, 2}}},
+        {{{"scale", {2.0, -1.0, 0.25}}, {"offset", {0.5, 0.0, -0.5}}}, {{2, 2, 3}}},
+        {{{"scale", 4.0}}, {{5}}},
+        {{{"scale", {{"class_name", "__numpy__"}, {"config", {{"value", {1.5, 2.0}}, {"dtype", "float32"}}}}}},
+         {{2, 2, 2}}}}},
+      {"Normalization",
+       {{{{"axis", {-1}}}, {{3, 2, 4}}},    // weights, per channel
+        {{{"axis", nullptr}}, {{5}}},       // one mean and variance
+        {{{"axis", {1, 2}}}, {{3, 2, 2}}},  // per pixel
+        {{{"axis", -1}, {"mean", {1.0, -2.0}}, {"variance", {4.0, 0.25}}}, {{3, 2, 2}}},
+        {{{"mean", 0.5}, {"variance", 2.0}, {"invert", true}}, {{6}}}}},
+      {"ReLU",
+       {{Json::object(), {{2, 3, 4}}},
+        {{{"max_value", 0.6}, {"negative_slope", 0.1}, {"threshold", 0.2}}, {{2, 2, 3}}},
+        {{{"max_value", 6.0}}, {{7}}},
+        {{{"negative_slope", 0.2}}, {{7}}},
+        {{{"threshold", 0.3}}, {{7}}}}},
+      {"LeakyReLU", {{Json::object(), {{2, 3, 4}}}, {{{"alpha", 0.1}}, {{6}}}}},
+      {"Softmax",
+       {{Json::object(), {{2, 2, 3}}}, {{{"axis", 1}}, {{3, 2, 2}}}, {{{"axis", -2}}, {{4, 3, 2}}}}},
+      {"Concatenate",
+       {{Json::object(), {{2, 2, 3}, {2, 2, 1}, {2, 2, 2}}},
+        {{{"axis", 1}}, {{1, 3, 2}, {2, 3, 2}}},
+        {{{"axis", -1}}, {{4}, {3}}}}},
   };
   return all;
 }
@@ -392,8 +424,8 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
           .find("Custom 'custom' has no ONNX export (export_onnx covers InputLayer, ZeroPadding2D, Conv2D, "
                 "BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, "
                 "GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, RandomFlip, "
-                "RandomRotation, "
-                "RandomZoom, RandomTranslation and RandomContrast)"),
+                "RandomRotation, RandomZoom, RandomTranslation, RandomContrast, Rescaling, Normalization, "
+                "ReLU, LeakyReLU, Softmax and Concatenate)"),
       std::string::npos);
   EXPECT_NE(error_of([&] { model_to_json(model); }).find("cannot save layer class 'Custom' (layer 'custom')"),
             std::string::npos);
@@ -404,7 +436,9 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
   EXPECT_NE(
       error_of([&] { model_from_json(json); })
           .find("unsupported layer class 'Custom' (layer 'bn2'); reskit reads InputLayer, ZeroPadding2D, "
-                "Conv2D, BatchNormalization, Activation, ReLU, Add, MaxPooling2D, AveragePooling2D, "
-                "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout"),
+                "Conv2D, BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, "
+                "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout, Rescaling, "
+                "Normalization, "
+                "ReLU, LeakyReLU, Softmax, Concatenate"),
       std::string::npos);
 }

@@ -139,3 +139,43 @@ TEST(Summary, MoreResNetsMatchIndependentCounts) {
   EXPECT_THROW(build_model("resnet18", {16, 16, 3}, 5), ShapeError);
   EXPECT_THROW(resnet_cifar(21, {32, 32, 3}, 10), ConfigError);
 }
+
+// The preprocessing and activation layers of saved Keras image models: Keras's rows (auto-names,
+// output shapes, parameter counts: Normalization's mean, variance and count are 2·C + 1
+// non-trainable values), in the 4-column layout that Concatenate's two inputs bring.
+TEST(Summary, PreprocessingActivationAndConcatenateRows) {
+  clear_session();
+  Tensor in = Input({32, 32, 3});
+  Tensor x = Rescaling(1.0 / 255)(in);
+  x = Normalization()(x);
+  Tensor a = ReLU({.max_value = 6.0})(x);
+  Tensor b = LeakyReLU()(x);
+  Tensor y = Softmax()(Concatenate()(std::vector<Tensor>{a, b}));
+  Model model(in, y, "preprocessing");
+  // Keras's print_row: each field placed at its column start, the line cut at the column end.
+  auto row = [](const std::vector<std::string>& fields) {
+    const std::size_t ends[] = {32, 53, 65, 98};
+    std::string line;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+      if (i > 0) line = line.substr(0, line.size() - 1) + " ";
+      line += fields[i];
+      line = line.substr(0, ends[i]);
+      line.resize(ends[i], ' ');
+    }
+    return pad(line, 98);
+  };
+  auto lines = lines_of(model.summary_string());
+  ASSERT_EQ(lines.size(), 23u) << model.summary_string();
+  EXPECT_EQ(lines[4], row({"input_1 (InputLayer)", "[(None, 32, 32, 3)]", "0", ""}));
+  EXPECT_EQ(lines[6], row({"rescaling (Rescaling)", "(None, 32, 32, 3)", "0", "input_1[0][0]"}));
+  EXPECT_EQ(lines[8], row({"normalization (Normalization)", "(None, 32, 32, 3)", "7", "rescaling[0][0]"}));
+  EXPECT_EQ(lines[10], row({"re_lu (ReLU)", "(None, 32, 32, 3)", "0", "normalization[0][0]"}));
+  EXPECT_EQ(lines[12], row({"leaky_re_lu (LeakyReLU)", "(None, 32, 32, 3)", "0", "normalization[0][0]"}));
+  EXPECT_EQ(lines[14], row({"concatenate (Concatenate)", "(None, 32, 32, 6)", "0", "re_lu[0][0]"}));
+  EXPECT_EQ(lines[15], row({"", "", "", "leaky_re_lu[0][0]"}));
+  EXPECT_EQ(lines[17], row({"softmax (Softmax)", "(None, 32, 32, 6)", "0", "concatenate[0][0]"}));
+  EXPECT_EQ(lines[18], std::string(98, '='));
+  EXPECT_EQ(lines[19], "Total params: 7");
+  EXPECT_EQ(lines[20], "Trainable params: 0");
+  EXPECT_EQ(lines[21], "Non-trainable params: 7");
+}

@@ -14,14 +14,13 @@
 // ("Model") and Sequential configs (with an InputLayer, batch_input_shape on the first layer, or
 // build_input_shape), in the layouts of Keras 2.0–2.2, tf.keras 2.x and Keras 3 (README.md's
 // "Keras files"), made of the layer classes keras_layer_classes() lists:
-// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
-// Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
-// GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, RandomFlip, RandomRotation,
-// RandomZoom, RandomTranslation and RandomContrast (tests/unit/test_registry.cpp holds this
-// list to that function, which reads the layer registry). A layer or option
-// reskit cannot reproduce exactly is refused with a FileError naming the layer class, its name
-// and the option. Initializers in configs are kept when reskit knows them and otherwise ignored
-// (the weights come from the file).
+// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, Add, MaxPooling2D,
+// AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing,
+// CenterCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, Rescaling,
+// Normalization, ReLU, LeakyReLU, Softmax and Concatenate (tests/unit/test_registry.cpp holds this
+// list to that function, which reads the layer registry). A layer or option reskit cannot reproduce
+// exactly is refused with a FileError naming the layer class, its name and the option. Initializers
+// in configs are kept when reskit knows them and otherwise ignored (the weights come from the file).
 //
 // Files are untrusted: every size, rank, string length and shape is checked before use, and a
 // corrupt, truncated or hostile file gives a FileError, never a crash (within what the HDF5

@@ -1,6 +1,8 @@
 // reskit/layers/core.h — Activation, Dense, Flatten, Dropout, Add, and Input with its InputLayer.
 //
-// Activations: relu, softmax (over the last axis), sigmoid, tanh, linear. Dense takes a 2-D
+// Activations: relu, softmax (over the last axis), sigmoid, tanh, linear, and as Keras 2.x
+// defines them elu, selu, softplus, softsign, swish (Keras 3: silu), exponential (gelu is left out:
+// tf.keras 2.x computes it exactly, Keras 3 by default approximately). Dense takes a 2-D
 // input (N, in) with weight (in, out). Flatten keeps NHWC order (h, w, c). Dropout scales kept
 // units by 1/(1 − rate) in training and is the identity in inference. Add sums two or more
 // tensors of one shape. Input(shape) is a model's symbolic input, as keras.layers.Input (Keras
@@ -15,7 +17,7 @@
 
 namespace reskit {
 
-// Throws ConfigError unless name is one of relu, softmax, sigmoid, tanh, linear.
+// Throws ConfigError unless name is one of the activations above.
 void check_activation_name(const std::string& where, const std::string& name);
 
 struct ActivationOptions {
