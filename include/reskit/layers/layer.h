@@ -17,10 +17,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "reskit/optim/constraints.h"
+#include "reskit/optim/regularizers.h"
 #include "reskit/tensor.h"
 
 namespace reskit {
@@ -31,6 +34,11 @@ struct Param {
   Tensor value;
   Tensor grad;  // same shape as value; assigned by backward for trainable parameters
   bool trainable = true;
+  // Keras's weight regularizer and constraint (kernel_regularizer, kernel_constraint, ...), set
+  // from the layer's options when it builds the weight: training adds the penalty to the loss
+  // and its gradient to grad, and applies the constraint after each update; files save them.
+  std::optional<Regularizer> regularizer;
+  std::optional<Constraint> constraint;
 };
 
 class Layer : public std::enable_shared_from_this<Layer> {
@@ -69,6 +77,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual bool outputs_softmax() const { return false; }
   virtual Tensor logits() const;
   virtual std::vector<Tensor> backward_from_logits(const Tensor& grad_logits);
+  // Keras's activity_regularizer, a penalty on the layer's output (reskit/optim/regularizers.h);
+  // null when the layer has none.
+  virtual const Regularizer* activity_regularizer() const { return nullptr; }
 
   // Whether backward must compute the gradients of the inputs (the model clears it for layers
   // that read only model inputs when nobody asks for those gradients, as in a training step).
