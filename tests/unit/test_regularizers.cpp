@@ -338,6 +338,11 @@ TEST(RegularizerConfig, RefusesWhatReskitLacksByLayerKeyAndValue) {
   EXPECT_NE(e.find("Dense 'd'"), std::string::npos) << e;
   EXPECT_NE(e.find("rank 2"), std::string::npos) << e;
   EXPECT_NE(error("d", "lora_rank", 4).find("lora_rank"), std::string::npos);
+  // any layer may carry an activity_regularizer in Keras; reskit's other layers refuse one
+  e = error("bn", "activity_regularizer", {{"class_name", "L2"}, {"config", {{"l2", 0.1}}}});
+  EXPECT_NE(e.find("BatchNormalization 'bn'"), std::string::npos) << e;
+  EXPECT_NE(e.find("activity_regularizer"), std::string::npos) << e;
+  EXPECT_NO_THROW(with_option("bn", "activity_regularizer", nullptr));
 }
 
 // ---------------------------------------------------------------- training and the CLI's option
@@ -360,6 +365,37 @@ TEST(RegularizerTraining, KernelRegularizerOnEveryConvAndDenseKernel) {
   regularize_kernels(m, std::nullopt);
   const double without = m.test_on_batch(x, y).loss;
   EXPECT_NEAR(with - without, expected, 1e-6 * expected);
+}
+
+TEST(RegularizerTraining, ConstraintKeepsMixedPrecisionKernelsCurrent) {
+  // Adam writes a mixed-precision kernel's bfloat16 rounding with it; the constraint then changes
+  // the kernel, and the next forward must run on the constrained values, not the stale rounding.
+  set_global_policy("mixed_bfloat16");
+  clear_session();
+  Tensor x = Input({6, 6, 2});
+  // 1x1: a bfloat16 matmul reading the kernel's rounding; UnitNorm rescales after every update
+  Tensor h = Conv2D(4, {1, 1}, {.kernel_constraint = UnitNorm({0, 1, 2}), .name = "c"})(x);
+  h = Flatten()(h);
+  h = Dense(3, {.activation = "softmax", .name = "d"})(h);
+  Model m(x, h, "mixed");
+  set_global_policy("float32");
+  m.compile(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.05}),
+            std::make_shared<CategoricalCrossentropy>());
+  Tensor xs({8, 6, 6, 2}), ys({8, 3});
+  for (std::int64_t i = 0; i < xs.numel(); ++i) xs.data<float>()[i] = static_cast<float>(std::cos(0.3 * i));
+  for (int i = 0; i < 8; ++i) ys.data<float>()[i * 3 + i % 3] = 1;
+  for (int step = 0; step < 3; ++step) m.train_on_batch(xs, ys);
+  Param& k = m.get_layer("c")->param("kernel");
+  const auto w = values_of(k.value);
+  for (int f = 0; f < 4; ++f) {
+    double norm = 0;
+    for (std::size_t i = static_cast<std::size_t>(f); i < w.size(); i += 4) norm += w[i] * w[i];
+    EXPECT_NEAR(std::sqrt(norm), 1.0, 1e-6) << "filter " << f;
+  }
+  const auto y1 = values_of(m.forward(xs, true));
+  k.value.data<float>();  // a write access: any rounding kept with the kernel is dropped
+  const auto y2 = values_of(m.forward(xs, true));
+  EXPECT_EQ(y1, y2);
 }
 
 }  // namespace
