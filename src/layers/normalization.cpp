@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "layers/keras_regularizers.h"
 #include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
@@ -44,8 +45,11 @@ Shape BatchNormalizationLayer::output_shape(const std::vector<Shape>& inputs) co
 void BatchNormalizationLayer::do_build(const std::vector<Shape>& inputs) {
   const std::int64_t c = inputs[0].back();
   if (c <= 0) shape_error("a known, positive channel count", shape_str(inputs[0]));
-  add_param("gamma", {c}, true).value.fill(1.0);
-  add_param("beta", {c}, true);
+  Param& gamma = add_param("gamma", {c}, true);
+  gamma.value.fill(1.0);
+  detail::set_weight_rules(gamma, options_.gamma_regularizer, options_.gamma_constraint, where());
+  detail::set_weight_rules(add_param("beta", {c}, true), options_.beta_regularizer, options_.beta_constraint,
+                           where());
   add_param("moving_mean", {c}, false);
   add_param("moving_variance", {c}, false).value.fill(1.0);
 }
@@ -198,16 +202,19 @@ Tensor batch_normalization_from_config(const Json& c, const keras::LayerCtx& l, 
   }
   if (const Json* v = keras::find(c, "renorm"); v && !v->is_null() && keras::as_bool(*v, l, "renorm"))
     keras::unsupported(l, "renorm", *v, "false");
-  keras::expect_null(c, l,
-                     {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint",
-                      "virtual_batch_size", "adjustment"});
+  keras::expect_null(c, l, {"virtual_batch_size", "adjustment"});
+  o.beta_regularizer = keras::regularizer_option(c, "beta_regularizer", l);
+  o.gamma_regularizer = keras::regularizer_option(c, "gamma_regularizer", l);
+  o.beta_constraint = keras::constraint_option(c, "beta_constraint", l);
+  o.gamma_constraint = keras::constraint_option(c, "gamma_constraint", l);
   o.name = l.name;
   budget.add(l, 4.0L * static_cast<long double>(x.shape().back()));
   return BatchNormalization(o)(x);
 }
 
 Json batch_normalization_to_config(const Layer& layer, const Shape& output_shape) {
-  const auto& o = dynamic_cast<const BatchNormalizationLayer&>(layer).options();
+  const auto& bn = dynamic_cast<const BatchNormalizationLayer&>(layer);
+  const auto& o = bn.options();
   Json c = keras::base_config(layer);
   c["axis"] = Json::array({static_cast<std::int64_t>(output_shape.size()) - 1});
   c["momentum"] = o.momentum;
@@ -218,10 +225,10 @@ Json batch_normalization_to_config(const Layer& layer, const Shape& output_shape
   c["gamma_initializer"] = keras::initializer_json("ones", std::nullopt);
   c["moving_mean_initializer"] = keras::initializer_json("zeros", std::nullopt);
   c["moving_variance_initializer"] = keras::initializer_json("ones", std::nullopt);
-  c["beta_regularizer"] = nullptr;
-  c["gamma_regularizer"] = nullptr;
-  c["beta_constraint"] = nullptr;
-  c["gamma_constraint"] = nullptr;
+  c["beta_regularizer"] = keras::regularizer_json(bn.beta().regularizer);
+  c["gamma_regularizer"] = keras::regularizer_json(bn.gamma().regularizer);
+  c["beta_constraint"] = keras::constraint_json(bn.beta().constraint);
+  c["gamma_constraint"] = keras::constraint_json(bn.gamma().constraint);
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
+#include "reskit/models/regularize.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
 #include "reskit/random.h"
@@ -27,7 +28,7 @@ struct TrainArgs {
   std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
   std::int64_t limit = 0, checkpoint_every = 0;
-  double lr = 0.0, weight_decay = 0.0;
+  double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
   bool augment = false;
   static constexpr int kDefaultEpochs = 10;
@@ -74,6 +75,8 @@ nlohmann::json checked_args(const TrainArgs& a) {
           {"lr", a.lr},
           {"lr-schedule", a.schedule},
           {"weight-decay", a.weight_decay},
+          {"l1", a.l1},
+          {"l2", a.l2},
           {"epochs", a.epochs},
           {"augment", a.augment},
           {"limit", a.limit}};
@@ -98,6 +101,7 @@ CheckpointInfo read_resume(const TrainArgs& a) {
   for (const auto& flag : flags) {
     const nlohmann::json& value = got.at(flag);
     const auto it = want.find(flag);
+    if (it == want.end() && (flag == "l1" || flag == "l2") && value == 0.0) continue;  // older checkpoints
     if (it == want.end()) throw FileError("--resume: " + path + ": args has no '" + flag + "'");
     if (*it == value) continue;
     if (flag == "epochs" && a.schedule == "constant") continue;  // a constant rate spans no epochs
@@ -184,6 +188,11 @@ void run_train(const TrainArgs& a) {
             << val.size() << " samples\n";
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
   Model model = build_model(a.model, train.sample_shape(), train.num_classes());
+  if (a.l1 > 0 || a.l2 > 0) {  // on every Conv2D and Dense kernel, as keras.io's CIFAR-10 ResNet
+    regularize_kernels(model, a.l1 > 0 && a.l2 > 0 ? Regularizer(L1L2(a.l1, a.l2))
+                              : a.l1 > 0           ? Regularizer(L1(a.l1))
+                                                   : Regularizer(L2(a.l2)));
+  }
   model.set_class_names(train.class_names());
   model.compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
                 {"accuracy"});
@@ -251,6 +260,13 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(one_of({"cosine", "step", "constant"}));
   cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)")
+      ->check(non_negative_number());
+  cmd->add_option("--l2", a->l2,
+                  "L2 kernel regularizer on every Conv2D and Dense kernel: adds L2·Σw² to the loss (Keras's "
+                  "kernel_regularizer=l2(L2), e.g. 1e-4; not --weight-decay)")
+      ->check(non_negative_number());
+  cmd->add_option("--l1", a->l1,
+                  "L1 kernel regularizer on every Conv2D and Dense kernel: adds L1·Σ|w| to the loss")
       ->check(non_negative_number());
   cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
   add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");

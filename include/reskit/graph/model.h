@@ -49,6 +49,10 @@ struct BackwardOptions {
   // Compute the gradients of the model's inputs; false returns undefined tensors and spares the
   // first layers work.
   bool input_gradients = true;
+  // Add the gradients of the regularization losses (Keras's model.losses): each activity
+  // regularizer's at its layer's output (as of the last forward), each weight regularizer's to
+  // its trainable Param's grad (reskit/optim/regularizers.h). train_on_batch sets it.
+  bool regularization = false;
 };
 
 // What one training or evaluation step reports.
@@ -107,7 +111,8 @@ class Model {
   // Keras compile: the optimizer and loss used by train_on_batch; metrics: "accuracy".
   void compile(std::shared_ptr<Optimizer> optimizer, std::shared_ptr<Loss> loss,
                std::vector<std::string> metrics = {});
-  // One step: forward in training mode, loss, backward, optimizer update.
+  // One step: forward in training mode, loss, backward, optimizer update, constraints. The loss
+  // includes the regularization penalties (Keras's model.losses), as does test_on_batch's.
   StepResult train_on_batch(const Tensor& x, const Tensor& y);
   // Loss and metrics of a batch in inference mode.
   StepResult test_on_batch(const Tensor& x, const Tensor& y);

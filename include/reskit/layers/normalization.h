@@ -8,6 +8,7 @@
 // layer (set_trainable(false)) in a training pass, leaving them unchanged (TF2 Keras).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "reskit/layers/layer.h"
@@ -18,6 +19,10 @@ struct BatchNormalizationOptions {
   int axis = -1;  // only the last axis (3 for NHWC, -1) is supported
   double momentum = 0.99;
   double epsilon = 1e-3;
+  // Keras's regularizers and constraints of gamma and beta (reskit/optim/regularizers.h,
+  // constraints.h), copied to their Params when the layer builds.
+  std::optional<Regularizer> beta_regularizer, gamma_regularizer;
+  std::optional<Constraint> beta_constraint, gamma_constraint;
   std::string name;
 };
 
