@@ -52,6 +52,7 @@ struct Model::State {
   std::vector<std::string> class_names;
   bool profiling = false;
   std::map<std::string, double> profile;
+  TrainStepHooks step_hooks;
   // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward;
   // folded: the producer is a BatchNormalization that inference folds (bn_folds), the ReLU with it.
   struct ReluFusion {
@@ -562,6 +563,8 @@ const Loss& Model::loss() const {
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
+void Model::set_train_step_hooks(TrainStepHooks hooks) { state_->step_hooks = std::move(hooks); }
+
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
 void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
@@ -613,8 +616,18 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
   add_metrics(r, s.metrics, out, target);
+  if (s.step_hooks.loss_gradient_scale != 1.0) {
+    const double scale = s.step_hooks.loss_gradient_scale;
+    if (grad.dtype() == DType::float64) {
+      for (double& g : grad.values<double>()) g *= scale;
+    } else {
+      for (float& g : grad.values<float>()) g = static_cast<float>(g * scale);
+    }
+  }
   backward(grad, {.from_logits = from_logits, .input_gradients = false});
-  timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
+  std::vector<Param*> params = trainable_parameters();
+  if (s.step_hooks.after_backward) s.step_hooks.after_backward(params);
+  timed(s, "optimizer", [&] { s.optimizer->apply(params); });
   return r;
 }
 

@@ -67,6 +67,7 @@ const std::map<std::string, std::vector<Sample>>& samples() {
          {{5, 6, 3}}}}},
       {"BatchNormalization",
        {{{{"momentum", 0.9}, {"epsilon", 0.01}}, {{3, 4, 3}}}, {{{"axis", -1}}, {{5}}}}},
+      {"SyncBatchNormalization", {{{{"momentum", 0.9}, {"epsilon", 0.01}}, {{3, 4, 3}}}}},
       {"Activation",
        {{{{"activation", "relu"}}, {{2, 3, 4}}},
         {{{"activation", "softmax"}}, {{6}}},
@@ -333,7 +334,8 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
   EXPECT_NE(
       error_of([&] { export_onnx(model, "/nonexistent/x.onnx"); })
           .find("Custom 'custom' has no ONNX export (export_onnx covers InputLayer, ZeroPadding2D, Conv2D, "
-                "BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, "
+                "BatchNormalization, SyncBatchNormalization, Activation, Add, MaxPooling2D, "
+                "AveragePooling2D, GlobalMaxPooling2D, "
                 "GlobalAveragePooling2D, Flatten, Dense and Dropout)"),
       std::string::npos);
   EXPECT_NE(error_of([&] { model_to_json(model); }).find("cannot save layer class 'Custom' (layer 'custom')"),
@@ -345,7 +347,8 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
   EXPECT_NE(
       error_of([&] { model_from_json(json); })
           .find("unsupported layer class 'Custom' (layer 'bn2'); reskit reads InputLayer, ZeroPadding2D, "
-                "Conv2D, BatchNormalization, Activation, ReLU, Add, MaxPooling2D, AveragePooling2D, "
+                "Conv2D, BatchNormalization, SyncBatchNormalization, Activation, ReLU, Add, MaxPooling2D, "
+                "AveragePooling2D, "
                 "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout"),
       std::string::npos);
 }

@@ -7,6 +7,7 @@
 // summary() prints and files store. forward() runs nodes in that order, backward() in reverse.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -58,6 +59,15 @@ struct StepResult {
   double top_k_accuracy = 0.0;  // when compiled with "top_k_categorical_accuracy" (k = 5)
 };
 
+// Data-parallel training (reskit/distributed/data_parallel.h) in train_on_batch: the loss
+// gradient is multiplied by loss_gradient_scale (this replica's share of the global batch), and
+// after_backward sees the trainable parameters, gradients assigned, before the optimizer step
+// (the gradient allreduce). Defaults: 1 and nothing.
+struct TrainStepHooks {
+  double loss_gradient_scale = 1.0;
+  std::function<void(const std::vector<Param*>&)> after_backward;
+};
+
 class Model {
  public:
   Model(const Tensor& input, const Tensor& output, std::string name = "");
@@ -106,6 +116,7 @@ class Model {
   StepResult train_on_batch(const Tensor& x, const Tensor& y);
   // Loss and metrics of a batch in inference mode.
   StepResult test_on_batch(const Tensor& x, const Tensor& y);
+  void set_train_step_hooks(TrainStepHooks hooks);
   Optimizer& optimizer();
   bool compiled() const;
   const Loss& loss() const;

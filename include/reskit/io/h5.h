@@ -11,7 +11,7 @@
 //
 // load_model reads such files, written by reskit or by Keras 2.0.8 … 3.x (legacy .h5): Functional
 // ("Model") and Sequential configs made of the layer classes keras_layer_classes() lists:
-// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
+// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, SyncBatchNormalization, Activation, ReLU (read as
 // Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
 // GlobalAveragePooling2D, Flatten, Dense and Dropout (tests/unit/test_registry.cpp holds this
 // list to that function, which reads the layer registry). A layer or option
