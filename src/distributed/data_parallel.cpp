@@ -2,6 +2,7 @@
 #include "reskit/distributed/data_parallel.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -110,6 +111,7 @@ std::span<const std::int64_t> DataParallel::begin_step(std::span<const std::int6
 }
 
 void DataParallel::after_backward(const std::vector<Param*>& params) {
+  const auto start = std::chrono::steady_clock::now();
   std::vector<Tensor*> grads32, grads64, stats32, stats64;
   for (Param* p : params) (p->grad.dtype() == DType::float64 ? grads64 : grads32).push_back(&p->grad);
   for (Param* p : averaged_) (p->value.dtype() == DType::float64 ? stats64 : stats32).push_back(&p->value);
@@ -118,6 +120,7 @@ void DataParallel::after_backward(const std::vector<Param*>& params) {
   const double mean = 1.0 / size_;
   sum_into(*comm_, stats32, buffer32_, mean);
   sum_into(*comm_, stats64, buffer64_, mean);
+  communication_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 StepResult DataParallel::global_result(const StepResult& local, std::int64_t local_n, std::int64_t n) {

@@ -62,6 +62,9 @@ class DataParallel {
   // The step's loss and metrics over the global batch of n samples, from this rank's over its
   // local_n: sums of value × count, divided by n.
   StepResult global_result(const StepResult& local, std::int64_t local_n, std::int64_t n);
+  // Seconds spent summing gradients (and averaging moving statistics) since construction: all of
+  // it exposed, as the sums start after backward (reskit bench reports it per step).
+  double communication_seconds() const { return communication_seconds_; }
 
  private:
   void after_backward(const std::vector<Param*>& params);
@@ -70,6 +73,7 @@ class DataParallel {
   Communicator* comm_ = nullptr;
   int rank_ = 0, size_ = 1;
   std::int64_t offset_ = 0;
+  double communication_seconds_ = 0.0;
   std::vector<Param*> averaged_;  // moving statistics of per-replica BatchNormalization layers
   std::vector<float> buffer32_;
   std::vector<double> buffer64_;
