@@ -56,6 +56,7 @@ struct Model::State {
   std::vector<std::string> class_names;
   bool profiling = false;
   std::map<std::string, double> profile;
+  TrainStepHooks step_hooks;
   // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward;
   // folded: the producer is a BatchNormalization that inference folds (bn_folds), the ReLU with it.
   struct ReluFusion {
@@ -413,7 +414,8 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     Node& node = *s.nodes[i];
     if (options.regularization && node.layer->activity_regularizer() && !node.inputs.empty() &&
         requires_grad[i]) {
-      Tensor g = activity_gradient(*node.layer->activity_regularizer(), s.values[i], from_logits && i == out);
+      Tensor g = activity_gradient(*node.layer->activity_regularizer(), s.values[i], from_logits && i == out,
+                                   options.regularization_scale);
       grads[i] = grads[i].defined() ? detail::add(grads[i], g) : g;  // grads[i] may be shared
     }
     // Nothing trainable at or behind this node (a frozen base): no backward at all.
@@ -440,7 +442,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     }
   }
   for (auto& node : s.nodes) node->layer->set_input_gradients_needed(true);
-  if (options.regularization) add_weight_penalty_gradients(trainable_parameters());
+  if (options.regularization) add_weight_penalty_gradients(trainable_parameters(), options.regularization_scale);
   std::vector<Tensor> result;
   for (int in : s.input_nodes) result.push_back(grads[in]);
   return result;
@@ -583,6 +585,8 @@ const Loss& Model::loss() const {
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
+void Model::set_train_step_hooks(TrainStepHooks hooks) { state_->step_hooks = std::move(hooks); }
+
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
 void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
@@ -658,10 +662,23 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
                        : s.loss->compute(out, target, &grad);
   r.loss += regularization_loss(s, parameters());
   add_metrics(r, s.metrics, out, target);
-  backward(grad, {.from_logits = from_logits, .input_gradients = false, .regularization = true});
+  if (s.step_hooks.loss_gradient_scale != 1.0) {
+    const double scale = s.step_hooks.loss_gradient_scale;
+    if (grad.dtype() == DType::float64) {
+      for (double& g : grad.values<double>()) g *= scale;
+    } else {
+      for (float& g : grad.values<float>()) g = static_cast<float>(g * scale);
+    }
+  }
+  backward(grad, {.from_logits = from_logits,
+                  .input_gradients = false,
+                  .regularization = true,
+                  .regularization_scale = s.step_hooks.loss_gradient_scale});
+  std::vector<Param*> params = trainable_parameters();
+  if (s.step_hooks.after_backward) s.step_hooks.after_backward(params);
   timed(s, "optimizer", [&] {
-    s.optimizer->apply(trainable_parameters());
-    apply_constraints(trainable_parameters());
+    s.optimizer->apply(params);
+    apply_constraints(params);
   });
   return r;
 }

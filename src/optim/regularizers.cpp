@@ -85,9 +85,9 @@ double activity_penalty(const Regularizer& r, const Tensor& y) {
   return penalty(r, y) / static_cast<double>(y.dim(0));
 }
 
-Tensor activity_gradient(const Regularizer& r, const Tensor& y, bool through_softmax) {
+Tensor activity_gradient(const Regularizer& r, const Tensor& y, bool through_softmax, double scale) {
   Tensor g(y.shape(), y.dtype());
-  add_penalty_gradient(r, y, g, 1.0 / static_cast<double>(y.dim(0)));
+  add_penalty_gradient(r, y, g, scale / static_cast<double>(y.dim(0)));
   if (!through_softmax) return g;
   // dz = y ⊙ (g − Σ_k g_k·y_k), per row of the last axis
   const std::int64_t k = y.shape().back(), rows = y.numel() / k;
@@ -114,9 +114,9 @@ double weight_penalty(const std::vector<Param*>& params) {
   return total;
 }
 
-void add_weight_penalty_gradients(const std::vector<Param*>& params) {
+void add_weight_penalty_gradients(const std::vector<Param*>& params, double scale) {
   for (Param* p : params)
-    if (p->regularizer && p->trainable) add_penalty_gradient(*p->regularizer, p->value, p->grad);
+    if (p->regularizer && p->trainable) add_penalty_gradient(*p->regularizer, p->value, p->grad, scale);
 }
 
 }  // namespace reskit

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
@@ -106,6 +107,8 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     if (train.empty()) throw ConfigError("fit: validation_split leaves no training samples");
   }
   std::ostream& out = out_of(o.out);
+  distributed::DataParallel replicas(model, o.communicator, o.batch_size, "fit");
+  const int verbose = replicas.rank() == 0 ? o.verbose : 0;
   History history;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
   std::mt19937_64 own_gen(o.seed);
@@ -127,6 +130,7 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     cb->set_fit_state(&state);
   }
   for (auto& cb : o.callbacks) cb->on_train_begin();
+  replicas.broadcast_parameters();
   model.stop_training = false;
   std::mt19937_64& gen = *state.generator;
   EpochProgress& progress = state.progress;
@@ -149,7 +153,7 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
   for (int epoch = state.epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
     state.epoch = epoch;
-    if (o.verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
+    if (verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
     for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
     Means means;
     const std::int64_t first_step = progress.steps_done;
@@ -165,19 +169,36 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     const auto start = std::chrono::steady_clock::now();
     for (std::int64_t step = first_step; step < steps; ++step) {
       const std::int64_t lo = step * b, hi = std::min(n, lo + b);
-      train.fill_batch(std::span<const std::int64_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)), x,
-                       y, o.augment, &gen);
-      StepResult r = model.train_on_batch(x, y);
+      const std::span<const std::int64_t> batch =
+          replicas.begin_step({order.data() + lo, static_cast<std::size_t>(hi - lo)});
+      StepResult r;
+      if (!batch.empty() && replicas.active() && o.augment.any()) {
+        // The draws of the samples before this rank's shard are skipped, those of the whole
+        // batch consumed: every rank's generator stays where one process's would be.
+        const auto draws = static_cast<unsigned long long>(o.augment.draws_per_sample());
+        std::mt19937_64 shard_gen = gen;
+        shard_gen.discard(draws * static_cast<unsigned long long>(replicas.shard_offset()));
+        train.fill_batch(batch, x, y, o.augment, &shard_gen);
+        gen.discard(draws * static_cast<unsigned long long>(hi - lo));
+      } else if (!batch.empty()) {
+        train.fill_batch(batch, x, y, o.augment, &gen);
+      } else {  // a last batch smaller than the ranks, skipped: its draws still consumed
+        gen.discard(static_cast<unsigned long long>(o.augment.draws_per_sample()) *
+                    static_cast<unsigned long long>(hi - lo));
+      }
+      if (!batch.empty())
+        r = replicas.global_result(model.train_on_batch(x, y), static_cast<std::int64_t>(batch.size()),
+                                   hi - lo);
       if (!std::isfinite(r.loss)) {
         throw Error("fit: the loss became " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") +
                     " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
                     "; try a lower learning rate");
       }
-      means.add(r, hi - lo);
+      if (!batch.empty()) means.add(r, hi - lo);
       progress.steps_done = step + 1;
       progress.loss_sum = means.loss, progress.accuracy_sum = means.accuracy;
       progress.top_k_accuracy_sum = means.top_k, progress.samples_seen = means.seen;
-      if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
+      if (verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
       Logs batch_logs;
       for (const auto& [k, v] : means.values(model)) batch_logs[k] = v;
       for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
@@ -186,12 +207,13 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     Logs logs;
     for (const auto& [k, v] : means.values(model)) logs[k] = v;
     if (has_val) {
-      for (const auto& [k, v] : evaluate(model, val, {.batch_size = o.batch_size, .verbose = 0}))
+      for (const auto& [k, v] :
+           evaluate(model, val, {.batch_size = o.batch_size, .verbose = 0, .communicator = o.communicator}))
         logs["val_" + k] = v;
     }
-    if (o.verbose == 1) {
+    if (verbose == 1) {
       bar.update(steps, ordered(logs));
-    } else if (o.verbose == 2) {
+    } else if (verbose == 2) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char buf[64];
       std::snprintf(buf, sizeof buf, "%lld/%lld - %.0fs - ", static_cast<long long>(steps),
@@ -218,7 +240,11 @@ Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
     throw ConfigError("evaluate: expected batch_size >= 1, got " + std::to_string(o.batch_size));
   check_fits("evaluate", model, data);
   check_model_fits(model, std::clamp<std::int64_t>(data.size(), 1, o.batch_size), false);
-  const std::int64_t n = data.size(), b = o.batch_size, steps = (n + b - 1) / b;
+  // Data-parallel: this rank's contiguous shard of the samples, the sums added over the ranks.
+  distributed::Communicator& comm = o.communicator ? *o.communicator : distributed::single_process();
+  const distributed::Range mine = distributed::shard_range(data.size(), comm.rank(), comm.size());
+  const std::int64_t n = mine.end - mine.begin, b = o.batch_size, steps = (n + b - 1) / b;
+  const bool verbose = o.verbose && comm.rank() == 0;
   std::ostream& out = out_of(o.out);
   Progbar bar(steps, out);
   Means means;
@@ -227,11 +253,18 @@ Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
   for (std::int64_t step = 0; step < steps; ++step) {
     const std::int64_t lo = step * b, hi = std::min(n, lo + b);
     idx.resize(static_cast<std::size_t>(hi - lo));
-    std::iota(idx.begin(), idx.end(), lo);
+    std::iota(idx.begin(), idx.end(), mine.begin + lo);
     data.fill_batch(idx, x, y);
     means.add(model.test_on_batch(x, y), hi - lo);
-    if (o.verbose) bar.update(step + 1, means.values(model));
+    if (verbose && step + 1 < steps) bar.update(step + 1, means.values(model));
   }
+  if (comm.size() > 1) {
+    double sums[4] = {means.loss, means.accuracy, means.top_k, static_cast<double>(means.seen)};
+    comm.allreduce_sum(std::span<double>(sums));
+    means.loss = sums[0], means.accuracy = sums[1], means.top_k = sums[2];
+    means.seen = static_cast<std::int64_t>(sums[3]);
+  }
+  if (verbose && steps > 0) bar.update(steps, means.values(model));
   Scores scores;
   for (const auto& [k, v] : means.values(model)) scores[k] = v;
   return scores;

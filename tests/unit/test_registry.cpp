@@ -70,6 +70,7 @@ const std::map<std::string, std::vector<Sample>>& samples() {
          {{5, 6, 3}}}}},
       {"BatchNormalization",
        {{{{"momentum", 0.9}, {"epsilon", 0.01}}, {{3, 4, 3}}}, {{{"axis", -1}}, {{5}}}}},
+      {"SyncBatchNormalization", {{{{"momentum", 0.9}, {"epsilon", 0.01}}, {{3, 4, 3}}}}},
       {"Activation",
        {{{{"activation", "relu"}}, {{2, 3, 4}}},
         {{{"activation", "softmax"}}, {{6}}},

@@ -1,12 +1,14 @@
 // reskit train: the main job. With no arguments it trains the CIFAR-style ResNet-20 on Debian's
 // Fashion-MNIST and leaves the model, the history CSV and the training curves in the working
 // folder; every choice is a flag. Input shape and class count come from the data.
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "reskit/data/loaders.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
@@ -27,14 +29,34 @@ struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
   std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
-  std::int64_t limit = 0, checkpoint_every = 0;
+  std::int64_t limit = 0, checkpoint_every = 0, lr_reference_batch = 0;
+  double lr_warmup_epochs = 0.0;
   double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
-  bool augment = false;
+  bool augment = false, sync_batch_norm = false;
   static constexpr int kDefaultEpochs = 10;
 };
 
-std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps) {
+// --lr-warmup-epochs with the step and constant schedules: the rate rises linearly from 0 over the
+// first warmup steps, then follows the schedule (Goyal et al. 2017's gradual warm-up).
+class LinearWarmup : public LearningRateSchedule {
+ public:
+  LinearWarmup(std::shared_ptr<LearningRateSchedule> after, double lr, std::int64_t warmup)
+      : after_(std::move(after)), lr_(lr), warmup_(warmup) {}
+  double operator()(std::int64_t step) const override {
+    if (step < warmup_) return lr_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+    return after_ ? (*after_)(step) : lr_;
+  }
+
+ private:
+  std::shared_ptr<LearningRateSchedule> after_;
+  double lr_;
+  std::int64_t warmup_;
+};
+
+// steps_per_epoch: for --lr-warmup-epochs.
+std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps,
+                                          std::int64_t steps_per_epoch) {
   std::shared_ptr<Optimizer> opt;
   if (a.optimizer == "adam" || a.optimizer == "adamw") {
     AdamOptions o;
@@ -47,17 +69,28 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   } else {
     throw UsageError("--optimizer: expected adam, adamw or sgd, got '" + a.optimizer + "'");
   }
-  const double lr = opt->learning_rate();
+  // --lr-reference-batch B0: the rate is for a global batch of B0 and scales linearly with the
+  // global batch (Goyal et al. 2017: lr = 0.1·B/256 for SGD).
+  const double lr = opt->learning_rate() *
+                    (a.lr_reference_batch > 0
+                         ? static_cast<double>(a.batch_size) / static_cast<double>(a.lr_reference_batch)
+                         : 1.0);
+  opt->set_learning_rate(lr);
+  const auto warmup = static_cast<std::int64_t>(a.lr_warmup_epochs * static_cast<double>(steps_per_epoch));
+  std::shared_ptr<LearningRateSchedule> schedule;
   if (a.schedule == "cosine") {
-    opt->set_schedule(std::make_shared<CosineDecay>(lr, std::max<std::int64_t>(total_steps, 1)));
+    schedule =
+        std::make_shared<CosineDecay>(lr, std::max<std::int64_t>(total_steps - warmup, 1), 0.0, warmup);
   } else if (a.schedule == "step") {
     // ×0.1 at half and three quarters of training (He et al. 2015, §4.2)
-    opt->set_schedule(std::make_shared<PiecewiseConstantDecay>(
+    schedule = std::make_shared<PiecewiseConstantDecay>(
         std::vector<std::int64_t>{total_steps / 2, total_steps * 3 / 4},
-        std::vector<double>{lr, lr * 0.1, lr * 0.01}));
+        std::vector<double>{lr, lr * 0.1, lr * 0.01});
   } else if (a.schedule != "constant") {
     throw UsageError("--lr-schedule: expected cosine, step or constant, got '" + a.schedule + "'");
   }
+  if (warmup > 0 && a.schedule != "cosine") schedule = std::make_shared<LinearWarmup>(schedule, lr, warmup);
+  if (schedule) opt->set_schedule(schedule);
   return opt;
 }
 
@@ -82,6 +115,15 @@ nlohmann::json checked_args(const TrainArgs& a) {
           {"limit", a.limit}};
 }
 
+// The large-batch flags join the checked ones when set (checkpoints written without them resume).
+nlohmann::json checked_args_all(const TrainArgs& a) {
+  nlohmann::json j = checked_args(a);
+  if (a.lr_reference_batch > 0) j["lr-reference-batch"] = a.lr_reference_batch;
+  if (a.lr_warmup_epochs > 0) j["lr-warmup-epochs"] = a.lr_warmup_epochs;
+  if (a.sync_batch_norm) j["sync-batch-norm"] = true;
+  return j;
+}
+
 // Reads the checkpoint in --resume's folder and checks that the flags match the run that wrote it.
 CheckpointInfo read_resume(const TrainArgs& a) {
   CheckpointInfo c;
@@ -91,7 +133,7 @@ CheckpointInfo read_resume(const TrainArgs& a) {
     throw FileError("--resume: " + std::string(e.what()));
   }
   const std::string path = (std::filesystem::path(a.resume) / kCheckpointJson).string();
-  const nlohmann::json want = nlohmann::json::parse(c.args), got = checked_args(a);
+  const nlohmann::json want = nlohmann::json::parse(c.args), got = checked_args_all(a);
   if (!want.is_object()) throw FileError("--resume: " + path + ": args is not an object");
   // --epochs last: a differing schedule or data explains a differing --epochs better.
   std::vector<std::string> flags;
@@ -110,6 +152,21 @@ CheckpointInfo read_resume(const TrainArgs& a) {
                       (flag == "epochs" ? " (the " + a.schedule + " schedule spans all epochs)" : ""));
   }
   return c;
+}
+
+// --sync-batch-norm: the model with every BatchNormalization a SyncBatchNormalization (its Keras
+// config rewritten) and the same weights.
+Model with_sync_batch_norm(Model& model) {
+  nlohmann::json config = nlohmann::json::parse(model_to_json(model));
+  for (auto& layer : config.at("config").at("layers"))
+    if (layer.at("class_name") == "BatchNormalization") layer["class_name"] = "SyncBatchNormalization";
+  Model synced = model_from_json(config.dump());
+  const std::vector<Param*> from = model.parameters(), to = synced.parameters();
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    std::memcpy(to[i]->value.raw_data(), std::as_const(from[i]->value).raw_data(),
+                static_cast<std::size_t>(from[i]->value.numel()) * dtype_size(from[i]->value.dtype()));
+  }
+  return synced;
 }
 
 // The files a run writes: the flags' names, or the defaults named after the model and the data.
@@ -140,6 +197,13 @@ void run_train(const TrainArgs& a) {
     throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
   if (a.checkpoint_every > 0 && a.checkpoint_dir.empty() && a.resume.empty())
     throw UsageError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
+  // Under mpirun: --batch-size is the global batch; rank 0 writes every file.
+  distributed::Communicator& job = distributed::world();
+  const bool writer = job.rank() == 0;
+  if (a.batch_size % job.size() != 0) {
+    throw UsageError("--batch-size: the global batch " + std::to_string(a.batch_size) +
+                     " does not split evenly over " + std::to_string(job.size()) + " processes");
+  }
   const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
   set_global_policy(a.dtype);
@@ -193,8 +257,9 @@ void run_train(const TrainArgs& a) {
                               : a.l1 > 0           ? Regularizer(L1(a.l1))
                                                    : Regularizer(L2(a.l2)));
   }
+  if (a.sync_batch_norm) model = with_sync_batch_norm(model);
   model.set_class_names(train.class_names());
-  model.compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
+  model.compile(make_optimizer(a, steps * a.epochs, steps), std::make_shared<CategoricalCrossentropy>(),
                 {"accuracy"});
   if (resuming) {
     std::cout << "Resuming from " << resume.model_path << " after ";
@@ -208,9 +273,10 @@ void run_train(const TrainArgs& a) {
   fo.batch_size = a.batch_size;
   fo.validation_data = &val;
   fo.seed = a.seed;
+  fo.communicator = &job;
   if (a.augment) fo.augment = {.pad_crop = 2, .horizontal_flip = true};
   // Appending, the logger drops the rows a crash left after the checkpoint.
-  fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
+  if (writer) fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
   const std::string checkpoint_dir = a.checkpoint_dir.empty() ? a.resume : a.checkpoint_dir;
   if (!checkpoint_dir.empty()) {
     fo.callbacks.push_back(std::make_shared<BackupAndRestore>(
@@ -218,16 +284,19 @@ void run_train(const TrainArgs& a) {
                                                 .delete_checkpoint = false,
                                                 .restore = resuming,
                                                 .restore_dir = a.resume,
-                                                .args = checked_args(a).dump()}));
+                                                .args = checked_args_all(a).dump(),
+                                                .save = writer}));
   }
   History h = fit(model, train, fo);
-  if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
-  save_model(model, files.model);
-  plot_history(h, files.curves, a.model + " on " + a.data);
+  if (writer) {
+    if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
+    save_model(model, files.model);
+    plot_history(h, files.curves, a.model + " on " + a.data);
+  }
   std::cout << "Saved the model to " << files.model << ", the history to " << files.history
             << " and the curves to " << files.curves << "\n";
   std::cout << "Evaluating on " << val_spec << ":\n";
-  evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1});
+  evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1, .communicator = &job});
 }
 }  // namespace
 
@@ -259,6 +328,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--lr-schedule", a->schedule, "Learning-rate schedule")
       ->capture_default_str()
       ->check(one_of({"cosine", "step", "constant"}));
+  cmd->add_option(
+         "--lr-reference-batch", a->lr_reference_batch,
+         "The rate is for this global batch; it scales linearly with --batch-size (Goyal et al. 2017)")
+      ->check(integer_at_least(1));
+  cmd->add_option(
+         "--lr-warmup-epochs", a->lr_warmup_epochs,
+         "Raise the rate linearly from 0 over these epochs first (gradual warm-up, Goyal et al. 2017)")
+      ->check(non_negative_number());
   cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)")
       ->check(non_negative_number());
   cmd->add_option("--l2", a->l2,
@@ -269,6 +346,9 @@ void add_train_command(CLI::App& app) {
                   "L1 kernel regularizer on every Conv2D and Dense kernel: adds L1·Σ|w| to the loss")
       ->check(non_negative_number());
   cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
+  cmd->add_flag(
+      "--sync-batch-norm", a->sync_batch_norm,
+      "Under mpirun: every BatchNormalization a SyncBatchNormalization (the global batch's statistics)");
   add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
   cmd->add_option("--dtype", a->dtype,

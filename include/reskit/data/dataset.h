@@ -21,6 +21,9 @@ struct AugmentOptions {
   int pad_crop = 0;              // random crop after zero-padding by this many pixels per side
   bool horizontal_flip = false;  // flip left-right with probability 1/2
   bool any() const { return pad_crop > 0 || horizontal_flip; }
+  // The generator values fill_batch draws per sample, in sample order (a data-parallel rank skips
+  // the draws of the samples before its shard).
+  int draws_per_sample() const { return (pad_crop > 0 ? 2 : 0) + (horizontal_flip ? 1 : 0); }
 };
 
 class Dataset {

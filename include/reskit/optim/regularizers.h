@@ -55,12 +55,13 @@ void add_penalty_gradient(const Regularizer& r, const Tensor& w, Tensor& grad, d
 // An activity regularizer on a layer's output y (batch first): penalty(y) / batch.
 double activity_penalty(const Regularizer& r, const Tensor& y);
 // Its gradient with respect to y; with through_softmax, y = softmax(z) over the last axis and the
-// result is the gradient with respect to z (for an output layer trained from its logits).
-Tensor activity_gradient(const Regularizer& r, const Tensor& y, bool through_softmax);
+// result is the gradient with respect to z (for an output layer trained from its logits). `scale`
+// multiplies it (a replica's share of the global batch in data-parallel training).
+Tensor activity_gradient(const Regularizer& r, const Tensor& y, bool through_softmax, double scale = 1.0);
 
 // Σ penalty over the parameters that carry a regularizer (Keras's regularization losses).
 double weight_penalty(const std::vector<Param*>& params);
-// Adds each trainable parameter's penalty gradient to its grad.
-void add_weight_penalty_gradients(const std::vector<Param*>& params);
+// Adds each trainable parameter's penalty gradient, times `scale`, to its grad.
+void add_weight_penalty_gradients(const std::vector<Param*>& params, double scale = 1.0);
 
 }  // namespace reskit

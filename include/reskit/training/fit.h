@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "reskit/data/dataset.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/graph/model.h"
 #include "reskit/training/callbacks.h"
 
@@ -43,12 +44,20 @@ struct FitOptions {
   // epoch's end (operator<<) and resume exactly with initial_epoch and the restored state.
   // (BackupAndRestore does all of this, also inside an epoch.)
   std::mt19937_64* generator = nullptr;
+  // Data-parallel training over these processes (reskit/distributed/data_parallel.h): batch_size
+  // is the global batch, split evenly over the ranks; every rank calls fit with the same data and
+  // options and ends with the same weights. The progress bar and callbacks' logs show the global
+  // batch's values; only rank 0 prints. Null: this process alone.
+  distributed::Communicator* communicator = nullptr;
 };
 
 struct EvaluateOptions {
   int batch_size = 32;
   int verbose = 1;
   std::ostream* out = nullptr;
+  // Shares the samples out over these processes (contiguous shards) and sums the losses and
+  // metrics over them; every rank gets the scores of the whole data, rank 0 prints.
+  distributed::Communicator* communicator = nullptr;
 };
 
 // The mean loss and metrics over a dataset (inference mode); keys "loss", "accuracy", ...
