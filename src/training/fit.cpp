@@ -18,8 +18,8 @@ namespace reskit {
 namespace {
 
 // The data must fit the model: same image shape, as many classes as outputs.
-void check_fits(const char* what, Model& model, const Dataset& data) {
-  if (data.empty()) throw Error(std::string(what) + ": the data '" + data.source() + "' has no samples");
+void check_fits(const char* what, Model& model, const BatchSource& data) {
+  if (data.size() == 0) throw Error(std::string(what) + ": the data '" + data.source() + "' has no samples");
   const Shape& in = model.inputs()[0].shape();
   const Shape want(in.begin() + 1, in.end());
   if (data.sample_shape() != want) {
@@ -34,6 +34,15 @@ void check_fits(const char* what, Model& model, const Dataset& data) {
                      "' outputs " + std::to_string(classes));
   }
 }
+
+// Ends a source's epoch however the epoch's loop is left (a stream stops its workers).
+struct EpochGuard {
+  BatchSource& source;
+  bool open = false;
+  ~EpochGuard() {
+    if (open) source.end_epoch();
+  }
+};
 
 // Running, sample-weighted means of the loss and metrics, in Keras's display order.
 struct Means {
@@ -76,7 +85,9 @@ std::string format_logs(const std::map<std::string, double>& logs) {
   return s;
 }
 
-History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
+namespace {
+
+void check_fit_options(Model& model, const FitOptions& o) {
   if (!model.compiled())
     throw Error("fit: model '" + model.name() + "' is not compiled; call compile() first");
   if (o.epochs < 0) throw ConfigError("fit: expected epochs >= 0, got " + std::to_string(o.epochs));
@@ -85,25 +96,55 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) {
     throw ConfigError("fit: expected validation_split in [0, 1), got " + std::to_string(o.validation_split));
   }
-  check_fits("fit", model, train_all);
+}
+
+History run_fit(Model& model, BatchSource& train, BatchSource* val, const FitOptions& o);
+
+}  // namespace
+
+History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
+  check_fit_options(model, o);
+  check_fits("fit", model, DatasetBatches(train_all));
   // Before the first batch allocates anything: the step's layer outputs, gradients and optimizer
   // state must fit in memory (a lower bound; a too large input fails here, named).
   check_model_fits(model, std::clamp<std::int64_t>(train_all.size(), 1, o.batch_size), true);
   Dataset train = train_all, val;
-  bool has_val = false;
   if (o.validation_data) {
-    check_fits("fit (validation data)", model, *o.validation_data);
     val = *o.validation_data;
-    has_val = true;
   } else if (o.validation_split > 0.0) {
     // Keras: the last samples, before shuffling.
     const auto split_at =
         static_cast<std::int64_t>(static_cast<double>(train_all.size()) * (1.0 - o.validation_split));
     train = train_all.subset(0, split_at);
     val = train_all.subset(split_at, train_all.size());
-    has_val = !val.empty();
     if (train.empty()) throw ConfigError("fit: validation_split leaves no training samples");
   }
+  DatasetBatches train_batches(train), val_batches(val);
+  const bool has_val = o.validation_data || !val.empty();
+  if (o.validation_source) throw ConfigError("fit: expected validation_data or validation_source, got both");
+  return run_fit(model, train_batches, has_val ? &val_batches : nullptr, o);
+}
+
+History fit(Model& model, BatchSource& train, const FitOptions& o) {
+  check_fit_options(model, o);
+  if (o.validation_split > 0.0) {
+    throw ConfigError("fit: validation_split needs an in-memory Dataset; for '" + train.source() +
+                      "' give validation_source (e.g. the stream of subset \"validation\")");
+  }
+  check_fits("fit", model, train);
+  check_model_fits(model, std::clamp<std::int64_t>(train.size(), 1, o.batch_size), true);
+  std::optional<DatasetBatches> val_data;
+  if (o.validation_data) val_data.emplace(*o.validation_data);
+  if (o.validation_data && o.validation_source)
+    throw ConfigError("fit: expected validation_data or validation_source, got both");
+  return run_fit(model, train, val_data ? &*val_data : o.validation_source, o);
+}
+
+namespace {
+
+History run_fit(Model& model, BatchSource& train, BatchSource* val, const FitOptions& o) {
+  if (val) check_fits("fit (validation data)", model, *val);
+  const bool has_val = val != nullptr;
   std::ostream& out = out_of(o.out);
   History history;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
@@ -162,17 +203,17 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     }
     Progbar bar(steps, out);
     const auto start = std::chrono::steady_clock::now();
+    EpochGuard epoch_guard{train, true};
+    train.start_epoch(epoch, order, b, first_step, o.augment, &gen);
     for (std::int64_t step = first_step; step < steps; ++step) {
-      const std::int64_t lo = step * b, hi = std::min(n, lo + b);
-      train.fill_batch(std::span<const std::int64_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)), x,
-                       y, o.augment, &gen);
+      train.next_batch(step, x, y);
       StepResult r = model.train_on_batch(x, y);
       if (!std::isfinite(r.loss)) {
         throw Error("fit: the loss became " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") +
                     " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
                     "; try a lower learning rate");
       }
-      means.add(r, hi - lo);
+      means.add(r, x.dim(0));  // a stream may leave unreadable files out
       progress.steps_done = step + 1;
       progress.loss_sum = means.loss, progress.accuracy_sum = means.accuracy;
       progress.top_k_accuracy_sum = means.top_k, progress.samples_seen = means.seen;
@@ -182,10 +223,12 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
       for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
     }
     progress.steps_done = 0;
+    epoch_guard.open = false;
+    if (const std::string note = train.end_epoch(); !note.empty()) out << note << "\n" << std::flush;
     Logs logs;
     for (const auto& [k, v] : means.values(model)) logs[k] = v;
     if (has_val) {
-      for (const auto& [k, v] : evaluate(model, val, {.batch_size = o.batch_size, .verbose = 0}))
+      for (const auto& [k, v] : evaluate(model, *val, {.batch_size = o.batch_size, .verbose = 0}))
         logs["val_" + k] = v;
     }
     if (o.verbose == 1) {
@@ -205,12 +248,19 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   return history;
 }
 
+}  // namespace
+
 History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options) {
   return fit(model, Dataset::from_tensors(x, y, static_cast<int>(model.outputs()[0].shape().back())),
              options);
 }
 
 Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
+  DatasetBatches batches(data);
+  return evaluate(model, batches, o);
+}
+
+Scores evaluate(Model& model, BatchSource& data, const EvaluateOptions& o) {
   if (!model.compiled())
     throw Error("evaluate: model '" + model.name() + "' is not compiled; call compile() first");
   if (o.batch_size < 1)
@@ -221,16 +271,18 @@ Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
   std::ostream& out = out_of(o.out);
   Progbar bar(steps, out);
   Means means;
-  std::vector<std::int64_t> idx;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  EpochGuard guard{data, true};
+  data.start_epoch(0, order, b, 0, {}, nullptr);
   for (std::int64_t step = 0; step < steps; ++step) {
-    const std::int64_t lo = step * b, hi = std::min(n, lo + b);
-    idx.resize(static_cast<std::size_t>(hi - lo));
-    std::iota(idx.begin(), idx.end(), lo);
-    data.fill_batch(idx, x, y);
-    means.add(model.test_on_batch(x, y), hi - lo);
+    data.next_batch(step, x, y);
+    means.add(model.test_on_batch(x, y), x.dim(0));
     if (o.verbose) bar.update(step + 1, means.values(model));
   }
+  guard.open = false;
+  if (const std::string note = data.end_epoch(); !note.empty()) out << note << "\n" << std::flush;
   Scores scores;
   for (const auto& [k, v] : means.values(model)) scores[k] = v;
   return scores;
