@@ -65,8 +65,6 @@ struct LayerEntry {
   ToOnnx to_onnx;
   std::string no_onnx;
   FusionTraits fusion;
-  // Why the layer cannot be loaded with trainable = false ("" when it can).
-  std::string frozen_refusal;
 };
 
 // Every entry, in the order the lists in messages name them.
