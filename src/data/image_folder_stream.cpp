@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <string_view>
 
 #include "data/loader_util.h"
 #include "reskit/data/stream.h"
@@ -109,16 +110,21 @@ FolderIndex index_image_folder(const std::string& dir, const ImageFolderOptions&
     for (std::size_t k = 0; k < index.class_names.size(); ++k) {
       // Keras: os.walk's folders sorted by path, each folder's files sorted by name.
       const fs::path class_dir = fs::path(dir) / index.class_names[k];
-      std::vector<std::pair<std::string, std::string>> found;
+      std::vector<std::string> found;  // paths below dir
       for (const auto& e :
            fs::recursive_directory_iterator(class_dir, fs::directory_options::follow_directory_symlink)) {
-        std::string name = e.path().filename().string();
+        const std::string name = e.path().filename().string();
         if (e.is_regular_file() && is_image_name(e.path()) && name[0] != '.')
-          found.emplace_back(e.path().parent_path().lexically_relative(dir).string(), std::move(name));
+          found.push_back(e.path().lexically_relative(dir).string());
       }
-      std::sort(found.begin(), found.end());
-      for (const auto& [folder, name] : found)
-        index.add((fs::path(folder) / name).string(), static_cast<std::int32_t>(k));
+      // by folder, then by name
+      std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
+        const std::size_t sa = a.rfind('/'), sb = b.rfind('/');
+        const int by_folder = std::string_view(a).substr(0, sa).compare(std::string_view(b).substr(0, sb));
+        return by_folder != 0 ? by_folder < 0
+                              : std::string_view(a).substr(sa + 1) < std::string_view(b).substr(sb + 1);
+      });
+      for (const auto& path : found) index.add(path, static_cast<std::int32_t>(k));
     }
     if (index.size() == 0) {
       std::string list;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/kernels.h"
 #include "reskit/error.h"
 
 namespace reskit::data_detail {
@@ -54,16 +55,9 @@ Box random_resized_crop_box(std::int64_t rows, std::int64_t cols, const AugmentO
   return {(rows - h) / 2, (cols - w) / 2, h, w};
 }
 
-Box aspect_ratio_box(std::int64_t rows, std::int64_t cols, std::int64_t target_rows,
-                     std::int64_t target_cols) {
-  // keras.utils.image_utils.smart_resize
-  auto crop_rows =
-      static_cast<std::int64_t>(static_cast<double>(cols * target_rows) / static_cast<double>(target_cols));
-  crop_rows = std::max<std::int64_t>(std::min(rows, crop_rows), 1);
-  auto crop_cols =
-      static_cast<std::int64_t>(static_cast<double>(rows * target_cols) / static_cast<double>(target_rows));
-  crop_cols = std::max<std::int64_t>(std::min(cols, crop_cols), 1);
-  return {(rows - crop_rows) / 2, (cols - crop_cols) / 2, crop_rows, crop_cols};
+Box aspect_ratio_box(std::int64_t rows, std::int64_t cols, std::int64_t target_rows, std::int64_t target_cols) {
+  const kernels::CropBox b = kernels::resize_crop_box(rows, cols, target_rows, target_cols);
+  return {b.top, b.left, b.rows, b.cols};
 }
 
 Image crop(const Image& image, const Box& box) {
@@ -84,9 +78,31 @@ Image crop(const Image& image, const Box& box) {
   return out;
 }
 
-Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Interpolation) {
-  // Every interpolation is nearest-neighbour until TensorFlow's resize kernels land.
-  return resize_nearest(image, rows, cols);
+Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Interpolation interpolation) {
+  if (image.rows == rows && image.cols == cols) return image;
+  kernels::ResizeParams p{.h = image.rows, .w = image.cols, .c = image.channels, .p = rows, .q = cols};
+  switch (interpolation) {
+    case Interpolation::bilinear:
+      p.method = kernels::ResizeMethod::bilinear;
+      break;
+    case Interpolation::nearest:
+      p.method = kernels::ResizeMethod::nearest;
+      break;
+    case Interpolation::bicubic:
+      p.method = kernels::ResizeMethod::bicubic;
+      break;
+    case Interpolation::area:
+      p.method = kernels::ResizeMethod::area;
+      break;
+  }
+  // tf.image.resize on the float pixels, rounded back to 8 bits (bicubic may overshoot: clamped).
+  std::vector<float> x(image.pixels.begin(), image.pixels.end());
+  std::vector<float> y(static_cast<std::size_t>(rows * cols * image.channels));
+  kernels::resize_forward(p, x.data(), y.data());
+  Image out{rows, cols, image.channels, std::vector<std::uint8_t>(y.size())};
+  for (std::size_t i = 0; i < y.size(); ++i)
+    out.pixels[i] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(y[i]), 0.0f, 255.0f));
+  return out;
 }
 
 std::int64_t jpeg_scale_for(const Box& box, std::int64_t target_rows, std::int64_t target_cols) {

@@ -41,7 +41,8 @@ Box aspect_ratio_box(std::int64_t rows, std::int64_t cols, std::int64_t target_r
                      std::int64_t target_cols);
 
 Image crop(const Image& image, const Box& box);
-// The picture resized to rows x cols with `interpolation`.
+// The picture resized to rows x cols with `interpolation`: TensorFlow's tf.image.resize on the
+// pixels as float (kernels/image.h), rounded to the nearest 8-bit value.
 Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Interpolation interpolation);
 
 // The largest JPEG reduction (8: none; 4, 2, 1 eighths) at which a `box` of a picture stored as
