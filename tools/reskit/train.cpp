@@ -21,6 +21,7 @@
 #include "reskit/training/checkpoint.h"
 #include "reskit/training/curves.h"
 #include "reskit/training/fit.h"
+#include "stream_data.h"
 
 namespace reskit::cli {
 
@@ -33,7 +34,8 @@ struct TrainArgs {
   double lr_warmup_epochs = 0.0;
   double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
-  bool augment = false, sync_batch_norm = false;
+  bool sync_batch_norm = false;
+  DataFlags data_flags;
   static constexpr int kDefaultEpochs = 10;
 };
 
@@ -94,6 +96,13 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   return opt;
 }
 
+// --augment in checkpoint.json: false (none), true (pad-crop and flip, as the flag alone), or the list.
+nlohmann::json augment_arg(const std::string& list) {
+  if (list.empty()) return false;
+  if (list == kDefaultAugment) return true;
+  return list;
+}
+
 // --resume: the flags a resumed run must repeat (stored in checkpoint.json's args by
 // BackupAndRestore) decide the data, the model, the batches and the schedule. --epochs only
 // matters to cosine and step schedules (they span all epochs).
@@ -111,7 +120,12 @@ nlohmann::json checked_args(const TrainArgs& a) {
           {"l1", a.l1},
           {"l2", a.l2},
           {"epochs", a.epochs},
-          {"augment", a.augment},
+          {"augment", augment_arg(a.data_flags.augment)},
+          {"input", a.data_flags.input},
+          {"interpolation", a.data_flags.interpolation},
+          {"crop-to-aspect-ratio", a.data_flags.crop_to_aspect_ratio},
+          {"validation-split", a.data_flags.validation_split},
+          {"cache", a.data_flags.cache},
           {"limit", a.limit}};
 }
 
@@ -219,37 +233,12 @@ void run_train(const TrainArgs& a) {
     }
   }
 
-  Dataset train = load_dataset(a.data, "train");
-  Dataset val;
-  std::string val_spec = a.validation;
-  if (!val_spec.empty()) {
-    val = load_dataset(val_spec, "test");
-  } else {
-    // The test split of the same data; a file holding one split gives it back whatever the split
-    // asked, so then hold out the last 10% of the training samples instead, at least one (as
-    // Keras's validation_split takes the last samples; not FitOptions::validation_split, which
-    // rounds differently and would come after --limit).
-    val = load_dataset(a.data, "test");
-    val_spec = a.data + " (test split)";
-    if (val.source() == train.source() && val.size() == train.size()) {
-      const std::int64_t split_at = train.size() - std::max<std::int64_t>(1, train.size() / 10);
-      if (split_at < 1)
-        throw ConfigError("--data: '" + a.data + "' has too few samples to hold some out for validation");
-      val = train.subset(split_at, train.size());
-      train = train.subset(0, split_at);
-      val_spec = "the last " + std::to_string(val.size()) + " samples of " + a.data +
-                 " (held out; no test split found)";
-    }
-  }
-
-  if (a.limit < 0) throw UsageError("--limit: expected a count >= 0, got " + std::to_string(a.limit));
-  if (a.limit > 0) {
-    train = train.subset(0, std::min(a.limit, train.size()));
-    val = val.subset(0, std::min(a.limit, val.size()));
-  }
+  TrainData data = open_train_data(a.data, a.validation, a.data_flags, a.limit, a.seed);
+  BatchSource& train = data.train();
+  BatchSource& val = data.val();
   std::cout << "Training on " << train.source() << ": " << train.size() << " samples of shape "
-            << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes; validating on "
-            << val.size() << " samples\n";
+            << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes"
+            << (data.streaming() ? " (streamed)" : "") << "; validating on " << val.size() << " samples\n";
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
   Model model = build_model(a.model, train.sample_shape(), train.num_classes());
   if (a.l1 > 0 || a.l2 > 0) {  // on every Conv2D and Dense kernel, as keras.io's CIFAR-10 ResNet
@@ -271,10 +260,14 @@ void run_train(const TrainArgs& a) {
   FitOptions fo;
   fo.epochs = a.epochs;
   fo.batch_size = a.batch_size;
-  fo.validation_data = &val;
+  if (data.streaming()) {
+    fo.validation_source = &val;
+  } else {
+    fo.validation_data = &data.val_memory;
+  }
   fo.seed = a.seed;
   fo.communicator = &job;
-  if (a.augment) fo.augment = {.pad_crop = 2, .horizontal_flip = true};
+  fo.augment = parse_augment(a.data_flags.augment);
   // Appending, the logger drops the rows a crash left after the checkpoint.
   if (writer) fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
   const std::string checkpoint_dir = a.checkpoint_dir.empty() ? a.resume : a.checkpoint_dir;
@@ -287,7 +280,7 @@ void run_train(const TrainArgs& a) {
                                                 .args = checked_args_all(a).dump(),
                                                 .save = writer}));
   }
-  History h = fit(model, train, fo);
+  History h = data.streaming() ? fit(model, train, fo) : fit(model, data.train_memory, fo);
   if (writer) {
     if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
     save_model(model, files.model);
@@ -295,7 +288,7 @@ void run_train(const TrainArgs& a) {
   }
   std::cout << "Saved the model to " << files.model << ", the history to " << files.history
             << " and the curves to " << files.curves << "\n";
-  std::cout << "Evaluating on " << val_spec << ":\n";
+  std::cout << "Evaluating on " << data.val_spec << ":\n";
   evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1, .communicator = &job});
 }
 }  // namespace
@@ -345,10 +338,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--l1", a->l1,
                   "L1 kernel regularizer on every Conv2D and Dense kernel: adds L1·Σ|w| to the loss")
       ->check(non_negative_number());
-  cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
   cmd->add_flag(
       "--sync-batch-norm", a->sync_batch_norm,
       "Under mpirun: every BatchNormalization a SyncBatchNormalization (the global batch's statistics)");
+  add_data_flags(*cmd, a->data_flags);
   add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
   cmd->add_option("--dtype", a->dtype,

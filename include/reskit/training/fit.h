@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "reskit/data/batch_source.h"
 #include "reskit/data/dataset.h"
 #include "reskit/distributed/communicator.h"
 #include "reskit/graph/model.h"
@@ -31,6 +32,8 @@ struct FitOptions {
   int epochs = 1;
   int batch_size = 32;
   const Dataset* validation_data = nullptr;
+  // Or validation data from a source, e.g. a stream (data/stream.h); not with validation_data.
+  BatchSource* validation_source = nullptr;
   double validation_split = 0.0;  // the last samples, taken before shuffling
   bool shuffle = true;
   std::uint64_t seed = 0;
@@ -65,8 +68,12 @@ using Scores = std::map<std::string, double>;
 
 History fit(Model& model, const Dataset& train, const FitOptions& options = {});
 History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options = {});
+// From any BatchSource (a stream reading ahead on worker threads): as above, without
+// validation_split (give validation_data or validation_source).
+History fit(Model& model, BatchSource& train, const FitOptions& options = {});
 Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& options = {});
 Scores evaluate(Model& model, const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+Scores evaluate(Model& model, BatchSource& data, const EvaluateOptions& options = {});
 // The model's outputs (N, K) for every sample, in batches, inference mode.
 Tensor predict(Model& model, const Dataset& data, int batch_size = 32);
 Tensor predict(Model& model, const Tensor& x, int batch_size = 32);
