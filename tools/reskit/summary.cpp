@@ -1,4 +1,6 @@
-// reskit summary MODEL --input H,W,C --classes K: prints the Keras summary table.
+// reskit summary MODEL --input H,W,C --classes K: prints the Keras summary table. The -imagenet
+// models (Keras Applications) default to 224,224,3 and 1000 classes, and take --include-top and
+// --pooling as keras.applications.ResNet50 does.
 #include <iostream>
 #include <sstream>
 
@@ -32,17 +34,24 @@ void add_summary_command(CLI::App& app) {
   struct Args {
     std::string model, input = "64,64,3";
     int classes = 6;
+    AppFlags app;
   };
   auto args = std::make_shared<Args>();
   std::string names;
   for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("model", args->model, "Model name (" + names + ")")->required()->check(model_name());
-  cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
-  cmd->add_option("--classes", args->classes, "Number of classes")
-      ->capture_default_str()
-      ->check(integer_at_least(1));
-  cmd->callback([args] {
-    Model model = build_model(args->model, parse_shape("--input", args->input), args->classes);
+  auto* input = cmd->add_option("--input", args->input, "Input shape H,W,C (-imagenet models: 224,224,3)")
+                    ->capture_default_str();
+  auto* classes = cmd->add_option("--classes", args->classes, "Number of classes (-imagenet models: 1000)")
+                      ->capture_default_str()
+                      ->check(integer_at_least(1));
+  add_application_flags(*cmd, args->app, {.weights = false, .preprocess = false});
+  cmd->callback([args, input, classes] {
+    const bool keras_app = !application_architecture(args->model).empty();
+    if (keras_app && input->count() == 0) args->input = "224,224,3";
+    if (keras_app && classes->count() == 0) args->classes = 1000;
+    Model model = build_model(args->model, parse_shape("--input", args->input), args->classes,
+                              build_options(args->app, false));
     model.summary(std::cout);
   });
 }

@@ -1,6 +1,10 @@
 // reskit train: the main job. With no arguments it trains the CIFAR-style ResNet-20 on Debian's
 // Fashion-MNIST and leaves the model, the history CSV and the training curves in the working
-// folder; every choice is a flag. Input shape and class count come from the data.
+// folder; every choice is a flag. Input shape and class count come from the data (pictures in a
+// folder may be resized with --input). A Keras Applications model (resnet50-imagenet, ...) takes
+// --weights FILE.h5 (loaded by layer name) and, with --include-top false --pooling avg, gets a new
+// softmax head for the data's classes (Keras's transfer learning); its data go through the
+// family's preprocess_input.
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -24,7 +28,8 @@ namespace reskit::cli {
 namespace {
 struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
-  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
+  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume, input;
+  AppFlags app;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
   std::int64_t limit = 0, checkpoint_every = 0;
   double lr = 0.0, weight_decay = 0.0;
@@ -64,19 +69,27 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
 // BackupAndRestore) decide the data, the model, the batches and the schedule. --epochs only
 // matters to cosine and step schedules (they span all epochs).
 nlohmann::json checked_args(const TrainArgs& a) {
-  return {{"model", a.model},
-          {"data", a.data},
-          {"validation", a.validation},
-          {"batch-size", a.batch_size},
-          {"seed", a.seed},
-          {"dtype", a.dtype},
-          {"optimizer", a.optimizer},
-          {"lr", a.lr},
-          {"lr-schedule", a.schedule},
-          {"weight-decay", a.weight_decay},
-          {"epochs", a.epochs},
-          {"augment", a.augment},
-          {"limit", a.limit}};
+  nlohmann::json args = {{"model", a.model},
+                         {"data", a.data},
+                         {"validation", a.validation},
+                         {"batch-size", a.batch_size},
+                         {"seed", a.seed},
+                         {"dtype", a.dtype},
+                         {"optimizer", a.optimizer},
+                         {"lr", a.lr},
+                         {"lr-schedule", a.schedule},
+                         {"weight-decay", a.weight_decay},
+                         {"epochs", a.epochs},
+                         {"augment", a.augment},
+                         {"limit", a.limit}};
+  // Only where they matter, so that checkpoints written before these flags still resume.
+  if (!application_architecture(a.model).empty() || !a.input.empty()) {
+    args["input"] = a.input;
+    args["include-top"] = a.app.include_top;
+    args["pooling"] = a.app.pooling;
+    args["preprocess"] = a.app.preprocess;
+  }
+  return args;
 }
 
 // Reads the checkpoint in --resume's folder and checks that the flags match the run that wrote it.
@@ -151,17 +164,24 @@ void run_train(const TrainArgs& a) {
     }
   }
 
-  Dataset train = load_dataset(a.data, "train");
+  const BuildOptions build = build_options(a.app, true);
+  LoadOptions lo;
+  if (!a.input.empty()) {
+    const Shape in = parse_shape("--input", a.input);
+    if (in.size() != 3) throw UsageError("--input: expected H,W,C, got '" + a.input + "'");
+    lo.rows = in[0], lo.cols = in[1], lo.channels = static_cast<int>(in[2]);
+  }
+  Dataset train = load_dataset(a.data, "train", lo);
   Dataset val;
   std::string val_spec = a.validation;
   if (!val_spec.empty()) {
-    val = load_dataset(val_spec, "test");
+    val = load_dataset(val_spec, "test", lo);
   } else {
     // The test split of the same data; a file holding one split gives it back whatever the split
     // asked, so then hold out the last 10% of the training samples instead, at least one (as
     // Keras's validation_split takes the last samples; not FitOptions::validation_split, which
     // rounds differently and would come after --limit).
-    val = load_dataset(a.data, "test");
+    val = load_dataset(a.data, "test", lo);
     val_spec = a.data + " (test split)";
     if (val.source() == train.source() && val.size() == train.size()) {
       const std::int64_t split_at = train.size() - std::max<std::int64_t>(1, train.size() / 10);
@@ -183,7 +203,18 @@ void run_train(const TrainArgs& a) {
             << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes; validating on "
             << val.size() << " samples\n";
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
-  Model model = build_model(a.model, train.sample_shape(), train.num_classes());
+  // The base first, its weights loaded by name, then the new head (which no file holds).
+  BuildOptions base_options = build;
+  base_options.new_head = false;
+  Model model = build_model(a.model, train.sample_shape(), train.num_classes(), base_options);
+  load_app_weights(model, a.app);
+  if (build.new_head) model = with_new_head(model, train.num_classes());
+  if (const auto mode = preprocessing_for(model, a.model, a.app.preprocess)) {
+    std::cout << "Preprocessing the pictures as keras.applications' preprocess_input(mode='"
+              << applications::preprocess_mode_name(*mode) << "')\n";
+    train = preprocess_dataset(train, *mode);
+    val = preprocess_dataset(val, *mode);
+  }
   model.set_class_names(train.class_names());
   model.compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
                 {"accuracy"});
@@ -260,6 +291,8 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(dtype_name());
   add_threads_flag(*cmd, a->threads);
+  cmd->add_option("--input", a->input, "Resize the pictures of a folder to H,W,C (e.g. 224,224,3)");
+  add_application_flags(*cmd, a->app);
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")
