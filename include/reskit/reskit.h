@@ -14,6 +14,7 @@
 #include "reskit/layers/layer.h"
 #include "reskit/layers/normalization.h"
 #include "reskit/layers/pooling.h"
+#include "reskit/layers/preprocessing_image.h"
 #include "reskit/models/registry.h"
 #include "reskit/models/resnet.h"
 #include "reskit/optim/loss.h"

@@ -15,6 +15,7 @@
 #include "reskit/layers/core.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "util/nearest_names.h"
 #include "util/tensor_add.h"
 #include "util/unique_names.h"
 
@@ -293,7 +294,15 @@ const graph::ModelNode& Model::node_of(const Layer& layer) const {
 std::shared_ptr<Layer> Model::get_layer(std::string_view name) const {
   for (const auto& l : state_->layers)
     if (l->name() == name) return l;
-  throw ConfigError("Model '" + state_->name + "': no layer named '" + std::string(name) + "'");
+  std::vector<std::string> names;
+  for (const auto& l : state_->layers) names.push_back(l->name());
+  throw ConfigError("Model '" + state_->name + "': expected the name of one of its " +
+                    std::to_string(names.size()) + " layers, got '" + std::string(name) + "'" +
+                    detail::nearest_names_hint(name, names));
+}
+
+void Model::set_trainable(bool trainable) {
+  for (const auto& l : state_->layers) l->set_trainable(trainable);
 }
 
 Tensor Model::forward(const Tensor& x, bool training) { return forward(std::vector<Tensor>{x}, training)[0]; }
@@ -399,7 +408,8 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
   }
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
-    if (!grads[i].defined() || node.inputs.empty()) continue;
+    // Nothing trainable at or behind this node (a frozen base): no backward at all.
+    if (!grads[i].defined() || node.inputs.empty() || !requires_grad[i]) continue;
     std::vector<Tensor> gin = timed(s, node.layer->class_name() + " backward", [&] {
       return (from_logits && i == out) ? node.layer->backward_from_logits(grads[i])
                                        : node.layer->backward(grads[i]);
@@ -407,7 +417,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     grads[i] = Tensor();
     for (std::size_t k = 0; k < gin.size(); ++k) {
       int p = s.producers[i][k];
-      if (!gin[k].defined()) continue;
+      if (!gin[k].defined() || !requires_grad[p]) continue;
       if (!grads[p].defined()) {
         grads[p] = gin[k];
       } else {
@@ -436,8 +446,9 @@ std::vector<Param*> Model::parameters() {
 
 std::vector<Param*> Model::trainable_parameters() {
   std::vector<Param*> out;
-  for (auto* p : parameters())
-    if (p->trainable) out.push_back(p);
+  for (auto& l : state_->layers)
+    for (auto& p : l->params())
+      if (l->trains(p)) out.push_back(&p);
   return out;
 }
 

@@ -173,14 +173,9 @@ class FloatxScope {
   DType saved_;
 };
 
-// Keras layer.trainable = False: the layer's weights become non-trainable.
+// Keras layer.trainable = False: a frozen layer (Layer::set_trainable).
 void apply_trainable(const Json& c, const LayerCtx& l, const Tensor& out) {
-  if (bool_option(c, "trainable", true, l)) return;
-  Layer& layer = *out.node()->layer;
-  if (layer.params().empty()) return;
-  const layers::LayerEntry* entry = layers::find_layer(layer.class_name());
-  if (entry && !entry->frozen_refusal.empty()) unsupported(l, "trainable", false, entry->frozen_refusal);
-  for (auto& p : layer.params()) p.trainable = false;
+  out.node()->layer->set_trainable(bool_option(c, "trainable", true, l));
 }
 
 // Calls build, turning reskit's own config and shape errors into FileErrors naming the layer.

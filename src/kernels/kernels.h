@@ -122,9 +122,13 @@ void dense_forward(const DenseParams& p, const T* x, const T* w, const T* b, T* 
 template <class T>
 void dense_backward(const DenseParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 
+// Image resampling (Resizing, the streaming pipeline): kernels/image.h.
+
 // Which implementation dispatch picks.
 enum class Backend { fast, reference };
 void set_backend(Backend backend);
 Backend backend();
 
 }  // namespace reskit::kernels
+
+#include "kernels/image.h"

@@ -267,7 +267,9 @@ Tensor Input(const Shape& shape, InputOptions options) {
   auto layer = std::make_shared<InputLayer>(shape, std::move(name));
   layer->build({});
   Shape out = layer->output_shape({});
-  return detail::record_call(std::move(layer), 0, {}, std::move(out));
+  Tensor y = detail::record_call(layer, 0, {}, std::move(out));
+  layer->keep_output(y);
+  return y;
 }
 
 // ---------------------------------------------------------------- registry entries

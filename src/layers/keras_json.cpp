@@ -198,10 +198,9 @@ std::optional<Shape> input_shape_option(const Json& c, const LayerCtx& l) {
 // ---------------------------------------------------------------- writing
 
 Json base_config(const Layer& layer) {
-  bool trainable = layer.params().empty();
-  for (const auto& p : layer.params()) trainable = trainable || p.trainable;
-  return {
-      {"name", layer.name()}, {"trainable", trainable}, {"dtype", std::string(dtype_name(layer.dtype()))}};
+  return {{"name", layer.name()},
+          {"trainable", layer.trainable()},
+          {"dtype", std::string(dtype_name(layer.dtype()))}};
 }
 
 Json initializer_json(const std::string& name, std::optional<std::uint64_t> seed) {

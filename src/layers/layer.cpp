@@ -135,8 +135,28 @@ std::int64_t Layer::count_params() const {
 std::int64_t Layer::count_trainable_params() const {
   std::int64_t n = 0;
   for (const auto& p : params_)
-    if (p.trainable) n += p.value.numel();
+    if (trains(p)) n += p.value.numel();
   return n;
+}
+
+void Layer::keep_output(const Tensor& symbolic) {
+  output_node_ = symbolic.node();
+  output_shape_ = symbolic.shape();
+}
+
+Tensor Layer::output() const {
+  if (node_count_ > 1) {
+    throw Error(where() + ": expected one call for its output, got " + std::to_string(node_count_) +
+                " calls (the output of a shared layer is ambiguous)");
+  }
+  std::shared_ptr<graph::Node> node = output_node_.lock();
+  if (node == nullptr) {
+    throw Error(where() + ": expected a call on symbolic tensors for its output, got " +
+                (output_shape_.empty() ? std::string("none (the layer has no inbound node)")
+                                       : std::string("a call whose graph is gone (its models and tensors "
+                                                     "were destroyed)")));
+  }
+  return Tensor::symbolic(output_shape_, dtype_, std::move(node), 0);
 }
 
 Tensor Layer::logits() const { throw Error(where() + ": its output is not a softmax, so it has no logits"); }
@@ -164,7 +184,9 @@ Tensor Layer::call(const std::vector<Tensor>& inputs) {
   Shape out = output_shape(shapes);
   build(shapes);
   if (symbolic) {
-    return detail::record_call(shared_from_this(), node_count_++, inputs, out);
+    Tensor y = detail::record_call(shared_from_this(), node_count_++, inputs, out);
+    keep_output(y);
+    return y;
   }
   std::vector<Tensor> cast;
   cast.reserve(inputs.size());

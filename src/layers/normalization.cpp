@@ -60,8 +60,11 @@ const Param& BatchNormalizationLayer::moving_mean() const { return built_param(2
 Param& BatchNormalizationLayer::moving_variance() { return built_param(3, "moving_variance"); }
 const Param& BatchNormalizationLayer::moving_variance() const { return built_param(3, "moving_variance"); }
 
-Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
+Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training_pass) {
   const Tensor& x = inputs[0];
+  // A frozen layer normalises with its moving statistics and leaves them alone even in a training
+  // pass (Keras 2.x under TF2: "trainable = False" overrides training, as in fine-tuning).
+  const bool training = training_pass && trainable();
   output_shape({x.shape()});
   // A second input: the other input of the Add that alone reads this layer, fused by the model
   // (AddLayer::set_sum_input); it is added before the ReLU.
@@ -73,6 +76,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
     if (residual != nullptr)
       throw Error(where() + ": a normalization folded into Conv2D cannot add a residual");
     x_ = x;
+    y_ = Tensor();
     last_training_ = false;
     relu_backward_ = false;
     return x;
@@ -86,7 +90,10 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   Tensor& variance = moving_variance().value;
   x_ = x;
   last_training_ = training;
-  relu_backward_ = training && fused_relu_backward();
+  // A frozen layer in a training pass takes the fused ReLU's backward too, from its output kept
+  // (the Activation keeps that tensor anyway).
+  relu_backward_ = training_pass && fused_relu_backward();
+  y_ = relu_backward_ && !training ? y : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {
     if (!training) {
       kernels::batch_norm_forward_inference<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(),
@@ -139,12 +146,13 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
     const T* g = dy.data<T>();
     const T* mean = moving_mean().value.data<T>();
     const T* var = moving_variance().value.data<T>();
+    const T* y = relu_backward_ ? y_.data<T>() : nullptr;  // the fused ReLU's output
     T* out = dx.data<T>();
     std::vector<double> dgamma(c, 0.0), dbeta(c, 0.0), rstd(c);
     for (std::int64_t j = 0; j < c; ++j) rstd[j] = 1.0 / std::sqrt(double(var[j]) + p.epsilon);
     for (std::int64_t i = 0; i < p.rows; ++i)
       for (std::int64_t j = 0; j < c; ++j) {
-        const double gi = g[i * c + j];
+        const double gi = y != nullptr && !(y[i * c + j] > T(0)) ? 0.0 : double(g[i * c + j]);
         dbeta[j] += gi;
         dgamma[j] += gi * (double(x[i * c + j]) - double(mean[j])) * rstd[j];
         out[i * c + j] = static_cast<T>(gi * double(scale.value.data<T>()[j]) * rstd[j]);
@@ -247,7 +255,6 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
   };
   e.fusion.absorbs_add_input = true;
-  e.frozen_refusal = "true (a frozen BatchNormalization runs in inference mode in Keras)";
   out.push_back(std::move(e));
 }
 }  // namespace layers

@@ -60,6 +60,8 @@ class NodeExport {
   Graph& graph() { return graph_; }
   Layer& layer() { return layer_; }
   const std::vector<Value>& inputs() const { return inputs_; }
+  // The Keras (NHWC) shapes of the inputs, batch -1.
+  const std::vector<Shape>& input_shapes() const { return input_shapes_; }
   // The layer's name (with "_<node index>" for a second call): what its values are named after.
   const std::string& base() const { return base_; }
 

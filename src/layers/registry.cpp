@@ -19,6 +19,7 @@ const std::vector<LayerEntry>& layer_entries() {
     register_flatten(e);
     register_dense(e);
     register_dropout(e);
+    register_preprocessing_image(e);
     return e;
   }();
   return entries;

@@ -65,8 +65,6 @@ struct LayerEntry {
   ToOnnx to_onnx;
   std::string no_onnx;
   FusionTraits fusion;
-  // Why the layer cannot be loaded with trainable = false ("" when it can).
-  std::string frozen_refusal;
 };
 
 // Every entry, in the order the lists in messages name them.
@@ -92,5 +90,7 @@ void register_global_pooling2d(std::vector<LayerEntry>& out);
 void register_flatten(std::vector<LayerEntry>& out);
 void register_dense(std::vector<LayerEntry>& out);
 void register_dropout(std::vector<LayerEntry>& out);
+// Resizing, CenterCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast.
+void register_preprocessing_image(std::vector<LayerEntry>& out);
 
 }  // namespace reskit::layers

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -251,9 +252,12 @@ Tensor predict(Model& model, const Dataset& data, int batch_size) {
                      shape_str(Shape(in.begin() + 1, in.end())));
   }
   const std::int64_t n = data.size();
-  const std::int64_t k = model.outputs()[0].shape().back();
+  // Any output shape (a feature model's may be (N, H, W, C)): k values per sample.
+  Shape shape = model.outputs()[0].shape();
+  const std::int64_t k = shape_numel(Shape(shape.begin() + 1, shape.end()));
+  shape[0] = n;
   check_model_fits(model, std::clamp<std::int64_t>(n, 1, batch_size), false);
-  Tensor result({n, k}, model.dtype());
+  Tensor result(shape, model.dtype());
   std::vector<std::int64_t> idx;
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
   for (std::int64_t lo = 0; lo < n; lo += batch_size) {
@@ -262,7 +266,9 @@ Tensor predict(Model& model, const Dataset& data, int batch_size) {
     std::iota(idx.begin(), idx.end(), lo);
     data.fill_batch(idx, x, y);
     Tensor out = model.forward(x, false);
-    for (std::int64_t i = 0; i < out.numel(); ++i) result.set(lo * k + i, out.at(i));
+    const std::size_t bytes = dtype_size(result.dtype());
+    std::memcpy(static_cast<char*>(result.raw_data()) + static_cast<std::size_t>(lo * k) * bytes,
+                out.to(result.dtype()).raw_data(), static_cast<std::size_t>(out.numel()) * bytes);
   }
   return result;
 }

@@ -38,6 +38,9 @@ struct Sample {
   // Dropout: a fresh random mask per training call, so its training backward is checked against
   // the mask it used instead of finite differences.
   bool random_in_training = false;
+  // The Random* image layers: fresh random parameters per training call, each draw a linear map
+  // of the input, so the training backward is checked as that map's adjoint: <y, g> = <x, dx>.
+  bool linear_in_training = false;
 };
 
 Json seeded(const char* initializer, int seed) {
@@ -92,6 +95,50 @@ const std::map<std::string, std::vector<Sample>>& samples() {
           {"kernel_initializer", seeded("HeUniform", 9)}},
          {{6}}}}},
       {"Dropout", {{{{"rate", 0.4}, {"seed", 5}}, {{50}}, true}}},
+      {"Resizing",
+       {{{{"height", 3}, {"width", 5}}, {{4, 6, 2}}},
+        {{{"height", 5}, {"width", 4}, {"interpolation", "bicubic"}, {"crop_to_aspect_ratio", true}},
+         {{6, 7, 2}}},
+        {{{"height", 2}, {"width", 3}, {"interpolation", "nearest"}}, {{5, 5, 1}}},
+        // Keras 3's keys, at the values reskit reproduces.
+        {{{"height", 3},
+          {"width", 2},
+          {"interpolation", "bilinear"},
+          {"data_format", "channels_last"},
+          {"pad_to_aspect_ratio", false},
+          {"fill_mode", "constant"},
+          {"fill_value", 0.0},
+          {"antialias", false},
+          {"crop_to_aspect_ratio", false}},
+         {{4, 4, 2}}}}},
+      {"CenterCrop",
+       {{{{"height", 2}, {"width", 3}}, {{4, 6, 2}}}, {{{"height", 5}, {"width", 4}}, {{3, 6, 1}}}}},
+      {"RandomFlip",
+       {{{{"mode", "horizontal_and_vertical"}, {"seed", 3}}, {{4, 5, 2}}, false, true},
+        {{{"mode", "horizontal"}}, {{3, 4, 1}}, false, true}}},
+      {"RandomRotation",
+       {{{{"factor", 0.2}, {"seed", 4}}, {{5, 6, 2}}, false, true},
+        {{{"factor", {-0.1, 0.3}}, {"fill_mode", "constant"}, {"interpolation", "nearest"}},
+         {{4, 4, 1}},
+         false,
+         true}}},
+      {"RandomZoom",
+       {{{{"height_factor", 0.3}, {"seed", 5}}, {{5, 6, 2}}, false, true},
+        {{{"height_factor", {-0.2, 0.1}}, {"width_factor", 0.4}, {"fill_mode", "wrap"}},
+         {{4, 5, 1}},
+         false,
+         true}}},
+      {"RandomTranslation",
+       {{{{"height_factor", 0.2}, {"width_factor", {-0.3, 0.1}}, {"fill_mode", "nearest"}, {"seed", 6}},
+         {{5, 4, 2}},
+         false,
+         true}}},
+      {"RandomContrast",
+       {{{{"factor", 0.5}, {"seed", 7}}, {{4, 4, 3}}, false, true},
+        {{{"factor", {0.2, 0.4}}, {"value_range", {-100.0, 100.0}}, {"data_format", "channels_last"}},
+         {{3, 5, 2}},
+         false,
+         true}}},
   };
   return all;
 }
@@ -180,6 +227,16 @@ TEST_F(Registry, GradientsInTrainingAndInferenceMode) {
           Tensor dx = layer.backward(g)[0];
           for (std::int64_t i = 0; i < y.numel(); ++i)
             EXPECT_NEAR(dx.at(i), g.at(i) * y.at(i) / x[0].at(i), 1e-12);
+          continue;
+        }
+        if (training && sample.linear_in_training) {
+          Tensor y = layer.forward(x, true);
+          Tensor g = random_tensor(y.shape(), 5);
+          Tensor dx = layer.backward(g)[0];
+          double lhs = 0, rhs = 0;
+          for (std::int64_t i = 0; i < y.numel(); ++i) lhs += y.at(i) * g.at(i);
+          for (std::int64_t i = 0; i < dx.numel(); ++i) rhs += x[0].at(i) * dx.at(i);
+          EXPECT_NEAR(lhs, rhs, 1e-10 * (std::abs(lhs) + 1));
           continue;
         }
         check_gradients(
@@ -334,7 +391,9 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
       error_of([&] { export_onnx(model, "/nonexistent/x.onnx"); })
           .find("Custom 'custom' has no ONNX export (export_onnx covers InputLayer, ZeroPadding2D, Conv2D, "
                 "BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, "
-                "GlobalAveragePooling2D, Flatten, Dense and Dropout)"),
+                "GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, RandomFlip, "
+                "RandomRotation, "
+                "RandomZoom, RandomTranslation and RandomContrast)"),
       std::string::npos);
   EXPECT_NE(error_of([&] { model_to_json(model); }).find("cannot save layer class 'Custom' (layer 'custom')"),
             std::string::npos);

@@ -66,8 +66,12 @@ class Model {
   const std::string& name() const;
   // Layers in Keras order (model.layers).
   const std::vector<std::shared_ptr<Layer>>& layers() const;
-  // Throws ConfigError naming the model and the missing layer.
+  // The layer of that name (Keras model.get_layer); ConfigError naming the model, the name and
+  // the nearest names it has when there is none.
   std::shared_ptr<Layer> get_layer(std::string_view name) const;
+  // Keras model.trainable = value: sets every layer's flag (Layer::set_trainable). Training reads
+  // the flags at each step, without compiling again; the optimizer keeps its slots.
+  void set_trainable(bool trainable);
   const std::vector<Tensor>& inputs() const;
   const std::vector<Tensor>& outputs() const;
   DType dtype() const;
@@ -90,6 +94,7 @@ class Model {
 
   // Every parameter, in layer order, then weight order.
   std::vector<Param*> parameters();
+  // Those that train now (Layer::trains): what the optimizer updates and files keep slots for.
   std::vector<Param*> trainable_parameters();
   std::int64_t count_params() const;
   std::int64_t count_trainable_params() const;

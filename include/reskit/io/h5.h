@@ -13,7 +13,8 @@
 // ("Model") and Sequential configs made of the layer classes keras_layer_classes() lists:
 // InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, ReLU (read as
 // Activation("relu")), Add, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D,
-// GlobalAveragePooling2D, Flatten, Dense and Dropout (tests/unit/test_registry.cpp holds this
+// GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, RandomFlip, RandomRotation,
+// RandomZoom, RandomTranslation and RandomContrast (tests/unit/test_registry.cpp holds this
 // list to that function, which reads the layer registry). A layer or option
 // reskit cannot reproduce exactly is refused with a FileError naming the layer class, its name
 // and the option. Initializers in configs are kept when reskit knows them and otherwise ignored

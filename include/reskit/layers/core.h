@@ -151,6 +151,8 @@ struct Add : LayerRef<AddLayer> {
   explicit Add(AddOptions options = {});
 };
 
+struct InputOptions;
+
 // The layer behind Input(): holds the batch-free shape.
 class InputLayer : public Layer {
  public:
@@ -162,6 +164,7 @@ class InputLayer : public Layer {
   const Shape& shape() const { return shape_; }
 
  private:
+  friend Tensor Input(const Shape& shape, InputOptions options);
   Shape shape_;
 };
 

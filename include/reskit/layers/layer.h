@@ -13,6 +13,11 @@
 // Calling a layer (through its handle, e.g. Conv2D(64, {3, 3})(x)) on a symbolic tensor adds a
 // node to the graph; on a concrete tensor it builds the layer and runs it at once in inference
 // mode, as Keras does for eager calls.
+//
+// Frozen layers (Keras layer.trainable = False, TF2 semantics): set_trainable(false) keeps every
+// weight of the layer out of training (the optimizer skips it), summaries count them as
+// non-trainable, files save "trainable": false, and a frozen BatchNormalization runs in inference
+// mode even in a training pass. The flag is read at each training step.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +35,8 @@ struct Param {
   std::string name;
   Tensor value;
   Tensor grad;  // same shape as value; assigned by backward for trainable parameters
+  // Whether the weight is trainable in itself (BatchNormalization's moving statistics are not);
+  // it trains when its layer is trainable() too (Layer::trains).
   bool trainable = true;
 };
 
@@ -94,7 +101,20 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // The parameter whose name ends in "/<short_name>:0", e.g. param("kernel").
   Param& param(std::string_view short_name);
   std::int64_t count_params() const;
+  // The weights that train: none when the layer is frozen (Keras layer.trainable_weights).
   std::int64_t count_trainable_params() const;
+
+  // Keras layer.trainable (see the header comment); true unless set false.
+  bool trainable() const { return trainable_; }
+  void set_trainable(bool trainable) { trainable_ = trainable; }
+  // Whether weight p of this layer trains: the layer is trainable() and p.trainable.
+  bool trains(const Param& p) const { return trainable_ && p.trainable; }
+
+  // The symbolic tensor of the layer's one call on symbolic tensors (Keras layer.output), e.g.
+  // model.get_layer("conv4_block6_out")->output(): Model(model.inputs(), that) is a model over
+  // part of the graph that shares these layers and their weights. Error when the layer was never
+  // called on symbolic tensors, was called more than once, or the graph of that call is gone.
+  Tensor output() const;
 
   // Calls the layer (see the header comment).
   Tensor call(const std::vector<Tensor>& inputs);
@@ -116,6 +136,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   [[noreturn]] void shape_error(const std::string& expected, const std::string& got) const;
   // Checks a single-input call and returns that input's shape.
   const Shape& single_input(const std::vector<Shape>& inputs) const;
+  // Remembers the symbolic output of a call (Layer::call; Input() for an InputLayer) for output().
+  void keep_output(const Tensor& symbolic);
 
  private:
   std::string class_name_;
@@ -126,6 +148,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Shape> built_shapes_;
   std::vector<Param> params_;
   int node_count_ = 0;
+  // The last call's graph node, held weakly (the node holds the layer), and its output shape.
+  std::weak_ptr<graph::Node> output_node_;
+  Shape output_shape_;
+  bool trainable_ = true;
   bool input_gradients_needed_ = true;
   bool fused_relu_ = false;
   bool fused_relu_backward_ = false;

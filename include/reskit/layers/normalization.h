@@ -4,7 +4,8 @@
 // moving_variance 1. Training normalises with the batch mean and biased batch variance and
 // updates moving = moving·momentum + batch·(1 − momentum). reskit stores the *unbiased* batch
 // variance (n/(n−1)) in moving_variance, as TensorFlow's fused float32 kernel and PyTorch do,
-// for float32 and float64 alike. Inference uses the moving statistics.
+// for float32 and float64 alike. Inference uses the moving statistics, and so does a frozen
+// layer (set_trainable(false)) in a training pass, leaving them unchanged (TF2 Keras).
 #pragma once
 
 #include <string>
@@ -47,6 +48,7 @@ class BatchNormalizationLayer : public Layer {
  private:
   BatchNormalizationOptions options_;
   Tensor x_, batch_mean_, batch_var_;
+  Tensor y_;  // a frozen layer's output in a training pass that takes the ReLU's backward
   bool last_training_ = false;
   bool relu_backward_ = false;  // the last forward fused the ReLU's backward (fused_relu_backward)
   bool folded_into_conv_ = false;
