@@ -55,10 +55,22 @@ expect_failure "names 3 classes, but the model has 1000" -- predict resnet50-ima
 # Transfer learning: ResNet50 without its top, avg pooling, a new softmax head for the 6 classes.
 expect_usage_error "expected --pooling avg or max" -- train --model resnet50-imagenet --weights "$v1" \
   --include-top false --data train_signs.h5 --limit 8
+# Stage 1: the base frozen, only the head trains. Stage 2: from stage 1's file (the head too),
+# conv5 onwards trains with a small learning rate.
 expect_ok "Preprocessing the pictures as keras.applications' preprocess_input(mode='caffe')" \
-  -- train --model resnet50-imagenet --weights "$v1" --include-top false --pooling avg \
+  "Training layers dense onwards (1 of 177 layers): 12294 of 23600006 parameters trainable" \
+  -- train --model resnet50-imagenet --weights "$v1" --include-top false --pooling avg --freeze base \
   --data train_signs.h5 --validation test_signs.h5 --epochs 1 --batch-size 8 --limit 16 -o t.h5 --threads 2
 expect_file t.h5
+expect_ok "Training layers conv5_block1_1_conv onwards (34 of 177 layers): 14988294 of 23600006 parameters trainable" \
+  -- train --model resnet50-imagenet --weights t.h5 --include-top false --pooling avg \
+  --unfreeze-from conv5_block1 --lr 1e-5 --data train_signs.h5 --validation test_signs.h5 --epochs 1 \
+  --batch-size 8 --limit 16 -o t2.h5 --threads 2
+expect_file t2.h5
+expect_usage_error "give one of them, got both" -- train --model resnet50-imagenet --include-top false \
+  --pooling avg --freeze base --unfreeze-from conv5_block1 --data train_signs.h5 --limit 8
+expect_failure "--unfreeze-from: " "conv9" -- train --model resnet50-imagenet --include-top false \
+  --pooling avg --unfreeze-from conv9 --data train_signs.h5 --limit 8
 expect_ok "Total params: 23,600,006" -- summary resnet50 --input 64,64,3 --classes 6
 expect_ok "sign.png" -- predict t.h5 sign.png --top 3
 auto=$(cat "$tmp/out")

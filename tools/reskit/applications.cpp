@@ -129,4 +129,36 @@ std::optional<app::ClassIndex> find_class_index(const std::string& flag, std::in
   return std::nullopt;
 }
 
+void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from) {
+  if (freeze.empty() || freeze == "none") {
+    if (unfreeze_from.empty()) return;
+  } else if (!unfreeze_from.empty()) {
+    throw UsageError("--freeze base and --unfreeze-from: give one of them, got both");
+  }
+  const auto& layers = model.layers();
+  std::size_t first_trainable = layers.size() - 1;  // --freeze base: the classifier only
+  if (!unfreeze_from.empty()) {
+    auto starts = [&](const std::string& name) {
+      return name == unfreeze_from || name.rfind(unfreeze_from + "_", 0) == 0;
+    };
+    first_trainable = layers.size();
+    for (std::size_t i = 0; i < layers.size() && first_trainable == layers.size(); ++i)
+      if (layers[i]->name() == unfreeze_from) first_trainable = i;
+    for (std::size_t i = 0; i < layers.size() && first_trainable == layers.size(); ++i)
+      if (starts(layers[i]->name())) first_trainable = i;
+    if (first_trainable == layers.size()) {
+      try {
+        model.get_layer(unfreeze_from);  // its message names the nearest layers
+      } catch (const ConfigError& e) {
+        throw ConfigError("--unfreeze-from: " + std::string(e.what()));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < layers.size(); ++i) layers[i]->set_trainable(i >= first_trainable);
+  std::cout << "Training layers " << layers[first_trainable]->name() << " onwards ("
+            << layers.size() - first_trainable << " of " << layers.size()
+            << " layers): " << model.count_trainable_params() << " of " << model.count_params()
+            << " parameters trainable\n";
+}
+
 }  // namespace reskit::cli

@@ -81,6 +81,11 @@ Dataset preprocess_dataset(const Dataset& data, applications::PreprocessMode mod
 // imagenet_class_index.json ($KERAS_HOME/models or ~/.keras/models) when there is one.
 std::optional<applications::ClassIndex> find_class_index(const std::string& flag, std::int64_t classes);
 
+// --freeze base: every layer frozen but the last (the classifier: a new head or "predictions");
+// --unfreeze-from LAYER: the layers before LAYER (a layer name, or the start of names, e.g.
+// conv5_block1) frozen, LAYER and those after it trainable. Prints what trains.
+void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from);
+
 // "64,64,3" -> {64, 64, 3}; throws UsageError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);
 

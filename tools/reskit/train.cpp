@@ -28,7 +28,8 @@ namespace reskit::cli {
 namespace {
 struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
-  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume, input;
+  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume, input, freeze = "none",
+              unfreeze_from;
   AppFlags app;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
   std::int64_t limit = 0, checkpoint_every = 0;
@@ -89,6 +90,8 @@ nlohmann::json checked_args(const TrainArgs& a) {
     args["pooling"] = a.app.pooling;
     args["preprocess"] = a.app.preprocess;
   }
+  if (a.freeze != "none") args["freeze"] = a.freeze;
+  if (!a.unfreeze_from.empty()) args["unfreeze-from"] = a.unfreeze_from;
   return args;
 }
 
@@ -208,7 +211,12 @@ void run_train(const TrainArgs& a) {
   base_options.new_head = false;
   Model model = build_model(a.model, train.sample_shape(), train.num_classes(), base_options);
   load_app_weights(model, a.app);
-  if (build.new_head) model = with_new_head(model, train.num_classes());
+  if (build.new_head) {
+    model = with_new_head(model, train.num_classes());
+    // A file of an earlier stage holds the head too ("dense"): loaded by name where present.
+    if (!a.app.weights.empty()) load_weights(model, a.app.weights, {.by_name = true});
+  }
+  apply_freezing(model, a.freeze, a.unfreeze_from);
   if (const auto mode = preprocessing_for(model, a.model, a.app.preprocess)) {
     std::cout << "Preprocessing the pictures as keras.applications' preprocess_input(mode='"
               << applications::preprocess_mode_name(*mode) << "')\n";
@@ -293,6 +301,13 @@ void add_train_command(CLI::App& app) {
   add_threads_flag(*cmd, a->threads);
   cmd->add_option("--input", a->input, "Resize the pictures of a folder to H,W,C (e.g. 224,224,3)");
   add_application_flags(*cmd, a->app);
+  cmd->add_option("--freeze", a->freeze,
+                  "base: train only the classifier (Keras base_model.trainable = False)")
+      ->capture_default_str()
+      ->check(one_of({"none", "base"}));
+  cmd->add_option("--unfreeze-from", a->unfreeze_from,
+                  "Train only this layer and those after it (a layer name or the start of names, e.g. "
+                  "conv5_block1); the layers before it are frozen");
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")
