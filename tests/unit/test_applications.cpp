@@ -55,15 +55,13 @@ void check_counts(const CountCase& c, bool also_notop) {
 }
 }  // namespace
 
-TEST(Applications, ResNetParameterCountsAsKerasPrintsThem) {
-  check_counts({"resnet50", 25636712, 53120, 320}, true);
-  check_counts({"resnet101", 44707176, 105344, 626}, false);
-  check_counts({"resnet152", 60419944, 151424, 932}, false);
-}
-
-TEST(Applications, ResNetV2ParameterCountsAsKerasPrintsThem) {
-  check_counts({"resnet50v2", 25613800, 45440, 272}, true);
-  check_counts({"resnet101v2", 44675560, 97664, 544}, false);
+// One test per architecture, each a few seconds.
+TEST(Applications, ResNet50ParameterCounts) { check_counts({"resnet50", 25636712, 53120, 320}, true); }
+TEST(Applications, ResNet101ParameterCounts) { check_counts({"resnet101", 44707176, 105344, 626}, false); }
+TEST(Applications, ResNet152ParameterCounts) { check_counts({"resnet152", 60419944, 151424, 932}, false); }
+TEST(Applications, ResNet50V2ParameterCounts) { check_counts({"resnet50v2", 25613800, 45440, 272}, true); }
+TEST(Applications, ResNet101V2ParameterCounts) { check_counts({"resnet101v2", 44675560, 97664, 544}, false); }
+TEST(Applications, ResNet152V2ParameterCounts) {
   check_counts({"resnet152v2", 60380648, 143744, 816}, false);
 }
 
