@@ -173,6 +173,27 @@ std::vector<Tensor> read_layer_weights(hid_t root, const FileLayer& fl, Layer& l
   return values;
 }
 
+// by_name with require_all: the model's layers with weights in model order, each with the file's
+// layer of its name; FileError naming the first one the file lacks.
+std::vector<std::pair<const FileLayer*, Layer*>> pairs_for_every_layer(
+    const std::vector<FileLayer>& file_layers, Model& model, const std::string& context) {
+  std::map<std::string, const FileLayer*> by;
+  for (const auto& fl : file_layers) by[fl.name] = &fl;
+  std::vector<std::pair<const FileLayer*, Layer*>> pairs;
+  for (const auto& l : model.layers()) {
+    if (l->params().empty()) continue;
+    auto it = by.find(l->name());
+    if (it == by.end() || it->second->weight_names.empty()) {
+      throw FileError(context + ": does not fit model '" + model.name() +
+                      "': the file has no weights for layer '" + l->name() + "' (" + l->class_name() +
+                      ", first weight '" + l->params()[0].name + "', shape " +
+                      shape_str(l->params()[0].value.shape()) + ")");
+    }
+    pairs.emplace_back(it->second, l.get());
+  }
+  return pairs;
+}
+
 struct Assignment {
   Param* param;
   Tensor value;
@@ -180,10 +201,13 @@ struct Assignment {
 };
 
 // Matches the file's layers to the model's and reads every weight; nothing is changed yet.
-std::vector<Assignment> read_weights(hid_t root, Model& model, bool by_name, const std::string& context) {
+std::vector<Assignment> read_weights(hid_t root, Model& model, bool by_name, const std::string& context,
+                                     bool require_all = false) {
   auto file_layers = read_layer_list(root, context);
   std::vector<std::pair<const FileLayer*, Layer*>> pairs;
-  if (by_name) {
+  if (by_name && require_all) {
+    pairs = pairs_for_every_layer(file_layers, model, context);
+  } else if (by_name) {
     std::map<std::string, Layer*> by;
     for (const auto& l : model.layers()) by[l->name()] = l.get();
     for (const auto& fl : file_layers) {
@@ -471,7 +495,7 @@ void load_weights(Model& model, const std::string& path, LoadWeightsOptions opti
   hdf5::Session session;
   Hid file = open_model_file(path);
   Hid root = weights_root(file.get(), context);
-  assign(read_weights(root.get(), model, options.by_name, context));
+  assign(read_weights(root.get(), model, options.by_name, context, options.require_all));
 }
 
 void load_training_state(Model& model, const std::string& path) {

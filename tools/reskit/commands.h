@@ -2,12 +2,16 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "reskit/data/batch_source.h"
 #include "reskit/data/dataset.h"
 #include "reskit/error.h"
 #include "reskit/graph/model.h"
+#include "reskit/models/applications.h"
+#include "reskit/models/registry.h"
 #include "reskit/tensor.h"
 
 namespace reskit::cli {
@@ -37,6 +41,73 @@ void add_plot_command(CLI::App& app);
 Dataset limited(const Dataset& data, std::int64_t limit);
 // A saved model, compiled with categorical cross-entropy and accuracy if the file was not.
 Model load_for_inference(const std::string& path);
+
+// ---------------------------------------------------------------- Keras Applications (applications.cpp)
+
+// The flags of the -imagenet models (Keras Applications), registered by add_application_flags.
+struct AppFlags {
+  std::string weights;              // --weights FILE.h5, loaded by layer name
+  bool include_top = true;          // --include-top
+  std::string pooling = "none";     // --pooling none|avg|max
+  std::string preprocess = "auto";  // --preprocess auto|none|caffe|tf|torch
+  std::string class_index;          // --class-index imagenet_class_index.json
+};
+// Which of the flags a command takes.
+struct AppFlagSet {
+  bool weights = true, top = true, preprocess = true, class_index = false;
+};
+void add_application_flags(CLI::App& cmd, AppFlags& flags, AppFlagSet set = {});
+// A model file, or a name build_model knows.
+CLI::Validator model_file_or_name();
+// BuildOptions from the flags; new_head: a new softmax head when the top is left out (train).
+BuildOptions build_options(const AppFlags& flags, bool new_head);
+// Loads --weights, if given, by layer name into model: every layer with weights must be in it.
+void load_app_weights(Model& model, const AppFlags& flags);
+bool is_model_name(const std::string& arg);
+// A saved model (compiled as load_for_inference does) or, for a built-in name, the model built for
+// input and classes with --weights loaded, compiled with Adam and categorical cross-entropy.
+Model model_from_arg(const std::string& arg, const AppFlags& flags, const Shape& input, int classes);
+// The preprocessing of --preprocess; "auto": the -imagenet name's family, or for a model file a
+// Keras Applications ResNet recognised by its layer names; nullopt: pixels scaled by 1/255.
+std::optional<applications::PreprocessMode> preprocessing_for(const Model& model,
+                                                              const std::string& model_arg,
+                                                              const std::string& flag);
+// One picture as the model's input (1, rows, cols, channels): scaled by 1/255, or as 0..255 RGB
+// pixels through preprocess_input.
+Tensor picture_input(const std::string& path, const Shape& input,
+                     std::optional<applications::PreprocessMode> mode);
+// The dataset's pictures as 0..255 values through preprocess_input, held as float32.
+Dataset preprocess_dataset(const Dataset& data, applications::PreprocessMode mode);
+// A stream's batches as 0..255 values through preprocess_input (preprocess_dataset's twin for data
+// that is not in memory); the source must outlive it.
+class PreprocessedBatches final : public BatchSource {
+ public:
+  PreprocessedBatches(BatchSource& source, applications::PreprocessMode mode)
+      : source_(source), mode_(mode) {}
+  std::int64_t size() const override { return source_.size(); }
+  const Shape& sample_shape() const override { return source_.sample_shape(); }
+  int num_classes() const override { return source_.num_classes(); }
+  const std::vector<std::string>& class_names() const override { return source_.class_names(); }
+  const std::string& source() const override { return source_.source(); }
+  void start_epoch(int epoch, std::span<const std::int64_t> order, std::int64_t batch_size,
+                   std::int64_t first_step, const AugmentOptions& augment, std::mt19937_64* gen) override {
+    source_.start_epoch(epoch, order, batch_size, first_step, augment, gen);
+  }
+  void next_batch(std::int64_t step, Tensor& x, Tensor& y) override;
+  std::string end_epoch() override { return source_.end_epoch(); }
+
+ private:
+  BatchSource& source_;
+  applications::PreprocessMode mode_;
+};
+// The class index of --class-index; without it, for 1000 classes, Keras's cached
+// imagenet_class_index.json ($KERAS_HOME/models or ~/.keras/models) when there is one.
+std::optional<applications::ClassIndex> find_class_index(const std::string& flag, std::int64_t classes);
+
+// --freeze base: every layer frozen but the last (the classifier: a new head or "predictions");
+// --unfreeze-from LAYER: the layers before LAYER (a layer name, or the start of names, e.g.
+// conv5_block1) frozen, LAYER and those after it trainable. Prints what trains.
+void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from);
 
 // "64,64,3" -> {64, 64, 3}; throws UsageError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);

@@ -132,6 +132,46 @@ CLI::Validator model_name() {
       "MODEL");
 }
 
+CLI::Validator model_file_or_name() {
+  return CLI::Validator(
+      [](std::string& text) {
+        if (is_model_name(text)) return std::string();
+        return existing_file()(text);
+      },
+      "MODEL");
+}
+
+void add_application_flags(CLI::App& cmd, AppFlags& f, AppFlagSet set) {
+  if (set.weights) {
+    cmd.add_option("--weights", f.weights,
+                   "With a built-in model name: Keras weights (.h5, e.g. "
+                   "resnet50_weights_tf_dim_ordering_tf_kernels.h5) loaded by layer name")
+        ->check(existing_file());
+  }
+  if (set.top) {
+    cmd.add_option("--include-top", f.include_top, "-imagenet models: keep Keras's classifier (true/false)")
+        ->capture_default_str();
+    cmd.add_option("--pooling", f.pooling, "-imagenet models without the top: pooling of the last block")
+        ->capture_default_str()
+        ->check(one_of({"none", "avg", "max"}));
+  }
+  if (set.preprocess) {
+    cmd.add_option(
+           "--preprocess", f.preprocess,
+           "Input preprocessing: auto (the Keras Applications family: caffe for ResNet, tf for ResNetV2; "
+           "else none), none (pixels / 255), caffe, tf or torch")
+        ->capture_default_str()
+        ->check(one_of({"auto", "none", "caffe", "tf", "torch"}));
+  }
+  if (set.class_index) {
+    cmd.add_option(
+           "--class-index", f.class_index,
+           "Class ids and names in Keras's imagenet_class_index.json form (default: Keras's cached copy "
+           "in ~/.keras/models, if any)")
+        ->check(existing_file());
+  }
+}
+
 CLI::Validator dtype_name() { return one_of(dtype_names()); }
 
 CLI::Validator integer_at_least(long long min) {

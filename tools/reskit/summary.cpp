@@ -1,6 +1,8 @@
 // reskit summary MODEL: prints the Keras summary table of a saved model (MODEL.h5, as Keras's
 // load_model(...).summary()) or of a built-in model (a name, with --input H,W,C and --classes K;
-// --weights FILE.h5 loads weights into it by layer name first, as load_weights(by_name=True)).
+// --weights FILE.h5 loads weights into it by layer name first, as load_weights(by_name=True)). The
+// -imagenet models (Keras Applications) default to 224,224,3 and 1000 classes, and take
+// --include-top and --pooling as keras.applications.ResNet50 does.
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -36,19 +38,23 @@ void add_summary_command(CLI::App& app) {
   struct Args {
     std::string model, weights, input = "64,64,3";
     int classes = 6;
+    AppFlags app;
   };
   auto args = std::make_shared<Args>();
   std::string names;
   for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("model", args->model, "Model file (.h5) or model name (" + names + ")")->required();
-  auto* input =
-      cmd->add_option("--input", args->input, "Input shape H,W,C of a model name")->capture_default_str();
-  auto* classes = cmd->add_option("--classes", args->classes, "Number of classes of a model name")
+  auto* input = cmd->add_option("--input", args->input,
+                                "Input shape H,W,C of a model name (-imagenet models: 224,224,3)")
+                    ->capture_default_str();
+  auto* classes = cmd->add_option("--classes", args->classes,
+                                  "Number of classes of a model name (-imagenet models: 1000)")
                       ->capture_default_str()
                       ->check(integer_at_least(1));
   auto* weights = cmd->add_option("--weights", args->weights,
                                   "Weights (.h5) loaded by layer name into the named model before printing")
                       ->check(existing_file());
+  add_application_flags(*cmd, args->app, {.weights = false, .preprocess = false});
   cmd->callback([args, input, classes, weights] {
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -64,7 +70,11 @@ void add_summary_command(CLI::App& app) {
       load_model(args->model, {.compile = false}).summary(std::cout);
       return;
     }
-    Model model = build_model(args->model, parse_shape("--input", args->input), args->classes);
+    const bool keras_app = !application_architecture(args->model).empty();
+    if (keras_app && input->count() == 0) args->input = "224,224,3";
+    if (keras_app && classes->count() == 0) args->classes = 1000;
+    Model model = build_model(args->model, parse_shape("--input", args->input), args->classes,
+                              build_options(args->app, false));
     if (!args->weights.empty()) load_weights(model, args->weights, {.by_name = true});
     model.summary(std::cout);
   });

@@ -1,7 +1,10 @@
 // reskit train: the main job. With no arguments it trains the CIFAR-style ResNet-20 on Debian's
 // Fashion-MNIST and leaves the model, the history CSV and the training curves in the working
-// folder; every choice is a flag. Input shape and class count come from the data.
-#include <cstring>
+// folder; every choice is a flag. Input shape and class count come from the data (pictures in a
+// folder may be resized with --input). A Keras Applications model (resnet50-imagenet, ...) takes
+// --weights FILE.h5 (loaded by layer name) and, with --include-top false --pooling avg, gets a new
+// softmax head for the data's classes (Keras's transfer learning); its data go through the
+// family's preprocess_input.
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -28,7 +31,9 @@ namespace reskit::cli {
 namespace {
 struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
-  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
+  std::string dtype = "float32", output, history, curves, checkpoint_dir, resume, freeze = "none",
+              unfreeze_from;
+  AppFlags app;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
   std::int64_t limit = 0, checkpoint_every = 0, lr_reference_batch = 0;
   double lr_warmup_epochs = 0.0;
@@ -107,26 +112,35 @@ nlohmann::json augment_arg(const std::string& list) {
 // BackupAndRestore) decide the data, the model, the batches and the schedule. --epochs only
 // matters to cosine and step schedules (they span all epochs).
 nlohmann::json checked_args(const TrainArgs& a) {
-  return {{"model", a.model},
-          {"data", a.data},
-          {"validation", a.validation},
-          {"batch-size", a.batch_size},
-          {"seed", a.seed},
-          {"dtype", a.dtype},
-          {"optimizer", a.optimizer},
-          {"lr", a.lr},
-          {"lr-schedule", a.schedule},
-          {"weight-decay", a.weight_decay},
-          {"l1", a.l1},
-          {"l2", a.l2},
-          {"epochs", a.epochs},
-          {"augment", augment_arg(a.data_flags.augment)},
-          {"input", a.data_flags.input},
-          {"interpolation", a.data_flags.interpolation},
-          {"crop-to-aspect-ratio", a.data_flags.crop_to_aspect_ratio},
-          {"validation-split", a.data_flags.validation_split},
-          {"cache", a.data_flags.cache},
-          {"limit", a.limit}};
+  nlohmann::json args = {{"model", a.model},
+                         {"data", a.data},
+                         {"validation", a.validation},
+                         {"batch-size", a.batch_size},
+                         {"seed", a.seed},
+                         {"dtype", a.dtype},
+                         {"optimizer", a.optimizer},
+                         {"lr", a.lr},
+                         {"lr-schedule", a.schedule},
+                         {"weight-decay", a.weight_decay},
+                         {"l1", a.l1},
+                         {"l2", a.l2},
+                         {"epochs", a.epochs},
+                         {"augment", augment_arg(a.data_flags.augment)},
+                         {"input", a.data_flags.input},
+                         {"interpolation", a.data_flags.interpolation},
+                         {"crop-to-aspect-ratio", a.data_flags.crop_to_aspect_ratio},
+                         {"validation-split", a.data_flags.validation_split},
+                         {"cache", a.data_flags.cache},
+                         {"limit", a.limit}};
+  // Only where they matter, so that checkpoints written before these flags still resume.
+  if (!application_architecture(a.model).empty()) {
+    args["include-top"] = a.app.include_top;
+    args["pooling"] = a.app.pooling;
+    args["preprocess"] = a.app.preprocess;
+  }
+  if (a.freeze != "none") args["freeze"] = a.freeze;
+  if (!a.unfreeze_from.empty()) args["unfreeze-from"] = a.unfreeze_from;
+  return args;
 }
 
 // The large-batch flags join the checked ones when set (checkpoints written without them resume).
@@ -233,6 +247,7 @@ void run_train(const TrainArgs& a) {
     }
   }
 
+  const BuildOptions build = build_options(a.app, true);
   TrainData data = open_train_data(a.data, a.validation, a.data_flags, a.limit, a.seed);
   BatchSource& train = data.train();
   BatchSource& val = data.val();
@@ -240,13 +255,36 @@ void run_train(const TrainArgs& a) {
             << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes"
             << (data.streaming() ? " (streamed)" : "") << "; validating on " << val.size() << " samples\n";
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
-  Model model = build_model(a.model, train.sample_shape(), train.num_classes());
+  // The base first, its weights loaded by name, then the new head (which no file holds).
+  BuildOptions base_options = build;
+  base_options.new_head = false;
+  Model model = build_model(a.model, train.sample_shape(), train.num_classes(), base_options);
+  load_app_weights(model, a.app);
+  if (build.new_head) {
+    model = with_new_head(model, train.num_classes());
+    // A file of an earlier stage holds the head too ("dense"): loaded by name where present.
+    if (!a.app.weights.empty()) load_weights(model, a.app.weights, {.by_name = true});
+  }
+  apply_freezing(model, a.freeze, a.unfreeze_from);
   if (a.l1 > 0 || a.l2 > 0) {  // on every Conv2D and Dense kernel, as keras.io's CIFAR-10 ResNet
     regularize_kernels(model, a.l1 > 0 && a.l2 > 0 ? Regularizer(L1L2(a.l1, a.l2))
                               : a.l1 > 0           ? Regularizer(L1(a.l1))
                                                    : Regularizer(L2(a.l2)));
   }
   if (a.sync_batch_norm) model = with_sync_batch_norm(model);
+  // Keras Applications models: pictures as 0..255 RGB through the family's preprocess_input.
+  std::unique_ptr<PreprocessedBatches> train_pre, val_pre;
+  if (const auto mode = preprocessing_for(model, a.model, a.app.preprocess)) {
+    std::cout << "Preprocessing the pictures as keras.applications' preprocess_input(mode='"
+              << applications::preprocess_mode_name(*mode) << "')\n";
+    if (data.streaming()) {
+      train_pre = std::make_unique<PreprocessedBatches>(train, *mode);
+      val_pre = std::make_unique<PreprocessedBatches>(val, *mode);
+    } else {
+      data.train_memory = preprocess_dataset(data.train_memory, *mode);
+      data.val_memory = preprocess_dataset(data.val_memory, *mode);
+    }
+  }
   model.set_class_names(train.class_names());
   model.compile(make_optimizer(a, steps * a.epochs, steps), std::make_shared<CategoricalCrossentropy>(),
                 {"accuracy"});
@@ -261,7 +299,7 @@ void run_train(const TrainArgs& a) {
   fo.epochs = a.epochs;
   fo.batch_size = a.batch_size;
   if (data.streaming()) {
-    fo.validation_source = &val;
+    fo.validation_source = val_pre ? val_pre.get() : &val;
   } else {
     fo.validation_data = &data.val_memory;
   }
@@ -280,7 +318,9 @@ void run_train(const TrainArgs& a) {
                                                 .args = checked_args_all(a).dump(),
                                                 .save = writer}));
   }
-  History h = data.streaming() ? fit(model, train, fo) : fit(model, data.train_memory, fo);
+  History h = !data.streaming() ? fit(model, data.train_memory, fo)
+              : train_pre       ? fit(model, *train_pre, fo)
+                                : fit(model, train, fo);
   if (writer) {
     if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
     save_model(model, files.model);
@@ -289,7 +329,7 @@ void run_train(const TrainArgs& a) {
   std::cout << "Saved the model to " << files.model << ", the history to " << files.history
             << " and the curves to " << files.curves << "\n";
   std::cout << "Evaluating on " << data.val_spec << ":\n";
-  evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1, .communicator = &job});
+  evaluate(model, val_pre ? *val_pre : val, {.batch_size = a.batch_size, .verbose = 1, .communicator = &job});
 }
 }  // namespace
 
@@ -349,6 +389,14 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(dtype_name());
   add_threads_flag(*cmd, a->threads);
+  add_application_flags(*cmd, a->app);
+  cmd->add_option("--freeze", a->freeze,
+                  "base: train only the classifier (Keras base_model.trainable = False)")
+      ->capture_default_str()
+      ->check(one_of({"none", "base"}));
+  cmd->add_option("--unfreeze-from", a->unfreeze_from,
+                  "Train only this layer and those after it (a layer name or the start of names, e.g. "
+                  "conv5_block1); the layers before it are frozen");
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")

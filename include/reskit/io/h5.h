@@ -67,6 +67,11 @@ struct LoadWeightsOptions {
   // order); with by_name, each layer of the file goes to the model's layer of the same name and
   // the others are left alone.
   bool by_name = false;
+  // With by_name: every layer of the model that has weights must be in the file, with weights of
+  // the same shapes (a Keras Applications weight file and its architecture); the first layer, in
+  // model order, that is missing or whose weight differs is named in a FileError. The file's
+  // other layers (a top the model lacks) are still left alone.
+  bool require_all = false;
 };
 
 // Loads weights from a save_weights file or a full model file into model (Keras
