@@ -367,7 +367,6 @@ void register_sync_batch_normalization(std::vector<LayerEntry>& out) {
   e.fusion.folded_into_conv = [](Layer& bn, bool on) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
   };
-  e.frozen_refusal = "true (a frozen SyncBatchNormalization runs in inference mode in Keras)";
   out.push_back(std::move(e));
 }
 }  // namespace layers
