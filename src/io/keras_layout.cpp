@@ -27,9 +27,17 @@ void strip_wrappers(Json& v, int depth, const char* what) {
   if (depth > kMaxDepth) throw FileError(std::string(what) + ": JSON nested too deeply");
   if (v.is_object()) {
     if (v.contains("class_name")) {
-      for (const char* key :
-           {"module", "registered_name", "build_config", "compile_config", "__passive_serialization__"}) {
-        v.erase(key);
+      for (const char* key : {"build_config", "compile_config", "__passive_serialization__"}) v.erase(key);
+      // Keras's own objects only: a custom one (another module, or a registered name of its own)
+      // keeps its wrapper, so that the reader of the key it sits under refuses it by name.
+      const Json* module = keras::find(v, "module");
+      const Json* registered = keras::find(v, "registered_name");
+      const bool keras_module = !module || module->is_null() ||
+                                (module->is_string() && module->get<std::string>().rfind("keras", 0) == 0);
+      const bool keras_name = !registered || registered->is_null() || *registered == v["class_name"];
+      if (keras_module && keras_name) {
+        v.erase("module");
+        v.erase("registered_name");
       }
     }
     for (auto& [key, item] : v.items()) strip_wrappers(item, depth + 1, what);
