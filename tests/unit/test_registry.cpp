@@ -150,7 +150,8 @@ const std::map<std::string, std::vector<Sample>>& samples() {
        {{{{"scale", 0.5}, {"offset", -1.25}}, {{3, 2, 2}}},
         {{{"scale", {2.0, -1.0, 0.25}}, {"offset", {0.5, 0.0, -0.5}}}, {{2, 2, 3}}},
         {{{"scale", 4.0}}, {{5}}},
-        {{{"scale", {{"class_name", "__numpy__"}, {"config", {{"value", {1.5, 2.0}}, {"dtype", "float32"}}}}}},
+        {{{"scale",
+           {{"class_name", "__numpy__"}, {"config", {{"value", {1.5, 2.0}}, {"dtype", "float32"}}}}}},
          {{2, 2, 2}}}}},
       {"Normalization",
        {{{{"axis", {-1}}}, {{3, 2, 4}}},    // weights, per channel
@@ -437,8 +438,8 @@ TEST_F(Registry, UnregisteredLayerIsRefusedNamingTheRegisteredOnes) {
       error_of([&] { model_from_json(json); })
           .find("unsupported layer class 'Custom' (layer 'bn2'); reskit reads InputLayer, ZeroPadding2D, "
                 "Conv2D, BatchNormalization, Activation, Add, MaxPooling2D, AveragePooling2D, "
-                "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout, Rescaling, "
-                "Normalization, "
-                "ReLU, LeakyReLU, Softmax, Concatenate"),
+                "GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing, CenterCrop, "
+                "RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, Rescaling, "
+                "Normalization, ReLU, LeakyReLU, Softmax, Concatenate"),
       std::string::npos);
 }
