@@ -96,7 +96,7 @@ TEST_F(KerasCorpus, EveryFileLoadsAndPredictsTheNumpyOutputs) {
     EXPECT_EQ(m.layers().size(), e["layers"].get<std::size_t>());
     EXPECT_EQ(m.layers()[0]->name(), e["input_name"].get<std::string>());
     EXPECT_TRUE(m.compiled());
-    EXPECT_EQ(m.sequential(), e["model"] == "sequential");
+    EXPECT_EQ(m.sequential(), e["sequential"].get<bool>());
     Tensor y = m.forward(input(e), false);
     Tensor want = tensor_of(shape_of(e["y_shape"]), e["y"]);
     ASSERT_EQ(y.shape(), want.shape());

@@ -496,6 +496,15 @@ MODELS = {
         (dense(3), [13]),
         (softmax(), [14]),
     ]),
+    # The augmentation head as Sequential models begin: flips and rotations, then 1/255.
+    "augment": dict(input=(6, 6, 3), sequential=True, since="tf2.6", nodes=[
+        (random_flip("horizontal"), [-1]),
+        (random_rotation([-0.1, 0.1]), [0]),
+        (rescaling(1.0 / 255, 0.0), [1]),
+        (conv2d(2, 3), [2]),
+        (global_pooling2d("avg"), [3]),
+        (dense(2, "softmax"), [4]),
+    ]),
 }
 
 # Sequential forms: "input_layer" (an InputLayer entry, plus batch_input_shape on the first layer
@@ -676,7 +685,7 @@ def build(model_key, L, form, seed):
     train_loss = None if has_random else float(np.mean(-np.sum(labels * np.log(y_train), axis=-1)))
     return model_config, layer_weights, layer_order, {
         "model_name": model_config["config"]["name"], "input_name": input_name, "input_shape": list(in_shape), "x": x.ravel().tolist(), "labels": labels.ravel().tolist(),
-        "y_shape": [BATCH, *shapes[-1]], "y": y.ravel().tolist(), "train_loss": train_loss,
+        "y_shape": [BATCH, *shapes[-1]], "y": y.ravel().tolist(), "train_loss": train_loss, "sequential": sequential,
         "layers": len(nodes) + 1}  # reskit's Model always has its InputLayer
 
 
