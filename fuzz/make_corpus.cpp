@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   }
   try {
     const fs::path root = argv[1];
-    for (const char* t : {"h5_model", "model_json", "signs_hdf5", "idx", "cifar10", "png", "jpeg"})
+    for (const char* t : {"h5_model", "model_json", "signs_hdf5", "idx", "cifar10", "png", "jpeg", "stream"})
       fs::create_directories(root / t);
     write_models(root / "h5_model", root / "model_json");
     write_signs(root / "signs_hdf5");
@@ -174,6 +174,9 @@ int main(int argc, char** argv) {
     write_jpeg(root / "jpeg" / "rgb_8x8.jpg", 8, 8, 3, px(8, 8, 3));
     write_jpeg(root / "jpeg" / "gray_5x7.jpg", 5, 7, 1, px(5, 7, 1));
     write_jpeg(root / "jpeg" / "rgb_progressive_9x6.jpg", 9, 6, 3, px(9, 6, 3), {.progressive = true});
+    // stream: a picture the target sizes shrink (a JPEG big enough for DCT scaling) and a PNG
+    write_png(root / "stream" / "rgb_4x5.png", 4, 5, 3, px(4, 5, 3));
+    write_jpeg(root / "stream" / "rgb_40x32.jpg", 40, 32, 3, px(40, 32, 3));
     check_seeds(root);
   } catch (const std::exception& e) {
     std::cerr << "reskit_fuzz_make_corpus: " << e.what() << "\n";

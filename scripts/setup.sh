@@ -12,6 +12,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libhdf5-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist
       libonnx-dev libprotobuf-dev libgraphviz-dev graphviz
       python3-onnx python3-opencv
+      libopenmpi-dev openmpi-bin  # data-parallel training (mpirun; docs/scaling.md)
       clang libclang-rt-14-dev libomp-dev)  # the libFuzzer targets (fuzz/run_fuzzers.sh)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()

@@ -9,6 +9,8 @@
 #   src/training/     never io's private headers (io/); io's public reskit/io/h5.h to save models
 #   tools/            public headers (reskit/...) and the tool's own headers only
 #   include/reskit/   public headers and the standard library only: no src/, no third-party
+#   <mpi.h>           only in src/distributed/mpi.cpp (everything else sees distributed::Communicator)
+#   src/layers/       of distributed/, only reskit/distributed/communicator.h
 set -uo pipefail
 root=${1:?usage: check_includes.sh SOURCE_DIR}
 cd "$root" || exit 1
@@ -37,7 +39,18 @@ done < <(includes src/kernels quoted)
 while IFS= read -r hit; do
   header=${hit##*:}
   [[ $header == reskit/graph/* || $header == graph/* ]] && report "$hit" "layers never include the graph"
+  [[ ($header == reskit/distributed/* || $header == distributed/*) && $header != reskit/distributed/communicator.h ]] &&
+    report "$hit" "layers include of distributed/ only reskit/distributed/communicator.h"
 done < <(includes src/layers quoted)
+
+for dir in src include tools tests; do
+  while IFS= read -r hit; do
+    header=${hit##*:}
+    file=${hit%%:*}
+    [[ $header == mpi.h && $file != src/distributed/mpi.cpp ]] &&
+      report "$hit" "only src/distributed/mpi.cpp calls MPI"
+  done < <(includes "$dir" angle)
+done
 
 while IFS= read -r hit; do
   header=${hit##*:}

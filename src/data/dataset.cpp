@@ -130,6 +130,11 @@ void Dataset::fill_batch(std::span<const std::int64_t> indices, Tensor& x, Tenso
   std::vector<int> dr(b, 0), dc(b, 0), flip(b, 0);
   if (augment.any()) {
     if (!gen) throw Error(source_ + ": augmentation needs a random generator");
+    if (augment.random_resized_crop) {
+      throw ConfigError(source_ +
+                        ": random resized crop needs the decoded pictures, expected a stream "
+                        "(open_image_folder), got an in-memory dataset");
+    }
     for (std::int64_t i = 0; i < b; ++i) {
       if (augment.pad_crop > 0) {
         dr[i] = static_cast<int>((*gen)() % (2 * augment.pad_crop + 1)) - augment.pad_crop;

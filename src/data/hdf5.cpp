@@ -18,12 +18,14 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <utility>
 
 #include "data/loader_util.h"
 #include "hdf5/api.h"
 #include "hdf5/check.h"
 #include "reskit/data/loaders.h"
+#include "reskit/data/stream.h"
 #include "reskit/error.h"
 
 namespace reskit {
@@ -289,6 +291,85 @@ Dataset load_hdf5(const std::string& path, const std::string& split, const LoadO
     pixels[i] = static_cast<std::uint8_t>(wide[i]);
   }
   return Dataset::from_uint8(path, shape, std::move(pixels), std::move(labels), k, std::move(class_names));
+}
+
+namespace {
+
+// A SIGNS-style file read one sample (one hyperslab of x) at a time; the labels are read whole.
+class Hdf5Reader final : public SampleReader {
+ public:
+  Hdf5Reader(Hid file, H5Data x, Shape shape, std::vector<std::int32_t> labels)
+      : file_(std::move(file)), x_(std::move(x)), shape_(std::move(shape)), labels_(std::move(labels)) {}
+  std::int64_t size() const override { return shape_[0]; }
+  std::int32_t label(std::int64_t i) const override { return labels_[static_cast<std::size_t>(i)]; }
+  std::string name(std::int64_t i) const override { return x_.where + " sample " + std::to_string(i); }
+  Image read(std::int64_t i, DecodeScale scale, void* context) const override {
+    Image img{shape_[1], shape_[2], static_cast<int>(shape_[3]), {}};
+    img.pixels.resize(static_cast<std::size_t>(shape_[1] * shape_[2] * shape_[3]));
+    {
+      std::lock_guard lock(mutex_);
+      hdf5::Session quiet;
+      Hid space(H5Dget_space(x_.id.get()));
+      std::vector<hsize_t> start(x_.dims.size(), 0), count(x_.dims.begin(), x_.dims.end());
+      start[0] = static_cast<hsize_t>(i);
+      count[0] = 1;
+      Hid mem(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+      if (!space.valid() || !mem.valid() ||
+          H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) <
+              0 ||
+          H5Dread(x_.id.get(), H5T_NATIVE_UINT8, mem.get(), space.get(), H5P_DEFAULT, img.pixels.data()) <
+              0) {
+        hdf5::fail(name(i), "cannot read " + x_.describe());
+      }
+    }
+    if (scale) scale(context, img.rows, img.cols);
+    return img;
+  }
+
+ private:
+  Hid file_;
+  H5Data x_;
+  Shape shape_;
+  std::vector<std::int32_t> labels_;
+  mutable std::mutex mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamDataset> open_hdf5_stream(const std::string& path, const std::string& split,
+                                                const LoadOptions& options, const StreamOptions& stream) {
+  file_size(path, "an HDF5 file");
+  hdf5::Session quiet;
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw FileError(path + ": expected an HDF5 file, found no HDF5 signature");
+  }
+  Hid file = hdf5::open_file_read(path, path);
+  const std::vector<std::string> names = hdf5::link_names(file.get(), 4096);
+  const auto [xk, yk] = find_keys(path, names, split, options);
+  std::string ck = options.classes_key;
+  if (ck.empty() && std::find(names.begin(), names.end(), "list_classes") != names.end()) ck = "list_classes";
+  H5Data x = open_dataset(file.get(), path, xk);
+  Shape shape = x.dims;
+  if (shape.size() == 3) shape.push_back(1);
+  if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](auto v) { return v <= 0; }) ||
+      (shape[3] != 1 && shape[3] != 3 && shape[3] != 4)) {
+    throw FileError(x.where +
+                    ": expected images of shape (m, H, W, C) or (m, H, W) with C 1, 3 or 4, found " +
+                    x.describe());
+  }
+  if (x.cls != H5T_INTEGER) {
+    throw FileError(x.where + ": expected integer (uint8) pixels to stream, found " + x.describe() +
+                    "; load it into memory instead");
+  }
+  std::vector<std::int32_t> labels = read_labels(open_dataset(file.get(), path, yk), shape[0]);
+  std::vector<std::string> class_names;
+  if (!ck.empty()) class_names = read_class_names(open_dataset(file.get(), path, ck));
+  const int k = resolve_classes(path + ": dataset '" + yk + "'", labels, class_names, options);
+  const Shape sample{shape[1], shape[2], shape[3]};
+  auto reader = std::make_shared<Hdf5Reader>(std::move(file), std::move(x), shape, std::move(labels));
+  return std::make_unique<StreamDataset>(std::move(reader), path, sample, k, std::move(class_names),
+                                         Interpolation::nearest, false, stream);
 }
 
 }  // namespace reskit

@@ -79,13 +79,19 @@ std::string size_str(const Image& im) { return std::to_string(im.rows) + "x" + s
 }  // namespace
 
 Image read_image(const std::string& path, int channels) {
+  return read_image_scaled(path, channels, nullptr, nullptr);
+}
+
+Image data_detail::read_image_scaled(const std::string& path, int channels, DecodeScale scale,
+                                     void* context) {
   check_channels(path, channels);
   const std::vector<std::uint8_t> bytes = read_file(path, "a PNG or JPEG image");
   Image img;
   if (starts_with_bytes(bytes, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'})) {
     img = decode_png(path, bytes);
+    if (scale) scale(context, img.rows, img.cols);
   } else if (starts_with_bytes(bytes, {0xff, 0xd8, 0xff})) {
-    img = decode_jpeg(path, bytes);
+    img = decode_jpeg(path, bytes, scale, context);
   } else {
     std::string head;
     for (std::size_t i = 0; i < std::min<std::size_t>(bytes.size(), 8); ++i) {

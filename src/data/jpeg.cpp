@@ -2,7 +2,8 @@
 //
 // The library's defaults (islow DCT, fancy upsampling) are PIL's. A premature end of data is an
 // error, as PIL's "image file is truncated"; other libjpeg warnings are ignored, as PIL does.
-// CMYK/YCCK files are refused. libjpeg reports errors by longjmp: every C++ object of decode_jpeg
+// CMYK/YCCK files are refused. A caller may ask for DCT-domain scaling (scale_num / 8), as Pillow's
+// draft mode does. libjpeg reports errors by longjmp: every C++ object of decode_jpeg
 // is constructed before the setjmp, so none is skipped by it.
 #include <csetjmp>
 #include <cstdio>
@@ -43,7 +44,8 @@ struct JpegGuard {
 
 }  // namespace
 
-Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes) {
+Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes, DecodeScale scale,
+                  void* context) {
   Image img;
   JpegError err;
   JpegGuard guard;
@@ -73,6 +75,14 @@ Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes) 
       std::longjmp(err.jump, 1);
     default:
       cinfo.out_color_space = JCS_RGB;
+  }
+  if (scale) {
+    // Called outside libjpeg: an exception from it never crosses libjpeg's frames.
+    const std::int64_t eighths = scale(context, cinfo.image_height, cinfo.image_width);
+    if (eighths >= 1 && eighths < 8) {
+      cinfo.scale_num = static_cast<unsigned>(eighths);
+      cinfo.scale_denom = 8;
+    }
   }
   jpeg_start_decompress(&cinfo);
   const auto row_bytes = static_cast<std::size_t>(cinfo.output_width) * cinfo.output_components;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "reskit/data/loaders.h"
+#include "reskit/data/stream.h"
 #include "reskit/error.h"
 
 namespace reskit::data_detail {
@@ -41,7 +42,13 @@ int resolve_classes(const std::string& where, const std::vector<std::int32_t>& l
 // Raw decoders: 8 bits per channel, 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA) channels
 // as stored. Throw FileError naming `path` on malformed or truncated data.
 Image decode_png(const std::string& path, std::span<const std::uint8_t> bytes);
-Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes);
+// With `scale`, decode_jpeg asks it for the scale (eighths) once it knows the stored size, and
+// decodes in the DCT domain at that scale (scale_num / 8).
+Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes, DecodeScale scale = nullptr,
+                  void* context = nullptr);
+// read_image (loaders.h), with a JPEG decoded at the scale `scale` asks for; a PNG's size is told
+// to `scale` too (and its answer ignored).
+Image read_image_scaled(const std::string& path, int channels, DecodeScale scale, void* context);
 
 // Whether a path names Fashion-MNIST ("fashion" in it, any case): its IDX files get that
 // dataset's class names.

@@ -13,8 +13,10 @@
 #include "layers/symbolic_call.h"
 #include "reskit/error.h"
 #include "reskit/layers/core.h"
+#include "reskit/optim/constraints.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
+#include "reskit/optim/regularizers.h"
 #include "util/nearest_names.h"
 #include "util/tensor_add.h"
 #include "util/unique_names.h"
@@ -54,6 +56,7 @@ struct Model::State {
   std::vector<std::string> class_names;
   bool profiling = false;
   std::map<std::string, double> profile;
+  TrainStepHooks step_hooks;
   // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward;
   // folded: the producer is a BatchNormalization that inference folds (bn_folds), the ReLU with it.
   struct ReluFusion {
@@ -409,6 +412,12 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
   }
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
+    if (options.regularization && node.layer->activity_regularizer() && !node.inputs.empty() &&
+        requires_grad[i]) {
+      Tensor g = activity_gradient(*node.layer->activity_regularizer(), s.values[i], from_logits && i == out,
+                                   options.regularization_scale);
+      grads[i] = grads[i].defined() ? detail::add(grads[i], g) : g;  // grads[i] may be shared
+    }
     // Nothing trainable at or behind this node (a frozen base): no backward at all.
     if (!grads[i].defined() || node.inputs.empty() || !requires_grad[i]) continue;
     std::vector<Tensor> gin = timed(s, node.layer->class_name() + " backward", [&] {
@@ -433,6 +442,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     }
   }
   for (auto& node : s.nodes) node->layer->set_input_gradients_needed(true);
+  if (options.regularization) add_weight_penalty_gradients(trainable_parameters(), options.regularization_scale);
   std::vector<Tensor> result;
   for (int in : s.input_nodes) result.push_back(grads[in]);
   return result;
@@ -575,6 +585,8 @@ const Loss& Model::loss() const {
 
 const std::vector<std::string>& Model::metrics() const { return state_->metrics; }
 
+void Model::set_train_step_hooks(TrainStepHooks hooks) { state_->step_hooks = std::move(hooks); }
+
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
 void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
@@ -619,6 +631,16 @@ void check_targets(const std::string& model, const Tensor& out, const Tensor& y)
   }
 }
 
+// Keras's regularization losses after a forward: the activity penalties of the layers' outputs,
+// then the weights' penalties.
+double regularization_loss(Model::State& s, const std::vector<Param*>& params) {
+  double total = 0.0;
+  for (std::size_t i = 0; i < s.nodes.size(); ++i)
+    if (const Regularizer* r = s.nodes[i]->layer->activity_regularizer())
+      total += activity_penalty(*r, s.values[i]);
+  return total + weight_penalty(params);
+}
+
 void add_metrics(StepResult& r, const std::vector<std::string>& metrics, const Tensor& out, const Tensor& y) {
   r.accuracy = categorical_accuracy(out, y);
   for (const auto& m : metrics)
@@ -638,9 +660,26 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   StepResult r;
   r.loss = from_logits ? s.loss->compute_from_logits(head.logits(), target, &grad)
                        : s.loss->compute(out, target, &grad);
+  r.loss += regularization_loss(s, parameters());
   add_metrics(r, s.metrics, out, target);
-  backward(grad, {.from_logits = from_logits, .input_gradients = false});
-  timed(s, "optimizer", [&] { s.optimizer->apply(trainable_parameters()); });
+  if (s.step_hooks.loss_gradient_scale != 1.0) {
+    const double scale = s.step_hooks.loss_gradient_scale;
+    if (grad.dtype() == DType::float64) {
+      for (double& g : grad.values<double>()) g *= scale;
+    } else {
+      for (float& g : grad.values<float>()) g = static_cast<float>(g * scale);
+    }
+  }
+  backward(grad, {.from_logits = from_logits,
+                  .input_gradients = false,
+                  .regularization = true,
+                  .regularization_scale = s.step_hooks.loss_gradient_scale});
+  std::vector<Param*> params = trainable_parameters();
+  if (s.step_hooks.after_backward) s.step_hooks.after_backward(params);
+  timed(s, "optimizer", [&] {
+    s.optimizer->apply(params);
+    apply_constraints(params);
+  });
   return r;
 }
 
@@ -654,6 +693,7 @@ StepResult Model::test_on_batch(const Tensor& x, const Tensor& y) {
   StepResult r;
   r.loss = head.outputs_softmax() ? s.loss->compute_from_logits(head.logits(), target, nullptr)
                                   : s.loss->compute(out, target, nullptr);
+  r.loss += regularization_loss(s, parameters());
   add_metrics(r, s.metrics, out, target);
   return r;
 }

@@ -145,6 +145,12 @@ Tensor build_checked(const LayerSpec& s, const std::vector<Tensor>& in, WeightBu
   try {
     Tensor out = build_layer(*s.config, s.ctx, in, budget);
     apply_trainable(*s.config, s.ctx, out);
+    // Keras lets any layer carry an activity_regularizer: refused where reskit's layer takes none.
+    if (const Json* a = find(*s.config, "activity_regularizer");
+        a && !a->is_null() && !out.node()->layer->activity_regularizer()) {
+      unsupported(s.ctx, "activity_regularizer", *a,
+                  "null on " + s.ctx.class_name + " (Conv2D and Dense take one)");
+    }
     return out;
   } catch (const FileError&) {
     throw;

@@ -31,11 +31,13 @@
 #include "kernels/cpu/tiny_image.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
+#include "kernels/ref/batch_norm_sync.h"
 #include "kernels/ref/bf16.h"
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/pool2d.h"
+#include "kernels/sync_batch_norm.h"
 #include "reskit/error.h"
 
 namespace reskit::kernels {
@@ -552,6 +554,25 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   }
 }
 
+// Synchronised batch normalization's pieces: the reference alone (ref/batch_norm_sync.h).
+template <class T>
+void batch_norm_channel_sums(const BatchNormParams& p, const T* x, const T* shift, double* sums) {
+  ref::batch_norm_channel_sums(p, x, shift, sums);
+}
+
+template <class T>
+void batch_norm_backward_sums(const BatchNormParams& p, const T* x, const T* dy, const T* mean, const T* var,
+                              double* sum_dy, double* sum_dy_xhat) {
+  ref::batch_norm_backward_sums(p, x, dy, mean, var, sum_dy, sum_dy_xhat);
+}
+
+template <class T>
+void batch_norm_backward_dx(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* mean,
+                            const T* var, const double* sum_dy, const double* sum_dy_xhat, double total,
+                            T* dx) {
+  ref::batch_norm_backward_dx(p, x, dy, gamma, mean, var, sum_dy, sum_dy_xhat, total, dx);
+}
+
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
   if (use_ref()) return ref::max_pool2d_forward(p, x, y);
@@ -656,6 +677,11 @@ RESKIT_INSTANTIATE_ELEMENTWISE(double)
                                                 const T*, const T*, T*, const T*);                           \
   template void batch_norm_backward<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,       \
                                        const T*, const T*, T*, T*, T*);                                      \
+  template void batch_norm_channel_sums<T>(const BatchNormParams&, const T*, const T*, double*);             \
+  template void batch_norm_backward_sums<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,  \
+                                            double*, double*);                                               \
+  template void batch_norm_backward_dx<T>(const BatchNormParams&, const T*, const T*, const T*, const T*,    \
+                                          const T*, const double*, const double*, double, T*);               \
   template void max_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \
   template void max_pool2d_backward<T>(const Pool2DParams&, const T*, const T*, T*);                         \
   template void avg_pool2d_forward<T>(const Pool2DParams&, const T*, T*);                                    \

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "layers/keras_regularizers.h"
 #include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/error.h"
@@ -38,6 +39,7 @@ Conv2DLayer::Conv2DLayer(int filters, std::array<int, 2> kernel_size, Conv2DOpti
   detail::parse_activation(where(), options_.activation);
   detail::check_initializer_name(where(), options_.kernel_initializer);
   detail::check_initializer_name(where(), options_.bias_initializer);
+  if (options_.activity_regularizer) check_regularizer(*options_.activity_regularizer, where());
 }
 
 Shape Conv2DLayer::output_shape(const std::vector<Shape>& inputs) const {
@@ -63,9 +65,11 @@ void Conv2DLayer::do_build(const std::vector<Shape>& inputs) {
   Param& k = add_param("kernel", {kernel_size_[0], kernel_size_[1], c, filters_}, true);
   const std::int64_t area = std::int64_t{kernel_size_[0]} * kernel_size_[1];
   detail::initialize(k.value, where(), options_.kernel_initializer, area * c, area * filters_, options_.seed);
+  detail::set_weight_rules(k, options_.kernel_regularizer, options_.kernel_constraint, where());
   if (options_.use_bias) {
     Param& b = add_param("bias", {filters_}, true);
     detail::initialize(b.value, where(), options_.bias_initializer, c, filters_, options_.seed);
+    detail::set_weight_rules(b, options_.bias_regularizer, options_.bias_constraint, where());
   }
 }
 
@@ -200,6 +204,9 @@ std::vector<Tensor> Conv2DLayer::backward(const Tensor& dy) {
 
 bool Conv2DLayer::outputs_softmax() const { return options_.activation == "softmax"; }
 Tensor Conv2DLayer::logits() const { return z_; }
+const Regularizer* Conv2DLayer::activity_regularizer() const {
+  return options_.activity_regularizer ? &*options_.activity_regularizer : nullptr;
+}
 
 Conv2D::Conv2D(int filters, std::array<int, 2> kernel_size, Conv2DOptions options)
     : LayerRef(std::make_shared<Conv2DLayer>(filters, kernel_size, std::move(options))) {}
@@ -231,9 +238,8 @@ Tensor conv2d_from_config(const Json& c, const keras::LayerCtx& l, const std::ve
       v && !v->is_null() && keras::as_int(*v, l, "groups", 1, keras::kMaxDim) != 1) {
     keras::unsupported(l, "groups", *v, "1");
   }
-  keras::expect_null(c, l,
-                     {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                      "bias_constraint", "lora_rank"});
+  keras::expect_null(c, l, {"lora_rank"});
+  keras::read_kernel_bias_rules(c, l, o);
   o.activation = keras::activation_option(c, "activation", l);
   o.use_bias = keras::bool_option(c, "use_bias", true, l);
   o.kernel_initializer = keras::initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
@@ -259,7 +265,8 @@ Json conv2d_to_config(const Layer& layer, const Shape& /*output_shape*/) {
   c["use_bias"] = o.use_bias;
   c["kernel_initializer"] = keras::initializer_json(o.kernel_initializer, o.seed);
   c["bias_initializer"] = keras::initializer_json(o.bias_initializer, o.seed);
-  keras::add_no_regularizers(c, true);
+  keras::add_kernel_bias_rules(c, l.kernel(), o.use_bias ? l.bias().regularizer : o.bias_regularizer,
+                               o.activity_regularizer, o.use_bias ? l.bias().constraint : o.bias_constraint);
   return c;
 }
 
@@ -302,8 +309,9 @@ void register_conv2d(std::vector<LayerEntry>& out) {
   e.aliases = {"Convolution2D"};
   e.to_config = conv2d_to_config;
   e.to_onnx = conv2d_to_onnx;
+  // Not with an activity regularizer: its penalty reads the convolution's own output.
   e.fusion.can_fold_batch_norm = [](const Layer& l) {
-    return dynamic_cast<const Conv2DLayer&>(l).options().activation == "linear";
+    return dynamic_cast<const Conv2DLayer&>(l).options().activation == "linear" && !l.activity_regularizer();
   };
   e.fusion.fold_batch_norm = [](Layer& conv, Layer* bn, bool relu) {
     dynamic_cast<Conv2DLayer&>(conv).set_folded_batch_norm(dynamic_cast<BatchNormalizationLayer*>(bn), relu);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "layers/keras_regularizers.h"
 #include "layers/registry.h"
 #include "layers/symbolic_call.h"
 #include "layers/util.h"
@@ -62,6 +63,7 @@ DenseLayer::DenseLayer(int units, DenseOptions options)
   detail::parse_activation(where(), options_.activation);
   detail::check_initializer_name(where(), options_.kernel_initializer);
   detail::check_initializer_name(where(), options_.bias_initializer);
+  if (options_.activity_regularizer) check_regularizer(*options_.activity_regularizer, where());
 }
 
 Shape DenseLayer::output_shape(const std::vector<Shape>& inputs) const {
@@ -82,10 +84,16 @@ void DenseLayer::do_build(const std::vector<Shape>& inputs) {
   if (c <= 0) shape_error("a known, positive feature count", shape_str(inputs[0]));
   Param& k = add_param("kernel", {c, units_}, true);
   detail::initialize(k.value, where(), options_.kernel_initializer, c, units_, options_.seed);
+  detail::set_weight_rules(k, options_.kernel_regularizer, options_.kernel_constraint, where());
   if (options_.use_bias) {
     Param& b = add_param("bias", {units_}, true);
     detail::initialize(b.value, where(), options_.bias_initializer, c, units_, options_.seed);
+    detail::set_weight_rules(b, options_.bias_regularizer, options_.bias_constraint, where());
   }
+}
+
+const Regularizer* DenseLayer::activity_regularizer() const {
+  return options_.activity_regularizer ? &*options_.activity_regularizer : nullptr;
 }
 
 // The weights by name, at the positions do_build gives them.
@@ -375,9 +383,8 @@ Tensor dense_from_config(const Json& c, const keras::LayerCtx& l, const std::vec
   const int units =
       static_cast<int>(keras::as_int(keras::require(c, "units", l), l, "units", 1, keras::kMaxDim));
   DenseOptions o;
-  keras::expect_null(c, l,
-                     {"kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                      "bias_constraint", "lora_rank"});
+  keras::expect_null(c, l, {"lora_rank"});
+  keras::read_kernel_bias_rules(c, l, o);
   o.activation = keras::activation_option(c, "activation", l);
   o.use_bias = keras::bool_option(c, "use_bias", true, l);
   o.kernel_initializer = keras::initializer_option(c, "kernel_initializer", "glorot_uniform", &o.seed, l);
@@ -396,7 +403,8 @@ Json dense_to_config(const Layer& layer, const Shape& /*output_shape*/) {
   c["use_bias"] = o.use_bias;
   c["kernel_initializer"] = keras::initializer_json(o.kernel_initializer, o.seed);
   c["bias_initializer"] = keras::initializer_json(o.bias_initializer, o.seed);
-  keras::add_no_regularizers(c, true);
+  keras::add_kernel_bias_rules(c, l.kernel(), o.use_bias ? l.bias().regularizer : o.bias_regularizer,
+                               o.activity_regularizer, o.use_bias ? l.bias().constraint : o.bias_constraint);
   return c;
 }
 

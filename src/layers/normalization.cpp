@@ -6,8 +6,11 @@
 #include <utility>
 
 #include "kernels/kernels.h"
+#include "layers/keras_regularizers.h"
+#include "kernels/sync_batch_norm.h"
 #include "layers/registry.h"
 #include "layers/util.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/error.h"
 
 namespace reskit {
@@ -17,7 +20,10 @@ using detail::visit_dtype;
 // x (M rows, C) viewed flat over N·H·W; gamma, beta, moving_mean, moving_variance (C)
 
 BatchNormalizationLayer::BatchNormalizationLayer(BatchNormalizationOptions options)
-    : Layer("BatchNormalization", options.name), options_(std::move(options)) {
+    : BatchNormalizationLayer("BatchNormalization", std::move(options)) {}
+
+BatchNormalizationLayer::BatchNormalizationLayer(std::string class_name, BatchNormalizationOptions options)
+    : Layer(std::move(class_name), options.name), options_(std::move(options)) {
   if (!(options_.momentum >= 0.0 && options_.momentum <= 1.0)) {
     throw ConfigError(where() + ": expected momentum in [0, 1], got " + std::to_string(options_.momentum));
   }
@@ -44,8 +50,11 @@ Shape BatchNormalizationLayer::output_shape(const std::vector<Shape>& inputs) co
 void BatchNormalizationLayer::do_build(const std::vector<Shape>& inputs) {
   const std::int64_t c = inputs[0].back();
   if (c <= 0) shape_error("a known, positive channel count", shape_str(inputs[0]));
-  add_param("gamma", {c}, true).value.fill(1.0);
-  add_param("beta", {c}, true);
+  Param& gamma = add_param("gamma", {c}, true);
+  gamma.value.fill(1.0);
+  detail::set_weight_rules(gamma, options_.gamma_regularizer, options_.gamma_constraint, where());
+  detail::set_weight_rules(add_param("beta", {c}, true), options_.beta_regularizer, options_.beta_constraint,
+                           where());
   add_param("moving_mean", {c}, false);
   add_param("moving_variance", {c}, false).value.fill(1.0);
 }
@@ -109,11 +118,19 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
     if (p.out_bf16 != nullptr) y.bf16_shadow_written();
-    // moving = moving·momentum + batch·(1 − momentum), with the unbiased batch variance
-    const double mom = options_.momentum;
-    const double unbias = p.rows > 1 ? static_cast<double>(p.rows) / static_cast<double>(p.rows - 1) : 1.0;
-    T* mm = mean.data<T>();
-    T* mv = variance.data<T>();
+  });
+  if (training) update_moving_statistics(p.rows);
+  return y;
+}
+
+void BatchNormalizationLayer::update_moving_statistics(std::int64_t rows) {
+  // moving = moving·momentum + batch·(1 − momentum), with the unbiased batch variance
+  const std::int64_t c = batch_mean_.numel();
+  const double mom = options_.momentum;
+  const double unbias = rows > 1 ? static_cast<double>(rows) / static_cast<double>(rows - 1) : 1.0;
+  visit_dtype(dtype(), [&]<class T>(T) {
+    T* mm = moving_mean().value.data<T>();
+    T* mv = moving_variance().value.data<T>();
     const T* bm = batch_mean_.data<T>();
     const T* bv = batch_var_.data<T>();
     for (std::int64_t i = 0; i < c; ++i) {
@@ -121,7 +138,6 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
       mv[i] = static_cast<T>(double(mv[i]) * mom + double(bv[i]) * unbias * (1.0 - mom));
     }
   });
-  return y;
 }
 
 std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
@@ -168,6 +184,79 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : LayerRef(std::make_shared<BatchNormalizationLayer>(std::move(options))) {}
 
+// ---------------------------------------------------------------- SyncBatchNormalization
+
+SyncBatchNormalizationLayer::SyncBatchNormalizationLayer(BatchNormalizationOptions options)
+    : BatchNormalizationLayer("SyncBatchNormalization", std::move(options)) {}
+
+// x (M rows, C) on this rank; the statistics over every rank's rows (total_rows_).
+Tensor SyncBatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
+  distributed::Communicator& group = distributed::replica_group();
+  synced_ = training && group.size() > 1;
+  if (!synced_) return BatchNormalizationLayer::forward(inputs, training);
+  if (inputs.size() != 1 || fused_relu())
+    throw Error(where() + ": a synchronised normalization takes no fused residual or ReLU");
+  const Tensor& x = inputs[0];
+  output_shape({x.shape()});
+  const std::int64_t c = x.dim(-1);
+  kernels::BatchNormParams p{x.numel() / c, c, options_.epsilon, false};
+  Tensor y = Tensor::uninitialized(x.shape(), dtype());
+  x_ = x;
+  last_training_ = true;
+  relu_backward_ = false;
+  batch_mean_ = Tensor::uninitialized({c}, dtype());
+  batch_var_ = Tensor::uninitialized({c}, dtype());
+  std::vector<double> sums(static_cast<std::size_t>(c) + 1);
+  visit_dtype(dtype(), [&]<class T>(T) {
+    // Two passes: the global mean, then the squared deviations from it.
+    kernels::batch_norm_channel_sums<T>(p, x.data<T>(), nullptr, sums.data());
+    sums[static_cast<std::size_t>(c)] = static_cast<double>(p.rows);
+    group.allreduce_sum(std::span<double>(sums));
+    total_rows_ = static_cast<std::int64_t>(sums[static_cast<std::size_t>(c)]);
+    const auto total = static_cast<double>(total_rows_);
+    T* mean = batch_mean_.data<T>();
+    for (std::int64_t j = 0; j < c; ++j) mean[j] = static_cast<T>(sums[static_cast<std::size_t>(j)] / total);
+    sums.resize(static_cast<std::size_t>(c));
+    kernels::batch_norm_channel_sums<T>(p, x.data<T>(), mean, sums.data());
+    group.allreduce_sum(std::span<double>(sums));
+    T* var = batch_var_.data<T>();
+    for (std::int64_t j = 0; j < c; ++j) var[j] = static_cast<T>(sums[static_cast<std::size_t>(j)] / total);
+    kernels::batch_norm_forward_inference<T>(p, x.data<T>(), std::as_const(gamma().value).data<T>(),
+                                             std::as_const(beta().value).data<T>(), mean, var, y.data<T>());
+  });
+  update_moving_statistics(total_rows_);
+  return y;
+}
+
+std::vector<Tensor> SyncBatchNormalizationLayer::backward(const Tensor& dy) {
+  if (!synced_) return BatchNormalizationLayer::backward(dy);
+  distributed::Communicator& group = distributed::replica_group();
+  const std::int64_t c = x_.dim(-1);
+  kernels::BatchNormParams p{x_.numel() / c, c, options_.epsilon, false};
+  Tensor dx = Tensor::uninitialized(x_.shape(), dtype());
+  std::vector<double> sums(2 * static_cast<std::size_t>(c));
+  double* sum_dy = sums.data();
+  double* sum_dy_xhat = sums.data() + c;
+  visit_dtype(dtype(), [&]<class T>(T) {
+    const T* mean = std::as_const(batch_mean_).data<T>();
+    const T* var = std::as_const(batch_var_).data<T>();
+    kernels::batch_norm_backward_sums<T>(p, x_.data<T>(), dy.data<T>(), mean, var, sum_dy, sum_dy_xhat);
+    // gamma's and beta's gradients: this rank's part (the gradient allreduce adds the ranks').
+    T* dgamma = gamma().grad.data<T>();
+    T* dbeta = beta().grad.data<T>();
+    for (std::int64_t j = 0; j < c; ++j)
+      dgamma[j] = static_cast<T>(sum_dy_xhat[j]), dbeta[j] = static_cast<T>(sum_dy[j]);
+    group.allreduce_sum(std::span<double>(sums));
+    kernels::batch_norm_backward_dx<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(gamma().value).data<T>(),
+                                       mean, var, sum_dy, sum_dy_xhat, static_cast<double>(total_rows_),
+                                       dx.data<T>());
+  });
+  return {dx};
+}
+
+SyncBatchNormalization::SyncBatchNormalization(BatchNormalizationOptions options)
+    : LayerRef(std::make_shared<SyncBatchNormalizationLayer>(std::move(options))) {}
+
 // ---------------------------------------------------------------- registry entry
 // BatchNormalization in Keras configs, ONNX and fusion (layers/registry.h).
 
@@ -176,7 +265,7 @@ namespace {
 using keras::Json;
 
 Tensor batch_normalization_from_config(const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
-                                       keras::WeightBudget& budget) {
+                                       keras::WeightBudget& budget, bool sync) {
   const Tensor& x = keras::one_input(in, l);
   const auto rank = static_cast<std::int64_t>(x.shape().size());
   if (rank < 2) keras::bad(l, "expected an input of rank >= 2, got shape " + shape_str(x.shape()));
@@ -198,16 +287,19 @@ Tensor batch_normalization_from_config(const Json& c, const keras::LayerCtx& l, 
   }
   if (const Json* v = keras::find(c, "renorm"); v && !v->is_null() && keras::as_bool(*v, l, "renorm"))
     keras::unsupported(l, "renorm", *v, "false");
-  keras::expect_null(c, l,
-                     {"beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint",
-                      "virtual_batch_size", "adjustment"});
+  keras::expect_null(c, l, {"virtual_batch_size", "adjustment"});
+  o.beta_regularizer = keras::regularizer_option(c, "beta_regularizer", l);
+  o.gamma_regularizer = keras::regularizer_option(c, "gamma_regularizer", l);
+  o.beta_constraint = keras::constraint_option(c, "beta_constraint", l);
+  o.gamma_constraint = keras::constraint_option(c, "gamma_constraint", l);
   o.name = l.name;
   budget.add(l, 4.0L * static_cast<long double>(x.shape().back()));
-  return BatchNormalization(o)(x);
+  return sync ? SyncBatchNormalization(o)(x) : BatchNormalization(o)(x);
 }
 
 Json batch_normalization_to_config(const Layer& layer, const Shape& output_shape) {
-  const auto& o = dynamic_cast<const BatchNormalizationLayer&>(layer).options();
+  const auto& bn = dynamic_cast<const BatchNormalizationLayer&>(layer);
+  const auto& o = bn.options();
   Json c = keras::base_config(layer);
   c["axis"] = Json::array({static_cast<std::int64_t>(output_shape.size()) - 1});
   c["momentum"] = o.momentum;
@@ -218,10 +310,10 @@ Json batch_normalization_to_config(const Layer& layer, const Shape& output_shape
   c["gamma_initializer"] = keras::initializer_json("ones", std::nullopt);
   c["moving_mean_initializer"] = keras::initializer_json("zeros", std::nullopt);
   c["moving_variance_initializer"] = keras::initializer_json("ones", std::nullopt);
-  c["beta_regularizer"] = nullptr;
-  c["gamma_regularizer"] = nullptr;
-  c["beta_constraint"] = nullptr;
-  c["gamma_constraint"] = nullptr;
+  c["beta_regularizer"] = keras::regularizer_json(bn.beta().regularizer);
+  c["gamma_regularizer"] = keras::regularizer_json(bn.gamma().regularizer);
+  c["beta_constraint"] = keras::constraint_json(bn.beta().constraint);
+  c["gamma_constraint"] = keras::constraint_json(bn.gamma().constraint);
   return c;
 }
 
@@ -246,7 +338,10 @@ onnx_export::Value batch_normalization_to_onnx(onnx_export::NodeExport& e) {
 void register_batch_normalization(std::vector<LayerEntry>& out) {
   LayerEntry e;
   e.class_name = "BatchNormalization";
-  e.from_config = batch_normalization_from_config;
+  e.from_config = [](const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                     keras::WeightBudget& budget) {
+    return batch_normalization_from_config(c, l, in, budget, false);
+  };
   e.to_config = batch_normalization_to_config;
   e.to_onnx = batch_normalization_to_onnx;
   e.fusion.takes_relu = true;
@@ -255,6 +350,23 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
   };
   e.fusion.absorbs_add_input = true;
+  out.push_back(std::move(e));
+}
+
+// Keras's SyncBatchNormalization: BatchNormalization's config and ONNX node (inference is the
+// same); it folds into a convolution in inference, and fuses nothing in training.
+void register_sync_batch_normalization(std::vector<LayerEntry>& out) {
+  LayerEntry e;
+  e.class_name = "SyncBatchNormalization";
+  e.from_config = [](const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
+                     keras::WeightBudget& budget) {
+    return batch_normalization_from_config(c, l, in, budget, true);
+  };
+  e.to_config = batch_normalization_to_config;
+  e.to_onnx = batch_normalization_to_onnx;
+  e.fusion.folded_into_conv = [](Layer& bn, bool on) {
+    dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
+  };
   out.push_back(std::move(e));
 }
 }  // namespace layers

@@ -12,6 +12,7 @@ const std::vector<LayerEntry>& layer_entries() {
     register_zero_padding2d(e);
     register_conv2d(e);
     register_batch_normalization(e);
+    register_sync_batch_normalization(e);
     register_activation(e);
     register_add(e);
     register_pooling2d(e);

@@ -83,6 +83,7 @@ void register_input_layer(std::vector<LayerEntry>& out);
 void register_zero_padding2d(std::vector<LayerEntry>& out);
 void register_conv2d(std::vector<LayerEntry>& out);
 void register_batch_normalization(std::vector<LayerEntry>& out);
+void register_sync_batch_normalization(std::vector<LayerEntry>& out);
 void register_activation(std::vector<LayerEntry>& out);
 void register_add(std::vector<LayerEntry>& out);
 void register_pooling2d(std::vector<LayerEntry>& out);

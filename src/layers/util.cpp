@@ -231,4 +231,13 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
   return dz;
 }
 
+void set_weight_rules(Param& p, const std::optional<Regularizer>& regularizer,
+                      const std::optional<Constraint>& constraint, const std::string& where) {
+  const std::string weight = where + " weight '" + p.name + "'";
+  if (regularizer) check_regularizer(*regularizer, weight);
+  if (constraint) check_constraint(*constraint, weight, p.value.rank());
+  p.regularizer = regularizer;
+  p.constraint = constraint;
+}
+
 }  // namespace reskit::detail

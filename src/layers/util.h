@@ -9,6 +9,7 @@
 
 #include "layers/padding.h"
 #include "reskit/error.h"
+#include "reskit/layers/layer.h"
 #include "reskit/tensor.h"
 #include "util/dtype_visit.h"
 #include "util/tensor_add.h"
@@ -21,6 +22,11 @@ namespace reskit::detail {
 void initialize(Tensor& t, const std::string& where, const std::string& initializer, std::int64_t fan_in,
                 std::int64_t fan_out, std::optional<std::uint64_t> seed);
 void check_initializer_name(const std::string& where, const std::string& initializer);
+
+// Gives a weight its layer's regularizer and constraint options (Param::regularizer,
+// ::constraint), checked against the weight's rank: ConfigError naming `where` and the weight.
+void set_weight_rules(Param& p, const std::optional<Regularizer>& regularizer,
+                      const std::optional<Constraint>& constraint, const std::string& where);
 
 enum class Act { linear, relu, softmax, sigmoid, tanh, elu, selu, softplus, softsign, swish, exponential };
 // The Keras activation names parse_activation takes, as messages list them.

@@ -180,6 +180,7 @@ void BackupAndRestore::on_batch_end(std::int64_t batch, const Logs& /*logs*/) {
 void BackupAndRestore::on_epoch_end(int epoch, Logs& /*logs*/) { save(epoch + 1, 0); }
 
 void BackupAndRestore::save(int epochs_done, std::int64_t steps_done) {
+  if (!options_.save) return;
   const FitState& state = fit_state();
   const std::string file = model_file_name(epochs_done, steps_done);
   save_model(model(), (fs::path(dir_) / file).string());
@@ -212,7 +213,7 @@ void BackupAndRestore::save(int epochs_done, std::int64_t steps_done) {
 
 // The JSON goes first: a crash while deleting never leaves it naming a missing model file.
 void BackupAndRestore::on_train_end() {
-  if (!options_.delete_checkpoint) return;
+  if (!options_.delete_checkpoint || !options_.save) return;
   std::error_code ec;
   fs::remove(fs::path(dir_) / kCheckpointJson, ec);
   for (const auto& [at, path] : model_files(dir_)) fs::remove(path, ec);

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
@@ -19,8 +20,8 @@ namespace reskit {
 namespace {
 
 // The data must fit the model: same image shape, as many classes as outputs.
-void check_fits(const char* what, Model& model, const Dataset& data) {
-  if (data.empty()) throw Error(std::string(what) + ": the data '" + data.source() + "' has no samples");
+void check_fits(const char* what, Model& model, const BatchSource& data) {
+  if (data.size() == 0) throw Error(std::string(what) + ": the data '" + data.source() + "' has no samples");
   const Shape& in = model.inputs()[0].shape();
   const Shape want(in.begin() + 1, in.end());
   if (data.sample_shape() != want) {
@@ -35,6 +36,15 @@ void check_fits(const char* what, Model& model, const Dataset& data) {
                      "' outputs " + std::to_string(classes));
   }
 }
+
+// Ends a source's epoch however the epoch's loop is left (a stream stops its workers).
+struct EpochGuard {
+  BatchSource& source;
+  bool open = false;
+  ~EpochGuard() {
+    if (open) source.end_epoch();
+  }
+};
 
 // Running, sample-weighted means of the loss and metrics, in Keras's display order.
 struct Means {
@@ -77,7 +87,9 @@ std::string format_logs(const std::map<std::string, double>& logs) {
   return s;
 }
 
-History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
+namespace {
+
+void check_fit_options(Model& model, const FitOptions& o) {
   if (!model.compiled())
     throw Error("fit: model '" + model.name() + "' is not compiled; call compile() first");
   if (o.epochs < 0) throw ConfigError("fit: expected epochs >= 0, got " + std::to_string(o.epochs));
@@ -86,26 +98,61 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   if (!(o.validation_split >= 0.0 && o.validation_split < 1.0)) {
     throw ConfigError("fit: expected validation_split in [0, 1), got " + std::to_string(o.validation_split));
   }
-  check_fits("fit", model, train_all);
+}
+
+// `memory`: the Dataset behind `train` when it is one (data-parallel training shards it).
+History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSource* val,
+                const FitOptions& o);
+
+}  // namespace
+
+History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
+  check_fit_options(model, o);
+  check_fits("fit", model, DatasetBatches(train_all));
   // Before the first batch allocates anything: the step's layer outputs, gradients and optimizer
   // state must fit in memory (a lower bound; a too large input fails here, named).
   check_model_fits(model, std::clamp<std::int64_t>(train_all.size(), 1, o.batch_size), true);
   Dataset train = train_all, val;
-  bool has_val = false;
   if (o.validation_data) {
-    check_fits("fit (validation data)", model, *o.validation_data);
     val = *o.validation_data;
-    has_val = true;
   } else if (o.validation_split > 0.0) {
     // Keras: the last samples, before shuffling.
     const auto split_at =
         static_cast<std::int64_t>(static_cast<double>(train_all.size()) * (1.0 - o.validation_split));
     train = train_all.subset(0, split_at);
     val = train_all.subset(split_at, train_all.size());
-    has_val = !val.empty();
     if (train.empty()) throw ConfigError("fit: validation_split leaves no training samples");
   }
+  DatasetBatches train_batches(train), val_batches(val);
+  const bool has_val = o.validation_data || !val.empty();
+  if (o.validation_source) throw ConfigError("fit: expected validation_data or validation_source, got both");
+  return run_fit(model, train_batches, &train, has_val ? &val_batches : nullptr, o);
+}
+
+History fit(Model& model, BatchSource& train, const FitOptions& o) {
+  check_fit_options(model, o);
+  if (o.validation_split > 0.0) {
+    throw ConfigError("fit: validation_split needs an in-memory Dataset; for '" + train.source() +
+                      "' give validation_source (e.g. the stream of subset \"validation\")");
+  }
+  check_fits("fit", model, train);
+  check_model_fits(model, std::clamp<std::int64_t>(train.size(), 1, o.batch_size), true);
+  std::optional<DatasetBatches> val_data;
+  if (o.validation_data) val_data.emplace(*o.validation_data);
+  if (o.validation_data && o.validation_source)
+    throw ConfigError("fit: expected validation_data or validation_source, got both");
+  return run_fit(model, train, nullptr, val_data ? &*val_data : o.validation_source, o);
+}
+
+namespace {
+
+History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSource* val,
+                const FitOptions& o) {
+  if (val) check_fits("fit (validation data)", model, *val);
+  const bool has_val = val != nullptr;
   std::ostream& out = out_of(o.out);
+  distributed::DataParallel replicas(model, o.communicator, o.batch_size, "fit");
+  const int verbose = replicas.rank() == 0 ? o.verbose : 0;
   History history;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;
   std::mt19937_64 own_gen(o.seed);
@@ -127,6 +174,7 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     cb->set_fit_state(&state);
   }
   for (auto& cb : o.callbacks) cb->on_train_begin();
+  replicas.broadcast_parameters();
   model.stop_training = false;
   std::mt19937_64& gen = *state.generator;
   EpochProgress& progress = state.progress;
@@ -149,7 +197,7 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
   for (int epoch = state.epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
     state.epoch = epoch;
-    if (o.verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
+    if (verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
     for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
     Means means;
     const std::int64_t first_step = progress.steps_done;
@@ -163,35 +211,64 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
     }
     Progbar bar(steps, out);
     const auto start = std::chrono::steady_clock::now();
+    EpochGuard epoch_guard{train, true};
+    train.start_epoch(epoch, order, b, first_step, o.augment, &gen);
     for (std::int64_t step = first_step; step < steps; ++step) {
       const std::int64_t lo = step * b, hi = std::min(n, lo + b);
-      train.fill_batch(std::span<const std::int64_t>(order.data() + lo, static_cast<std::size_t>(hi - lo)), x,
-                       y, o.augment, &gen);
-      StepResult r = model.train_on_batch(x, y);
+      StepResult r;
+      bool trained = true;
+      if (!replicas.active()) {
+        train.next_batch(step, x, y);
+        r = model.train_on_batch(x, y);
+      } else {
+        if (memory == nullptr) {
+          throw ConfigError("fit: data-parallel training (" + std::to_string(replicas.size()) +
+                            " ranks) reads in-memory datasets only; '" + train.source() + "' is a stream");
+        }
+        const std::span<const std::int64_t> batch =
+            replicas.begin_step({order.data() + lo, static_cast<std::size_t>(hi - lo)});
+        // The draws of the samples before this rank's shard are skipped, those of the whole
+        // batch consumed: every rank's generator stays where one process's would be.
+        const auto draws = static_cast<unsigned long long>(o.augment.draws_per_sample());
+        if (!batch.empty()) {
+          std::mt19937_64 shard_gen = gen;
+          shard_gen.discard(draws * static_cast<unsigned long long>(replicas.shard_offset()));
+          memory->fill_batch(batch, x, y, o.augment, &shard_gen);
+          r = replicas.global_result(model.train_on_batch(x, y), static_cast<std::int64_t>(batch.size()),
+                                     hi - lo);
+        }
+        gen.discard(draws *
+                    static_cast<unsigned long long>(hi - lo));  // a batch smaller than the ranks: skipped
+        trained = !batch.empty();
+      }
       if (!std::isfinite(r.loss)) {
         throw Error("fit: the loss became " + std::string(std::isnan(r.loss) ? "NaN" : "infinite") +
                     " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
                     "; try a lower learning rate");
       }
-      means.add(r, hi - lo);
+      if (trained)
+        means.add(r, replicas.active() ? hi - lo : x.dim(0));  // a stream may leave unreadable files out
       progress.steps_done = step + 1;
       progress.loss_sum = means.loss, progress.accuracy_sum = means.accuracy;
       progress.top_k_accuracy_sum = means.top_k, progress.samples_seen = means.seen;
-      if (o.verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
+      if (verbose == 1 && step + 1 < steps) bar.update(step + 1, means.values(model));
       Logs batch_logs;
       for (const auto& [k, v] : means.values(model)) batch_logs[k] = v;
       for (auto& cb : o.callbacks) cb->on_batch_end(step, batch_logs);
     }
     progress.steps_done = 0;
+    epoch_guard.open = false;
+    if (const std::string note = train.end_epoch(); !note.empty()) out << note << "\n" << std::flush;
     Logs logs;
     for (const auto& [k, v] : means.values(model)) logs[k] = v;
     if (has_val) {
-      for (const auto& [k, v] : evaluate(model, val, {.batch_size = o.batch_size, .verbose = 0}))
+      for (const auto& [k, v] :
+           evaluate(model, *val, {.batch_size = o.batch_size, .verbose = 0, .communicator = o.communicator}))
         logs["val_" + k] = v;
     }
-    if (o.verbose == 1) {
+    if (verbose == 1) {
       bar.update(steps, ordered(logs));
-    } else if (o.verbose == 2) {
+    } else if (verbose == 2) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char buf[64];
       std::snprintf(buf, sizeof buf, "%lld/%lld - %.0fs - ", static_cast<long long>(steps),
@@ -206,32 +283,53 @@ History fit(Model& model, const Dataset& train_all, const FitOptions& o) {
   return history;
 }
 
+}  // namespace
+
 History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options) {
   return fit(model, Dataset::from_tensors(x, y, static_cast<int>(model.outputs()[0].shape().back())),
              options);
 }
 
 Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& o) {
+  DatasetBatches batches(data);
+  return evaluate(model, batches, o);
+}
+
+Scores evaluate(Model& model, BatchSource& data, const EvaluateOptions& o) {
   if (!model.compiled())
     throw Error("evaluate: model '" + model.name() + "' is not compiled; call compile() first");
   if (o.batch_size < 1)
     throw ConfigError("evaluate: expected batch_size >= 1, got " + std::to_string(o.batch_size));
   check_fits("evaluate", model, data);
   check_model_fits(model, std::clamp<std::int64_t>(data.size(), 1, o.batch_size), false);
-  const std::int64_t n = data.size(), b = o.batch_size, steps = (n + b - 1) / b;
+  // Data-parallel: this rank's contiguous shard of the samples, the sums added over the ranks.
+  distributed::Communicator& comm = o.communicator ? *o.communicator : distributed::single_process();
+  const distributed::Range mine = distributed::shard_range(data.size(), comm.rank(), comm.size());
+  const std::int64_t n = mine.end - mine.begin, b = o.batch_size, steps = (n + b - 1) / b;
+  const bool verbose = o.verbose && comm.rank() == 0;
   std::ostream& out = out_of(o.out);
   Progbar bar(steps, out);
   Means means;
-  std::vector<std::int64_t> idx;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), mine.begin);
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  EpochGuard guard{data, true};
+  data.start_epoch(0, order, b, 0, {}, nullptr);
   for (std::int64_t step = 0; step < steps; ++step) {
-    const std::int64_t lo = step * b, hi = std::min(n, lo + b);
-    idx.resize(static_cast<std::size_t>(hi - lo));
-    std::iota(idx.begin(), idx.end(), lo);
-    data.fill_batch(idx, x, y);
-    means.add(model.test_on_batch(x, y), hi - lo);
-    if (o.verbose) bar.update(step + 1, means.values(model));
+    data.next_batch(step, x, y);
+    means.add(model.test_on_batch(x, y), x.dim(0));
+    if (verbose && step + 1 < steps) bar.update(step + 1, means.values(model));
   }
+  guard.open = false;
+  const std::string note = data.end_epoch();
+  if (comm.size() > 1) {
+    double sums[4] = {means.loss, means.accuracy, means.top_k, static_cast<double>(means.seen)};
+    comm.allreduce_sum(std::span<double>(sums));
+    means.loss = sums[0], means.accuracy = sums[1], means.top_k = sums[2];
+    means.seen = static_cast<std::int64_t>(sums[3]);
+  }
+  if (verbose && steps > 0) bar.update(steps, means.values(model));
+  if (!note.empty()) out << note << "\n" << std::flush;
   Scores scores;
   for (const auto& [k, v] : means.values(model)) scores[k] = v;
   return scores;

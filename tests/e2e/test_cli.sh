@@ -86,6 +86,8 @@ expect_usage_error "--lr: expected a number > 0, got '0'" -- train --lr 0
 expect_usage_error "--lr: expected a number > 0, got '-0.1'" -- train --lr -0.1
 expect_usage_error "--lr: expected a number > 0, got 'fast'" -- train --lr fast
 expect_usage_error "--weight-decay: expected a number >= 0, got '-1'" -- train --weight-decay -1
+expect_usage_error "--l2: expected a number >= 0, got '-1e-4'" -- train --l2 -1e-4
+expect_usage_error "--l1: expected a number >= 0, got 'x'" -- train --l1 x
 expect_usage_error "--optimizer: expected adam, adamw or sgd, got 'rmsprop'" -- train --optimizer rmsprop
 expect_usage_error "--lr-schedule: expected cosine, step or constant, got 'linear'" -- train --lr-schedule linear
 expect_usage_error "--dtype: expected float32" "got 'float16'" -- train --dtype float16

@@ -34,6 +34,16 @@ mixed=$("$reskit" train --dtype mixed_bfloat16 --limit 256 --epochs 1 --batch-si
 ev16=$("$reskit" evaluate m16.h5 --data fashion-mnist:test --limit 256 --threads 2 | tail -1)
 [[ $ev16 =~ "- loss: "[0-9.]+" - accuracy: "[0-9.]+$ ]] || fail "evaluate of the mixed_bfloat16 model: $ev16"
 
+# --l2 X: Keras's kernel_regularizer=l2(X) on every Conv2D and Dense kernel, saved in the model's
+# config; evaluate of the saved model reports the same loss (penalty included) as train's last line
+"$reskit" train --l2 1e-3 --limit 256 --epochs 1 --batch-size 64 --threads 2 -o ml2.h5 --history hl2.csv > l2.txt 2>&1 ||
+  fail "train --l2: $(cat l2.txt)"
+n=$(grep -a -o '"kernel_regularizer":{"class_name":"L2","config":{"l2":0.001}}' ml2.h5 | wc -l)
+[[ $n -eq 22 ]] || fail "ml2.h5 holds $n L2(0.001) kernel regularizers, expected 22 (21 Conv2D, 1 Dense)"
+last_l2=$(tail -1 l2.txt)
+ev_l2=$("$reskit" evaluate ml2.h5 --data fashion-mnist:test --limit 256 --threads 2 | tail -1)
+[[ ${ev_l2##*- loss: } == "${last_l2##*- loss: }" ]] || fail "evaluate '$ev_l2' differs from train --l2's '$last_l2'"
+
 "$reskit" predict m.h5 --data fashion-mnist:test --limit 7 --output p.csv > /dev/null
 [[ $(wc -l < p.csv) -eq 8 ]] || fail "predict wrote $(wc -l < p.csv) lines, expected a header and 7 rows"
 [[ $(head -1 p.csv) == "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot" ]] ||

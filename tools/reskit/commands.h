@@ -73,6 +73,13 @@ CLI::Option* add_threads_flag(CLI::App& cmd, int& threads);
 CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit,
                             const std::string& help = "Use only the first N samples of the data");
 
+// The data pipeline's flags (stream_data.h): --augment [LIST] (alone: kDefaultAugment),
+// --data-workers, --cache, --skip-bad-images, --input, --interpolation, --crop-to-aspect-ratio,
+// --validation-split.
+struct DataFlags;
+inline constexpr const char* kDefaultAugment = "pad-crop,flip";
+void add_data_flags(CLI::App& cmd, DataFlags& flags);
+
 // Whether one of the four file-system checks above refused a flag: that is a run-time failure
 // (exit 1), not a usage error, though CLI11 reports it as a ValidationError.
 bool file_check_failed();

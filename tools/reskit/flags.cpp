@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "reskit/models/registry.h"
+#include "stream_data.h"
 
 namespace reskit::cli {
 
@@ -249,6 +250,31 @@ CLI::Option* add_threads_flag(CLI::App& cmd, int& threads) {
 
 CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit, const std::string& help) {
   return cmd.add_option("--limit", limit, help)->check(integer_at_least(0));
+}
+
+void add_data_flags(CLI::App& cmd, DataFlags& f) {
+  cmd.add_option("--augment", f.augment,
+                 "Augmentation: a list of pad-crop (random crop after padding 2), flip (horizontal) and "
+                 "random-resized-crop (Inception's, image folders); alone: pad-crop,flip")
+      ->expected(0, 1)
+      ->default_str(kDefaultAugment);
+  cmd.add_option("--data-workers", f.workers,
+                 "Threads decoding streamed data (default: the cores the training threads leave, at least 1)")
+      ->check(integer_at_least(1));
+  cmd.add_option("--cache", f.cache, "Streamed data: keep decoded samples after the first epoch (memory)")
+      ->capture_default_str()
+      ->check(one_of({"none", "memory"}));
+  cmd.add_flag("--skip-bad-images", f.skip_bad,
+               "Leave unreadable image files out with a warning (and a count each epoch) instead of failing");
+  cmd.add_option("--input", f.input, "Image folders: resize every picture to H,W,C (e.g. 224,224,3)");
+  cmd.add_option("--interpolation", f.interpolation, "Image folders: how --input resizes")
+      ->capture_default_str()
+      ->check(one_of({"bilinear", "nearest", "bicubic", "area"}));
+  cmd.add_flag("--crop-to-aspect-ratio", f.crop_to_aspect_ratio,
+               "Image folders: crop the centred box of --input's aspect ratio before resizing");
+  cmd.add_option("--validation-split", f.validation_split,
+                 "Image folders: validate on this fraction of the files, split as Keras does with --seed")
+      ->check(CLI::Range(0.0, 1.0));
 }
 
 }  // namespace reskit::cli

@@ -2,13 +2,17 @@
 // out: a usage error (CLI11's, or a UsageError from a command) exits with status 2, anything else
 // (a reskit::Error, a file a flag names that is missing) with 1; --help exits with 0. An unknown
 // command or flag is named, with the nearest known one when it looks like a typo.
+// Under mpirun (reskit/distributed): only rank 0 writes to stdout; an error names the rank and ends
+// every process of the job (MPI_Abort), so no rank waits forever in a collective.
 #include <cctype>
 #include <cstdio>
 #include <exception>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/error.h"
 
 namespace {
@@ -72,9 +76,31 @@ bool explain_unknown(CLI::App& app) {
   return false;
 }
 
+// The job's processes; a build without MPI under mpirun refuses here, before any work.
+reskit::distributed::Communicator* job = nullptr;
+
+// Prints an error (naming the rank in a job of several processes) and returns the exit status;
+// in such a job, ends every process with it.
+int fail(int status, const std::string& message) {
+  const bool many = job && job->size() > 1;
+  std::fprintf(stderr, "reskit: error: %s%s\n",
+               many ? (reskit::distributed::rank_name(*job) + ": ").c_str() : "", message.c_str());
+  if (many) {
+    std::fflush(stderr);
+    job->abort(status);
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    job = &reskit::distributed::world();
+  } catch (const std::exception& e) {
+    return fail(reskit::cli::kExitFailure, e.what());
+  }
+  if (job->rank() != 0) std::cout.setstate(std::ios::badbit);  // rank 0 prints
   CLI::App app{"reskit: residual networks in C++ (Keras semantics)", "reskit"};
   app.require_subcommand(1);
   reskit::cli::add_summary_command(app);
@@ -90,18 +116,13 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     // An unknown command or flag first: it may be why a later word was taken for a file name.
     if (explain_unknown(app)) return reskit::cli::kExitUsage;
-    if (reskit::cli::file_check_failed()) {
-      std::fprintf(stderr, "reskit: error: %s\n", e.what());
-      return reskit::cli::kExitFailure;
-    }
+    if (reskit::cli::file_check_failed()) return fail(reskit::cli::kExitFailure, e.what());
     app.exit(e);
     return reskit::cli::kExitUsage;
   } catch (const reskit::cli::UsageError& e) {
-    std::fprintf(stderr, "reskit: error: %s\n", e.what());
-    return reskit::cli::kExitUsage;
+    return fail(reskit::cli::kExitUsage, e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "reskit: error: %s\n", e.what());
-    return reskit::cli::kExitFailure;
+    return fail(reskit::cli::kExitFailure, e.what());
   }
   return 0;
 }

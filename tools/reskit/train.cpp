@@ -1,15 +1,18 @@
 // reskit train: the main job. With no arguments it trains the CIFAR-style ResNet-20 on Debian's
 // Fashion-MNIST and leaves the model, the history CSV and the training curves in the working
 // folder; every choice is a flag. Input shape and class count come from the data.
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "reskit/data/loaders.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
+#include "reskit/models/regularize.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
 #include "reskit/random.h"
@@ -18,6 +21,7 @@
 #include "reskit/training/checkpoint.h"
 #include "reskit/training/curves.h"
 #include "reskit/training/fit.h"
+#include "stream_data.h"
 
 namespace reskit::cli {
 
@@ -26,14 +30,35 @@ struct TrainArgs {
   std::string model = "resnet20", data = "fashion-mnist", validation, optimizer = "adam", schedule = "cosine";
   std::string dtype = "float32", output, history, curves, checkpoint_dir, resume;
   int epochs = kDefaultEpochs, batch_size = 128, threads = 0;
-  std::int64_t limit = 0, checkpoint_every = 0;
-  double lr = 0.0, weight_decay = 0.0;
+  std::int64_t limit = 0, checkpoint_every = 0, lr_reference_batch = 0;
+  double lr_warmup_epochs = 0.0;
+  double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
-  bool augment = false;
+  bool sync_batch_norm = false;
+  DataFlags data_flags;
   static constexpr int kDefaultEpochs = 10;
 };
 
-std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps) {
+// --lr-warmup-epochs with the step and constant schedules: the rate rises linearly from 0 over the
+// first warmup steps, then follows the schedule (Goyal et al. 2017's gradual warm-up).
+class LinearWarmup : public LearningRateSchedule {
+ public:
+  LinearWarmup(std::shared_ptr<LearningRateSchedule> after, double lr, std::int64_t warmup)
+      : after_(std::move(after)), lr_(lr), warmup_(warmup) {}
+  double operator()(std::int64_t step) const override {
+    if (step < warmup_) return lr_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
+    return after_ ? (*after_)(step) : lr_;
+  }
+
+ private:
+  std::shared_ptr<LearningRateSchedule> after_;
+  double lr_;
+  std::int64_t warmup_;
+};
+
+// steps_per_epoch: for --lr-warmup-epochs.
+std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps,
+                                          std::int64_t steps_per_epoch) {
   std::shared_ptr<Optimizer> opt;
   if (a.optimizer == "adam" || a.optimizer == "adamw") {
     AdamOptions o;
@@ -46,18 +71,36 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   } else {
     throw UsageError("--optimizer: expected adam, adamw or sgd, got '" + a.optimizer + "'");
   }
-  const double lr = opt->learning_rate();
+  // --lr-reference-batch B0: the rate is for a global batch of B0 and scales linearly with the
+  // global batch (Goyal et al. 2017: lr = 0.1·B/256 for SGD).
+  const double lr = opt->learning_rate() *
+                    (a.lr_reference_batch > 0
+                         ? static_cast<double>(a.batch_size) / static_cast<double>(a.lr_reference_batch)
+                         : 1.0);
+  opt->set_learning_rate(lr);
+  const auto warmup = static_cast<std::int64_t>(a.lr_warmup_epochs * static_cast<double>(steps_per_epoch));
+  std::shared_ptr<LearningRateSchedule> schedule;
   if (a.schedule == "cosine") {
-    opt->set_schedule(std::make_shared<CosineDecay>(lr, std::max<std::int64_t>(total_steps, 1)));
+    schedule =
+        std::make_shared<CosineDecay>(lr, std::max<std::int64_t>(total_steps - warmup, 1), 0.0, warmup);
   } else if (a.schedule == "step") {
     // ×0.1 at half and three quarters of training (He et al. 2015, §4.2)
-    opt->set_schedule(std::make_shared<PiecewiseConstantDecay>(
+    schedule = std::make_shared<PiecewiseConstantDecay>(
         std::vector<std::int64_t>{total_steps / 2, total_steps * 3 / 4},
-        std::vector<double>{lr, lr * 0.1, lr * 0.01}));
+        std::vector<double>{lr, lr * 0.1, lr * 0.01});
   } else if (a.schedule != "constant") {
     throw UsageError("--lr-schedule: expected cosine, step or constant, got '" + a.schedule + "'");
   }
+  if (warmup > 0 && a.schedule != "cosine") schedule = std::make_shared<LinearWarmup>(schedule, lr, warmup);
+  if (schedule) opt->set_schedule(schedule);
   return opt;
+}
+
+// --augment in checkpoint.json: false (none), true (pad-crop and flip, as the flag alone), or the list.
+nlohmann::json augment_arg(const std::string& list) {
+  if (list.empty()) return false;
+  if (list == kDefaultAugment) return true;
+  return list;
 }
 
 // --resume: the flags a resumed run must repeat (stored in checkpoint.json's args by
@@ -74,9 +117,25 @@ nlohmann::json checked_args(const TrainArgs& a) {
           {"lr", a.lr},
           {"lr-schedule", a.schedule},
           {"weight-decay", a.weight_decay},
+          {"l1", a.l1},
+          {"l2", a.l2},
           {"epochs", a.epochs},
-          {"augment", a.augment},
+          {"augment", augment_arg(a.data_flags.augment)},
+          {"input", a.data_flags.input},
+          {"interpolation", a.data_flags.interpolation},
+          {"crop-to-aspect-ratio", a.data_flags.crop_to_aspect_ratio},
+          {"validation-split", a.data_flags.validation_split},
+          {"cache", a.data_flags.cache},
           {"limit", a.limit}};
+}
+
+// The large-batch flags join the checked ones when set (checkpoints written without them resume).
+nlohmann::json checked_args_all(const TrainArgs& a) {
+  nlohmann::json j = checked_args(a);
+  if (a.lr_reference_batch > 0) j["lr-reference-batch"] = a.lr_reference_batch;
+  if (a.lr_warmup_epochs > 0) j["lr-warmup-epochs"] = a.lr_warmup_epochs;
+  if (a.sync_batch_norm) j["sync-batch-norm"] = true;
+  return j;
 }
 
 // Reads the checkpoint in --resume's folder and checks that the flags match the run that wrote it.
@@ -88,7 +147,7 @@ CheckpointInfo read_resume(const TrainArgs& a) {
     throw FileError("--resume: " + std::string(e.what()));
   }
   const std::string path = (std::filesystem::path(a.resume) / kCheckpointJson).string();
-  const nlohmann::json want = nlohmann::json::parse(c.args), got = checked_args(a);
+  const nlohmann::json want = nlohmann::json::parse(c.args), got = checked_args_all(a);
   if (!want.is_object()) throw FileError("--resume: " + path + ": args is not an object");
   // --epochs last: a differing schedule or data explains a differing --epochs better.
   std::vector<std::string> flags;
@@ -98,6 +157,7 @@ CheckpointInfo read_resume(const TrainArgs& a) {
   for (const auto& flag : flags) {
     const nlohmann::json& value = got.at(flag);
     const auto it = want.find(flag);
+    if (it == want.end() && (flag == "l1" || flag == "l2") && value == 0.0) continue;  // older checkpoints
     if (it == want.end()) throw FileError("--resume: " + path + ": args has no '" + flag + "'");
     if (*it == value) continue;
     if (flag == "epochs" && a.schedule == "constant") continue;  // a constant rate spans no epochs
@@ -106,6 +166,21 @@ CheckpointInfo read_resume(const TrainArgs& a) {
                       (flag == "epochs" ? " (the " + a.schedule + " schedule spans all epochs)" : ""));
   }
   return c;
+}
+
+// --sync-batch-norm: the model with every BatchNormalization a SyncBatchNormalization (its Keras
+// config rewritten) and the same weights.
+Model with_sync_batch_norm(Model& model) {
+  nlohmann::json config = nlohmann::json::parse(model_to_json(model));
+  for (auto& layer : config.at("config").at("layers"))
+    if (layer.at("class_name") == "BatchNormalization") layer["class_name"] = "SyncBatchNormalization";
+  Model synced = model_from_json(config.dump());
+  const std::vector<Param*> from = model.parameters(), to = synced.parameters();
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    std::memcpy(to[i]->value.raw_data(), std::as_const(from[i]->value).raw_data(),
+                static_cast<std::size_t>(from[i]->value.numel()) * dtype_size(from[i]->value.dtype()));
+  }
+  return synced;
 }
 
 // The files a run writes: the flags' names, or the defaults named after the model and the data.
@@ -136,6 +211,13 @@ void run_train(const TrainArgs& a) {
     throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
   if (a.checkpoint_every > 0 && a.checkpoint_dir.empty() && a.resume.empty())
     throw UsageError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
+  // Under mpirun: --batch-size is the global batch; rank 0 writes every file.
+  distributed::Communicator& job = distributed::world();
+  const bool writer = job.rank() == 0;
+  if (a.batch_size % job.size() != 0) {
+    throw UsageError("--batch-size: the global batch " + std::to_string(a.batch_size) +
+                     " does not split evenly over " + std::to_string(job.size()) + " processes");
+  }
   const OutputFiles files = output_files(a);
   if (a.threads != 0) set_num_threads(a.threads);
   set_global_policy(a.dtype);
@@ -151,41 +233,22 @@ void run_train(const TrainArgs& a) {
     }
   }
 
-  Dataset train = load_dataset(a.data, "train");
-  Dataset val;
-  std::string val_spec = a.validation;
-  if (!val_spec.empty()) {
-    val = load_dataset(val_spec, "test");
-  } else {
-    // The test split of the same data; a file holding one split gives it back whatever the split
-    // asked, so then hold out the last 10% of the training samples instead, at least one (as
-    // Keras's validation_split takes the last samples; not FitOptions::validation_split, which
-    // rounds differently and would come after --limit).
-    val = load_dataset(a.data, "test");
-    val_spec = a.data + " (test split)";
-    if (val.source() == train.source() && val.size() == train.size()) {
-      const std::int64_t split_at = train.size() - std::max<std::int64_t>(1, train.size() / 10);
-      if (split_at < 1)
-        throw ConfigError("--data: '" + a.data + "' has too few samples to hold some out for validation");
-      val = train.subset(split_at, train.size());
-      train = train.subset(0, split_at);
-      val_spec = "the last " + std::to_string(val.size()) + " samples of " + a.data +
-                 " (held out; no test split found)";
-    }
-  }
-
-  if (a.limit < 0) throw UsageError("--limit: expected a count >= 0, got " + std::to_string(a.limit));
-  if (a.limit > 0) {
-    train = train.subset(0, std::min(a.limit, train.size()));
-    val = val.subset(0, std::min(a.limit, val.size()));
-  }
+  TrainData data = open_train_data(a.data, a.validation, a.data_flags, a.limit, a.seed);
+  BatchSource& train = data.train();
+  BatchSource& val = data.val();
   std::cout << "Training on " << train.source() << ": " << train.size() << " samples of shape "
-            << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes; validating on "
-            << val.size() << " samples\n";
+            << shape_str(train.sample_shape()) << ", " << train.num_classes() << " classes"
+            << (data.streaming() ? " (streamed)" : "") << "; validating on " << val.size() << " samples\n";
   const std::int64_t steps = (train.size() + a.batch_size - 1) / a.batch_size;
   Model model = build_model(a.model, train.sample_shape(), train.num_classes());
+  if (a.l1 > 0 || a.l2 > 0) {  // on every Conv2D and Dense kernel, as keras.io's CIFAR-10 ResNet
+    regularize_kernels(model, a.l1 > 0 && a.l2 > 0 ? Regularizer(L1L2(a.l1, a.l2))
+                              : a.l1 > 0           ? Regularizer(L1(a.l1))
+                                                   : Regularizer(L2(a.l2)));
+  }
+  if (a.sync_batch_norm) model = with_sync_batch_norm(model);
   model.set_class_names(train.class_names());
-  model.compile(make_optimizer(a, steps * a.epochs), std::make_shared<CategoricalCrossentropy>(),
+  model.compile(make_optimizer(a, steps * a.epochs, steps), std::make_shared<CategoricalCrossentropy>(),
                 {"accuracy"});
   if (resuming) {
     std::cout << "Resuming from " << resume.model_path << " after ";
@@ -197,11 +260,16 @@ void run_train(const TrainArgs& a) {
   FitOptions fo;
   fo.epochs = a.epochs;
   fo.batch_size = a.batch_size;
-  fo.validation_data = &val;
+  if (data.streaming()) {
+    fo.validation_source = &val;
+  } else {
+    fo.validation_data = &data.val_memory;
+  }
   fo.seed = a.seed;
-  if (a.augment) fo.augment = {.pad_crop = 2, .horizontal_flip = true};
+  fo.communicator = &job;
+  fo.augment = parse_augment(a.data_flags.augment);
   // Appending, the logger drops the rows a crash left after the checkpoint.
-  fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
+  if (writer) fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
   const std::string checkpoint_dir = a.checkpoint_dir.empty() ? a.resume : a.checkpoint_dir;
   if (!checkpoint_dir.empty()) {
     fo.callbacks.push_back(std::make_shared<BackupAndRestore>(
@@ -209,16 +277,19 @@ void run_train(const TrainArgs& a) {
                                                 .delete_checkpoint = false,
                                                 .restore = resuming,
                                                 .restore_dir = a.resume,
-                                                .args = checked_args(a).dump()}));
+                                                .args = checked_args_all(a).dump(),
+                                                .save = writer}));
   }
-  History h = fit(model, train, fo);
-  if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
-  save_model(model, files.model);
-  plot_history(h, files.curves, a.model + " on " + a.data);
+  History h = data.streaming() ? fit(model, train, fo) : fit(model, data.train_memory, fo);
+  if (writer) {
+    if (resuming) h = read_csv_history(files.history);  // the whole run, not only this part
+    save_model(model, files.model);
+    plot_history(h, files.curves, a.model + " on " + a.data);
+  }
   std::cout << "Saved the model to " << files.model << ", the history to " << files.history
             << " and the curves to " << files.curves << "\n";
-  std::cout << "Evaluating on " << val_spec << ":\n";
-  evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1});
+  std::cout << "Evaluating on " << data.val_spec << ":\n";
+  evaluate(model, val, {.batch_size = a.batch_size, .verbose = 1, .communicator = &job});
 }
 }  // namespace
 
@@ -250,9 +321,27 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--lr-schedule", a->schedule, "Learning-rate schedule")
       ->capture_default_str()
       ->check(one_of({"cosine", "step", "constant"}));
+  cmd->add_option(
+         "--lr-reference-batch", a->lr_reference_batch,
+         "The rate is for this global batch; it scales linearly with --batch-size (Goyal et al. 2017)")
+      ->check(integer_at_least(1));
+  cmd->add_option(
+         "--lr-warmup-epochs", a->lr_warmup_epochs,
+         "Raise the rate linearly from 0 over these epochs first (gradual warm-up, Goyal et al. 2017)")
+      ->check(non_negative_number());
   cmd->add_option("--weight-decay", a->weight_decay, "Decoupled weight decay (adamw)")
       ->check(non_negative_number());
-  cmd->add_flag("--augment", a->augment, "Random crop (pad 2) and horizontal flip");
+  cmd->add_option("--l2", a->l2,
+                  "L2 kernel regularizer on every Conv2D and Dense kernel: adds L2·Σw² to the loss (Keras's "
+                  "kernel_regularizer=l2(L2), e.g. 1e-4; not --weight-decay)")
+      ->check(non_negative_number());
+  cmd->add_option("--l1", a->l1,
+                  "L1 kernel regularizer on every Conv2D and Dense kernel: adds L1·Σ|w| to the loss")
+      ->check(non_negative_number());
+  cmd->add_flag(
+      "--sync-batch-norm", a->sync_batch_norm,
+      "Under mpirun: every BatchNormalization a SyncBatchNormalization (the global batch's statistics)");
+  add_data_flags(*cmd, a->data_flags);
   add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));
   cmd->add_option("--dtype", a->dtype,

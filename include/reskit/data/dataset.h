@@ -20,7 +20,16 @@ namespace reskit {
 struct AugmentOptions {
   int pad_crop = 0;              // random crop after zero-padding by this many pixels per side
   bool horizontal_flip = false;  // flip left-right with probability 1/2
-  bool any() const { return pad_crop > 0 || horizontal_flip; }
+  // Streams only (data/stream.h): Inception's random resized crop of the decoded picture, a box
+  // of area [min_area, max_area] of the picture and aspect ratio (width / height) log-uniform in
+  // [min_ratio, max_ratio], resized to the sample size (torchvision's RandomResizedCrop).
+  bool random_resized_crop = false;
+  double min_area = 0.08, max_area = 1.0;
+  double min_ratio = 3.0 / 4.0, max_ratio = 4.0 / 3.0;
+  bool any() const { return pad_crop > 0 || horizontal_flip || random_resized_crop; }
+  // The generator values fill_batch draws per sample, in sample order (a data-parallel rank skips
+  // the draws of the samples before its shard).
+  int draws_per_sample() const { return (pad_crop > 0 ? 2 : 0) + (horizontal_flip ? 1 : 0); }
 };
 
 class Dataset {

@@ -7,6 +7,7 @@
 // summary() prints and files store. forward() runs nodes in that order, backward() in reverse.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -49,6 +50,13 @@ struct BackwardOptions {
   // Compute the gradients of the model's inputs; false returns undefined tensors and spares the
   // first layers work.
   bool input_gradients = true;
+  // Add the gradients of the regularization losses (Keras's model.losses): each activity
+  // regularizer's at its layer's output (as of the last forward), each weight regularizer's to
+  // its trainable Param's grad (reskit/optim/regularizers.h). train_on_batch sets it.
+  bool regularization = false;
+  // What those gradients are multiplied by: in data-parallel training each replica's share of the
+  // global batch, so that the sum over the replicas counts each penalty once.
+  double regularization_scale = 1.0;
 };
 
 // What one training or evaluation step reports.
@@ -56,6 +64,15 @@ struct StepResult {
   double loss = 0.0;
   double accuracy = 0.0;
   double top_k_accuracy = 0.0;  // when compiled with "top_k_categorical_accuracy" (k = 5)
+};
+
+// Data-parallel training (reskit/distributed/data_parallel.h) in train_on_batch: the loss
+// gradient is multiplied by loss_gradient_scale (this replica's share of the global batch), and
+// after_backward sees the trainable parameters, gradients assigned, before the optimizer step
+// (the gradient allreduce). Defaults: 1 and nothing.
+struct TrainStepHooks {
+  double loss_gradient_scale = 1.0;
+  std::function<void(const std::vector<Param*>&)> after_backward;
 };
 
 class Model {
@@ -107,10 +124,12 @@ class Model {
   // Keras compile: the optimizer and loss used by train_on_batch; metrics: "accuracy".
   void compile(std::shared_ptr<Optimizer> optimizer, std::shared_ptr<Loss> loss,
                std::vector<std::string> metrics = {});
-  // One step: forward in training mode, loss, backward, optimizer update.
+  // One step: forward in training mode, loss, backward, optimizer update, constraints. The loss
+  // includes the regularization penalties (Keras's model.losses), as does test_on_batch's.
   StepResult train_on_batch(const Tensor& x, const Tensor& y);
   // Loss and metrics of a batch in inference mode.
   StepResult test_on_batch(const Tensor& x, const Tensor& y);
+  void set_train_step_hooks(TrainStepHooks hooks);
   Optimizer& optimizer();
   bool compiled() const;
   const Loss& loss() const;

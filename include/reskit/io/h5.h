@@ -14,7 +14,8 @@
 // ("Model") and Sequential configs (with an InputLayer, batch_input_shape on the first layer, or
 // build_input_shape), in the layouts of Keras 2.0–2.2, tf.keras 2.x and Keras 3 (README.md's
 // "Keras files"), made of the layer classes keras_layer_classes() lists:
-// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization, Activation, Add, MaxPooling2D,
+// InputLayer, ZeroPadding2D, Conv2D, BatchNormalization,
+// SyncBatchNormalization, Activation, Add, MaxPooling2D,
 // AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D, Flatten, Dense, Dropout, Resizing,
 // CenterCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, Rescaling,
 // Normalization, ReLU, LeakyReLU, Softmax and Concatenate (tests/unit/test_registry.cpp holds this

@@ -24,6 +24,11 @@ struct Conv2DOptions {
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
   std::optional<std::uint64_t> seed;  // initializer seed; none: the global generator
+  // Keras's regularizers and constraints (reskit/optim/regularizers.h, constraints.h): the
+  // weights' are copied to their Params when the layer builds (Param::regularizer, ::constraint,
+  // which training and files then read); the activity regularizer penalises the output.
+  std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
+  std::optional<Constraint> kernel_constraint, bias_constraint;
   std::string name;
 };
 
@@ -36,6 +41,7 @@ class Conv2DLayer : public Layer {
   bool outputs_softmax() const override;
   Tensor logits() const override;
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
+  const Regularizer* activity_regularizer() const override;
 
   int filters() const { return filters_; }
   std::array<int, 2> kernel_size() const { return kernel_size_; }

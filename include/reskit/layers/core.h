@@ -50,7 +50,12 @@ struct DenseOptions {
   bool use_bias = true;
   std::string kernel_initializer = "glorot_uniform";
   std::string bias_initializer = "zeros";
-  std::optional<std::uint64_t> seed;
+  std::optional<std::uint64_t> seed;  // initializer seed; none: the global generator
+  // Keras's regularizers and constraints (reskit/optim/regularizers.h, constraints.h): the
+  // weights' are copied to their Params when the layer builds (Param::regularizer, ::constraint,
+  // which training and files then read); the activity regularizer penalises the output.
+  std::optional<Regularizer> kernel_regularizer, bias_regularizer, activity_regularizer;
+  std::optional<Constraint> kernel_constraint, bias_constraint;
   std::string name;
 };
 
@@ -63,6 +68,7 @@ class DenseLayer : public Layer {
   bool outputs_softmax() const override { return options_.activation == "softmax"; }
   Tensor logits() const override { return z_; }
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
+  const Regularizer* activity_regularizer() const override;
   int units() const { return units_; }
   const DenseOptions& options() const { return options_; }
   // The weights, once built (Keras's layer.kernel, layer.bias): kernel (in, units), bias (units;

@@ -22,10 +22,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "reskit/optim/constraints.h"
+#include "reskit/optim/regularizers.h"
 #include "reskit/tensor.h"
 
 namespace reskit {
@@ -38,6 +41,11 @@ struct Param {
   // Whether the weight is trainable in itself (BatchNormalization's moving statistics are not);
   // it trains when its layer is trainable() too (Layer::trains).
   bool trainable = true;
+  // Keras's weight regularizer and constraint (kernel_regularizer, kernel_constraint, ...), set
+  // from the layer's options when it builds the weight: training adds the penalty to the loss
+  // and its gradient to grad, and applies the constraint after each update; files save them.
+  std::optional<Regularizer> regularizer;
+  std::optional<Constraint> constraint;
 };
 
 class Layer : public std::enable_shared_from_this<Layer> {
@@ -76,6 +84,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual bool outputs_softmax() const { return false; }
   virtual Tensor logits() const;
   virtual std::vector<Tensor> backward_from_logits(const Tensor& grad_logits);
+  // Keras's activity_regularizer, a penalty on the layer's output (reskit/optim/regularizers.h);
+  // null when the layer has none.
+  virtual const Regularizer* activity_regularizer() const { return nullptr; }
 
   // Whether backward must compute the gradients of the inputs (the model clears it for layers
   // that read only model inputs when nobody asks for those gradients, as in a training step).

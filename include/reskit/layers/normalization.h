@@ -6,8 +6,16 @@
 // variance (n/(n−1)) in moving_variance, as TensorFlow's fused float32 kernel and PyTorch do,
 // for float32 and float64 alike. Inference uses the moving statistics, and so does a frozen
 // layer (set_trainable(false)) in a training pass, leaving them unchanged (TF2 Keras).
+//
+// SyncBatchNormalization (Keras's layer of that name): in a training pass of data-parallel
+// training (reskit/distributed/data_parallel.h) the statistics are the global batch's, as if one
+// process normalised the whole batch: the per-channel sums, then the sums of squared deviations
+// from the global mean (two passes, no cancellation), and in backward the sums of dy and
+// dy·x̂, are added over the ranks (distributed::replica_group()). Alone, and in inference, it is a
+// BatchNormalization. Its moving statistics are the same on every rank.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "reskit/layers/layer.h"
@@ -18,6 +26,10 @@ struct BatchNormalizationOptions {
   int axis = -1;  // only the last axis (3 for NHWC, -1) is supported
   double momentum = 0.99;
   double epsilon = 1e-3;
+  // Keras's regularizers and constraints of gamma and beta (reskit/optim/regularizers.h,
+  // constraints.h), copied to their Params when the layer builds.
+  std::optional<Regularizer> beta_regularizer, gamma_regularizer;
+  std::optional<Constraint> beta_constraint, gamma_constraint;
   std::string name;
 };
 
@@ -43,9 +55,11 @@ class BatchNormalizationLayer : public Layer {
   void set_folded_into_conv(bool on) { folded_into_conv_ = on; }
 
  protected:
+  BatchNormalizationLayer(std::string class_name, BatchNormalizationOptions options);
   void do_build(const std::vector<Shape>& inputs) override;
+  // moving = moving·momentum + batch·(1 − momentum), the batch variance unbiased over `rows`.
+  void update_moving_statistics(std::int64_t rows);
 
- private:
   BatchNormalizationOptions options_;
   Tensor x_, batch_mean_, batch_var_;
   Tensor y_;  // a frozen layer's output in a training pass that takes the ReLU's backward
@@ -56,6 +70,21 @@ class BatchNormalizationLayer : public Layer {
 
 struct BatchNormalization : LayerRef<BatchNormalizationLayer> {
   explicit BatchNormalization(BatchNormalizationOptions options = {});
+};
+
+class SyncBatchNormalizationLayer : public BatchNormalizationLayer {
+ public:
+  explicit SyncBatchNormalizationLayer(BatchNormalizationOptions options);
+  Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+
+ private:
+  bool synced_ = false;          // the last forward reduced over several ranks
+  std::int64_t total_rows_ = 0;  // the global batch's N·H·W in that forward
+};
+
+struct SyncBatchNormalization : LayerRef<SyncBatchNormalizationLayer> {
+  explicit SyncBatchNormalization(BatchNormalizationOptions options = {});
 };
 
 }  // namespace reskit

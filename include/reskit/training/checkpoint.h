@@ -41,6 +41,9 @@ struct BackupAndRestoreOptions {
   // A JSON object (text) stored with every backup under "args" and given back by read_checkpoint:
   // the settings a resumed run must repeat, for the caller to compare. Empty: "{}".
   std::string args;
+  // false: restore only, never write or delete (the ranks other than 0 of a data-parallel run,
+  // where rank 0 writes the backups).
+  bool save = true;
 };
 
 // What a backup folder's checkpoint.json says.

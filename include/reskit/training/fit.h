@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "reskit/data/batch_source.h"
 #include "reskit/data/dataset.h"
+#include "reskit/distributed/communicator.h"
 #include "reskit/graph/model.h"
 #include "reskit/training/callbacks.h"
 
@@ -30,6 +32,8 @@ struct FitOptions {
   int epochs = 1;
   int batch_size = 32;
   const Dataset* validation_data = nullptr;
+  // Or validation data from a source, e.g. a stream (data/stream.h); not with validation_data.
+  BatchSource* validation_source = nullptr;
   double validation_split = 0.0;  // the last samples, taken before shuffling
   bool shuffle = true;
   std::uint64_t seed = 0;
@@ -43,12 +47,20 @@ struct FitOptions {
   // epoch's end (operator<<) and resume exactly with initial_epoch and the restored state.
   // (BackupAndRestore does all of this, also inside an epoch.)
   std::mt19937_64* generator = nullptr;
+  // Data-parallel training over these processes (reskit/distributed/data_parallel.h): batch_size
+  // is the global batch, split evenly over the ranks; every rank calls fit with the same data and
+  // options and ends with the same weights. The progress bar and callbacks' logs show the global
+  // batch's values; only rank 0 prints. Null: this process alone.
+  distributed::Communicator* communicator = nullptr;
 };
 
 struct EvaluateOptions {
   int batch_size = 32;
   int verbose = 1;
   std::ostream* out = nullptr;
+  // Shares the samples out over these processes (contiguous shards) and sums the losses and
+  // metrics over them; every rank gets the scores of the whole data, rank 0 prints.
+  distributed::Communicator* communicator = nullptr;
 };
 
 // The mean loss and metrics over a dataset (inference mode); keys "loss", "accuracy", ...
@@ -56,8 +68,12 @@ using Scores = std::map<std::string, double>;
 
 History fit(Model& model, const Dataset& train, const FitOptions& options = {});
 History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options = {});
+// From any BatchSource (a stream reading ahead on worker threads): as above, without
+// validation_split (give validation_data or validation_source).
+History fit(Model& model, BatchSource& train, const FitOptions& options = {});
 Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& options = {});
 Scores evaluate(Model& model, const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
+Scores evaluate(Model& model, BatchSource& data, const EvaluateOptions& options = {});
 // The model's outputs (N, K) for every sample, in batches, inference mode.
 Tensor predict(Model& model, const Dataset& data, int batch_size = 32);
 Tensor predict(Model& model, const Tensor& x, int batch_size = 32);

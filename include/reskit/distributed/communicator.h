@@ -1,0 +1,64 @@
+// reskit/distributed/communicator.h — the processes of a data-parallel run as the library sees
+// them: a rank, a size and the few collectives training needs. MPI itself stays in one source
+// file (src/distributed/mpi.cpp, built when CMake finds MPI); nothing else in reskit names it.
+//
+// world() is MPI's world when the program was started by mpirun (Open MPI's or another launcher's
+// environment says so) and reskit was built with MPI; otherwise one process (rank 0 of 1), so the
+// same binary runs alone without mpirun. A build without MPI started by mpirun as one of N > 1
+// processes refuses (DistributedError) instead of training N independent copies.
+//
+// Reductions are deterministic: allreduce_sum adds the ranks' values element by element in rank
+// order, ((v0 + v1) + v2) + …, each slice of the buffer on one rank, and hands every rank the same
+// bits; the order depends neither on timing nor on the message size nor on MPI's choice of
+// algorithm, so two runs with the same number of processes give the same bits.
+//
+// Not here: launching processes (mpirun does), fault tolerance (a rank that dies ends the job:
+// mpirun stops the others; a rank that fails calls abort()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "reskit/error.h"
+
+namespace reskit::distributed {
+
+// A launch or communication problem (a build without MPI under mpirun, a failed collective).
+class DistributedError : public Error {
+ public:
+  using Error::Error;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Every rank's values summed element by element in rank order; every rank gets the same bits.
+  // All ranks pass the same count.
+  virtual void allreduce_sum(std::span<double> values) = 0;
+  virtual void allreduce_sum(std::span<float> values) = 0;
+  // root's bytes to every rank (all ranks pass the same count).
+  virtual void broadcast(std::span<std::byte> bytes, int root) = 0;
+  virtual void barrier() = 0;
+  // Ends every process of the job with this exit status (MPI_Abort); alone, std::exit.
+  [[noreturn]] virtual void abort(int code) = 0;
+};
+
+// The job's processes (see the header comment). The first call may start MPI.
+Communicator& world();
+// One process: rank 0 of 1.
+Communicator& single_process();
+// Whether this build has MPI (CMake's RESKIT_MPI found it).
+bool built_with_mpi();
+// The processes a SyncBatchNormalization layer reduces its statistics over in a training pass:
+// the communicator of the running data-parallel fit (distributed::DataParallel sets it for its
+// life), otherwise one process.
+Communicator& replica_group();
+void set_replica_group(Communicator* comm);  // null: one process
+// "rank R of N" for messages.
+std::string rank_name(const Communicator& comm);
+
+}  // namespace reskit::distributed

@@ -1,0 +1,58 @@
+// The one-process communicator and what every build shares (the launcher's environment).
+#include "reskit/distributed/communicator.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "distributed/launch.h"
+
+namespace reskit::distributed {
+
+namespace detail {
+int launcher_world_size() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* v = std::getenv(var);
+    if (v == nullptr || *v == '\0') continue;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 1 || n > 1 << 24)
+      throw DistributedError(std::string("the launcher's ") + var + " is '" + v + "', expected a count >= 1");
+    return static_cast<int>(n);
+  }
+  return 0;
+}
+}  // namespace detail
+
+namespace {
+class SingleProcess final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void allreduce_sum(std::span<double>) override {}
+  void allreduce_sum(std::span<float>) override {}
+  void broadcast(std::span<std::byte>, int root) override {
+    if (root != 0)
+      throw DistributedError("broadcast: expected root 0 of 1 process, got " + std::to_string(root));
+  }
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+};
+}  // namespace
+
+Communicator& single_process() {
+  static SingleProcess one;
+  return one;
+}
+
+namespace {
+Communicator* replicas = nullptr;
+}  // namespace
+
+Communicator& replica_group() { return replicas ? *replicas : single_process(); }
+void set_replica_group(Communicator* comm) { replicas = comm; }
+
+std::string rank_name(const Communicator& comm) {
+  return "rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.size());
+}
+
+}  // namespace reskit::distributed

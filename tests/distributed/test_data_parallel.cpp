@@ -1,0 +1,300 @@
+// Data-parallel training (reskit/distributed) under mpirun, one thread per rank:
+//   mpirun --oversubscribe --allow-run-as-root -np N reskit_mpi_tests
+// (ctest runs N = 1 alone, and 2, 3 and 4 under mpirun). Every check is agreed over the ranks
+// before it is asserted, so a failure on one rank never leaves the others waiting in a collective.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "reskit/distributed/data_parallel.h"
+#include "reskit/io/h5.h"
+#include "reskit/models/registry.h"
+#include "reskit/reskit.h"
+#include "support/tiny_training.h"
+
+namespace {
+
+using namespace reskit;
+namespace dist = reskit::distributed;
+
+dist::Communicator& job() { return dist::world(); }
+
+// True on every rank when `ok` holds on every rank.
+bool on_all_ranks(bool ok) {
+  double bad = ok ? 0.0 : 1.0;
+  job().allreduce_sum(std::span<double>(&bad, 1));
+  return bad == 0.0;
+}
+
+// Every parameter's bytes equal rank 0's.
+bool same_bits_as_rank0(Model& m) {
+  bool same = true;
+  for (Param* p : m.parameters()) {
+    Tensor copy = p->value.clone();
+    job().broadcast({static_cast<std::byte*>(copy.raw_data()),
+                     static_cast<std::size_t>(copy.numel()) * dtype_size(copy.dtype())},
+                    0);
+    same = same && std::memcmp(copy.raw_data(), std::as_const(p->value).raw_data(),
+                               static_cast<std::size_t>(copy.numel()) * dtype_size(copy.dtype())) == 0;
+  }
+  return on_all_ranks(same);
+}
+
+// The largest over parameters of max|a − b| / max|b| (b's scale; 0 when b is all zeros).
+double max_relative_difference(Model& a, Model& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  double worst = 0.0;
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    double diff = 0.0, scale = 0.0;
+    for (std::int64_t j = 0; j < pa[i]->value.numel(); ++j) {
+      diff = std::max(diff, std::abs(pa[i]->value.at(j) - pb[i]->value.at(j)));
+      scale = std::max(scale, std::abs(pb[i]->value.at(j)));
+    }
+    worst = std::max(worst, scale > 0 ? diff / scale : diff);
+  }
+  return worst;
+}
+
+void copy_weights(Model& from, Model& to) {
+  const auto pf = from.parameters(), pt = to.parameters();
+  for (std::size_t i = 0; i < pf.size(); ++i)
+    for (std::int64_t j = 0; j < pf[i]->value.numel(); ++j) pt[i]->value.set(j, pf[i]->value.at(j));
+}
+
+// The tiny problem's model without batch normalization: its data-parallel gradients are those of
+// one process on the global batch.
+Model model_without_batch_norm(DType dtype) {
+  set_floatx(dtype);
+  clear_session();
+  set_random_seed(11);
+  Tensor in = Input({4, 4, 2});
+  Tensor x = Conv2D(4, {3, 3}, {.padding = "same", .activation = "relu"})(in);
+  x = GlobalAveragePooling2D()(x);
+  x = Dense(2, {.activation = "softmax"})(x);
+  Model m(in, x, "no_bn");
+  m.compile(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.02}),
+            std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+  set_floatx(DType::float32);
+  return m;
+}
+
+// A built-in model with every BatchNormalization synchronised (as reskit train --sync-batch-norm),
+// compiled with Adam (Keras's defaults) or SGD with momentum.
+Model synced_model(const std::string& name, const Shape& input, int classes, DType dtype, bool adam) {
+  set_floatx(dtype);
+  clear_session();
+  set_random_seed(21);
+  Model built = build_model(name, input, classes);
+  std::string json = model_to_json(built);
+  for (std::size_t at = 0; (at = json.find("\"BatchNormalization\"", at)) != std::string::npos; at += 2)
+    json.replace(at, 20, "\"SyncBatchNormalization\"");
+  Model m = model_from_json(json);
+  std::shared_ptr<Optimizer> opt;
+  if (adam) {
+    opt = std::make_shared<Adam>(AdamOptions{});
+  } else {
+    opt = std::make_shared<SGD>(SGDOptions{.learning_rate = 0.05, .momentum = 0.9});
+  }
+  m.compile(opt, std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+  set_floatx(DType::float32);
+  return m;
+}
+
+Dataset random_images(int n, const Shape& sample, int classes, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> d(0.0f, 1.0f);
+  const std::int64_t per = shape_numel(sample);
+  std::vector<float> v(static_cast<std::size_t>(n * per));
+  for (float& x : v) x = d(gen);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+  for (auto& l : labels) l = static_cast<std::int32_t>(gen() % static_cast<std::uint64_t>(classes));
+  Shape shape{n};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return Dataset::from_float("random", shape, std::move(v), std::move(labels), classes);
+}
+
+class DataParallelTest : public ::testing::Test {
+ protected:
+  void SetUp() override { set_num_threads(1); }
+  void TearDown() override { set_floatx(DType::float32); }
+};
+
+TEST_F(DataParallelTest, ShardsSplitEvenlyAndCoverEverything) {
+  for (int size = 1; size <= 5; ++size) {
+    for (std::int64_t n : {0, 1, 7, 24, 25}) {
+      std::int64_t next = 0;
+      for (int r = 0; r < size; ++r) {
+        const dist::Range s = dist::shard_range(n, r, size);
+        EXPECT_EQ(s.begin, next);
+        EXPECT_LE(s.end - s.begin, n / size + 1);
+        EXPECT_GE(s.end - s.begin, n / size);
+        next = s.end;
+      }
+      EXPECT_EQ(next, n);
+    }
+  }
+  const std::vector<std::int64_t> perm{5, 3, 9, 1, 0, 7, 2};
+  const auto s = dist::shard(perm, 1, 3);
+  EXPECT_EQ(std::vector<std::int64_t>(s.begin(), s.end()), (std::vector<std::int64_t>{1, 0}));
+  EXPECT_THROW(dist::shard_range(4, 3, 3), ConfigError);
+}
+
+TEST_F(DataParallelTest, AllreduceSumsInRankOrderWithTheSameBitsEverywhere) {
+  const int n = job().size(), r = job().rank();
+  std::vector<double> v(1001);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = 1.0 / static_cast<double>(3 + i + 7 * r) + 1e16 * (r == 1);
+  std::vector<double> want(v.size(), 0.0);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    double acc = 0.0;
+    for (int k = 0; k < n; ++k) {
+      const double x = 1.0 / static_cast<double>(3 + i + 7 * k) + 1e16 * (k == 1);
+      acc = k == 0 ? x : acc + x;
+    }
+    want[i] = acc;
+  }
+  job().allreduce_sum(std::span<double>(v));
+  EXPECT_TRUE(on_all_ranks(std::memcmp(v.data(), want.data(), v.size() * sizeof(double)) == 0));
+  std::vector<float> f(3, static_cast<float>(r + 1));
+  job().allreduce_sum(std::span<float>(f));
+  EXPECT_TRUE(on_all_ranks(f[2] == static_cast<float>(n * (n + 1) / 2)));
+}
+
+TEST_F(DataParallelTest, GlobalBatchMustSplitEvenly) {
+  if (job().size() == 1) GTEST_SKIP() << "one process";
+  Model m = reskit_test::small_model();
+  const Dataset data = reskit_test::make_data(48, 1);
+  try {
+    fit(m, data, {.epochs = 1, .batch_size = 4 * job().size() + 1, .verbose = 0, .communicator = &job()});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not split evenly over " + std::to_string(job().size())),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Rank 0's weights win, and after several steps (per-replica batch normalization, its moving
+// statistics averaged) every rank holds the same bits.
+TEST_F(DataParallelTest, WeightsStayBitIdenticalOnAllRanks) {
+  Model m = reskit_test::small_model();
+  for (Param* p : m.parameters())  // different starting weights on every rank
+    for (std::int64_t j = 0; j < p->value.numel(); ++j) p->value.set(j, p->value.at(j) + 0.01 * job().rank());
+  const Dataset data = reskit_test::make_data(100, 2);
+  History h = fit(m, data,
+                  {.epochs = 2,
+                   .batch_size = 12,
+                   .verbose = 0,
+                   .augment = {.pad_crop = 1, .horizontal_flip = true},
+                   .communicator = &job()});
+  EXPECT_TRUE(same_bits_as_rank0(m));
+  EXPECT_TRUE(on_all_ranks(h.history.at("loss").size() == 2 && std::isfinite(h.history.at("loss")[1])));
+}
+
+// Without batch normalization the data-parallel run is one process's on the global batches, up
+// to the order of the additions; with augmentation, an uneven last batch and validation.
+TEST_F(DataParallelTest, MatchesOneProcessFloat64) {
+  Model m = model_without_batch_norm(DType::float64);
+  Model alone = model_without_batch_norm(DType::float64);
+  copy_weights(m, alone);
+  const Dataset data = reskit_test::make_data(100, 3), val = reskit_test::make_data(13, 4);
+  const FitOptions o{.epochs = 2,
+                     .batch_size = 24,
+                     .validation_data = &val,
+                     .seed = 5,
+                     .verbose = 0,
+                     .augment = {.pad_crop = 1, .horizontal_flip = true}};
+  FitOptions od = o;
+  od.communicator = &job();
+  const History hd = fit(m, data, od);
+  const History h1 = fit(alone, data, o);
+  const double diff = max_relative_difference(m, alone);
+  EXPECT_TRUE(on_all_ranks(diff <= 1e-12)) << "relative difference " << diff;
+  for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"}) {
+    for (std::size_t e = 0; e < 2; ++e) {
+      const double a = hd.history.at(k)[e], b = h1.history.at(k)[e];
+      EXPECT_TRUE(on_all_ranks(std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b))))
+          << k << " " << a << " " << b;
+    }
+  }
+}
+
+// Two data-parallel runs from the same weights: the same bits (the reductions' order is fixed).
+TEST_F(DataParallelTest, TwoRunsGiveTheSameBits) {
+  Model a = model_without_batch_norm(DType::float32);
+  Model b = model_without_batch_norm(DType::float32);
+  copy_weights(a, b);
+  const Dataset data = reskit_test::make_data(96, 6);
+  const FitOptions o{.epochs = 1, .batch_size = 24, .seed = 2, .verbose = 0, .communicator = &job()};
+  fit(a, data, o);
+  fit(b, data, o);
+  bool same = true;
+  const auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    same = same && std::memcmp(std::as_const(pa[i]->value).raw_data(), std::as_const(pb[i]->value).raw_data(),
+                               static_cast<std::size_t>(pa[i]->value.numel()) * 4) == 0;
+  EXPECT_TRUE(on_all_ranks(same));
+}
+
+// evaluate shares the samples out (7: an uneven split) and sums exactly.
+TEST_F(DataParallelTest, EvaluateSumsOverTheRanks) {
+  Model m = model_without_batch_norm(DType::float64);
+  const Dataset data = reskit_test::make_data(7, 8);
+  const Scores shared = evaluate(m, data, {.batch_size = 2, .verbose = 0, .communicator = &job()});
+  const Scores alone = evaluate(m, data, {.batch_size = 2, .verbose = 0});
+  EXPECT_TRUE(on_all_ranks(std::abs(shared.at("loss") - alone.at("loss")) <= 1e-14 &&
+                           shared.at("accuracy") == alone.at("accuracy")))
+      << shared.at("loss") << " " << alone.at("loss");
+}
+
+// SyncBatchNormalization: N ranks training ResNet-20 on global batches of 12 for 3 steps end with
+// the weights of one process training on the same batches in float64: to 1e-12 (SGD with
+// momentum measured 1e-14, Adam 5e-13; Adam's step m/sqrt(v) carries a gradient element's
+// relative rounding, large where its sum nearly cancels, into the weights). In float32 with Adam,
+// against the same float64 run: to 3e-2 (measured 3e-4 with 2 ranks, 9.5e-3 with 3 and 4; SGD
+// 4e-6 to 1.1e-2). One float32 process is no closer: 7e-2 with Adam, 1.1e-2 with SGD (its batch
+// normalization kernel accumulates in float32, the synchronised pieces in double). Per weight
+// tensor: max|a − b| / max|b|. A second run gives the same bits.
+void sync_batch_norm_matches_one_process(DType dtype, bool adam, double tolerance) {
+  const Shape input{8, 8, 1};
+  Model m = synced_model("resnet20", input, 3, dtype, adam);
+  Model again = synced_model("resnet20", input, 3, dtype, adam);
+  Model alone = synced_model("resnet20", input, 3, DType::float64, adam);
+  const Dataset data = random_images(36, input, 3, 9);
+  const FitOptions o{.epochs = 1, .batch_size = 12, .seed = 4, .verbose = 0};
+  FitOptions od = o;
+  od.communicator = &job();
+  fit(m, data, od);
+  fit(again, data, od);
+  if (job().rank() == 0) fit(alone, data, o);
+  bool same = true;
+  const auto pm = m.parameters(), pa = again.parameters();
+  for (std::size_t i = 0; i < pm.size(); ++i)
+    same = same && std::memcmp(std::as_const(pm[i]->value).raw_data(), std::as_const(pa[i]->value).raw_data(),
+                               static_cast<std::size_t>(pm[i]->value.numel()) * dtype_size(dtype)) == 0;
+  EXPECT_TRUE(on_all_ranks(same)) << "two runs differ";
+  EXPECT_TRUE(same_bits_as_rank0(m));
+  const double diff = job().rank() == 0 ? max_relative_difference(m, alone) : 0.0;
+  EXPECT_TRUE(on_all_ranks(diff <= tolerance)) << "relative difference " << diff;
+  if (job().rank() == 0) {
+    std::printf("ResNet-20 %s %s, %d ranks: relative difference %.3g from one float64 process\n",
+                std::string(dtype_name(dtype)).c_str(), adam ? "Adam" : "SGD", job().size(), diff);
+  }
+}
+
+TEST_F(DataParallelTest, SyncBatchNormResNet20MatchesOneProcessFloat64) {
+  sync_batch_norm_matches_one_process(DType::float64, false, 1e-12);
+  sync_batch_norm_matches_one_process(DType::float64, true, 1e-12);
+}
+
+TEST_F(DataParallelTest, SyncBatchNormResNet20Float32Tolerance) {
+  if (job().size() == 1) GTEST_SKIP() << "one process: a float32 BatchNormalization (7e-2 from float64)";
+  sync_batch_norm_matches_one_process(DType::float32, true, 3e-2);
+}
+
+}  // namespace
