@@ -169,6 +169,7 @@ def windows(x, k, s, padding, fill):
 
 
 class Spec:
+    # cls and stem: strings, or functions of the layout where layouts write the layer differently.
     def __init__(self, cls, stem, config, forward, out, weights=lambda rng, shapes: [], random=False):
         # random: draws in training (Dropout, the Random* layers), so no training loss is expected.
         self.cls, self.stem, self.config, self.forward, self.out, self.weights, self.random = (
@@ -227,6 +228,21 @@ def batch_normalization(epsilon=1e-3):
         return w[0] * (x - mean) / np.sqrt(var + epsilon) + w[1]
 
     return Spec("BatchNormalization", "batch_normalization", config, forward, lambda sh: sh[0], weights)
+
+
+def sync_batch_normalization():
+    """tf.keras.layers.experimental.SyncBatchNormalization (tf.keras 2.2-2.15); Keras 3 has no such
+    class and writes BatchNormalization(synchronized=True). In one process: BatchNormalization."""
+    spec = batch_normalization()
+    bn_config = spec.config
+
+    def config(L):
+        return {**bn_config(L), "synchronized": True} if L.key == "keras3" else bn_config(L)
+
+    spec.config = config
+    spec.cls = lambda L: "BatchNormalization" if L.key == "keras3" else "SyncBatchNormalization"
+    spec.stem = lambda L: "batch_normalization" if L.key == "keras3" else "sync_batch_normalization"
+    return spec
 
 
 def activation(name):
@@ -496,6 +512,13 @@ MODELS = {
         (dense(3), [13]),
         (softmax(), [14]),
     ]),
+    # SyncBatchNormalization (as Keras 3 writes it: BatchNormalization with synchronized=True).
+    "sync_bn": dict(input=(5, 5, 2), since="tf2.6", nodes=[
+        (conv2d(3, 2), [-1]),
+        (sync_batch_normalization(), [0]),
+        (global_pooling2d("avg"), [1]),
+        (dense(2, "softmax"), [2]),
+    ]),
     # The augmentation head as Sequential models begin: flips and rotations, then 1/255.
     "augment": dict(input=(6, 6, 3), sequential=True, since="tf2.6", nodes=[
         (random_flip("horizontal"), [-1]),
@@ -552,6 +575,10 @@ def input_layer_config(L, name, batch_shape):
     if L.input_ragged:
         c["ragged"] = False
     return {**c, "name": name}
+
+
+def class_of(spec, L):
+    return spec.cls(L) if callable(spec.cls) else spec.cls
 
 
 def entry(L, cls, config, name=None, inbound=None):
@@ -620,7 +647,7 @@ def build(model_key, L, form, seed):
     input_name = "input_1" if L.key != "keras3" else "input_layer"  # tf.keras counts inputs from 1
     names, shapes, weights = [], [], []
     for spec, srcs in nodes:
-        names.append(namer(spec.stem))
+        names.append(namer(spec.stem(L) if callable(spec.stem) else spec.stem))
         in_shapes = [in_shape if s < 0 else shapes[s] for s in srcs]
         shapes.append(tuple(spec.out(in_shapes)))
         # Stored as float32; the reference computes with exactly the stored values.
@@ -646,7 +673,7 @@ def build(model_key, L, form, seed):
             layers.append(entry(L, "InputLayer", input_layer_config(L, input_name, batch_shape)))
         first_batch = batch_shape if (form == "first_layer" or (form == "input_layer" and L.key != "keras3")) else None
         for i, (spec, _) in enumerate(nodes):
-            layers.append(entry(L, spec.cls, cfg(i, first=i == 0, batch=first_batch if i == 0 else None)))
+            layers.append(entry(L, class_of(spec, L), cfg(i, first=i == 0, batch=first_batch if i == 0 else None)))
         config = {"name": seq_name, "layers": layers}
         if L.key == "keras3":
             config = {"name": seq_name, "trainable": True, "dtype": L.dtype_value(), "layers": layers}
@@ -659,7 +686,7 @@ def build(model_key, L, form, seed):
         for i, (spec, srcs) in enumerate(nodes):
             src_names = [input_name if s < 0 else names[s] for s in srcs]
             src_shapes = [in_shape if s < 0 else shapes[s] for s in srcs]
-            layers.append(entry(L, spec.cls, cfg(i), names[i], inbound_json(L, src_names, src_shapes)))
+            layers.append(entry(L, class_of(spec, L), cfg(i), names[i], inbound_json(L, src_names, src_shapes)))
         ins, outs = [input_name, 0, 0], [names[-1], 0, 0]
         config = {"name": L.functional_name, "layers": layers, "input_layers": [ins], "output_layers": [outs]}
         if L.key == "keras3":
