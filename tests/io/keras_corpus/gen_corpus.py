@@ -25,7 +25,10 @@ legacy_h5_format.py in Keras 3):
             top_level_model_weights group.
 
 Adding a layer: write a function like conv2d() below that returns a Spec (its Keras class, its
-config for a layout, its weights, its numpy forward); then use it in a model in MODELS.
+config for a layout, its weights, its numpy forward; random=True where training draws random
+numbers, as Dropout and the Random* layers do, so no training loss is expected); then use it in a
+model in MODELS (with since="tf2.6" where older layouts have no such layer). Resizing's forward is
+tests/kernels/gen_resize_golden.py's, written independently of reskit.
 """
 import json
 import os
@@ -33,6 +36,9 @@ import sys
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "kernels"))
+import gen_resize_golden as resize_golden  # noqa: E402  (the independent tf.image.resize in numpy)
 
 # ---------------------------------------------------------------- layouts
 
@@ -163,9 +169,11 @@ def windows(x, k, s, padding, fill):
 
 
 class Spec:
-    def __init__(self, cls, stem, config, forward, out, weights=lambda rng, shapes: []):
-        self.cls, self.stem, self.config, self.forward, self.out, self.weights = (
-            cls, stem, config, forward, out, weights)
+    # cls and stem: strings, or functions of the layout where layouts write the layer differently.
+    def __init__(self, cls, stem, config, forward, out, weights=lambda rng, shapes: [], random=False):
+        # random: draws in training (Dropout, the Random* layers), so no training loss is expected.
+        self.cls, self.stem, self.config, self.forward, self.out, self.weights, self.random = (
+            cls, stem, config, forward, out, weights, random)
 
 
 def conv2d(filters, kernel, strides=1, padding="valid", activation="linear"):
@@ -222,14 +230,145 @@ def batch_normalization(epsilon=1e-3):
     return Spec("BatchNormalization", "batch_normalization", config, forward, lambda sh: sh[0], weights)
 
 
+def sync_batch_normalization():
+    """tf.keras.layers.experimental.SyncBatchNormalization (tf.keras 2.2-2.15); Keras 3 has no such
+    class and writes BatchNormalization(synchronized=True). In one process: BatchNormalization."""
+    spec = batch_normalization()
+    bn_config = spec.config
+
+    def config(L):
+        return {**bn_config(L), "synchronized": True} if L.key == "keras3" else bn_config(L)
+
+    spec.config = config
+    spec.cls = lambda L: "BatchNormalization" if L.key == "keras3" else "SyncBatchNormalization"
+    spec.stem = lambda L: "batch_normalization" if L.key == "keras3" else "sync_batch_normalization"
+    return spec
+
+
 def activation(name):
     return Spec("Activation", "activation", lambda L: {"activation": name},
                 lambda xs, w, t: ACTIVATIONS[name](xs[0]), lambda sh: sh[0])
 
 
-def relu():
-    return Spec("ReLU", "re_lu", lambda L: {"max_value": None, "negative_slope": 0.0, "threshold": 0.0},
-                lambda xs, w, t: np.maximum(xs[0], 0.0), lambda sh: sh[0])
+def relu(max_value=None, negative_slope=0.0, threshold=0.0):
+    def forward(xs, w, training):  # Keras: max_value above it, x from threshold, else slope·(x − threshold)
+        x = xs[0]
+        y = np.where(x >= threshold, x, negative_slope * (x - threshold))
+        return y if max_value is None else np.where(x >= max_value, max_value, y)
+
+    return Spec("ReLU", "re_lu", lambda L: {"max_value": max_value, "negative_slope": negative_slope,
+                                            "threshold": threshold}, forward, lambda sh: sh[0])
+
+
+def leaky_relu(alpha=0.3):
+    # tf.keras and Keras 2.2 write "alpha"; Keras 3 "negative_slope".
+    return Spec("LeakyReLU", "leaky_re_lu",
+                lambda L: {"negative_slope" if L.key == "keras3" else "alpha": alpha},
+                lambda xs, w, t: np.where(xs[0] >= 0, xs[0], alpha * xs[0]), lambda sh: sh[0])
+
+
+def softmax(axis=-1):
+    return Spec("Softmax", "softmax", lambda L: {"axis": axis}, lambda xs, w, t: ACTIVATIONS["softmax"](xs[0]),
+                lambda sh: sh[0])
+
+
+def concatenate(axis=-1):
+    return Spec("Concatenate", "concatenate", lambda L: {"axis": axis},
+                lambda xs, w, t: np.concatenate(xs, axis=axis),
+                lambda sh: (*sh[0][:-1], sum(s[-1] for s in sh)))
+
+
+# ---------------------------------------------------------------- preprocessing layers
+# Not in Keras 2.2; tf.keras 2.6 and 2.11 (keras.layers.preprocessing) and Keras 3.
+
+
+def channels_last(L):
+    return {"data_format": "channels_last"} if L.key == "keras3" else {}
+
+
+def rescaling(scale, offset):
+    return Spec("Rescaling", "rescaling", lambda L: {"scale": scale, "offset": offset},
+                lambda xs, w, t: xs[0] * scale + offset, lambda sh: sh[0])
+
+
+def normalization():
+    """Adapted statistics as weights (mean, variance, count); mean and variance null in the config."""
+    def config(L):
+        c = {"axis": [-1], "mean": None, "variance": None}
+        if L.key != "tf2.6":  # invert: tf.keras 2.10+ and Keras 3
+            c["invert"] = False
+        return c
+
+    def weights(rng, shapes):
+        c = shapes[0][-1]
+        return [("mean", rng.uniform(-0.5, 0.5, c)), ("variance", rng.uniform(0.5, 2.0, c)),
+                ("count", np.array(40, dtype=np.int64))]
+
+    return Spec("Normalization", "normalization", config,
+                lambda xs, w, t: (xs[0] - w[0]) / np.maximum(np.sqrt(w[1]), 1e-7), lambda sh: sh[0], weights)
+
+
+def resizing(height, width):
+    def config(L):
+        c = {"height": height, "width": width, "interpolation": "bilinear", "crop_to_aspect_ratio": False}
+        if L.key == "keras3":
+            c = {"height": height, "width": width, "interpolation": "bilinear", "data_format": "channels_last",
+                 "crop_to_aspect_ratio": False, "pad_to_aspect_ratio": False, "fill_mode": "constant",
+                 "fill_value": 0.0}
+        return c
+
+    return Spec("Resizing", "resizing", config,
+                lambda xs, w, t: np.stack([resize_golden.bilinear(im, height, width) for im in xs[0]]),
+                lambda sh: (height, width, sh[0][-1]))
+
+
+def center_crop(height, width):
+    def forward(xs, w, training):  # inputs larger than the target: the centred window
+        x = xs[0]
+        top, left = (x.shape[1] - height) // 2, (x.shape[2] - width) // 2
+        return x[:, top:top + height, left:left + width, :]
+
+    return Spec("CenterCrop", "center_crop", lambda L: {"height": height, "width": width, **channels_last(L)},
+                forward, lambda sh: (height, width, sh[0][-1]))
+
+
+def random_image(cls, stem, keys):
+    """A Random* layer: the identity in inference."""
+    def config(L):
+        return {**keys(L), "seed": None, **channels_last(L)}
+
+    return Spec(cls, stem, config, lambda xs, w, t: xs[0], lambda sh: sh[0], random=True)
+
+
+def transform_keys(L):
+    return {"fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}
+
+
+def random_flip(mode="horizontal_and_vertical"):
+    return random_image("RandomFlip", "random_flip", lambda L: {"mode": mode})
+
+
+def random_rotation(factor):
+    return random_image("RandomRotation", "random_rotation", lambda L: {"factor": factor, **transform_keys(L)})
+
+
+def random_zoom(height_factor, width_factor=None):
+    return random_image("RandomZoom", "random_zoom", lambda L: {
+        "height_factor": height_factor, "width_factor": width_factor, **transform_keys(L)})
+
+
+def random_translation(height_factor, width_factor):
+    return random_image("RandomTranslation", "random_translation", lambda L: {
+        "height_factor": height_factor, "width_factor": width_factor, **transform_keys(L)})
+
+
+def random_contrast(factor):
+    def keys(L):  # Keras 3 writes its value_range (default [0, 255])
+        return {"factor": factor, **({"value_range": [0, 255]} if L.key == "keras3" else {})}
+
+    spec = random_image("RandomContrast", "random_contrast", keys)
+    spec.config = lambda L: {**keys(L), "seed": None}  # no data_format
+    return spec
 
 
 def add():
@@ -288,7 +427,7 @@ def dropout(rate):
         return {"rate": rate, "noise_shape": None, "seed": None}
 
     # Identity in inference; in training a random mask (no expected training value is written).
-    return Spec("Dropout", "dropout", config, lambda xs, w, t: xs[0], lambda sh: sh[0])
+    return Spec("Dropout", "dropout", config, lambda xs, w, t: xs[0], lambda sh: sh[0], random=True)
 
 
 def dense(units, activation_name="linear"):
@@ -344,6 +483,51 @@ MODELS = {
         (global_pooling2d("avg"), [3]),
         (dense(3, "softmax"), [4]),
     ]),
+    # The activation layers with options and a Concatenate of two branches (Keras 2.2 has them all).
+    "activations": dict(input=(5, 5, 2), nodes=[
+        (conv2d(4, 2), [-1]),
+        (relu(max_value=0.6, negative_slope=0.1, threshold=0.05), [0]),
+        (leaky_relu(0.2), [0]),
+        (concatenate(), [1, 2]),
+        (flatten(), [3]),
+        (dense(3), [4]),
+        (softmax(), [5]),
+    ]),
+    # A saved image model's preprocessing and augmentation head (tf.keras 2.6+ and Keras 3 only).
+    "preprocessing": dict(input=(9, 10, 2), since="tf2.6", nodes=[
+        (rescaling(0.5, 0.25), [-1]),
+        (normalization(), [0]),
+        (resizing(7, 8), [1]),
+        (center_crop(6, 6), [2]),
+        (random_flip(), [3]),
+        (random_rotation(0.1), [4]),
+        (random_zoom(0.1, 0.2), [5]),
+        (random_translation(0.1, [-0.1, 0.2]), [6]),
+        (random_contrast(0.2), [7]),
+        (conv2d(3, 3), [8]),
+        (relu(), [9]),
+        (leaky_relu(), [9]),
+        (concatenate(), [10, 11]),
+        (global_pooling2d("avg"), [12]),
+        (dense(3), [13]),
+        (softmax(), [14]),
+    ]),
+    # SyncBatchNormalization (as Keras 3 writes it: BatchNormalization with synchronized=True).
+    "sync_bn": dict(input=(5, 5, 2), since="tf2.6", nodes=[
+        (conv2d(3, 2), [-1]),
+        (sync_batch_normalization(), [0]),
+        (global_pooling2d("avg"), [1]),
+        (dense(2, "softmax"), [2]),
+    ]),
+    # The augmentation head as Sequential models begin: flips and rotations, then 1/255.
+    "augment": dict(input=(6, 6, 3), sequential=True, since="tf2.6", nodes=[
+        (random_flip("horizontal"), [-1]),
+        (random_rotation([-0.1, 0.1]), [0]),
+        (rescaling(1.0 / 255, 0.0), [1]),
+        (conv2d(2, 3), [2]),
+        (global_pooling2d("avg"), [3]),
+        (dense(2, "softmax"), [4]),
+    ]),
 }
 
 # Sequential forms: "input_layer" (an InputLayer entry, plus batch_input_shape on the first layer
@@ -391,6 +575,10 @@ def input_layer_config(L, name, batch_shape):
     if L.input_ragged:
         c["ragged"] = False
     return {**c, "name": name}
+
+
+def class_of(spec, L):
+    return spec.cls(L) if callable(spec.cls) else spec.cls
 
 
 def entry(L, cls, config, name=None, inbound=None):
@@ -459,11 +647,13 @@ def build(model_key, L, form, seed):
     input_name = "input_1" if L.key != "keras3" else "input_layer"  # tf.keras counts inputs from 1
     names, shapes, weights = [], [], []
     for spec, srcs in nodes:
-        names.append(namer(spec.stem))
+        names.append(namer(spec.stem(L) if callable(spec.stem) else spec.stem))
         in_shapes = [in_shape if s < 0 else shapes[s] for s in srcs]
         shapes.append(tuple(spec.out(in_shapes)))
         # Stored as float32; the reference computes with exactly the stored values.
-        weights.append([(n, np.asarray(v, dtype=np.float32)) for n, v in spec.weights(rng, in_shapes)])
+        # Integer weights (Normalization's count) keep their int64.
+        weights.append([(n, v if np.asarray(v).dtype == np.int64 else np.asarray(v, dtype=np.float32))
+                        for n, v in spec.weights(rng, in_shapes)])
     if sequential and L.key != "keras3":
         input_name = names[0] + "_input"  # tf.keras 2.x names the InputLayer after the first layer
 
@@ -483,7 +673,7 @@ def build(model_key, L, form, seed):
             layers.append(entry(L, "InputLayer", input_layer_config(L, input_name, batch_shape)))
         first_batch = batch_shape if (form == "first_layer" or (form == "input_layer" and L.key != "keras3")) else None
         for i, (spec, _) in enumerate(nodes):
-            layers.append(entry(L, spec.cls, cfg(i, first=i == 0, batch=first_batch if i == 0 else None)))
+            layers.append(entry(L, class_of(spec, L), cfg(i, first=i == 0, batch=first_batch if i == 0 else None)))
         config = {"name": seq_name, "layers": layers}
         if L.key == "keras3":
             config = {"name": seq_name, "trainable": True, "dtype": L.dtype_value(), "layers": layers}
@@ -496,7 +686,7 @@ def build(model_key, L, form, seed):
         for i, (spec, srcs) in enumerate(nodes):
             src_names = [input_name if s < 0 else names[s] for s in srcs]
             src_shapes = [in_shape if s < 0 else shapes[s] for s in srcs]
-            layers.append(entry(L, spec.cls, cfg(i), names[i], inbound_json(L, src_names, src_shapes)))
+            layers.append(entry(L, class_of(spec, L), cfg(i), names[i], inbound_json(L, src_names, src_shapes)))
         ins, outs = [input_name, 0, 0], [names[-1], 0, 0]
         config = {"name": L.functional_name, "layers": layers, "input_layers": [ins], "output_layers": [outs]}
         if L.key == "keras3":
@@ -517,12 +707,12 @@ def build(model_key, L, form, seed):
         return values[-1]
 
     y = run(False)
-    has_dropout = any(spec.cls == "Dropout" for spec, _ in nodes)
+    has_random = any(spec.random for spec, _ in nodes)
     y_train = run(True)
-    train_loss = None if has_dropout else float(np.mean(-np.sum(labels * np.log(y_train), axis=-1)))
+    train_loss = None if has_random else float(np.mean(-np.sum(labels * np.log(y_train), axis=-1)))
     return model_config, layer_weights, layer_order, {
         "model_name": model_config["config"]["name"], "input_name": input_name, "input_shape": list(in_shape), "x": x.ravel().tolist(), "labels": labels.ravel().tolist(),
-        "y_shape": [BATCH, *shapes[-1]], "y": y.ravel().tolist(), "train_loss": train_loss,
+        "y_shape": [BATCH, *shapes[-1]], "y": y.ravel().tolist(), "train_loss": train_loss, "sequential": sequential,
         "layers": len(nodes) + 1}  # reskit's Model always has its InputLayer
 
 
@@ -535,6 +725,8 @@ def main():
     seed = 100
     for L in LAYOUTS:
         for model_key, m in MODELS.items():
+            if "since" in m and [x.key for x in LAYOUTS].index(L.key) < [x.key for x in LAYOUTS].index(m["since"]):
+                continue
             forms = SEQUENTIAL_FORMS[L.key] if m.get("sequential") else ["functional"]
             for form in forms:
                 seed += 1
