@@ -170,13 +170,32 @@ def windows(x, k, s, padding, fill):
 
 class Spec:
     # cls and stem: strings, or functions of the layout where layouts write the layer differently.
-    def __init__(self, cls, stem, config, forward, out, weights=lambda rng, shapes: [], random=False):
+    def __init__(self, cls, stem, config, forward, out, weights=lambda rng, shapes: [], random=False,
+                 penalty=lambda w: 0.0):
         # random: draws in training (Dropout, the Random* layers), so no training loss is expected.
+        # penalty: the layer's weight regularization loss (Keras adds it to the training loss).
         self.cls, self.stem, self.config, self.forward, self.out, self.weights, self.random = (
             cls, stem, config, forward, out, weights, random)
+        self.penalty = penalty
 
 
-def conv2d(filters, kernel, strides=1, padding="valid", activation="linear"):
+def regularizer_config(L, l1, l2):
+    """A kernel regularizer as each layout writes it: Keras 2.2's L1L2, tf.keras 2.x's L1/L2/L1L2
+    classes, Keras 3's with module and registered_name."""
+    if L.key == "keras2.2":
+        return {"class_name": "L1L2", "config": {"l1": l1, "l2": l2}}
+    cls, cfg = ("L1L2", {"l1": l1, "l2": l2}) if l1 and l2 else ("L1", {"l1": l1}) if l1 else ("L2", {"l2": l2})
+    if L.key == "keras3":
+        return {"module": "keras.regularizers", "class_name": cls, "config": cfg, "registered_name": None}
+    return {"class_name": cls, "config": cfg}
+
+
+def regularizer_penalty(l1, l2):
+    # Keras: l1·Σ|w| + l2·Σw² (no ½), of the float32 values the file holds.
+    return lambda w: float(l1 * np.sum(np.abs(w)) + l2 * np.sum(w * w))
+
+
+def conv2d(filters, kernel, strides=1, padding="valid", activation="linear", l1=0.0, l2=0.0):
     k, s = pair(kernel), pair(strides)
 
     def config(L):
@@ -186,7 +205,8 @@ def conv2d(filters, kernel, strides=1, padding="valid", activation="linear"):
             c["groups"] = 1
         return {**c, "activation": activation, "use_bias": True,
                 "kernel_initializer": L.initializer("GlorotUniform"), "bias_initializer": L.initializer("Zeros"),
-                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                "kernel_regularizer": regularizer_config(L, l1, l2) if (l1 or l2) else None,
+                "bias_regularizer": None, "activity_regularizer": None,
                 "kernel_constraint": None, "bias_constraint": None}
 
     def weights(rng, shapes):
@@ -203,7 +223,8 @@ def conv2d(filters, kernel, strides=1, padding="valid", activation="linear"):
             return (-(-h // s[0]), -(-w_ // s[1]), filters)
         return ((h - k[0]) // s[0] + 1, (w_ - k[1]) // s[1] + 1, filters)
 
-    return Spec("Conv2D", "conv2d", config, forward, out, weights)
+    return Spec("Conv2D", "conv2d", config, forward, out, weights,
+                penalty=lambda w: regularizer_penalty(l1, l2)(w[0]))
 
 
 def batch_normalization(epsilon=1e-3):
@@ -430,18 +451,18 @@ def dropout(rate):
     return Spec("Dropout", "dropout", config, lambda xs, w, t: xs[0], lambda sh: sh[0], random=True)
 
 
-def dense(units, activation_name="linear"):
+def dense(units, activation_name="linear", l1=0.0, l2=0.0):
     def config(L):
         return {"units": units, "activation": activation_name, "use_bias": True,
                 "kernel_initializer": L.initializer("GlorotUniform"), "bias_initializer": L.initializer("Zeros"),
-                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                "kernel_regularizer": regularizer_config(L, l1, l2) if (l1 or l2) else None, "bias_regularizer": None, "activity_regularizer": None,
                 "kernel_constraint": None, "bias_constraint": None}
 
     def weights(rng, shapes):
         return [("kernel", rng.uniform(-0.5, 0.5, (shapes[0][-1], units))), ("bias", rng.uniform(-0.2, 0.2, units))]
 
     return Spec("Dense", "dense", config, lambda xs, w, t: ACTIVATIONS[activation_name](xs[0] @ w[0] + w[1]),
-                lambda sh: (units,), weights)
+                lambda sh: (units,), weights, penalty=lambda w: regularizer_penalty(l1, l2)(w[0]))
 
 
 # ---------------------------------------------------------------- models
@@ -513,6 +534,15 @@ MODELS = {
         (softmax(), [14]),
     ]),
     # SyncBatchNormalization (as Keras 3 writes it: BatchNormalization with synchronized=True).
+    # keras.io's CIFAR-10 ResNet: kernel_regularizer=l2(1e-4) on its convolutions (larger here, so
+    # that the penalty shows in the loss); L1 and L1L2 on the classifier and a second convolution.
+    "regularized": dict(input=(5, 5, 2), nodes=[
+        (conv2d(3, 2, l2=1e-2), [-1]),
+        (activation("relu"), [0]),
+        (conv2d(3, 2, padding="same", l1=1e-3, l2=5e-3), [1]),
+        (global_pooling2d("avg"), [2]),
+        (dense(2, "softmax", l1=2e-3), [3]),
+    ]),
     "sync_bn": dict(input=(5, 5, 2), since="tf2.6", nodes=[
         (conv2d(3, 2), [-1]),
         (sync_batch_normalization(), [0]),
@@ -709,7 +739,8 @@ def build(model_key, L, form, seed):
     y = run(False)
     has_random = any(spec.random for spec, _ in nodes)
     y_train = run(True)
-    train_loss = None if has_random else float(np.mean(-np.sum(labels * np.log(y_train), axis=-1)))
+    penalty = sum(spec.penalty([v.astype(np.float64) for _, v in weights[i]]) for i, (spec, _) in enumerate(nodes))
+    train_loss = None if has_random else float(np.mean(-np.sum(labels * np.log(y_train), axis=-1))) + penalty
     return model_config, layer_weights, layer_order, {
         "model_name": model_config["config"]["name"], "input_name": input_name, "input_shape": list(in_shape), "x": x.ravel().tolist(), "labels": labels.ravel().tolist(),
         "y_shape": [BATCH, *shapes[-1]], "y": y.ravel().tolist(), "train_loss": train_loss, "sequential": sequential,
