@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-all=(h5_model model_json signs_hdf5 idx cifar10 png jpeg)
+all=(h5_model model_json signs_hdf5 idx cifar10 png jpeg stream)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 runs="${FUZZ_RUNS:-2000}"
@@ -33,7 +33,7 @@ cmake --build --preset fuzz --parallel "${RESKIT_JOBS:-$(nproc)}"
 # (max_allocation_size_mb, fast; HDF5 fails cleanly) and only memory really used counts.
 # Largest input per target: the seeds with room to grow (a CIFAR record is 3073 bytes).
 declare -A max_len=([h5_model]=65536 [model_json]=8192 [signs_hdf5]=16384 [idx]=2048 [cifar10]=8192
-                    [png]=4096 [jpeg]=4096)
+                    [png]=4096 [jpeg]=4096 [stream]=8192)
 artifacts=build-fuzz/fuzz-artifacts
 mkdir -p "$artifacts"
 # allocator_may_return_null: HDF5 allocates what a corrupt file's header says and checks for
