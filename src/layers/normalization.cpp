@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "kernels/kernels.h"
-#include "layers/keras_regularizers.h"
 #include "kernels/sync_batch_norm.h"
+#include "layers/keras_regularizers.h"
 #include "layers/registry.h"
 #include "layers/util.h"
 #include "reskit/distributed/communicator.h"
@@ -340,7 +340,10 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
   e.class_name = "BatchNormalization";
   e.from_config = [](const Json& c, const keras::LayerCtx& l, const std::vector<Tensor>& in,
                      keras::WeightBudget& budget) {
-    return batch_normalization_from_config(c, l, in, budget, false);
+    // Keras 3 writes a SyncBatchNormalization as BatchNormalization(synchronized=True).
+    const Json* synchronized = keras::find(c, "synchronized");
+    return batch_normalization_from_config(
+        c, l, in, budget, synchronized && synchronized->is_boolean() && synchronized->get<bool>());
   };
   e.to_config = batch_normalization_to_config;
   e.to_onnx = batch_normalization_to_onnx;

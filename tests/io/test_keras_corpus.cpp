@@ -88,6 +88,21 @@ TEST_F(KerasCorpus, CoversEveryLayoutAndEveryLayerClassReskitReads) {
   }
 }
 
+// SyncBatchNormalization as each layout writes it: its own class in tf.keras 2.x, Keras 3's
+// BatchNormalization(synchronized=True); both load as reskit's SyncBatchNormalization.
+TEST_F(KerasCorpus, SyncBatchNormalizationInEveryLayout) {
+  int seen = 0;
+  for (const auto& e : entries_) {
+    if (file(e).find("sync_bn") == std::string::npos) continue;
+    Model m = load_model(file(e), {.compile = false});
+    int sync = 0;
+    for (const auto& l : m.layers()) sync += l->class_name() == "SyncBatchNormalization";
+    EXPECT_EQ(sync, 1) << file(e);
+    ++seen;
+  }
+  EXPECT_EQ(seen, 3);  // tf.keras 2.6, 2.11 and Keras 3
+}
+
 TEST_F(KerasCorpus, EveryFileLoadsAndPredictsTheNumpyOutputs) {
   for (const auto& e : entries_) {
     SCOPED_TRACE(e["file"].get<std::string>());
