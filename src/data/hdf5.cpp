@@ -237,22 +237,34 @@ std::pair<std::string, std::string> find_keys(const std::string& path, const std
   return {prefix + sx, prefix + sy};
 }
 
-}  // namespace
+// A SIGNS-style file opened (under the caller's hdf5::Session): its x, y and class-name keys
+// (ck empty when there are none) and the x dataset.
+struct SignsFile {
+  Hid file;
+  std::string xk, yk, ck;
+  H5Data x;
+};
 
-Dataset load_hdf5(const std::string& path, const std::string& split, const LoadOptions& options) {
+SignsFile open_signs(const std::string& path, const std::string& split, const LoadOptions& options) {
   file_size(path, "an HDF5 file");  // exists and is a regular file
-  hdf5::Session quiet;
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     throw FileError(path + ": expected an HDF5 file, found no HDF5 signature");
   }
   Hid file = hdf5::open_file_read(path, path);  // after the walk of its groups (hdf5/check.h)
   const std::vector<std::string> names = hdf5::link_names(file.get(), 4096);
-  const auto [xk, yk] = find_keys(path, names, split, options);
+  auto [xk, yk] = find_keys(path, names, split, options);
   std::string ck = options.classes_key;
   if (ck.empty() && std::find(names.begin(), names.end(), "list_classes") != names.end()) ck = "list_classes";
-
   H5Data x = open_dataset(file.get(), path, xk);
+  return {std::move(file), std::move(xk), std::move(yk), std::move(ck), std::move(x)};
+}
+
+}  // namespace
+
+Dataset load_hdf5(const std::string& path, const std::string& split, const LoadOptions& options) {
+  hdf5::Session quiet;
+  auto [file, xk, yk, ck, x] = open_signs(path, split, options);
   Shape shape = x.dims;
   if (shape.size() == 3) shape.push_back(1);  // (m, H, W) grayscale
   if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](auto v) { return v <= 0; })) {
@@ -338,18 +350,8 @@ class Hdf5Reader final : public SampleReader {
 
 std::unique_ptr<StreamDataset> open_hdf5_stream(const std::string& path, const std::string& split,
                                                 const LoadOptions& options, const StreamOptions& stream) {
-  file_size(path, "an HDF5 file");
   hdf5::Session quiet;
-  if (H5Fis_hdf5(path.c_str()) <= 0) {
-    H5Eclear2(H5E_DEFAULT);
-    throw FileError(path + ": expected an HDF5 file, found no HDF5 signature");
-  }
-  Hid file = hdf5::open_file_read(path, path);
-  const std::vector<std::string> names = hdf5::link_names(file.get(), 4096);
-  const auto [xk, yk] = find_keys(path, names, split, options);
-  std::string ck = options.classes_key;
-  if (ck.empty() && std::find(names.begin(), names.end(), "list_classes") != names.end()) ck = "list_classes";
-  H5Data x = open_dataset(file.get(), path, xk);
+  auto [file, xk, yk, ck, x] = open_signs(path, split, options);
   Shape shape = x.dims;
   if (shape.size() == 3) shape.push_back(1);
   if (shape.size() != 4 || std::any_of(shape.begin(), shape.end(), [](auto v) { return v <= 0; }) ||
