@@ -5,8 +5,10 @@
 
 #include "kernels/kernels.h"
 #include "reskit/reskit.h"
+#include "support/error_of.h"
 
 using namespace reskit;
+using reskit::test::error_of;
 
 namespace {
 Tensor random_tensor(const Shape& shape, std::uint64_t seed, DType dtype = DType::float64) {
@@ -15,16 +17,6 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed, DType dtype = DType
   std::normal_distribution<double> d;
   for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, d(gen));
   return t;
-}
-
-template <class E>
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 class LayersTest : public ::testing::Test {

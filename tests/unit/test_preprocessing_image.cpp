@@ -11,8 +11,10 @@
 #include <set>
 
 #include "reskit/reskit.h"
+#include "support/error_of.h"
 
 using namespace reskit;
+using reskit::test::error_of;
 
 namespace {
 
@@ -22,16 +24,6 @@ Tensor random_tensor(const Shape& shape, std::uint64_t seed) {
   std::normal_distribution<double> d;
   for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, d(gen));
   return t;
-}
-
-template <class E>
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // The single layer of a one-layer model, called directly.

@@ -12,9 +12,11 @@
 #include "gradcheck/gradcheck.h"
 #include "reskit/io/h5.h"
 #include "reskit/reskit.h"
+#include "support/error_of.h"
 
 namespace fs = std::filesystem;
 using namespace reskit;
+using reskit::test::error_of;
 using reskit::testing::random_tensor;
 
 namespace {
@@ -23,15 +25,6 @@ bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
          std::memcmp(a.raw_data(), b.raw_data(),
                      static_cast<std::size_t>(a.numel()) * dtype_size(a.dtype())) == 0;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // input (6, 6, 3) -> Rescaling -> Normalization (weights) -> {ReLU(options), LeakyReLU} ->

@@ -23,10 +23,12 @@
 #include "reskit/io/h5.h"
 #include "reskit/io/onnx.h"
 #include "reskit/reskit.h"
+#include "support/error_of.h"
 
 namespace fs = std::filesystem;
 using namespace reskit;
 using keras::Json;
+using reskit::test::error_of;
 using reskit::testing::check_gradients;
 using reskit::testing::random_tensor;
 
@@ -402,14 +404,6 @@ class CustomLayer : public Layer {
   std::vector<Tensor> backward(const Tensor& dy) override { return {dy}; }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 }  // namespace
 
 // Files, export and fusion refuse or skip a class the registry lacks; the refusals list the

@@ -15,12 +15,14 @@
 #include "reskit/io/h5.h"
 #include "reskit/models/regularize.h"
 #include "reskit/reskit.h"
+#include "support/error_of.h"
 
 #ifndef RESKIT_GOLDEN_DIR
 #error "RESKIT_GOLDEN_DIR must name tests/golden/fixtures"
 #endif
 
 using namespace reskit;
+using reskit::test::error_of;
 using Json = nlohmann::ordered_json;
 
 namespace {
@@ -35,15 +37,6 @@ std::vector<double> values_of(const Tensor& t) {
   Tensor d = t.to(DType::float64);
   const double* p = std::as_const(d).data<double>();
   return {p, p + d.numel()};
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // ---------------------------------------------------------------- math
