@@ -15,9 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static constexpr int kChannels[] = {1, 3, 4};
   const std::int64_t side = 1 + static_cast<std::int64_t>(size % 13);
   try {
-    auto s = reskit::open_image_folder(
-        root.string(), {.rows = side, .cols = side + 1, .channels = kChannels[size % 3]},
-        {.workers = 2, .prefetch = 1, .seed = size});
+    auto s = reskit::open_image_folder(root.string(),
+                                       {.rows = side, .cols = side + 1, .channels = kChannels[size % 3]},
+                                       {.workers = 2, .prefetch = 1, .seed = size});
     std::vector<std::int64_t> order(static_cast<std::size_t>(s->size()));
     std::iota(order.begin(), order.end(), 0);
     reskit::Tensor x = reskit::Tensor::uninitialized({1}, reskit::DType::float32), y;

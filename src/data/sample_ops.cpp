@@ -55,7 +55,8 @@ Box random_resized_crop_box(std::int64_t rows, std::int64_t cols, const AugmentO
   return {(rows - h) / 2, (cols - w) / 2, h, w};
 }
 
-Box aspect_ratio_box(std::int64_t rows, std::int64_t cols, std::int64_t target_rows, std::int64_t target_cols) {
+Box aspect_ratio_box(std::int64_t rows, std::int64_t cols, std::int64_t target_rows,
+                     std::int64_t target_cols) {
   const kernels::CropBox b = kernels::resize_crop_box(rows, cols, target_rows, target_cols);
   return {b.top, b.left, b.rows, b.cols};
 }

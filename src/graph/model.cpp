@@ -442,7 +442,8 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     }
   }
   for (auto& node : s.nodes) node->layer->set_input_gradients_needed(true);
-  if (options.regularization) add_weight_penalty_gradients(trainable_parameters(), options.regularization_scale);
+  if (options.regularization)
+    add_weight_penalty_gradients(trainable_parameters(), options.regularization_scale);
   std::vector<Tensor> result;
   for (int in : s.input_nodes) result.push_back(grads[in]);
   return result;
