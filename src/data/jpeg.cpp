@@ -42,7 +42,13 @@ struct JpegGuard {
   }
 };
 
+thread_local std::vector<std::uint8_t> spare_pixels;
+
 }  // namespace
+
+void recycle_pixels(std::vector<std::uint8_t>&& pixels) {
+  if (pixels.capacity() > spare_pixels.capacity()) spare_pixels = std::move(pixels);
+}
 
 Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes, DecodeScale scale,
                   void* context) {
@@ -89,6 +95,8 @@ Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes, 
   img.rows = cinfo.output_height;
   img.cols = cinfo.output_width;
   img.channels = cinfo.output_components;
+  img.pixels = std::move(spare_pixels);  // every byte is written below
+  spare_pixels = {};
   img.pixels.resize(row_bytes * cinfo.output_height);
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = img.pixels.data() + static_cast<std::size_t>(cinfo.output_scanline) * row_bytes;

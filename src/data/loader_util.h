@@ -46,6 +46,10 @@ Image decode_png(const std::string& path, std::span<const std::uint8_t> bytes);
 // decodes in the DCT domain at that scale (scale_num / 8).
 Image decode_jpeg(const std::string& path, std::span<const std::uint8_t> bytes, DecodeScale scale = nullptr,
                   void* context = nullptr);
+// A picture's storage handed back once its pixels are used: the next JPEG this thread decodes
+// writes into it instead of new memory (one buffer kept per thread, the last handed back). Saves
+// a stream's workers an allocation, and fresh zeroed pages from the kernel, per picture.
+void recycle_pixels(std::vector<std::uint8_t>&& pixels);
 // read_image (loaders.h), with a JPEG decoded at the scale `scale` asks for; a PNG's size is told
 // to `scale` too (and its answer ignored).
 Image read_image_scaled(const std::string& path, int channels, DecodeScale scale, void* context);

@@ -81,7 +81,36 @@ Image crop(const Image& image, const Box& box) {
 
 Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Interpolation interpolation) {
   if (image.rows == rows && image.cols == cols) return image;
-  kernels::ResizeParams p{.h = image.rows, .w = image.cols, .c = image.channels, .p = rows, .q = cols};
+  return resize_image(image, Box{0, 0, image.rows, image.cols}, rows, cols, interpolation);
+}
+
+Image resize_image(const Image& image, const Box& box, std::int64_t rows, std::int64_t cols,
+                   Interpolation interpolation) {
+  Image out;
+  resize_image_into(image, box, rows, cols, interpolation, out);
+  return out;
+}
+
+void resize_image_into(const Image& image, const Box& box, std::int64_t rows, std::int64_t cols,
+                       Interpolation interpolation, Image& out) {
+  if (box.rows == rows && box.cols == cols) {
+    if (box.top == 0 && box.left == 0 && box.rows == image.rows && box.cols == image.cols) {
+      out.rows = image.rows, out.cols = image.cols, out.channels = image.channels;
+      out.pixels.assign(image.pixels.begin(), image.pixels.end());
+    } else {
+      out = crop(image, box);
+    }
+    return;
+  }
+  kernels::ResizeParams p{.h = image.rows,
+                          .w = image.cols,
+                          .c = image.channels,
+                          .p = rows,
+                          .q = cols,
+                          .top = box.top,
+                          .left = box.left,
+                          .rows = box.rows,
+                          .cols = box.cols};
   switch (interpolation) {
     case Interpolation::bilinear:
       p.method = kernels::ResizeMethod::bilinear;
@@ -97,13 +126,9 @@ Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Int
       break;
   }
   // tf.image.resize on the float pixels, rounded back to 8 bits (bicubic may overshoot: clamped).
-  std::vector<float> x(image.pixels.begin(), image.pixels.end());
-  std::vector<float> y(static_cast<std::size_t>(rows * cols * image.channels));
-  kernels::resize_forward(p, x.data(), y.data());
-  Image out{rows, cols, image.channels, std::vector<std::uint8_t>(y.size())};
-  for (std::size_t i = 0; i < y.size(); ++i)
-    out.pixels[i] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(y[i]), 0.0f, 255.0f));
-  return out;
+  out.rows = rows, out.cols = cols, out.channels = image.channels;
+  out.pixels.resize(static_cast<std::size_t>(rows * cols * image.channels));
+  kernels::resize_u8(p, image.pixels.data(), out.pixels.data());
 }
 
 std::int64_t jpeg_scale_for(const Box& box, std::int64_t target_rows, std::int64_t target_cols) {

@@ -44,6 +44,13 @@ Image crop(const Image& image, const Box& box);
 // The picture resized to rows x cols with `interpolation`: TensorFlow's tf.image.resize on the
 // pixels as float (kernels/image.h), rounded to the nearest 8-bit value.
 Image resize_image(const Image& image, std::int64_t rows, std::int64_t cols, Interpolation interpolation);
+// The `box` of the picture resized: the same bits as resize_image(crop(image, box), ...), without
+// the copy (kernels::resize_u8 reads the window in place).
+Image resize_image(const Image& image, const Box& box, std::int64_t rows, std::int64_t cols,
+                   Interpolation interpolation);
+// The same into `out`, whose pixel storage is reused when large enough.
+void resize_image_into(const Image& image, const Box& box, std::int64_t rows, std::int64_t cols,
+                       Interpolation interpolation, Image& out);
 
 // The largest JPEG reduction (8: none; 4, 2, 1 eighths) at which a `box` of a picture stored as
 // rows x cols still covers at least target_rows x target_cols pixels.

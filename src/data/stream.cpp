@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
 
+#include "data/loader_util.h"
 #include "data/sample_ops.h"
 #include "reskit/error.h"
 #include "reskit/runtime.h"
@@ -70,6 +72,21 @@ struct CachedImage {
 struct StreamDataset::Cache {
   std::mutex mutex;
   std::vector<std::shared_ptr<const CachedImage>> images;
+};
+
+// StreamTimes as nanoseconds, added to by the workers at once.
+struct StreamDataset::Timing {
+  enum Stage { decode, resize, augment, batch, count };
+  std::atomic<std::int64_t> ns[count] = {};
+  std::atomic<std::int64_t> samples{0};
+  using Clock = std::chrono::steady_clock;
+  // The nanoseconds since `since`, added to `stage`; returns now.
+  Clock::time_point add(Stage stage, Clock::time_point since) {
+    const Clock::time_point now = Clock::now();
+    ns[stage].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - since).count(),
+                        std::memory_order_relaxed);
+    return now;
+  }
 };
 
 // One epoch's workers and ring of batches. Worker w takes the epoch's positions p = first*b,
@@ -170,7 +187,8 @@ StreamDataset::StreamDataset(std::shared_ptr<const SampleReader> reader, std::st
       interpolation_(interpolation),
       crop_to_aspect_ratio_(crop_to_aspect_ratio),
       options_(options),
-      cache_(std::make_unique<Cache>()) {
+      cache_(std::make_unique<Cache>()),
+      timing_(std::make_unique<Timing>()) {
   if (sample_shape_.size() != 3 || sample_shape_[0] < 1 || sample_shape_[1] < 1 ||
       (sample_shape_[2] != 1 && sample_shape_[2] != 3 && sample_shape_[2] != 4)) {
     throw ConfigError(source_ + ": expected a sample shape (H, W, C) with C 1, 3 or 4, got " +
@@ -214,6 +232,15 @@ std::unique_ptr<StreamDataset> StreamDataset::subset(std::int64_t begin, std::in
   return std::make_unique<StreamDataset>(std::make_shared<SubsetReader>(reader_, begin, end), source_,
                                          sample_shape_, num_classes_, class_names_, interpolation_,
                                          crop_to_aspect_ratio_, options_);
+}
+
+StreamTimes StreamDataset::times() const {
+  auto seconds = [&](Timing::Stage stage) { return 1e-9 * static_cast<double>(timing_->ns[stage].load()); };
+  return {.decode = seconds(Timing::decode),
+          .resize = seconds(Timing::resize),
+          .augment = seconds(Timing::augment),
+          .batch = seconds(Timing::batch),
+          .samples = timing_->samples.load()};
 }
 
 int StreamDataset::workers() const {
@@ -287,6 +314,7 @@ void StreamDataset::next_batch(std::int64_t step, Tensor& x, Tensor& y) {
     stop();
     throw FileError(source_ + ": every file of batch " + std::to_string(step + 1) + " is unreadable" + note);
   }
+  const auto assembly = Timing::Clock::now();
   const std::int64_t h = sample_shape_[0], w = sample_shape_[1], c = sample_shape_[2];
   const Shape xs{kept, h, w, c};
   if (!x.defined() || x.shape() != xs) x = Tensor::uninitialized(xs, x.defined() ? x.dtype() : floatx());
@@ -306,6 +334,7 @@ void StreamDataset::next_batch(std::int64_t step, Tensor& x, Tensor& y) {
       ++i;
     }
   });
+  timing_->add(Timing::batch, assembly);
   {
     std::lock_guard lock(p.mutex);
     p.consumer_step = step + 1;
@@ -381,6 +410,7 @@ struct DecodePlan {
 void StreamDataset::make_sample(int epoch, std::int64_t i, const AugmentOptions& augment,
                                 std::uint8_t* out) const {
   const std::int64_t h = sample_shape_[0], w = sample_shape_[1], c = sample_shape_[2];
+  Timing::Clock::time_point t = Timing::Clock::now();
   SampleRng rng(options_.seed, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(i));
   DecodePlan plan{.augment = &augment,
                   .rng = &rng,
@@ -401,12 +431,17 @@ void StreamDataset::make_sample(int epoch, std::int64_t i, const AugmentOptions&
     cache_->images[static_cast<std::size_t>(i)] =
         std::make_shared<const CachedImage>(CachedImage{image, resized});
   };
-  Image img;
+  // This thread's last resized picture: its storage is reused, as the decoders reuse the pixels
+  // handed back by recycle_pixels (no allocation, no fresh pages, per sample).
+  thread_local Image resized;
+  const Image* src = nullptr;
   if (cached && cached->resized && !rrc) {
-    img = cached->image;
+    src = &cached->image;
   } else {
+    Image img;
+    const Image* whole = &img;
     if (cached && !cached->resized) {
-      img = cached->image;
+      whole = &cached->image;
     } else {
       img = reader_->read(i, &DecodePlan::scale, &plan);
       if (img.channels != c) {
@@ -414,12 +449,16 @@ void StreamDataset::make_sample(int epoch, std::int64_t i, const AugmentOptions&
                         std::to_string(img.channels));
       }
       if (options_.cache && rrc) keep(img, false);
+      t = timing_->add(Timing::decode, t);
     }
-    if (!plan.planned) plan.plan(img.rows, img.cols);
-    img = crop(img, plan.box_in(img.rows, img.cols));
-    if (img.rows != h || img.cols != w) img = resize_image(img, h, w, interpolation_);
-    if (options_.cache && !rrc && !cached) keep(img, true);
+    if (!plan.planned) plan.plan(whole->rows, whole->cols);
+    resize_image_into(*whole, plan.box_in(whole->rows, whole->cols), h, w, interpolation_, resized);
+    recycle_pixels(std::move(img.pixels));
+    if (options_.cache && !rrc && !cached) keep(resized, true);
+    t = timing_->add(Timing::resize, t);
+    src = &resized;
   }
+  timing_->samples.fetch_add(1, std::memory_order_relaxed);
   // Then, as Dataset::fill_batch: the pad-and-crop offsets, then the flip.
   std::int64_t dr = 0, dc = 0;
   if (augment.pad_crop > 0) {
@@ -428,19 +467,20 @@ void StreamDataset::make_sample(int epoch, std::int64_t i, const AugmentOptions&
   }
   const bool flip = augment.horizontal_flip && rng.below(2) == 1;
   if (dr == 0 && dc == 0 && !flip) {
-    std::copy(img.pixels.begin(), img.pixels.end(), out);
-    return;
-  }
-  for (std::int64_t r = 0; r < h; ++r)
-    for (std::int64_t q = 0; q < w; ++q) {
-      const std::int64_t sr = r + dr, sq = (flip ? w - 1 - q : q) + dc;
-      std::uint8_t* o = out + (r * w + q) * c;
-      if (sr < 0 || sr >= h || sq < 0 || sq >= w) {
-        std::fill_n(o, c, std::uint8_t{0});
-      } else {
-        std::copy_n(img.pixels.data() + (sr * w + sq) * c, c, o);
+    std::copy(src->pixels.begin(), src->pixels.end(), out);
+  } else {
+    for (std::int64_t r = 0; r < h; ++r)
+      for (std::int64_t q = 0; q < w; ++q) {
+        const std::int64_t sr = r + dr, sq = (flip ? w - 1 - q : q) + dc;
+        std::uint8_t* o = out + (r * w + q) * c;
+        if (sr < 0 || sr >= h || sq < 0 || sq >= w) {
+          std::fill_n(o, c, std::uint8_t{0});
+        } else {
+          std::copy_n(src->pixels.data() + (sr * w + sq) * c, c, o);
+        }
       }
-    }
+  }
+  timing_->add(Timing::augment, t);
 }
 
 }  // namespace reskit

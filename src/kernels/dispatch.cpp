@@ -28,6 +28,7 @@
 #include "kernels/cpu/onednn_engine.h"
 #include "kernels/cpu/onednn_pointwise.h"
 #include "kernels/cpu/pool.h"
+#include "kernels/cpu/resize_u8.h"
 #include "kernels/cpu/tiny_image.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
@@ -37,6 +38,7 @@
 #include "kernels/ref/dense.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/pool2d.h"
+#include "kernels/ref/resize.h"
 #include "kernels/sync_batch_norm.h"
 #include "reskit/error.h"
 
@@ -649,6 +651,15 @@ void concat_forward(const ConcatParams& p, const T* x, T* y) {
 template <class T>
 void concat_backward(const ConcatParams& p, const T* dy, T* dx) {
   ref::concat_backward(p, dy, dx);
+}
+
+// The streaming pipeline's 8-bit resize: the bilinear fast path has the reference's bits.
+void resize_u8(const ResizeParams& p, const std::uint8_t* x, std::uint8_t* y) {
+  if (!use_ref() && p.method == ResizeMethod::bilinear) {
+    cpu::resize_bilinear_u8(p, x, y);
+  } else {
+    ref::resize_u8(p, x, y);
+  }
 }
 
 #define RESKIT_INSTANTIATE_ELEMENTWISE(T)                                                          \

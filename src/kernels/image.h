@@ -2,7 +2,8 @@
 // tf.image.resize (Keras Resizing; the streaming pipeline's resize) and the crop box of Keras's
 // crop_to_aspect_ratio (kernels/ref/resize.cpp); TF's ImageProjectiveTransformV3 (RandomRotation,
 // RandomZoom, RandomTranslation), flips, crops and contrast (kernels/ref/image_transform.cpp).
-// Reference loops only: there is nothing to choose, so dispatch.cpp does not route them.
+// Reference loops only, but for resize_u8, whose bilinear case has a fast twin
+// (cpu/resize_u8.cpp) that dispatch.cpp chooses.
 //
 // Shapes: x[N, H, W, C] (NHWC; N = 1 for one image (H, W, C)), y[N, P, Q, C].
 // Coordinates are computed in float32 as TensorFlow computes them (so the sampled pixels and
@@ -39,6 +40,12 @@ void resize_forward(const ResizeParams& p, const T* x, T* y);
 // The adjoint (resizing is linear in x): dx[N,H,W,C] from dy[N,P,Q,C]; 0 outside the window.
 template <class T>
 void resize_backward(const ResizeParams& p, const T* dy, T* dx);
+
+// 8-bit pictures (the streaming pipeline's resize): y = resize_forward<float> of x's pixels as
+// float, each rounded to the nearest integer (ties to even) and clamped to [0, 255]. Bilinear runs
+// a fast path with the same arithmetic (the same bits); Backend::reference and the other methods
+// run the reference (ref/resize.h).
+void resize_u8(const ResizeParams& p, const std::uint8_t* x, std::uint8_t* y);
 
 // Keras's crop_to_aspect_ratio (keras.preprocessing.image.smart_resize): the largest centred window
 // of an h x w image with the aspect ratio of target_h x target_w, computed as Keras does

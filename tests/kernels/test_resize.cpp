@@ -1,6 +1,7 @@
 // The resize kernel (kernels/image.h) against values written independently from TensorFlow's
 // definitions (gen_resize_golden.py), Keras's crop_to_aspect_ratio box, the backward as the exact
-// adjoint of the forward, and the errors.
+// adjoint of the forward, the errors, and the 8-bit resize's fast bilinear path against its
+// reference bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/resize_u8.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/resize.h"
 #include "kernels/resize_golden.h"
 #include "reskit/error.h"
 
@@ -107,6 +110,66 @@ TEST(Resize, RejectsAWindowOutsideTheImage) {
   EXPECT_THROW(resize_forward(p, x.data(), y.data()), ShapeError);
   p.top = 0, p.rows = 0, p.q = 0;
   EXPECT_THROW(resize_forward(p, x.data(), y.data()), ShapeError);
+}
+
+// Up, down (2x down makes weights of exactly 1/2: every rounding tie), odd ratios, windows, and
+// channel counts 1, 2, 3, 4: the fast path's bytes are the reference's.
+TEST(ResizeU8, BilinearFastPathHasTheReferenceBits) {
+  std::mt19937 gen(7);
+  struct Case {
+    std::int64_t n, h, w, c, p, q, top, left, rows, cols;
+  };
+  std::vector<Case> cases = {{1, 8, 8, 3, 4, 4, 0, 0, 0, 0},
+                             {2, 7, 5, 1, 13, 9, 0, 0, 0, 0},
+                             {1, 375, 500, 3, 224, 224, 20, 31, 300, 410},
+                             {1, 40, 30, 4, 17, 29, 3, 2, 33, 27},
+                             {1, 9, 11, 2, 9, 11, 0, 0, 0, 0},
+                             {1, 1, 1, 3, 5, 3, 0, 0, 0, 0},
+                             {1, 64, 64, 3, 32, 32, 0, 0, 0, 0}};
+  for (int k = 0; k < 40; ++k) {  // random windows and sizes
+    Case c{1,
+           1 + static_cast<std::int64_t>(gen() % 60),
+           1 + static_cast<std::int64_t>(gen() % 60),
+           1 + static_cast<std::int64_t>(gen() % 4),
+           1 + static_cast<std::int64_t>(gen() % 50),
+           1 + static_cast<std::int64_t>(gen() % 50),
+           0,
+           0,
+           0,
+           0};
+    c.top = static_cast<std::int64_t>(gen() % static_cast<unsigned>(c.h));
+    c.left = static_cast<std::int64_t>(gen() % static_cast<unsigned>(c.w));
+    c.rows = 1 + static_cast<std::int64_t>(gen() % static_cast<unsigned>(c.h - c.top));
+    c.cols = 1 + static_cast<std::int64_t>(gen() % static_cast<unsigned>(c.w - c.left));
+    cases.push_back(c);
+  }
+  for (const Case& c : cases) {
+    const ResizeParams p{.n = c.n,
+                         .h = c.h,
+                         .w = c.w,
+                         .c = c.c,
+                         .p = c.p,
+                         .q = c.q,
+                         .top = c.top,
+                         .left = c.left,
+                         .rows = c.rows,
+                         .cols = c.cols};
+    std::vector<std::uint8_t> x(static_cast<std::size_t>(c.n * c.h * c.w * c.c));
+    for (auto& v : x) v = static_cast<std::uint8_t>(gen());
+    std::vector<std::uint8_t> fast(static_cast<std::size_t>(c.n * c.p * c.q * c.c)), ref(fast.size());
+    cpu::resize_bilinear_u8(p, x.data(), fast.data());
+    ref::resize_u8(p, x.data(), ref.data());
+    ASSERT_EQ(fast, ref) << c.h << "x" << c.w << "x" << c.c << " window " << c.top << "," << c.left << " "
+                         << c.rows << "x" << c.cols << " -> " << c.p << "x" << c.q;
+  }
+}
+
+TEST(ResizeU8, RejectsAWindowOutsideTheImage) {
+  ResizeParams p;
+  p.h = 4, p.w = 4, p.c = 3, p.p = 2, p.q = 2, p.left = 2, p.cols = 3;
+  std::vector<std::uint8_t> x(48), y(12);
+  EXPECT_THROW(cpu::resize_bilinear_u8(p, x.data(), y.data()), ShapeError);
+  EXPECT_THROW(ref::resize_u8(p, x.data(), y.data()), ShapeError);
 }
 
 }  // namespace

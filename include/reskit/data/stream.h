@@ -75,6 +75,16 @@ struct StreamOptions {
   bool dct_scaling = true;
 };
 
+// Where a stream's time went (StreamDataset::times()): seconds summed over the threads that did
+// the work, so that a stage's cost per image is its seconds / samples whatever the worker count.
+struct StreamTimes {
+  double decode = 0;   // workers: reading and decoding files (a cached sample costs nothing here)
+  double resize = 0;   // workers: crop and resize
+  double augment = 0;  // workers: flip and pad-and-crop into the batch's slot
+  double batch = 0;    // next_batch: the batch as x's dtype (scaled by 1/255) and one-hot y
+  std::int64_t samples = 0;
+};
+
 // Hardware threads less the training threads (num_threads()), at least 1.
 int default_data_workers();
 
@@ -122,12 +132,15 @@ class StreamDataset final : public BatchSource {
   std::int32_t label(std::int64_t i) const { return reader_->label(i); }
   // Files left out of the batches of the last epoch (skip_bad).
   std::int64_t skipped() const { return skipped_; }
+  // The time spent on this stream's samples since it was opened (all epochs).
+  StreamTimes times() const;
   // Sample i of `epoch` as the workers make it, with the augmentation: (H, W, C) uint8.
   Image sample(int epoch, std::int64_t i, const AugmentOptions& augment = {}) const;
 
  private:
   struct Pipeline;
   struct Cache;
+  struct Timing;
   void stop();
   // Sample i of `epoch`, augmented, into out (H * W * C bytes). Called by the workers at once.
   void make_sample(int epoch, std::int64_t i, const AugmentOptions& augment, std::uint8_t* out) const;
@@ -141,6 +154,7 @@ class StreamDataset final : public BatchSource {
   bool crop_to_aspect_ratio_ = false;
   StreamOptions options_;
   std::unique_ptr<Cache> cache_;
+  std::unique_ptr<Timing> timing_;
   std::unique_ptr<Pipeline> pipeline_;
   std::int64_t skipped_ = 0;
 };

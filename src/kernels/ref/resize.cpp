@@ -3,6 +3,8 @@
 // computed in float32 as TensorFlow's kernels compute them (resize_bilinear_op, resize_nearest_
 // neighbor_op, resize_bicubic_op, resize_area_op); the output is the sum over row taps × column
 // taps. The backward is the same sum scattered (the adjoint).
+#include "kernels/ref/resize.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -224,6 +226,18 @@ CropBox resize_crop_box(std::int64_t h, std::int64_t w, std::int64_t target_h, s
   box.left = static_cast<std::int64_t>(static_cast<float>(w - box.cols) / 2.0f);
   return box;
 }
+
+namespace ref {
+
+void resize_u8(const ResizeParams& p, const std::uint8_t* x, std::uint8_t* y) {
+  const std::vector<float> in(x, x + p.n * p.h * p.w * p.c);
+  std::vector<float> out(static_cast<std::size_t>(p.n * p.p * p.q * p.c));
+  resize_forward(p, in.data(), out.data());
+  for (std::size_t i = 0; i < out.size(); ++i)
+    y[i] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(out[i]), 0.0f, 255.0f));
+}
+
+}  // namespace ref
 
 template void resize_forward<float>(const ResizeParams&, const float*, float*);
 template void resize_forward<double>(const ResizeParams&, const double*, double*);
