@@ -1,7 +1,8 @@
 // reskit bench: images per second of a training step (forward, backward, Adam) or of inference,
 // the median of several steps after a warm-up. Under mpirun, data-parallel: --batch is the
 // global batch, each rank steps on its share, rank 0 prints the global images/s and the
-// gradient allreduce's time per step (all of it exposed: it starts after backward).
+// gradient allreduce's time per step (all of it exposed: it starts after backward). With --data
+// FOLDER it measures the input pipeline instead, no model (bench_data.cpp).
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "reskit/random.h"
 #include "reskit/runtime.h"
 #include "reskit/training/memory.h"
+#include "stream_data.h"
 
 namespace reskit::cli {
 
@@ -26,11 +28,13 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
-    bool profile = false;
+    bool profile = false, no_dct_scaling = false;
   };
   auto args = std::make_shared<Args>();
+  auto data = std::make_shared<DataBenchArgs>();
   cmd->add_option("--model", args->model, "Model name")->capture_default_str()->check(model_name());
-  cmd->add_option("--input", args->input, "Input shape H,W,C")->capture_default_str();
+  auto* input = cmd->add_option("--input", args->input, "Input shape H,W,C (with --data: the image size)")
+                    ->capture_default_str();
   cmd->add_option("--classes", args->classes, "Number of classes")
       ->capture_default_str()
       ->check(integer_at_least(1));
@@ -47,8 +51,32 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(integer_at_least(0));
   cmd->add_flag("--profile", args->profile, "Print the time per layer kind and pass");
-  cmd->callback([args] {
+  cmd->add_option("--data", data->data,
+                  "An image folder: measure the input pipeline over one pass (read, decode, augment, batch), "
+                  "no model");
+  cmd->add_option("--augment", data->augment,
+                  "With --data: a list of pad-crop, flip and random-resized-crop");
+  cmd->add_option("--data-workers", data->workers,
+                  "With --data: decoding threads (default: the cores the training threads leave)")
+      ->check(integer_at_least(1));
+  cmd->add_option("--interpolation", data->interpolation, "With --data: how --input resizes")
+      ->capture_default_str()
+      ->check(one_of({"bilinear", "nearest", "bicubic", "area"}));
+  cmd->add_flag("--no-dct-scaling", args->no_dct_scaling,
+                "With --data: decode JPEGs at full size (to measure what DCT scaling saves)");
+  add_limit_flag(*cmd, data->limit, "With --data: read only the first N files");
+  cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
+    if (!data->data.empty()) {
+      if (a.threads != 0) set_num_threads(a.threads);
+      data->batch = a.batch;
+      data->dct_scaling = !a.no_dct_scaling;
+      if (input->count() > 0) data->input = a.input;
+      run_data_bench(*data);
+      return;
+    }
+    for (const char* flag : {"--augment", "--data-workers", "--interpolation", "--no-dct-scaling", "--limit"})
+      if (cmd->count(flag) > 0) throw UsageError(std::string(flag) + ": expected it with --data");
     if (a.mode != "train" && a.mode != "infer") {
       throw UsageError("--mode: expected train or infer, got '" + a.mode + "'");
     }

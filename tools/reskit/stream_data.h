@@ -46,4 +46,14 @@ struct TrainData {
 TrainData open_train_data(const std::string& data, const std::string& validation, const DataFlags& flags,
                           std::int64_t limit, std::uint64_t seed);
 
+// reskit bench --data FOLDER (bench_data.cpp): the pipeline's own images/s over one pass of the
+// folder, no model; input "" keeps the files' size.
+struct DataBenchArgs {
+  std::string data, input, augment, interpolation = "bilinear";
+  int workers = 0, batch = 32;
+  std::int64_t limit = 0;
+  bool dct_scaling = true;
+};
+void run_data_bench(const DataBenchArgs& args);
+
 }  // namespace reskit::cli
