@@ -2,7 +2,8 @@
 # Installs every Debian package that building and testing reskit needs. Safe to run twice:
 # it asks apt only for what is missing.
 #   scripts/setup.sh           build + test dependencies
-#   scripts/setup.sh --bench   also the PyTorch peer (python3-torch) for bench/ and golden fixtures
+#   scripts/setup.sh --bench   also the PyTorch peers (python3-torch, python3-torchvision, python3-pil)
+#                              for bench/ and golden fixtures
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libdnnl-dev ocl-icd-opencl-dev libopenblas-openmp-dev
@@ -14,7 +15,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       python3-onnx python3-opencv
       libopenmpi-dev openmpi-bin  # data-parallel training (mpirun; docs/scaling.md)
       clang libclang-rt-14-dev libomp-dev)  # the libFuzzer targets (fuzz/run_fuzzers.sh)
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy); fi
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch python3-numpy python3-torchvision python3-pil); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
