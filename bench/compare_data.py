@@ -8,8 +8,9 @@
 train     ResNet-20 on Fashion-MNIST for one epoch (`reskit train --epochs 1`), in memory (the IDX
           files, --limit) against the same pictures written as PNG folders (bench/fmnist_to_png.py)
           and streamed (--input 28,28,1), same --threads, the default --data-workers. Images/s are
-          (training + validation images) / (steps x ms/step of the epoch's progress bar), as
-          bench/compare_torch.py counts an epoch. Target: the folder at >= 95% of memory.
+          (training + validation images) / the epoch's seconds, from the "Epoch 1/1" line to the
+          end of its progress bar (each timed as it arrives; reskit flushes both), so loading,
+          saving and the final evaluation are left out. Target: the folder at >= 95% of memory.
 pipeline  `reskit bench --data JPEGS --input 224,224,3 --augment random-resized-crop,flip
           --data-workers W` against bench/torch_dataloader.py (DataLoader over ImageFolder,
           RandomResizedCrop(224) + RandomHorizontalFlip + ToTensor, W workers, same batch) over a
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -44,8 +46,10 @@ from torch_dataloader import tree_memory_kib  # noqa: E402  (the same /proc samp
 
 
 def measured(cmd):
-    """Runs cmd; returns (stdout, peak tree Pss MiB, peak tree RSS MiB)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Runs cmd; returns (stdout, peak tree Pss MiB, peak tree RSS MiB, [(seconds, line)]): each
+    stdout line with the time it arrived (reskit flushes each line it prints)."""
+    err = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
     peak = [0, 0]
     done = threading.Event()
 
@@ -57,21 +61,22 @@ def measured(cmd):
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    out, err = proc.communicate()
+    lines = [(time.perf_counter(), line) for line in proc.stdout]
+    proc.wait()
     done.set()
     t.join()
     if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out}\n{err}")
-    return out, peak[0] / 1024, peak[1] / 1024
+        err.seek(0)
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{''.join(l for _, l in lines)}\n{err.read()}")
+    return "".join(l for _, l in lines), peak[0] / 1024, peak[1] / 1024, lines
 
 
-def epoch_rate(out, images):
-    line = [l for l in out.splitlines() if "ms/step - loss" in l or "s/step - loss" in l][0]
-    line = line.split("\r")[-1]
-    steps = int(re.search(r"(\d+)/\d+ \[", line).group(1))
-    m = re.search(r" (\d+)(ms|s)/step", line)
-    step_s = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-    return images / (steps * step_s)
+def epoch_rate(lines, images):
+    """Images/s of the epoch: from the moment "Epoch 1/1" is printed (before its first batch is
+    asked for) to the moment its progress bar ends (after its validation)."""
+    start = next(t for t, l in lines if l.startswith("Epoch 1/"))
+    end = next(t for t, l in lines if t >= start and "/step - loss" in l)
+    return images / (end - start)
 
 
 def part_train(args, rows):
@@ -88,8 +93,8 @@ def part_train(args, rows):
         streamed = [args.reskit] + common + ["--data", os.path.join(folder, "train"), "--validation",
                                              os.path.join(folder, "test"), "--input", "28,28,1"] + files
         for k in range(args.repeats + 1):
-            a = epoch_rate(measured(memory)[0], args.fmnist + n_val)
-            b = epoch_rate(measured(streamed)[0], args.fmnist + n_val)
+            a = epoch_rate(measured(memory)[3], args.fmnist + n_val)
+            b = epoch_rate(measured(streamed)[3], args.fmnist + n_val)
             if k > 0:
                 ours.append(b), theirs.append(a)
             print(f"# train{' (warm-up)' if k == 0 else ''}: in memory {a:.1f}, PNG folder {b:.1f} images/s",
