@@ -1,7 +1,9 @@
 // reskit bench: images per second of a training step (forward, backward, Adam) or of inference,
 // the median of several steps after a warm-up. Under mpirun, data-parallel: --batch is the
 // global batch, each rank steps on its share, rank 0 prints the global images/s and the
-// gradient allreduce's time per step (all of it exposed: it starts after backward).
+// gradient allreduce's time per step (all of it exposed: it starts after backward). --report adds
+// the CPU, the ISA oneDNN uses, the FMA peak measured here and the workload's share of it
+// (bench_report.h).
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_report.h"
 #include "commands.h"
 #include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
@@ -26,7 +29,7 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
-    bool profile = false;
+    bool profile = false, report = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--model", args->model, "Model name")->capture_default_str()->check(model_name());
@@ -47,6 +50,9 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(integer_at_least(0));
   cmd->add_flag("--profile", args->profile, "Print the time per layer kind and pass");
+  cmd->add_flag("--report", args->report,
+                "Also print the CPU, its ISA as oneDNN sees it, the FMA peak measured here and the "
+                "workload's FLOP/s as a fraction of it");
   cmd->callback([args] {
     const Args& a = *args;
     if (a.mode != "train" && a.mode != "infer") {
@@ -119,6 +125,7 @@ void add_bench_command(CLI::App& app) {
                  1e3 * (replicas.communication_seconds() - communication_before) / a.steps);
     }
     fmt::print("{:.1f} images/s\n", a.batch / median);
+    if (a.report) print_report(model, a.mode == "train", a.dtype, num_threads(), a.batch / median);
   });
 }
 
