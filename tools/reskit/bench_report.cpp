@@ -33,101 +33,53 @@ std::string cpu_model_name() {
 
 namespace {
 
-// Each loop: `kChains` independent accumulators, so the FMA units never wait on a result (latency
-// 4 cycles × 2 ports at most needs 8; 12 leaves room). Returns FLOPs done.
-constexpr int kChains = 12;
+// Each loop: 12 independent accumulators (latency 4 cycles × 2 FMA ports needs 8), made opaque to
+// the compiler before the loop so that it keeps them apart in registers. Returns the FLOPs done.
 constexpr std::int64_t kInner = 1 << 14;
 
+#define RESKIT_FMA_LOOP(VEC, OPERAND, SET1, FMA, ADD, STORE, ELEM, LANES, FLOPS_PER_LANE, A, B)              \
+  OPERAND a = A, b = B;                                                                                      \
+  VEC c0 = SET1(0.50), c1 = SET1(0.51), c2 = SET1(0.52), c3 = SET1(0.53), c4 = SET1(0.54), c5 = SET1(0.55),  \
+      c6 = SET1(0.56), c7 = SET1(0.57), c8 = SET1(0.58), c9 = SET1(0.59), c10 = SET1(0.60),                  \
+      c11 = SET1(0.61);                                                                                      \
+  __asm__ volatile(""                                                                                        \
+                   : "+v"(a), "+v"(b), "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), \
+                     "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));                                    \
+  for (std::int64_t r = 0; r < reps; ++r) {                                                                  \
+    c0 = FMA(c0, a, b), c1 = FMA(c1, a, b), c2 = FMA(c2, a, b), c3 = FMA(c3, a, b);                          \
+    c4 = FMA(c4, a, b), c5 = FMA(c5, a, b), c6 = FMA(c6, a, b), c7 = FMA(c7, a, b);                          \
+    c8 = FMA(c8, a, b), c9 = FMA(c9, a, b), c10 = FMA(c10, a, b), c11 = FMA(c11, a, b);                      \
+  }                                                                                                          \
+  VEC s = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));                                 \
+  s = ADD(s, ADD(ADD(c8, c9), ADD(c10, c11)));                                                               \
+  ELEM sink[LANES];                                                                                          \
+  STORE(sink, s);                                                                                            \
+  __asm__ volatile("" : : "r"(sink) : "memory");                                                             \
+  return 12.0 * LANES * FLOPS_PER_LANE * static_cast<double>(reps)
+
+// vfmadd: 2 FLOPs per lane.
 __attribute__((target("avx512f"))) double loop_avx512_f32(std::int64_t reps) {
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.5f + 0.01f * static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
-  for (std::int64_t r = 0; r < reps; ++r) {
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    __asm__ volatile(""
-                     : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
-                       "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]), "+v"(acc[10]), "+v"(acc[11]));
-  }
-  float sink[16];
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  _mm512_storeu_ps(sink, s);
-  __asm__ volatile("" : : "r"(sink) : "memory");
-  return 2.0 * 16 * kChains * static_cast<double>(reps);
+  RESKIT_FMA_LOOP(__m512, __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, float, 16,
+                  2, _mm512_set1_ps(0.999f), _mm512_set1_ps(1e-4f));
 }
-
 __attribute__((target("avx512f"))) double loop_avx512_f64(std::int64_t reps) {
-  __m512d acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_pd(0.5 + 0.01 * i);
-  const __m512d a = _mm512_set1_pd(0.999), b = _mm512_set1_pd(0.0001);
-  for (std::int64_t r = 0; r < reps; ++r) {
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_pd(acc[i], a, b);
-    __asm__ volatile(""
-                     : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
-                       "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]), "+v"(acc[10]), "+v"(acc[11]));
-  }
-  double sink[8];
-  __m512d s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_pd(s, acc[i]);
-  _mm512_storeu_pd(sink, s);
-  __asm__ volatile("" : : "r"(sink) : "memory");
-  return 2.0 * 8 * kChains * static_cast<double>(reps);
+  RESKIT_FMA_LOOP(__m512d, __m512d, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_storeu_pd, double,
+                  8, 2, _mm512_set1_pd(0.999), _mm512_set1_pd(1e-4));
 }
-
-// vdpbf16ps: 16 lanes, each two bfloat16 products added to a float32 accumulator.
+// vdpbf16ps: each float32 lane adds two bfloat16 products, 4 FLOPs per lane.
 __attribute__((target("avx512f,avx512bf16"))) double loop_avx512_bf16(std::int64_t reps) {
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.5f + 0.01f * static_cast<float>(i));
-  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3800);
-  for (std::int64_t r = 0; r < reps; ++r) {
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-    __asm__ volatile(""
-                     : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]),
-                       "+v"(acc[6]), "+v"(acc[7]), "+v"(acc[8]), "+v"(acc[9]), "+v"(acc[10]), "+v"(acc[11]));
-  }
-  float sink[16];
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  _mm512_storeu_ps(sink, s);
-  __asm__ volatile("" : : "r"(sink) : "memory");
-  return 4.0 * 16 * kChains * static_cast<double>(reps);
+  RESKIT_FMA_LOOP(__m512, __m512bh, _mm512_set1_ps, _mm512_dpbf16_ps, _mm512_add_ps, _mm512_storeu_ps, float,
+                  16, 4, (__m512bh)_mm512_set1_epi16(0x3f80), (__m512bh)_mm512_set1_epi16(0x3800));
 }
-
 __attribute__((target("avx2,fma"))) double loop_avx2_f32(std::int64_t reps) {
-  __m256 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(0.5f + 0.01f * static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.0001f);
-  for (std::int64_t r = 0; r < reps; ++r) {
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-    __asm__ volatile(""
-                     : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]), "+x"(acc[4]), "+x"(acc[5]),
-                       "+x"(acc[6]), "+x"(acc[7]), "+x"(acc[8]), "+x"(acc[9]), "+x"(acc[10]), "+x"(acc[11]));
-  }
-  float sink[8];
-  __m256 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm256_add_ps(s, acc[i]);
-  _mm256_storeu_ps(sink, s);
-  __asm__ volatile("" : : "r"(sink) : "memory");
-  return 2.0 * 8 * kChains * static_cast<double>(reps);
+  RESKIT_FMA_LOOP(__m256, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, float, 8,
+                  2, _mm256_set1_ps(0.999f), _mm256_set1_ps(1e-4f));
 }
-
 __attribute__((target("avx2,fma"))) double loop_avx2_f64(std::int64_t reps) {
-  __m256d acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_pd(0.5 + 0.01 * i);
-  const __m256d a = _mm256_set1_pd(0.999), b = _mm256_set1_pd(0.0001);
-  for (std::int64_t r = 0; r < reps; ++r) {
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_pd(acc[i], a, b);
-    __asm__ volatile(""
-                     : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]), "+x"(acc[4]), "+x"(acc[5]),
-                       "+x"(acc[6]), "+x"(acc[7]), "+x"(acc[8]), "+x"(acc[9]), "+x"(acc[10]), "+x"(acc[11]));
-  }
-  double sink[4];
-  __m256d s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm256_add_pd(s, acc[i]);
-  _mm256_storeu_pd(sink, s);
-  __asm__ volatile("" : : "r"(sink) : "memory");
-  return 2.0 * 4 * kChains * static_cast<double>(reps);
+  RESKIT_FMA_LOOP(__m256d, __m256d, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_add_pd, _mm256_storeu_pd, double,
+                  4, 2, _mm256_set1_pd(0.999), _mm256_set1_pd(1e-4));
 }
+#undef RESKIT_FMA_LOOP
 
 // Seconds this thread has run on a CPU (not the time it waited for one: the machine may be shared).
 double thread_cpu_seconds() {
