@@ -5,11 +5,30 @@
 // here, never in tests. GFLOP/s counts every tap, padding included (nominal): the row products
 // skip the taps that fall on padding, so on the 2x2 and 4x4 stages they can exceed the FMA peak.
 //   build/bench/reskit_bench_kernels --benchmark_filter=Forward
+//
+// --rules [reps]: every fixed rule of kernels/dispatch.cpp (and onednn_conv.cpp's choice of
+// oneDNN implementation) measured both ways on the shapes it decides (ResNet-50 64x64 batch 32,
+// ResNet-20 28x28 and 32x32 batch 128), the two paths called directly and timed alternately
+// (A B, then B A, ...), medians of `reps` timings of at least 20 ms each: a markdown table for
+// docs/cpu-rules.md. "A" is the path the rule picks for the shape, "B" the other one. Times are
+// the process's CPU time per call (on a machine shared with other work, wall time measures the
+// scheduler: with OMP_NUM_THREADS=1 CPU time is the path's own cost); B/A wall beside it.
+//   build/bench/reskit_bench_kernels --rules 5
 #include <benchmark/benchmark.h>
+#include <fmt/core.h>
+#include <omp.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "kernels/conv_paths.h"
+#include "kernels/cpu/onednn_conv.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/conv2d.h"
 
@@ -126,6 +145,252 @@ int register_all() {
   return 0;
 }
 const int registered = register_all();
+
+// ---- --rules ----
+
+using k::conv_paths::Pass;
+
+// The operands of one convolution, random.
+template <class T>
+struct Buffers {
+  std::vector<T> x, w, b, y, dy, dx, dw, db;
+  explicit Buffers(const k::Conv2DParams& p)
+      : x(random<T>(p.n * p.h * p.w * p.c)),
+        w(random<T>(p.r * p.s * p.c * p.k)),
+        b(random<T>(p.k)),
+        y(p.n * p.p * p.q * p.k),
+        dy(random<T>(p.n * p.p * p.q * p.k)),
+        dx(x.size()),
+        dw(w.size()),
+        db(p.k) {}
+  k::conv_paths::Operands<T> operands(Pass pass) {
+    k::conv_paths::Operands<T> o;
+    if (pass == Pass::forward) o.x = x.data(), o.w = w.data(), o.b = b.data(), o.y = y.data();
+    if (pass == Pass::backward_data) o.dy = dy.data(), o.w = w.data(), o.dx = dx.data();
+    if (pass == Pass::backward_weights) o.x = x.data(), o.dy = dy.data(), o.dw = dw.data(), o.db = db.data();
+    return o;
+  }
+};
+
+// A call of one path: the entry of the dispatch list named `path`, or one of oneDNN's forward
+// implementations forced ("brgconv (oneDNN's first)", "direct jit:avx512_core"). false: declined.
+template <class T>
+std::function<bool()> path_call(const std::string& path, Pass pass, const k::Conv2DParams& p,
+                                Buffers<T>& buf) {
+  namespace od = reskit::kernels::onednn;
+  if constexpr (std::is_same_v<T, float>) {
+    if (path == "brgconv (oneDNN's first)" || path == "direct jit:avx512_core") {
+      const auto impl = path[0] == 'b' ? od::ForwardImpl::first_offered : od::ForwardImpl::direct_jit;
+      return [&buf, p, impl] {
+        return od::conv_forward_impl(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), impl);
+      };
+    }
+  }
+  for (const auto& entry : k::conv_paths::paths<T>(pass, p.bf16)) {
+    if (entry.name == path) {
+      const auto o = buf.operands(pass);
+      return [&entry, p, o] { return entry.run(p, o); };
+    }
+  }
+  std::fprintf(stderr, "no path '%s'\n", path.c_str());
+  std::exit(1);
+}
+
+double now(clockid_t clock) {
+  timespec t{};
+  clock_gettime(clock, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct PairTimes {
+  double a_ms = 0, b_ms = 0, a_cpu_ms = 0, b_cpu_ms = 0;
+  bool a_declined = false, b_declined = false;
+};
+
+// Milliseconds per call of a and b (wall and process CPU time), timed alternately.
+PairTimes time_pair(const std::function<bool()>& a, const std::function<bool()>& b, int reps) {
+  PairTimes t;
+  t.a_declined = !a() || !a();
+  t.b_declined = !b() || !b();
+  if (t.a_declined || t.b_declined) return t;
+  auto calls_for = [](const std::function<bool()>& f) {
+    const double t0 = now(CLOCK_MONOTONIC);
+    f();
+    const double once = now(CLOCK_MONOTONIC) - t0;
+    return std::max(1, static_cast<int>(0.02 / std::max(once, 1e-6)));
+  };
+  const int na = calls_for(a), nb = calls_for(b);
+  std::vector<double> aw, bw, ac, bc;
+  auto timed = [](const std::function<bool()>& f, int n, std::vector<double>& wall,
+                  std::vector<double>& cpu) {
+    const double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    for (int i = 0; i < n; ++i) f();
+    cpu.push_back((now(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3 / n);
+    wall.push_back((now(CLOCK_MONOTONIC) - w0) * 1e3 / n);
+  };
+  for (int r = 0; r < reps; ++r) {
+    if (r % 2 == 0) {
+      timed(a, na, aw, ac);
+      timed(b, nb, bw, bc);
+    } else {
+      timed(b, nb, bw, bc);
+      timed(a, na, aw, ac);
+    }
+  }
+  t.a_ms = median(aw), t.b_ms = median(bw), t.a_cpu_ms = median(ac), t.b_cpu_ms = median(bc);
+  return t;
+}
+
+enum class Precision { float32, mixed, float64 };
+struct RuleCase {
+  const char* rule;
+  const char* layer;
+  Shape shape;
+  int n;
+  Precision precision;
+  Pass pass;
+  const char* a;              // the path the rule picks
+  const char* b;              // the other
+  bool kept_weights = false;  // inference: weights with a version (kept reordered across calls)
+};
+
+const char* pass_name(Pass p) {
+  return p == Pass::forward ? "fwd" : p == Pass::backward_data ? "bwd-data" : "bwd-weights";
+}
+const char* precision_name(Precision p) {
+  return p == Precision::float32 ? "f32" : p == Precision::mixed ? "bf16" : "f64";
+}
+
+std::vector<RuleCase> rule_cases() {
+  std::vector<RuleCase> cases;
+  const Pass passes[] = {Pass::forward, Pass::backward_data, Pass::backward_weights};
+  // R1: 1x1 as matmul (N*P*Q >= 64) against oneDNN's convolution, ResNet-50's 1x1 shapes.
+  const Shape r50_1x1[] = {
+      {"s2 1x1 64->256 15x15", 15, 64, 256, 1, 1, 0},
+      {"s2 1x1 256->64 15x15", 15, 256, 64, 1, 1, 0},
+      {"s3 1x1/2 256->128 15->8", 15, 256, 128, 1, 2, 0},
+      {"s3 1x1 128->512 8x8", 8, 128, 512, 1, 1, 0},
+      {"s4 1x1/2 512->1024 8->4", 8, 512, 1024, 1, 2, 0},
+      {"s4 1x1 256->1024 4x4", 4, 256, 1024, 1, 1, 0},
+      {"s5 1x1 512->2048 2x2", 2, 512, 2048, 1, 1, 0},
+      {"s5 1x1/2 1024->2048 4->2", 4, 1024, 2048, 1, 2, 0},
+  };
+  for (const auto& s : r50_1x1)
+    for (Pass pass : passes) {
+      cases.push_back(
+          {"1x1 as matmul", s.name, s, 32, Precision::float32, pass, "1x1 as matmul", "oneDNN convolution"});
+      cases.push_back({"1x1 as matmul", s.name, s, 32, Precision::mixed, pass, "1x1 as bf16 matmul",
+                       "oneDNN bf16 convolution"});
+    }
+  // R1's threshold in inference (batch 1, kept weights): N*P*Q < 64 runs the convolution.
+  for (const Shape& s : {r50_1x1[3], r50_1x1[5], r50_1x1[6]}) {
+    const bool matmul = s.hw * s.hw / (s.stride * s.stride) >= 64;
+    cases.push_back({"1x1 as matmul, N*P*Q >= 64 (batch 1)", s.name, s, 1, Precision::float32, Pass::forward,
+                     matmul ? "1x1 as matmul" : "oneDNN convolution",
+                     matmul ? "oneDNN convolution" : "1x1 as matmul", true});
+  }
+  // R2: tiny-image row products (P*Q <= 16, N >= 8; backward-data P*Q <= 4) against oneDNN.
+  const Shape r50_3x3[] = {
+      {"s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1},
+      {"s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1},
+      {"s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1},
+  };
+  for (const auto& s : r50_3x3)
+    for (Pass pass : passes) {
+      const int pq = s.hw * s.hw;
+      const bool rows = pass == Pass::backward_data ? pq <= 4 : pq <= 16;
+      for (Precision pr : {Precision::float32, Precision::mixed}) {
+        const char* r = pr == Precision::float32 ? "tiny image row products" : "tiny image bf16 row products";
+        const char* c = pr == Precision::float32 ? "oneDNN convolution" : "oneDNN bf16 convolution";
+        cases.push_back({pass == Pass::backward_data ? "row products, P*Q <= 4" : "row products, P*Q <= 16",
+                         s.name, s, 32, pr, pass, rows ? r : c, rows ? c : r});
+      }
+    }
+  // R3: oneDNN's direct jit:avx512_core (3x3 over C <= 16, or P*Q <= 4) against its first offer
+  // (brgconv), float32 forward.
+  const struct {
+    Shape s;
+    int n;
+  } direct[] = {
+      {{"R20 stem 3x3 1->16 28x28", 28, 1, 16, 3, 1, 1}, 128},
+      {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
+      {{"R20 3x3/2 16->32 28->14", 28, 16, 32, 3, 2, 1}, 128},
+      {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
+      {{"R20 stem 3x3 3->16 32x32", 32, 3, 16, 3, 1, 1}, 128},
+      {{"R20 3x3 16 32x32", 32, 16, 16, 3, 1, 1}, 128},
+      {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
+      {{"R50 conv1 7x7/2 3->64 70->32", 70, 3, 64, 7, 2, 0}, 32},
+      {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
+      {{"R50 s5 3x3 512 2x2 (batch 1)", 2, 512, 512, 3, 1, 1}, 1},
+  };
+  for (const auto& d : direct) {
+    const int pq =
+        ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1) * ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1);
+    const bool jit = d.s.c <= 16 || pq <= 4;
+    cases.push_back({"direct jit: C <= 16 or P*Q <= 4", d.s.name, d.s, d.n, Precision::float32, Pass::forward,
+                     jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
+                     jit ? "brgconv (oneDNN's first)" : "direct jit:avx512_core"});
+  }
+  // R4: float64 (BLAS): 1x1 stride 1 as one gemm, tiny images as row products, against im2col.
+  for (Pass pass : passes) {
+    cases.push_back({"f64 1x1 as one gemm", r50_1x1[0].name, r50_1x1[0], 32, Precision::float64, pass,
+                     "1x1 as one gemm (BLAS)", "im2col + gemm"});
+    for (const auto& s : r50_3x3) {
+      const bool rows = s.hw * s.hw <= 16;
+      cases.push_back({"f64 row products, P*Q <= 16", s.name, s, 32, Precision::float64, pass,
+                       rows ? "tiny image row products (BLAS)" : "im2col + gemm",
+                       rows ? "im2col + gemm" : "tiny image row products (BLAS)"});
+    }
+  }
+  return cases;
+}
+
+template <class T>
+PairTimes run_case(const RuleCase& rc, int reps) {
+  k::Conv2DParams p = params(rc.shape, rc.n);
+  p.bf16 = rc.precision == Precision::mixed;
+  if (rc.kept_weights) p.weights_version = 1;
+  Buffers<T> buf(p);
+  const auto a = path_call<T>(rc.a, rc.pass, p, buf), b = path_call<T>(rc.b, rc.pass, p, buf);
+  return time_pair(a, b, reps);
+}
+
+int rules_main(int reps) {
+  fmt::print("oneDNN ISA: {}; threads: {}; medians of {} alternated timings (CPU ms per call)\n\n",
+             k::cpu_isa(), omp_get_max_threads(), reps);
+  fmt::print(
+      "| rule | layer | N | prec | pass | A: the rule's path | A ms | B: the other | B ms | B/A | B/A wall "
+      "|\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& rc : rule_cases()) {
+    const PairTimes t =
+        rc.precision == Precision::float64 ? run_case<double>(rc, reps) : run_case<float>(rc, reps);
+    auto ms = [](double v, bool declined) {
+      return declined ? std::string("declined") : fmt::format("{:.3f}", v);
+    };
+    const bool both = !t.a_declined && !t.b_declined;
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", rc.rule, rc.layer, rc.n,
+               precision_name(rc.precision), pass_name(rc.pass), rc.a, ms(t.a_cpu_ms, t.a_declined), rc.b,
+               ms(t.b_cpu_ms, t.b_declined), both ? fmt::format("{:.2f}", t.b_cpu_ms / t.a_cpu_ms) : "-",
+               both ? fmt::format("{:.2f}", t.b_ms / t.a_ms) : "-");
+    std::fflush(stdout);
+  }
+  return 0;
+}
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--rules") == 0)
+    return rules_main(argc >= 3 ? std::atoi(argv[2]) : 5);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

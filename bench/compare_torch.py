@@ -15,6 +15,13 @@ with --threads, as reskit does.
 The epoch rows run once each (a whole epoch per tool); fmnist-epoch-mixed_bfloat16 is not in the
 default set (--workloads names it).
 
+Before the table it prints what `reskit bench --report` measures: the CPU, its ISA as oneDNN sees
+it and the FMA peak of the threads used (float32, float64, bfloat16 dot products); each row then
+shows both tools' FLOP/s as a fraction of the peak of its precision (nominal FLOPs of the
+convolutions and Dense layers, a training step three times the forward; mixed_bfloat16 rows:
+reskit against the bfloat16 peak, PyTorch's float32 against the float32 peak), so that tables from
+different machines read side by side.
+
 Needs: scripts/setup.sh --bench (python3-torch).
 """
 import argparse
@@ -100,6 +107,17 @@ def reskit_epoch_rate(args, dtype):
     return 70000 / (steps * ms / 1000)
 
 
+def machine_report(args, model="resnet50", shape="64,64,3", classes=6):
+    """The CPU lines of `reskit bench --report` and the forward GFLOP per image of `model`."""
+    out = run([args.reskit, "bench", "--model", model, "--input", shape, "--classes", str(classes),
+               "--batch-size", "1", "--mode", "infer", "--threads", str(args.threads), "--steps", "1",
+               "--warmup", "0", "--report"])
+    peaks = {k: float(v) for k, v in re.findall(r"(float32|float64|bf16)=([0-9.]+)", out)}
+    return {"cpu": re.search(r"^cpu: (.*)$", out, re.M).group(1),
+            "isa": re.search(r"^onednn_isa: (.*)$", out, re.M).group(1),
+            "peaks": peaks, "gflop": float(re.search(r"gflop_per_image=([0-9.]+)", out).group(1))}
+
+
 def torch_epoch_rate(args):
     script = os.path.join(HERE, "torch_fmnist.py")
     out = run(["/usr/bin/python3", script, "--epochs", "1", "--threads", str(args.threads)])
@@ -115,6 +133,11 @@ def main():
     ap.add_argument("--workloads", default=",".join(w for w in WORKLOADS if w != "fmnist-epoch-mixed_bfloat16"))
     args = ap.parse_args()
     rows = []
+    machine = machine_report(args)
+    resnet20 = machine_report(args, "resnet20", "28,28,1", 10)
+    peaks = machine["peaks"]
+    print(f"cpu: {machine['cpu']}; oneDNN ISA: {machine['isa']}; threads={args.threads}")
+    print("FMA peak measured here, GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
     for name in args.workloads.split(","):
         if name not in WORKLOADS:
             sys.exit(f"--workloads: unknown workload '{name}'; expected one of {', '.join(WORKLOADS)}")
@@ -146,13 +169,30 @@ def main():
             label = f"ResNet-50 train mixed_bfloat16 (PyTorch float32) batch {batch}, images/s"
         else:
             label = f"ResNet-50 64x64x3 {mode} {dtype} batch {batch}, images/s"
-        rows.append((label, r, t, TARGETS[name]))
+        # Fractions of peak: nominal GFLOP per image (training 3x forward; an epoch 60000 training
+        # and 10000 test images) over the precision's FMA peak.
+        # (mixed_bfloat16 without a bfloat16 peak: the float32 one, as reskit's report does).
+        ours_peak = "float64" if dtype == "float64" else ("bf16" if dtype == "mixed_bfloat16" else "float32")
+        theirs_peak = "float64" if dtype == "float64" else "float32"
+        def of_peak(rate, gflop, key):
+            return rate * gflop / (peaks.get(key) or peaks["float32"])
+        fractions = None
+        if mode in ("train", "infer", "epoch"):
+            gflop = machine["gflop"] * (3 if mode == "train" else 1)
+            if mode == "epoch":
+                gflop = resnet20["gflop"] * (3 * 60000 + 10000) / 70000
+            fractions = (of_peak(r, gflop, ours_peak), of_peak(t, gflop, theirs_peak))
+        elif mode == "latency":  # ms per image: images/s = 1000 / ms
+            fractions = (of_peak(1000 / r, machine["gflop"], ours_peak),
+                         of_peak(1000 / t, machine["gflop"], theirs_peak))
+        rows.append((label, r, t, TARGETS[name], fractions))
         print(f"# {name}: reskit {ours} PyTorch {theirs}", file=sys.stderr, flush=True)
     print(f"threads={args.threads} repeats={args.repeats} (medians)")
-    print("| workload | reskit | PyTorch | ratio | target |")
-    print("|---|---|---|---|---|")
-    for name, r, t, target in rows:
-        print(f"| {name} | {r:.1f} | {t:.1f} | {r / t:.2f}x | {target} |")
+    print("| workload | reskit | PyTorch | ratio | target | reskit of peak | PyTorch of peak |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r, t, target, fractions in rows:
+        of_peak = f"{100 * fractions[0]:.1f}% | {100 * fractions[1]:.1f}%" if fractions else "- | -"
+        print(f"| {name} | {r:.1f} | {t:.1f} | {r / t:.2f}x | {target} | {of_peak} |")
 
 
 if __name__ == "__main__":

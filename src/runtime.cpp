@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 
+#include "kernels/kernels.h"
 #include "reskit/error.h"
 
 namespace reskit {
@@ -21,6 +22,8 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+std::string cpu_isa() { return kernels::cpu_isa(); }
 
 namespace {
 std::int64_t& memory_limit() {

@@ -13,6 +13,10 @@ namespace reskit {
 // Limits the pool to n threads (n >= 1); throws ConfigError otherwise.
 void set_num_threads(int n);
 int num_threads();
+// The instruction set reskit's oneDNN kernels use on this CPU, as oneDNN names it
+// ("avx512_core_bf16", "avx512_core_amx", "avx2", ...): what the kernel rules that differ per CPU
+// read (docs/cpu-rules.md).
+std::string cpu_isa();
 
 // Bytes available to new allocations: the least of MemAvailable (/proc/meminfo), what the
 // cgroup's memory.max leaves, the address-space limit (RLIMIT_AS) and the limit below.

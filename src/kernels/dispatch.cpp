@@ -68,6 +68,7 @@ Conv2DParams full_precision(const Conv2DParams& p) {
 
 void set_backend(Backend b) { g_backend = b; }
 Backend backend() { return g_backend; }
+const char* cpu_isa() { return onednn::effective_isa_name(); }
 
 // ---- Conv2D: the rules ----
 

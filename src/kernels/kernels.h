@@ -183,6 +183,11 @@ enum class Backend { fast, reference };
 void set_backend(Backend backend);
 Backend backend();
 
+// The instruction set oneDNN's kernels use on this CPU (dnnl::get_effective_cpu_isa):
+// "avx512_core_bf16", "avx512_core_amx", "avx2", ... The rules that differ per CPU read this (a
+// fixed fact of the machine, so a run on one machine still gives the same bits every time).
+const char* cpu_isa();
+
 }  // namespace reskit::kernels
 
 #include "kernels/image.h"

@@ -1,8 +1,10 @@
 // reskit bench: images per second of a training step (forward, backward, Adam) or of inference,
 // the median of several steps after a warm-up. Under mpirun, data-parallel: --batch is the
 // global batch, each rank steps on its share, rank 0 prints the global images/s and the
-// gradient allreduce's time per step (all of it exposed: it starts after backward). With --data
-// FOLDER it measures the input pipeline instead, no model (bench_data.cpp).
+// gradient allreduce's time per step (all of it exposed: it starts after backward). --report adds
+// the CPU, the ISA oneDNN uses, the FMA peak measured here and the workload's share of it
+// (bench_report.h). With --data FOLDER it measures the input pipeline instead, no model
+// (bench_data.cpp).
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_report.h"
 #include "commands.h"
 #include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
@@ -28,7 +31,7 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
-    bool profile = false, no_dct_scaling = false;
+    bool profile = false, no_dct_scaling = false, report = false;
   };
   auto args = std::make_shared<Args>();
   auto data = std::make_shared<DataBenchArgs>();
@@ -65,6 +68,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--no-dct-scaling", args->no_dct_scaling,
                 "With --data: decode JPEGs at full size (to measure what DCT scaling saves)");
   add_limit_flag(*cmd, data->limit, "With --data: read only the first N files");
+  cmd->add_flag("--report", args->report,
+                "Also print the CPU, its ISA as oneDNN sees it, the FMA peak measured here and the "
+                "workload's FLOP/s as a fraction of it");
   cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
     if (!data->data.empty()) {
@@ -147,6 +153,7 @@ void add_bench_command(CLI::App& app) {
                  1e3 * (replicas.communication_seconds() - communication_before) / a.steps);
     }
     fmt::print("{:.1f} images/s\n", a.batch / median);
+    if (a.report) print_report(model, a.mode == "train", a.dtype, num_threads(), a.batch / median);
   });
 }
 

@@ -120,6 +120,9 @@ struct ConvBackwardWeights {
 };
 // The same, for the mixed-precision primitives (their own caches).
 struct ConvForwardBf16 : ConvForward {};
+// Forward primitives with the implementation forced (conv_forward_impl; their own caches).
+struct ConvForwardFirst : ConvForward {};
+struct ConvForwardJit : ConvForward {};
 struct ConvBackwardDataBf16 : ConvBackwardData {};
 struct ConvBackwardWeightsBf16 : ConvBackwardWeights {};
 
@@ -137,9 +140,12 @@ bool prefer_direct_jit(const Conv2DParams& p) {
 
 // The primitives of one convolution, or nothing when oneDNN has only its reference for it.
 // in_bf16: bfloat16 activation operands (x, dy) and weights; results stay float32.
-std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, bool in_bf16) {
+// prefer_jit: as forced by conv_forward_impl, else by the rule.
+std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, bool in_bf16,
+                                        std::optional<bool> prefer_jit = std::nullopt) {
   ConvShape s = conv_shape(p);
-  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu, !in_bf16 && prefer_direct_jit(p));
+  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu,
+                            prefer_jit ? *prefer_jit : !in_bf16 && prefer_direct_jit(p));
   if (is_reference_impl(pd)) return std::nullopt;
   Weights wt = weights_for(s, pd.weights_desc(), true);
   return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
@@ -196,9 +202,28 @@ memory prepared_weights(const Weights& wt, const float* w, const void* key = nul
 }  // namespace
 
 bool conv_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  return conv_forward_impl(p, x, w, b, y, ForwardImpl::by_rule);
+}
+
+bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
+                       ForwardImpl impl) {
   const bool with_bias = b != nullptr;
-  const auto* e =
-      cached<ConvForward>(conv_key(p, with_bias), [&] { return make_forward(p, with_bias, false); });
+  const ConvForward* e = nullptr;
+  switch (impl) {
+    case ForwardImpl::by_rule:
+      e = cached<ConvForward>(conv_key(p, with_bias), [&] { return make_forward(p, with_bias, false); });
+      break;
+    case ForwardImpl::first_offered:
+      e = cached<ConvForwardFirst>(conv_key(p, with_bias), [&] {
+        return as_entry<ConvForwardFirst>(make_forward(p, with_bias, false, false));
+      });
+      break;
+    case ForwardImpl::direct_jit:
+      e = cached<ConvForwardJit>(conv_key(p, with_bias), [&] {
+        return as_entry<ConvForwardJit>(make_forward(p, with_bias, false, true));
+      });
+      break;
+  }
   if (!e) return false;
 
   auto& st = stream();

@@ -14,6 +14,13 @@ namespace reskit::kernels::onednn {
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null), then max(0, ·) when p.relu.
 bool conv_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+// Which of oneDNN's implementations a float32 forward convolution runs: by_rule is what
+// conv_forward runs (prefer_direct_jit in onednn_conv.cpp); the others force one for benchmarks
+// (bench/bench_kernels.cpp --rules): the first oneDNN offers (brgconv for NHWC on AVX-512), or
+// its direct jit:avx512_core (the first where it has none).
+enum class ForwardImpl { by_rule, first_offered, direct_jit };
+bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
+                       ForwardImpl impl);
 // dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
 bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]

@@ -57,6 +57,12 @@ class Scratch {
   std::size_t size_ = 0;
 };
 
+// The ISA oneDNN dispatches its kernels on (dnnl::get_effective_cpu_isa), by name.
+const char* effective_isa_name();
+// Whether oneDNN runs AMX tile kernels here (avx512_core_amx: the CPU has them and the OS lets
+// user code use them).
+bool has_amx();
+
 // oneDNN's reference implementations are far slower than im2col + BLAS: treat them as "no primitive".
 inline bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
   return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
