@@ -48,15 +48,27 @@ int default_data_workers() {
   return std::max(1, cores - num_threads());
 }
 
-std::vector<std::int64_t> shard_order(std::span<const std::int64_t> order, int rank, int world) {
+std::vector<std::int64_t> shard_order(std::span<const std::int64_t> order, std::int64_t global_batch,
+                                      int rank, int world) {
   if (world < 1 || rank < 0 || rank >= world) {
     throw ConfigError("shard_order: expected 0 <= rank < world, got rank " + std::to_string(rank) + " of " +
                       std::to_string(world));
   }
+  if (global_batch < 1 || global_batch % world != 0) {
+    throw ConfigError("shard_order: expected a global batch that splits evenly over " +
+                      std::to_string(world) + " ranks, got " + std::to_string(global_batch));
+  }
+  const auto n = static_cast<std::int64_t>(order.size());
   std::vector<std::int64_t> part;
-  part.reserve(order.size() / static_cast<std::size_t>(world) + 1);
-  for (std::size_t i = static_cast<std::size_t>(rank); i < order.size(); i += static_cast<std::size_t>(world))
-    part.push_back(order[i]);
+  part.reserve(static_cast<std::size_t>(n / world + 1));
+  for (std::int64_t lo = 0; lo < n; lo += global_batch) {
+    const std::int64_t size = std::min(global_batch, n - lo);
+    if (size < world) break;  // too few samples for every rank: skipped
+    const std::int64_t base = size / world, extra = size % world;
+    const std::int64_t begin = lo + rank * base + std::min<std::int64_t>(rank, extra);
+    const std::int64_t end = begin + base + (rank < extra ? 1 : 0);
+    part.insert(part.end(), order.begin() + begin, order.begin() + end);
+  }
   return part;
 }
 

@@ -110,6 +110,13 @@ std::span<const std::int64_t> DataParallel::begin_step(std::span<const std::int6
   return global.subspan(static_cast<std::size_t>(r.begin), static_cast<std::size_t>(r.end - r.begin));
 }
 
+void DataParallel::set_step_share(std::int64_t local_n, std::int64_t n) {
+  if (!active()) return;
+  model_.set_train_step_hooks(
+      {.loss_gradient_scale = n > 0 ? static_cast<double>(local_n) / static_cast<double>(n) : 0.0,
+       .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }});
+}
+
 void DataParallel::after_backward(const std::vector<Param*>& params) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<Tensor*> grads32, grads64, stats32, stats64;

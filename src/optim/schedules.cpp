@@ -59,4 +59,25 @@ double ExponentialDecay::operator()(std::int64_t step) const {
   return initial_ * std::pow(rate_, p);
 }
 
+double linearly_scaled_learning_rate(double lr, std::int64_t global_batch, std::int64_t reference_batch) {
+  if (global_batch < 1 || reference_batch < 0) {
+    throw ConfigError(
+        "linearly_scaled_learning_rate: expected global_batch >= 1 and reference_batch >= 0, got " +
+        std::to_string(global_batch) + " and " + std::to_string(reference_batch));
+  }
+  if (reference_batch == 0) return lr;
+  return lr * static_cast<double>(global_batch) / static_cast<double>(reference_batch);
+}
+
+LinearWarmup::LinearWarmup(std::shared_ptr<LearningRateSchedule> after, double lr, std::int64_t warmup_steps)
+    : after_(std::move(after)), lr_(lr), warmup_steps_(warmup_steps) {
+  if (warmup_steps < 0)
+    throw ConfigError("LinearWarmup: expected warmup_steps >= 0, got " + std::to_string(warmup_steps));
+}
+
+double LinearWarmup::operator()(std::int64_t step) const {
+  if (step < warmup_steps_) return lr_ * static_cast<double>(step + 1) / static_cast<double>(warmup_steps_);
+  return after_ ? (*after_)(step) : lr_;
+}
+
 }  // namespace reskit

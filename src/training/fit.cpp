@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "reskit/data/stream.h"
 #include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
 #include "reskit/optim/loss.h"
@@ -195,6 +196,8 @@ History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSo
     }
   }
   Tensor x = Tensor::uninitialized({1}, model.dtype()), y;
+  std::vector<std::int64_t> local_order;  // data-parallel over a stream: this rank's part of order
+  std::int64_t kept_global = 0;           // and the samples of the step's global batch read
   for (int epoch = state.epoch; epoch < o.epochs && !model.stop_training; ++epoch) {
     state.epoch = epoch;
     if (verbose) out << "Epoch " << epoch + 1 << "/" << o.epochs << "\n" << std::flush;
@@ -212,7 +215,14 @@ History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSo
     Progbar bar(steps, out);
     const auto start = std::chrono::steady_clock::now();
     EpochGuard epoch_guard{train, true};
-    train.start_epoch(epoch, order, b, first_step, o.augment, &gen);
+    // Data-parallel over a stream: this rank reads and decodes only its slice of each global batch.
+    const bool sharded_stream = replicas.active() && memory == nullptr;
+    if (sharded_stream) {
+      local_order = shard_order(order, b, replicas.rank(), replicas.size());
+      train.start_epoch(epoch, local_order, b / replicas.size(), first_step, o.augment, &gen);
+    } else {
+      train.start_epoch(epoch, order, b, first_step, o.augment, &gen);
+    }
     for (std::int64_t step = first_step; step < steps; ++step) {
       const std::int64_t lo = step * b, hi = std::min(n, lo + b);
       StepResult r;
@@ -220,11 +230,20 @@ History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSo
       if (!replicas.active()) {
         train.next_batch(step, x, y);
         r = model.train_on_batch(x, y);
-      } else {
-        if (memory == nullptr) {
-          throw ConfigError("fit: data-parallel training (" + std::to_string(replicas.size()) +
-                            " ranks) reads in-memory datasets only; '" + train.source() + "' is a stream");
+      } else if (sharded_stream) {
+        const std::span<const std::int64_t> batch =
+            replicas.begin_step({order.data() + lo, static_cast<std::size_t>(hi - lo)});
+        trained = !batch.empty();
+        if (trained) {
+          train.next_batch(step, x, y);
+          // A stream may leave unreadable files out (skip_bad): the step's share counts what was read.
+          double kept[1] = {static_cast<double>(x.dim(0))};
+          o.communicator->allreduce_sum(std::span<double>(kept));
+          kept_global = static_cast<std::int64_t>(kept[0]);
+          replicas.set_step_share(x.dim(0), kept_global);
+          r = replicas.global_result(model.train_on_batch(x, y), x.dim(0), kept_global);
         }
+      } else {
         const std::span<const std::int64_t> batch =
             replicas.begin_step({order.data() + lo, static_cast<std::size_t>(hi - lo)});
         // The draws of the samples before this rank's shard are skipped, those of the whole
@@ -246,8 +265,8 @@ History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSo
                     " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
                     "; try a lower learning rate");
       }
-      if (trained)
-        means.add(r, replicas.active() ? hi - lo : x.dim(0));  // a stream may leave unreadable files out
+      if (trained)  // a stream may leave unreadable files out
+        means.add(r, !replicas.active() ? x.dim(0) : sharded_stream ? kept_global : hi - lo);
       progress.steps_done = step + 1;
       progress.loss_sum = means.loss, progress.accuracy_sum = means.accuracy;
       progress.top_k_accuracy_sum = means.top_k, progress.samples_seen = means.seen;

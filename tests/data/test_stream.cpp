@@ -385,9 +385,18 @@ TEST_F(Stream, AbandonedEpochStopsItsWorkers) {
   SUCCEED();
 }
 
+// Each rank's slice of every global batch (distributed::shard_range's rule: contiguous, the first
+// size mod N one longer), concatenated in step order; a last batch with fewer samples than ranks
+// is nobody's.
 TEST_F(Stream, ShardOrder) {
-  const std::vector<std::int64_t> order{5, 3, 9, 0, 1, 7, 2};
-  EXPECT_EQ(shard_order(order, 0, 2), (std::vector<std::int64_t>{5, 9, 1, 2}));
-  EXPECT_EQ(shard_order(order, 1, 2), (std::vector<std::int64_t>{3, 0, 7}));
-  EXPECT_THROW(shard_order(order, 2, 2), ConfigError);
+  const std::vector<std::int64_t> order{5, 3, 9, 0, 1, 7, 2, 8, 6, 4, 10};
+  EXPECT_EQ(shard_order(order, 4, 0, 2), (std::vector<std::int64_t>{5, 3, 1, 7, 6, 4}));
+  EXPECT_EQ(shard_order(order, 4, 1, 2), (std::vector<std::int64_t>{9, 0, 2, 8, 10}));
+  EXPECT_EQ(shard_order(order, 4, 0, 4), (std::vector<std::int64_t>{5, 1}));  // 3 left: too few for 4
+  EXPECT_EQ(shard_order(order, 4, 3, 4), (std::vector<std::int64_t>{0, 8}));
+  EXPECT_EQ(shard_order(order, 6, 1, 3), (std::vector<std::int64_t>{9, 0, 6, 4}));  // last: 2, 2, 1
+  EXPECT_EQ(shard_order(order, 6, 2, 3), (std::vector<std::int64_t>{1, 7, 10}));
+  EXPECT_EQ(shard_order(order, 5, 0, 1), order);
+  EXPECT_THROW(shard_order(order, 4, 2, 2), ConfigError);
+  EXPECT_THROW(shard_order(order, 5, 0, 2), ConfigError);  // 5 does not split over 2
 }

@@ -3,14 +3,21 @@
 // (ctest runs N = 1 alone, and 2, 3 and 4 under mpirun). Every check is agreed over the ranks
 // before it is asserted, so a failure on one rank never leaves the others waiting in a collective.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
+#include "reskit/data/stream.h"
 #include "reskit/distributed/data_parallel.h"
 #include "reskit/io/h5.h"
 #include "reskit/models/registry.h"
@@ -260,29 +267,40 @@ TEST_F(DataParallelTest, EvaluateSumsOverTheRanks) {
 // 4e-6 to 1.1e-2). One float32 process is no closer: 7e-2 with Adam, 1.1e-2 with SGD (its batch
 // normalization kernel accumulates in float32, the synchronised pieces in double). Per weight
 // tensor: max|a − b| / max|b|. A second run gives the same bits.
-void sync_batch_norm_matches_one_process(DType dtype, bool adam, double tolerance) {
-  const Shape input{8, 8, 1};
-  Model m = synced_model("resnet20", input, 3, dtype, adam);
-  Model again = synced_model("resnet20", input, 3, dtype, adam);
-  Model alone = synced_model("resnet20", input, 3, DType::float64, adam);
-  const Dataset data = random_images(36, input, 3, 9);
+struct ParityCase {
+  std::string model = "resnet20";
+  Shape input{8, 8, 1};
+  int classes = 3;
+  bool repeat = true;  // also check that a second run gives the same bits
+};
+
+void sync_batch_norm_matches_one_process(DType dtype, bool adam, double tolerance, const ParityCase& c = {}) {
+  const Shape& input = c.input;
+  Model m = synced_model(c.model, input, c.classes, dtype, adam);
+  std::optional<Model> again;
+  if (c.repeat) again.emplace(synced_model(c.model, input, c.classes, dtype, adam));
+  Model alone = synced_model(c.model, input, c.classes, DType::float64, adam);
+  const Dataset data = random_images(36, input, c.classes, 9);
   const FitOptions o{.epochs = 1, .batch_size = 12, .seed = 4, .verbose = 0};
   FitOptions od = o;
   od.communicator = &job();
   fit(m, data, od);
-  fit(again, data, od);
+  if (c.repeat) fit(*again, data, od);
   if (job().rank() == 0) fit(alone, data, o);
-  bool same = true;
-  const auto pm = m.parameters(), pa = again.parameters();
-  for (std::size_t i = 0; i < pm.size(); ++i)
-    same = same && std::memcmp(std::as_const(pm[i]->value).raw_data(), std::as_const(pa[i]->value).raw_data(),
-                               static_cast<std::size_t>(pm[i]->value.numel()) * dtype_size(dtype)) == 0;
-  EXPECT_TRUE(on_all_ranks(same)) << "two runs differ";
+  if (c.repeat) {
+    bool same = true;
+    const auto pm = m.parameters(), pa = again->parameters();
+    for (std::size_t i = 0; i < pm.size(); ++i)
+      same =
+          same && std::memcmp(std::as_const(pm[i]->value).raw_data(), std::as_const(pa[i]->value).raw_data(),
+                              static_cast<std::size_t>(pm[i]->value.numel()) * dtype_size(dtype)) == 0;
+    EXPECT_TRUE(on_all_ranks(same)) << "two runs differ";
+  }
   EXPECT_TRUE(same_bits_as_rank0(m));
   const double diff = job().rank() == 0 ? max_relative_difference(m, alone) : 0.0;
   EXPECT_TRUE(on_all_ranks(diff <= tolerance)) << "relative difference " << diff;
   if (job().rank() == 0) {
-    std::printf("ResNet-20 %s %s, %d ranks: relative difference %.3g from one float64 process\n",
+    std::printf("%s %s %s, %d ranks: relative difference %.3g from one float64 process\n", c.model.c_str(),
                 std::string(dtype_name(dtype)).c_str(), adam ? "Adam" : "SGD", job().size(), diff);
   }
 }
@@ -295,6 +313,185 @@ TEST_F(DataParallelTest, SyncBatchNormResNet20MatchesOneProcessFloat64) {
 TEST_F(DataParallelTest, SyncBatchNormResNet20Float32Tolerance) {
   if (job().size() == 1) GTEST_SKIP() << "one process: a float32 BatchNormalization (7e-2 from float64)";
   sync_batch_norm_matches_one_process(DType::float32, true, 3e-2);
+}
+
+// Streamed data: pictures of 10x12 made from their index, counted as they are read.
+class CountingReader final : public SampleReader {
+ public:
+  explicit CountingReader(std::int64_t n) : reads_(static_cast<std::size_t>(n), 0) {}
+  std::int64_t size() const override { return static_cast<std::int64_t>(reads_.size()); }
+  std::int32_t label(std::int64_t i) const override { return static_cast<std::int32_t>(i % 3); }
+  std::string name(std::int64_t i) const override { return "synthetic/" + std::to_string(i); }
+  Image read(std::int64_t i, DecodeScale, void*) const override {
+    {
+      std::lock_guard lock(mutex_);
+      ++reads_[static_cast<std::size_t>(i)];
+    }
+    Image image{10, 12, 1, std::vector<std::uint8_t>(120)};
+    for (std::size_t k = 0; k < image.pixels.size(); ++k)
+      image.pixels[k] = static_cast<std::uint8_t>((k * (7 + i) + 31 * i) % 256);
+    return image;
+  }
+  // Reads of each sample so far.
+  std::vector<double> reads() const {
+    std::lock_guard lock(mutex_);
+    return {reads_.begin(), reads_.end()};
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::vector<std::int64_t> reads_;
+};
+
+std::unique_ptr<StreamDataset> counting_stream(std::shared_ptr<CountingReader> reader) {
+  return std::make_unique<StreamDataset>(std::move(reader), "synthetic", Shape{8, 8, 1}, 3,
+                                         std::vector<std::string>{"a", "b", "c"}, Interpolation::bilinear,
+                                         false, StreamOptions{.workers = 1, .seed = 3});
+}
+
+// Each rank reads and decodes only its slice of every global batch (40 samples in batches of 12:
+// the last batch of 4 split too), each sample once an epoch over all ranks; with the per-sample
+// augmentation (random resized crop, flip) seeded by (seed, epoch, index), N ranks with
+// synchronised batch normalization end where one process does, in float64 to 1e-12.
+TEST_F(DataParallelTest, StreamedDataEachRankReadsItsShardAndMatchesOneProcess) {
+  const std::int64_t n = 40, b = 12;
+  const int epochs = 2;
+  const Shape input{8, 8, 1};
+  Model m = synced_model("resnet20", input, 3, DType::float64, false);
+  Model alone = synced_model("resnet20", input, 3, DType::float64, false);
+  auto reader = std::make_shared<CountingReader>(n);
+  auto stream = counting_stream(reader);
+  const FitOptions o{.epochs = epochs,
+                     .batch_size = b,
+                     .seed = 4,
+                     .verbose = 0,
+                     .augment = {.horizontal_flip = true, .random_resized_crop = true}};
+  FitOptions od = o;
+  od.communicator = &job();
+  const History hd = fit(m, *stream, od);
+  std::vector<double> reads = reader->reads();
+  std::vector<std::int64_t> any_order(static_cast<std::size_t>(n));
+  std::iota(any_order.begin(), any_order.end(), 0);
+  const auto mine = static_cast<double>(shard_order(any_order, b, job().rank(), job().size()).size());
+  EXPECT_TRUE(on_all_ranks(std::accumulate(reads.begin(), reads.end(), 0.0) == epochs * mine))
+      << "rank " << job().rank() << " read " << std::accumulate(reads.begin(), reads.end(), 0.0)
+      << " samples, expected " << epochs * mine;
+  job().allreduce_sum(std::span<double>(reads));
+  EXPECT_TRUE(on_all_ranks(std::all_of(reads.begin(), reads.end(), [&](double r) { return r == epochs; })));
+  EXPECT_TRUE(same_bits_as_rank0(m));
+  double diff = 0.0, loss_diff = 0.0;
+  if (job().rank() == 0) {
+    auto own = counting_stream(std::make_shared<CountingReader>(n));
+    const History h1 = fit(alone, *own, o);
+    diff = max_relative_difference(m, alone);
+    loss_diff = std::abs(hd.history.at("loss")[1] - h1.history.at("loss")[1]);
+  }
+  EXPECT_TRUE(on_all_ranks(diff <= 1e-12)) << "relative difference " << diff;
+  EXPECT_TRUE(on_all_ranks(loss_diff <= 1e-12)) << "loss differs by " << loss_diff;
+}
+
+struct Crash : std::runtime_error {
+  Crash() : std::runtime_error("crash") {}
+};
+
+// Throws at the end of step `step` of epoch `epoch` (after BackupAndRestore, listed before it, saved).
+class CrashAt : public Callback {
+ public:
+  CrashAt(int epoch, std::int64_t step) : epoch_(epoch), step_(step) {}
+  void on_epoch_begin(int epoch) override { current_ = epoch; }
+  void on_batch_end(std::int64_t step, const Logs&) override {
+    if (current_ == epoch_ && step == step_) throw Crash();
+  }
+
+ private:
+  int epoch_, current_ = -1;
+  std::int64_t step_;
+};
+
+// A folder every rank sees: made by rank 0, its name broadcast.
+std::string shared_temp_dir() {
+  std::array<char, 256> name{};
+  if (job().rank() == 0) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "reskit_mpi_resume_XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) pattern.clear();
+    std::snprintf(name.data(), name.size(), "%s", pattern.c_str());
+  }
+  job().broadcast(std::as_writable_bytes(std::span<char>(name)), 0);
+  return name.data();
+}
+
+// --resume with another number of processes: the permutation is drawn from fit's generator and
+// each global batch's augmentation from it as one process draws it (or, streamed, from the
+// sample's own stream), and the checkpoint holds the generator and the global order, so a run
+// resumed on another N trains on the very same global batches: float64, to 1e-12 of the
+// uninterrupted run. A checkpoint of this job's N resumed by one process (rank 0) and one written by
+// one process resumed by N; resumed by the same N, the same bits as an uninterrupted run.
+TEST_F(DataParallelTest, ResumeWithAnotherNumberOfProcesses) {
+  const Dataset data = reskit_test::make_data(100, 3);
+  const FitOptions o{.epochs = 2,
+                     .batch_size = 12,
+                     .seed = 5,
+                     .verbose = 0,
+                     .augment = {.pad_crop = 1, .horizontal_flip = true}};
+  FitOptions od = o;
+  od.communicator = &job();
+  auto with = [](FitOptions f, std::vector<std::shared_ptr<Callback>> callbacks) {
+    f.callbacks = std::move(callbacks);
+    return f;
+  };
+  auto backup = [&](const std::string& dir, const std::string& restore_from, bool save) {
+    return std::make_shared<BackupAndRestore>(
+        dir, BackupAndRestoreOptions{
+                 .save_freq = 1, .delete_checkpoint = false, .restore_dir = restore_from, .save = save});
+  };
+  const bool writer = job().rank() == 0;
+  const std::string dir = shared_temp_dir();
+  ASSERT_TRUE(on_all_ranks(!dir.empty()));
+  const std::string by_n = dir + "/by_n", by_one = dir + "/by_one";
+  Model alone = model_without_batch_norm(DType::float64), all = model_without_batch_norm(DType::float64);
+  if (writer) fit(alone, data, o);
+  fit(all, data, od);
+  // N ranks crash at step 3 of epoch 2, then resume: with N (the same bits), and with 1.
+  {
+    Model m = model_without_batch_norm(DType::float64);
+    EXPECT_TRUE(on_all_ranks([&] {
+      try {
+        fit(m, data, with(od, {backup(by_n, "", writer), std::make_shared<CrashAt>(1, 2)}));
+      } catch (const Crash&) {
+        return true;
+      }
+      return false;
+    }()));
+  }
+  Model same_n = model_without_batch_norm(DType::float64);
+  fit(same_n, data, with(od, {backup(dir + "/again_n", by_n, writer)}));
+  bool same = true;
+  const auto pa = all.parameters(), pm = same_n.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    same = same && std::memcmp(std::as_const(pa[i]->value).raw_data(), std::as_const(pm[i]->value).raw_data(),
+                               static_cast<std::size_t>(pa[i]->value.numel()) * 8) == 0;
+  EXPECT_TRUE(on_all_ranks(same)) << "resumed with the same N: not the same bits";
+  double diff = 0.0;
+  if (writer) {
+    Model one = model_without_batch_norm(DType::float64);
+    fit(one, data, with(o, {backup(dir + "/n_to_one", by_n, true)}));
+    diff = max_relative_difference(one, alone);
+  }
+  EXPECT_TRUE(on_all_ranks(diff <= 1e-12)) << job().size() << " -> 1 process: relative difference " << diff;
+  // One process crashes, N ranks resume.
+  if (writer) {
+    Model m = model_without_batch_norm(DType::float64);
+    EXPECT_THROW(fit(m, data, with(o, {backup(by_one, "", true), std::make_shared<CrashAt>(1, 2)})), Crash);
+  }
+  EXPECT_TRUE(on_all_ranks(true));  // rank 0's backup is written
+  Model from_one = model_without_batch_norm(DType::float64);
+  fit(from_one, data, with(od, {backup(dir + "/one_to_n", by_one, writer)}));
+  diff = writer ? max_relative_difference(from_one, alone) : 0.0;
+  EXPECT_TRUE(on_all_ranks(diff <= 1e-12))
+      << "1 -> " << job().size() << " processes: relative difference " << diff;
+  EXPECT_TRUE(same_bits_as_rank0(from_one));
+  EXPECT_TRUE(on_all_ranks(true));
+  if (writer) std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -44,6 +44,15 @@ last_l2=$(tail -1 l2.txt)
 ev_l2=$("$reskit" evaluate ml2.h5 --data fashion-mnist:test --limit 256 --threads 2 | tail -1)
 [[ ${ev_l2##*- loss: } == "${last_l2##*- loss: }" ]] || fail "evaluate '$ev_l2' differs from train --l2's '$last_l2'"
 
+# The large-batch recipe (Goyal et al. 2017): --lr 0.05 for a batch of 16, trained on batches of 32:
+# 0.1, warmed up from 0 over one epoch (2 steps of 32 in 64 samples); the per-step values are
+# tests/unit/test_training.cpp's Schedules tests.
+lrs=$("$reskit" train --limit 64 --epochs 1 --batch-size 32 --threads 1 --optimizer sgd --lr 0.05 \
+  --lr-reference-batch 16 --lr-warmup-epochs 1 --lr-schedule constant -o mlr.h5 --history hlr.csv 2>&1) ||
+  fail "train --lr-reference-batch: $lrs"
+grep -qx "Learning rate 0.1 (for the global batch 32; reference batch 16), warmed up linearly from 0 over 2 steps" \
+  <<<"$lrs" || fail "no scaled learning rate line: $lrs"
+
 "$reskit" predict m.h5 --data fashion-mnist:test --limit 7 --output p.csv > /dev/null
 [[ $(wc -l < p.csv) -eq 8 ]] || fail "predict wrote $(wc -l < p.csv) lines, expected a header and 7 rows"
 [[ $(head -1 p.csv) == "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot" ]] ||

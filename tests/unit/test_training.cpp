@@ -130,6 +130,52 @@ TEST(Schedules, CosineAndPiecewise) {
   EXPECT_THROW(PiecewiseConstantDecay({1}, {1.0}), ConfigError);
 }
 
+// Goyal et al. 2017's large-batch recipe: the rate scales with the global batch (0.1 · B / 256),
+// then rises linearly from 0 over the warm-up steps (lr · (step + 1) / W) and follows the schedule.
+TEST(Schedules, LinearScalingAndWarmup) {
+  EXPECT_DOUBLE_EQ(linearly_scaled_learning_rate(0.1, 8192, 256), 3.2);
+  EXPECT_DOUBLE_EQ(linearly_scaled_learning_rate(0.1, 64, 256), 0.025);
+  EXPECT_EQ(linearly_scaled_learning_rate(0.1, 64, 0), 0.1);  // no reference: unchanged
+  EXPECT_THROW(linearly_scaled_learning_rate(0.1, 0, 256), ConfigError);
+  const LinearWarmup constant(nullptr, 0.4, 4);
+  const double want[] = {0.1, 0.2, 0.3, 0.4, 0.4, 0.4};
+  for (std::int64_t step = 0; step < 6; ++step) EXPECT_DOUBLE_EQ(constant(step), want[step]) << step;
+  const LinearWarmup stepped(
+      std::make_shared<PiecewiseConstantDecay>(std::vector<std::int64_t>{5}, std::vector<double>{0.4, 0.04}),
+      0.4, 2);
+  EXPECT_DOUBLE_EQ(stepped(0), 0.2);
+  EXPECT_DOUBLE_EQ(stepped(1), 0.4);
+  EXPECT_DOUBLE_EQ(stepped(5), 0.4);
+  EXPECT_DOUBLE_EQ(stepped(6), 0.04);
+  EXPECT_EQ(LinearWarmup(nullptr, 0.4, 0)(0), 0.4);
+  EXPECT_THROW(LinearWarmup(nullptr, 0.4, -1), ConfigError);
+}
+
+// The rate each training step uses, as fit runs: SGD at 0.05 for a batch of 8, trained on batches
+// of 16 (0.1), warmed up over one epoch of 4 steps, then constant.
+TEST(Schedules, FitStepsFollowTheScaledWarmup) {
+  struct Rates : Callback {
+    std::vector<std::pair<std::int64_t, double>> seen;  // (iterations, the next step's rate)
+    void on_train_begin() override { record(); }
+    void on_batch_end(std::int64_t, const Logs&) override { record(); }
+    void record() {
+      seen.emplace_back(model().optimizer().iterations(), model().optimizer().learning_rate());
+    }
+  };
+  Model model = small_model();
+  const double lr = linearly_scaled_learning_rate(0.05, 16, 8);
+  auto sgd = std::make_shared<SGD>(SGDOptions{.learning_rate = lr});
+  sgd->set_schedule(std::make_shared<LinearWarmup>(nullptr, lr, 4));
+  model.compile(sgd, std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
+  auto rates = std::make_shared<Rates>();
+  fit(model, make_data(64, 3), {.epochs = 2, .batch_size = 16, .verbose = 0, .callbacks = {rates}});
+  ASSERT_EQ(rates->seen.size(), 9u);
+  for (std::size_t k = 0; k < rates->seen.size(); ++k) {
+    EXPECT_EQ(rates->seen[k].first, static_cast<std::int64_t>(k));
+    EXPECT_DOUBLE_EQ(rates->seen[k].second, 0.1 * std::min(1.0, static_cast<double>(k + 1) / 4.0)) << k;
+  }
+}
+
 TEST(Fit, ModelCheckpointSavesEveryEpochAndBestOnly) {
   Model model = small_model();
   Dataset train = make_data(64, 6), val = make_data(32, 7);

@@ -44,23 +44,6 @@ struct TrainArgs {
   static constexpr int kDefaultEpochs = 10;
 };
 
-// --lr-warmup-epochs with the step and constant schedules: the rate rises linearly from 0 over the
-// first warmup steps, then follows the schedule (Goyal et al. 2017's gradual warm-up).
-class LinearWarmup : public LearningRateSchedule {
- public:
-  LinearWarmup(std::shared_ptr<LearningRateSchedule> after, double lr, std::int64_t warmup)
-      : after_(std::move(after)), lr_(lr), warmup_(warmup) {}
-  double operator()(std::int64_t step) const override {
-    if (step < warmup_) return lr_ * static_cast<double>(step + 1) / static_cast<double>(warmup_);
-    return after_ ? (*after_)(step) : lr_;
-  }
-
- private:
-  std::shared_ptr<LearningRateSchedule> after_;
-  double lr_;
-  std::int64_t warmup_;
-};
-
 // steps_per_epoch: for --lr-warmup-epochs.
 std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total_steps,
                                           std::int64_t steps_per_epoch) {
@@ -78,10 +61,7 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   }
   // --lr-reference-batch B0: the rate is for a global batch of B0 and scales linearly with the
   // global batch (Goyal et al. 2017: lr = 0.1·B/256 for SGD).
-  const double lr = opt->learning_rate() *
-                    (a.lr_reference_batch > 0
-                         ? static_cast<double>(a.batch_size) / static_cast<double>(a.lr_reference_batch)
-                         : 1.0);
+  const double lr = linearly_scaled_learning_rate(opt->learning_rate(), a.batch_size, a.lr_reference_batch);
   opt->set_learning_rate(lr);
   const auto warmup = static_cast<std::int64_t>(a.lr_warmup_epochs * static_cast<double>(steps_per_epoch));
   std::shared_ptr<LearningRateSchedule> schedule;
@@ -96,7 +76,17 @@ std::shared_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::int64_t total
   } else if (a.schedule != "constant") {
     throw UsageError("--lr-schedule: expected cosine, step or constant, got '" + a.schedule + "'");
   }
+  // --lr-warmup-epochs with the step and constant schedules: the rate rises linearly from 0 over the
+  // first warmup steps, then follows the schedule (Goyal et al. 2017's gradual warm-up).
   if (warmup > 0 && a.schedule != "cosine") schedule = std::make_shared<LinearWarmup>(schedule, lr, warmup);
+  if (a.lr_reference_batch > 0 || warmup > 0) {
+    std::cout << "Learning rate " << lr;
+    if (a.lr_reference_batch > 0)
+      std::cout << " (for the global batch " << a.batch_size << "; reference batch " << a.lr_reference_batch
+                << ")";
+    if (warmup > 0) std::cout << ", warmed up linearly from 0 over " << warmup << " steps";
+    std::cout << "\n";
+  }
   if (schedule) opt->set_schedule(schedule);
   return opt;
 }

@@ -16,7 +16,9 @@
 // checkpoint keeps the order and the step; nothing else is needed). A worker's error reaches the
 // training thread when it asks for the batch holding that sample, as an Error naming the file.
 //
-// Sharding (data parallelism): shard_order() cuts an epoch's order into the part one rank reads.
+// Sharding (data parallelism): shard_order() cuts an epoch's order into the part one rank reads and
+// decodes: its slice of every global batch. A sample's augmentation depends on (seed, epoch, sample
+// index) only, so N ranks together make the very samples one process makes for the same batch.
 //
 // Not here: the shuffle (fit's), in-memory datasets (data/dataset.h), file formats themselves
 // (data/loaders.h).
@@ -189,9 +191,15 @@ FolderIndex index_image_folder(const std::string& dir, const ImageFolderOptions&
 // numpy.random.RandomState(seed).shuffle(v) for a list: the same permutation, bit for bit.
 void numpy_shuffle(std::vector<std::int64_t>& v, std::uint32_t seed);
 
-// The part of an epoch's order that rank `rank` of `world` reads: samples rank, rank + world, ...
-// of every batch of world * batch_size (the global batch), so the ranks' batches together are the
-// global batch. The order must be the same on every rank (the same seed).
-std::vector<std::int64_t> shard_order(std::span<const std::int64_t> order, int rank, int world);
+// The part of an epoch's order that rank `rank` of `world` reads when fit trains data-parallel on
+// global batches of `global_batch` samples: of each global batch order[k*B, k*B + B), its slice
+// `rank` of `world` contiguous slices, the first (size mod world) one longer (the rule of
+// distributed::shard_range, which fit's gradient scale uses); a last batch with fewer samples than
+// ranks is read by no rank (fit skips it). The parts are concatenated in step order, so every full
+// step holds global_batch / world samples: the rank's stream runs with that batch size and the
+// same step numbers as fit. The order must be the same on every rank (the same seed).
+// ConfigError when global_batch does not split evenly over the ranks.
+std::vector<std::int64_t> shard_order(std::span<const std::int64_t> order, std::int64_t global_batch,
+                                      int rank, int world);
 
 }  // namespace reskit

@@ -57,6 +57,9 @@ class DataParallel {
   // This rank's shard of a global batch; sets the loss gradient's scale. Empty on every rank when
   // the batch has fewer samples than ranks (skip the step).
   std::span<const std::int64_t> begin_step(std::span<const std::int64_t> global);
+  // After begin_step, when this rank's batch holds local_n samples of the global batch's n after
+  // all (a stream left unreadable files out): the loss gradient's scale becomes local_n / n.
+  void set_step_share(std::int64_t local_n, std::int64_t n);
   // Where this rank's shard starts in the last global batch given to begin_step.
   std::int64_t shard_offset() const { return offset_; }
   // The step's loss and metrics over the global batch of n samples, from this rank's over its

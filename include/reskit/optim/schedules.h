@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace reskit {
@@ -49,6 +50,28 @@ class ExponentialDecay : public LearningRateSchedule {
   double initial_, rate_;
   std::int64_t decay_steps_;
   bool staircase_;
+};
+
+// The large-batch recipe of Goyal et al. 2017 ("Accurate, Large Minibatch SGD"), behind reskit
+// train's --lr-reference-batch and --lr-warmup-epochs.
+//
+// Linear scaling: a rate `lr` tuned for a batch of reference_batch becomes lr · global_batch /
+// reference_batch (their lr = 0.1 · B / 256); reference_batch 0 leaves it unchanged.
+// ConfigError when a batch is negative or global_batch < 1.
+double linearly_scaled_learning_rate(double lr, std::int64_t global_batch, std::int64_t reference_batch);
+
+// Gradual warm-up: lr · (step + 1) / warmup_steps for step < warmup_steps (the line from 0 that
+// reaches lr at step warmup_steps − 1), then `after` (or lr when it is null). CosineDecay's own
+// warmup_steps is the same line in front of the cosine.
+class LinearWarmup : public LearningRateSchedule {
+ public:
+  LinearWarmup(std::shared_ptr<LearningRateSchedule> after, double lr, std::int64_t warmup_steps);
+  double operator()(std::int64_t step) const override;
+
+ private:
+  std::shared_ptr<LearningRateSchedule> after_;
+  double lr_;
+  std::int64_t warmup_steps_;
 };
 
 }  // namespace reskit
