@@ -1,6 +1,7 @@
 // The one-process communicator and what every build shares (the launcher's environment).
 #include "reskit/distributed/communicator.h"
 
+#include <bit>
 #include <cstdlib>
 #include <string>
 
@@ -22,6 +23,38 @@ int launcher_world_size() {
   return 0;
 }
 }  // namespace detail
+
+std::uint16_t to_bfloat16(float v) {
+  const auto u = std::bit_cast<std::uint32_t>(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float from_bfloat16(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+
+namespace {
+class DoneSum final : public PendingSum {
+ public:
+  bool progress() override { return true; }
+  void wait() override {}
+};
+
+void round_to_bfloat16(std::span<float> values) {
+  for (float& v : values) v = from_bfloat16(to_bfloat16(v));
+}
+}  // namespace
+
+std::unique_ptr<PendingSum> Communicator::start_allreduce_sum(std::span<float> values, WireType wire) {
+  if (wire == WireType::bfloat16) round_to_bfloat16(values);
+  allreduce_sum(values);
+  if (wire == WireType::bfloat16) round_to_bfloat16(values);
+  return std::make_unique<DoneSum>();
+}
+
+std::unique_ptr<PendingSum> Communicator::start_allreduce_sum(std::span<double> values) {
+  allreduce_sum(values);
+  return std::make_unique<DoneSum>();
+}
 
 namespace {
 class SingleProcess final : public Communicator {

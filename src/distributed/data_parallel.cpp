@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <type_traits>
+#include <unordered_map>
 #include <utility>
 
 #include "reskit/error.h"
@@ -61,8 +63,9 @@ void broadcast_parameters(Communicator& comm, const std::vector<Param*>& params,
   for (Param* p : params) comm.broadcast(bytes_of(p->value), root);
 }
 
-DataParallel::DataParallel(Model& model, Communicator* comm, std::int64_t global_batch, const char* where)
-    : model_(model), comm_(comm) {
+DataParallel::DataParallel(Model& model, Communicator* comm, std::int64_t global_batch, const char* where,
+                           GradientExchange exchange)
+    : model_(model), comm_(comm), exchange_(exchange) {
   if (!comm_ || comm_->size() == 1) return;
   rank_ = comm_->rank();
   size_ = comm_->size();
@@ -76,16 +79,31 @@ DataParallel::DataParallel(Model& model, Communicator* comm, std::int64_t global
     for (Param& p : layer->params())
       if (!p.trainable) averaged_.push_back(&p);
   }
-  model_.set_train_step_hooks(
-      {.loss_gradient_scale = 1.0,
-       .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }});
+  if (exchange_.wire == WireType::bfloat16)
+    for (Param* p : model_.parameters())
+      if (p->value.dtype() != DType::float32)
+        throw ConfigError(std::string(where) +
+                          ": a bfloat16 gradient exchange expects float32 weights, got " +
+                          std::string(dtype_name(p->value.dtype())) + " ('" + p->name + "')");
+  model_.set_train_step_hooks(hooks(1.0));
   set_replica_group(comm_);
+}
+
+TrainStepHooks DataParallel::hooks(double loss_gradient_scale) {
+  TrainStepHooks h{.loss_gradient_scale = loss_gradient_scale,
+                   .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }};
+  if (exchange_.bucket_bytes > 0)
+    h.after_layer_backward = [this](const Layer& l) { after_layer_backward(l); };
+  return h;
 }
 
 DataParallel::~DataParallel() {
   if (!active()) return;
   model_.set_train_step_hooks({});
   set_replica_group(nullptr);
+  // Left by an error inside backward: MPI may still write into the buckets' buffers, which are
+  // left to it (the process is about to end: the CLI aborts the job).
+  if (started_ > finished_) new std::vector<Bucket>(std::move(buckets_));
 }
 
 void DataParallel::broadcast_parameters() {
@@ -104,26 +122,133 @@ std::span<const std::int64_t> DataParallel::begin_step(std::span<const std::int6
   }
   const Range r = shard_range(n, rank_, size_);
   offset_ = r.begin;
-  model_.set_train_step_hooks(
-      {.loss_gradient_scale = static_cast<double>(r.end - r.begin) / static_cast<double>(n),
-       .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }});
+  model_.set_train_step_hooks(hooks(static_cast<double>(r.end - r.begin) / static_cast<double>(n)));
   return global.subspan(static_cast<std::size_t>(r.begin), static_cast<std::size_t>(r.end - r.begin));
+}
+
+// Buckets of about bucket_bytes in reverse layer order, one dtype each.
+void DataParallel::plan(const std::vector<Param*>& params) {
+  planned_ = params;
+  buckets_.clear();
+  layer_buckets_.clear();
+  std::unordered_map<const Param*, std::size_t> bucket_of;
+  std::size_t bytes = 0;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    Param* p = *it;
+    const DType dtype = p->value.dtype() == DType::float64 ? DType::float64 : DType::float32;
+    if (buckets_.empty() || bytes >= exchange_.bucket_bytes || buckets_.back().dtype != dtype) {
+      buckets_.emplace_back();
+      buckets_.back().dtype = dtype;
+      bytes = 0;
+    }
+    buckets_.back().params.push_back(p);
+    bytes += static_cast<std::size_t>(p->value.numel()) * dtype_size(dtype);
+    bucket_of[p] = buckets_.size() - 1;
+  }
+  for (const auto& layer : model_.layers())
+    for (Param& p : layer->params())
+      if (auto b = bucket_of.find(&p); b != bucket_of.end()) layer_buckets_[layer.get()].push_back(b->second);
+}
+
+void DataParallel::start_step() {
+  const std::vector<Param*> params = model_.trainable_parameters();
+  if (params != planned_) plan(params);
+  for (Bucket& b : buckets_) b.waiting = static_cast<int>(b.params.size());
+  started_ = finished_ = 0;
+  first_start_ = {};
+  in_step_ = true;
+}
+
+// A layer's gradients are assigned: start the buckets they complete (in order: every rank starts
+// the same buckets in the same order), and move the sums in flight on.
+void DataParallel::after_layer_backward(const Layer& layer) {
+  if (!in_step_) start_step();
+  if (auto it = layer_buckets_.find(&layer); it != layer_buckets_.end())
+    for (std::size_t b : it->second) --buckets_[b].waiting;
+  while (started_ < buckets_.size() && buckets_[started_].waiting == 0) start_bucket(buckets_[started_++]);
+  while (finished_ < started_ && buckets_[finished_].sum->progress()) finish_bucket(buckets_[finished_++]);
+}
+
+void DataParallel::start_bucket(Bucket& b) {
+  if (first_start_ == std::chrono::steady_clock::time_point{})
+    first_start_ = std::chrono::steady_clock::now();
+  auto pack = [&b](auto& buffer) {
+    using T = typename std::remove_reference_t<decltype(buffer)>::value_type;
+    std::size_t total = 0;
+    for (const Param* p : b.params) total += static_cast<std::size_t>(p->grad.numel());
+    buffer.resize(total);
+    std::size_t at = 0;
+    for (Param* p : b.params) {
+      const auto v = std::as_const(p->grad).values<T>();
+      std::copy(v.begin(), v.end(), buffer.begin() + static_cast<std::ptrdiff_t>(at));
+      at += v.size();
+    }
+  };
+  if (b.dtype == DType::float64) {
+    pack(b.values64);
+    b.sum = comm_->start_allreduce_sum(std::span<double>(b.values64));
+  } else {
+    pack(b.values32);
+    b.sum = comm_->start_allreduce_sum(std::span<float>(b.values32), exchange_.wire);
+  }
+}
+
+void DataParallel::finish_bucket(Bucket& b) {
+  b.sum->wait();
+  b.sum.reset();
+  auto unpack = [&b](const auto& buffer) {
+    using T = typename std::remove_reference_t<decltype(buffer)>::value_type;
+    std::size_t at = 0;
+    for (Param* p : b.params) {
+      auto v = p->grad.values<T>();
+      std::copy(buffer.begin() + static_cast<std::ptrdiff_t>(at),
+                buffer.begin() + static_cast<std::ptrdiff_t>(at + v.size()), v.begin());
+      at += v.size();
+    }
+  };
+  if (b.dtype == DType::float64) {
+    unpack(b.values64);
+  } else {
+    unpack(b.values32);
+  }
 }
 
 void DataParallel::set_step_share(std::int64_t local_n, std::int64_t n) {
   if (!active()) return;
-  model_.set_train_step_hooks(
-      {.loss_gradient_scale = n > 0 ? static_cast<double>(local_n) / static_cast<double>(n) : 0.0,
-       .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }});
+  model_.set_train_step_hooks(hooks(n > 0 ? static_cast<double>(local_n) / static_cast<double>(n) : 0.0));
 }
 
 void DataParallel::after_backward(const std::vector<Param*>& params) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<Tensor*> grads32, grads64, stats32, stats64;
-  for (Param* p : params) (p->grad.dtype() == DType::float64 ? grads64 : grads32).push_back(&p->grad);
+  if (exchange_.bucket_bytes > 0) {
+    if (!in_step_) start_step();
+    if (params != planned_)
+      throw DistributedError("DataParallel: the trainable weights changed during backward (" +
+                             std::to_string(params.size()) + " after, " + std::to_string(planned_.size()) +
+                             " before)");
+    while (started_ < buckets_.size()) start_bucket(buckets_[started_++]);
+    while (finished_ < started_) finish_bucket(buckets_[finished_++]);
+    in_step_ = false;
+    if (!buckets_.empty())
+      allreduce_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - first_start_).count();
+  } else {
+    std::vector<Tensor*> grads32, grads64;
+    for (Param* p : params) (p->grad.dtype() == DType::float64 ? grads64 : grads32).push_back(&p->grad);
+    if (exchange_.wire == WireType::bfloat16 && !grads32.empty()) {
+      // One bucket of everything, after backward.
+      Bucket all{.params = {}, .dtype = DType::float32};
+      for (Param* p : params) all.params.push_back(p);
+      start_bucket(all);
+      finish_bucket(all);
+    } else {
+      sum_into(*comm_, grads32, buffer32_, 1.0);
+    }
+    sum_into(*comm_, grads64, buffer64_, 1.0);
+    allreduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::vector<Tensor*> stats32, stats64;
   for (Param* p : averaged_) (p->value.dtype() == DType::float64 ? stats64 : stats32).push_back(&p->value);
-  sum_into(*comm_, grads32, buffer32_, 1.0);
-  sum_into(*comm_, grads64, buffer64_, 1.0);
   const double mean = 1.0 / size_;
   sum_into(*comm_, stats32, buffer32_, mean);
   sum_into(*comm_, stats64, buffer64_, mean);

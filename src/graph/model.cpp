@@ -410,6 +410,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     requires_grad[i] =
         s.nodes[i]->inputs.empty() ? options.input_gradients : needed || layer.count_trainable_params() > 0;
   }
+  std::vector<const Layer*> penalised;
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
     if (options.regularization && node.layer->activity_regularizer() && !node.inputs.empty() &&
@@ -425,6 +426,15 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
                                        : node.layer->backward(grads[i]);
     });
     grads[i] = Tensor();
+    // The layer's weight penalties now, so that after_layer_backward sees its gradients final.
+    if (options.regularization) {
+      std::vector<Param*> own;
+      for (Param& p : node.layer->params())
+        if (node.layer->trains(p)) own.push_back(&p);
+      add_weight_penalty_gradients(own, options.regularization_scale);
+      penalised.push_back(node.layer.get());
+    }
+    if (options.after_layer_backward) options.after_layer_backward(*node.layer);
     for (std::size_t k = 0; k < gin.size(); ++k) {
       int p = s.producers[i][k];
       if (!gin[k].defined() || !requires_grad[p]) continue;
@@ -442,8 +452,14 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     }
   }
   for (auto& node : s.nodes) node->layer->set_input_gradients_needed(true);
-  if (options.regularization)
-    add_weight_penalty_gradients(trainable_parameters(), options.regularization_scale);
+  if (options.regularization) {  // those of the layers whose backward did not run
+    std::vector<Param*> rest;
+    for (auto& l : s.layers)
+      if (std::find(penalised.begin(), penalised.end(), l.get()) == penalised.end())
+        for (Param& p : l->params())
+          if (l->trains(p)) rest.push_back(&p);
+    add_weight_penalty_gradients(rest, options.regularization_scale);
+  }
   std::vector<Tensor> result;
   for (int in : s.input_nodes) result.push_back(grads[in]);
   return result;
@@ -674,7 +690,8 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
   backward(grad, {.from_logits = from_logits,
                   .input_gradients = false,
                   .regularization = true,
-                  .regularization_scale = s.step_hooks.loss_gradient_scale});
+                  .regularization_scale = s.step_hooks.loss_gradient_scale,
+                  .after_layer_backward = s.step_hooks.after_layer_backward});
   std::vector<Param*> params = trainable_parameters();
   if (s.step_hooks.after_backward) s.step_hooks.after_backward(params);
   timed(s, "optimizer", [&] {

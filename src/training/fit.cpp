@@ -152,7 +152,7 @@ History run_fit(Model& model, BatchSource& train, const Dataset* memory, BatchSo
   if (val) check_fits("fit (validation data)", model, *val);
   const bool has_val = val != nullptr;
   std::ostream& out = out_of(o.out);
-  distributed::DataParallel replicas(model, o.communicator, o.batch_size, "fit");
+  distributed::DataParallel replicas(model, o.communicator, o.batch_size, "fit", o.exchange);
   const int verbose = replicas.rank() == 0 ? o.verbose : 0;
   History history;
   const std::int64_t n = train.size(), b = o.batch_size, steps = (n + b - 1) / b;

@@ -41,6 +41,16 @@ grep -q "rank [01] of 2: --batch-size: the global batch 33 does not split evenly
   fail "no split error"
 echo "ok: an uneven global batch is refused"
 
+# The gradient exchange's flags: bfloat16 on the wire trains; it refuses float64 weights (usage).
+"${run[@]}" -np 2 "$reskit" train "${common[@]}" --epochs 1 --allreduce-dtype bfloat16 --allreduce-bucket-mb 0.01 \
+  >out 2>err || fail "--allreduce-dtype bfloat16: the run failed: $(tail -3 err)"
+grep -q "^Epoch 1/1" out || fail "--allreduce-dtype bfloat16: no epoch line"
+rc=0
+"$reskit" train "${flags[@]}" --batch-size 32 --epochs 1 --dtype float64 --allreduce-dtype bfloat16 >out 2>err || rc=$?
+((rc == 2)) || fail "--allreduce-dtype bfloat16 --dtype float64: expected exit status 2, got $rc"
+grep -q "allreduce-dtype: bfloat16 expects float32 weights, got --dtype float64" err || fail "no dtype error"
+echo "ok: the bfloat16 exchange trains; float64 weights refuse it"
+
 # Bad data on rank 1 only: an error naming the rank and the file, and every rank stops.
 echo "<html>not a dataset</html>" >bad.h5
 start=$SECONDS

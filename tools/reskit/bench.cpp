@@ -1,7 +1,8 @@
 // reskit bench: images per second of a training step (forward, backward, Adam) or of inference,
 // the median of several steps after a warm-up. Under mpirun, data-parallel: --batch is the
 // global batch, each rank steps on its share, rank 0 prints the global images/s and the
-// gradient allreduce's time per step (all of it exposed: it starts after backward). --report adds
+// compute time per step, the time gradient sums were in flight (buckets summed while backward goes
+// on) and the exposed communication (what the step waited for after backward had ended). --report adds
 // the CPU, the ISA oneDNN uses, the FMA peak measured here and the workload's share of it
 // (bench_report.h). With --data FOLDER it measures the input pipeline instead, no model
 // (bench_data.cpp).
@@ -32,6 +33,7 @@ void add_bench_command(CLI::App& app) {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
     bool profile = false, no_dct_scaling = false, report = false;
+    ExchangeFlags exchange;
   };
   auto args = std::make_shared<Args>();
   auto data = std::make_shared<DataBenchArgs>();
@@ -71,6 +73,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--report", args->report,
                 "Also print the CPU, its ISA as oneDNN sees it, the FMA peak measured here and the "
                 "workload's FLOP/s as a fraction of it");
+  add_exchange_flags(*cmd, args->exchange);
   cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
     if (!data->data.empty()) {
@@ -89,6 +92,7 @@ void add_bench_command(CLI::App& app) {
     if (a.batch < 1) throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch));
     if (a.steps < 1) throw UsageError("--steps: expected a count >= 1, got " + std::to_string(a.steps));
     if (a.warmup < 0) throw UsageError("--warmup: expected a count >= 0, got " + std::to_string(a.warmup));
+    const distributed::GradientExchange exchange = gradient_exchange(a.exchange, a.dtype);
     if (a.threads != 0) set_num_threads(a.threads);
     set_global_policy(a.dtype);
     set_random_seed(0);
@@ -103,7 +107,7 @@ void add_bench_command(CLI::App& app) {
     model.compile(std::make_shared<Adam>(), std::make_shared<CategoricalCrossentropy>(), {"accuracy"});
     // As fit and predict do: a batch too large for the memory there is fails here, named.
     check_model_fits(model, local, a.mode == "train");
-    distributed::DataParallel replicas(model, &job, a.batch, "bench");
+    distributed::DataParallel replicas(model, &job, a.batch, "bench", exchange);
     replicas.broadcast_parameters();
     std::vector<std::int64_t> global(static_cast<std::size_t>(a.batch));
     for (int i = 0; i < a.batch; ++i) global[static_cast<std::size_t>(i)] = i;
@@ -126,15 +130,22 @@ void add_bench_command(CLI::App& app) {
     };
     for (int i = 0; i < a.warmup; ++i) step();
     model.set_profiling(a.profile);
-    const double communication_before = replicas.communication_seconds();
-    std::vector<double> seconds;
+    std::vector<double> seconds, compute, allreduce, exposed;
     for (int i = 0; i < a.steps; ++i) {
+      const double exposed_before = replicas.communication_seconds();
+      const double allreduce_before = replicas.allreduce_seconds();
       auto t0 = std::chrono::steady_clock::now();
       step();
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      exposed.push_back(replicas.communication_seconds() - exposed_before);
+      allreduce.push_back(replicas.allreduce_seconds() - allreduce_before);
+      compute.push_back(seconds.back() - exposed.back());
     }
-    std::sort(seconds.begin(), seconds.end());
-    const double median = seconds[seconds.size() / 2];
+    auto median_of = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const double median = median_of(seconds);
     if (job.rank() == 0)
       fmt::print("{} {} {} batch={} threads={} median_step_s={:.4f}\n", a.model, a.mode, a.dtype, a.batch,
                  num_threads(), median);
@@ -149,8 +160,15 @@ void add_bench_command(CLI::App& app) {
     }
     if (job.rank() != 0) return;  // rank 0 prints
     if (replicas.active()) {
-      fmt::print("processes={} exposed_communication_ms_per_step={:.2f}\n", job.size(),
-                 1e3 * (replicas.communication_seconds() - communication_before) / a.steps);
+      double gradient_mb = 0;
+      for (Param* p : model.trainable_parameters())
+        gradient_mb += static_cast<double>(p->value.numel() * dtype_size(p->value.dtype())) / 1e6;
+      fmt::print(
+          "processes={} gradient_mb={:.1f} allreduce_dtype={} bucket_mb={:g} compute_ms_per_step={:.1f} "
+          "allreduce_ms_per_step={:.1f} exposed_communication_ms_per_step={:.1f}\n",
+          job.size(), gradient_mb, exchange.wire == distributed::WireType::bfloat16 ? "bfloat16" : "native",
+          a.exchange.bucket_mb, 1e3 * median_of(compute), 1e3 * median_of(allreduce),
+          1e3 * median_of(exposed));
     }
     fmt::print("{:.1f} images/s\n", a.batch / median);
     if (a.report) print_report(model, a.mode == "train", a.dtype, num_threads(), a.batch / median);

@@ -8,6 +8,7 @@
 
 #include "reskit/data/batch_source.h"
 #include "reskit/data/dataset.h"
+#include "reskit/distributed/data_parallel.h"
 #include "reskit/error.h"
 #include "reskit/graph/model.h"
 #include "reskit/models/applications.h"
@@ -150,6 +151,17 @@ CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit,
 struct DataFlags;
 inline constexpr const char* kDefaultAugment = "pad-crop,flip";
 void add_data_flags(CLI::App& cmd, DataFlags& flags);
+
+// How the gradients are summed under mpirun (train and bench): --allreduce-dtype (the weights'
+// dtype, the default, or bfloat16: half the traffic) and --allreduce-bucket-mb (25 as DDP's
+// buckets, summed while backward goes on; 0: one sum after backward).
+struct ExchangeFlags {
+  std::string dtype;
+  double bucket_mb = 25.0;
+};
+void add_exchange_flags(CLI::App& cmd, ExchangeFlags& flags);
+// The exchange for a run with this --dtype; UsageError when --allreduce-dtype names another type.
+distributed::GradientExchange gradient_exchange(const ExchangeFlags& flags, const std::string& dtype);
 
 // Whether one of the four file-system checks above refused a flag: that is a run-time failure
 // (exit 1), not a usage error, though CLI11 reports it as a ValidationError.

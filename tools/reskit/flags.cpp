@@ -292,6 +292,31 @@ CLI::Option* add_limit_flag(CLI::App& cmd, std::int64_t& limit, const std::strin
   return cmd.add_option("--limit", limit, help)->check(integer_at_least(0));
 }
 
+void add_exchange_flags(CLI::App& cmd, ExchangeFlags& f) {
+  cmd.add_option(
+         "--allreduce-dtype", f.dtype,
+         "Under mpirun: the gradients' type on the wire, the weights' (default) or bfloat16 (half the "
+         "bytes, summed in float32)")
+      ->check(one_of({"float32", "float64", "bfloat16"}));
+  cmd.add_option("--allreduce-bucket-mb", f.bucket_mb,
+                 "Under mpirun: gradients summed in buckets of about this many MB while backward goes on; "
+                 "0: one sum after backward")
+      ->capture_default_str()
+      ->check(non_negative_number());
+}
+
+distributed::GradientExchange gradient_exchange(const ExchangeFlags& f, const std::string& dtype) {
+  const std::string weights = dtype == "float64" ? "float64" : "float32";
+  if (!f.dtype.empty() && f.dtype != "bfloat16" && f.dtype != weights) {
+    throw UsageError("--allreduce-dtype: expected bfloat16 or the weights' " + weights + " (--dtype " +
+                     dtype + "), got '" + f.dtype + "'");
+  }
+  if (f.dtype == "bfloat16" && weights != "float32")
+    throw UsageError("--allreduce-dtype: bfloat16 expects float32 weights, got --dtype " + dtype);
+  return {.bucket_bytes = static_cast<std::size_t>(f.bucket_mb * 1024.0 * 1024.0),
+          .wire = f.dtype == "bfloat16" ? distributed::WireType::bfloat16 : distributed::WireType::native};
+}
+
 void add_data_flags(CLI::App& cmd, DataFlags& f) {
   cmd.add_option("--augment", f.augment,
                  "Augmentation: a list of pad-crop (random crop after padding 2), flip (horizontal) and "

@@ -40,6 +40,7 @@ struct TrainArgs {
   double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
   bool sync_batch_norm = false;
+  ExchangeFlags exchange;
   DataFlags data_flags;
   static constexpr int kDefaultEpochs = 10;
 };
@@ -215,6 +216,7 @@ void run_train(const TrainArgs& a) {
     throw UsageError("--batch-size: expected a size >= 1, got " + std::to_string(a.batch_size));
   if (a.checkpoint_every > 0 && a.checkpoint_dir.empty() && a.resume.empty())
     throw UsageError("--checkpoint-every: expected --checkpoint-dir (or --resume) with it");
+  const distributed::GradientExchange exchange = gradient_exchange(a.exchange, a.dtype);
   // Under mpirun: --batch-size is the global batch; rank 0 writes every file.
   distributed::Communicator& job = distributed::world();
   const bool writer = job.rank() == 0;
@@ -295,6 +297,7 @@ void run_train(const TrainArgs& a) {
   }
   fo.seed = a.seed;
   fo.communicator = &job;
+  fo.exchange = exchange;
   fo.augment = parse_augment(a.data_flags.augment);
   // Appending, the logger drops the rows a crash left after the checkpoint.
   if (writer) fo.callbacks.push_back(std::make_shared<CSVLogger>(files.history, ',', resuming));
@@ -371,6 +374,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag(
       "--sync-batch-norm", a->sync_batch_norm,
       "Under mpirun: every BatchNormalization a SyncBatchNormalization (the global batch's statistics)");
+  add_exchange_flags(*cmd, a->exchange);
   add_data_flags(*cmd, a->data_flags);
   add_limit_flag(*cmd, a->limit, "Use only the first N training and validation samples");
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str()->check(integer_at_least(0));

@@ -12,12 +12,20 @@
 // bits; the order depends neither on timing nor on the message size nor on MPI's choice of
 // algorithm, so two runs with the same number of processes give the same bits.
 //
+// start_allreduce_sum starts the same sum without waiting (MPI's non-blocking collectives on
+// communicators of their own, so they may run while the blocking ones above are called) and hands
+// back a PendingSum that progress() advances and wait() finishes: the gradient buckets of
+// DataParallel, summed while backward goes on. Sums started earlier finish first. Only the thread
+// that called world() calls these (MPI_THREAD_FUNNELED); MPI moves the data on when they are
+// called, so callers call progress() often (after each layer's backward).
+//
 // Not here: launching processes (mpirun does), fault tolerance (a rank that dies ends the job:
 // mpirun stops the others; a rank that fails calls abort()).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -31,6 +39,26 @@ class DistributedError : public Error {
   using Error::Error;
 };
 
+// What an allreduce sends: the values' own type, or bfloat16 (float32 values only: half the
+// bytes; each value rounded to bfloat16 (to nearest, ties to even), the ranks' values added in
+// float32 in rank order, the sum rounded to bfloat16 again, so every rank gets the same bits).
+enum class WireType { native, bfloat16 };
+
+// A sum in flight (Communicator::start_allreduce_sum). The values must stay alive and untouched
+// until it is done; destroying it unfinished leaves the values to MPI (only on an error path).
+class PendingSum {
+ public:
+  virtual ~PendingSum() = default;
+  // Moves the sum on without blocking; true once the values hold the sums.
+  virtual bool progress() = 0;
+  // Blocks until the values hold the sums.
+  virtual void wait() = 0;
+};
+
+// bfloat16's 16 bits of a float (round to nearest, ties to even; NaN stays NaN) and back.
+std::uint16_t to_bfloat16(float v);
+float from_bfloat16(std::uint16_t b);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -40,6 +68,9 @@ class Communicator {
   // All ranks pass the same count.
   virtual void allreduce_sum(std::span<double> values) = 0;
   virtual void allreduce_sum(std::span<float> values) = 0;
+  // The same sums, started now (see the header comment). This default sums at once (blocking).
+  virtual std::unique_ptr<PendingSum> start_allreduce_sum(std::span<float> values, WireType wire);
+  virtual std::unique_ptr<PendingSum> start_allreduce_sum(std::span<double> values);
   // root's bytes to every rank (all ranks pass the same count).
   virtual void broadcast(std::span<std::byte> bytes, int root) = 0;
   virtual void barrier() = 0;

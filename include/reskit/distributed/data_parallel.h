@@ -9,6 +9,14 @@
 // batch's mean loss, also when the last batch of an epoch does not split evenly. A last batch
 // with fewer samples than ranks is skipped (every rank agrees).
 //
+// Overlap (as DDP's gradient buckets): the trainable parameters, in reverse layer order, are cut
+// into buckets of about GradientExchange::bucket_bytes; a bucket's sum starts (non-blocking:
+// Communicator::start_allreduce_sum) as soon as backward has assigned all of its gradients
+// (TrainStepHooks::after_layer_backward, weight penalties included), and sums in
+// flight move on after each layer's backward, so communication runs while backward goes on. The
+// sums are those of one allreduce after backward bit for bit: each element's ranks are added in
+// rank order whatever the bucket.
+//
 // Batch normalization: a BatchNormalization normalises with its rank's shard (Keras
 // MirroredStrategy's per-replica statistics) and its moving statistics are averaged over the
 // ranks after each step, so they too are identical everywhere; a SyncBatchNormalization
@@ -17,8 +25,12 @@
 // Not here: the communication itself (communicator.h), the training loop (fit).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "reskit/distributed/communicator.h"
@@ -38,13 +50,23 @@ std::span<const std::int64_t> shard(std::span<const std::int64_t> global, int ra
 // Every parameter's value (trainable or not) from root to every rank.
 void broadcast_parameters(Communicator& comm, const std::vector<Param*>& params, int root = 0);
 
+// How the gradients are summed.
+struct GradientExchange {
+  // About this many bytes per bucket (DDP's default, 25 MB); 0: one sum after backward, no overlap.
+  std::size_t bucket_bytes = std::size_t{25} << 20;
+  // bfloat16: float32 gradients sent as bfloat16, half the bytes (communicator.h's WireType; the
+  // sums differ from float32's). A float64 model refuses it.
+  WireType wire = WireType::native;
+};
+
 // One model trained data-parallel for the life of this object (fit makes one): installs the
 // model's train-step hooks (gradient scale, gradient allreduce) and removes them when destroyed.
 // With no communicator or one process, does nothing.
 class DataParallel {
  public:
   // ConfigError naming `where` when global_batch does not split evenly over the ranks.
-  DataParallel(Model& model, Communicator* comm, std::int64_t global_batch, const char* where);
+  DataParallel(Model& model, Communicator* comm, std::int64_t global_batch, const char* where,
+               GradientExchange exchange = {});
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
@@ -65,18 +87,42 @@ class DataParallel {
   // The step's loss and metrics over the global batch of n samples, from this rank's over its
   // local_n: sums of value × count, divided by n.
   StepResult global_result(const StepResult& local, std::int64_t local_n, std::int64_t n);
-  // Seconds spent summing gradients (and averaging moving statistics) since construction: all of
-  // it exposed, as the sums start after backward (reskit bench reports it per step).
+  // Seconds since construction that steps waited for communication after backward had ended (the
+  // gradient sums still in flight, the moving statistics' average): the exposed communication.
   double communication_seconds() const { return communication_seconds_; }
+  // Seconds since construction that gradient sums were in flight: per step, from the first
+  // bucket's start to the end of the last one's.
+  double allreduce_seconds() const { return allreduce_seconds_; }
 
  private:
+  struct Bucket {
+    std::vector<Param*> params;
+    DType dtype = DType::float32;
+    std::vector<float> values32;
+    std::vector<double> values64;
+    int waiting = 0;  // gradients backward has not assigned yet in this step
+    std::unique_ptr<PendingSum> sum;
+  };
+  TrainStepHooks hooks(double loss_gradient_scale);
+  void plan(const std::vector<Param*>& params);
+  void start_step();
+  void after_layer_backward(const Layer& layer);
+  void start_bucket(Bucket& b);
+  void finish_bucket(Bucket& b);
   void after_backward(const std::vector<Param*>& params);
 
   Model& model_;
   Communicator* comm_ = nullptr;
   int rank_ = 0, size_ = 1;
   std::int64_t offset_ = 0;
-  double communication_seconds_ = 0.0;
+  GradientExchange exchange_;
+  double communication_seconds_ = 0.0, allreduce_seconds_ = 0.0;
+  std::vector<Param*> planned_;  // the trainable parameters the buckets were cut for
+  std::vector<Bucket> buckets_;
+  std::unordered_map<const Layer*, std::vector<std::size_t>> layer_buckets_;  // a bucket per weight
+  bool in_step_ = false;
+  std::size_t started_ = 0, finished_ = 0;  // buckets started and finished in this step, in order
+  std::chrono::steady_clock::time_point first_start_;
   std::vector<Param*> averaged_;  // moving statistics of per-replica BatchNormalization layers
   std::vector<float> buffer32_;
   std::vector<double> buffer64_;

@@ -57,6 +57,9 @@ struct BackwardOptions {
   // What those gradients are multiplied by: in data-parallel training each replica's share of the
   // global batch, so that the sum over the replicas counts each penalty once.
   double regularization_scale = 1.0;
+  // Called after each layer's backward with that layer, its parameter gradients final (weight
+  // penalties added): data-parallel training starts summing them there.
+  std::function<void(const Layer&)> after_layer_backward;
 };
 
 // What one training or evaluation step reports.
@@ -69,10 +72,12 @@ struct StepResult {
 // Data-parallel training (reskit/distributed/data_parallel.h) in train_on_batch: the loss
 // gradient is multiplied by loss_gradient_scale (this replica's share of the global batch), and
 // after_backward sees the trainable parameters, gradients assigned, before the optimizer step
-// (the gradient allreduce). Defaults: 1 and nothing.
+// (the gradient allreduce); after_layer_backward goes to backward (BackwardOptions). Defaults: 1
+// and nothing.
 struct TrainStepHooks {
   double loss_gradient_scale = 1.0;
   std::function<void(const std::vector<Param*>&)> after_backward;
+  std::function<void(const Layer&)> after_layer_backward;
 };
 
 class Model {

@@ -18,6 +18,7 @@
 #include "reskit/data/batch_source.h"
 #include "reskit/data/dataset.h"
 #include "reskit/distributed/communicator.h"
+#include "reskit/distributed/data_parallel.h"
 #include "reskit/graph/model.h"
 #include "reskit/training/callbacks.h"
 
@@ -52,6 +53,8 @@ struct FitOptions {
   // options and ends with the same weights. The progress bar and callbacks' logs show the global
   // batch's values; only rank 0 prints. Null: this process alone.
   distributed::Communicator* communicator = nullptr;
+  // How the gradients are summed over the processes (buckets overlapping backward, bfloat16).
+  distributed::GradientExchange exchange;
 };
 
 struct EvaluateOptions {
