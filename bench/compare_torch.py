@@ -115,6 +115,7 @@ def machine_report(args, model="resnet50", shape="64,64,3", classes=6):
     peaks = {k: float(v) for k, v in re.findall(r"(float32|float64|bf16)=([0-9.]+)", out)}
     return {"cpu": re.search(r"^cpu: (.*)$", out, re.M).group(1),
             "isa": re.search(r"^onednn_isa: (.*)$", out, re.M).group(1),
+            "blas": re.search(r"^openblas_kernels: (.*)$", out, re.M).group(1),
             "peaks": peaks, "gflop": float(re.search(r"gflop_per_image=([0-9.]+)", out).group(1))}
 
 
@@ -136,7 +137,8 @@ def main():
     machine = machine_report(args)
     resnet20 = machine_report(args, "resnet20", "28,28,1", 10)
     peaks = machine["peaks"]
-    print(f"cpu: {machine['cpu']}; oneDNN ISA: {machine['isa']}; threads={args.threads}")
+    print(f"cpu: {machine['cpu']}; oneDNN ISA: {machine['isa']}; OpenBLAS kernels: {machine['blas']}; "
+          f"threads={args.threads}")
     print("FMA peak measured here, GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
     for name in args.workloads.split(","):
         if name not in WORKLOADS:

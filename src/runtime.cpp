@@ -24,6 +24,7 @@ void set_num_threads(int n) {
 int num_threads() { return omp_get_max_threads(); }
 
 std::string cpu_isa() { return kernels::cpu_isa(); }
+std::string blas_kernels() { return kernels::blas_core(); }
 
 namespace {
 std::int64_t& memory_limit() {

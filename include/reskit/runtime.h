@@ -17,6 +17,10 @@ int num_threads();
 // ("avx512_core_bf16", "avx512_core_amx", "avx2", ...): what the kernel rules that differ per CPU
 // read (docs/cpu-rules.md).
 std::string cpu_isa();
+// The kernels OpenBLAS (float64's convolutions and gemms) chose for this CPU when it loaded
+// ("SkylakeX", "Haswell"; "Prescott", its SSE3 fallback, on CPUs newer than it knows), as set by
+// OPENBLAS_CORETYPE where that is set.
+std::string blas_kernels();
 
 // Bytes available to new allocations: the least of MemAvailable (/proc/meminfo), what the
 // cgroup's memory.max leaves, the address-space limit (RLIMIT_AS) and the limit below.

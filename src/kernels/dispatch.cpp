@@ -23,6 +23,7 @@
 #include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/cpu/batch_norm_f64.h"
 #include "kernels/cpu/dense.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/im2col_gemm.h"
 #include "kernels/cpu/onednn_conv.h"
 #include "kernels/cpu/onednn_engine.h"
@@ -69,6 +70,7 @@ Conv2DParams full_precision(const Conv2DParams& p) {
 void set_backend(Backend b) { g_backend = b; }
 Backend backend() { return g_backend; }
 const char* cpu_isa() { return onednn::effective_isa_name(); }
+const char* blas_core() { return cpu::blas_core_name(); }
 
 // ---- Conv2D: the rules ----
 

@@ -187,6 +187,9 @@ Backend backend();
 // "avx512_core_bf16", "avx512_core_amx", "avx2", ... The rules that differ per CPU read this (a
 // fixed fact of the machine, so a run on one machine still gives the same bits every time).
 const char* cpu_isa();
+// The kernels OpenBLAS chose at load for this CPU (openblas_get_corename: "SkylakeX", "Haswell",
+// "Prescott" where 0.3.21 does not know the model); OPENBLAS_CORETYPE overrides its choice.
+const char* blas_core();
 
 }  // namespace reskit::kernels
 

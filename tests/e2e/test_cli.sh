@@ -21,6 +21,12 @@ expect_ok -- bench --model resnet20 --input 28,28,1 --classes 10 --batch 4 --ste
 grep -q "Conv2D backward" "$tmp/out" || fail "reskit bench --dtype mixed_bfloat16 --profile: no Conv2D row"
 expect_ok -- bench --model resnet50 --batch 1 --mode infer --steps 2
 grep -q "resnet50 infer float32 batch=1" "$tmp/out" || fail "reskit bench --batch 1 --mode infer: no header line"
+# --report: the CPU, oneDNN's ISA, a measured FMA peak, and ResNet-50 64x64's forward FLOPs (PERF.md's
+# independent count: 0.616 GFLOP per image).
+expect_ok -- bench --model resnet50 --batch 1 --mode infer --steps 1 --warmup 0 --report
+grep -Eq "^onednn_isa: [a-z0-9_]+$" "$tmp/out" || fail "reskit bench --report: no onednn_isa line"
+grep -Eq "^fma_peak_gflops: float32=[1-9][0-9.]* float64=[1-9]" "$tmp/out" || fail "reskit bench --report: no FMA peak"
+grep -q "gflop_per_image=0.616" "$tmp/out" || fail "reskit bench --report: expected gflop_per_image=0.616 for ResNet-50 64x64"
 
 # --help on every sub-command: exit 0, its usage and options on stdout.
 for cmd in summary bench train evaluate predict export plot; do

@@ -159,6 +159,7 @@ void print_report(const Model& model, bool training, const std::string& dtype, i
   const FmaPeak peak = measure_fma_peak(threads);
   fmt::print("cpu: {}\n", cpu_model_name());
   fmt::print("onednn_isa: {}\n", cpu_isa());
+  fmt::print("openblas_kernels: {}\n", blas_kernels());
   fmt::print("fma_peak_gflops: float32={:.1f} float64={:.1f} bf16={:.1f} threads={} loops={}\n", peak.float32,
              peak.float64, peak.bf16, threads, peak.vector_isa);
   const double per_image = forward_flops_per_image(model) * (training ? 3 : 1);

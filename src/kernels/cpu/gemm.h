@@ -13,6 +13,9 @@
 
 namespace reskit::kernels::cpu {
 
+// The kernels OpenBLAS chose at load ("SkylakeX", "Haswell", "Prescott", ...).
+inline const char* blas_core_name() { return openblas_get_corename(); }
+
 // C[M,N] = alpha·op(A)·op(B) + beta·C, row-major.
 inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                  const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
