@@ -339,7 +339,9 @@ TEST_F(DataParallelTest, SyncBatchNormResNet20Float32Tolerance) {
 // Streamed data: pictures of 10x12 made from their index, counted as they are read.
 class CountingReader final : public SampleReader {
  public:
-  explicit CountingReader(std::int64_t n) : reads_(static_cast<std::size_t>(n), 0) {}
+  // Samples in `bad` fail to decode (FileError naming them).
+  explicit CountingReader(std::int64_t n, std::vector<std::int64_t> bad = {})
+      : reads_(static_cast<std::size_t>(n), 0), bad_(std::move(bad)) {}
   std::int64_t size() const override { return static_cast<std::int64_t>(reads_.size()); }
   std::int32_t label(std::int64_t i) const override { return static_cast<std::int32_t>(i % 3); }
   std::string name(std::int64_t i) const override { return "synthetic/" + std::to_string(i); }
@@ -348,6 +350,7 @@ class CountingReader final : public SampleReader {
       std::lock_guard lock(mutex_);
       ++reads_[static_cast<std::size_t>(i)];
     }
+    if (std::find(bad_.begin(), bad_.end(), i) != bad_.end()) throw FileError(name(i) + ": not an image");
     Image image{10, 12, 1, std::vector<std::uint8_t>(120)};
     for (std::size_t k = 0; k < image.pixels.size(); ++k)
       image.pixels[k] = static_cast<std::uint8_t>((k * (7 + i) + 31 * i) % 256);
@@ -362,12 +365,14 @@ class CountingReader final : public SampleReader {
  private:
   mutable std::mutex mutex_;
   mutable std::vector<std::int64_t> reads_;
+  std::vector<std::int64_t> bad_;
 };
 
-std::unique_ptr<StreamDataset> counting_stream(std::shared_ptr<CountingReader> reader) {
+std::unique_ptr<StreamDataset> counting_stream(std::shared_ptr<CountingReader> reader,
+                                               bool skip_bad = false) {
   return std::make_unique<StreamDataset>(std::move(reader), "synthetic", Shape{8, 8, 1}, 3,
                                          std::vector<std::string>{"a", "b", "c"}, Interpolation::bilinear,
-                                         false, StreamOptions{.workers = 1, .seed = 3});
+                                         false, StreamOptions{.workers = 1, .skip_bad = skip_bad, .seed = 3});
 }
 
 // Each rank reads and decodes only its slice of every global batch (40 samples in batches of 12:
@@ -441,6 +446,28 @@ TEST_F(DataParallelTest, SyncBatchNormResNet50Float32Tolerance) {
                                        .repeat = false,
                                        .floor = 1e-3,
                                        .model_wide = true});
+}
+
+// Unreadable files left out (skip_bad): each step's loss and gradients are the means over the
+// samples the ranks read, as one process's over the files it read.
+TEST_F(DataParallelTest, StreamedDataSkipsBadFilesAsOneProcess) {
+  const std::vector<std::int64_t> bad{2, 13, 17};
+  const FitOptions o{.epochs = 1, .batch_size = 12, .seed = 4, .verbose = 0};
+  FitOptions od = o;
+  od.communicator = &job();
+  Model m = synced_model("resnet20", {8, 8, 1}, 3, DType::float64, false);
+  auto stream = counting_stream(std::make_shared<CountingReader>(24, bad), true);
+  const History hd = fit(m, *stream, od);
+  double diff = 0.0, loss_diff = 0.0;
+  if (job().rank() == 0) {
+    Model alone = synced_model("resnet20", {8, 8, 1}, 3, DType::float64, false);
+    auto own = counting_stream(std::make_shared<CountingReader>(24, bad), true);
+    const History h1 = fit(alone, *own, o);
+    diff = max_relative_difference(m, alone);
+    loss_diff = std::abs(hd.history.at("loss")[0] - h1.history.at("loss")[0]);
+  }
+  EXPECT_TRUE(on_all_ranks(diff <= 1e-12)) << "relative difference " << diff;
+  EXPECT_TRUE(on_all_ranks(loss_diff <= 1e-12)) << "loss differs by " << loss_diff;
 }
 
 struct Crash : std::runtime_error {
