@@ -2,7 +2,7 @@
 # reskit train under mpirun (Open MPI, one thread per rank): rank 0 alone prints and writes; the
 # global batch must split over the ranks; a rank with bad data names itself and the file and the
 # whole job stops; a rank killed with SIGKILL ends the job within 60 s, and the newest checkpoint
-# resumes to the same model as an uninterrupted run.
+# resumes to the same model as an uninterrupted run, and with 1 and 4 processes too.
 # Usage: test_mpi_cli.sh path/to/reskit path/to/mpirun
 set -euo pipefail
 reskit=$(realpath "$1")
@@ -89,6 +89,7 @@ if [[ -n $victim ]]; then
     echo "ok: killing rank 1 ended the job in $((SECONDS - start)) s (status $rc)"
   fi
   job=""
+  cp -r C C1 && cp -r C C4
   "${run[@]}" -np 2 "$reskit" train "${common[@]}" --epochs 2 --resume C -o k.h5 --history k.csv >out 2>err ||
     fail "the resumed run failed"
   grep -q "^Resuming from C/epoch-" out || fail "no resume line"
@@ -96,6 +97,15 @@ if [[ -n $victim ]]; then
   "$reskit" predict k.h5 --data fashion-mnist:test --limit 32 --threads 1 --output pk.csv >/dev/null
   cmp -s pf.csv pk.csv || fail "the resumed model's predictions differ from the uninterrupted run's"
   echo "ok: the newest checkpoint resumed to the uninterrupted run's model"
+  # The checkpoint of 2 ranks resumed by 1 and by 4 (the same global batches, split otherwise;
+  # tests/distributed's ResumeWithAnotherNumberOfProcesses compares the weights).
+  for np in 1 4; do
+    "${run[@]}" -np $np "$reskit" train "${common[@]}" --epochs 2 --resume C$np -o k$np.h5 --history k$np.csv \
+      >out 2>err || fail "resuming the 2-rank checkpoint with $np processes failed: $(tail -3 err)"
+    grep -q "^Resuming from C$np/epoch-" out || fail "no resume line with $np processes"
+    [[ $(grep -c "^1," k$np.csv) == 1 && -s k$np.h5 ]] || fail "resumed with $np processes: no epoch 2 (row 1) in k$np.csv"
+  done
+  echo "ok: the 2-rank checkpoint resumed with 1 and with 4 processes"
 else
   wait "$job" || true
   job=""

@@ -72,7 +72,9 @@ using Scores = std::map<std::string, double>;
 History fit(Model& model, const Dataset& train, const FitOptions& options = {});
 History fit(Model& model, const Tensor& x, const Tensor& y, const FitOptions& options = {});
 // From any BatchSource (a stream reading ahead on worker threads): as above, without
-// validation_split (give validation_data or validation_source).
+// validation_split (give validation_data or validation_source). Data-parallel, each rank's source
+// is started on this rank's slices of every global batch (shard_order, data/stream.h) with
+// batch_size / N, so a stream reads and decodes only those.
 History fit(Model& model, BatchSource& train, const FitOptions& options = {});
 Scores evaluate(Model& model, const Dataset& data, const EvaluateOptions& options = {});
 Scores evaluate(Model& model, const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
