@@ -1,10 +1,10 @@
 // The one-process communicator and what every build shares (the launcher's environment).
 #include "reskit/distributed/communicator.h"
 
-#include <bit>
 #include <cstdlib>
 #include <string>
 
+#include "distributed/bfloat16.h"
 #include "distributed/launch.h"
 
 namespace reskit::distributed {
@@ -24,13 +24,8 @@ int launcher_world_size() {
 }
 }  // namespace detail
 
-std::uint16_t to_bfloat16(float v) {
-  const auto u = std::bit_cast<std::uint32_t>(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // quiet NaN
-  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-float from_bfloat16(std::uint16_t b) { return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16); }
+std::uint16_t to_bfloat16(float v) { return detail::to_bfloat16(v); }
+float from_bfloat16(std::uint16_t b) { return detail::from_bfloat16(b); }
 
 namespace {
 class DoneSum final : public PendingSum {
