@@ -316,14 +316,19 @@ SlotRef classify(const std::string& raw, const std::map<std::string, int>& keys,
   return r;
 }
 
-// Restores iterations and slots when every one of them can be mapped; otherwise leaves the fresh
-// optimizer alone (Keras: "a file whose optimizer state cannot be mapped still loads its model").
-bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& loaded,
-                       const std::string& context) {
-  if (!hdf5::exists(file, "optimizer_weights")) return false;
+// Restores iterations and the slots of the weights that train now, by weight name. A weight
+// that trains now but has no slots in the file (it was frozen when the file was saved) starts
+// with fresh ones, and the file's slots of weights that no longer train are left out, as Keras
+// restores a checkpoint's slot variables by name. When no slot maps by name (Keras 2.2's
+// positional names), all of them must map by position. Otherwise the fresh optimizer is left alone
+// (Keras: "a file whose optimizer state cannot be mapped still loads its model") and restored is false.
+OptimizerRestore restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& loaded,
+                                   const std::string& context) {
+  OptimizerRestore none;
+  if (!hdf5::exists(file, "optimizer_weights")) return none;
   Hid g = hdf5::open_group(file, "optimizer_weights", context);
   auto names = hdf5::read_string_list_attr(g.get(), "weight_names", context + ": optimizer_weights");
-  if (!names || names->empty()) return false;
+  if (!names || names->empty()) return none;
   Optimizer& opt = model.optimizer();
   auto params = model.trainable_parameters();
   std::map<std::string, int> keys, flat_keys;
@@ -346,6 +351,7 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
   const bool needs_first = adam != nullptr || (sgd && sgd->options().momentum != 0.0);
   std::vector<Tensor> first(params.size()), second(params.size());
   std::optional<std::int64_t> iterations;
+  std::int64_t unmapped = 0;  // slot names of no weight that trains now
   auto read_slot = [&](const std::string& name, int p) {
     const std::string where = context + ": optimizer weight '" + name + "'";
     Hid d = hdf5::open_dataset(g.get(), name, where);
@@ -362,11 +368,32 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
         iterations = hdf5::read_scalar_int(d.get(), context + ": optimizer weight '" + name + "'");
       } else if (r.param >= 0) {
         (r.slot == Slot::first ? first : second)[r.param] = read_slot(name, r.param);
+      } else {
+        ++unmapped;
       }
     }
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      if ((needs_first && !first[i].defined()) || (needs_second && !second[i].defined())) by_name = false;
+    auto has_slots = [&](std::size_t i) {
+      return (!needs_first || first[i].defined()) && (!needs_second || second[i].defined());
+    };
+    std::size_t mapped = 0;
+    for (std::size_t i = 0; i < params.size(); ++i) mapped += has_slots(i);
+    if (mapped < params.size() && mapped > 0 && iterations) {
+      // Another set of weights trained when the file was saved: by name, fresh slots for the rest.
+      OptimizerRestore partial{.restored = true, .unused_slots = unmapped};
+      opt.set_iterations(*iterations);
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        if (!has_slots(i)) {
+          partial.fresh.push_back(params[i]->name);
+          if (adam) adam->slots().erase(params[i]->name);
+          if (sgd) sgd->velocities().erase(params[i]->name);
+        } else {
+          if (adam) adam->slots()[params[i]->name] = Adam::Slots{first[i], second[i]};
+          if (sgd && needs_first) sgd->velocities()[params[i]->name] = first[i];
+        }
+      }
+      return partial;
     }
+    if (mapped < params.size()) by_name = false;
     // Keras 2.2 names slots training/Adam/Variable_<k>:0: [iterations, m..., v..., (vhat...)] in order.
     const std::size_t np = params.size(), count = names->size();
     if (!by_name && needs_first &&
@@ -379,16 +406,16 @@ bool restore_optimizer(hid_t file, Model& model, const std::vector<Assignment>& 
       }
       by_name = true;
     }
-    if (!by_name || !iterations) return false;
+    if (!by_name || !iterations) return none;
   } catch (const FileError&) {
-    return false;
+    return none;
   }
   opt.set_iterations(*iterations);
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (adam) adam->slots()[params[i]->name] = Adam::Slots{first[i], second[i]};
     if (sgd && needs_first) sgd->velocities()[params[i]->name] = first[i];
   }
-  return true;
+  return {.restored = true, .unused_slots = unmapped};
 }
 
 std::string context_of(const std::string& path) { return "'" + path + "'"; }
@@ -498,7 +525,7 @@ void load_weights(Model& model, const std::string& path, LoadWeightsOptions opti
   assign(read_weights(root.get(), model, options.by_name, context, options.require_all));
 }
 
-void load_training_state(Model& model, const std::string& path) {
+OptimizerRestore load_training_state(Model& model, const std::string& path) {
   const std::string context = context_of(path);
   if (!model.compiled()) {
     throw Error(context + ": cannot restore a training state into model '" + model.name() +
@@ -508,11 +535,13 @@ void load_training_state(Model& model, const std::string& path) {
   Hid file = open_model_file(path);
   Hid root = weights_root(file.get(), context);
   auto loaded = read_weights(root.get(), model, false, context);
-  if (!restore_optimizer(file.get(), model, loaded, context)) {
+  OptimizerRestore restored = restore_optimizer(file.get(), model, loaded, context);
+  if (!restored.restored) {
     throw FileError(context + ": has no state of optimizer '" + model.optimizer().name() +
                     "' to resume from");
   }
   assign(loaded);
+  return restored;
 }
 
 }  // namespace reskit

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -159,7 +160,13 @@ void BackupAndRestore::restore(const std::string& dir) {
   std::istringstream in(c.generator);
   in >> generator;
   if (!in) throw FileError(json + ": the generator state is invalid");
-  load_training_state(model(), c.model_path);
+  const OptimizerRestore restored = load_training_state(model(), c.model_path);
+  if (!restored.fresh.empty() || restored.unused_slots > 0) {
+    *(options_.out ? options_.out : &std::cout)
+        << "BackupAndRestore: other weights train than in " << c.model_path
+        << ": optimizer slots restored by name, " << restored.fresh.size()
+        << " weights start with fresh slots, " << restored.unused_slots << " of its slots left out\n";
+  }
   if (model().optimizer().iterations() != c.iterations) {
     throw FileError(c.model_path + ": the optimizer made " +
                     std::to_string(model().optimizer().iterations()) + " steps, but " + json + " says " +

@@ -62,7 +62,7 @@ expect_ok "Preprocessing the pictures as keras.applications' preprocess_input(mo
   -- train --model resnet50-imagenet --weights "$v1" --include-top false --pooling avg --freeze base \
   --data train_signs.h5 --validation test_signs.h5 --epochs 1 --batch-size 8 --limit 16 -o t.h5 --threads 2
 expect_file t.h5
-expect_ok "Training layers conv5_block1_1_conv onwards (34 of 177 layers): 14988294 of 23600006 parameters trainable" \
+expect_ok "Training layers conv5_block1_1_conv onwards (34 of 177 layers; 10 BatchNormalization layers among them stay frozen (--unfreeze-batch-norm trains them)): 14965766 of 23600006 parameters trainable" \
   -- train --model resnet50-imagenet --weights t.h5 --include-top false --pooling avg \
   --unfreeze-from conv5_block1 --lr 1e-5 --data train_signs.h5 --validation test_signs.h5 --epochs 1 \
   --batch-size 8 --limit 16 -o t2.h5 --threads 2

@@ -60,6 +60,13 @@ expect_error "--augment differs from the checkpointed run: expected true, got fa
   -- train --limit 512 --batch-size 64 --threads 2 --seed 3 --lr-schedule constant --epochs 4 --resume B
 expect_error "--lr-schedule differs from the checkpointed run: expected \"constant\", got \"cosine\"" \
   -- train "${common[@]}" --epochs 4 --resume B
+# Other weights to train (a fine-tuning stage) is not a resume: the trainable flags must match too.
+expect_error "--freeze differs from the checkpointed run: expected none, got \"base\"" \
+  -- train "${common[@]}" --lr-schedule constant --epochs 4 --freeze base --resume B
+"$reskit" train "${common[@]}" --lr-schedule constant --epochs 1 --freeze base --checkpoint-dir G -o g.h5 \
+  --history g.csv > /dev/null
+expect_error "--freeze differs from the checkpointed run: expected \"base\", got none" \
+  -- train "${common[@]}" --lr-schedule constant --epochs 2 --resume G
 # A cosine schedule spans all epochs: --epochs must match.
 "$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir C -o c.h5 --history c.csv > /dev/null
 expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \

@@ -10,6 +10,7 @@
 #include "reskit/data/loaders.h"
 #include "reskit/error.h"
 #include "reskit/io/h5.h"
+#include "reskit/models/fine_tune.h"
 #include "reskit/models/registry.h"
 #include "reskit/optim/loss.h"
 #include "reskit/optim/optimizer.h"
@@ -140,35 +141,37 @@ std::optional<app::ClassIndex> find_class_index(const std::string& flag, std::in
   return std::nullopt;
 }
 
-void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from) {
+void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from,
+                    bool unfreeze_batch_norm) {
   if (freeze.empty() || freeze == "none") {
-    if (unfreeze_from.empty()) return;
+    if (unfreeze_from.empty()) {
+      if (unfreeze_batch_norm) throw UsageError("--unfreeze-batch-norm: goes with --unfreeze-from, got none");
+      return;
+    }
   } else if (!unfreeze_from.empty()) {
     throw UsageError("--freeze base and --unfreeze-from: give one of them, got both");
+  } else if (unfreeze_batch_norm) {
+    throw UsageError("--unfreeze-batch-norm: goes with --unfreeze-from, got --freeze " + freeze);
   }
   const auto& layers = model.layers();
   std::size_t first_trainable = layers.size() - 1;  // --freeze base: the classifier only
+  std::size_t frozen_norms = 0;
   if (!unfreeze_from.empty()) {
-    auto starts = [&](const std::string& name) {
-      return name == unfreeze_from || name.rfind(unfreeze_from + "_", 0) == 0;
-    };
-    first_trainable = layers.size();
-    for (std::size_t i = 0; i < layers.size() && first_trainable == layers.size(); ++i)
-      if (layers[i]->name() == unfreeze_from) first_trainable = i;
-    for (std::size_t i = 0; i < layers.size() && first_trainable == layers.size(); ++i)
-      if (starts(layers[i]->name())) first_trainable = i;
-    if (first_trainable == layers.size()) {
-      try {
-        model.get_layer(unfreeze_from);  // its message names the nearest layers
-      } catch (const ConfigError& e) {
-        throw ConfigError("--unfreeze-from: " + std::string(e.what()));
-      }
+    try {
+      first_trainable = reskit::unfreeze_from(model, unfreeze_from, {.batch_norm = unfreeze_batch_norm});
+    } catch (const ConfigError& e) {
+      throw ConfigError("--unfreeze-from: " + std::string(e.what()));
     }
+    for (std::size_t i = first_trainable; i < layers.size(); ++i) frozen_norms += !layers[i]->trainable();
+  } else {
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i]->set_trainable(i >= first_trainable);
   }
-  for (std::size_t i = 0; i < layers.size(); ++i) layers[i]->set_trainable(i >= first_trainable);
   std::cout << "Training layers " << layers[first_trainable]->name() << " onwards ("
-            << layers.size() - first_trainable << " of " << layers.size()
-            << " layers): " << model.count_trainable_params() << " of " << model.count_params()
+            << layers.size() - first_trainable << " of " << layers.size() << " layers";
+  if (frozen_norms > 0)
+    std::cout << "; " << frozen_norms
+              << " BatchNormalization layers among them stay frozen (--unfreeze-batch-norm trains them)";
+  std::cout << "): " << model.count_trainable_params() << " of " << model.count_params()
             << " parameters trainable\n";
 }
 

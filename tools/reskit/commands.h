@@ -107,8 +107,10 @@ std::optional<applications::ClassIndex> find_class_index(const std::string& flag
 
 // --freeze base: every layer frozen but the last (the classifier: a new head or "predictions");
 // --unfreeze-from LAYER: the layers before LAYER (a layer name, or the start of names, e.g.
-// conv5_block1) frozen, LAYER and those after it trainable. Prints what trains.
-void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from);
+// conv5_block1) frozen, LAYER and those after it trainable but the BatchNormalization layers, which
+// stay frozen unless unfreeze_batch_norm (reskit/models/fine_tune.h). Prints what trains.
+void apply_freezing(Model& model, const std::string& freeze, const std::string& unfreeze_from,
+                    bool unfreeze_batch_norm = false);
 
 // "64,64,3" -> {64, 64, 3}; throws UsageError naming the flag.
 Shape parse_shape(const std::string& flag, const std::string& text);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "commands.h"
 #include "reskit/data/loaders.h"
@@ -39,7 +40,7 @@ struct TrainArgs {
   double lr_warmup_epochs = 0.0;
   double lr = 0.0, weight_decay = 0.0, l1 = 0.0, l2 = 0.0;
   std::uint64_t seed = 0;
-  bool sync_batch_norm = false;
+  bool sync_batch_norm = false, unfreeze_batch_norm = false;
   ExchangeFlags exchange;
   DataFlags data_flags;
   static constexpr int kDefaultEpochs = 10;
@@ -131,6 +132,7 @@ nlohmann::json checked_args(const TrainArgs& a) {
   }
   if (a.freeze != "none") args["freeze"] = a.freeze;
   if (!a.unfreeze_from.empty()) args["unfreeze-from"] = a.unfreeze_from;
+  if (a.unfreeze_batch_norm) args["unfreeze-batch-norm"] = true;
   return args;
 }
 
@@ -142,6 +144,11 @@ nlohmann::json checked_args_all(const TrainArgs& a) {
   if (a.sync_batch_norm) j["sync-batch-norm"] = true;
   return j;
 }
+
+// The checked flags that args holds only when they are set (checked_args, checked_args_all).
+const std::set<std::string> kSetOnly = {
+    "freeze",           "unfreeze-from",  "unfreeze-batch-norm", "lr-reference-batch",
+    "lr-warmup-epochs", "sync-batch-norm"};
 
 // Reads the checkpoint in --resume's folder and checks that the flags match the run that wrote it.
 CheckpointInfo read_resume(const TrainArgs& a) {
@@ -163,12 +170,24 @@ CheckpointInfo read_resume(const TrainArgs& a) {
     const nlohmann::json& value = got.at(flag);
     const auto it = want.find(flag);
     if (it == want.end() && (flag == "l1" || flag == "l2") && value == 0.0) continue;  // older checkpoints
+    if (it == want.end() && kSetOnly.count(flag)) {
+      throw ConfigError("--resume: --" + flag + " differs from the checkpointed run: expected none, got " +
+                        value.dump());
+    }
     if (it == want.end()) throw FileError("--resume: " + path + ": args has no '" + flag + "'");
     if (*it == value) continue;
     if (flag == "epochs" && a.schedule == "constant") continue;  // a constant rate spans no epochs
     throw ConfigError("--resume: --" + flag + " differs from the checkpointed run: expected " + it->dump() +
                       ", got " + value.dump() +
                       (flag == "epochs" ? " (the " + a.schedule + " schedule spans all epochs)" : ""));
+  }
+  // A flag the checkpointed run set and this one does not (e.g. --freeze base, then none: other
+  // weights would train; a new stage starts from the last stage's file with --weights instead).
+  for (const auto& [flag, value] : want.items()) {
+    if (kSetOnly.count(flag) && !got.contains(flag)) {
+      throw ConfigError("--resume: --" + flag + " differs from the checkpointed run: expected " +
+                        value.dump() + ", got none");
+    }
   }
   return c;
 }
@@ -257,7 +276,7 @@ void run_train(const TrainArgs& a) {
     // A file of an earlier stage holds the head too ("dense"): loaded by name where present.
     if (!a.app.weights.empty()) load_weights(model, a.app.weights, {.by_name = true});
   }
-  apply_freezing(model, a.freeze, a.unfreeze_from);
+  apply_freezing(model, a.freeze, a.unfreeze_from, a.unfreeze_batch_norm);
   if (a.l1 > 0 || a.l2 > 0) {  // on every Conv2D and Dense kernel, as keras.io's CIFAR-10 ResNet
     regularize_kernels(model, a.l1 > 0 && a.l2 > 0 ? Regularizer(L1L2(a.l1, a.l2))
                               : a.l1 > 0           ? Regularizer(L1(a.l1))
@@ -390,7 +409,11 @@ void add_train_command(CLI::App& app) {
       ->check(one_of({"none", "base"}));
   cmd->add_option("--unfreeze-from", a->unfreeze_from,
                   "Train only this layer and those after it (a layer name or the start of names, e.g. "
-                  "conv5_block1); the layers before it are frozen");
+                  "conv5_block1); the layers before it are frozen, and so are its BatchNormalization "
+                  "layers (Keras's fine-tuning recipe)");
+  cmd->add_flag("--unfreeze-batch-norm", a->unfreeze_batch_norm,
+                "With --unfreeze-from: train the BatchNormalization layers after the point too (training "
+                "mode: their moving statistics follow the new data's batches)");
   cmd->add_option("-o,--output", a->output, "Model file to write (default: <model>-<data>.h5)")
       ->check(writable_file());
   cmd->add_option("--history", a->history, "History CSV (default: <model>-<data>-history.csv)")

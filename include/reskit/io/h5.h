@@ -31,6 +31,7 @@
 // Not here: ONNX export, plots, data sets (see io/ and data/).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -79,12 +80,24 @@ struct LoadWeightsOptions {
 // is untouched.
 void load_weights(Model& model, const std::string& path, LoadWeightsOptions options = {});
 
+// What load_training_state restored of the optimizer: the iterations and, by weight name, the
+// slots of the weights that train now. fresh: the weights that train now but had no slots in the
+// file (frozen when it was saved; they start with zero slots, as weights do that start training
+// in a run); unused_slots: the file's slot weights of weights that do not train now. Both empty
+// when the same weights train as when the file was saved.
+struct OptimizerRestore {
+  bool restored = false;
+  std::vector<std::string> fresh;
+  std::int64_t unused_slots = 0;
+};
+
 // Loads a save_model file's weights and its optimizer's state (iterations, slots) into model,
 // which must have the same layers and be compiled with an optimizer of the same kind: a run goes
-// on from the file exactly (BackupAndRestore). The learning rate and its schedule stay the
-// model's. FileError when the file holds no optimizer state that fits; on error the model is
-// untouched.
-void load_training_state(Model& model, const std::string& path);
+// on from the file exactly (BackupAndRestore) when the same weights train. When the trainable
+// flags changed since (a fine-tuning stage), the slots are restored by weight name (see
+// OptimizerRestore). The learning rate and its schedule stay the model's. FileError when the file
+// holds no optimizer state that fits; on error the model is untouched.
+OptimizerRestore load_training_state(Model& model, const std::string& path);
 
 // The model's Keras JSON (model.to_json()): {"class_name": "Functional" (or "Sequential"), "config": {...}}.
 std::string model_to_json(const Model& model);

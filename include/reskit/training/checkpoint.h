@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 
 #include "reskit/training/callbacks.h"
@@ -44,6 +45,9 @@ struct BackupAndRestoreOptions {
   // false: restore only, never write or delete (the ranks other than 0 of a data-parallel run,
   // where rank 0 writes the backups).
   bool save = true;
+  // Where the one-line notice goes when other weights train than when the backup was taken (their
+  // optimizer slots restored by name, see load_training_state); nullptr: std::cout.
+  std::ostream* out = nullptr;
 };
 
 // What a backup folder's checkpoint.json says.
