@@ -15,9 +15,12 @@
 #include "reskit/reskit.h"
 #include "reskit/training/checkpoint.h"
 #include "reskit/training/fit.h"
+#include "support/crash_at.h"
 #include "support/file_writers.h"
 
 using namespace reskit;
+using reskit::test::Crash;
+using reskit::test::CrashAt;
 using namespace reskit_test;
 namespace fs = std::filesystem;
 
@@ -155,24 +158,6 @@ std::vector<float> weights(Model& m) {
   }
   return w;
 }
-
-struct Crash : std::runtime_error {
-  Crash() : std::runtime_error("crash") {}
-};
-
-// Throws at the end of step `step` of epoch `epoch`.
-class CrashAt : public Callback {
- public:
-  CrashAt(int epoch, std::int64_t step) : epoch_(epoch), step_(step) {}
-  void on_epoch_begin(int epoch) override { current_ = epoch; }
-  void on_batch_end(std::int64_t step, const Logs&) override {
-    if (current_ == epoch_ && step == step_) throw Crash();
-  }
-
- private:
-  int epoch_, current_ = -1;
-  std::int64_t step_;
-};
 
 }  // namespace
 

@@ -10,9 +10,12 @@
 #include <sstream>
 
 #include "reskit/reskit.h"
+#include "support/crash_at.h"
 #include "support/tiny_training.h"
 
 using namespace reskit;
+using reskit::test::Crash;
+using reskit::test::CrashAt;
 using reskit_test::make_data;
 using reskit_test::small_model;
 namespace fs = std::filesystem;
@@ -38,27 +41,6 @@ fs::path fresh_dir(const std::string& name) {
   fs::remove_all(dir);
   return dir;
 }
-
-struct Crash : std::runtime_error {
-  Crash() : std::runtime_error("crash") {}
-};
-
-// Throws at the end of step `step` (0-based) of epoch `epoch`, or at the epoch's end when step < 0.
-class CrashAt : public Callback {
- public:
-  CrashAt(int epoch, std::int64_t step) : epoch_(epoch), step_(step) {}
-  void on_epoch_begin(int epoch) override { current_ = epoch; }
-  void on_batch_end(std::int64_t step, const Logs& /*logs*/) override {
-    if (current_ == epoch_ && step == step_) throw Crash();
-  }
-  void on_epoch_end(int epoch, Logs& /*logs*/) override {
-    if (epoch == epoch_ && step_ < 0) throw Crash();
-  }
-
- private:
-  int epoch_, current_ = -1;
-  std::int64_t step_;
-};
 
 const Dataset& train_data() {
   static const Dataset d = make_data(96, 9);  // 6 steps of 16
