@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "distributed/bfloat16.h"
 #include "distributed/launch.h"
+#include "kernels/ref/bf16.h"
 
 namespace reskit::distributed {
 
@@ -24,8 +24,8 @@ int launcher_world_size() {
 }
 }  // namespace detail
 
-std::uint16_t to_bfloat16(float v) { return detail::to_bfloat16(v); }
-float from_bfloat16(std::uint16_t b) { return detail::from_bfloat16(b); }
+std::uint16_t to_bfloat16(float v) { return kernels::ref::bf16_bits(v); }
+float from_bfloat16(std::uint16_t b) { return kernels::ref::from_bf16_bits(b); }
 
 namespace {
 class DoneSum final : public PendingSum {

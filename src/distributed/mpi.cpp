@@ -31,8 +31,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "distributed/bfloat16.h"
 #include "distributed/launch.h"
+#include "kernels/ref/bf16.h"
 #include "reskit/distributed/communicator.h"
 
 namespace reskit::distributed {
@@ -100,7 +100,7 @@ class FlightOf final : public Flight {
     pieces_.resize(static_cast<std::size_t>(mine_) * static_cast<std::size_t>(size));
     if constexpr (!std::is_same_v<V, W>) {
       wire_.resize(values.size());
-      for (std::size_t i = 0; i < values.size(); ++i) wire_[i] = detail::to_bfloat16(values[i]);
+      for (std::size_t i = 0; i < values.size(); ++i) wire_[i] = kernels::ref::bf16_bits(values[i]);
     }
   }
   void start_exchange(MPI_Comm comm) override {
@@ -120,13 +120,13 @@ class FlightOf final : public Flight {
       }
     } else {
       std::vector<float> sum(n);
-      for (std::size_t i = 0; i < n; ++i) sum[i] = detail::from_bfloat16(pieces_[i]);
+      for (std::size_t i = 0; i < n; ++i) sum[i] = kernels::ref::from_bf16_bits(pieces_[i]);
       for (int r = 1; r < size_; ++r) {
         const W* piece = pieces_.data() + static_cast<std::size_t>(r) * n;
-        for (std::size_t i = 0; i < n; ++i) sum[i] += detail::from_bfloat16(piece[i]);
+        for (std::size_t i = 0; i < n; ++i) sum[i] += kernels::ref::from_bf16_bits(piece[i]);
       }
       W* out = wire_.data() + displs_[static_cast<std::size_t>(rank_)];
-      for (std::size_t i = 0; i < n; ++i) out[i] = detail::to_bfloat16(sum[i]);
+      for (std::size_t i = 0; i < n; ++i) out[i] = kernels::ref::bf16_bits(sum[i]);
     }
   }
   void start_gather(MPI_Comm comm) override {
@@ -136,7 +136,7 @@ class FlightOf final : public Flight {
   }
   void finish() override {
     if constexpr (!std::is_same_v<V, W>)
-      for (std::size_t i = 0; i < values_.size(); ++i) values_[i] = detail::from_bfloat16(wire_[i]);
+      for (std::size_t i = 0; i < values_.size(); ++i) values_[i] = kernels::ref::from_bf16_bits(wire_[i]);
   }
 
  private:

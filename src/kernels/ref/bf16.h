@@ -26,6 +26,11 @@ inline std::uint16_t bf16_bits(float v) {
   return static_cast<std::uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded);
 }
 
+// The float32 value of bfloat16 bits (exact).
+inline float from_bf16_bits(std::uint16_t b) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
+
 // out[0..n) = the bfloat16 bits of v[0..n).
 inline void round_to_bf16_bits(const float* v, std::int64_t n, std::uint16_t* out) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = bf16_bits(v[i]);
