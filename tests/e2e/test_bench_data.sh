@@ -29,6 +29,8 @@ expect_ok "data pipeline: 3 images of 8x8x1, batch 32, data workers 1, augment n
 expect_status 2 "--augment: expected it with --data" -- bench --model resnet20 --augment flip
 expect_status 2 "--no-dct-scaling: expected it with --data" -- bench --model resnet20 --no-dct-scaling
 expect_error "$tmp/missing" -- bench --data "$tmp/missing"
+expect_status 2 "--model: measures a model; --data measures the input pipeline alone" \
+  -- bench --data "$tmp/missing" --model resnet20
 expect_status 2 "--augment: expected a list of pad-crop, flip and random-resized-crop, got 'spin'" \
   -- bench --data "$tmp/pics" --augment spin
 finish

@@ -77,6 +77,11 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
     if (!data->data.empty()) {
+      for (const char* flag : {"--model", "--mode", "--dtype", "--classes", "--steps", "--warmup",
+                               "--profile", "--report", "--allreduce-dtype", "--allreduce-bucket-mb"})
+        if (cmd->count(flag) > 0)
+          throw UsageError(std::string(flag) +
+                           ": measures a model; --data measures the input pipeline alone");
       if (a.threads != 0) set_num_threads(a.threads);
       data->batch = a.batch;
       data->dct_scaling = !a.no_dct_scaling;
