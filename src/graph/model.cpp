@@ -398,6 +398,15 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
   }
   std::vector<Tensor> grads(s.nodes.size());
   std::vector<bool> owned(s.nodes.size(), false);
+  // A second gradient of a node's output, not yet added to grads[p]: the node's backward_sum adds
+  // the two in its own pass. A third arrival sums them here first (the same order).
+  std::vector<Tensor> second(s.nodes.size());
+  auto settle = [&](int p) {
+    if (!second[p].defined()) return;
+    grads[p] = detail::add(grads[p], second[p]);
+    second[p] = Tensor();
+    owned[p] = true;
+  };
   grads[out] = grad_output.to(dtype());
   // A tensor needs a gradient when a trainable parameter, or a model input whose gradient is
   // asked for, lies upstream; a layer computes input gradients only when one of its inputs does.
@@ -413,6 +422,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
   std::vector<const Layer*> penalised;
   for (int i = static_cast<int>(s.nodes.size()) - 1; i >= 0; --i) {
     Node& node = *s.nodes[i];
+    if (node.inputs.empty() || (options.regularization && node.layer->activity_regularizer())) settle(i);
     if (options.regularization && node.layer->activity_regularizer() && !node.inputs.empty() &&
         requires_grad[i]) {
       Tensor g = activity_gradient(*node.layer->activity_regularizer(), s.values[i], from_logits && i == out,
@@ -422,10 +432,12 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     // Nothing trainable at or behind this node (a frozen base): no backward at all.
     if (!grads[i].defined() || node.inputs.empty() || !requires_grad[i]) continue;
     std::vector<Tensor> gin = timed(s, node.layer->class_name() + " backward", [&] {
-      return (from_logits && i == out) ? node.layer->backward_from_logits(grads[i])
-                                       : node.layer->backward(grads[i]);
+      if (from_logits && i == out) return node.layer->backward_from_logits(grads[i]);
+      return second[i].defined() ? node.layer->backward_sum(grads[i], second[i])
+                                 : node.layer->backward(grads[i]);
     });
     grads[i] = Tensor();
+    second[i] = Tensor();
     // The layer's weight penalties now, so that after_layer_backward sees its gradients final.
     if (options.regularization) {
       std::vector<Param*> own;
@@ -440,8 +452,11 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
       if (!gin[k].defined() || !requires_grad[p]) continue;
       if (!grads[p].defined()) {
         grads[p] = gin[k];
+      } else if (!owned[p] && !second[p].defined()) {
+        second[p] = gin[k];
       } else {
         // A layer may hand the same tensor to several inputs (Add): sum into a new tensor first.
+        settle(p);
         if (!owned[p]) {
           grads[p] = detail::add(grads[p], gin[k]);
           owned[p] = true;

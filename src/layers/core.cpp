@@ -49,6 +49,14 @@ std::vector<Tensor> ActivationLayer::backward(const Tensor& dy) {
   return {detail::activation_backward(detail::parse_activation(where(), activation_), x_, y_, dy)};
 }
 
+// The ReLU's mask applied to a + b in the same pass (a residual block's output feeds the next
+// block's convolution and its shortcut).
+std::vector<Tensor> ActivationLayer::backward_sum(const Tensor& a, const Tensor& b) {
+  if (pass_gradient_ || detail::parse_activation(where(), activation_) != detail::Act::relu)
+    return Layer::backward_sum(a, b);
+  return {detail::relu_backward_sum(x_, a, b)};
+}
+
 std::vector<Tensor> ActivationLayer::backward_from_logits(const Tensor& grad_logits) { return {grad_logits}; }
 
 Activation::Activation(std::string activation, ActivationOptions options)

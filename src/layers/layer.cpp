@@ -6,6 +6,7 @@
 #include "layers/symbolic_call.h"
 #include "reskit/error.h"
 #include "reskit/runtime.h"
+#include "util/tensor_add.h"
 #include "util/unique_names.h"
 
 namespace reskit {
@@ -160,6 +161,10 @@ Tensor Layer::output() const {
 }
 
 Tensor Layer::logits() const { throw Error(where() + ": its output is not a softmax, so it has no logits"); }
+
+std::vector<Tensor> Layer::backward_sum(const Tensor& a, const Tensor& b) {
+  return backward(detail::add(a, b));
+}
 
 std::vector<Tensor> Layer::backward_from_logits(const Tensor&) {
   throw Error(where() + ": its output is not a softmax, so it has no logits");

@@ -231,6 +231,24 @@ Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tens
   return dz;
 }
 
+Tensor relu_backward_sum(const Tensor& z, const Tensor& a, const Tensor& b) {
+  if (a.shape() != z.shape() || b.shape() != z.shape() || a.dtype() != z.dtype() || b.dtype() != z.dtype()) {
+    throw ShapeError("relu_backward_sum: expected gradients of shape " + shape_str(z.shape()) + ", got " +
+                     shape_str(a.shape()) + " and " + shape_str(b.shape()));
+  }
+  Tensor dz = Tensor::uninitialized(z.shape(), z.dtype());
+  visit_dtype(z.dtype(), [&]<class T>(T) {
+    const T* __restrict zi = z.data<T>();
+    const T* __restrict ga = a.data<T>();
+    const T* __restrict gb = b.data<T>();
+    T* __restrict o = dz.data<T>();
+    const std::int64_t n = z.numel();
+#pragma omp parallel for schedule(static) if (n > kernels::kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) o[i] = (zi[i] > T(0)) * (ga[i] + gb[i]);  // as activation_backward
+  });
+  return dz;
+}
+
 void set_weight_rules(Param& p, const std::optional<Regularizer>& regularizer,
                       const std::optional<Constraint>& constraint, const std::string& where) {
   const std::string weight = where + " weight '" + p.name + "'";

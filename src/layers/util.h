@@ -39,5 +39,7 @@ void activation_forward(Act act, const Tensor& z, Tensor& y);
 Tensor activated(Act act, const Tensor& z);
 // dz from dy, z and y = act(z).
 Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy);
+// The ReLU's dz for dy = a + b, in one pass: the bits of activation_backward(relu, z, z, a + b).
+Tensor relu_backward_sum(const Tensor& z, const Tensor& a, const Tensor& b);
 
 }  // namespace reskit::detail

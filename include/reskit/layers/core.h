@@ -30,6 +30,7 @@ class ActivationLayer : public Layer {
   Shape output_shape(const std::vector<Shape>& inputs) const override;
   Tensor forward(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Tensor> backward(const Tensor& grad_output) override;
+  std::vector<Tensor> backward_sum(const Tensor& a, const Tensor& b) override;
   bool outputs_softmax() const override { return activation_ == "softmax"; }
   Tensor logits() const override { return x_; }
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;

@@ -77,6 +77,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   virtual Tensor forward(const std::vector<Tensor>& inputs, bool training) = 0;
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // backward(a + b): the output feeds two nodes and a, b are their gradients, a the first to
+  // arrive. The model calls this instead of summing them itself, so that a layer can add them in
+  // its own pass (Activation's ReLU: one pass instead of two, the same bits).
+  virtual std::vector<Tensor> backward_sum(const Tensor& a, const Tensor& b);
 
   // Layers whose output is a softmax (Activation("softmax"), Dense with activation="softmax")
   // let a cross-entropy loss work from the logits, as Keras does: logits() is the pre-softmax
