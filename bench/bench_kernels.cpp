@@ -14,6 +14,7 @@
 // the process's CPU time per call (on a machine shared with other work, wall time measures the
 // scheduler: with OMP_NUM_THREADS=1 CPU time is the path's own cost); B/A wall beside it.
 //   build/bench/reskit_bench_kernels --rules 5
+// A third argument runs only the rules whose name holds it (e.g. --rules 5 mixed).
 #include <benchmark/benchmark.h>
 #include <fmt/core.h>
 #include <omp.h>
@@ -186,6 +187,20 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
       };
     }
   }
+  // "float32: NAME": the float32 list's entry NAME on the same operands (mixed precision's
+  // products run as float32 kernels; the values a bfloat16 rounding leaves change no timing).
+  if (path.rfind("float32: ", 0) == 0) {
+    k::Conv2DParams q = p;
+    q.bf16 = false;
+    q.weights_version = 0;
+    q.x_bf16 = q.dy_bf16 = q.w_bf16 = nullptr;
+    for (const auto& entry : k::conv_paths::paths<T>(pass, false)) {
+      if (entry.name == path.substr(9)) {
+        const auto o = buf.operands(pass);
+        return [&entry, q, o] { return entry.run(q, o); };
+      }
+    }
+  }
   for (const auto& entry : k::conv_paths::paths<T>(pass, p.bf16)) {
     if (entry.name == path) {
       const auto o = buf.operands(pass);
@@ -337,6 +352,41 @@ std::vector<RuleCase> rule_cases() {
                      jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
                      jit ? "brgconv (oneDNN's first)" : "direct jit:avx512_core"});
   }
+  // R5 (measured, no rule yet): mixed precision's bfloat16 products against the float32 kernel of
+  // the same path on bfloat16-rounded operands (bf16 x bf16 products are exact in float32: only
+  // the summation order differs). ResNet-50's shapes at batch 32 and ResNet-20's at batch 128.
+  {
+    const Shape mixed_shapes[] = {
+        {"R50 conv1 7x7/2 3->64 70->32", 70, 3, 64, 7, 2, 0},
+        {"s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1},
+        r50_1x1[0],
+        r50_1x1[1],
+        r50_1x1[3],
+        r50_1x1[4],
+        r50_3x3[2],
+        r50_3x3[1],
+        r50_3x3[0],
+    };
+    auto mixed_pair = [&](const Shape& s, int n, Pass pass) {
+      const bool matmul = s.r == 1 && s.pad == 0;
+      const int pq = ((s.hw + 2 * s.pad - s.r) / s.stride + 1) * ((s.hw + 2 * s.pad - s.r) / s.stride + 1);
+      const bool rows = !matmul && (pass == Pass::backward_data ? pq <= 4 : pq <= 16);
+      const char* a = matmul ? "1x1 as bf16 matmul"
+                      : rows ? "tiny image bf16 row products"
+                             : "oneDNN bf16 convolution";
+      const char* b = matmul ? "float32: 1x1 as matmul"
+                      : rows ? "float32: tiny image row products"
+                             : "float32: oneDNN convolution";
+      cases.push_back({"mixed: bf16 kernel vs float32 kernel", s.name, s, n, Precision::mixed, pass, a, b});
+    };
+    for (const auto& s : mixed_shapes)
+      for (Pass pass : passes) mixed_pair(s, 32, pass);
+    const Shape r20[] = {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1},
+                         {"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1},
+                         {"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}};
+    for (const auto& s : r20)
+      for (Pass pass : passes) mixed_pair(s, 128, pass);
+  }
   // R4: float64 (BLAS): 1x1 stride 1 as one gemm, tiny images as row products, against im2col.
   for (Pass pass : passes) {
     cases.push_back({"f64 1x1 as one gemm", r50_1x1[0].name, r50_1x1[0], 32, Precision::float64, pass,
@@ -357,11 +407,23 @@ PairTimes run_case(const RuleCase& rc, int reps) {
   p.bf16 = rc.precision == Precision::mixed;
   if (rc.kept_weights) p.weights_version = 1;
   Buffers<T> buf(p);
+  // The mixed-precision comparison: x, dy and w with their bfloat16 shadows, as a training step
+  // hands them over (producers round once), so the bfloat16 path converts nothing per call.
+  std::vector<std::uint16_t> xb, dyb, wb;
+  if constexpr (std::is_same_v<T, float>) {
+    if (std::strncmp(rc.rule, "mixed:", 6) == 0) {
+      xb.resize(buf.x.size()), dyb.resize(buf.dy.size()), wb.resize(buf.w.size());
+      k::round_to_bf16(buf.x.data(), static_cast<std::int64_t>(xb.size()), xb.data());
+      k::round_to_bf16(buf.dy.data(), static_cast<std::int64_t>(dyb.size()), dyb.data());
+      k::round_to_bf16(buf.w.data(), static_cast<std::int64_t>(wb.size()), wb.data());
+      p.x_bf16 = xb.data(), p.dy_bf16 = dyb.data(), p.w_bf16 = wb.data();
+    }
+  }
   const auto a = path_call<T>(rc.a, rc.pass, p, buf), b = path_call<T>(rc.b, rc.pass, p, buf);
   return time_pair(a, b, reps);
 }
 
-int rules_main(int reps) {
+int rules_main(int reps, const char* only) {
   fmt::print("oneDNN ISA: {}; threads: {}; medians of {} alternated timings (CPU ms per call)\n\n",
              k::cpu_isa(), omp_get_max_threads(), reps);
   fmt::print(
@@ -369,6 +431,7 @@ int rules_main(int reps) {
       "|\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& rc : rule_cases()) {
+    if (only != nullptr && std::strstr(rc.rule, only) == nullptr) continue;
     const PairTimes t =
         rc.precision == Precision::float64 ? run_case<double>(rc, reps) : run_case<float>(rc, reps);
     auto ms = [](double v, bool declined) {
@@ -387,7 +450,7 @@ int rules_main(int reps) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--rules") == 0)
-    return rules_main(argc >= 3 ? std::atoi(argv[2]) : 5);
+    return rules_main(argc >= 3 ? std::atoi(argv[2]) : 5, argc >= 4 ? argv[3] : nullptr);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
