@@ -12,7 +12,7 @@
 # ratio to the baseline (target >= 0.95), then the allreduce bandwidth for ResNet-50's gradient
 # (23.5 M float32 values, 94 MB) from reskit's sums next to a plain MPI_Allreduce loop.
 #
-#   bench/mpi_scaling.sh [BUILD_DIR]      (ROUNDS=3 STEPS=5 by default)
+#   bench/mpi_scaling.sh [BUILD_DIR]      (ROUNDS=3 STEPS=5 by default; CONFIGS="0 1 2" runs those rows only)
 # Needs a build with MPI (reskit and reskit_bench_allreduce). Open MPI on one machine: the ranks
 # are not bound to cores (--bind-to none) so that they share the machine as the 2-thread process
 # does; as root Open MPI wants --allow-run-as-root.
@@ -33,7 +33,7 @@ job=(bench --model resnet50 --input 64,64,3 --classes 6 --batch 32 --mode train 
 names=("one process, --threads 2" "mpirun -np 2 --threads 1, 25 MB buckets, shared memory"
   "mpirun -np 2, buckets through MPI messages" "mpirun -np 2, MPI messages, vader single copy none"
   "mpirun -np 2, one sum after backward" "mpirun -np 2, bfloat16 exchange")
-configs=(0 1 2 3 4 5)
+read -ra configs <<< "${CONFIGS:-0 1 2 3 4 5}"
 run() {
   case $1 in
     0) OMP_NUM_THREADS=2 "$reskit" "${job[@]}" --threads 2 ;;
