@@ -10,8 +10,9 @@
 // with fewer samples than ranks is skipped (every rank agrees).
 //
 // Overlap (as DDP's gradient buckets): the trainable parameters, in reverse layer order, are cut
-// into buckets of about GradientExchange::bucket_bytes; a bucket's sum starts (non-blocking:
-// Communicator::start_allreduce_sum) as soon as backward has assigned all of its gradients
+// into buckets of about GradientExchange::bucket_bytes; a bucket's sum starts (non-blocking, a
+// Communicator::make_sum_buffer each: shared memory when every rank is on one machine, else
+// MPI's messages) as soon as backward has assigned all of its gradients
 // (TrainStepHooks::after_layer_backward, weight penalties included), and sums in
 // flight move on after each layer's backward, so communication runs while backward goes on. The
 // sums are those of one allreduce after backward bit for bit: each element's ranks are added in
