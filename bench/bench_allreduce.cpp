@@ -1,6 +1,7 @@
 // Allreduce bandwidth under mpirun, for one gradient-sized float32 buffer (default ResNet-50's,
 // 23.5 M values, 94 MB): reskit's rank-order sum (blocking; in 25 MB buckets started together;
-// bfloat16 on the wire) next to a plain MPI_Allreduce loop (Open MPI's own algorithm choice).
+// bfloat16 on the wire; through a shared-memory window) next to a plain MPI_Allreduce loop (Open MPI's own
+// algorithm choice).
 //   mpirun --bind-to none -np 2 build/bench/reskit_bench_allreduce [values] [repeats]
 // Rank 0 prints one line per method: the median seconds, the algorithm bandwidth S/t and the
 // bus bandwidth 2(N−1)/N · S/t (the bytes each rank sends, as a ring allreduce's, per second).
@@ -62,6 +63,26 @@ int main(int argc, char** argv) {
           comm.start_allreduce_sum(std::span<float>(v).subspan(at, std::min(bucket, n - at)), wire));
     for (auto& s : sums) s->wait();
   };
+  // The same buckets through Communicator::make_sum_buffer: the values copied in, summed (through a
+  // shared-memory window when every rank is on this node) and copied back.
+  std::vector<std::unique_ptr<reskit::distributed::SumBuffer<float>>> shared;
+  for (std::size_t at = 0; at < n; at += bucket)
+    shared.push_back(comm.make_sum_buffer(std::min(bucket, n - at), WireType::native, true));
+  auto shared_buckets = [&] {
+    std::vector<std::unique_ptr<PendingSum>> sums;
+    for (std::size_t b = 0, at = 0; at < n; ++b, at += bucket) {
+      const auto in = shared[b]->input();
+      std::copy(v.begin() + static_cast<std::ptrdiff_t>(at),
+                v.begin() + static_cast<std::ptrdiff_t>(at + in.size()), in.begin());
+      sums.push_back(shared[b]->start());
+    }
+    for (std::size_t b = 0, at = 0; at < n; ++b, at += bucket) {
+      sums[b]->wait();
+      const auto out = shared[b]->result();
+      std::copy(out.begin(), out.end(), v.begin() + static_cast<std::ptrdiff_t>(at));
+      shared[b]->release();
+    }
+  };
   struct Row {
     const char* name;
     std::function<void()> run;
@@ -72,6 +93,7 @@ int main(int argc, char** argv) {
       {"reskit allreduce_sum (rank order)", [&] { comm.allreduce_sum(std::span<float>(v)); }},
       {"reskit 25 MB buckets, non-blocking", [&] { buckets(WireType::native); }},
       {"reskit 25 MB buckets, bfloat16 wire", [&] { buckets(WireType::bfloat16); }},
+      {"reskit 25 MB buckets, shared memory", shared_buckets},
   };
   const double bytes = static_cast<double>(n) * sizeof(float);
   if (comm.rank() == 0)

@@ -3,6 +3,8 @@
 
 #include <cstdlib>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "distributed/launch.h"
 #include "kernels/ref/bf16.h"
@@ -49,6 +51,37 @@ std::unique_ptr<PendingSum> Communicator::start_allreduce_sum(std::span<float> v
 std::unique_ptr<PendingSum> Communicator::start_allreduce_sum(std::span<double> values) {
   allreduce_sum(values);
   return std::make_unique<DoneSum>();
+}
+
+namespace {
+// A private buffer summed by the communicator's start_allreduce_sum.
+template <class T>
+class PrivateSumBuffer final : public SumBuffer<T> {
+ public:
+  PrivateSumBuffer(Communicator& comm, std::size_t n, WireType wire) : comm_(comm), wire_(wire), values_(n) {}
+  std::span<T> input() override { return values_; }
+  std::unique_ptr<PendingSum> start() override {
+    if constexpr (std::is_same_v<T, float>) {
+      return comm_.start_allreduce_sum(std::span<float>(values_), wire_);
+    } else {
+      return comm_.start_allreduce_sum(std::span<double>(values_));
+    }
+  }
+  std::span<const T> result() const override { return values_; }
+
+ private:
+  Communicator& comm_;
+  WireType wire_;
+  std::vector<T> values_;
+};
+}  // namespace
+
+std::unique_ptr<SumBuffer<float>> Communicator::make_sum_buffer(std::size_t n, WireType wire, bool) {
+  return std::make_unique<PrivateSumBuffer<float>>(*this, n, wire);
+}
+
+std::unique_ptr<SumBuffer<double>> Communicator::make_sum_buffer(std::size_t n, bool) {
+  return std::make_unique<PrivateSumBuffer<double>>(*this, n, WireType::native);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -101,9 +102,13 @@ DataParallel::~DataParallel() {
   if (!active()) return;
   model_.set_train_step_hooks({});
   set_replica_group(nullptr);
-  // Left by an error inside backward: MPI may still write into the buckets' buffers, which are
-  // left to it (the process is about to end: the CLI aborts the job).
-  if (started_ > finished_) new std::vector<Bucket>(std::move(buckets_));
+  // Left by an error: MPI may still write into the buckets' buffers, and freeing a shared-memory
+  // buffer is collective; they are left to MPI (the process is about to end: the CLI aborts the
+  // job).
+  if (started_ > finished_ || std::uncaught_exceptions() > 0) {
+    new std::vector<Bucket>(std::move(buckets_));
+    new Bucket(std::move(whole_));
+  }
 }
 
 void DataParallel::broadcast_parameters() {
@@ -145,6 +150,7 @@ void DataParallel::plan(const std::vector<Param*>& params) {
     bytes += static_cast<std::size_t>(p->value.numel()) * dtype_size(dtype);
     bucket_of[p] = buckets_.size() - 1;
   }
+  for (Bucket& b : buckets_) make_buffer(b);
   for (const auto& layer : model_.layers())
     for (Param& p : layer->params())
       if (auto b = bucket_of.find(&p); b != bucket_of.end()) layer_buckets_[layer.get()].push_back(b->second);
@@ -169,47 +175,57 @@ void DataParallel::after_layer_backward(const Layer& layer) {
   while (finished_ < started_ && buckets_[finished_].sum->progress()) finish_bucket(buckets_[finished_++]);
 }
 
+// The bucket's sum buffer (collective: every rank makes the same buffers in the same order).
+void DataParallel::make_buffer(Bucket& b) {
+  std::size_t total = 0;
+  for (const Param* p : b.params) total += static_cast<std::size_t>(p->grad.numel());
+  if (b.dtype == DType::float64) {
+    b.values64 = comm_->make_sum_buffer(total, exchange_.shared_memory);
+  } else {
+    b.values32 = comm_->make_sum_buffer(total, exchange_.wire, exchange_.shared_memory);
+  }
+}
+
 void DataParallel::start_bucket(Bucket& b) {
   if (first_start_ == std::chrono::steady_clock::time_point{})
     first_start_ = std::chrono::steady_clock::now();
   auto pack = [&b](auto& buffer) {
-    using T = typename std::remove_reference_t<decltype(buffer)>::value_type;
-    std::size_t total = 0;
-    for (const Param* p : b.params) total += static_cast<std::size_t>(p->grad.numel());
-    buffer.resize(total);
+    const auto in = buffer.input();
+    using T = typename std::remove_cvref_t<decltype(in)>::value_type;
     std::size_t at = 0;
     for (Param* p : b.params) {
       const auto v = std::as_const(p->grad).values<T>();
-      std::copy(v.begin(), v.end(), buffer.begin() + static_cast<std::ptrdiff_t>(at));
+      std::copy(v.begin(), v.end(), in.begin() + static_cast<std::ptrdiff_t>(at));
       at += v.size();
     }
+    b.sum = buffer.start();
   };
   if (b.dtype == DType::float64) {
-    pack(b.values64);
-    b.sum = comm_->start_allreduce_sum(std::span<double>(b.values64));
+    pack(*b.values64);
   } else {
-    pack(b.values32);
-    b.sum = comm_->start_allreduce_sum(std::span<float>(b.values32), exchange_.wire);
+    pack(*b.values32);
   }
 }
 
 void DataParallel::finish_bucket(Bucket& b) {
   b.sum->wait();
   b.sum.reset();
-  auto unpack = [&b](const auto& buffer) {
-    using T = typename std::remove_reference_t<decltype(buffer)>::value_type;
+  auto unpack = [&b](auto& buffer) {
+    const auto out = buffer.result();
+    using T = typename std::remove_cvref_t<decltype(out)>::element_type;
     std::size_t at = 0;
     for (Param* p : b.params) {
-      auto v = p->grad.values<T>();
-      std::copy(buffer.begin() + static_cast<std::ptrdiff_t>(at),
-                buffer.begin() + static_cast<std::ptrdiff_t>(at + v.size()), v.begin());
+      auto v = p->grad.values<std::remove_const_t<T>>();
+      std::copy(out.begin() + static_cast<std::ptrdiff_t>(at),
+                out.begin() + static_cast<std::ptrdiff_t>(at + v.size()), v.begin());
       at += v.size();
     }
+    buffer.release();
   };
   if (b.dtype == DType::float64) {
-    unpack(b.values64);
+    unpack(*b.values64);
   } else {
-    unpack(b.values32);
+    unpack(*b.values32);
   }
 }
 
@@ -237,10 +253,12 @@ void DataParallel::after_backward(const std::vector<Param*>& params) {
     for (Param* p : params) (p->grad.dtype() == DType::float64 ? grads64 : grads32).push_back(&p->grad);
     if (exchange_.wire == WireType::bfloat16 && !grads32.empty()) {
       // One bucket of everything, after backward.
-      Bucket all{.params = {}, .dtype = DType::float32};
-      for (Param* p : params) all.params.push_back(p);
-      start_bucket(all);
-      finish_bucket(all);
+      if (whole_.params != params || !whole_.values32) {
+        whole_ = Bucket{.params = params, .dtype = DType::float32};
+        make_buffer(whole_);
+      }
+      start_bucket(whole_);
+      finish_bucket(whole_);
     } else {
       sum_into(*comm_, grads32, buffer32_, 1.0);
     }

@@ -19,12 +19,21 @@
 // moves from its exchange to its rank-order addition to its gather when progress() or wait()
 // finds the step before it done (Open MPI moves non-blocking collectives on only inside MPI
 // calls; no progress thread).
+//
+// make_sum_buffer, when every rank runs on one node (MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)
+// holds the whole world), sums through an MPI-3 shared-memory window instead (SharedSumBuffer):
+// each rank writes its values into the window once, adds its slice of every rank's copy in rank
+// order (the same additions, so the same bits) and reads every summed slice back, with no message
+// and no copy through MPI's buffers. Across nodes, the exchange above.
 #include <mpi.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -154,6 +163,182 @@ class FlightOf final : public Flight {
   std::vector<W> pieces_, wire_;
 };
 
+// Sums through one shared-memory window when every rank runs on one node (MPI-3's
+// MPI_Win_allocate_shared): no messages, so no copies through MPI's own buffers. The window holds
+// a line of flags per rank, every rank's input (W values) and the result:
+//   rank q writes its values into its input, then flags written = s (s: the sum's number, the same
+//   on every rank);
+//   once every rank has written s, rank q adds its slice [n·q/N, n·(q+1)/N) of every rank's input
+//   in rank order, ((v0 + v1) + v2) + … (the bits of FlightOf's sums), into the result, and flags
+//   reduced = s;
+//   once every rank has reduced s, the whole result is there to read; after reading it, rank q
+//   flags released = s, and the next sum's input waits for every rank's release.
+// The flags are std::atomic_ref stores (release) and loads (acquire) on the window, each after
+// (before) an MPI_Win_sync inside a lock_all epoch: MPI-3's shared-memory synchronisation for the
+// unified model. Waiting yields the core (ranks may outnumber cores).
+template <class V, class W>
+class SharedSumBuffer final : public SumBuffer<V> {
+ public:
+  SharedSumBuffer(MPI_Comm node, int rank, int size, std::size_t n)
+      : rank_(rank),
+        size_(size),
+        n_(n),
+        stride_((n + kLine / sizeof(W) - 1) / (kLine / sizeof(W)) * (kLine / sizeof(W))),
+        lo_(static_cast<std::size_t>(slice_of(n, rank, size))),
+        hi_(static_cast<std::size_t>(slice_of(n, rank + 1, size))) {
+    const std::size_t bytes =
+        kLine * static_cast<std::size_t>(size) + (static_cast<std::size_t>(size) + 1) * stride_ * sizeof(W);
+    void* mine = nullptr;
+    check(MPI_Win_allocate_shared(static_cast<MPI_Aint>(rank == 0 ? bytes : 0), 1, MPI_INFO_NULL, node, &mine,
+                                  &win_),
+          "MPI_Win_allocate_shared");
+    MPI_Aint got = 0;
+    int unit = 0;
+    void* base = nullptr;
+    check(MPI_Win_shared_query(win_, 0, &got, &unit, &base), "MPI_Win_shared_query");
+    base_ = static_cast<std::byte*>(base);
+    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "MPI_Win_lock_all");
+    if (rank == 0) std::memset(base_, 0, kLine * static_cast<std::size_t>(size));
+    check(MPI_Win_sync(win_), "MPI_Win_sync");
+    check(MPI_Barrier(node), "MPI_Barrier");
+    check(MPI_Win_sync(win_), "MPI_Win_sync");
+    if constexpr (!std::is_same_v<V, W>) staging_.resize(n);
+  }
+  ~SharedSumBuffer() override {
+    int done = 0;
+    MPI_Finalized(&done);
+    if (done) return;
+    MPI_Win_unlock_all(win_);
+    MPI_Win_free(&win_);
+  }
+  SharedSumBuffer(const SharedSumBuffer&) = delete;
+  SharedSumBuffer& operator=(const SharedSumBuffer&) = delete;
+
+  std::span<V> input() override {
+    if constexpr (std::is_same_v<V, W>) {
+      wait_until(Flag::released, seq_);
+      return {input_of(rank_), n_};
+    } else {
+      return staging_;
+    }
+  }
+  std::unique_ptr<PendingSum> start() override;
+  std::span<const V> result() const override {
+    if constexpr (std::is_same_v<V, W>) {
+      return {result_data(), n_};
+    } else {
+      return staging_;
+    }
+  }
+  void release() override {
+    if constexpr (std::is_same_v<V, W>) set(Flag::released);
+  }
+
+  // Moves sum seq_ on without blocking; true once its result is there.
+  bool advance() {
+    if (phase_ == Phase::written && all_reached(Flag::written, seq_)) {
+      reduce();
+      set(Flag::reduced);
+      phase_ = Phase::reduced;
+    }
+    if (phase_ == Phase::reduced && all_reached(Flag::reduced, seq_)) {
+      if constexpr (!std::is_same_v<V, W>) {
+        const W* r = result_data();
+        for (std::size_t i = 0; i < n_; ++i) staging_[i] = kernels::ref::from_bf16_bits(r[i]);
+        set(Flag::released);
+      }
+      phase_ = Phase::done;
+    }
+    return phase_ == Phase::done;
+  }
+  void wait() {
+    while (!advance()) sched_yield();
+  }
+
+ private:
+  static constexpr std::size_t kLine = 64;
+  enum class Flag { written = 0, reduced = 1, released = 2 };
+  enum class Phase { written, reduced, done };
+
+  std::atomic_ref<std::uint64_t> flag(int r, Flag f) const {
+    auto* line = reinterpret_cast<std::uint64_t*>(base_ + kLine * static_cast<std::size_t>(r));
+    return std::atomic_ref<std::uint64_t>(line[static_cast<int>(f)]);
+  }
+  void set(Flag f) {
+    check(MPI_Win_sync(win_), "MPI_Win_sync");
+    flag(rank_, f).store(seq_, std::memory_order_release);
+  }
+  bool all_reached(Flag f, std::uint64_t s) {
+    for (int r = 0; r < size_; ++r)
+      if (flag(r, f).load(std::memory_order_acquire) < s) return false;
+    check(MPI_Win_sync(win_), "MPI_Win_sync");
+    return true;
+  }
+  void wait_until(Flag f, std::uint64_t s) {
+    while (!all_reached(f, s)) sched_yield();
+  }
+  W* input_of(int r) const {
+    return reinterpret_cast<W*>(base_ + kLine * static_cast<std::size_t>(size_)) +
+           static_cast<std::size_t>(r) * stride_;
+  }
+  W* result_data() const { return input_of(size_); }
+
+  // This rank's slice of the result: every rank's input added in rank order.
+  void reduce() {
+    W* out = result_data();
+    if constexpr (std::is_same_v<V, W>) {
+      const W* a = input_of(0);
+      const W* b = input_of(1);
+      for (std::size_t i = lo_; i < hi_; ++i) out[i] = a[i] + b[i];
+      for (int r = 2; r < size_; ++r) {
+        const W* c = input_of(r);
+        for (std::size_t i = lo_; i < hi_; ++i) out[i] += c[i];
+      }
+    } else {
+      for (std::size_t i = lo_; i < hi_; ++i) {
+        float sum = kernels::ref::from_bf16_bits(input_of(0)[i]);
+        for (int r = 1; r < size_; ++r) sum += kernels::ref::from_bf16_bits(input_of(r)[i]);
+        out[i] = kernels::ref::bf16_bits(sum);
+      }
+    }
+  }
+
+  int rank_, size_;
+  std::size_t n_, stride_, lo_, hi_;
+  MPI_Win win_ = MPI_WIN_NULL;
+  std::byte* base_ = nullptr;
+  std::uint64_t seq_ = 0;  // the sums started
+  Phase phase_ = Phase::done;
+  std::vector<V> staging_;  // bfloat16 on the wire: the float values and sums
+};
+
+template <class V, class W>
+class SharedPendingSum final : public PendingSum {
+ public:
+  explicit SharedPendingSum(SharedSumBuffer<V, W>& buffer) : buffer_(buffer) {}
+  bool progress() override { return buffer_.advance(); }
+  void wait() override { buffer_.wait(); }
+
+ private:
+  SharedSumBuffer<V, W>& buffer_;
+};
+
+template <class V, class W>
+std::unique_ptr<PendingSum> SharedSumBuffer<V, W>::start() {
+  if (phase_ != Phase::done)
+    throw DistributedError("SumBuffer::start: the previous sum of this buffer is still in flight");
+  if constexpr (!std::is_same_v<V, W>) {
+    wait_until(Flag::released, seq_);
+    W* in = input_of(rank_);
+    for (std::size_t i = 0; i < n_; ++i) in[i] = kernels::ref::bf16_bits(staging_[i]);
+  }
+  ++seq_;
+  set(Flag::written);
+  phase_ = Phase::written;
+  advance();
+  return std::make_unique<SharedPendingSum<V, W>>(*this);
+}
+
 class MpiWorld;
 
 class MpiPendingSum final : public PendingSum {
@@ -182,6 +367,11 @@ class MpiWorld final : public Communicator {
     check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
     check(MPI_Comm_dup(MPI_COMM_WORLD, &exchange_comm_), "MPI_Comm_dup");
     check(MPI_Comm_dup(MPI_COMM_WORLD, &gather_comm_), "MPI_Comm_dup");
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_comm_),
+          "MPI_Comm_split_type");
+    int node_size = 0;
+    check(MPI_Comm_size(node_comm_, &node_size), "MPI_Comm_size");
+    one_node_ = node_size == size_;
   }
   ~MpiWorld() override {
     int done = 0;
@@ -190,6 +380,7 @@ class MpiWorld final : public Communicator {
     if (in_flight_.empty()) {
       MPI_Comm_free(&exchange_comm_);
       MPI_Comm_free(&gather_comm_);
+      MPI_Comm_free(&node_comm_);
     }
     if (owns_) MPI_Finalize();
   }
@@ -209,6 +400,22 @@ class MpiWorld final : public Communicator {
   std::unique_ptr<PendingSum> start_allreduce_sum(std::span<double> v) override {
     if (size_ == 1 || v.empty()) return Communicator::start_allreduce_sum(v);
     return start(std::make_shared<FlightOf<double, double>>(v, rank_, size_));
+  }
+
+  // Through a shared-memory window when every rank is on this node (node_comm_ orders its ranks
+  // as the world's); otherwise (several nodes) the message exchange.
+  std::unique_ptr<SumBuffer<float>> make_sum_buffer(std::size_t n, WireType wire,
+                                                    bool shared_memory) override {
+    if (size_ == 1 || n == 0 || !shared_memory || !one_node_)
+      return Communicator::make_sum_buffer(n, wire, shared_memory);
+    if (wire == WireType::bfloat16)
+      return std::make_unique<SharedSumBuffer<float, std::uint16_t>>(node_comm_, rank_, size_, n);
+    return std::make_unique<SharedSumBuffer<float, float>>(node_comm_, rank_, size_, n);
+  }
+  std::unique_ptr<SumBuffer<double>> make_sum_buffer(std::size_t n, bool shared_memory) override {
+    if (size_ == 1 || n == 0 || !shared_memory || !one_node_)
+      return Communicator::make_sum_buffer(n, shared_memory);
+    return std::make_unique<SharedSumBuffer<double, double>>(node_comm_, rank_, size_, n);
   }
 
   // Moves every sum in flight on as far as it goes without blocking; gathers start in the order
@@ -302,8 +509,8 @@ class MpiWorld final : public Communicator {
   }
 
   int rank_ = 0, size_ = 1;
-  bool owns_ = false;
-  MPI_Comm exchange_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL;
+  bool owns_ = false, one_node_ = false;
+  MPI_Comm exchange_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL, node_comm_ = MPI_COMM_NULL;
   std::deque<std::shared_ptr<Flight>> in_flight_;
 };
 

@@ -74,6 +74,30 @@ double max_relative_difference(Model& a, Model& b, double floor = 0.0, std::stri
   return worst;
 }
 
+// Norm-wise: ||a − b||₂ / ||b||₂ over all of the model's weights (`per_tensor`: the largest of the
+// same over each weight tensor with ||b||₂ > 0, `worst` naming it).
+double norm_relative_difference(Model& a, Model& b, double* per_tensor = nullptr,
+                                std::string* worst = nullptr) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  double diff2 = 0.0, norm2 = 0.0, tensor_worst = 0.0;
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    double d2 = 0.0, n2 = 0.0;
+    for (std::int64_t j = 0; j < pa[i]->value.numel(); ++j) {
+      const double d = pa[i]->value.at(j) - pb[i]->value.at(j), v = pb[i]->value.at(j);
+      d2 += d * d;
+      n2 += v * v;
+    }
+    diff2 += d2;
+    norm2 += n2;
+    if (n2 > 0 && std::sqrt(d2 / n2) > tensor_worst) {
+      tensor_worst = std::sqrt(d2 / n2);
+      if (worst) *worst = pa[i]->name;
+    }
+  }
+  if (per_tensor) *per_tensor = tensor_worst;
+  return norm2 > 0 ? std::sqrt(diff2 / norm2) : std::sqrt(diff2);
+}
+
 void copy_weights(Model& from, Model& to) {
   const auto pf = from.parameters(), pt = to.parameters();
   for (std::size_t i = 0; i < pf.size(); ++i)
@@ -178,6 +202,54 @@ TEST_F(DataParallelTest, AllreduceSumsInRankOrderWithTheSameBitsEverywhere) {
   std::vector<float> f(3, static_cast<float>(r + 1));
   job().allreduce_sum(std::span<float>(f));
   EXPECT_TRUE(on_all_ranks(f[2] == static_cast<float>(n * (n + 1) / 2)));
+}
+
+// make_sum_buffer, through shared memory and through MPI's messages: the bits of allreduce_sum
+// (float32, float64) and of start_allreduce_sum (bfloat16 on the wire), in each of 4 rounds that
+// reuse the buffers (one started while the other is in flight), with a count that does not split
+// evenly over the ranks.
+TEST_F(DataParallelTest, SumBuffersGiveTheBitsOfAllreduceSum) {
+  const int r = job().size() == 1 ? 0 : job().rank();
+  constexpr std::size_t kCount = 1001;
+  auto values = [r](int round, std::size_t i) {
+    return 1.0 / static_cast<double>(3 + i + 7 * r + 11 * round) + 1e8 * (r == 1) * (i % 3 == 0);
+  };
+  for (const bool shared : {true, false}) {
+    auto f32 = job().make_sum_buffer(kCount, dist::WireType::native, shared);
+    auto b16 = job().make_sum_buffer(kCount, dist::WireType::bfloat16, shared);
+    auto f64 = job().make_sum_buffer(kCount, shared);
+    bool same = true;
+    for (int round = 0; round < 4; ++round) {
+      std::vector<float> want32(kCount), want16(kCount);
+      std::vector<double> want64(kCount);
+      for (std::size_t i = 0; i < kCount; ++i) {
+        want32[i] = want16[i] = static_cast<float>(values(round, i));
+        want64[i] = values(round, i);
+      }
+      job().allreduce_sum(std::span<float>(want32));
+      job().allreduce_sum(std::span<double>(want64));
+      job().start_allreduce_sum(std::span<float>(want16), dist::WireType::bfloat16)->wait();
+      const auto in32 = f32->input(), in16 = b16->input();
+      const auto in64 = f64->input();
+      for (std::size_t i = 0; i < kCount; ++i) {
+        in32[i] = in16[i] = static_cast<float>(values(round, i));
+        in64[i] = values(round, i);
+      }
+      auto s32 = f32->start();
+      auto s64 = f64->start();
+      auto s16 = b16->start();
+      s16->wait();
+      s64->wait();
+      s32->wait();
+      same = same && std::memcmp(f32->result().data(), want32.data(), kCount * 4) == 0 &&
+             std::memcmp(b16->result().data(), want16.data(), kCount * 4) == 0 &&
+             std::memcmp(f64->result().data(), want64.data(), kCount * 8) == 0;
+      f32->release();
+      b16->release();
+      f64->release();
+    }
+    EXPECT_TRUE(on_all_ranks(same)) << (shared ? "shared memory" : "messages");
+  }
 }
 
 TEST_F(DataParallelTest, GlobalBatchMustSplitEvenly) {
@@ -321,12 +393,17 @@ void sync_batch_norm_matches_one_process(DType dtype, bool adam, double toleranc
   const double floor = c.model_wide ? largest : c.floor;
   const double diff = root ? max_relative_difference(m, *alone, floor, &worst) : 0.0;
   const double per_tensor = root ? max_relative_difference(m, *alone, c.floor, &worst) : 0.0;
+  double norm_per_tensor = 0.0;
+  std::string norm_worst;
+  const double norm = root ? norm_relative_difference(m, *alone, &norm_per_tensor, &norm_worst) : 0.0;
   EXPECT_TRUE(on_all_ranks(diff <= tolerance)) << "relative difference " << diff;
   if (root) {
     std::printf(
-        "%s %s %s, %d ranks: relative difference %.3g from one float64 process; per tensor %.3g (%s)\n",
-        c.model.c_str(), std::string(dtype_name(dtype)).c_str(), adam ? "Adam" : "SGD", job().size(), diff,
-        per_tensor, worst.c_str());
+        "%s %s %s, %d ranks, %d steps: relative difference %.3g from one float64 process; per tensor %.3g "
+        "(%s); "
+        "norm-wise %.3g, per tensor %.3g (%s)\n",
+        c.model.c_str(), std::string(dtype_name(dtype)).c_str(), adam ? "Adam" : "SGD", job().size(),
+        c.samples / 12, diff, per_tensor, worst.c_str(), norm, norm_per_tensor, norm_worst.c_str());
   }
 }
 
@@ -437,8 +514,10 @@ const ParityCase kResNet50Case{.model = "resnet50",
 // BatchNormalization, whose exact gradient is 0, so those biases hold rounding noise in every run
 // (tensor by tensor, against a floor of 1e-3, the largest float64 difference is 5e-11, in such a
 // bias). Later steps amplify the rounding: measured model-wide 5e-12 after 2 steps and 3e-11
-// after 3 (docs/scaling.md). Adam would turn the biases' noise into full steps of the learning
-// rate. ctest runs these alone (mpi_resnet50_np2, _np4; label heavy: a minute or two here).
+// after 3, norm-wise (||w_N − w_1||₂ / ||w_1||₂ over all weights) 3.2e-13 after 1 step and
+// 3.7e-11 (N=2), 3.2e-11 (N=4) after 3 (docs/scaling.md), so 3 steps are not checked to 1e-12. Adam would
+// turn the biases' noise into full steps of the learning rate. ctest runs these alone (mpi_resnet50_np2,
+// _np4; label heavy: a minute or two here).
 TEST_F(DataParallelTest, SyncBatchNormResNet50MatchesOneProcessFloat64) {
   sync_batch_norm_matches_one_process(DType::float64, false, 1e-12, kResNet50Case);
 }
@@ -636,27 +715,34 @@ TEST_F(DataParallelTest, BucketsStartDuringBackwardWithTheSameBits) {
 }
 
 // Under mpirun, ResNet-20 with SyncBatchNormalization (blocking sums inside backward, between the
-// buckets' non-blocking ones), float64: 2 KB buckets give the bits of one sum after backward.
+// buckets' non-blocking ones), float64: 2 KB buckets, summed through shared memory (all ranks on
+// this machine) and through MPI's messages, give the bits of one sum after backward.
 TEST_F(DataParallelTest, BucketedSumsGiveTheBitsOfOneSumAfterBackward) {
   const Shape input{8, 8, 1};
-  for (const DType dtype : {DType::float64}) {
-    Model a = synced_model("resnet20", input, 3, dtype, false);
-    Model b = synced_model("resnet20", input, 3, dtype, false);
-    const Dataset data = random_images(24, input, 3, 10);
-    FitOptions o{.epochs = 1, .batch_size = 12, .seed = 4, .verbose = 0, .communicator = &job()};
-    o.exchange.bucket_bytes = 2048;
-    fit(a, data, o);
-    o.exchange.bucket_bytes = 0;
-    fit(b, data, o);
+  const DType dtype = DType::float64;
+  Model a = synced_model("resnet20", input, 3, dtype, false);
+  Model b = synced_model("resnet20", input, 3, dtype, false);
+  Model c = synced_model("resnet20", input, 3, dtype, false);
+  const Dataset data = random_images(24, input, 3, 10);
+  FitOptions o{.epochs = 1, .batch_size = 12, .seed = 4, .verbose = 0, .communicator = &job()};
+  o.exchange.bucket_bytes = 2048;
+  fit(a, data, o);
+  o.exchange.shared_memory = false;
+  fit(c, data, o);
+  o.exchange.bucket_bytes = 0;
+  fit(b, data, o);
+  auto same_bits = [](Model& x, Model& y) {
     bool same = true;
-    const auto pa = a.parameters(), pb = b.parameters();
-    for (std::size_t i = 0; i < pa.size(); ++i)
+    const auto px = x.parameters(), py = y.parameters();
+    for (std::size_t i = 0; i < px.size(); ++i)
       same =
-          same && std::memcmp(std::as_const(pa[i]->value).raw_data(), std::as_const(pb[i]->value).raw_data(),
-                              static_cast<std::size_t>(pa[i]->value.numel()) * dtype_size(dtype)) == 0;
-    EXPECT_TRUE(on_all_ranks(same)) << dtype_name(dtype);
-    EXPECT_TRUE(same_bits_as_rank0(a));
-  }
+          same && std::memcmp(std::as_const(px[i]->value).raw_data(), std::as_const(py[i]->value).raw_data(),
+                              static_cast<std::size_t>(px[i]->value.numel()) * dtype_size(dtype)) == 0;
+    return same;
+  };
+  EXPECT_TRUE(on_all_ranks(same_bits(a, b))) << "shared memory";
+  EXPECT_TRUE(on_all_ranks(same_bits(c, b))) << "messages";
+  EXPECT_TRUE(same_bits_as_rank0(a));
 }
 
 // --allreduce-dtype bfloat16: every rank ends with the same bits, the loss falls, and the weights

@@ -67,6 +67,15 @@ expect_error "--freeze differs from the checkpointed run: expected none, got \"b
   --history g.csv > /dev/null
 expect_error "--freeze differs from the checkpointed run: expected \"base\", got none" \
   -- train "${common[@]}" --lr-schedule constant --epochs 2 --resume G
+# bfloat16 gradient sums (under mpirun) are other gradients: --allreduce-dtype must match too.
+expect_error "--allreduce-dtype differs from the checkpointed run: expected none, got \"bfloat16\"" \
+  -- train "${common[@]}" --lr-schedule constant --epochs 4 --allreduce-dtype bfloat16 --resume B
+"$reskit" train "${common[@]}" --lr-schedule constant --epochs 1 --allreduce-dtype bfloat16 --checkpoint-dir H \
+  -o h.h5 --history h.csv > /dev/null
+expect_error "--allreduce-dtype differs from the checkpointed run: expected \"bfloat16\", got none" \
+  -- train "${common[@]}" --lr-schedule constant --epochs 2 --resume H
+"$reskit" train "${common[@]}" --lr-schedule constant --epochs 2 --allreduce-dtype bfloat16 --resume H -o h.h5 \
+  --history h.csv > /dev/null || fail "resuming with the same --allreduce-dtype bfloat16 failed"
 # A cosine schedule spans all epochs: --epochs must match.
 "$reskit" train "${common[@]}" --epochs 1 --checkpoint-dir C -o c.h5 --history c.csv > /dev/null
 expect_error "--epochs differs from the checkpointed run: expected 1, got 3" \

@@ -77,8 +77,9 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
     if (!data->data.empty()) {
-      for (const char* flag : {"--model", "--mode", "--dtype", "--classes", "--steps", "--warmup",
-                               "--profile", "--report", "--allreduce-dtype", "--allreduce-bucket-mb"})
+      for (const char* flag :
+           {"--model", "--mode", "--dtype", "--classes", "--steps", "--warmup", "--profile", "--report",
+            "--allreduce-dtype", "--allreduce-bucket-mb", "--allreduce-shared-memory"})
         if (cmd->count(flag) > 0)
           throw UsageError(std::string(flag) +
                            ": measures a model; --data measures the input pipeline alone");

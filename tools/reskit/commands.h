@@ -160,6 +160,7 @@ void add_data_flags(CLI::App& cmd, DataFlags& flags);
 struct ExchangeFlags {
   std::string dtype;
   double bucket_mb = 25.0;
+  bool shared_memory = true;
 };
 void add_exchange_flags(CLI::App& cmd, ExchangeFlags& flags);
 // The exchange for a run with this --dtype; UsageError when --allreduce-dtype names another type.

@@ -303,6 +303,10 @@ void add_exchange_flags(CLI::App& cmd, ExchangeFlags& f) {
                  "0: one sum after backward")
       ->capture_default_str()
       ->check(non_negative_number());
+  cmd.add_option("--allreduce-shared-memory", f.shared_memory,
+                 "Under mpirun, every rank on one machine: buckets summed through shared memory (on) or "
+                 "MPI's messages (off); the same bits")
+      ->capture_default_str();
 }
 
 distributed::GradientExchange gradient_exchange(const ExchangeFlags& f, const std::string& dtype) {
@@ -314,7 +318,8 @@ distributed::GradientExchange gradient_exchange(const ExchangeFlags& f, const st
   if (f.dtype == "bfloat16" && weights != "float32")
     throw UsageError("--allreduce-dtype: bfloat16 expects float32 weights, got --dtype " + dtype);
   return {.bucket_bytes = static_cast<std::size_t>(f.bucket_mb * 1024.0 * 1024.0),
-          .wire = f.dtype == "bfloat16" ? distributed::WireType::bfloat16 : distributed::WireType::native};
+          .wire = f.dtype == "bfloat16" ? distributed::WireType::bfloat16 : distributed::WireType::native,
+          .shared_memory = f.shared_memory};
 }
 
 void add_data_flags(CLI::App& cmd, DataFlags& f) {

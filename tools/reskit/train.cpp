@@ -136,19 +136,22 @@ nlohmann::json checked_args(const TrainArgs& a) {
   return args;
 }
 
-// The large-batch flags join the checked ones when set (checkpoints written without them resume).
+// The large-batch and exchange flags join the checked ones when set (checkpoints written without them
+// resume).
 nlohmann::json checked_args_all(const TrainArgs& a) {
   nlohmann::json j = checked_args(a);
   if (a.lr_reference_batch > 0) j["lr-reference-batch"] = a.lr_reference_batch;
   if (a.lr_warmup_epochs > 0) j["lr-warmup-epochs"] = a.lr_warmup_epochs;
   if (a.sync_batch_norm) j["sync-batch-norm"] = true;
+  // bfloat16 sums are other gradients: the continuation would not be the same run's.
+  if (a.exchange.dtype == "bfloat16") j["allreduce-dtype"] = "bfloat16";
   return j;
 }
 
 // The checked flags that args holds only when they are set (checked_args, checked_args_all).
 const std::set<std::string> kSetOnly = {
-    "freeze",           "unfreeze-from",  "unfreeze-batch-norm", "lr-reference-batch",
-    "lr-warmup-epochs", "sync-batch-norm"};
+    "freeze",           "unfreeze-from",   "unfreeze-batch-norm", "lr-reference-batch",
+    "lr-warmup-epochs", "sync-batch-norm", "allreduce-dtype"};
 
 // Reads the checkpoint in --resume's folder and checks that the flags match the run that wrote it.
 CheckpointInfo read_resume(const TrainArgs& a) {

@@ -17,7 +17,9 @@
 // back a PendingSum that progress() advances and wait() finishes: the gradient buckets of
 // DataParallel, summed while backward goes on. Sums started earlier finish first. Only the thread
 // that called world() calls these (MPI_THREAD_FUNNELED); MPI moves the data on when they are
-// called, so callers call progress() often (after each layer's backward).
+// called, so callers call progress() often (after each layer's backward). make_sum_buffer gives
+// a buffer summed again and again (a gradient bucket): when every rank runs on one machine, MPI
+// sums it through shared memory (the same bits, fewer copies).
 //
 // Not here: launching processes (mpirun does), fault tolerance (a rank that dies ends the job:
 // mpirun stops the others; a rank that fails calls abort()).
@@ -59,6 +61,22 @@ class PendingSum {
 std::uint16_t to_bfloat16(float v);
 float from_bfloat16(std::uint16_t b);
 
+// A buffer of a fixed count that is summed over the ranks again and again (a gradient bucket,
+// every step): write the values into input(), start(), and once the PendingSum is done read the
+// sums from result(), then release() (until then the other ranks may still read this rank's
+// copy). input() may wait until every rank has released the previous sum. Every rank makes the
+// same buffers in the same order (Communicator::make_sum_buffer is collective) and starts each as
+// often; a buffer is started again only after this rank's previous sum was waited for.
+template <class T>
+class SumBuffer {
+ public:
+  virtual ~SumBuffer() = default;
+  virtual std::span<T> input() = 0;
+  virtual std::unique_ptr<PendingSum> start() = 0;
+  virtual std::span<const T> result() const = 0;
+  virtual void release() {}
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -71,6 +89,12 @@ class Communicator {
   // The same sums, started now (see the header comment). This default sums at once (blocking).
   virtual std::unique_ptr<PendingSum> start_allreduce_sum(std::span<float> values, WireType wire);
   virtual std::unique_ptr<PendingSum> start_allreduce_sum(std::span<double> values);
+  // A SumBuffer of n values (collective: every rank, in the same order, with the same n). Its sums
+  // have the bits of start_allreduce_sum's. shared_memory: when every rank runs on one node, MPI
+  // sums through a shared-memory window (fewer copies); false keeps the message exchange. This
+  // default is a private buffer summed by start_allreduce_sum.
+  virtual std::unique_ptr<SumBuffer<float>> make_sum_buffer(std::size_t n, WireType wire, bool shared_memory);
+  virtual std::unique_ptr<SumBuffer<double>> make_sum_buffer(std::size_t n, bool shared_memory);
   // root's bytes to every rank (all ranks pass the same count).
   virtual void broadcast(std::span<std::byte> bytes, int root) = 0;
   virtual void barrier() = 0;

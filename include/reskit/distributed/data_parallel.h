@@ -10,8 +10,9 @@
 // with fewer samples than ranks is skipped (every rank agrees).
 //
 // Overlap (as DDP's gradient buckets): the trainable parameters, in reverse layer order, are cut
-// into buckets of about GradientExchange::bucket_bytes; a bucket's sum starts (non-blocking:
-// Communicator::start_allreduce_sum) as soon as backward has assigned all of its gradients
+// into buckets of about GradientExchange::bucket_bytes; a bucket's sum starts (non-blocking, a
+// Communicator::make_sum_buffer each: shared memory when every rank is on one machine, else
+// MPI's messages) as soon as backward has assigned all of its gradients
 // (TrainStepHooks::after_layer_backward, weight penalties included), and sums in
 // flight move on after each layer's backward, so communication runs while backward goes on. The
 // sums are those of one allreduce after backward bit for bit: each element's ranks are added in
@@ -57,6 +58,9 @@ struct GradientExchange {
   // bfloat16: float32 gradients sent as bfloat16, half the bytes (communicator.h's WireType; the
   // sums differ from float32's). A float64 model refuses it.
   WireType wire = WireType::native;
+  // With buckets, all ranks on one node: sums through shared memory (Communicator::make_sum_buffer);
+  // false: MPI's messages, as across nodes. The same bits either way.
+  bool shared_memory = true;
 };
 
 // One model trained data-parallel for the life of this object (fit makes one): installs the
@@ -98,8 +102,8 @@ class DataParallel {
   struct Bucket {
     std::vector<Param*> params;
     DType dtype = DType::float32;
-    std::vector<float> values32;
-    std::vector<double> values64;
+    std::unique_ptr<SumBuffer<float>> values32;
+    std::unique_ptr<SumBuffer<double>> values64;
     int waiting = 0;  // gradients backward has not assigned yet in this step
     std::unique_ptr<PendingSum> sum;
   };
@@ -107,6 +111,7 @@ class DataParallel {
   void plan(const std::vector<Param*>& params);
   void start_step();
   void after_layer_backward(const Layer& layer);
+  void make_buffer(Bucket& b);
   void start_bucket(Bucket& b);
   void finish_bucket(Bucket& b);
   void after_backward(const std::vector<Param*>& params);
@@ -119,6 +124,7 @@ class DataParallel {
   double communication_seconds_ = 0.0, allreduce_seconds_ = 0.0;
   std::vector<Param*> planned_;  // the trainable parameters the buckets were cut for
   std::vector<Bucket> buckets_;
+  Bucket whole_;  // no buckets, bfloat16 on the wire: every gradient in one sum after backward
   std::unordered_map<const Layer*, std::vector<std::size_t>> layer_buckets_;  // a bucket per weight
   bool in_step_ = false;
   std::size_t started_ = 0, finished_ = 0;  // buckets started and finished in this step, in order
