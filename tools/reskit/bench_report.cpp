@@ -160,6 +160,12 @@ void print_report(const Model& model, bool training, const std::string& dtype, i
   fmt::print("cpu: {}\n", cpu_model_name());
   fmt::print("onednn_isa: {}\n", cpu_isa());
   fmt::print("openblas_kernels: {}\n", blas_kernels());
+  const std::string f64 = float64_gemm();
+  if (f64.rfind("reskit", 0) == 0) {
+    fmt::print("float64_gemm: {} (OpenBLAS {} not used for float64)\n", f64, blas_kernels());
+  } else {
+    fmt::print("float64_gemm: {}\n", f64);
+  }
   fmt::print("fma_peak_gflops: float32={:.1f} float64={:.1f} bf16={:.1f} threads={} loops={}\n", peak.float32,
              peak.float64, peak.bf16, threads, peak.vector_isa);
   const double per_image = forward_flops_per_image(model) * (training ? 3 : 1);

@@ -1,0 +1,280 @@
+// reskit's float64 gemm for AVX-512 CPUs (dgemm.h). The functions that use AVX-512 carry a target
+// attribute (RESKIT_AVX512) instead of the whole file being built with -mavx512f, so that nothing
+// else compiled here (inline library code the linker may share with other files) can hold an
+// AVX-512 instruction; the driver, its OpenMP region and its buffers are plain x86-64 code.
+//
+// Loops (Goto/BLIS): for each block of ≤ kNc columns of C, for each depth block of ≤ kKc, op(B)'s
+// block is packed into kNr-wide panels (p-major, zero-padded to kNr) by all threads together;
+// then each thread takes work items, a block of ≤ kMc rows times a range of column panels,
+// packs that row block of op(A) into kMr-high panels (p-major, zero-padded) and runs the
+// micro-kernel over its tiles, column panels outer (a panel of B stays in L1 while A's panels
+// stream from L2).
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include "kernels/cpu/dgemm.h"
+
+#define RESKIT_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+
+namespace reskit::kernels::cpu {
+
+namespace {
+
+constexpr int kMr = 8;                   // rows of a micro-tile: broadcasts of A
+constexpr int kNv = 3;                   // 8-wide vectors per row of a micro-tile
+constexpr int kNr = 8 * kNv;             // columns of a micro-tile: 24
+constexpr std::int64_t kKc = 192;        // depth of a block: a packed B panel (kKc·kNr·8 = 36 KiB) in L1
+constexpr std::int64_t kMc = 24 * kMr;   // rows of a packed A block (kMc·kKc·8 = 288 KiB) in L2
+constexpr std::int64_t kNc = 128 * kNr;  // columns of a packed B block (kKc·kNc·8 = 4.5 MiB)
+// Below this many FLOPs a product runs on the calling thread alone.
+constexpr double kParallelFlops = 1 << 20;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// A 64-byte aligned scratch buffer that only grows (one per thread, reused across calls).
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(data_); }
+  double* get(std::int64_t doubles) {
+    if (doubles > size_) {
+      std::free(data_);
+      const std::size_t bytes = static_cast<std::size_t>(ceil_div(doubles * 8, 64) * 64);
+      data_ = static_cast<double*>(std::aligned_alloc(64, bytes));
+      size_ = data_ != nullptr ? doubles : 0;
+      if (data_ == nullptr) throw std::bad_alloc();
+    }
+    return data_;
+  }
+
+ private:
+  double* data_ = nullptr;
+  std::int64_t size_ = 0;
+};
+
+constexpr __mmask8 kAll = 0xff;
+
+__mmask8 low_lanes(std::int64_t count) {
+  return count >= 8 ? __mmask8(0xff) : count <= 0 ? __mmask8(0) : static_cast<__mmask8>((1u << count) - 1);
+}
+
+// dst[j·ldd + i] = src[i·lds + j] for i, j < 8. (The zero-masking forms with every lane set are the
+// plain instructions; GCC 12 warns of the plain intrinsics' undefined operand in a target-attributed
+// function.)
+RESKIT_AVX512 __attribute__((always_inline)) inline void transpose8x8(const double* src, std::int64_t lds,
+                                                                      double* dst, std::int64_t ldd) {
+  __m512d r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_pd(kAll, r[i], r[i + 1]);      // columns 0 2 4 6 of rows i, i+1
+    t[i + 1] = _mm512_maskz_unpackhi_pd(kAll, r[i], r[i + 1]);  // columns 1 3 5 7
+  }
+  for (int odd = 0; odd < 2; ++odd) {
+    const __m512d u0 =
+        _mm512_maskz_shuffle_f64x2(kAll, t[0 + odd], t[2 + odd], 0x88);  // columns 0 4 (+odd), rows 0-3
+    const __m512d u1 = _mm512_maskz_shuffle_f64x2(kAll, t[4 + odd], t[6 + odd], 0x88);  // the same, rows 4-7
+    const __m512d u2 =
+        _mm512_maskz_shuffle_f64x2(kAll, t[0 + odd], t[2 + odd], 0xdd);  // columns 2 6 (+odd), rows 0-3
+    const __m512d u3 = _mm512_maskz_shuffle_f64x2(kAll, t[4 + odd], t[6 + odd], 0xdd);
+    _mm512_storeu_pd(dst + (0 + odd) * ldd, _mm512_maskz_shuffle_f64x2(kAll, u0, u1, 0x88));
+    _mm512_storeu_pd(dst + (4 + odd) * ldd, _mm512_maskz_shuffle_f64x2(kAll, u0, u1, 0xdd));
+    _mm512_storeu_pd(dst + (2 + odd) * ldd, _mm512_maskz_shuffle_f64x2(kAll, u2, u3, 0x88));
+    _mm512_storeu_pd(dst + (6 + odd) * ldd, _mm512_maskz_shuffle_f64x2(kAll, u2, u3, 0xdd));
+  }
+}
+
+// Rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) as kMr-high panels: panel t holds
+// dst[t·kMr·kc + p·kMr + i] = op(A)[i0 + t·kMr + i, p0 + p], zero past row i0+mc. Each row of A is
+// read in order of its addresses.
+RESKIT_AVX512 void pack_a(bool ta, const double* a, std::int64_t lda, std::int64_t i0, std::int64_t mc,
+                          std::int64_t p0, std::int64_t kc, double* dst) {
+  if (ta) {  // A is K×M: row p of A holds op(A)[·, p], contiguous
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const double* src = a + (p0 + p) * lda + i0;
+      for (std::int64_t ir = 0; ir < mc; ir += kMr)
+        _mm512_store_pd(dst + ir * kc + p * kMr, _mm512_maskz_loadu_pd(low_lanes(mc - ir), src + ir));
+    }
+    return;
+  }
+  for (std::int64_t ir = 0; ir < mc; ir += kMr, dst += kMr * kc) {
+    const std::int64_t mr = std::min<std::int64_t>(kMr, mc - ir);
+    const double* src = a + (i0 + ir) * lda + p0;
+    std::int64_t p = 0;
+    if (mr == kMr) {
+      for (; p + 8 <= kc; p += 8) transpose8x8(src + p, lda, dst + p * kMr, kMr);
+    }
+    for (; p < kc; ++p)
+      for (int i = 0; i < kMr; ++i) dst[p * kMr + i] = i < mr ? src[i * lda + p] : 0.0;
+  }
+}
+
+// The kNr-wide panels [t0, t1) of op(B)'s block at depth [p0, p0+kc) and columns [j0, j0+nc):
+// panel t holds dst[t·kNr·kc + p·kNr + j] = op(B)[p0 + p, j0 + t·kNr + j], zero past column j0+nc.
+RESKIT_AVX512 void pack_b(bool tb, const double* b, std::int64_t ldb, std::int64_t p0, std::int64_t kc,
+                          std::int64_t j0, std::int64_t nc, std::int64_t t0, std::int64_t t1, double* dst) {
+  if (!tb) {  // B is K×N: row p of B holds op(B)[p, ·], contiguous
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const double* src = b + (p0 + p) * ldb + j0;
+      for (std::int64_t t = t0; t < t1; ++t)
+        for (int v = 0; v < kNv; ++v) {
+          const std::int64_t j = t * kNr + 8 * v;
+          _mm512_store_pd(dst + t * kNr * kc + p * kNr + 8 * v,
+                          _mm512_maskz_loadu_pd(low_lanes(nc - j), src + j));
+        }
+    }
+    return;
+  }
+  // B is N×K: op(B)[p, j] = b[j·ldb + p]
+  for (std::int64_t t = t0; t < t1; ++t) {
+    const std::int64_t nr = std::min<std::int64_t>(kNr, nc - t * kNr);
+    const double* src = b + (j0 + t * kNr) * ldb + p0;
+    double* panel = dst + t * kNr * kc;
+    std::int64_t p = 0;
+    if (nr == kNr) {
+      for (; p + 8 <= kc; p += 8)
+        for (int v = 0; v < kNv; ++v) transpose8x8(src + 8 * v * ldb + p, ldb, panel + p * kNr + 8 * v, kNr);
+    }
+    for (; p < kc; ++p)
+      for (int j = 0; j < kNr; ++j) panel[p * kNr + j] = j < nr ? src[j * ldb + p] : 0.0;
+  }
+}
+
+// The micro-kernel: an Mr×(8·Nv) tile of C from a packed A panel (ap) and B panel (bp) of depth
+// kc. Each lane is one element's chain of fused multiply-adds from zero in k order; then
+// C = alpha·sum + beta·C (C not read when beta == 0). `last`: the lanes of the last vector that
+// lie inside C.
+template <int Mr, int Nv>
+RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, const double* __restrict bp,
+                              double* c, std::int64_t ldc, double alpha, double beta, __mmask8 last) {
+  // C's lines are asked for now, so that the loads and stores at the end find them in cache.
+#pragma GCC unroll 8
+  for (int i = 0; i < Mr; ++i)
+#pragma GCC unroll 3
+    for (int j = 0; j < Nv; ++j)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8 * j), _MM_HINT_T0);
+  __m512d acc[Mr][Nv];
+#pragma GCC unroll 8
+  for (int i = 0; i < Mr; ++i)
+#pragma GCC unroll 3
+    for (int j = 0; j < Nv; ++j) acc[i][j] = _mm512_setzero_pd();
+  for (std::int64_t p = 0; p < kc; ++p, ap += kMr, bp += kNr) {
+    __m512d bv[Nv];
+#pragma GCC unroll 3
+    for (int j = 0; j < Nv; ++j) bv[j] = _mm512_load_pd(bp + 8 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < Mr; ++i) {
+      const __m512d av = _mm512_set1_pd(ap[i]);
+#pragma GCC unroll 3
+      for (int j = 0; j < Nv; ++j) acc[i][j] = _mm512_fmadd_pd(av, bv[j], acc[i][j]);
+    }
+  }
+  const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 8
+  for (int i = 0; i < Mr; ++i) {
+    double* row = c + i * ldc;
+#pragma GCC unroll 3
+    for (int j = 0; j < Nv; ++j) {
+      const __mmask8 lanes = j == Nv - 1 ? last : __mmask8(0xff);
+      __m512d out = _mm512_mul_pd(acc[i][j], va);
+      if (beta != 0.0) out = _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(lanes, row + 8 * j), out);
+      _mm512_mask_storeu_pd(row + 8 * j, lanes, out);
+    }
+  }
+}
+
+using MicroTile = void (*)(std::int64_t, const double*, const double*, double*, std::int64_t, double, double,
+                           __mmask8);
+
+template <int Mr>
+constexpr MicroTile kByWidth[kNv] = {micro_tile<Mr, 1>, micro_tile<Mr, 2>, micro_tile<Mr, 3>};
+// kTiles[mr − 1][vectors − 1]
+constexpr const MicroTile* kTiles[kMr] = {kByWidth<1>, kByWidth<2>, kByWidth<3>, kByWidth<4>,
+                                          kByWidth<5>, kByWidth<6>, kByWidth<7>, kByWidth<8>};
+
+// The tiles of C[i0 .. i0+mc, columns of panels [t0, t1)] from packed A (ap: rows i0..) and B
+// (bp: the block's panels; column j0 is panel 0's first); nc: the block's width.
+RESKIT_AVX512 void run_tiles(std::int64_t kc, std::int64_t mc, std::int64_t nc, std::int64_t t0,
+                             std::int64_t t1, const double* ap, const double* bp, double* c, std::int64_t ldc,
+                             double alpha, double beta) {
+  for (std::int64_t t = t0; t < t1; ++t) {
+    const std::int64_t nr = std::min<std::int64_t>(kNr, nc - t * kNr);
+    const std::int64_t vectors = ceil_div(nr, 8);
+    const __mmask8 last = low_lanes(nr - 8 * (vectors - 1));
+    const double* panel = bp + t * kNr * kc;
+    for (std::int64_t ir = 0; ir < mc; ir += kMr) {
+      const std::int64_t mr = std::min<std::int64_t>(kMr, mc - ir);
+      kTiles[mr - 1][vectors - 1](kc, ap + ir * kc, panel, c + ir * ldc + t * kNr, ldc, alpha, beta, last);
+    }
+  }
+}
+
+// C = beta·C (k == 0 or alpha == 0: no product).
+void scale(std::int64_t m, std::int64_t n, double beta, double* c, std::int64_t ldc) {
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
+}
+
+}  // namespace
+
+bool dgemm_avx512_available() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq");
+  return yes;
+}
+
+void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                  const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+                  double* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0) return scale(m, n, beta, c, ldc);
+  // Depth blocks of equal size (≤ kKc), so that no block is a sliver; a fixed function of k.
+  const std::int64_t kc_max = ceil_div(k, ceil_div(k, kKc));
+  const std::int64_t nc_max = std::min(kNc, ceil_div(n, kNr) * kNr);
+  thread_local Buffer b_buffer;  // the calling thread's: the block of op(B) all threads read
+  double* bp = b_buffer.get(kc_max * nc_max);
+  const std::int64_t row_blocks = ceil_div(m, kMc);
+  const int threads =
+      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < kParallelFlops
+          ? 1
+          : omp_get_max_threads();
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    thread_local Buffer a_buffer;
+    double* ap = a_buffer.get(kMc * kc_max);
+    for (std::int64_t j0 = 0; j0 < n; j0 += kNc) {
+      const std::int64_t nc = std::min(kNc, n - j0);
+      const std::int64_t panels = ceil_div(nc, kNr);
+      // Column ranges per row block: enough work items for every thread when the rows are few.
+      const std::int64_t groups = std::clamp<std::int64_t>(
+          ceil_div(4 * static_cast<std::int64_t>(omp_get_num_threads()), row_blocks), 1, panels);
+      const std::int64_t items = row_blocks * groups;
+      for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
+        const std::int64_t kc = std::min(kc_max, k - p0);
+        const double block_beta = p0 == 0 ? beta : 1.0;
+        {  // each thread packs a range of B's panels
+          const std::int64_t id = omp_get_thread_num(), team = omp_get_num_threads();
+          pack_b(tb, b, ldb, p0, kc, j0, nc, id * panels / team, (id + 1) * panels / team, bp);
+        }
+#pragma omp barrier
+        std::int64_t packed_rows = -1;
+#pragma omp for schedule(static)
+        for (std::int64_t item = 0; item < items; ++item) {
+          const std::int64_t block = item / groups, group = item % groups;
+          const std::int64_t i0 = block * kMc, mc = std::min(kMc, m - i0);
+          if (packed_rows != block) pack_a(ta, a, lda, i0, mc, p0, kc, ap), packed_rows = block;
+          run_tiles(kc, mc, nc, group * panels / groups, (group + 1) * panels / groups, ap, bp,
+                    c + i0 * ldc + j0, ldc, alpha, block_beta);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace reskit::kernels::cpu
