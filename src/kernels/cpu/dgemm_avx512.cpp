@@ -30,6 +30,13 @@ constexpr int kNr = 8 * kNv;             // columns of a micro-tile: 24
 constexpr std::int64_t kKc = 192;        // depth of a block: a packed B panel (kKc·kNr·8 = 36 KiB) in L1
 constexpr std::int64_t kMc = 24 * kMr;   // rows of a packed A block (kMc·kKc·8 = 288 KiB) in L2
 constexpr std::int64_t kNc = 128 * kNr;  // columns of a packed B block (kKc·kNc·8 = 4.5 MiB)
+// Up to this many rows of C, an op(B) that is not transposed is read where it lies instead of
+// packed: packing it would cost as much as a good part of the product (ResNet-50's tiny-image row
+// products: 32 rows). The same values in the same order: the same bits either way.
+#ifndef RESKIT_DIRECT_ROWS
+#define RESKIT_DIRECT_ROWS 32
+#endif
+constexpr std::int64_t kDirectBRows = RESKIT_DIRECT_ROWS;
 // Below this many FLOPs a product runs on the calling thread alone.
 constexpr double kParallelFlops = 1 << 20;
 
@@ -145,13 +152,14 @@ RESKIT_AVX512 void pack_b(bool tb, const double* b, std::int64_t ldb, std::int64
   }
 }
 
-// The micro-kernel: an Mr×(8·Nv) tile of C from a packed A panel (ap) and B panel (bp) of depth
-// kc. Each lane is one element's chain of fused multiply-adds from zero in k order; then
-// C = alpha·sum + beta·C (C not read when beta == 0). `last`: the lanes of the last vector that
-// lie inside C.
+// The micro-kernel: an Mr×(8·Nv) tile of C from a packed A panel (ap) and a B panel (bp: row p
+// of the panel at bp + p·ldbp; packed, or op(B) itself) of depth kc. Each lane is one element's
+// chain of fused multiply-adds from zero in k order; then C = alpha·sum + beta·C (C not read when
+// beta == 0). `last`: the lanes of the last vector that lie inside C (and inside B's row).
 template <int Mr, int Nv>
 RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, const double* __restrict bp,
-                              double* c, std::int64_t ldc, double alpha, double beta, __mmask8 last) {
+                              std::int64_t ldbp, double* c, std::int64_t ldc, double alpha, double beta,
+                              __mmask8 last) {
   // C's lines are asked for now, so that the loads and stores at the end find them in cache.
 #pragma GCC unroll 8
   for (int i = 0; i < Mr; ++i)
@@ -163,10 +171,11 @@ RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, cons
   for (int i = 0; i < Mr; ++i)
 #pragma GCC unroll 3
     for (int j = 0; j < Nv; ++j) acc[i][j] = _mm512_setzero_pd();
-  for (std::int64_t p = 0; p < kc; ++p, ap += kMr, bp += kNr) {
+  for (std::int64_t p = 0; p < kc; ++p, ap += kMr, bp += ldbp) {
     __m512d bv[Nv];
 #pragma GCC unroll 3
-    for (int j = 0; j < Nv; ++j) bv[j] = _mm512_load_pd(bp + 8 * j);
+    for (int j = 0; j < Nv - 1; ++j) bv[j] = _mm512_loadu_pd(bp + 8 * j);
+    bv[Nv - 1] = _mm512_maskz_loadu_pd(last, bp + 8 * (Nv - 1));
 #pragma GCC unroll 8
     for (int i = 0; i < Mr; ++i) {
       const __m512d av = _mm512_set1_pd(ap[i]);
@@ -188,8 +197,8 @@ RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, cons
   }
 }
 
-using MicroTile = void (*)(std::int64_t, const double*, const double*, double*, std::int64_t, double, double,
-                           __mmask8);
+using MicroTile = void (*)(std::int64_t, const double*, const double*, std::int64_t, double*, std::int64_t,
+                           double, double, __mmask8);
 
 template <int Mr>
 constexpr MicroTile kByWidth[kNv] = {micro_tile<Mr, 1>, micro_tile<Mr, 2>, micro_tile<Mr, 3>};
@@ -197,19 +206,27 @@ constexpr MicroTile kByWidth[kNv] = {micro_tile<Mr, 1>, micro_tile<Mr, 2>, micro
 constexpr const MicroTile* kTiles[kMr] = {kByWidth<1>, kByWidth<2>, kByWidth<3>, kByWidth<4>,
                                           kByWidth<5>, kByWidth<6>, kByWidth<7>, kByWidth<8>};
 
-// The tiles of C[i0 .. i0+mc, columns of panels [t0, t1)] from packed A (ap: rows i0..) and B
-// (bp: the block's panels; column j0 is panel 0's first); nc: the block's width.
+// Where the micro-kernel reads op(B)'s block: packed panels (panel t at base + t·kNr·kc, rows kNr
+// apart), or op(B) itself, not transposed (panel t at base + t·kNr, rows ldb apart).
+struct BPanels {
+  const double* base;
+  std::int64_t panel_step, row_step;
+};
+
+// The tiles of C[i0 .. i0+mc, columns of panels [t0, t1)] from packed A (ap: rows i0..) and B's
+// block (column j0 is panel 0's first); nc: the block's width.
 RESKIT_AVX512 void run_tiles(std::int64_t kc, std::int64_t mc, std::int64_t nc, std::int64_t t0,
-                             std::int64_t t1, const double* ap, const double* bp, double* c, std::int64_t ldc,
+                             std::int64_t t1, const double* ap, BPanels bp, double* c, std::int64_t ldc,
                              double alpha, double beta) {
   for (std::int64_t t = t0; t < t1; ++t) {
     const std::int64_t nr = std::min<std::int64_t>(kNr, nc - t * kNr);
     const std::int64_t vectors = ceil_div(nr, 8);
     const __mmask8 last = low_lanes(nr - 8 * (vectors - 1));
-    const double* panel = bp + t * kNr * kc;
+    const double* panel = bp.base + t * bp.panel_step;
     for (std::int64_t ir = 0; ir < mc; ir += kMr) {
       const std::int64_t mr = std::min<std::int64_t>(kMr, mc - ir);
-      kTiles[mr - 1][vectors - 1](kc, ap + ir * kc, panel, c + ir * ldc + t * kNr, ldc, alpha, beta, last);
+      kTiles[mr - 1][vectors - 1](kc, ap + ir * kc, panel, bp.row_step, c + ir * ldc + t * kNr, ldc, alpha,
+                                  beta, last);
     }
   }
 }
@@ -236,8 +253,9 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   // Depth blocks of equal size (≤ kKc), so that no block is a sliver; a fixed function of k.
   const std::int64_t kc_max = ceil_div(k, ceil_div(k, kKc));
   const std::int64_t nc_max = std::min(kNc, ceil_div(n, kNr) * kNr);
+  const bool direct_b = !tb && m <= kDirectBRows;
   thread_local Buffer b_buffer;  // the calling thread's: the block of op(B) all threads read
-  double* bp = b_buffer.get(kc_max * nc_max);
+  double* bp = direct_b ? nullptr : b_buffer.get(kc_max * nc_max);
   const std::int64_t row_blocks = ceil_div(m, kMc);
   const int threads =
       2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < kParallelFlops
@@ -258,18 +276,20 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
         const std::int64_t kc = std::min(kc_max, k - p0);
         const double block_beta = p0 == 0 ? beta : 1.0;
-        {  // each thread packs a range of B's panels
+        BPanels panels_at{b + p0 * ldb + j0, kNr, ldb};
+        if (!direct_b) {  // each thread packs a range of B's panels
           const std::int64_t id = omp_get_thread_num(), team = omp_get_num_threads();
           pack_b(tb, b, ldb, p0, kc, j0, nc, id * panels / team, (id + 1) * panels / team, bp);
-        }
+          panels_at = {bp, kNr * kc, kNr};
 #pragma omp barrier
+        }
         std::int64_t packed_rows = -1;
 #pragma omp for schedule(static)
         for (std::int64_t item = 0; item < items; ++item) {
           const std::int64_t block = item / groups, group = item % groups;
           const std::int64_t i0 = block * kMc, mc = std::min(kMc, m - i0);
           if (packed_rows != block) pack_a(ta, a, lda, i0, mc, p0, kc, ap), packed_rows = block;
-          run_tiles(kc, mc, nc, group * panels / groups, (group + 1) * panels / groups, ap, bp,
+          run_tiles(kc, mc, nc, group * panels / groups, (group + 1) * panels / groups, ap, panels_at,
                     c + i0 * ldc + j0, ldc, alpha, block_beta);
         }
       }
