@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #include "kernels/cpu/dgemm.h"
 
@@ -254,18 +255,26 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   const std::int64_t kc_max = ceil_div(k, ceil_div(k, kKc));
   const std::int64_t nc_max = std::min(kNc, ceil_div(n, kNr) * kNr);
   const bool direct_b = !tb && m <= kDirectBRows;
-  thread_local Buffer b_buffer;  // the calling thread's: the block of op(B) all threads read
-  double* bp = direct_b ? nullptr : b_buffer.get(kc_max * nc_max);
   const std::int64_t row_blocks = ceil_div(m, kMc);
   const int threads =
       2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < kParallelFlops
           ? 1
           : omp_get_max_threads();
+  // The calling thread's buffers, allocated here (an allocation that fails throws to the caller,
+  // not inside the parallel region): the block of op(B) all threads read, and one block of op(A)
+  // per thread.
+  thread_local Buffer b_buffer;
+  thread_local std::vector<Buffer> a_buffers;
+  double* bp = direct_b ? nullptr : b_buffer.get(kc_max * nc_max);
+  if (a_buffers.size() < static_cast<std::size_t>(threads)) a_buffers = std::vector<Buffer>(threads);
+  // Taken by the threads through these pointers (a thread_local named in the region would be its own).
+  std::vector<double*> a_blocks(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t)
+    a_blocks[static_cast<std::size_t>(t)] = a_buffers[static_cast<std::size_t>(t)].get(kMc * kc_max);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    thread_local Buffer a_buffer;
-    double* ap = a_buffer.get(kMc * kc_max);
+    double* ap = a_blocks[static_cast<std::size_t>(omp_get_thread_num())];
     for (std::int64_t j0 = 0; j0 < n; j0 += kNc) {
       const std::int64_t nc = std::min(kNc, n - j0);
       const std::int64_t panels = ceil_div(nc, kNr);
@@ -276,11 +285,12 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
       for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
         const std::int64_t kc = std::min(kc_max, k - p0);
         const double block_beta = p0 == 0 ? beta : 1.0;
-        BPanels panels_at{b + p0 * ldb + j0, kNr, ldb};
-        if (!direct_b) {  // each thread packs a range of B's panels
+        BPanels panels_at{bp, kNr * kc, kNr};
+        if (direct_b) {
+          panels_at = {b + p0 * ldb + j0, kNr, ldb};
+        } else {  // each thread packs a range of B's panels
           const std::int64_t id = omp_get_thread_num(), team = omp_get_num_threads();
           pack_b(tb, b, ldb, p0, kc, j0, nc, id * panels / team, (id + 1) * panels / team, bp);
-          panels_at = {bp, kNr * kc, kNr};
 #pragma omp barrier
         }
         std::int64_t packed_rows = -1;
