@@ -2,11 +2,11 @@
 // overload runs in place of OpenBLAS's dgemm wherever dgemm_avx512_available(): OpenBLAS 0.3.21
 // falls back to its SSE3 "Prescott" kernels on CPUs newer than its table (Sapphire Rapids: 9-12
 // GFLOP/s on one core against a float64 peak of ~82, docs/cpu-rules.md). This one is the Goto/BLIS
-// scheme written for reskit: op(B) packed in blocks of depth ≤ kc and width ≤ nc shared by the
-// threads (read in place instead when not transposed and C has ≤ 32 rows), op(A) packed per
-// thread in blocks of ≤ mc rows, an 8×24 register-blocked AVX-512 micro-kernel (edge tiles by
-// smaller instances and masks, never by padding C). Threads split the
-// rows and columns of C, never the depth: every element of C is the same chain of fused
+// scheme written for reskit: op(B) packed in blocks of depth ≤ kc and width ≤ nc (read in place
+// instead when not transposed and C has ≤ 32 rows), op(A) in blocks of ≤ mc rows, an 8×24
+// register-blocked AVX-512 micro-kernel (edge tiles by smaller instances and masks, never by
+// padding C). Each thread owns a range of C's rows (or columns), with its own packed blocks and
+// no barrier; threads never split the depth: every element of C is the same chain of fused
 // multiply-adds in k order (restarted at each depth block), so its bits do not depend on the thread
 // count and are the same in every run on one machine. Not a general BLAS: no complex types, no
 // column-major interface, no checks of the leading dimensions (the callers' are right by

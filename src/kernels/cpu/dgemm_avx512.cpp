@@ -3,12 +3,13 @@
 // else compiled here (inline library code the linker may share with other files) can hold an
 // AVX-512 instruction; the driver, its OpenMP region and its buffers are plain x86-64 code.
 //
-// Loops (Goto/BLIS): for each block of ≤ kNc columns of C, for each depth block of ≤ kKc, op(B)'s
-// block is packed into kNr-wide panels (p-major, zero-padded to kNr) by all threads together;
-// then each thread takes work items, a block of ≤ kMc rows times a range of column panels,
-// packs that row block of op(A) into kMr-high panels (p-major, zero-padded) and runs the
-// micro-kernel over its tiles, column panels outer (a panel of B stays in L1 while A's panels
-// stream from L2).
+// Loops (Goto/BLIS), per thread over the range of C it owns: for each block of ≤ kNc columns,
+// for each depth block of ≤ kKc, op(B)'s block is packed into kNr-wide panels (p-major,
+// zero-padded to kNr; read in place where C has ≤ 32 rows and B is not transposed), then for each
+// block of ≤ kMc rows op(A) is packed into kMr-high panels (p-major, zero-padded) and the
+// micro-kernel runs over its tiles, column panels outer (a panel of B stays in L1 while A's panels
+// stream from L2). Threads own contiguous ranges of rows (or of columns, where C is wider than
+// tall) and never wait for each other.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -238,6 +239,34 @@ void scale(std::int64_t m, std::int64_t n, double beta, double* c, std::int64_t 
     for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
 }
 
+// C[i0..i1, j0..j1] = alpha·op(A)[i0..i1, :]·op(B)[:, j0..j1] + beta·C on the calling thread: for
+// each block of ≤ kNc columns and each depth block, op(B)'s block packed into bp (or read in
+// place), then each block of ≤ kMc rows of op(A) packed into ap and its tiles run.
+void product(bool ta, bool tb, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
+             std::int64_t k, std::int64_t kc_max, double alpha, const double* a, std::int64_t lda,
+             const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc, double* ap,
+             double* bp) {
+  const bool direct_b = !tb && i1 - i0 <= kDirectBRows;
+  for (std::int64_t jc = j0; jc < j1; jc += kNc) {
+    const std::int64_t nc = std::min(kNc, j1 - jc);
+    const std::int64_t panels = ceil_div(nc, kNr);
+    for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
+      const std::int64_t kc = std::min(kc_max, k - p0);
+      BPanels panels_at{bp, kNr * kc, kNr};
+      if (direct_b) {
+        panels_at = {b + p0 * ldb + jc, kNr, ldb};
+      } else {
+        pack_b(tb, b, ldb, p0, kc, jc, nc, 0, panels, bp);
+      }
+      for (std::int64_t ic = i0; ic < i1; ic += kMc) {
+        const std::int64_t mc = std::min(kMc, i1 - ic);
+        pack_a(ta, a, lda, ic, mc, p0, kc, ap);
+        run_tiles(kc, mc, nc, 0, panels, ap, panels_at, c + ic * ldc + jc, ldc, alpha, p0 == 0 ? beta : 1.0);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool dgemm_avx512_available() {
@@ -253,56 +282,39 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
   if (k <= 0 || alpha == 0.0) return scale(m, n, beta, c, ldc);
   // Depth blocks of equal size (≤ kKc), so that no block is a sliver; a fixed function of k.
   const std::int64_t kc_max = ceil_div(k, ceil_div(k, kKc));
-  const std::int64_t nc_max = std::min(kNc, ceil_div(n, kNr) * kNr);
-  const bool direct_b = !tb && m <= kDirectBRows;
-  const std::int64_t row_blocks = ceil_div(m, kMc);
   const int threads =
       2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < kParallelFlops
           ? 1
           : omp_get_max_threads();
-  // The calling thread's buffers, allocated here (an allocation that fails throws to the caller,
-  // not inside the parallel region): the block of op(B) all threads read, and one block of op(A)
-  // per thread.
-  thread_local Buffer b_buffer;
-  thread_local std::vector<Buffer> a_buffers;
-  double* bp = direct_b ? nullptr : b_buffer.get(kc_max * nc_max);
-  if (a_buffers.size() < static_cast<std::size_t>(threads)) a_buffers = std::vector<Buffer>(threads);
-  // Taken by the threads through these pointers (a thread_local named in the region would be its own).
-  std::vector<double*> a_blocks(static_cast<std::size_t>(threads));
-  for (int t = 0; t < threads; ++t)
-    a_blocks[static_cast<std::size_t>(t)] = a_buffers[static_cast<std::size_t>(t)].get(kMc * kc_max);
+  // Each thread owns one contiguous range of C's rows (whole micro-tiles), or of its columns where
+  // C is wider than tall, and runs the blocked product over it alone with its own packed blocks:
+  // no barrier (a busy machine that preempts one thread leaves the others running), at the cost of
+  // packing the shared operand once per thread.
+  const bool by_rows = m >= n || ceil_div(n, kNr) < threads;
+  const std::int64_t span =
+      by_rows ? ceil_div(ceil_div(m, threads), kMr) * kMr : ceil_div(ceil_div(n, threads), kNr) * kNr;
+  // The calling thread's buffers, one pair per thread, allocated here (a failed allocation throws
+  // to the caller, not inside the parallel region) and handed to the threads as pointers (a
+  // thread_local named inside the region would be each thread's own).
+  thread_local std::vector<Buffer> buffers;
+  if (buffers.size() < 2 * static_cast<std::size_t>(threads)) buffers = std::vector<Buffer>(2 * threads);
+  const std::int64_t rows = std::min(kMc, by_rows ? span : m);
+  const std::int64_t cols = std::min(kNc, ceil_div(by_rows ? n : span, kNr) * kNr);
+  std::vector<double*> blocks(2 * static_cast<std::size_t>(threads));
+  for (std::size_t t = 0; t < blocks.size(); t += 2) {
+    blocks[t] = buffers[t].get(ceil_div(rows, kMr) * kMr * kc_max);
+    blocks[t + 1] = buffers[t + 1].get(cols * kc_max);
+  }
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    double* ap = a_blocks[static_cast<std::size_t>(omp_get_thread_num())];
-    for (std::int64_t j0 = 0; j0 < n; j0 += kNc) {
-      const std::int64_t nc = std::min(kNc, n - j0);
-      const std::int64_t panels = ceil_div(nc, kNr);
-      // Column ranges per row block: enough work items for every thread when the rows are few.
-      const std::int64_t groups = std::clamp<std::int64_t>(
-          ceil_div(4 * static_cast<std::int64_t>(omp_get_num_threads()), row_blocks), 1, panels);
-      const std::int64_t items = row_blocks * groups;
-      for (std::int64_t p0 = 0; p0 < k; p0 += kc_max) {
-        const std::int64_t kc = std::min(kc_max, k - p0);
-        const double block_beta = p0 == 0 ? beta : 1.0;
-        BPanels panels_at{bp, kNr * kc, kNr};
-        if (direct_b) {
-          panels_at = {b + p0 * ldb + j0, kNr, ldb};
-        } else {  // each thread packs a range of B's panels
-          const std::int64_t id = omp_get_thread_num(), team = omp_get_num_threads();
-          pack_b(tb, b, ldb, p0, kc, j0, nc, id * panels / team, (id + 1) * panels / team, bp);
-#pragma omp barrier
-        }
-        std::int64_t packed_rows = -1;
-#pragma omp for schedule(static)
-        for (std::int64_t item = 0; item < items; ++item) {
-          const std::int64_t block = item / groups, group = item % groups;
-          const std::int64_t i0 = block * kMc, mc = std::min(kMc, m - i0);
-          if (packed_rows != block) pack_a(ta, a, lda, i0, mc, p0, kc, ap), packed_rows = block;
-          run_tiles(kc, mc, nc, group * panels / groups, (group + 1) * panels / groups, ap, panels_at,
-                    c + i0 * ldc + j0, ldc, alpha, block_beta);
-        }
-      }
+    const std::int64_t id = omp_get_num_threads() == threads ? omp_get_thread_num() : 0;
+    const std::int64_t first = id * span, last = omp_get_num_threads() == threads ? (id + 1) * span : m + n;
+    const std::int64_t i0 = by_rows ? std::min(first, m) : 0, i1 = by_rows ? std::min(last, m) : m;
+    const std::int64_t j0 = by_rows ? 0 : std::min(first, n), j1 = by_rows ? n : std::min(last, n);
+    if (i0 < i1 && j0 < j1) {
+      product(ta, tb, i0, i1, j0, j1, k, kc_max, alpha, a, lda, b, ldb, beta, c, ldc,
+              blocks[2 * static_cast<std::size_t>(id)], blocks[2 * static_cast<std::size_t>(id) + 1]);
     }
   }
 }
