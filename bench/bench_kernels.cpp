@@ -15,7 +15,19 @@
 // scheduler: with OMP_NUM_THREADS=1 CPU time is the path's own cost); B/A wall beside it.
 //   build/bench/reskit_bench_kernels --rules 5
 // A third argument runs only the rules whose name holds it (e.g. --rules 5 mixed).
+//
+// --dgemm [reps]: float64 gemm GFLOP/s on ResNet-50's (64x64, batch 32) float64 products,
+// reskit's AVX-512 kernel (kernels/cpu/dgemm.h) against OpenBLAS's cblas_dgemm with the kernels it
+// chose at load (run it again with OPENBLAS_CORETYPE=SkylakeX for those), timed alternately,
+// medians of `reps` timings of at least 20 ms of process CPU time each (run with OMP_NUM_THREADS=1).
+//   OMP_NUM_THREADS=1 build/bench/reskit_bench_kernels --dgemm 7
+//
+// --f64-layers [reps]: every convolution of a ResNet-50 64x64 batch-32 training step in float64,
+// each pass through the dispatch as training runs it (medians of `reps` timings of process CPU
+// time), times the number of such layers: where a float64 step's convolution time goes.
+//   OMP_NUM_THREADS=1 build/bench/reskit_bench_kernels --f64-layers 3
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 #include <fmt/core.h>
 #include <omp.h>
 
@@ -29,6 +41,7 @@
 #include <vector>
 
 #include "kernels/conv_paths.h"
+#include "kernels/cpu/dgemm.h"
 #include "kernels/cpu/onednn_conv.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/conv2d.h"
@@ -446,11 +459,143 @@ int rules_main(int reps, const char* only) {
   }
   return 0;
 }
+
+// ---- --dgemm ----
+
+struct GemmShape {
+  const char* layer;
+  bool ta, tb;
+  std::int64_t m, n, k;
+  double beta;
+};
+
+int dgemm_main(int reps) {
+  namespace cpu = reskit::kernels::cpu;
+  if (!cpu::dgemm_avx512_available()) {
+    fmt::print(stderr, "no AVX-512 on this CPU: reskit's float64 gemm does not run here\n");
+    return 1;
+  }
+  const GemmShape shapes[] = {
+      {"15x15 3x3 64 fwd (im2col)", false, false, 7200, 64, 576, 0.0},
+      {"15x15 1x1 64->256 fwd", false, false, 7200, 256, 64, 0.0},
+      {"8x8 3x3 128 fwd (im2col)", false, false, 2048, 128, 1152, 0.0},
+      {"4x4 1x1 256->1024 fwd", false, false, 512, 1024, 256, 0.0},
+      {"15x15 3x3 64 bwd-data (dy wT)", false, true, 7200, 576, 64, 0.0},
+      {"15x15 3x3 64 bwd-weights (colT dy)", true, false, 576, 64, 7200, 0.0},
+      {"2x2 3x3 512 row product (beta 1)", false, false, 32, 512, 1536, 1.0},
+  };
+  fmt::print(
+      "OpenBLAS kernels: {}; threads: {}; medians of {} alternated timings (GFLOP/s of process CPU time)\n\n",
+      k::blas_core(), omp_get_max_threads(), reps);
+  fmt::print(
+      "| shape | M×N×K (op) | reskit avx512 | OpenBLAS {} | reskit / OpenBLAS |\n|---|---|---|---|---|\n",
+      k::blas_core());
+  for (const GemmShape& s : shapes) {
+    const std::int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+    const auto a = random<double>(static_cast<std::size_t>(s.m * s.k));
+    const auto b = random<double>(static_cast<std::size_t>(s.k * s.n));
+    std::vector<double> c(static_cast<std::size_t>(s.m * s.n), 0.0);
+    const std::function<bool()> ours = [&] {
+      cpu::dgemm_avx512(s.ta, s.tb, s.m, s.n, s.k, 1.0, a.data(), lda, b.data(), ldb, s.beta, c.data(), s.n);
+      return true;
+    };
+    const std::function<bool()> openblas = [&] {
+      cblas_dgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans,
+                  static_cast<blasint>(s.m), static_cast<blasint>(s.n), static_cast<blasint>(s.k), 1.0,
+                  a.data(), static_cast<blasint>(lda), b.data(), static_cast<blasint>(ldb), s.beta, c.data(),
+                  static_cast<blasint>(s.n));
+      return true;
+    };
+    const PairTimes t = time_pair(ours, openblas, reps);
+    const double gflop = 2.0 * static_cast<double>(s.m * s.n * s.k) * 1e-9;
+    fmt::print("| {} | {}×{}×{} ({}{}) | {:.1f} | {:.1f} | {:.2f} |\n", s.layer, s.m, s.n, s.k,
+               s.ta ? 'T' : 'N', s.tb ? 'T' : 'N', gflop / (t.a_cpu_ms * 1e-3), gflop / (t.b_cpu_ms * 1e-3),
+               t.b_cpu_ms / t.a_cpu_ms);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+// ---- --f64-layers ----
+
+int f64_layers_main(int reps) {
+  struct Layer {
+    Shape shape;
+    int count;           // such layers in ResNet-50
+    bool backward_data;  // conv1's input gradient is never asked for
+  };
+  const Layer layers[] = {
+      {{"conv1 7x7/2 3->64 70->32", 70, 3, 64, 7, 2, 0}, 1, false},
+      {{"s2 1x1 64->64 15x15", 15, 64, 64, 1, 1, 0}, 1, true},
+      {{"s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 3, true},
+      {{"s2 1x1 64->256 15x15", 15, 64, 256, 1, 1, 0}, 4, true},
+      {{"s2 1x1 256->64 15x15", 15, 256, 64, 1, 1, 0}, 2, true},
+      {{"s3 1x1/2 256->128 15->8", 15, 256, 128, 1, 2, 0}, 1, true},
+      {{"s3 1x1/2 256->512 15->8", 15, 256, 512, 1, 2, 0}, 1, true},
+      {{"s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 4, true},
+      {{"s3 1x1 128->512 8x8", 8, 128, 512, 1, 1, 0}, 4, true},
+      {{"s3 1x1 512->128 8x8", 8, 512, 128, 1, 1, 0}, 3, true},
+      {{"s4 1x1/2 512->256 8->4", 8, 512, 256, 1, 2, 0}, 1, true},
+      {{"s4 1x1/2 512->1024 8->4", 8, 512, 1024, 1, 2, 0}, 1, true},
+      {{"s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 6, true},
+      {{"s4 1x1 256->1024 4x4", 4, 256, 1024, 1, 1, 0}, 6, true},
+      {{"s4 1x1 1024->256 4x4", 4, 1024, 256, 1, 1, 0}, 5, true},
+      {{"s5 1x1/2 1024->512 4->2", 4, 1024, 512, 1, 2, 0}, 1, true},
+      {{"s5 1x1/2 1024->2048 4->2", 4, 1024, 2048, 1, 2, 0}, 1, true},
+      {{"s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1}, 3, true},
+      {{"s5 1x1 512->2048 2x2", 2, 512, 2048, 1, 1, 0}, 3, true},
+      {{"s5 1x1 2048->512 2x2", 2, 2048, 512, 1, 1, 0}, 2, true},
+  };
+  fmt::print("float64 gemm: {}; threads: {}; medians of {} timings (process CPU ms per call)\n\n",
+             k::float64_gemm(), omp_get_max_threads(), reps);
+  fmt::print("| layer | count | fwd ms | bwd-data ms | bwd-weights ms | GFLOP/s | ms per step (× count) |\n");
+  fmt::print("|---|---|---|---|---|---|---|\n");
+  double step_ms = 0, step_gflop = 0;
+  for (const Layer& l : layers) {
+    const k::Conv2DParams p = params(l.shape, 32);
+    Buffers<double> buf(p);
+    auto time = [&](const std::function<void()>& f) {
+      f();
+      std::vector<double> cpu;
+      for (int r = 0; r < reps; ++r) {
+        const double c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+        f();
+        cpu.push_back((now(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e3);
+      }
+      return median(cpu);
+    };
+    const double fwd =
+        time([&] { k::conv2d_forward<double>(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data()); });
+    const double data =
+        l.backward_data
+            ? time([&] { k::conv2d_backward_data<double>(p, buf.dy.data(), buf.w.data(), buf.dx.data()); })
+            : 0.0;
+    const double weights = time([&] {
+      k::conv2d_backward_weights<double>(p, buf.x.data(), buf.dy.data(), buf.dw.data(), buf.db.data());
+    });
+    const double gflop =
+        2e-9 * static_cast<double>(p.n * p.p * p.q * p.k * p.r * p.s * p.c) * (l.backward_data ? 3 : 2);
+    const double ms = fwd + data + weights;
+    step_ms += ms * l.count, step_gflop += gflop * l.count;
+    fmt::print("| {} | {} | {:.2f} | {} | {:.2f} | {:.1f} | {:.1f} |\n", l.shape.name, l.count, fwd,
+               l.backward_data ? fmt::format("{:.2f}", data) : std::string("-"), weights, gflop / (ms * 1e-3),
+               ms * l.count);
+    std::fflush(stdout);
+  }
+  fmt::print("| all convolutions of a step | | | | | {:.1f} | {:.1f} |\n", step_gflop / (step_ms * 1e-3),
+             step_ms);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--rules") == 0)
     return rules_main(argc >= 3 ? std::atoi(argv[2]) : 5, argc >= 4 ? argv[3] : nullptr);
+  if (argc >= 2 && std::strcmp(argv[1], "--f64-layers") == 0)
+    return f64_layers_main(argc >= 3 ? std::atoi(argv[2]) : 3);
+  if (argc >= 2 && std::strcmp(argv[1], "--dgemm") == 0)
+    return dgemm_main(argc >= 3 ? std::atoi(argv[2]) : 7);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -25,6 +25,10 @@ int num_threads() { return omp_get_max_threads(); }
 
 std::string cpu_isa() { return kernels::cpu_isa(); }
 std::string blas_kernels() { return kernels::blas_core(); }
+std::string float64_gemm() {
+  const std::string kind = kernels::float64_gemm();
+  return kind == "OpenBLAS" ? kind + " " + kernels::blas_core() : kind;
+}
 
 namespace {
 std::int64_t& memory_limit() {

@@ -21,6 +21,10 @@ std::string cpu_isa();
 // ("SkylakeX", "Haswell"; "Prescott", its SSE3 fallback, on CPUs newer than it knows), as set by
 // OPENBLAS_CORETYPE where that is set.
 std::string blas_kernels();
+// What runs float64's matrix products (its convolutions and Dense layers): "reskit avx512", reskit's
+// own kernel, where the CPU has AVX-512 (the choice is by that feature alone); else OpenBLAS, named
+// with its kernels ("OpenBLAS Haswell"). float32 is unaffected (oneDNN, OpenBLAS where it declines).
+std::string float64_gemm();
 
 // Bytes available to new allocations: the least of MemAvailable (/proc/meminfo), what the
 // cgroup's memory.max leaves, the address-space limit (RLIMIT_AS) and the limit below.

@@ -71,6 +71,7 @@ void set_backend(Backend b) { g_backend = b; }
 Backend backend() { return g_backend; }
 const char* cpu_isa() { return onednn::effective_isa_name(); }
 const char* blas_core() { return cpu::blas_core_name(); }
+const char* float64_gemm() { return cpu::float64_gemm_is_reskit() ? "reskit avx512" : "OpenBLAS"; }
 
 // ---- Conv2D: the rules ----
 

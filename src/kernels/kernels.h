@@ -190,6 +190,9 @@ const char* cpu_isa();
 // The kernels OpenBLAS chose at load for this CPU (openblas_get_corename: "SkylakeX", "Haswell",
 // "Prescott" where 0.3.21 does not know the model); OPENBLAS_CORETYPE overrides its choice.
 const char* blas_core();
+// What runs float64's gemms (the BLAS convolution paths, Dense): "reskit avx512" (kernels/cpu/dgemm.h)
+// where the CPU has AVX-512, else "OpenBLAS" (with the kernels blas_core() names).
+const char* float64_gemm();
 
 }  // namespace reskit::kernels
 

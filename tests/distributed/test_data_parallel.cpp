@@ -340,13 +340,15 @@ TEST_F(DataParallelTest, EvaluateSumsOverTheRanks) {
 }
 
 // SyncBatchNormalization: N ranks training ResNet-20 on global batches of 12 for 3 steps end with
-// the weights of one process training on the same batches in float64: to 1e-12 (SGD with
-// momentum measured 1e-14, Adam 5e-13; Adam's step m/sqrt(v) carries a gradient element's
-// relative rounding, large where its sum nearly cancels, into the weights). In float32 with Adam,
-// against the same float64 run: to 3e-2 (measured 3e-4 with 2 ranks, 9.5e-3 with 3 and 4; SGD
-// 4e-6 to 1.1e-2). One float32 process is no closer: 7e-2 with Adam, 1.1e-2 with SGD (its batch
-// normalization kernel accumulates in float32, the synchronised pieces in double). Per weight
-// tensor: max|a − b| / max|b|. A second run gives the same bits.
+// the weights of one process training on the same batches in float64: to 1e-12 with SGD with
+// momentum (measured 1e-14), 5e-12 with Adam (Adam's step m/sqrt(v) carries a gradient element's
+// relative rounding, large where its sum nearly cancels, into the weights: which element that is,
+// and so the figure, is chance. 2 ranks, data seeds 1-5 and 9, on an Intel Xeon family 6 model
+// 207: OpenBLAS's float64 gemm 5.3e-13 to 2.1e-12, reskit's AVX-512 gemm 4.7e-13 to 1.6e-12). In float32 with
+// Adam, against the same float64 run: to 3e-2 (measured 3e-4 with 2 ranks, 9.5e-3 with 3 and 4; SGD 4e-6
+// to 1.1e-2). One float32 process is no closer: 7e-2 with Adam, 1.1e-2 with SGD (its batch normalization
+// kernel accumulates in float32, the synchronised pieces in double). Per weight tensor: max|a − b| / max|b|.
+// A second run gives the same bits.
 struct ParityCase {
   std::string model = "resnet20";
   Shape input{8, 8, 1};
@@ -409,7 +411,7 @@ void sync_batch_norm_matches_one_process(DType dtype, bool adam, double toleranc
 
 TEST_F(DataParallelTest, SyncBatchNormResNet20MatchesOneProcessFloat64) {
   sync_batch_norm_matches_one_process(DType::float64, false, 1e-12);
-  sync_batch_norm_matches_one_process(DType::float64, true, 1e-12);
+  sync_batch_norm_matches_one_process(DType::float64, true, 5e-12);
 }
 
 TEST_F(DataParallelTest, SyncBatchNormResNet20Float32Tolerance) {

@@ -22,9 +22,9 @@ struct FmaPeak {
 
 // "model name" of /proc/cpuinfo with its family and model numbers, or "unknown".
 std::string cpu_model_name();
-// The peak of independent FMAs (vfmadd, vdpbf16ps), each thread its own loop: the best of three
-// short runs of about `seconds` each, so a loaded machine reads low rather than high.
-FmaPeak measure_fma_peak(int threads, double seconds = 0.1);
+// The peak of independent FMAs (vfmadd, vdpbf16ps), each thread its own loop: per thread the best
+// of nine short runs of about `seconds` each (its FLOPs over its own CPU time), summed.
+FmaPeak measure_fma_peak(int threads, double seconds = 0.05);
 
 // Nominal FLOPs of one image through the model's Conv2D and Dense layers (2 per multiply-add,
 // every tap counted, padding included). A training step counts three times the forward (forward,

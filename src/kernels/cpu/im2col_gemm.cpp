@@ -28,7 +28,9 @@ T* scratch(std::size_t elements) {
   return buffer.data();
 }
 
-// col[(n,op,oq), (r,s,c)] for images [n0, n0+nb)
+// col[(n,op,oq), (r,s,c)] for images [n0, n0+nb). The taps s of one kernel row whose input
+// columns lie inside read adjacent columns of x (no dilation): one contiguous run, copied at once
+// (ResNet-50's 7×7 stem over 3 channels: one 168-byte copy instead of seven of 24 bytes).
 template <class T>
 void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb, T* col) {
   const std::int64_t row_len = p.r * p.s * p.c;
@@ -37,17 +39,22 @@ void im2col(const Conv2DParams& p, const T* x, std::int64_t n0, std::int64_t nb,
     for (std::int64_t op = 0; op < p.p; ++op)
       for (std::int64_t oq = 0; oq < p.q; ++oq) {
         T* row = col + ((n * p.p + op) * p.q + oq) * row_len;
+        // Taps [s0, s1) land inside the image's columns.
+        const std::int64_t iw0 = oq * p.stride_w - p.pad_left;
+        const std::int64_t s0 = std::clamp<std::int64_t>(-iw0, 0, p.s);
+        const std::int64_t s1 = std::clamp<std::int64_t>(p.w - iw0, s0, p.s);
         for (std::int64_t r = 0; r < p.r; ++r) {
-          std::int64_t ih = op * p.stride_h + r - p.pad_top;
-          for (std::int64_t s = 0; s < p.s; ++s) {
-            std::int64_t iw = oq * p.stride_w + s - p.pad_left;
-            T* dst = row + (r * p.s + s) * p.c;
-            if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) {
-              std::fill_n(dst, p.c, T(0));
-            } else {
-              std::memcpy(dst, x + (((n0 + n) * p.h + ih) * p.w + iw) * p.c, sizeof(T) * p.c);
-            }
+          const std::int64_t ih = op * p.stride_h + r - p.pad_top;
+          T* dst = row + r * p.s * p.c;
+          if (ih < 0 || ih >= p.h) {
+            std::fill_n(dst, p.s * p.c, T(0));
+            continue;
           }
+          std::fill_n(dst, s0 * p.c, T(0));
+          if (s1 > s0)
+            std::memcpy(dst + s0 * p.c, x + (((n0 + n) * p.h + ih) * p.w + iw0 + s0) * p.c,
+                        sizeof(T) * (s1 - s0) * p.c);
+          std::fill_n(dst + s1 * p.c, (p.s - s1) * p.c, T(0));
         }
       }
 }

@@ -1,0 +1,30 @@
+// reskit's own float64 gemm for CPUs with AVX-512 (dgemm_avx512.cpp), which gemm.h's double
+// overload runs in place of OpenBLAS's dgemm wherever dgemm_avx512_available(): OpenBLAS 0.3.21
+// falls back to its SSE3 "Prescott" kernels on CPUs newer than its table (Sapphire Rapids: 9-12
+// GFLOP/s on one core against a float64 peak of ~82, docs/cpu-rules.md). This one is the Goto/BLIS
+// scheme written for reskit: op(B) packed in blocks of depth ≤ kc and width ≤ nc (read in place
+// instead when not transposed and C has ≤ 32 rows), op(A) in blocks of ≤ mc rows, an 8×24
+// register-blocked AVX-512 micro-kernel (edge tiles by smaller instances and masks, never by
+// padding C). Each thread owns a range of C's rows (or columns), with its own packed blocks and
+// no barrier; threads never split the depth: every element of C is the same chain of fused
+// multiply-adds in k order (restarted at each depth block), so its bits do not depend on the thread
+// count and are the same in every run on one machine. Not a general BLAS: no complex types, no
+// column-major interface, no checks of the leading dimensions (the callers' are right by
+// construction).
+#pragma once
+
+#include <cstdint>
+
+namespace reskit::kernels::cpu {
+
+// True where the CPU has AVX-512F, VL and DQ (checked once, at the first call).
+bool dgemm_avx512_available();
+
+// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major (op(A) is M×K: A is M×K with lda ≥ K, or K×M
+// with lda ≥ M when ta; op(B) likewise K×N). C is not read when beta == 0, nor A and B when
+// k == 0 or alpha == 0. Call only where dgemm_avx512_available().
+void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                  const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+                  double* c, std::int64_t ldc);
+
+}  // namespace reskit::kernels::cpu
