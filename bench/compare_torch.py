@@ -47,11 +47,12 @@ WORKLOADS = {
     "fmnist-epoch": ("epoch", "float32", 128, 1),
     "fmnist-epoch-mixed_bfloat16": ("epoch", "mixed_bfloat16", 128, 1),
 }
-# Issue 5's targets: (what, how the ratio must compare, value)
+# Issue 19's targets (it restated issue 5's): how the ratio must compare; float64's is a share of
+# the float64 FMA peak (the "reskit of peak" column), not a ratio.
 TARGETS = {
-    "train-float32": ">= 2.0x", "train-float64": ">= 5x", "train-mixed_bfloat16": ">= 3x",
+    "train-float32": ">= 2.0x", "train-float64": ">= 50% of peak", "train-mixed_bfloat16": ">= 3x (AMX: 6x)",
     "infer-float32": ">= 1.5x", "infer-float32-batch1": "<= 0.5x", "memory-train-float32": "<= 1.0x",
-    "fmnist-epoch": ">= 2x", "fmnist-epoch-mixed_bfloat16": "(issue 3: >= 1.5x)",
+    "fmnist-epoch": ">= 1.9x", "fmnist-epoch-mixed_bfloat16": ">= 3x",
 }
 
 # Runs a command and prints its peak resident set (KiB) after its output: a fresh python per
@@ -116,6 +117,7 @@ def machine_report(args, model="resnet50", shape="64,64,3", classes=6):
     return {"cpu": re.search(r"^cpu: (.*)$", out, re.M).group(1),
             "isa": re.search(r"^onednn_isa: (.*)$", out, re.M).group(1),
             "blas": re.search(r"^openblas_kernels: (.*)$", out, re.M).group(1),
+            "f64gemm": re.search(r"^float64_gemm: (.*)$", out, re.M).group(1),
             "peaks": peaks, "gflop": float(re.search(r"gflop_per_image=([0-9.]+)", out).group(1))}
 
 
@@ -138,6 +140,7 @@ def main():
     resnet20 = machine_report(args, "resnet20", "28,28,1", 10)
     peaks = machine["peaks"]
     print(f"cpu: {machine['cpu']}; oneDNN ISA: {machine['isa']}; OpenBLAS kernels: {machine['blas']}; "
+          f"float64 gemm: {machine['f64gemm']}; "
           f"threads={args.threads}")
     print("FMA peak measured here, GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
     for name in args.workloads.split(","):
