@@ -133,7 +133,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--n", type=int, default=3, help="blocks per stage (3: ResNet-20)")
-    ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (0: all)")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training and test images (0: all), as reskit train --limit")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
@@ -143,6 +143,7 @@ def main():
     test_images, test_labels = load_split("t10k")
     if args.limit:
         train_images, train_labels = train_images[:args.limit], train_labels[:args.limit]
+        test_images, test_labels = test_images[:args.limit], test_labels[:args.limit]
 
     model = ResNetC(args.n)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
