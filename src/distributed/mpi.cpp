@@ -74,6 +74,26 @@ MPI_Datatype mpi_type<std::uint16_t>() {
 // Slice r of n values over `size` ranks: [n·r/size, n·(r+1)/size).
 std::int64_t slice_of(std::size_t n, int r, int size) { return static_cast<std::int64_t>(n) * r / size; }
 
+// out[i] = ((piece(0)[i] + piece(1)[i]) + piece(2)[i]) + … for i < n: the one order of every sum in
+// this file, so that they all give the same bits. bfloat16 pieces (W = std::uint16_t) are added in
+// float32 and the sum rounded once.
+template <class W, class PieceOf>
+void add_in_rank_order(int size, std::size_t n, const PieceOf& piece, W* out) {
+  if constexpr (std::is_same_v<W, std::uint16_t>) {
+    for (std::size_t i = 0; i < n; ++i) {
+      float sum = kernels::ref::from_bf16_bits(piece(0)[i]);
+      for (int r = 1; r < size; ++r) sum += kernels::ref::from_bf16_bits(piece(r)[i]);
+      out[i] = kernels::ref::bf16_bits(sum);
+    }
+  } else {
+    std::copy_n(piece(0), n, out);
+    for (int r = 1; r < size; ++r) {
+      const W* p = piece(r);
+      for (std::size_t i = 0; i < n; ++i) out[i] += p[i];
+    }
+  }
+}
+
 // A non-blocking rank-order sum of V values sent as W (W = V, or bfloat16's bits for float):
 // exchange (Ialltoallv), add this rank's slice in rank order, gather (Iallgatherv).
 class Flight {
@@ -117,26 +137,12 @@ class FlightOf final : public Flight {
                          recv_counts_.data(), recv_displs_.data(), mpi_type<W>(), comm, &request),
           "MPI_Ialltoallv");
   }
-  // Rank by rank over the whole slice: each element gets ((v0 + v1) + v2) + …, as rank_order_sum.
+  // This rank's slice: every rank's piece added in rank order, into the values (or the wire).
   void add() override {
     const auto n = static_cast<std::size_t>(mine_);
-    if constexpr (std::is_same_v<V, W>) {
-      V* out = values_.data() + displs_[static_cast<std::size_t>(rank_)];
-      std::copy(pieces_.begin(), pieces_.begin() + mine_, out);
-      for (int r = 1; r < size_; ++r) {
-        const V* piece = pieces_.data() + static_cast<std::size_t>(r) * n;
-        for (std::size_t i = 0; i < n; ++i) out[i] += piece[i];
-      }
-    } else {
-      std::vector<float> sum(n);
-      for (std::size_t i = 0; i < n; ++i) sum[i] = kernels::ref::from_bf16_bits(pieces_[i]);
-      for (int r = 1; r < size_; ++r) {
-        const W* piece = pieces_.data() + static_cast<std::size_t>(r) * n;
-        for (std::size_t i = 0; i < n; ++i) sum[i] += kernels::ref::from_bf16_bits(piece[i]);
-      }
-      W* out = wire_.data() + displs_[static_cast<std::size_t>(rank_)];
-      for (std::size_t i = 0; i < n; ++i) out[i] = kernels::ref::bf16_bits(sum[i]);
-    }
+    add_in_rank_order(
+        size_, n, [&](int r) { return pieces_.data() + static_cast<std::size_t>(r) * n; },
+        wire() + displs_[static_cast<std::size_t>(rank_)]);
   }
   void start_gather(MPI_Comm comm) override {
     check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, wire(), counts_.data(), displs_.data(),
@@ -285,22 +291,8 @@ class SharedSumBuffer final : public SumBuffer<V> {
 
   // This rank's slice of the result: every rank's input added in rank order.
   void reduce() {
-    W* out = result_data();
-    if constexpr (std::is_same_v<V, W>) {
-      const W* a = input_of(0);
-      const W* b = input_of(1);
-      for (std::size_t i = lo_; i < hi_; ++i) out[i] = a[i] + b[i];
-      for (int r = 2; r < size_; ++r) {
-        const W* c = input_of(r);
-        for (std::size_t i = lo_; i < hi_; ++i) out[i] += c[i];
-      }
-    } else {
-      for (std::size_t i = lo_; i < hi_; ++i) {
-        float sum = kernels::ref::from_bf16_bits(input_of(0)[i]);
-        for (int r = 1; r < size_; ++r) sum += kernels::ref::from_bf16_bits(input_of(r)[i]);
-        out[i] = kernels::ref::bf16_bits(sum);
-      }
-    }
+    add_in_rank_order(
+        size_, hi_ - lo_, [&](int r) -> const W* { return input_of(r) + lo_; }, result_data() + lo_);
   }
 
   int rank_, size_;
@@ -467,9 +459,6 @@ class MpiWorld final : public Communicator {
   }
 
  private:
-  // Slice r of n values: [n·r/N, n·(r+1)/N).
-  std::int64_t slice_begin(std::size_t n, int r) const { return static_cast<std::int64_t>(n) * r / size_; }
-
   template <class T>
   void rank_order_sum(std::span<T> v) {
     if (size_ == 1 || v.empty()) return;
@@ -478,9 +467,9 @@ class MpiWorld final : public Communicator {
                              " values are too many for one call");
     std::vector<int> counts(static_cast<std::size_t>(size_)), displs(counts.size());
     for (int r = 0; r < size_; ++r) {
-      displs[static_cast<std::size_t>(r)] = static_cast<int>(slice_begin(v.size(), r));
+      displs[static_cast<std::size_t>(r)] = static_cast<int>(slice_of(v.size(), r, size_));
       counts[static_cast<std::size_t>(r)] =
-          static_cast<int>(slice_begin(v.size(), r + 1) - slice_begin(v.size(), r));
+          static_cast<int>(slice_of(v.size(), r + 1, size_) - slice_of(v.size(), r, size_));
     }
     const int mine = counts[static_cast<std::size_t>(rank_)];
     std::vector<int> recv_counts(counts.size(), mine), recv_displs(counts.size());
@@ -489,13 +478,10 @@ class MpiWorld final : public Communicator {
     check(MPI_Alltoallv(v.data(), counts.data(), displs.data(), mpi_type<T>(), pieces.data(),
                         recv_counts.data(), recv_displs.data(), mpi_type<T>(), MPI_COMM_WORLD),
           "MPI_Alltoallv");
-    // Rank by rank over the whole slice: each element still gets ((v0 + v1) + v2) + ….
-    T* out = v.data() + displs[static_cast<std::size_t>(rank_)];
-    std::copy(pieces.begin(), pieces.begin() + mine, out);
-    for (int r = 1; r < size_; ++r) {
-      const T* piece = pieces.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(mine);
-      for (int i = 0; i < mine; ++i) out[i] += piece[i];
-    }
+    const auto n = static_cast<std::size_t>(mine);
+    add_in_rank_order(
+        size_, n, [&](int r) -> const T* { return pieces.data() + static_cast<std::size_t>(r) * n; },
+        v.data() + displs[static_cast<std::size_t>(rank_)]);
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, v.data(), counts.data(), displs.data(),
                          mpi_type<T>(), MPI_COMM_WORLD),
           "MPI_Allgatherv");
