@@ -3,7 +3,8 @@
 #include "kernels/cpu/onednn_engine.h"
 
 #include <algorithm>
-#include <bit>
+
+#include "kernels/ref/bf16.h"
 
 namespace reskit::kernels::onednn {
 
@@ -141,7 +142,7 @@ const std::uint16_t* bf16_weights(const Conv2DParams& p, const float* w) {
 
 namespace {
 inline float as_float(float v) { return v; }
-inline float as_float(std::uint16_t bf) { return std::bit_cast<float>(static_cast<std::uint32_t>(bf) << 16); }
+inline float as_float(std::uint16_t bf) { return ref::from_bf16_bits(bf); }
 
 // Each thread takes a band of columns and streams its part of every row (float: twice the lanes of
 // double in this file's generic x86-64 build).
