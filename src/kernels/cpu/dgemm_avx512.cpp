@@ -35,10 +35,7 @@ constexpr std::int64_t kNc = 128 * kNr;  // columns of a packed B block (kKc·kN
 // Up to this many rows of C, an op(B) that is not transposed is read where it lies instead of
 // packed: packing it would cost as much as a good part of the product (ResNet-50's tiny-image row
 // products: 32 rows). The same values in the same order: the same bits either way.
-#ifndef RESKIT_DIRECT_ROWS
-#define RESKIT_DIRECT_ROWS 32
-#endif
-constexpr std::int64_t kDirectBRows = RESKIT_DIRECT_ROWS;
+constexpr std::int64_t kDirectBRows = 32;
 // Below this many FLOPs a product runs on the calling thread alone.
 constexpr double kParallelFlops = 1 << 20;
 
