@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/batch_norm_f32.h"
+#include "kernels/cpu/onednn_engine.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
@@ -523,6 +524,38 @@ TYPED_TEST(KernelsTest, ReductionsGiveTheSameBitsOnAnyThreadCount) {
   std::size_t differ = 0;
   for (std::size_t i = 0; i < runs[0].size(); ++i) differ += runs[0][i] != runs[1][i];
   EXPECT_EQ(differ, 0u) << "values that differ between 1 and 2 threads";
+}
+
+// The float bias gradients of the oneDNN paths: each column summed in row order in float, whatever
+// the bands the columns are split into for the threads (few columns: narrow bands), on 1 and 2
+// threads, from float32 and from bfloat16 bits.
+TEST(ColumnSumsF32, EachColumnInRowOrderOnAnyThreadCount) {
+  const int threads_before = reskit::num_threads();
+  for (const std::int64_t cols : {3, 16, 64, 200, 256, 700}) {
+    const std::int64_t rows = 517;
+    const auto dy = random_vector<float>(rows * cols, 61);
+    std::vector<std::uint16_t> dy_bf16(dy.size());
+    k::round_to_bf16(dy.data(), static_cast<std::int64_t>(dy.size()), dy_bf16.data());
+    std::vector<float> want(cols, 0.0f), want_bf16(cols, 0.0f);
+    for (std::int64_t m = 0; m < rows; ++m)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        want[c] += dy[m * cols + c];
+        want_bf16[c] += k::ref::from_bf16_bits(dy_bf16[m * cols + c]);
+      }
+    for (const int threads : {1, 2}) {
+      reskit::set_num_threads(threads);
+      std::vector<float> db(cols), db_bf16(cols);
+      k::onednn::column_sums_f32(rows, cols, dy.data(), db.data());
+      k::onednn::column_sums_f32(rows, cols, dy_bf16.data(), db_bf16.data());
+      for (std::int64_t c = 0; c < cols; ++c) {
+        EXPECT_EQ(std::bit_cast<std::uint32_t>(db[c]), std::bit_cast<std::uint32_t>(want[c]))
+            << cols << " columns, column " << c << ", " << threads << " threads";
+        EXPECT_EQ(std::bit_cast<std::uint32_t>(db_bf16[c]), std::bit_cast<std::uint32_t>(want_bf16[c]))
+            << cols << " columns (bfloat16), column " << c << ", " << threads << " threads";
+      }
+    }
+  }
+  reskit::set_num_threads(threads_before);
 }
 
 TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
