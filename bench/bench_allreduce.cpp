@@ -1,7 +1,7 @@
 // Allreduce bandwidth under mpirun, for one gradient-sized float32 buffer (default ResNet-50's,
 // 23.5 M values, 94 MB): reskit's rank-order sum (blocking; in 25 MB buckets started together;
-// bfloat16 on the wire; through a shared-memory window) next to a plain MPI_Allreduce loop (Open MPI's own
-// algorithm choice).
+// bfloat16 on the wire; through a shared-memory window, copied in and out or in place) next to a plain
+// MPI_Allreduce loop (Open MPI's own algorithm choice).
 //   mpirun --bind-to none -np 2 build/bench/reskit_bench_allreduce [values] [repeats]
 // Rank 0 prints one line per method: the median seconds, the algorithm bandwidth S/t and the
 // bus bandwidth 2(N−1)/N · S/t (the bytes each rank sends, as a ring allreduce's, per second).
@@ -83,9 +83,25 @@ int main(int argc, char** argv) {
       shared[b]->release();
     }
   };
+  // In place, as DataParallel sums its gradients: the values written into the buffers' inputs
+  // beforehand (backward's own writes; untimed), summed, and read from the results where they are.
+  auto fill_shared = [&] {
+    for (std::size_t b = 0, at = 0; at < n; ++b, at += bucket) {
+      const auto in = shared[b]->input();
+      std::copy(pristine.begin() + static_cast<std::ptrdiff_t>(at),
+                pristine.begin() + static_cast<std::ptrdiff_t>(at + in.size()), in.begin());
+    }
+  };
+  auto shared_in_place = [&] {
+    std::vector<std::unique_ptr<PendingSum>> sums;
+    for (auto& b : shared) sums.push_back(b->start());
+    for (auto& s : sums) s->wait();
+    for (auto& b : shared) b->release();
+  };
   struct Row {
     const char* name;
     std::function<void()> run;
+    std::function<void()> prepare;
   };
   const std::vector<Row> rows{
       {"MPI_Allreduce (Open MPI's choice)",
@@ -94,13 +110,14 @@ int main(int argc, char** argv) {
       {"reskit 25 MB buckets, non-blocking", [&] { buckets(WireType::native); }},
       {"reskit 25 MB buckets, bfloat16 wire", [&] { buckets(WireType::bfloat16); }},
       {"reskit 25 MB buckets, shared memory", shared_buckets},
+      {"reskit 25 MB buckets, shared, in place", shared_in_place, fill_shared},
   };
   const double bytes = static_cast<double>(n) * sizeof(float);
   if (comm.rank() == 0)
     std::printf("processes=%d values=%zu (%.1f MB float32) repeats=%d\n", size, n, bytes / 1e6, repeats);
   for (const Row& row : rows) {
     // The same finite values every time (the sums would grow otherwise).
-    const double t = median_seconds(repeats, refill, row.run);
+    const double t = median_seconds(repeats, row.prepare ? row.prepare : refill, row.run);
     if (comm.rank() == 0) {
       std::printf("%-38s %8.1f ms  algbw %6.2f GB/s  busbw %6.2f GB/s\n", row.name, t * 1e3, bytes / t / 1e9,
                   2.0 * (size - 1) / size * bytes / t / 1e9);

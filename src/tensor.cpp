@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -158,6 +160,21 @@ Tensor Tensor::uninitialized(Shape shape, DType dtype) {
   t.dtype_ = dtype;
   t.defined_ = true;
   t.storage_ = allocate(static_cast<std::size_t>(n) * dtype_size(dtype));
+  t.state_ = std::make_shared<StorageState>(next_version());
+  return t;
+}
+
+Tensor Tensor::over(void* data, Shape shape, DType dtype) {
+  if (data == nullptr || reinterpret_cast<std::uintptr_t>(data) % kAlignment != 0) {
+    throw Error("Tensor::over: expected memory aligned to " + std::to_string(kAlignment) +
+                " bytes, got address " + std::to_string(reinterpret_cast<std::uintptr_t>(data)));
+  }
+  Tensor t;
+  t.shape_ = std::move(shape);
+  shape_numel(t.shape_);
+  t.dtype_ = dtype;
+  t.defined_ = true;
+  t.storage_ = std::shared_ptr<std::byte>(static_cast<std::byte*>(data), [](std::byte*) {});
   t.state_ = std::make_shared<StorageState>(next_version());
   return t;
 }

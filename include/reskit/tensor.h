@@ -71,6 +71,11 @@ class Tensor {
   static Tensor from_values(Shape shape, std::initializer_list<double> values, DType dtype = floatx());
   // A concrete tensor without initialised contents (for outputs that a kernel overwrites).
   static Tensor uninitialized(Shape shape, DType dtype = floatx());
+  // A concrete tensor over memory that someone else keeps (data: 64-byte aligned, room for the
+  // shape's values), valid while they keep it; its copies share it, clone() copies the values
+  // into storage of its own. distributed::DataParallel points gradients into a shared-memory
+  // window with it, so backward writes them where the ranks sum them.
+  static Tensor over(void* data, Shape shape, DType dtype);
   // A symbolic tensor: output `index` of graph node `node`.
   static Tensor symbolic(Shape shape, DType dtype, std::shared_ptr<graph::Node> node, int index);
 

@@ -1,7 +1,9 @@
 // The one-process communicator and what every build shares (the launcher's environment).
 #include "reskit/distributed/communicator.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -54,25 +56,39 @@ std::unique_ptr<PendingSum> Communicator::start_allreduce_sum(std::span<double> 
 }
 
 namespace {
-// A private buffer summed by the communicator's start_allreduce_sum.
+// A private buffer (64-byte aligned, zero-filled) summed in place by the communicator's
+// start_allreduce_sum.
 template <class T>
 class PrivateSumBuffer final : public SumBuffer<T> {
  public:
-  PrivateSumBuffer(Communicator& comm, std::size_t n, WireType wire) : comm_(comm), wire_(wire), values_(n) {}
-  std::span<T> input() override { return values_; }
+  PrivateSumBuffer(Communicator& comm, std::size_t n, WireType wire)
+      : comm_(comm),
+        wire_(wire),
+        storage_(static_cast<T*>(std::aligned_alloc(
+            kAlign, (std::max<std::size_t>(n, 1) * sizeof(T) + kAlign - 1) / kAlign * kAlign))),
+        n_(n) {
+    if (!storage_) throw std::bad_alloc();
+    std::fill_n(storage_.get(), n_, T{0});
+  }
+  std::span<T> input() override { return {storage_.get(), n_}; }
   std::unique_ptr<PendingSum> start() override {
     if constexpr (std::is_same_v<T, float>) {
-      return comm_.start_allreduce_sum(std::span<float>(values_), wire_);
+      return comm_.start_allreduce_sum(input(), wire_);
     } else {
-      return comm_.start_allreduce_sum(std::span<double>(values_));
+      return comm_.start_allreduce_sum(input());
     }
   }
-  std::span<const T> result() const override { return values_; }
+  std::span<const T> result() const override { return {storage_.get(), n_}; }
 
  private:
+  static constexpr std::size_t kAlign = 64;
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
   Communicator& comm_;
   WireType wire_;
-  std::vector<T> values_;
+  std::unique_ptr<T, Free> storage_;
+  std::size_t n_;
 };
 }  // namespace
 

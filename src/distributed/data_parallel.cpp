@@ -93,8 +93,10 @@ DataParallel::DataParallel(Model& model, Communicator* comm, std::int64_t global
 TrainStepHooks DataParallel::hooks(double loss_gradient_scale) {
   TrainStepHooks h{.loss_gradient_scale = loss_gradient_scale,
                    .after_backward = [this](const std::vector<Param*>& p) { after_backward(p); }};
-  if (exchange_.bucket_bytes > 0)
+  if (exchange_.bucket_bytes > 0) {
+    h.before_backward = [this](const std::vector<Param*>& p) { start_step(p); };
     h.after_layer_backward = [this](const Layer& l) { after_layer_backward(l); };
+  }
   return h;
 }
 
@@ -102,6 +104,7 @@ DataParallel::~DataParallel() {
   if (!active()) return;
   model_.set_train_step_hooks({});
   set_replica_group(nullptr);
+  own_grads();
   // Left by an error: MPI may still write into the buckets' buffers, and freeing a shared-memory
   // buffer is collective; they are left to MPI (the process is about to end: the CLI aborts the
   // job).
@@ -133,6 +136,7 @@ std::span<const std::int64_t> DataParallel::begin_step(std::span<const std::int6
 
 // Buckets of about bucket_bytes in reverse layer order, one dtype each.
 void DataParallel::plan(const std::vector<Param*>& params) {
+  own_grads();
   planned_ = params;
   buckets_.clear();
   layer_buckets_.clear();
@@ -156,10 +160,22 @@ void DataParallel::plan(const std::vector<Param*>& params) {
       if (auto b = bucket_of.find(&p); b != bucket_of.end()) layer_buckets_[layer.get()].push_back(b->second);
 }
 
-void DataParallel::start_step() {
-  const std::vector<Param*> params = model_.trainable_parameters();
+// Before backward: the sums the optimizer read are released, and the gradients point into the
+// buffers' inputs again.
+void DataParallel::start_step(const std::vector<Param*>& params) {
   if (params != planned_) plan(params);
-  for (Bucket& b : buckets_) b.waiting = static_cast<int>(b.params.size());
+  for (Bucket& b : buckets_) {
+    b.waiting = static_cast<int>(b.params.size());
+    if (!b.sums_held) continue;
+    if (b.dtype == DType::float64) {
+      b.values64->release();
+    } else {
+      b.values32->release();
+    }
+    b.sums_held = false;
+  }
+  for (Bucket& b : buckets_)
+    if (b.in_place) point_grads(b, false);
   started_ = finished_ = 0;
   first_start_ = {};
   in_step_ = true;
@@ -168,35 +184,73 @@ void DataParallel::start_step() {
 // A layer's gradients are assigned: start the buckets they complete (in order: every rank starts
 // the same buckets in the same order), and move the sums in flight on.
 void DataParallel::after_layer_backward(const Layer& layer) {
-  if (!in_step_) start_step();
+  if (!in_step_)
+    throw DistributedError("DataParallel: a layer's backward ran before the step's before_backward hook");
   if (auto it = layer_buckets_.find(&layer); it != layer_buckets_.end())
     for (std::size_t b : it->second) --buckets_[b].waiting;
   while (started_ < buckets_.size() && buckets_[started_].waiting == 0) start_bucket(buckets_[started_++]);
   while (finished_ < started_ && buckets_[finished_].sum->progress()) finish_bucket(buckets_[finished_++]);
 }
 
-// The bucket's sum buffer (collective: every rank makes the same buffers in the same order).
+// The bucket's layout and sum buffer (collective: every rank makes the same buffers in the same
+// order). In place (the weights' type on the wire), each gradient starts on a 64-byte boundary,
+// as a tensor's storage does; the values between them stay zero.
 void DataParallel::make_buffer(Bucket& b) {
-  std::size_t total = 0;
-  for (const Param* p : b.params) total += static_cast<std::size_t>(p->grad.numel());
-  if (b.dtype == DType::float64) {
-    b.values64 = comm_->make_sum_buffer(total, exchange_.shared_memory);
-  } else {
-    b.values32 = comm_->make_sum_buffer(total, exchange_.wire, exchange_.shared_memory);
+  b.in_place = exchange_.wire == WireType::native;
+  const std::size_t align = b.in_place ? 64 / dtype_size(b.dtype) : 1;
+  b.offsets.clear();
+  b.count = 0;
+  for (const Param* p : b.params) {
+    b.count = (b.count + align - 1) / align * align;
+    b.offsets.push_back(b.count);
+    b.count += static_cast<std::size_t>(p->grad.numel());
   }
+  if (b.dtype == DType::float64) {
+    b.values64 = comm_->make_sum_buffer(b.count, exchange_.shared_memory);
+    if (b.in_place) std::ranges::fill(b.values64->input(), 0.0);
+  } else {
+    b.values32 = comm_->make_sum_buffer(b.count, exchange_.wire, exchange_.shared_memory);
+    if (b.in_place) std::ranges::fill(b.values32->input(), 0.0f);
+  }
+}
+
+// The bucket's gradients as tensors over this rank's input (before backward) or over the sums.
+// The optimizer only reads the sums, which every rank may share.
+void DataParallel::point_grads(Bucket& b, bool at_sums) {
+  auto point = [&](auto& buffer) {
+    using T = typename std::remove_cvref_t<decltype(buffer.input())>::value_type;
+    T* base = at_sums ? const_cast<T*>(buffer.result().data()) : buffer.input().data();
+    for (std::size_t i = 0; i < b.params.size(); ++i) {
+      Param* p = b.params[i];
+      p->grad = Tensor::over(base + b.offsets[i], p->grad.shape(), p->grad.dtype());
+    }
+  };
+  if (b.dtype == DType::float64) {
+    point(*b.values64);
+  } else {
+    point(*b.values32);
+  }
+}
+
+// The gradients of in-place buckets get storage of their own, holding their current values (before
+// the buckets go).
+void DataParallel::own_grads() {
+  for (Bucket& b : buckets_)
+    if (b.in_place)
+      for (Param* p : b.params) p->grad = p->grad.clone();
 }
 
 void DataParallel::start_bucket(Bucket& b) {
   if (first_start_ == std::chrono::steady_clock::time_point{})
     first_start_ = std::chrono::steady_clock::now();
   auto pack = [&b](auto& buffer) {
-    const auto in = buffer.input();
-    using T = typename std::remove_cvref_t<decltype(in)>::value_type;
-    std::size_t at = 0;
-    for (Param* p : b.params) {
-      const auto v = std::as_const(p->grad).values<T>();
-      std::copy(v.begin(), v.end(), in.begin() + static_cast<std::ptrdiff_t>(at));
-      at += v.size();
+    if (!b.in_place) {
+      const auto in = buffer.input();
+      using T = typename std::remove_cvref_t<decltype(in)>::value_type;
+      for (std::size_t i = 0; i < b.params.size(); ++i) {
+        const auto v = std::as_const(b.params[i]->grad).values<T>();
+        std::copy(v.begin(), v.end(), in.begin() + static_cast<std::ptrdiff_t>(b.offsets[i]));
+      }
     }
     b.sum = buffer.start();
   };
@@ -210,15 +264,18 @@ void DataParallel::start_bucket(Bucket& b) {
 void DataParallel::finish_bucket(Bucket& b) {
   b.sum->wait();
   b.sum.reset();
+  if (b.in_place) {
+    point_grads(b, true);
+    b.sums_held = true;
+    return;
+  }
   auto unpack = [&b](auto& buffer) {
     const auto out = buffer.result();
     using T = typename std::remove_cvref_t<decltype(out)>::element_type;
-    std::size_t at = 0;
-    for (Param* p : b.params) {
-      auto v = p->grad.values<std::remove_const_t<T>>();
-      std::copy(out.begin() + static_cast<std::ptrdiff_t>(at),
-                out.begin() + static_cast<std::ptrdiff_t>(at + v.size()), v.begin());
-      at += v.size();
+    for (std::size_t i = 0; i < b.params.size(); ++i) {
+      auto v = b.params[i]->grad.values<std::remove_const_t<T>>();
+      const auto from = out.begin() + static_cast<std::ptrdiff_t>(b.offsets[i]);
+      std::copy(from, from + static_cast<std::ptrdiff_t>(v.size()), v.begin());
     }
     buffer.release();
   };
@@ -237,7 +294,8 @@ void DataParallel::set_step_share(std::int64_t local_n, std::int64_t n) {
 void DataParallel::after_backward(const std::vector<Param*>& params) {
   const auto start = std::chrono::steady_clock::now();
   if (exchange_.bucket_bytes > 0) {
-    if (!in_step_) start_step();
+    if (!in_step_)
+      throw DistributedError("DataParallel: backward ended without the step's before_backward hook");
     if (params != planned_)
       throw DistributedError("DataParallel: the trainable weights changed during backward (" +
                              std::to_string(params.size()) + " after, " + std::to_string(planned_.size()) +

@@ -86,10 +86,16 @@ void add_in_rank_order(int size, std::size_t n, const PieceOf& piece, W* out) {
       out[i] = kernels::ref::bf16_bits(sum);
     }
   } else {
-    std::copy_n(piece(0), n, out);
-    for (int r = 1; r < size; ++r) {
-      const W* p = piece(r);
-      for (std::size_t i = 0; i < n; ++i) out[i] += p[i];
+    // A block at a time, so that the partial sums stay in the cache: one pass over memory.
+    constexpr std::size_t kBlock = 4096;
+    for (std::size_t at = 0; at < n; at += kBlock) {
+      const std::size_t m = std::min(kBlock, n - at);
+      W* __restrict o = out + at;
+      std::copy_n(piece(0) + at, m, o);
+      for (int r = 1; r < size; ++r) {
+        const W* __restrict p = piece(r) + at;
+        for (std::size_t i = 0; i < m; ++i) o[i] += p[i];
+      }
     }
   }
 }
@@ -192,8 +198,8 @@ class SharedSumBuffer final : public SumBuffer<V> {
         stride_((n + kLine / sizeof(W) - 1) / (kLine / sizeof(W)) * (kLine / sizeof(W))),
         lo_(static_cast<std::size_t>(slice_of(n, rank, size))),
         hi_(static_cast<std::size_t>(slice_of(n, rank + 1, size))) {
-    const std::size_t bytes =
-        kLine * static_cast<std::size_t>(size) + (static_cast<std::size_t>(size) + 1) * stride_ * sizeof(W);
+    const std::size_t bytes = kLine + kLine * static_cast<std::size_t>(size) +
+                              (static_cast<std::size_t>(size) + 1) * stride_ * sizeof(W);
     void* mine = nullptr;
     check(MPI_Win_allocate_shared(static_cast<MPI_Aint>(rank == 0 ? bytes : 0), 1, MPI_INFO_NULL, node, &mine,
                                   &win_),
@@ -202,7 +208,11 @@ class SharedSumBuffer final : public SumBuffer<V> {
     int unit = 0;
     void* base = nullptr;
     check(MPI_Win_shared_query(win_, 0, &got, &unit, &base), "MPI_Win_shared_query");
-    base_ = static_cast<std::byte*>(base);
+    // The layout starts on a 64-byte boundary (MPI may place the segment anywhere), at the same
+    // offset on every rank (rank 0's).
+    int pad = static_cast<int>((kLine - reinterpret_cast<std::uintptr_t>(base) % kLine) % kLine);
+    check(MPI_Bcast(&pad, 1, MPI_INT, 0, node), "MPI_Bcast");
+    base_ = static_cast<std::byte*>(base) + pad;
     check(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "MPI_Win_lock_all");
     if (rank == 0) std::memset(base_, 0, kLine * static_cast<std::size_t>(size));
     check(MPI_Win_sync(win_), "MPI_Win_sync");

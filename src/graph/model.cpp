@@ -702,12 +702,13 @@ StepResult Model::train_on_batch(const Tensor& x, const Tensor& y) {
       for (float& g : grad.values<float>()) g = static_cast<float>(g * scale);
     }
   }
+  std::vector<Param*> params = trainable_parameters();
+  if (s.step_hooks.before_backward) s.step_hooks.before_backward(params);
   backward(grad, {.from_logits = from_logits,
                   .input_gradients = false,
                   .regularization = true,
                   .regularization_scale = s.step_hooks.loss_gradient_scale,
                   .after_layer_backward = s.step_hooks.after_layer_backward});
-  std::vector<Param*> params = trainable_parameters();
   if (s.step_hooks.after_backward) s.step_hooks.after_backward(params);
   timed(s, "optimizer", [&] {
     s.optimizer->apply(params);

@@ -765,6 +765,52 @@ TEST_F(DataParallelTest, BucketedSumsGiveTheBitsOfOneSumAfterBackward) {
   EXPECT_TRUE(same_bits_as_rank0(a));
 }
 
+// The gradients are written into the buckets' buffers and read from their sums (shared memory and
+// messages): after a step they hold the bits of one sum after backward, and once the DataParallel
+// ends, each holds them in storage of its own (the buffers are gone).
+TEST_F(DataParallelTest, GradientsAfterAStepAreTheSumsAndOutliveTheExchange) {
+  const Dataset data = reskit_test::make_data(12, 14);
+  std::vector<std::int64_t> global(12);
+  std::iota(global.begin(), global.end(), 0);
+  auto grads_after_step = [&](Model& m, dist::GradientExchange exchange) {
+    std::vector<Tensor> inside;
+    {
+      dist::DataParallel dp(m, &job(), 12, "test", exchange);
+      dp.broadcast_parameters();
+      const auto mine = dp.begin_step(global);
+      Tensor x = Tensor::uninitialized({static_cast<std::int64_t>(mine.size()), 4, 4, 2});
+      Tensor y = Tensor::uninitialized({static_cast<std::int64_t>(mine.size()), 2});
+      data.fill_batch(mine, x, y);
+      m.train_on_batch(x, y);
+      for (Param* p : m.trainable_parameters()) inside.push_back(p->grad.clone());
+    }
+    bool same = true;
+    const auto params = m.trainable_parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const std::size_t bytes = static_cast<std::size_t>(inside[i].numel()) * 4;
+      same = same && std::memcmp(std::as_const(params[i]->grad).raw_data(), inside[i].raw_data(), bytes) == 0;
+      params[i]->grad.fill(7.0);  // its own storage: the buffers it pointed into are gone
+    }
+    EXPECT_TRUE(on_all_ranks(same)) << "the grads after the DataParallel ended";
+    return inside;
+  };
+  Model a = model_without_batch_norm(DType::float32);
+  Model b = model_without_batch_norm(DType::float32);
+  Model c = model_without_batch_norm(DType::float32);
+  copy_weights(a, b);
+  copy_weights(a, c);
+  const auto shared = grads_after_step(a, {.bucket_bytes = 64});
+  const auto messages = grads_after_step(b, {.bucket_bytes = 64, .shared_memory = false});
+  const auto whole = grads_after_step(c, {.bucket_bytes = 0});
+  bool same = true;
+  for (std::size_t i = 0; i < whole.size(); ++i) {
+    const std::size_t bytes = static_cast<std::size_t>(whole[i].numel()) * 4;
+    same = same && std::memcmp(shared[i].raw_data(), whole[i].raw_data(), bytes) == 0 &&
+           std::memcmp(messages[i].raw_data(), whole[i].raw_data(), bytes) == 0;
+  }
+  EXPECT_TRUE(on_all_ranks(same));
+}
+
 // --allreduce-dtype bfloat16: every rank ends with the same bits, the loss falls, and the weights
 // stay within 2e-2 (relative, per tensor) of the float32 exchange's after 8 Adam steps (measured:
 // 1.6e-3 with 2 ranks, 2.9e-3 with 3, 1.1e-3 with 4). A float64 model refuses it.

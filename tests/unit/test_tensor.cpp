@@ -28,6 +28,25 @@ TEST(Tensor, ReshapeSharesStorageAndCloneCopies) {
   EXPECT_THROW(t.reshape({3}), ShapeError);
 }
 
+// A tensor over memory kept elsewhere reads and writes that memory, its copies share it, clone()
+// copies it into storage of its own, and memory off a 64-byte boundary is refused.
+TEST(Tensor, OverForeignMemoryWritesThere) {
+  alignas(64) float memory[20] = {};
+  Tensor t = Tensor::over(memory + 16, {2, 2}, DType::float32);
+  EXPECT_EQ(t.numel(), 4);
+  t.set(3, 5);
+  EXPECT_EQ(memory[19], 5.0f);
+  memory[16] = 2;
+  Tensor view = t;
+  EXPECT_EQ(view.at(0), 2.0);
+  Tensor own = t.clone();
+  own.set(0, 8);
+  EXPECT_EQ(memory[16], 2.0f);
+  EXPECT_EQ(own.at(3), 5.0);
+  EXPECT_THROW(Tensor::over(memory + 1, {2}, DType::float32), Error);
+  EXPECT_THROW(Tensor::over(nullptr, {2}, DType::float32), Error);
+}
+
 // The bfloat16 shadow holds for the contents it was written for: views share it, a write access
 // (even one that leaves the values as they were) retires it, and reading never does.
 TEST(Tensor, Bf16ShadowLastsUntilTheNextWriteAccess) {

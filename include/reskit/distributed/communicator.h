@@ -67,6 +67,9 @@ float from_bfloat16(std::uint16_t b);
 // copy). input() may wait until every rank has released the previous sum. Every rank makes the
 // same buffers in the same order (Communicator::make_sum_buffer is collective) and starts each as
 // often; a buffer is started again only after this rank's previous sum was waited for.
+// input() and result() are the same memory at every call, 64-byte aligned, so a caller may keep
+// tensors over them (Tensor::over): DataParallel's gradients are written into input() by
+// backward and read from result() by the optimizer, without a copy either way.
 template <class T>
 class SumBuffer {
  public:

@@ -16,7 +16,13 @@
 // (TrainStepHooks::after_layer_backward, weight penalties included), and sums in
 // flight move on after each layer's backward, so communication runs while backward goes on. The
 // sums are those of one allreduce after backward bit for bit: each element's ranks are added in
-// rank order whatever the bucket.
+// rank order whatever the bucket. With the weights' own type on the wire, the gradients are not
+// copied: before backward, each trainable parameter's grad becomes a tensor over its place in its
+// bucket's buffer (TrainStepHooks::before_backward; in the shared-memory window, this rank's
+// input), so backward writes it there, and once the bucket is summed, a tensor over the sums,
+// which the optimizer reads; the next step's before_backward releases the sums. While a
+// DataParallel lives, a parameter's grad is valid until the next step's backward; when it ends,
+// each grad gets storage of its own again, holding the last sums.
 //
 // Batch normalization: a BatchNormalization normalises with its rank's shard (Keras
 // MirroredStrategy's per-replica statistics) and its moving statistics are averaged over the
@@ -101,6 +107,10 @@ class DataParallel {
  private:
   struct Bucket {
     std::vector<Param*> params;
+    std::vector<std::size_t> offsets;  // each gradient's first value in the buffer (64-byte aligned)
+    std::size_t count = 0;             // values in the buffer
+    bool in_place = false;             // the grads are tensors over the buffer (no bfloat16 on the wire)
+    bool sums_held = false;            // the grads read this rank's sums: released before the next backward
     DType dtype = DType::float32;
     std::unique_ptr<SumBuffer<float>> values32;
     std::unique_ptr<SumBuffer<double>> values64;
@@ -109,7 +119,9 @@ class DataParallel {
   };
   TrainStepHooks hooks(double loss_gradient_scale);
   void plan(const std::vector<Param*>& params);
-  void start_step();
+  void start_step(const std::vector<Param*>& params);
+  void point_grads(Bucket& b, bool at_sums);
+  void own_grads();
   void after_layer_backward(const Layer& layer);
   void make_buffer(Bucket& b);
   void start_bucket(Bucket& b);

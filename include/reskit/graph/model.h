@@ -70,12 +70,14 @@ struct StepResult {
 };
 
 // Data-parallel training (reskit/distributed/data_parallel.h) in train_on_batch: the loss
-// gradient is multiplied by loss_gradient_scale (this replica's share of the global batch), and
-// after_backward sees the trainable parameters, gradients assigned, before the optimizer step
-// (the gradient allreduce); after_layer_backward goes to backward (BackwardOptions). Defaults: 1
-// and nothing.
+// gradient is multiplied by loss_gradient_scale (this replica's share of the global batch),
+// before_backward sees the trainable parameters before backward assigns their gradients (where the
+// gradients are to be written), after_backward sees them, gradients assigned, before the optimizer
+// step (the gradient allreduce); after_layer_backward goes to backward (BackwardOptions).
+// Defaults: 1 and nothing.
 struct TrainStepHooks {
   double loss_gradient_scale = 1.0;
+  std::function<void(const std::vector<Param*>&)> before_backward;
   std::function<void(const std::vector<Param*>&)> after_backward;
   std::function<void(const Layer&)> after_layer_backward;
 };
