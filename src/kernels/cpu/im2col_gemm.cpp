@@ -25,6 +25,16 @@ std::int64_t images_per_chunk(const Conv2DParams& p) {
   return std::clamp<std::int64_t>((std::int64_t{1} << 24) / std::max<std::int64_t>(per_image, 1), 1, p.n);
 }
 
+// float64 backward-data with reskit's gemm: chunks of images whose column matrix (≤ 2^18 elements,
+// 2 MiB) stays in the L2 caches between the product that writes it and col2im, which reads it
+// right away; at least 2 images, so that col2im (a thread per image) keeps both threads busy. Each
+// image's dx sums its own rows in the same order whatever the chunk: the same bits.
+std::int64_t images_per_cached_chunk(const Conv2DParams& p) {
+  const std::int64_t per_image = p.p * p.q * p.r * p.s * p.c;
+  return std::clamp<std::int64_t>((std::int64_t{1} << 18) / std::max<std::int64_t>(per_image, 1), 2,
+                                  std::max<std::int64_t>(p.n, 1));
+}
+
 template <class T>
 T* scratch(std::size_t elements) {
   thread_local std::vector<T> buffer;
@@ -155,7 +165,9 @@ void im2col_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
   const std::int64_t image = p.h * p.w * p.c;
 #pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) std::fill_n(dx + n * image, image, T(0));
-  const std::int64_t chunk = images_per_chunk(p);
+  const std::int64_t chunk = std::is_same_v<T, double> && float64_gemm_is_reskit()
+                                 ? images_per_cached_chunk(p)
+                                 : images_per_chunk(p);
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
   for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const std::int64_t nb = std::min(chunk, p.n - n0);
