@@ -10,6 +10,8 @@
 // micro-kernel runs over its tiles, column panels outer (a panel of B stays in L1 while A's panels
 // stream from L2). Threads own contiguous ranges of rows (or of columns, where C is wider than
 // tall) and never wait for each other.
+// dgemm_avx512_rows: the same loops, op(A)'s blocks filled from rows a function writes (through an
+// L1 buffer) instead of read from memory.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -95,17 +97,17 @@ RESKIT_AVX512 __attribute__((always_inline)) inline void transpose8x8(const doub
   }
 }
 
-// Rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) as kMr-high panels: panel t holds
-// dst[t·kMr·kc + p·kMr + i] = op(A)[i0 + t·kMr + i, p0 + p], zero past row i0+mc. Each row of A is
-// read in order of its addresses.
 // Where op(A) comes from: a matrix in memory (a, lda), or rows that a function writes (rows: the
-// stored matrix S, op(A) = S or Sᵀ).
+// matrix S never stored, op(A) = S or Sᵀ).
 struct ASource {
   const double* a;
   std::int64_t lda;
   const DgemmRows* rows;
 };
 
+// Rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) as kMr-high panels: panel t holds
+// dst[t·kMr·kc + p·kMr + i] = op(A)[i0 + t·kMr + i, p0 + p], zero past row i0+mc. Each row of A is
+// read in order of its addresses.
 RESKIT_AVX512 void pack_a(bool ta, const ASource& src_a, std::int64_t i0, std::int64_t mc, std::int64_t p0,
                           std::int64_t kc, double* dst) {
   // Rows written by src_a.rows land here first (one row of op(A)ᵀ, or eight rows of op(A)), in L1.
