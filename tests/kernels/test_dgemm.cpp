@@ -4,7 +4,8 @@
 // cache blocks (192 rows, depth 192, 3072 columns), k = 0 included. The bound is the rounding
 // error both sides may make, 2·(k+2)·eps·(|alpha|·Σ|a·b| + |beta·c|): an element that is computed
 // from a wrong operand, or left unwritten, is off by far more. Also: the bits do not depend on the
-// thread count, and gemm.h's double overload runs this kernel where the CPU has AVX-512.
+// thread count, gemm.h's double overload runs this kernel where the CPU has AVX-512, and op(A)
+// given by rows (dgemm_avx512_rows) gives the bits of the stored matrix.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -175,6 +176,50 @@ TEST_F(DgemmTest, BitsDoNotDependOnThreads) {
       EXPECT_EQ(std::memcmp(results[0].data(), results[r].data(), results[0].size() * sizeof(double)), 0)
           << p.name() << ": run " << r << " differs from the one-thread run";
   }
+  reskit::set_num_threads(threads_before);
+}
+
+// dgemm_avx512_rows (op(A) from rows a function writes: the convolutions' patches) gives the bits
+// of dgemm_avx512 on the same matrix stored, in both of A's orientations, with 1 and 2 threads, on
+// sizes around the micro-tile (8 rows) and the blocks (192 rows, depth 192); each row is asked for
+// in pieces of at most 192 columns.
+struct StoredRows {
+  const double* s;
+  int64_t lds, rows, cols;
+  mutable bool out_of_range = false;
+};
+void fill_stored(const void* context, int64_t i, int64_t j0, int64_t len, double* dst) {
+  const auto& st = *static_cast<const StoredRows*>(context);
+  if (i < 0 || i >= st.rows || j0 < 0 || len < 1 || len > 192 || j0 + len > st.cols) {
+    st.out_of_range = true;
+    return;
+  }
+  std::memcpy(dst, st.s + i * st.lds + j0, static_cast<std::size_t>(len) * sizeof(double));
+}
+
+TEST_F(DgemmTest, RowsGiveTheBitsOfTheStoredMatrix) {
+  const int threads_before = reskit::num_threads();
+  const Product products[] = {
+      {false, false, 7, 5, 9, 1.0, 0.0, 2},      {true, false, 9, 23, 7, 1.0, 0.0, 1},
+      {false, false, 193, 64, 577, 1.0, 0.0},    {true, false, 577, 64, 385, 1.0, 1.0},
+      {false, true, 200, 49, 193, 0.5, -1.0, 3}, {true, true, 31, 300, 191, -1.0, 0.0},
+      {false, false, 32, 512, 150, 1.0, 1.0},
+  };
+  std::uint64_t seed = 700;
+  for (const Product& p : products)
+    for (int threads : {1, 2}) {
+      reskit::set_num_threads(threads);
+      const Operands o = operands(p, seed += 3);
+      std::vector<double> stored = o.c, rows = o.c;
+      cpu::dgemm_avx512(p.ta, p.tb, p.m, p.n, p.k, p.alpha, o.a.data(), p.lda(), o.b.data(), p.ldb(), p.beta,
+                        stored.data(), p.ldc());
+      const StoredRows source{o.a.data(), p.lda(), p.ta ? p.k : p.m, p.ta ? p.m : p.k};
+      cpu::dgemm_avx512_rows(p.ta, p.tb, p.m, p.n, p.k, p.alpha, cpu::DgemmRows{fill_stored, &source},
+                             o.b.data(), p.ldb(), p.beta, rows.data(), p.ldc());
+      EXPECT_FALSE(source.out_of_range) << p.name();
+      EXPECT_EQ(std::memcmp(stored.data(), rows.data(), stored.size() * sizeof(double)), 0)
+          << p.name() << ", " << threads << " threads";
+    }
   reskit::set_num_threads(threads_before);
 }
 

@@ -27,4 +27,19 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                   const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
                   double* c, std::int64_t ldc);
 
+// A matrix S that is never stored whole: fill(context, i, j0, len, dst) writes S[i, j0 .. j0+len)
+// to dst (len ≤ 192). The convolutions' column matrices (im2col_gemm.cpp): the patches are
+// gathered straight into the gemm's packed blocks, in L1 and L2, instead of a column matrix
+// written to memory and read back. Called from several threads at once.
+struct DgemmRows {
+  void (*fill)(const void* context, std::int64_t i, std::int64_t j0, std::int64_t len, double* dst);
+  const void* context;
+};
+
+// dgemm_avx512 with op(A) = S (ta false: S is M×K) or Sᵀ (ta: S is K×M) given by rows: the same
+// products in the same order as dgemm_avx512 on S stored, so the same bits.
+void dgemm_avx512_rows(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                       const DgemmRows& a, const double* b, std::int64_t ldb, double beta, double* c,
+                       std::int64_t ldc);
+
 }  // namespace reskit::kernels::cpu

@@ -10,6 +10,8 @@
 // micro-kernel runs over its tiles, column panels outer (a panel of B stays in L1 while A's panels
 // stream from L2). Threads own contiguous ranges of rows (or of columns, where C is wider than
 // tall) and never wait for each other.
+// dgemm_avx512_rows: the same loops, op(A)'s blocks filled from rows a function writes (through an
+// L1 buffer) instead of read from memory.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -95,14 +97,29 @@ RESKIT_AVX512 __attribute__((always_inline)) inline void transpose8x8(const doub
   }
 }
 
+// Where op(A) comes from: a matrix in memory (a, lda), or rows that a function writes (rows: the
+// matrix S never stored, op(A) = S or Sᵀ).
+struct ASource {
+  const double* a;
+  std::int64_t lda;
+  const DgemmRows* rows;
+};
+
 // Rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) as kMr-high panels: panel t holds
 // dst[t·kMr·kc + p·kMr + i] = op(A)[i0 + t·kMr + i, p0 + p], zero past row i0+mc. Each row of A is
 // read in order of its addresses.
-RESKIT_AVX512 void pack_a(bool ta, const double* a, std::int64_t lda, std::int64_t i0, std::int64_t mc,
-                          std::int64_t p0, std::int64_t kc, double* dst) {
+RESKIT_AVX512 void pack_a(bool ta, const ASource& src_a, std::int64_t i0, std::int64_t mc, std::int64_t p0,
+                          std::int64_t kc, double* dst) {
+  // Rows written by src_a.rows land here first (one row of op(A)ᵀ, or eight rows of op(A)), in L1.
+  alignas(64) double staged[kMr * kKc];
   if (ta) {  // A is K×M: row p of A holds op(A)[·, p], contiguous
     for (std::int64_t p = 0; p < kc; ++p) {
-      const double* src = a + (p0 + p) * lda + i0;
+      const double* src = staged;
+      if (src_a.rows != nullptr) {
+        src_a.rows->fill(src_a.rows->context, p0 + p, i0, mc, staged);
+      } else {
+        src = src_a.a + (p0 + p) * src_a.lda + i0;
+      }
       for (std::int64_t ir = 0; ir < mc; ir += kMr)
         _mm512_store_pd(dst + ir * kc + p * kMr, _mm512_maskz_loadu_pd(low_lanes(mc - ir), src + ir));
     }
@@ -110,7 +127,14 @@ RESKIT_AVX512 void pack_a(bool ta, const double* a, std::int64_t lda, std::int64
   }
   for (std::int64_t ir = 0; ir < mc; ir += kMr, dst += kMr * kc) {
     const std::int64_t mr = std::min<std::int64_t>(kMr, mc - ir);
-    const double* src = a + (i0 + ir) * lda + p0;
+    const double* src = staged;
+    std::int64_t lda = kc;
+    if (src_a.rows != nullptr) {
+      for (std::int64_t i = 0; i < mr; ++i)
+        src_a.rows->fill(src_a.rows->context, i0 + ir + i, p0, kc, staged + i * kc);
+    } else {
+      src = src_a.a + (i0 + ir) * src_a.lda + p0, lda = src_a.lda;
+    }
     std::int64_t p = 0;
     if (mr == kMr) {
       for (; p + 8 <= kc; p += 8) transpose8x8(src + p, lda, dst + p * kMr, kMr);
@@ -240,9 +264,8 @@ void scale(std::int64_t m, std::int64_t n, double beta, double* c, std::int64_t 
 // each block of ≤ kNc columns and each depth block, op(B)'s block packed into bp (or read in
 // place), then each block of ≤ kMc rows of op(A) packed into ap and its tiles run.
 void product(bool ta, bool tb, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
-             std::int64_t k, std::int64_t kc_max, double alpha, const double* a, std::int64_t lda,
-             const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc, double* ap,
-             double* bp) {
+             std::int64_t k, std::int64_t kc_max, double alpha, const ASource& a, const double* b,
+             std::int64_t ldb, double beta, double* c, std::int64_t ldc, double* ap, double* bp) {
   const bool direct_b = !tb && i1 - i0 <= kDirectBRows;
   for (std::int64_t jc = j0; jc < j1; jc += kNc) {
     const std::int64_t nc = std::min(kNc, j1 - jc);
@@ -257,7 +280,7 @@ void product(bool ta, bool tb, std::int64_t i0, std::int64_t i1, std::int64_t j0
       }
       for (std::int64_t ic = i0; ic < i1; ic += kMc) {
         const std::int64_t mc = std::min(kMc, i1 - ic);
-        pack_a(ta, a, lda, ic, mc, p0, kc, ap);
+        pack_a(ta, a, ic, mc, p0, kc, ap);
         run_tiles(kc, mc, nc, 0, panels, ap, panels_at, c + ic * ldc + jc, ldc, alpha, p0 == 0 ? beta : 1.0);
       }
     }
@@ -272,9 +295,10 @@ bool dgemm_avx512_available() {
   return yes;
 }
 
-void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
-                  const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
-                  double* c, std::int64_t ldc) {
+namespace {
+
+void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const ASource& a,
+         const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0) return scale(m, n, beta, c, ldc);
   // Depth blocks of equal size (≤ kKc), so that no block is a sliver; a fixed function of k.
@@ -310,10 +334,24 @@ void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const std::int64_t i0 = by_rows ? std::min(first, m) : 0, i1 = by_rows ? std::min(last, m) : m;
     const std::int64_t j0 = by_rows ? 0 : std::min(first, n), j1 = by_rows ? n : std::min(last, n);
     if (i0 < i1 && j0 < j1) {
-      product(ta, tb, i0, i1, j0, j1, k, kc_max, alpha, a, lda, b, ldb, beta, c, ldc,
+      product(ta, tb, i0, i1, j0, j1, k, kc_max, alpha, a, b, ldb, beta, c, ldc,
               blocks[2 * static_cast<std::size_t>(id)], blocks[2 * static_cast<std::size_t>(id) + 1]);
     }
   }
+}
+
+}  // namespace
+
+void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                  const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+                  double* c, std::int64_t ldc) {
+  run(ta, tb, m, n, k, alpha, ASource{a, lda, nullptr}, b, ldb, beta, c, ldc);
+}
+
+void dgemm_avx512_rows(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                       const DgemmRows& a, const double* b, std::int64_t ldb, double beta, double* c,
+                       std::int64_t ldc) {
+  run(ta, tb, m, n, k, alpha, ASource{nullptr, 0, &a}, b, ldb, beta, c, ldc);
 }
 
 }  // namespace reskit::kernels::cpu

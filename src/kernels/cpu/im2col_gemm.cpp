@@ -1,11 +1,15 @@
 // Conv2D through BLAS: im2col + gemm, and 1×1 stride-1 unpadded convolutions as one gemm
 // (im2col_gemm.h). One thread pool: OpenMP, shared with the OpenMP build of OpenBLAS and with oneDNN.
+// float64 where reskit's AVX-512 gemm runs (gemm.h): forward and backward-weights hand the gemm the
+// column matrix as rows to gather (dgemm.h's DgemmRows) instead of storing it, the same values in
+// the same order (the same bits) without the column matrix's trips through memory.
 #include "kernels/cpu/im2col_gemm.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/channel_sums.h"
@@ -19,6 +23,16 @@ namespace {
 std::int64_t images_per_chunk(const Conv2DParams& p) {
   const std::int64_t per_image = p.p * p.q * p.r * p.s * p.c;
   return std::clamp<std::int64_t>((std::int64_t{1} << 24) / std::max<std::int64_t>(per_image, 1), 1, p.n);
+}
+
+// float64 backward-data with reskit's gemm: chunks of images whose column matrix (≤ 2^18 elements,
+// 2 MiB) stays in the L2 caches between the product that writes it and col2im, which reads it
+// right away; at least 2 images, so that col2im (a thread per image) keeps both threads busy. Each
+// image's dx sums its own rows in the same order whatever the chunk: the same bits.
+std::int64_t images_per_cached_chunk(const Conv2DParams& p) {
+  const std::int64_t per_image = p.p * p.q * p.r * p.s * p.c;
+  return std::clamp<std::int64_t>((std::int64_t{1} << 18) / std::max<std::int64_t>(per_image, 1), 2,
+                                  std::max<std::int64_t>(p.n, 1));
 }
 
 template <class T>
@@ -82,11 +96,59 @@ void col2im(const Conv2DParams& p, const T* col, std::int64_t n0, std::int64_t n
       }
 }
 
+// The column matrix of images [n0, ..) as rows for reskit's float64 gemm (dgemm.h's DgemmRows):
+// col[i, j0 .. j0+len) gathered as im2col above writes it (the same values), never stored whole.
+struct PatchRows {
+  const Conv2DParams* p;
+  const double* x;
+  std::int64_t n0;
+};
+
+void fill_patch_row(const void* context, std::int64_t i, std::int64_t j0, std::int64_t len, double* dst) {
+  const PatchRows& rows = *static_cast<const PatchRows*>(context);
+  const Conv2DParams& p = *rows.p;
+  const std::int64_t oq = i % p.q, op = i / p.q % p.p, n = rows.n0 + i / (p.p * p.q);
+  const std::int64_t iw0 = oq * p.stride_w - p.pad_left;
+  const std::int64_t s0 = std::clamp<std::int64_t>(-iw0, 0, p.s);
+  const std::int64_t s1 = std::clamp<std::int64_t>(p.w - iw0, s0, p.s);
+  const std::int64_t kernel_row = p.s * p.c, end = j0 + len;
+  for (std::int64_t j = j0; j < end;) {
+    const std::int64_t r = j / kernel_row, row_start = r * kernel_row;
+    const std::int64_t row_end = std::min(end, row_start + kernel_row);
+    const std::int64_t ih = op * p.stride_h + r - p.pad_top;
+    double* out = dst + (j - j0);
+    if (ih < 0 || ih >= p.h) {
+      std::fill_n(out, row_end - j, 0.0);
+      j = row_end;
+      continue;
+    }
+    // Taps [s0, s1) of this kernel row are inside the image: x's columns iw0 + s0 .. iw0 + s1.
+    const std::int64_t in0 = std::clamp(row_start + s0 * p.c, j, row_end);
+    const std::int64_t in1 = std::clamp(row_start + s1 * p.c, in0, row_end);
+    std::fill_n(out, in0 - j, 0.0);
+    if (in1 > in0) {
+      std::memcpy(dst + (in0 - j0), rows.x + ((n * p.h + ih) * p.w + iw0) * p.c + (in0 - row_start),
+                  sizeof(double) * static_cast<std::size_t>(in1 - in0));
+    }
+    std::fill_n(dst + (in1 - j0), row_end - in1, 0.0);
+    j = row_end;
+  }
+}
+
 }  // namespace
 
 template <class T>
 void im2col_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
+  if constexpr (std::is_same_v<T, double>) {
+    if (float64_gemm_is_reskit()) {  // the patches gathered into the gemm's packed blocks
+      const PatchRows rows{&p, x, 0};
+      dgemm_avx512_rows(false, false, p.n * pq, p.k, rsc, 1.0, DgemmRows{fill_patch_row, &rows}, w, p.k, 0.0,
+                        y, p.k);
+      add_bias(p.n * pq, p.k, b, y, p.relu);
+      return;
+    }
+  }
   const std::int64_t chunk = images_per_chunk(p);
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
   for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
@@ -103,7 +165,9 @@ void im2col_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx)
   const std::int64_t image = p.h * p.w * p.c;
 #pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) std::fill_n(dx + n * image, image, T(0));
-  const std::int64_t chunk = images_per_chunk(p);
+  const std::int64_t chunk = std::is_same_v<T, double> && float64_gemm_is_reskit()
+                                 ? images_per_cached_chunk(p)
+                                 : images_per_chunk(p);
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
   for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const std::int64_t nb = std::min(chunk, p.n - n0);
@@ -116,6 +180,18 @@ template <class T>
 void im2col_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   const std::int64_t chunk = images_per_chunk(p);
+  if constexpr (std::is_same_v<T, double>) {
+    if (float64_gemm_is_reskit()) {  // the same chunks (so the same sums), their patches never stored
+      for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+        const std::int64_t nb = std::min(chunk, p.n - n0);
+        const PatchRows rows{&p, x, n0};
+        dgemm_avx512_rows(true, false, rsc, p.k, nb * pq, 1.0, DgemmRows{fill_patch_row, &rows},
+                          dy + n0 * pq * p.k, p.k, n0 == 0 ? 0.0 : 1.0, dw, p.k);
+      }
+      if (db) column_sums_f64(p.n * pq, p.k, dy, db);
+      return;
+    }
+  }
   T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
   for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
     const std::int64_t nb = std::min(chunk, p.n - n0);
