@@ -180,21 +180,19 @@ template <class T>
 void im2col_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   const std::int64_t chunk = images_per_chunk(p);
-  if constexpr (std::is_same_v<T, double>) {
-    if (float64_gemm_is_reskit()) {  // the same chunks (so the same sums), their patches never stored
-      for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-        const std::int64_t nb = std::min(chunk, p.n - n0);
+  // float64 with reskit's gemm: the same chunks (so the same sums), their patches never stored.
+  const bool gathered = std::is_same_v<T, double> && float64_gemm_is_reskit();
+  T* col = gathered ? nullptr : scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
+  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, p.n - n0);
+    if constexpr (std::is_same_v<T, double>) {
+      if (gathered) {
         const PatchRows rows{&p, x, n0};
         dgemm_avx512_rows(true, false, rsc, p.k, nb * pq, 1.0, DgemmRows{fill_patch_row, &rows},
                           dy + n0 * pq * p.k, p.k, n0 == 0 ? 0.0 : 1.0, dw, p.k);
+        continue;
       }
-      if (db) column_sums_f64(p.n * pq, p.k, dy, db);
-      return;
     }
-  }
-  T* col = scratch<T>(static_cast<std::size_t>(chunk * pq * rsc));
-  for (std::int64_t n0 = 0; n0 < p.n; n0 += chunk) {
-    const std::int64_t nb = std::min(chunk, p.n - n0);
     im2col(p, x, n0, nb, col);
     gemm(true, false, rsc, p.k, nb * pq, T(1), col, rsc, dy + n0 * pq * p.k, p.k, n0 == 0 ? T(0) : T(1), dw,
          p.k);
