@@ -214,10 +214,20 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
       }
     }
   }
-  for (const auto& entry : k::conv_paths::paths<T>(pass, p.bf16)) {
-    if (entry.name == path) {
-      const auto o = buf.operands(pass);
-      return [&entry, p, o] { return entry.run(p, o); };
+  // Mixed precision: either choice's list (conv_paths::MixedKernels), whichever this CPU runs.
+  std::vector<std::span<const k::conv_paths::Path<T>>> lists{k::conv_paths::paths<T>(pass, p.bf16)};
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.bf16) {
+      lists = {k::conv_paths::mixed_paths(pass, k::conv_paths::MixedKernels::bfloat16),
+               k::conv_paths::mixed_paths(pass, k::conv_paths::MixedKernels::float32)};
+    }
+  }
+  for (const auto& list : lists) {
+    for (const auto& entry : list) {
+      if (entry.name == path) {
+        const auto o = buf.operands(pass);
+        return [&entry, p, o] { return entry.run(p, o); };
+      }
     }
   }
   std::fprintf(stderr, "no path '%s'\n", path.c_str());
@@ -365,8 +375,9 @@ std::vector<RuleCase> rule_cases() {
                      jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
                      jit ? "brgconv (oneDNN's first)" : "direct jit:avx512_core"});
   }
-  // R5 (measured, no rule yet): mixed precision's bfloat16 products against the float32 kernel of
-  // the same path on bfloat16-rounded operands (bf16 x bf16 products are exact in float32: only
+  // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products
+  // against the float32 kernel of the same path on bfloat16-rounded operands, widened from the
+  // shadows as a training step hands them over (bf16 x bf16 products are exact in float32: only
   // the summation order differs). ResNet-50's shapes at batch 32 and ResNet-20's at batch 128.
   {
     const Shape mixed_shapes[] = {
@@ -387,9 +398,9 @@ std::vector<RuleCase> rule_cases() {
       const char* a = matmul ? "1x1 as bf16 matmul"
                       : rows ? "tiny image bf16 row products"
                              : "oneDNN bf16 convolution";
-      const char* b = matmul ? "float32: 1x1 as matmul"
-                      : rows ? "float32: tiny image row products"
-                             : "float32: oneDNN convolution";
+      const char* b = matmul ? "1x1 as matmul on bf16-rounded operands"
+                      : rows ? "tiny image row products on bf16-rounded operands"
+                             : "oneDNN convolution on bf16-rounded operands";
       cases.push_back({"mixed: bf16 kernel vs float32 kernel", s.name, s, n, Precision::mixed, pass, a, b});
     };
     for (const auto& s : mixed_shapes)

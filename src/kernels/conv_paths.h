@@ -47,9 +47,53 @@ struct Path {
 };
 
 // The list for T's precision and `pass`; mixed: Conv2DParams::bf16 set (for double, whose only
-// mixed entry is the float64 path on bfloat16-rounded copies).
+// mixed entry is the float64 path on bfloat16-rounded copies; for float, mixed_paths(pass,
+// mixed_kernels())).
 template <class T>
 std::span<const Path<T>> paths(Pass pass, bool mixed);
+
+// ---- mixed precision: bfloat16 kernels, or float32 kernels on bfloat16-rounded operands ----
+//
+// A bfloat16 x bfloat16 product is exact in float32, so the float32 kernels on operands rounded
+// to bfloat16 compute mixed precision's arithmetic (float32 accumulation) as the bfloat16 kernels
+// do, up to the summation order. Which runs is a fixed function of the CPU's features
+// (docs/cpu-rules.md): where bfloat16 dot products buy no FLOP/s over float32 FMA, the float32
+// kernels are faster.
+enum class MixedKernels {
+  bfloat16,  // oneDNN's bfloat16 kernels (1x1 as bf16 matmul, bf16 row products, bf16 convolution)
+  float32,   // the float32 list's oneDNN entries on float32 values rounded to bfloat16
+};
+
+// What the rule reads of a CPU.
+struct CpuFeatures {
+  bool intel = false;  // the vendor is Intel (cpuid "GenuineIntel")
+  bool amx = false;    // oneDNN runs AMX tile kernels (effective ISA avx512_core_amx)
+};
+
+// The rule, a pure function: an Intel CPU without AMX runs the float32 kernels (its avx512_bf16
+// vdpbf16ps runs at half the rate of float32 FMA; without avx512_bf16 oneDNN's bfloat16 kernels
+// are emulated or absent); with AMX, on AMD (Zen 4/5: bfloat16 dot products at twice the float32
+// rate) and on any other CPU, the bfloat16 kernels.
+MixedKernels mixed_kernels_for(const CpuFeatures& cpu);
+// This CPU's features (read once).
+CpuFeatures cpu_features();
+// What mixed precision runs: mixed_kernels_for(cpu_features()), or the override below.
+MixedKernels mixed_kernels();
+// The mixed-precision list for `pass` of one choice (paths<float>(pass, true) is the current one's).
+std::span<const Path<float>> mixed_paths(Pass pass, MixedKernels which);
+
+// Forces mixed_kernels() to `which` while alive (tests and benchmarks, one at a time: not for use
+// while other threads run convolutions).
+class ScopedMixedKernels {
+ public:
+  explicit ScopedMixedKernels(MixedKernels which);
+  ~ScopedMixedKernels();
+  ScopedMixedKernels(const ScopedMixedKernels&) = delete;
+  ScopedMixedKernels& operator=(const ScopedMixedKernels&) = delete;
+
+ private:
+  int previous_;
+};
 
 // The entry a fast call with shape p runs first (the first whose rule holds).
 template <class T>

@@ -9,6 +9,9 @@
 //   onednn_conv.*       oneDNN convolution primitives (float32, bfloat16)
 //   im2col_gemm.*       im2col + gemm, and 1×1 stride-1 as one gemm (BLAS; float and double)
 //   ref/conv2d.h        the reference
+// Mixed precision runs oneDNN's bfloat16 kernels or, on CPUs whose bfloat16 dot products are no
+// faster than float32 FMA (Intel without AMX), the float32 entries on bfloat16-rounded operands: a
+// fixed function of the CPU's features (conv_paths::mixed_kernels_for).
 // Batch normalization: batch_norm_f32 (float32) or batch_norm_f64; pooling and Dense: pool, dense.
 // Elementwise layers (Rescaling, Normalization, ReLU, Softmax, Concatenate): ref/elementwise.h only.
 // Backend::reference (or RESKIT_REFERENCE=1 in the environment) forces the plain loops of
@@ -211,6 +214,43 @@ bool conv_bf16_forward(const Conv2DParams& p, const O& o) {
 bool conv_bf16_backward(const Conv2DParams& p, const O& o) {
   return onednn::conv_backward_bf16(p, o.x, o.dy, o.w, o.dx, o.dw, o.db);
 }
+// Mixed precision on a float32 entry (MixedKernels::float32): the entry run on float32 operands
+// rounded to bfloat16, widened from the bfloat16 roundings the caller keeps (Conv2DParams::x_bf16,
+// dy_bf16, w_bf16) into reused buffers; weights kept by version as the bfloat16 kernels keep theirs.
+using Run = bool (*)(const Conv2DParams&, const O&);
+Conv2DParams on_rounded_params(const Conv2DParams& p) {
+  Conv2DParams q = p;
+  q.bf16 = false;
+  q.x_bf16 = q.dy_bf16 = q.w_bf16 = nullptr;
+  return q;
+}
+template <Run Forward>
+bool rounded_operands_forward(const Conv2DParams& p, const O& o) {
+  O r = o;
+  r.x = onednn::x_rounded(p, o.x);
+  r.w = onednn::w_rounded(p, o.w);
+  return Forward(on_rounded_params(p), r);
+}
+template <Run Data, Run Weights>
+bool rounded_operands_backward(const Conv2DParams& p, const O& o) {
+  const Conv2DParams q = on_rounded_params(p);
+  const float* dy = onednn::dy_rounded(p, o.dy);
+  if (o.dx != nullptr) {
+    O r;
+    r.dy = dy, r.w = onednn::w_rounded(p, o.w), r.dx = o.dx;
+    if (!Data(q, r)) return false;
+  }
+  if (o.dw != nullptr) {
+    O r;
+    r.dy = dy, r.x = onednn::x_rounded(p, o.x), r.dw = o.dw, r.db = o.db;
+    if (!Weights(q, r)) return false;
+  }
+  return true;
+}
+constexpr Run kMatmulRounded = rounded_operands_backward<matmul_backward_data, matmul_backward_weights>;
+constexpr Run kRowsRounded = rounded_operands_backward<rows_backward_data, rows_backward_weights>;
+constexpr Run kConvRounded = rounded_operands_backward<conv_backward_data, conv_backward_weights>;
+
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
 // copies of the operands rounded to bfloat16 (kernels/ref/bf16.h); dy is rounded once for both
 // backward passes.
@@ -363,6 +403,39 @@ constexpr std::array<Path<F>, 4> kMixedBackwardWeights{{
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
 
+// MixedKernels::float32: the float32 list's oneDNN entries, with their rules, on rounded operands.
+constexpr std::string_view kRoundedOperandsReason =
+    "mixed precision on a CPU whose bfloat16 dot products buy no FLOP/s over float32 FMA (Intel without "
+    "AMX): the float32 kernel on bfloat16-rounded operands, 1.2-2.2x faster than oneDNN's avx512_core_bf16 "
+    "kernels on every ResNet shape and pass (docs/cpu-rules.md); the same products, float32 sums";
+constexpr std::array<Path<F>, 4> kMixedF32Forward{{
+    {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
+     kMatmulRule, kRoundedOperandsReason},
+    {"tiny image row products on bf16-rounded operands", tiny_image_onednn,
+     rounded_operands_forward<rows_forward>, kRowsRule, kRoundedOperandsReason},
+    {"oneDNN convolution on bf16-rounded operands", not_empty, rounded_operands_forward<conv_forward>,
+     kConvRule, kRoundedOperandsReason},
+    {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
+}};
+constexpr std::array<Path<F>, 4> kMixedF32BackwardData{{
+    {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
+     kRoundedOperandsReason},
+    {"tiny image row products on bf16-rounded operands", tiny_image_up_to_4, kRowsRounded, kRowsDataRule,
+     kRoundedOperandsReason},
+    {"oneDNN convolution on bf16-rounded operands", not_empty, kConvRounded, kConvRule,
+     kRoundedOperandsReason},
+    {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
+}};
+constexpr std::array<Path<F>, 4> kMixedF32BackwardWeights{{
+    {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
+     kRoundedOperandsReason},
+    {"tiny image row products on bf16-rounded operands", tiny_image_onednn, kRowsRounded, kRowsRule,
+     kRoundedOperandsReason},
+    {"oneDNN convolution on bf16-rounded operands", not_empty, kConvRounded, kConvRule,
+     kRoundedOperandsReason},
+    {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
+}};
+
 // float64 has no bfloat16 kernels: a mixed-precision call runs the float64 list on rounded copies.
 constexpr std::array<Path<double>, 1> kFloat64MixedForward{{
     {"float64 on bf16-rounded copies", always, rounded_forward<double>, kRoundedRule, kRoundedReason},
@@ -426,17 +499,66 @@ void run_mixed_backward(const Conv2DParams& p, const Operands<T>& o) {
 
 }  // namespace
 
-template <>
-std::span<const Path<float>> paths<float>(Pass pass, bool mixed) {
+// ---- mixed precision: which kernels, by CPU features ----
+
+MixedKernels mixed_kernels_for(const CpuFeatures& cpu) {
+  return cpu.intel && !cpu.amx ? MixedKernels::float32 : MixedKernels::bfloat16;
+}
+
+CpuFeatures cpu_features() {
+  static const CpuFeatures features = [] {
+    CpuFeatures f;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    f.intel = __builtin_cpu_is("intel") != 0;
+#endif
+    f.amx = onednn::has_amx();
+    return f;
+  }();
+  return features;
+}
+
+namespace {
+constexpr int kNoOverride = -1;
+std::atomic<int> g_mixed_override{kNoOverride};
+}  // namespace
+
+MixedKernels mixed_kernels() {
+  const int forced = g_mixed_override.load(std::memory_order_relaxed);
+  if (forced != kNoOverride) return static_cast<MixedKernels>(forced);
+  static const MixedKernels by_cpu = mixed_kernels_for(cpu_features());
+  return by_cpu;
+}
+
+ScopedMixedKernels::ScopedMixedKernels(MixedKernels which)
+    : previous_(g_mixed_override.exchange(static_cast<int>(which))) {}
+ScopedMixedKernels::~ScopedMixedKernels() { g_mixed_override = previous_; }
+
+std::span<const Path<float>> mixed_paths(Pass pass, MixedKernels which) {
+  const bool f32 = which == MixedKernels::float32;
   switch (pass) {
     case Pass::forward:
-      return mixed ? std::span<const Path<F>>(kMixedForward) : kFloat32Forward;
+      return f32 ? std::span<const Path<F>>(kMixedF32Forward) : kMixedForward;
     case Pass::backward_data:
-      return mixed ? std::span<const Path<F>>(kMixedBackwardData) : kFloat32BackwardData;
+      return f32 ? std::span<const Path<F>>(kMixedF32BackwardData) : kMixedBackwardData;
     case Pass::backward_weights:
       break;
   }
-  return mixed ? std::span<const Path<F>>(kMixedBackwardWeights) : kFloat32BackwardWeights;
+  return f32 ? std::span<const Path<F>>(kMixedF32BackwardWeights) : kMixedBackwardWeights;
+}
+
+template <>
+std::span<const Path<float>> paths<float>(Pass pass, bool mixed) {
+  if (mixed) return mixed_paths(pass, mixed_kernels());
+  switch (pass) {
+    case Pass::forward:
+      return kFloat32Forward;
+    case Pass::backward_data:
+      return kFloat32BackwardData;
+    case Pass::backward_weights:
+      break;
+  }
+  return kFloat32BackwardWeights;
 }
 
 template <>

@@ -34,7 +34,8 @@ struct Conv2DParams {
   std::uint64_t weights_version = 0;
   // Mixed precision (policy mixed_bfloat16): x, w and dy take part rounded to bfloat16 (round to
   // nearest even), products are accumulated in float32 at least, and outputs stay in T. The
-  // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels.
+  // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels, or
+  // on Intel CPUs without AMX the float32 kernels on bfloat16-rounded operands (dispatch.cpp).
   bool bf16 = false;
   // Mixed precision only, optional: x already rounded to bfloat16 (round_to_bf16, n·h·w·c values),
   // which the fast kernels read instead of converting x again, so a training step's forward and

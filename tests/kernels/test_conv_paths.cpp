@@ -5,6 +5,7 @@
 // first, which pins the rules.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -145,8 +146,13 @@ void check_every_entry(bool mixed) {
 }
 
 TEST_F(ConvPaths, EveryFloat32PathMatchesTheReference) { check_every_entry<float>(false); }
+// Both of mixed precision's lists, whichever this CPU's rule picks.
 TEST_F(ConvPaths, EveryMixedPrecisionPathMatchesTheReferenceOnRoundedOperands) {
-  check_every_entry<float>(true);
+  for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+    SCOPED_TRACE(which == cp::MixedKernels::float32 ? "float32 kernels" : "bfloat16 kernels");
+    const cp::ScopedMixedKernels forced(which);
+    check_every_entry<float>(true);
+  }
 }
 TEST_F(ConvPaths, EveryFloat64PathMatchesTheReference) { check_every_entry<double>(false); }
 
@@ -155,14 +161,15 @@ TEST_F(ConvPaths, ListsEndWithTheFallbacks) {
   for (cp::Pass pass : {cp::Pass::forward, cp::Pass::backward_data, cp::Pass::backward_weights}) {
     const auto f32 = cp::paths<float>(pass, false);
     const auto f64 = cp::paths<double>(pass, false);
-    const auto mixed = cp::paths<float>(pass, true);
     ASSERT_GE(f32.size(), 2u);
     ASSERT_GE(f64.size(), 2u);
     EXPECT_EQ(f32[f32.size() - 2].name, "im2col + gemm");
     EXPECT_EQ(f32.back().name, "reference");
     EXPECT_EQ(f64[f64.size() - 2].name, "im2col + gemm");
     EXPECT_EQ(f64.back().name, "reference");
-    EXPECT_EQ(mixed.back().name, "float32 on bf16-rounded copies");
+    for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+      EXPECT_EQ(cp::mixed_paths(pass, which).back().name, "float32 on bf16-rounded copies");
+    }
     for (const auto& path : f32) {
       EXPECT_FALSE(path.rule.empty()) << path.name;
       EXPECT_FALSE(path.reason.empty()) << path.name;
@@ -216,7 +223,34 @@ TEST(ConvPathRules, Float32) {
       false);
 }
 
+// Which kernels mixed precision runs: a pure function of the CPU's features.
+TEST(ConvPathRules, MixedPrecisionKernelsByCpuFeatures) {
+  const auto rule = [](bool intel, bool amx) {
+    cp::CpuFeatures f;
+    f.intel = intel, f.amx = amx;
+    return cp::mixed_kernels_for(f);
+  };
+  EXPECT_EQ(rule(true, false), cp::MixedKernels::float32) << "Intel without AMX (avx512_core_bf16, avx2)";
+  EXPECT_EQ(rule(true, true), cp::MixedKernels::bfloat16) << "Intel with AMX (avx512_core_amx)";
+  EXPECT_EQ(rule(false, false), cp::MixedKernels::bfloat16) << "AMD Zen 4/5, or another vendor";
+  EXPECT_EQ(rule(false, true), cp::MixedKernels::bfloat16);
+  // This CPU gets its features' choice, the override wins while it lives and is undone after.
+  const auto own = cp::mixed_kernels_for(cp::cpu_features());
+  EXPECT_EQ(cp::mixed_kernels(), own);
+  EXPECT_EQ(cp::cpu_features().amx, std::string(k::cpu_isa()) == "avx512_core_amx");
+  for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+    {
+      const cp::ScopedMixedKernels forced(which);
+      EXPECT_EQ(cp::mixed_kernels(), which);
+      EXPECT_EQ(cp::paths<float>(cp::Pass::forward, true).data(),
+                cp::mixed_paths(cp::Pass::forward, which).data());
+    }
+    EXPECT_EQ(cp::mixed_kernels(), own);
+  }
+}
+
 TEST(ConvPathRules, MixedPrecision) {
+  const cp::ScopedMixedKernels forced(cp::MixedKernels::bfloat16);
   const std::string mm = "1x1 as bf16 matmul", rows = "tiny image bf16 row products",
                     conv = "oneDNN bf16 convolution", copies = "float32 on bf16-rounded copies";
   expect_first<float>(
@@ -232,6 +266,79 @@ TEST(ConvPathRules, MixedPrecision) {
           {"1x1 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 1, 1, 0), mm, mm, mm},
       },
       true);
+}
+
+// MixedKernels::float32: the float32 list's rules (odd K included: oneDNN's float32 backward-data
+// has no bfloat16 1x1 bug to avoid).
+TEST(ConvPathRules, MixedPrecisionOnFloat32Kernels) {
+  const cp::ScopedMixedKernels forced(cp::MixedKernels::float32);
+  const std::string mm = "1x1 as matmul on bf16-rounded operands",
+                    rows = "tiny image row products on bf16-rounded operands",
+                    conv = "oneDNN convolution on bf16-rounded operands";
+  expect_first<float>(
+      {
+          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
+          {"1x1 on 7x9 at batch 1: 63 output pixels",
+           conv_params({"", 1, 7, 9, 64, 64, valid(7, 1, 1), valid(9, 1, 1)}), conv, conv, conv},
+          {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
+           conv},
+          {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, conv, conv},
+          {"3x3 on 2x2 at batch 7", shape(7, 2, 64, 64, 3, 1, 1), conv, conv, conv},
+      },
+      true);
+}
+
+// Both choices compute mixed precision's arithmetic: through the entry points (as a layer calls
+// them, with the operands' bfloat16 roundings handed over), each agrees with the reference on
+// rounded operands and with the other; the float32 kernels read the roundings they are given.
+TEST(ConvPathRules, BothMixedPrecisionChoicesAgree) {
+  k::set_backend(k::Backend::fast);
+  for (const auto& cc : path_cases()) {
+    SCOPED_TRACE(cc.name);
+    auto p = conv_params(cc);
+    p.bf16 = true;
+    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
+    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
+    const auto b = random_vector<float>(p.k, 3);
+    const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 4);
+    std::vector<std::uint16_t> xb(x.size()), wb(w.size()), dyb(dy.size());
+    k::round_to_bf16(x.data(), static_cast<int64_t>(x.size()), xb.data());
+    k::round_to_bf16(w.data(), static_cast<int64_t>(w.size()), wb.data());
+    k::round_to_bf16(dy.data(), static_cast<int64_t>(dy.size()), dyb.data());
+    p.x_bf16 = xb.data(), p.w_bf16 = wb.data(), p.dy_bf16 = dyb.data();
+    const auto xr = operand(x, true), wr = operand(w, true), dyr = operand(dy, true);
+    auto ref_y = nan_vector<float>(p.n * p.p * p.q * p.k);
+    auto ref_dx = nan_vector<float>(p.n * p.h * p.w * p.c), ref_dw = nan_vector<float>(p.r * p.s * p.c * p.k);
+    auto ref_db = nan_vector<float>(p.k);
+    k::ref::conv2d_forward<float>(p, xr.data(), wr.data(), b.data(), ref_y.data());
+    k::ref::conv2d_backward_data<float>(p, dyr.data(), wr.data(), ref_dx.data());
+    k::ref::conv2d_backward_weights<float>(p, xr.data(), dyr.data(), ref_dw.data(), ref_db.data());
+    std::vector<std::vector<float>> ys;
+    for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+      SCOPED_TRACE(which == cp::MixedKernels::float32 ? "float32 kernels" : "bfloat16 kernels");
+      const cp::ScopedMixedKernels forced(which);
+      auto y = nan_vector<float>(ref_y.size()), dx = nan_vector<float>(ref_dx.size());
+      auto dw = nan_vector<float>(ref_dw.size()), db = nan_vector<float>(ref_db.size());
+      k::conv2d_forward<float>(p, x.data(), w.data(), b.data(), y.data());
+      k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx.data(), dw.data(), db.data());
+      EXPECT_TRUE(close(y, ref_y, "y"));
+      EXPECT_TRUE(close(dx, ref_dx, "dx"));
+      EXPECT_TRUE(close(dw, ref_dw, "dw"));
+      EXPECT_TRUE(close(db, ref_db, "db"));
+      ys.push_back(y);
+      if (which == cp::MixedKernels::bfloat16) continue;
+      // The float32 kernels read the roundings handed over: zero roundings, zero products.
+      auto q = p;
+      const std::vector<std::uint16_t> zero_x(xb.size(), 0);
+      q.x_bf16 = zero_x.data();
+      auto y0 = nan_vector<float>(ref_y.size());
+      k::conv2d_forward<float>(q, x.data(), w.data(), nullptr, y0.data());
+      EXPECT_EQ(y0, std::vector<float>(y0.size(), 0.0f)) << "x_bf16 not read";
+    }
+    EXPECT_TRUE(close(ys[1], ys[0], "y, float32 kernels against bfloat16 kernels"));
+  }
 }
 
 TEST(ConvPathRules, Float64) {

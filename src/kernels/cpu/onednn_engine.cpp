@@ -138,6 +138,73 @@ const std::uint16_t* bf16_weights(const Conv2DParams& p, const float* w) {
   return reinterpret_cast<const std::uint16_t*>(kept);
 }
 
+// ---- bfloat16 -> float32: the operands of mixed precision on the float32 kernels ----
+
+namespace {
+struct FromBf16 {
+  dnnl::reorder prim;
+};
+// out[0..n) = the float32 values of the bfloat16 bits[0..n) (exact; oneDNN's reorder, threaded).
+void widen_bf16(const std::uint16_t* bits, std::int64_t n, float* out) {
+  if (n <= 0) return;
+  const memory::desc from({n}, bf16, tag::a), to({n}, f32, tag::a);
+  const auto* e = cached<FromBf16>(n, [&]() -> std::optional<FromBf16> {
+    return FromBf16{dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to))};
+  });
+  if (!e) throw dnnl::error(dnnl_unimplemented, "no bfloat16 to float32 reorder");
+  memory in(from, engine(), const_cast<std::uint16_t*>(bits));
+  memory values(to, engine(), out);
+  e->prim.execute(stream(), in, values);
+  stream().wait();
+}
+// v rounded to bfloat16, as float32 values, from its bits when the caller has them.
+const float* rounded_copy(const float* v, const std::uint16_t* bits, std::int64_t n, int which) {
+  thread_local Scratch scratch[3];
+  auto* out = static_cast<float*>(scratch[which].get(sizeof(float) * std::max<std::int64_t>(n, 1)));
+  widen_bf16(bits != nullptr ? bits : bf16_copy(v, n, which), n, out);
+  return out;
+}
+// Rounded weights kept by address while their version is unchanged (as kept_weights, in a map of
+// their own so that the float32 kernels' kept reorders never drop a copy in use).
+struct RoundedWeights {
+  std::uint64_t version = 0;
+  Scratch data;
+};
+std::mutex g_rounded_mutex;
+std::map<const float*, RoundedWeights> g_rounded;
+std::size_t g_rounded_bytes = 0;
+}  // namespace
+
+const float* x_rounded(const Conv2DParams& p, const float* x) {
+  return rounded_copy(x, p.x_bf16, p.n * p.h * p.w * p.c, 0);
+}
+
+const float* dy_rounded(const Conv2DParams& p, const float* dy) {
+  return rounded_copy(dy, p.dy_bf16, p.n * p.p * p.q * p.k, 2);
+}
+
+const float* w_rounded(const Conv2DParams& p, const float* w) {
+  const std::int64_t n = p.r * p.s * p.c * p.k;
+  if (p.weights_version == 0) return rounded_copy(w, p.w_bf16, n, 1);
+  const std::size_t bytes = sizeof(float) * static_cast<std::size_t>(std::max<std::int64_t>(n, 1));
+  std::lock_guard lock(g_rounded_mutex);
+  auto it = g_rounded.find(w);
+  if (it == g_rounded.end()) {
+    if (g_rounded_bytes + bytes > kKeptLimit) {
+      g_rounded.clear();
+      g_rounded_bytes = 0;
+    }
+    it = g_rounded.try_emplace(w).first;
+    g_rounded_bytes += bytes;
+  }
+  auto* out = static_cast<float*>(it->second.data.get(bytes));
+  if (it->second.version != p.weights_version) {
+    widen_bf16(p.w_bf16 != nullptr ? p.w_bf16 : bf16_copy(w, n, 1), n, out);
+    it->second.version = p.weights_version;
+  }
+  return out;
+}
+
 // ---- bias gradients ----
 
 namespace {

@@ -124,6 +124,15 @@ const std::uint16_t* bf16_weights(const Conv2DParams& p, const float* w);
 // v[0..n) converted to bfloat16 in per-thread scratch buffer `which` (0: x, 1: w, 2: dy).
 const std::uint16_t* bf16_copy(const float* v, std::int64_t n, int which);
 
+// Mixed precision on the float32 kernels: an operand as float32 values rounded to bfloat16 (the
+// exact values of its bfloat16 bits), widened from the caller's rounding (Conv2DParams::x_bf16,
+// dy_bf16, w_bf16) or rounded here, into per-thread scratch (one buffer per operand); w with a
+// version (Conv2DParams::weights_version) is kept by address and widened again only when the
+// version changes, so the float32 kernels may keep their reorders of it by the same version.
+const float* x_rounded(const Conv2DParams& p, const float* x);
+const float* dy_rounded(const Conv2DParams& p, const float* dy);
+const float* w_rounded(const Conv2DParams& p, const float* w);
+
 // The element type of the products' operands: float32, or bfloat16 bits for mixed precision.
 template <bool InBf16>
 using Operand = std::conditional_t<InBf16, std::uint16_t, float>;
