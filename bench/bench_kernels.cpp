@@ -200,20 +200,6 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
       };
     }
   }
-  // "float32: NAME": the float32 list's entry NAME on the same operands (mixed precision's
-  // products run as float32 kernels; the values a bfloat16 rounding leaves change no timing).
-  if (path.rfind("float32: ", 0) == 0) {
-    k::Conv2DParams q = p;
-    q.bf16 = false;
-    q.weights_version = 0;
-    q.x_bf16 = q.dy_bf16 = q.w_bf16 = nullptr;
-    for (const auto& entry : k::conv_paths::paths<T>(pass, false)) {
-      if (entry.name == path.substr(9)) {
-        const auto o = buf.operands(pass);
-        return [&entry, q, o] { return entry.run(q, o); };
-      }
-    }
-  }
   // Mixed precision: either choice's list (conv_paths::MixedKernels), whichever this CPU runs.
   std::vector<std::span<const k::conv_paths::Path<T>>> lists{k::conv_paths::paths<T>(pass, p.bf16)};
   if constexpr (std::is_same_v<T, float>) {
