@@ -508,10 +508,7 @@ MixedKernels mixed_kernels_for(const CpuFeatures& cpu) {
 CpuFeatures cpu_features() {
   static const CpuFeatures features = [] {
     CpuFeatures f;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    f.intel = __builtin_cpu_is("intel") != 0;
-#endif
+    f.intel = onednn::cpu_is_intel();
     f.amx = onednn::has_amx();
     return f;
   }();

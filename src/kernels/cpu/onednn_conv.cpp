@@ -131,11 +131,16 @@ struct ConvBackwardWeightsBf16 : ConvBackwardWeights {};
 // images. Measured here (Zen 5, one thread, each implementation timed on every convolution shape
 // of ResNet-20 at batch 128 and ResNet-50 at batch 32): ResNet-20's 28×28×16 3×3 2.34 ms with
 // brgconv against 1.94 ms, its 1-channel stem 0.38 against 0.18 ms, ResNet-50's 2×2×512 3×3
-// 4.0 against 2.3 ms; elsewhere brgconv was as fast or faster. A fixed rule of the shape, never a
-// timing, so a run gives the same bits every time.
+// 4.0 against 2.3 ms; elsewhere brgconv was as fast or faster. On an Intel Xeon (family 6 model
+// 207, one thread) ResNet-20's 14×14×32 3×3 ran 3.1-4.0 ms with brgconv against 2.5-2.7 ms direct
+// (the fastest of 12 training steps, bench/onednn_step_times.py, three runs; `bench_kernels
+// --rules` 0.86-0.96): on Intel up to 32 input channels take the direct kernel; on Zen 5 that
+// shape was among the "elsewhere" above, so other CPUs keep 16 until measured. A fixed rule of the
+// shape and the CPU's vendor, never a timing, so a run gives the same bits every time.
 bool prefer_direct_jit(const Conv2DParams& p) {
   if (p.r * p.s == 1) return false;
-  return p.c <= 16 || p.p * p.q <= 4;
+  const int direct_channels = cpu_is_intel() ? 32 : 16;
+  return p.c <= direct_channels || p.p * p.q <= 4;
 }
 
 // The primitives of one convolution, or nothing when oneDNN has only its reference for it.
@@ -237,7 +242,32 @@ bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, co
   return true;
 }
 
+// oneDNN 2.6's backward-data kernel is slower than its direct forward kernel on ResNet-20's
+// stride-1 3×3 layers of 16 and 32 channels. Measured on an Intel Xeon (family 6 model 207,
+// AVX-512, one thread; the fastest of 12 steps of `reskit bench --model resnet20 --input 28,28,1
+// --batch-size 128`, bench/onednn_step_times.py, three runs at different loads): 28×28×16
+// backward-data 3.05-4.6 ms against that shape's forward 2.7-3.2 ms, 14×14×32 2.8-3.7 ms against
+// the direct forward's 2.5-2.7; at 7×7×64 the two were even, so wider layers keep the primitive.
+// Not measured on Zen 5: Intel CPUs only. The flipped forward sums in another order: float32 dx
+// differs from the primitive's in the last bits. A fixed rule of the shape and the CPU's vendor,
+// never a timing.
+bool flipped_backward_data(const Conv2DParams& p) {
+  if (!cpu_is_intel()) return false;
+  const bool same = p.stride_h == 1 && p.stride_w == 1 && p.r % 2 == 1 && p.s % 2 == 1 &&
+                    p.pad_top == (p.r - 1) / 2 && p.pad_left == (p.s - 1) / 2 && p.p == p.h && p.q == p.w;
+  return same && p.r * p.s > 1 && p.c <= 32 && p.k <= 32;
+}
+
 bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
+  return conv_backward_data_impl(p, dy, w, dx, BackwardDataImpl::by_rule);
+}
+
+bool conv_backward_data_impl(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                             BackwardDataImpl impl) {
+  if (impl == BackwardDataImpl::flipped_forward ||
+      (impl == BackwardDataImpl::by_rule && flipped_backward_data(p))) {
+    return conv_backward_data_flipped(p, dy, w, dx);
+  }
   const auto* e = cached<ConvBackwardData>(conv_key(p, false), [&] { return make_backward_data(p, false); });
   if (!e) return false;
 

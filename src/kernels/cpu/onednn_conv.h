@@ -21,8 +21,17 @@ bool conv_forward(const Conv2DParams& p, const float* x, const float* w, const f
 enum class ForwardImpl { by_rule, first_offered, direct_jit };
 bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
                        ForwardImpl impl);
-// dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]
+// dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]: by the rule flipped_backward_data (onednn_conv.cpp),
+// a forward convolution of dy over the flipped kernel or oneDNN's backward-data primitive.
 bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
+// Which one runs: by_rule is what conv_backward_data runs; the others force one (tests, benchmarks).
+enum class BackwardDataImpl { by_rule, primitive, flipped_forward };
+bool conv_backward_data_impl(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                             BackwardDataImpl impl);
+// The same dx as a forward convolution of dy over w flipped in space, C and K exchanged
+// (onednn_conv_flipped.cpp). Only for stride 1, odd R and S, pad_top = (R-1)/2, pad_left = (S-1)/2,
+// P = H and Q = W ("same"); false (nothing written) where oneDNN has no fast forward primitive.
+bool conv_backward_data_flipped(const Conv2DParams& p, const float* dy, const float* w, float* dx);
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
 

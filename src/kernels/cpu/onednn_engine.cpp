@@ -46,6 +46,18 @@ bool has_amx() {
   return amx;
 }
 
+bool cpu_is_intel() {
+  static const bool intel = [] {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") != 0;
+#else
+    return false;
+#endif
+  }();
+  return intel;
+}
+
 dnnl::stream& stream() {
   thread_local dnnl::stream s(engine());
   return s;

@@ -62,6 +62,9 @@ const char* effective_isa_name();
 // Whether oneDNN runs AMX tile kernels here (avx512_core_amx: the CPU has them and the OS lets
 // user code use them).
 bool has_amx();
+// Whether the CPU's vendor is Intel (cpuid "GenuineIntel"; read once). Rules measured on one
+// vendor only follow it (docs/cpu-rules.md).
+bool cpu_is_intel();
 
 // oneDNN's reference implementations are far slower than im2col + BLAS: treat them as "no primitive".
 inline bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
