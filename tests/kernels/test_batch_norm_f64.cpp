@@ -1,8 +1,10 @@
 // float64 BatchNormalization's two builds (kernels/cpu/batch_norm_f64.h): the AVX-512 one, where
 // the CPU has it, gives bit for bit the generic loops' results on any thread count, and both match
-// the reference kernel (kernels/ref/batch_norm.h).
+// the reference kernel (kernels/ref/batch_norm.h). Also the bias gradients' column sums built
+// alongside (channel_sums.h's column_sums_f64 takes them): the generic sums' bits.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <string>
@@ -11,6 +13,7 @@
 #include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/cpu/batch_norm_f64.h"
 #include "kernels/cpu/batch_norm_f64_avx512.h"
+#include "kernels/cpu/channel_sums.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
@@ -128,6 +131,29 @@ TEST(BatchNormF64Builds, Avx512GivesTheGenericBitsOnAnyThreadCount) {
           expect_same_bits(fast.dgamma, generic.dgamma, "dgamma");
           expect_same_bits(fast.dbeta, generic.dbeta, "dbeta");
         }
+  reskit::set_num_threads(threads_before);
+}
+
+TEST(BatchNormF64Builds, Avx512ColumnSumsGiveTheGenericBits) {
+  if (!k::cpu::avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int threads_before = reskit::num_threads();
+  for (int threads : {1, 2})
+    for (const auto& c : cases()) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, rows " + std::to_string(c.rows) + " columns " +
+                   std::to_string(c.channels));
+      reskit::set_num_threads(threads);
+      const auto dy = random_vector<double>(c.rows * c.channels, 76);
+      std::array<std::vector<double>, 1>
+          generic;  // channel_sums.h's generic sums, as column_sums_f64 had them
+      k::cpu::channel_sums<1>(c.rows, c.channels, generic, [&](std::int64_t i, double* acc) {
+        for (std::int64_t j = 0; j < c.channels; ++j) acc[j] += dy[i * c.channels + j];
+      });
+      auto fast = nan_vector<double>(c.channels), dispatched = fast;
+      k::cpu::f64_avx512::column_sums(c.rows, c.channels, dy.data(), fast.data());
+      k::cpu::column_sums_f64<double>(c.rows, c.channels, dy.data(), dispatched.data());
+      expect_same_bits(fast, generic[0], "column sums");
+      expect_same_bits(dispatched, generic[0], "column_sums_f64");
+    }
   reskit::set_num_threads(threads_before);
 }
 

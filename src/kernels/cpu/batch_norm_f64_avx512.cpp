@@ -225,4 +225,10 @@ void batch_norm_backward(const BatchNormParams& p, const double* x, const double
   grad_input<false>(m, C, x, dy, scale.data(), shift.data(), a.data(), b.data(), d.data(), dx);
 }
 
+void column_sums(std::int64_t rows, std::int64_t k, const double* dy, double* db) {
+  std::vector<double> total, unused;
+  sums<0, false>(rows, k, dy, nullptr, nullptr, nullptr, nullptr, total, unused);
+  for (std::int64_t j = 0; j < k; ++j) db[j] = total[j];
+}
+
 }  // namespace reskit::kernels::cpu::f64_avx512
