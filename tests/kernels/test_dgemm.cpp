@@ -4,8 +4,9 @@
 // cache blocks (192 rows, depth 192, 3072 columns), k = 0 included. The bound is the rounding
 // error both sides may make, 2·(k+2)·eps·(|alpha|·Σ|a·b| + |beta·c|): an element that is computed
 // from a wrong operand, or left unwritten, is off by far more. Also: the bits do not depend on the
-// thread count, gemm.h's double overload runs this kernel where the CPU has AVX-512, and op(A)
-// given by rows (dgemm_avx512_rows) gives the bits of the stored matrix.
+// thread count, gemm.h's double overload runs this kernel where the CPU has AVX-512, op(A)
+// given by rows (dgemm_avx512_rows) gives the bits of the stored matrix, and a bias added by the
+// gemm gives the bits of a separate pass.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -219,6 +220,41 @@ TEST_F(DgemmTest, RowsGiveTheBitsOfTheStoredMatrix) {
       EXPECT_FALSE(source.out_of_range) << p.name();
       EXPECT_EQ(std::memcmp(stored.data(), rows.data(), stored.size() * sizeof(double)), 0)
           << p.name() << ", " << threads << " threads";
+    }
+  reskit::set_num_threads(threads_before);
+}
+
+// The bias given to the gemm (added as its last depth block stores C) gives the bits of the gemm
+// followed by a separate pass C[i, j] + bias[j], for both entry points, 1 and 2 threads, one and
+// several depth blocks, C read (beta) or not, direct B (≤ 32 rows), columns off the 24-wide
+// micro-tile and beyond one 3072-column block, k = 0; the padding columns of C stay untouched.
+TEST_F(DgemmTest, BiasGivesTheBitsOfASeparatePass) {
+  const int threads_before = reskit::num_threads();
+  const Product products[] = {
+      {false, false, 7, 5, 9, 1.0, 0.0, 2, 0, 3}, {false, false, 193, 64, 577, 1.0, 0.0},
+      {false, false, 32, 70, 150, 1.0, 1.0},      {true, false, 300, 49, 193, 0.5, -1.0, 0, 0, 2},
+      {false, true, 40, 3100, 30, 1.0, 0.0},      {false, false, 9, 11, 0, 1.0, 1.0},
+  };
+  std::uint64_t seed = 800;
+  for (const Product& p : products)
+    for (int threads : {1, 2}) {
+      reskit::set_num_threads(threads);
+      const Operands o = operands(p, seed += 3);
+      const std::vector<double> bias = random_vector<double>(p.n, seed + 7);
+      std::vector<double> separate = o.c, fused = o.c, fused_rows = o.c;
+      cpu::dgemm_avx512(p.ta, p.tb, p.m, p.n, p.k, p.alpha, o.a.data(), p.lda(), o.b.data(), p.ldb(), p.beta,
+                        separate.data(), p.ldc());
+      for (int64_t i = 0; i < p.m; ++i)
+        for (int64_t j = 0; j < p.n; ++j) separate[i * p.ldc() + j] += bias[j];
+      cpu::dgemm_avx512(p.ta, p.tb, p.m, p.n, p.k, p.alpha, o.a.data(), p.lda(), o.b.data(), p.ldb(), p.beta,
+                        fused.data(), p.ldc(), bias.data());
+      const StoredRows source{o.a.data(), p.lda(), p.ta ? p.k : p.m, p.ta ? p.m : p.k};
+      cpu::dgemm_avx512_rows(p.ta, p.tb, p.m, p.n, p.k, p.alpha, cpu::DgemmRows{fill_stored, &source},
+                             o.b.data(), p.ldb(), p.beta, fused_rows.data(), p.ldc(), bias.data());
+      EXPECT_EQ(std::memcmp(separate.data(), fused.data(), separate.size() * sizeof(double)), 0)
+          << p.name() << ", " << threads << " threads";
+      EXPECT_EQ(std::memcmp(separate.data(), fused_rows.data(), separate.size() * sizeof(double)), 0)
+          << p.name() << ", " << threads << " threads, rows";
     }
   reskit::set_num_threads(threads_before);
 }

@@ -1,5 +1,6 @@
 // float64 BatchNormalization (batch_norm_f64.h): per-channel sums in double over rows in blocks of
-// 256 (channel_sums.h), then one vectorised pass over the rows.
+// 256 (channel_sums.h), then one vectorised pass over the rows; the AVX-512 build of the same
+// arithmetic (batch_norm_f64_avx512.cpp) where the CPU has it.
 #include "kernels/cpu/batch_norm_f64.h"
 
 #include <omp.h>
@@ -9,6 +10,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/batch_norm_f32.h"  // avx512_available
+#include "kernels/cpu/batch_norm_f64_avx512.h"
 #include "kernels/cpu/channel_sums.h"
 
 namespace reskit::kernels::cpu {
@@ -44,6 +47,8 @@ void batch_norm_affine(std::int64_t C, double epsilon, const T* gamma, const T* 
     shift[c] = static_cast<T>(double(beta[c]) - double(mean[c]) * s);
   }
 }
+
+namespace f64_generic {
 
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
@@ -167,6 +172,42 @@ void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, cons
   }
 }
 
+}  // namespace f64_generic
+
+// The AVX-512 build where the CPU has it (the same bits), else the loops above.
+template <class T>
+void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* mean, T* var, const T* residual) {
+  if (avx512_available())
+    return f64_avx512::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+  f64_generic::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
+}
+
+template <class T>
+void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
+                                  const T* mean, const T* var, T* y, const T* residual) {
+  if (avx512_available())
+    return f64_avx512::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+  f64_generic::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+}
+
+template <class T>
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
+  if (avx512_available())
+    return f64_avx512::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  f64_generic::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+}
+
+template void f64_generic::batch_norm_forward_training<double>(const BatchNormParams&, const double*,
+                                                               const double*, const double*, double*, double*,
+                                                               double*, const double*);
+template void f64_generic::batch_norm_forward_inference<double>(const BatchNormParams&, const double*,
+                                                                const double*, const double*, const double*,
+                                                                const double*, double*, const double*);
+template void f64_generic::batch_norm_backward<double>(const BatchNormParams&, const double*, const double*,
+                                                       const double*, const double*, const double*,
+                                                       const double*, double*, double*, double*);
 template void batch_norm_forward_training<double>(const BatchNormParams&, const double*, const double*,
                                                   const double*, double*, double*, double*, const double*);
 template void batch_norm_forward_inference<double>(const BatchNormParams&, const double*, const double*,

@@ -10,7 +10,8 @@
 
 namespace reskit::kernels::cpu {
 
-// Instantiated for double only.
+// Instantiated for double only: the AVX-512 build (batch_norm_f64_avx512.h) where the CPU has
+// it, else f64_generic's loops; both give the same bits.
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var, const T* residual);
@@ -20,6 +21,19 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
+
+// The build for any x86-64 (for tests; the functions above choose).
+namespace f64_generic {
+template <class T>
+void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
+                                 T* mean, T* var, const T* residual);
+template <class T>
+void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
+                                  const T* mean, const T* var, T* y, const T* residual);
+template <class T>
+void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
+                         const T* mean, const T* var, T* dx, T* dgamma, T* dbeta);
+}  // namespace f64_generic
 
 // The normalization with given statistics as one affine map per channel: scale = gamma·rstd,
 // shift = beta − mean·scale, rstd = 1/sqrt(var + eps). Per-channel scalar work, defined (for float

@@ -6,8 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/batch_norm_f32.h"  // avx512_available
+#include "kernels/cpu/batch_norm_f64_avx512.h"
 #include "kernels/kernels.h"
 
 namespace reskit::kernels::cpu {
@@ -39,6 +42,9 @@ void channel_sums(std::int64_t rows, std::int64_t C, std::array<std::vector<doub
 // onednn::column_sums_f32, which sums in float as oneDNN does.
 template <class T>
 void column_sums_f64(std::int64_t rows, std::int64_t k, const T* dy, T* db) {
+  if constexpr (std::is_same_v<T, double>) {
+    if (avx512_available()) return f64_avx512::column_sums(rows, k, dy, db);  // the same bits
+  }
   std::array<std::vector<double>, 1> total;
   channel_sums<1>(rows, k, total, [=](std::int64_t i, double* acc) {
     const T* row = dy + i * k;

@@ -22,10 +22,12 @@ bool dgemm_avx512_available();
 
 // C[M,N] = alpha·op(A)·op(B) + beta·C, row-major (op(A) is M×K: A is M×K with lda ≥ K, or K×M
 // with lda ≥ M when ta; op(B) likewise K×N). C is not read when beta == 0, nor A and B when
-// k == 0 or alpha == 0. Call only where dgemm_avx512_available().
+// k == 0 or alpha == 0. bias (N values), when given, is added to each row of that result as the
+// last depth block's tiles store it: the bits of C computed first and the bias added after
+// (add_bias in gemm.h), without a second pass over C. Call only where dgemm_avx512_available().
 void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                   const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
-                  double* c, std::int64_t ldc);
+                  double* c, std::int64_t ldc, const double* bias = nullptr);
 
 // A matrix S that is never stored whole: fill(context, i, j0, len, dst) writes S[i, j0 .. j0+len)
 // to dst (len ≤ 192). The convolutions' column matrices (im2col_gemm.cpp): the patches are
@@ -40,6 +42,6 @@ struct DgemmRows {
 // products in the same order as dgemm_avx512 on S stored, so the same bits.
 void dgemm_avx512_rows(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                        const DgemmRows& a, const double* b, std::int64_t ldb, double beta, double* c,
-                       std::int64_t ldc);
+                       std::int64_t ldc, const double* bias = nullptr);
 
 }  // namespace reskit::kernels::cpu

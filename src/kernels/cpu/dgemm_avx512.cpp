@@ -178,11 +178,13 @@ RESKIT_AVX512 void pack_b(bool tb, const double* b, std::int64_t ldb, std::int64
 // The micro-kernel: an Mr×(8·Nv) tile of C from a packed A panel (ap) and a B panel (bp: row p
 // of the panel at bp + p·ldbp; packed, or op(B) itself) of depth kc. Each lane is one element's
 // chain of fused multiply-adds from zero in k order; then C = alpha·sum + beta·C (C not read when
-// beta == 0). `last`: the lanes of the last vector that lie inside C (and inside B's row).
+// beta == 0), then + bias[j] when bias (the tile's first column's) is given: the value C would hold,
+// plus the bias, as a separate pass would add it. `last`: the lanes of the last vector that lie
+// inside C (and inside B's row).
 template <int Mr, int Nv>
 RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, const double* __restrict bp,
                               std::int64_t ldbp, double* c, std::int64_t ldc, double alpha, double beta,
-                              __mmask8 last) {
+                              __mmask8 last, const double* bias) {
   // C's lines are asked for now, so that the loads and stores at the end find them in cache.
 #pragma GCC unroll 8
   for (int i = 0; i < Mr; ++i)
@@ -215,13 +217,14 @@ RESKIT_AVX512 void micro_tile(std::int64_t kc, const double* __restrict ap, cons
       const __mmask8 lanes = j == Nv - 1 ? last : __mmask8(0xff);
       __m512d out = _mm512_mul_pd(acc[i][j], va);
       if (beta != 0.0) out = _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(lanes, row + 8 * j), out);
+      if (bias != nullptr) out = _mm512_add_pd(out, _mm512_maskz_loadu_pd(lanes, bias + 8 * j));
       _mm512_mask_storeu_pd(row + 8 * j, lanes, out);
     }
   }
 }
 
 using MicroTile = void (*)(std::int64_t, const double*, const double*, std::int64_t, double*, std::int64_t,
-                           double, double, __mmask8);
+                           double, double, __mmask8, const double*);
 
 template <int Mr>
 constexpr MicroTile kByWidth[kNv] = {micro_tile<Mr, 1>, micro_tile<Mr, 2>, micro_tile<Mr, 3>};
@@ -237,10 +240,11 @@ struct BPanels {
 };
 
 // The tiles of C[i0 .. i0+mc, columns of panels [t0, t1)] from packed A (ap: rows i0..) and B's
-// block (column j0 is panel 0's first); nc: the block's width.
+// block (column j0 is panel 0's first); nc: the block's width; bias (null: none) from the block's
+// first column.
 RESKIT_AVX512 void run_tiles(std::int64_t kc, std::int64_t mc, std::int64_t nc, std::int64_t t0,
                              std::int64_t t1, const double* ap, BPanels bp, double* c, std::int64_t ldc,
-                             double alpha, double beta) {
+                             double alpha, double beta, const double* bias) {
   for (std::int64_t t = t0; t < t1; ++t) {
     const std::int64_t nr = std::min<std::int64_t>(kNr, nc - t * kNr);
     const std::int64_t vectors = ceil_div(nr, 8);
@@ -249,23 +253,28 @@ RESKIT_AVX512 void run_tiles(std::int64_t kc, std::int64_t mc, std::int64_t nc, 
     for (std::int64_t ir = 0; ir < mc; ir += kMr) {
       const std::int64_t mr = std::min<std::int64_t>(kMr, mc - ir);
       kTiles[mr - 1][vectors - 1](kc, ap + ir * kc, panel, bp.row_step, c + ir * ldc + t * kNr, ldc, alpha,
-                                  beta, last);
+                                  beta, last, bias != nullptr ? bias + t * kNr : nullptr);
     }
   }
 }
 
-// C = beta·C (k == 0 or alpha == 0: no product).
-void scale(std::int64_t m, std::int64_t n, double beta, double* c, std::int64_t ldc) {
+// C = beta·C (k == 0 or alpha == 0: no product), then + bias[j] when given.
+void scale(std::int64_t m, std::int64_t n, double beta, double* c, std::int64_t ldc, const double* bias) {
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double v = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
+      c[i * ldc + j] = bias != nullptr ? v + bias[j] : v;
+    }
 }
 
 // C[i0..i1, j0..j1] = alpha·op(A)[i0..i1, :]·op(B)[:, j0..j1] + beta·C on the calling thread: for
 // each block of ≤ kNc columns and each depth block, op(B)'s block packed into bp (or read in
-// place), then each block of ≤ kMc rows of op(A) packed into ap and its tiles run.
+// place), then each block of ≤ kMc rows of op(A) packed into ap and its tiles run (the last depth
+// block's adding the bias, when given).
 void product(bool ta, bool tb, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
              std::int64_t k, std::int64_t kc_max, double alpha, const ASource& a, const double* b,
-             std::int64_t ldb, double beta, double* c, std::int64_t ldc, double* ap, double* bp) {
+             std::int64_t ldb, double beta, double* c, std::int64_t ldc, const double* bias, double* ap,
+             double* bp) {
   const bool direct_b = !tb && i1 - i0 <= kDirectBRows;
   for (std::int64_t jc = j0; jc < j1; jc += kNc) {
     const std::int64_t nc = std::min(kNc, j1 - jc);
@@ -281,7 +290,8 @@ void product(bool ta, bool tb, std::int64_t i0, std::int64_t i1, std::int64_t j0
       for (std::int64_t ic = i0; ic < i1; ic += kMc) {
         const std::int64_t mc = std::min(kMc, i1 - ic);
         pack_a(ta, a, ic, mc, p0, kc, ap);
-        run_tiles(kc, mc, nc, 0, panels, ap, panels_at, c + ic * ldc + jc, ldc, alpha, p0 == 0 ? beta : 1.0);
+        run_tiles(kc, mc, nc, 0, panels, ap, panels_at, c + ic * ldc + jc, ldc, alpha, p0 == 0 ? beta : 1.0,
+                  bias != nullptr && p0 + kc >= k ? bias + jc : nullptr);
       }
     }
   }
@@ -298,9 +308,9 @@ bool dgemm_avx512_available() {
 namespace {
 
 void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const ASource& a,
-         const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+         const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc, const double* bias) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0 || alpha == 0.0) return scale(m, n, beta, c, ldc);
+  if (k <= 0 || alpha == 0.0) return scale(m, n, beta, c, ldc, bias);
   // Depth blocks of equal size (≤ kKc), so that no block is a sliver; a fixed function of k.
   const std::int64_t kc_max = ceil_div(k, ceil_div(k, kKc));
   const int threads =
@@ -334,7 +344,7 @@ void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doubl
     const std::int64_t i0 = by_rows ? std::min(first, m) : 0, i1 = by_rows ? std::min(last, m) : m;
     const std::int64_t j0 = by_rows ? 0 : std::min(first, n), j1 = by_rows ? n : std::min(last, n);
     if (i0 < i1 && j0 < j1) {
-      product(ta, tb, i0, i1, j0, j1, k, kc_max, alpha, a, b, ldb, beta, c, ldc,
+      product(ta, tb, i0, i1, j0, j1, k, kc_max, alpha, a, b, ldb, beta, c, ldc, bias,
               blocks[2 * static_cast<std::size_t>(id)], blocks[2 * static_cast<std::size_t>(id) + 1]);
     }
   }
@@ -344,14 +354,14 @@ void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doubl
 
 void dgemm_avx512(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                   const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
-                  double* c, std::int64_t ldc) {
-  run(ta, tb, m, n, k, alpha, ASource{a, lda, nullptr}, b, ldb, beta, c, ldc);
+                  double* c, std::int64_t ldc, const double* bias) {
+  run(ta, tb, m, n, k, alpha, ASource{a, lda, nullptr}, b, ldb, beta, c, ldc, bias);
 }
 
 void dgemm_avx512_rows(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                        const DgemmRows& a, const double* b, std::int64_t ldb, double beta, double* c,
-                       std::int64_t ldc) {
-  run(ta, tb, m, n, k, alpha, ASource{nullptr, 0, &a}, b, ldb, beta, c, ldc);
+                       std::int64_t ldc, const double* bias) {
+  run(ta, tb, m, n, k, alpha, ASource{nullptr, 0, &a}, b, ldb, beta, c, ldc, bias);
 }
 
 }  // namespace reskit::kernels::cpu

@@ -142,10 +142,11 @@ void im2col_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   if constexpr (std::is_same_v<T, double>) {
     if (float64_gemm_is_reskit()) {  // the patches gathered into the gemm's packed blocks
+      // The bias added as the gemm stores y (the same bits, one pass over y fewer), unless a ReLU follows.
       const PatchRows rows{&p, x, 0};
       dgemm_avx512_rows(false, false, p.n * pq, p.k, rsc, 1.0, DgemmRows{fill_patch_row, &rows}, w, p.k, 0.0,
-                        y, p.k);
-      add_bias(p.n * pq, p.k, b, y, p.relu);
+                        y, p.k, p.relu ? nullptr : b);
+      if (p.relu) add_bias(p.n * pq, p.k, b, y, p.relu);
       return;
     }
   }
@@ -203,6 +204,12 @@ void im2col_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* 
 template <class T>
 void pointwise_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
   const std::int64_t pq = p.p * p.q;
+  if constexpr (std::is_same_v<T, double>) {
+    if (float64_gemm_is_reskit() && !p.relu) {  // the bias added as the gemm stores y, as above
+      dgemm_avx512(false, false, p.n * pq, p.k, p.c, 1.0, x, p.c, w, p.k, 0.0, y, p.k, b);
+      return;
+    }
+  }
   gemm(false, false, p.n * pq, p.k, p.c, T(1), x, p.c, w, p.k, T(0), y, p.k);
   add_bias(p.n * pq, p.k, b, y, p.relu);
 }

@@ -11,6 +11,7 @@
 
 #include <exception>
 #include <optional>
+#include <type_traits>
 
 #include "kernels/cpu/channel_sums.h"
 #include "kernels/cpu/gemm.h"
@@ -188,6 +189,23 @@ void tiny_image_backward_data(const Conv2DParams& p, const T* dy, const T* w, T*
 
 template <class T>
 void tiny_image_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* dw, T* db) {
+  if constexpr (std::is_same_v<T, double>) {
+    if (float64_gemm_is_reskit()) {
+      // Each tap's product assigns its block of dw (beta 0) instead of adding to zeros written
+      // first: reskit's gemm gives the same bits (its sums start from +0 and never reach -0, so
+      // adding +0 changes none), with neither the zeroing pass nor the read of those zeros.
+      tiny_image::backward_weights(
+          p, x, dy, dw, tiny_image::Band::whole(p.k),
+          [](char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
+             std::int64_t lda, const double* b, std::int64_t ldb, double* c, std::int64_t ldc) {
+            gemm(ta == 'T', tb == 'T', m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+            return true;
+          },
+          true);
+      if (db) column_sums_f64(p.n * p.p * p.q, p.k, dy, db);
+      return;
+    }
+  }
   tiny_image::backward_weights(p, x, dy, dw, tiny_image::Band::whole(p.k), accumulate<T>);
   if (db) column_sums_f64(p.n * p.p * p.q, p.k, dy, db);
 }

@@ -123,17 +123,21 @@ inline std::pair<std::int64_t, std::int64_t> inside(std::int64_t r, std::int64_t
 // column sum of dy). One product per tap (r, s): the rows of x it reads and the rows of dy it
 // meets, over every image and output pixel whose input pixel lies inside, are gathered into
 // per-thread buffers, so each product runs N·pixels deep (a product per output pixel would run
-// only N deep and spend its time loading and storing dw).
+// only N deep and spend its time loading and storing dw). `assigns`: the product writes c =
+// op(a)·op(b) instead of adding to c, so dw is zeroed only where a tap meets no rows.
 template <class E, class T, class Product>
-bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Band band, Product&& product) {
+bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Band band, Product&& product,
+                      bool assigns = false) {
   thread_local std::vector<E> xs, dys;
   for (std::int64_t r = 0; r < p.r; ++r) {
     const auto [i0, i1] = inside(r, p.stride_h, p.pad_top, p.h, p.p);
     for (std::int64_t s = 0; s < p.s; ++s) {
       const auto [j0, j1] = inside(s, p.stride_w, p.pad_left, p.w, p.q);
       T* out = dw + (r * p.s + s) * p.c * p.k + band.c0;
-      for (std::int64_t c = 0; c < p.c; ++c) std::memset(out + c * p.k, 0, sizeof(T) * band.width());
       const std::int64_t rows = p.n * (i1 - i0) * (j1 - j0);
+      if (!assigns || rows == 0) {
+        for (std::int64_t c = 0; c < p.c; ++c) std::memset(out + c * p.k, 0, sizeof(T) * band.width());
+      }
       if (rows == 0) continue;
       xs.resize(rows * p.c);
       dys.resize(rows * band.width());
