@@ -2,7 +2,8 @@
 // block of dw instead of adding to zeros written first. Bit for bit the accumulating row products
 // of tiny_image.h (zeros, negative zeros and all-zero columns in the operands included), every
 // element of dw written (taps that meet no rows are zeros), 1 and 2 threads, and close to the
-// reference kernel.
+// reference kernel. With 2 threads each thread runs one band of columns alone: all three passes
+// give the one-thread bits.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -69,6 +70,48 @@ TEST(TinyImageF64, AssigningProductsGiveTheAccumulatingBits) {
       EXPECT_TRUE(close(fast, ref, "dw"));
       EXPECT_TRUE(close(db, ref_db, "db"));
     }
+  reskit::set_num_threads(threads_before);
+}
+
+// Forward, backward-data and backward-weights on 2 threads (one band of columns per thread, bands
+// of 16 columns, a band off the micro-kernel's 24) give the bits of one thread.
+TEST(TinyImageF64, BandsOnTwoThreadsGiveTheOneThreadBits) {
+  if (!k::cpu::dgemm_avx512_available()) GTEST_SKIP() << "reskit's float64 gemm does not run on this CPU";
+  const int threads_before = reskit::num_threads();
+  using k::test_util::ConvCase;
+  const std::vector<ConvCase> cases{
+      {"3x3 on 4x4 40->56 batch 32", 32, 4, 4, 40, 56, same(4, 3, 1), same(4, 3, 1)},
+      {"3x3 on 2x2 64->48 batch 16", 16, 2, 2, 64, 48, same(2, 3, 1), same(2, 3, 1)},
+  };
+  const auto bits_equal = [](const std::vector<double>& a, const std::vector<double>& b) {
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      differ += std::bit_cast<std::uint64_t>(a[i]) != std::bit_cast<std::uint64_t>(b[i]);
+    return differ;
+  };
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(cc.name);
+    const k::Conv2DParams p = k::test_util::conv_params(cc);
+    const auto x = random_vector<double>(p.n * p.h * p.w * p.c, 93);
+    const auto w = random_vector<double>(p.r * p.s * p.c * p.k, 94);
+    const auto b = random_vector<double>(p.k, 95);
+    const auto dy = random_vector<double>(p.n * p.p * p.q * p.k, 96);
+    std::vector<double> y[2], dx[2], dw[2], db[2];
+    for (int t = 0; t < 2; ++t) {
+      reskit::set_num_threads(t + 1);
+      y[t] = nan_vector<double>(p.n * p.p * p.q * p.k), dx[t] = nan_vector<double>(x.size());
+      dw[t] = nan_vector<double>(w.size()), db[t] = nan_vector<double>(p.k);
+      k::cpu::tiny_image_forward<double>(p, x.data(), w.data(), b.data(), y[t].data());
+      k::cpu::tiny_image_backward_data<double>(p, dy.data(), w.data(), dx[t].data());
+      k::cpu::tiny_image_backward_weights<double>(p, x.data(), dy.data(), dw[t].data(), db[t].data());
+    }
+    EXPECT_EQ(bits_equal(y[0], y[1]), 0u) << "forward";
+    EXPECT_EQ(bits_equal(dx[0], dx[1]), 0u) << "backward-data";
+    EXPECT_EQ(bits_equal(dw[0], dw[1]), 0u) << "backward-weights";
+    auto ref = nan_vector<double>(y[0].size());
+    k::ref::conv2d_forward<double>(p, x.data(), w.data(), b.data(), ref.data());
+    EXPECT_TRUE(close(y[1], ref, "y"));
+  }
   reskit::set_num_threads(threads_before);
 }
 

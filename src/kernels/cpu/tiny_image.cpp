@@ -17,9 +17,59 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/onednn_engine.h"
 
+namespace reskit::kernels::cpu {
+
+namespace {
+
+// f(i) for i in [0, count), each on a thread of its own whose pool is that one thread: oneDNN runs
+// a primitive or sgemm called there on that thread alone (inside a parallel region it never
+// starts threads of its own), and primitives made there are made for one thread. An exception is
+// rethrown once every f has returned.
+template <class F>
+void on_own_threads(int count, F&& f) {
+  std::exception_ptr error;
+#pragma omp parallel for num_threads(count) schedule(static, 1)
+  for (int i = 0; i < count; ++i) {
+    omp_set_num_threads(1);  // this implicit task's own setting; the caller's is unchanged
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical(reskit_on_own_threads)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// f(band) for disjoint bands of [0, columns), one per thread of the pool, each thread running its
+// band's products alone (oneDNN runs a primitive or sgemm called inside a parallel region on the
+// calling thread only): the many short products of a tiny image scale better so than each split
+// across the threads. ResNet-50 at batch 32 on 2 threads (bench_kernels, ms, one product split
+// over both threads -> bands): 4×4×256 forward 1.21 -> 1.09, backward 2.64 -> 2.03; 2×2×512
+// forward 0.66 -> 0.61, backward 2.85 -> 1.73; in bfloat16 4×4 forward 1.29 -> 0.69, backward
+// 2.32 -> 1.62, 2×2 forward 1.42 -> 0.61, backward 2.66 -> 1.36. Bands are multiples of 16
+// columns, fixed by the thread count, so a run is reproducible. True when every band returned
+// true; an exception from a band is rethrown once all have finished.
+template <class F>
+bool in_column_bands(std::int64_t columns, F&& f) {
+  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const std::int64_t bands = std::clamp<std::int64_t>(columns / 16, 1, threads);
+  if (bands == 1) return f(tiny_image::Band::whole(columns));
+  const auto edge = [&](std::int64_t b) { return b == bands ? columns : columns / 16 * b / bands * 16; };
+  std::vector<char> ok(bands, 0);
+  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = f(tiny_image::Band{edge(b), edge(b + 1)}); });
+  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+}
+
+}  // namespace
+
+}  // namespace reskit::kernels::cpu
+
 namespace reskit::kernels::onednn {
 
 namespace {
+
+using cpu::in_column_bands;
 
 // c[m,n] += op(a)·op(b) over row-major operands with leading dimensions (ta/tb 'T': transposed).
 // float32 through oneDNN's sgemm; bfloat16 (float32 c) through a matmul primitive over strided
@@ -66,46 +116,6 @@ bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k
 }
 
 using cpu::tiny_image::Band;
-
-// f(i) for i in [0, count), each on a thread of its own whose pool is that one thread: oneDNN runs
-// a primitive or sgemm called there on that thread alone (inside a parallel region it never
-// starts threads of its own), and primitives made there are made for one thread. An exception is
-// rethrown once every f has returned.
-template <class F>
-void on_own_threads(int count, F&& f) {
-  std::exception_ptr error;
-#pragma omp parallel for num_threads(count) schedule(static, 1)
-  for (int i = 0; i < count; ++i) {
-    omp_set_num_threads(1);  // this implicit task's own setting; the caller's is unchanged
-    try {
-      f(i);
-    } catch (...) {
-#pragma omp critical(reskit_on_own_threads)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
-}
-
-// f(band) for disjoint bands of [0, columns), one per thread of the pool, each thread running its
-// band's products alone (oneDNN runs a primitive or sgemm called inside a parallel region on the
-// calling thread only): the many short products of a tiny image scale better so than each split
-// across the threads. ResNet-50 at batch 32 on 2 threads (bench_kernels, ms, one product split
-// over both threads -> bands): 4×4×256 forward 1.21 -> 1.09, backward 2.64 -> 2.03; 2×2×512
-// forward 0.66 -> 0.61, backward 2.85 -> 1.73; in bfloat16 4×4 forward 1.29 -> 0.69, backward
-// 2.32 -> 1.62, 2×2 forward 1.42 -> 0.61, backward 2.66 -> 1.36. Bands are multiples of 16
-// columns, fixed by the thread count, so a run is reproducible. True when every band returned
-// true; an exception from a band is rethrown once all have finished.
-template <class F>
-bool in_column_bands(std::int64_t columns, F&& f) {
-  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const std::int64_t bands = std::clamp<std::int64_t>(columns / 16, 1, threads);
-  if (bands == 1) return f(Band::whole(columns));
-  const auto edge = [&](std::int64_t b) { return b == bands ? columns : columns / 16 * b / bands * 16; };
-  std::vector<char> ok(bands, 0);
-  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = f(Band{edge(b), edge(b + 1)}); });
-  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
-}
 
 template <bool InBf16>
 bool forward_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* w,
@@ -177,13 +187,34 @@ bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k
 
 }  // namespace
 
+// double with reskit's gemm: one band of columns per thread, each running its products alone (as
+// float32's oneDNN paths above), instead of each short product split over the threads with a
+// fork and join of its own. Bands never split a product's depth: the same bits on any thread count.
+// 2 threads, batch 32, ResNet-50's 4×4×256 (ms, one product split -> bands): see docs/cpu-rules.md.
+template <class T>
+bool in_bands_f64(std::int64_t columns) {
+  return std::is_same_v<T, double> && float64_gemm_is_reskit() && !omp_in_parallel() &&
+         omp_get_max_threads() > 1 && columns >= 32;
+}
+
 template <class T>
 void tiny_image_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (in_bands_f64<T>(p.k)) {
+    in_column_bands(
+        p.k, [&](tiny_image::Band band) { return tiny_image::forward(p, x, w, b, y, band, accumulate<T>); });
+    return;
+  }
   tiny_image::forward(p, x, w, b, y, tiny_image::Band::whole(p.k), accumulate<T>);
 }
 
 template <class T>
 void tiny_image_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
+  if (in_bands_f64<T>(p.c)) {
+    in_column_bands(p.c, [&](tiny_image::Band band) {
+      return tiny_image::backward_data(p, dy, w, dx, band, accumulate<T>);
+    });
+    return;
+  }
   tiny_image::backward_data(p, dy, w, dx, tiny_image::Band::whole(p.c), accumulate<T>);
 }
 
@@ -194,14 +225,20 @@ void tiny_image_backward_weights(const Conv2DParams& p, const T* x, const T* dy,
       // Each tap's product assigns its block of dw (beta 0) instead of adding to zeros written
       // first: reskit's gemm gives the same bits (its sums start from +0 and never reach -0, so
       // adding +0 changes none), with neither the zeroing pass nor the read of those zeros.
-      tiny_image::backward_weights(
-          p, x, dy, dw, tiny_image::Band::whole(p.k),
-          [](char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
-             std::int64_t lda, const double* b, std::int64_t ldb, double* c, std::int64_t ldc) {
-            gemm(ta == 'T', tb == 'T', m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
-            return true;
-          },
-          true);
+      const auto assign = [](char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                             const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double* c,
+                             std::int64_t ldc) {
+        gemm(ta == 'T', tb == 'T', m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
+        return true;
+      };
+      const auto band_of = [&](tiny_image::Band band) {
+        return tiny_image::backward_weights(p, x, dy, dw, band, assign, true);
+      };
+      if (in_bands_f64<T>(p.k)) {
+        in_column_bands(p.k, band_of);
+      } else {
+        band_of(tiny_image::Band::whole(p.k));
+      }
       if (db) column_sums_f64(p.n * p.p * p.q, p.k, dy, db);
       return;
     }
