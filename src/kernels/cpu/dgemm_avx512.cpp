@@ -322,8 +322,11 @@ void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doubl
   // no barrier (a busy machine that preempts one thread leaves the others running), at the cost of
   // packing the shared operand once per thread.
   const bool by_rows = m >= n || ceil_div(n, kNr) < threads;
-  const std::int64_t span =
-      by_rows ? ceil_div(ceil_div(m, threads), kMr) * kMr : ceil_div(ceil_div(n, threads), kNr) * kNr;
+  // Whole micro-tiles per thread, as even as they go (counts differ by at most one tile; e.g. 256
+  // columns, 10⅔ tiles of 24: 120 and 136 columns, not 144 and 112).
+  const std::int64_t tile = by_rows ? kMr : kNr, extent = by_rows ? m : n, tiles = ceil_div(extent, tile);
+  const auto edge = [&](std::int64_t id) { return std::min(extent, tiles * id / threads * tile); };
+  const std::int64_t span = ceil_div(tiles, threads) * tile;  // the largest share
   // The calling thread's buffers, one pair per thread, allocated here (a failed allocation throws
   // to the caller, not inside the parallel region) and handed to the threads as pointers (a
   // thread_local named inside the region would be each thread's own).
@@ -340,7 +343,7 @@ void run(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doubl
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const std::int64_t id = omp_get_num_threads() == threads ? omp_get_thread_num() : 0;
-    const std::int64_t first = id * span, last = omp_get_num_threads() == threads ? (id + 1) * span : m + n;
+    const std::int64_t first = edge(id), last = omp_get_num_threads() == threads ? edge(id + 1) : m + n;
     const std::int64_t i0 = by_rows ? std::min(first, m) : 0, i1 = by_rows ? std::min(last, m) : m;
     const std::int64_t j0 = by_rows ? 0 : std::min(first, n), j1 = by_rows ? n : std::min(last, n);
     if (i0 < i1 && j0 < j1) {
