@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "kernels/cpu/dgemm.h"
+#include "kernels/cpu/im2col_gemm.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/conv2d.h"
 #include "reskit/runtime.h"
 
 namespace {
@@ -257,6 +259,39 @@ TEST_F(DgemmTest, BiasGivesTheBitsOfASeparatePass) {
           << p.name() << ", " << threads << " threads, rows";
     }
   reskit::set_num_threads(threads_before);
+}
+
+// float64 im2col backward-data on 2 and 3 threads (each thread its own images, in chunks, its
+// products on one thread) gives the one-thread bits, batches not divisible by the thread count
+// included, and stays close to the reference.
+TEST_F(DgemmTest, Im2colBackwardDataBitsDoNotDependOnThreads) {
+  namespace tu = reskit::kernels::test_util;
+  const int threads_before = reskit::num_threads();
+  const std::vector<tu::ConvCase> cases{
+      {"3x3 same on 15x15 24->40 batch 7", 7, 15, 15, 24, 40, tu::same(15, 3, 1), tu::same(15, 3, 1)},
+      {"1x1 stride 2 on 9x9 16->24 batch 5", 5, 9, 9, 16, 24, tu::valid(9, 1, 2), tu::valid(9, 1, 2)},
+  };
+  for (const auto& cc : cases) {
+    const reskit::kernels::Conv2DParams p = tu::conv_params(cc);
+    const auto dy = random_vector<double>(p.n * p.p * p.q * p.k, 71);
+    const auto w = random_vector<double>(p.r * p.s * p.c * p.k, 72);
+    std::vector<std::vector<double>> dx;
+    for (int threads : {1, 2, 3}) {
+      reskit::set_num_threads(threads);
+      dx.push_back(tu::nan_vector<double>(p.n * p.h * p.w * p.c));
+      cpu::im2col_backward_data<double>(p, dy.data(), w.data(), dx.back().data());
+    }
+    reskit::set_num_threads(threads_before);
+    for (std::size_t t = 1; t < dx.size(); ++t) {
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < dx[0].size(); ++i)
+        differ += std::memcmp(&dx[0][i], &dx[t][i], sizeof(double)) != 0;
+      EXPECT_EQ(differ, 0u) << cc.name << ": " << t + 1 << " threads";
+    }
+    auto ref = tu::nan_vector<double>(dx[0].size());
+    reskit::kernels::ref::conv2d_backward_data<double>(p, dy.data(), w.data(), ref.data());
+    EXPECT_TRUE(tu::close(dx[1], ref, cc.name.c_str()));
+  }
 }
 
 // gemm.h's double overload is the one place that chooses: reskit's kernel where the CPU has

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <type_traits>
 #include <vector>
 
@@ -164,6 +165,37 @@ template <class T>
 void im2col_backward_data(const Conv2DParams& p, const T* dy, const T* w, T* dx) {
   const std::int64_t rsc = p.r * p.s * p.c, pq = p.p * p.q;
   const std::int64_t image = p.h * p.w * p.c;
+  if constexpr (std::is_same_v<T, double>) {
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (float64_gemm_is_reskit() && threads > 1 && p.n >= threads) {
+      // Each thread its own run of images, in chunks whose column matrix stays in its own L2: a
+      // one-thread product, then col2im of those images, no barrier between chunks. Each image's
+      // dx sums its own rows in the same order whatever the chunk or thread: the same bits.
+      const std::int64_t chunk =
+          std::clamp<std::int64_t>((std::int64_t{1} << 18) / std::max<std::int64_t>(pq * rsc, 1), 1, p.n);
+      std::exception_ptr error;  // rethrown once every thread has finished
+#pragma omp parallel num_threads(threads)
+      {
+        omp_set_num_threads(1);  // this implicit task's products run on its thread alone
+        const int t = omp_get_thread_num(), count = omp_get_num_threads();
+        const std::int64_t first = p.n * t / count, last = p.n * (t + 1) / count;
+        try {
+          std::fill_n(dx + first * image, (last - first) * image, 0.0);
+          double* col = scratch<double>(static_cast<std::size_t>(chunk * pq * rsc));
+          for (std::int64_t n0 = first; n0 < last; n0 += chunk) {
+            const std::int64_t nb = std::min(chunk, last - n0);
+            gemm(false, true, nb * pq, rsc, p.k, 1.0, dy + n0 * pq * p.k, p.k, w, p.k, 0.0, col, rsc);
+            col2im(p, col, n0, nb, dx);
+          }
+        } catch (...) {
+#pragma omp critical(reskit_im2col_backward_data)
+          if (!error) error = std::current_exception();
+        }
+      }
+      if (error) std::rethrow_exception(error);
+      return;
+    }
+  }
 #pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) std::fill_n(dx + n * image, image, T(0));
   const std::int64_t chunk = std::is_same_v<T, double> && float64_gemm_is_reskit()
