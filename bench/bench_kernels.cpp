@@ -43,6 +43,7 @@
 #include "kernels/conv_paths.h"
 #include "kernels/cpu/dgemm.h"
 #include "kernels/cpu/onednn_conv.h"
+#include "kernels/cpu/onednn_engine.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/conv2d.h"
 
@@ -199,6 +200,13 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
         return od::conv_forward_impl(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), impl);
       };
     }
+    if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
+      const auto impl =
+          path[0] == 'o' ? od::BackwardDataImpl::primitive : od::BackwardDataImpl::flipped_forward;
+      return [&buf, p, impl] {
+        return od::conv_backward_data_impl(p, buf.dy.data(), buf.w.data(), buf.dx.data(), impl);
+      };
+    }
   }
   // Mixed precision: either choice's list (conv_paths::MixedKernels), whichever this CPU runs.
   std::vector<std::span<const k::conv_paths::Path<T>>> lists{k::conv_paths::paths<T>(pass, p.bf16)};
@@ -347,19 +355,34 @@ std::vector<RuleCase> rule_cases() {
       {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
       {{"R20 stem 3x3 3->16 32x32", 32, 3, 16, 3, 1, 1}, 128},
       {{"R20 3x3 16 32x32", 32, 16, 16, 3, 1, 1}, 128},
+      {{"R20 3x3/2 16->32 32->16", 32, 16, 32, 3, 2, 1}, 128},
       {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
       {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
       {{"R50 conv1 7x7/2 3->64 70->32", 70, 3, 64, 7, 2, 0}, 32},
       {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
       {{"R50 s5 3x3 512 2x2 (batch 1)", 2, 512, 512, 3, 1, 1}, 1},
   };
+  const bool intel = reskit::kernels::onednn::cpu_is_intel();
   for (const auto& d : direct) {
     const int pq =
         ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1) * ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1);
-    const bool jit = d.s.c <= 16 || pq <= 4;
-    cases.push_back({"direct jit: C <= 16 or P*Q <= 4", d.s.name, d.s, d.n, Precision::float32, Pass::forward,
+    const bool jit = d.s.c <= (intel ? 32 : 16) || pq <= 4;
+    cases.push_back({intel ? "direct jit: C <= 32 (Intel) or P*Q <= 4" : "direct jit: C <= 16 or P*Q <= 4",
+                     d.s.name, d.s, d.n, Precision::float32, Pass::forward,
                      jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
                      jit ? "brgconv (oneDNN's first)" : "direct jit:avx512_core"});
+  }
+  // R3b (onednn_conv.cpp's flipped_backward_data): float32 backward-data of a stride-1 "same"
+  // convolution as a forward convolution of dy over the flipped kernel, on Intel CPUs up to 32
+  // channels, against oneDNN's backward-data primitive. ResNet-20's 3x3 layers at batch 128.
+  for (const auto& d : direct) {
+    const Shape& s = d.s;
+    if (s.r != 3 || s.stride != 1 || s.c != s.kout || s.c < 16 || s.hw <= 2) continue;
+    const bool flipped = intel && s.c <= 32;
+    cases.push_back({intel ? "flipped backward-data: Intel, C, K <= 32" : "flipped backward-data: Intel only",
+                     s.name, s, d.n, Precision::float32, Pass::backward_data,
+                     flipped ? "forward over the flipped kernel" : "oneDNN backward-data primitive",
+                     flipped ? "oneDNN backward-data primitive" : "forward over the flipped kernel"});
   }
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products
   // against the float32 kernel of the same path on bfloat16-rounded operands, widened from the
