@@ -362,11 +362,11 @@ std::vector<RuleCase> rule_cases() {
       {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
       {{"R50 s5 3x3 512 2x2 (batch 1)", 2, 512, 512, 3, 1, 1}, 1},
   };
-  const bool intel = reskit::kernels::onednn::cpu_is_intel();
+  // Which path is the rule's: the library's own rules (onednn_conv.h), not a copy of them.
+  namespace od = reskit::kernels::onednn;
+  const bool intel = od::cpu_is_intel();
   for (const auto& d : direct) {
-    const int pq =
-        ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1) * ((d.s.hw + 2 * d.s.pad - d.s.r) / d.s.stride + 1);
-    const bool jit = d.s.c <= (intel ? 32 : 16) || pq <= 4;
+    const bool jit = od::prefer_direct_jit(params(d.s, d.n));
     cases.push_back({intel ? "direct jit: C <= 32 (Intel) or P*Q <= 4" : "direct jit: C <= 16 or P*Q <= 4",
                      d.s.name, d.s, d.n, Precision::float32, Pass::forward,
                      jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
@@ -378,7 +378,7 @@ std::vector<RuleCase> rule_cases() {
   for (const auto& d : direct) {
     const Shape& s = d.s;
     if (s.r != 3 || s.stride != 1 || s.c != s.kout || s.c < 16 || s.hw <= 2) continue;
-    const bool flipped = intel && s.c <= 32;
+    const bool flipped = od::flipped_backward_data(params(s, d.n));
     cases.push_back({intel ? "flipped backward-data: Intel, C, K <= 32" : "flipped backward-data: Intel only",
                      s.name, s, d.n, Precision::float32, Pass::backward_data,
                      flipped ? "forward over the flipped kernel" : "oneDNN backward-data primitive",

@@ -181,8 +181,11 @@ def main():
         # (mixed_bfloat16 without a bfloat16 peak: the float32 one, as reskit's report does).
         ours_peak = "float64" if dtype == "float64" else ("bf16" if dtype == "mixed_bfloat16" else "float32")
         theirs_peak = "float64" if dtype == "float64" else "float32"
+        def peak(key):
+            return peaks.get(key) or peaks["float32"]
+
         def of_peak(rate, gflop, key):
-            return rate * gflop / (peaks.get(key) or peaks["float32"])
+            return rate * gflop / peak(key)
         fractions = None
         bound = None  # the ratio at reskit's full peak against PyTorch's figure
         if mode in ("train", "infer", "epoch"):
@@ -190,11 +193,11 @@ def main():
             if mode == "epoch":
                 gflop = resnet20["gflop"] * (3 * 60000 + 10000) / 70000
             fractions = (of_peak(r, gflop, ours_peak), of_peak(t, gflop, theirs_peak))
-            bound = f"{(peaks.get(ours_peak) or peaks['float32']) / gflop / t:.2f}x"
+            bound = f"{peak(ours_peak) / gflop / t:.2f}x"
         elif mode == "latency":  # ms per image: images/s = 1000 / ms
             fractions = (of_peak(1000 / r, machine["gflop"], ours_peak),
                          of_peak(1000 / t, machine["gflop"], theirs_peak))
-            bound = f"{machine['gflop'] / (peaks.get(ours_peak) or peaks['float32']) * 1000 / t:.2f}x"
+            bound = f"{machine['gflop'] / peak(ours_peak) * 1000 / t:.2f}x"
         rows.append((label, r, t, TARGETS[name], fractions, bound))
         print(f"# {name}: reskit {ours} PyTorch {theirs}", file=sys.stderr, flush=True)
     print(f"threads={args.threads} repeats={args.repeats} (medians)")

@@ -126,6 +126,8 @@ struct ConvForwardJit : ConvForward {};
 struct ConvBackwardDataBf16 : ConvBackwardData {};
 struct ConvBackwardWeightsBf16 : ConvBackwardWeights {};
 
+}  // namespace
+
 // oneDNN 2.6 offers its brgconv kernels first for a float32 NHWC forward convolution, but its
 // direct jit:avx512_core kernel is faster for 3×3 kernels over few input channels or on tiny
 // images. Measured here (Zen 5, one thread, each implementation timed on every convolution shape
@@ -142,6 +144,8 @@ bool prefer_direct_jit(const Conv2DParams& p) {
   const int direct_channels = cpu_is_intel() ? 32 : 16;
   return p.c <= direct_channels || p.p * p.q <= 4;
 }
+
+namespace {
 
 // The primitives of one convolution, or nothing when oneDNN has only its reference for it.
 // in_bf16: bfloat16 activation operands (x, dy) and weights; results stay float32.

@@ -21,6 +21,9 @@ bool conv_forward(const Conv2DParams& p, const float* x, const float* w, const f
 enum class ForwardImpl { by_rule, first_offered, direct_jit };
 bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
                        ForwardImpl impl);
+// The rule by_rule follows: true where the direct kernel runs (a fixed function of the shape and the
+// CPU's vendor; bench/bench_kernels.cpp --rules reads it to say which path is the rule's).
+bool prefer_direct_jit(const Conv2DParams& p);
 // dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]: by the rule flipped_backward_data (onednn_conv.cpp),
 // a forward convolution of dy over the flipped kernel or oneDNN's backward-data primitive.
 bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
@@ -28,6 +31,8 @@ bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, 
 enum class BackwardDataImpl { by_rule, primitive, flipped_forward };
 bool conv_backward_data_impl(const Conv2DParams& p, const float* dy, const float* w, float* dx,
                              BackwardDataImpl impl);
+// The rule by_rule follows: true where the flipped forward runs.
+bool flipped_backward_data(const Conv2DParams& p);
 // The same dx as a forward convolution of dy over w flipped in space, C and K exchanged
 // (onednn_conv_flipped.cpp). Only for stride 1, odd R and S, pad_top = (R-1)/2, pad_left = (S-1)/2,
 // P = H and Q = W ("same"); false (nothing written) where oneDNN has no fast forward primitive.
