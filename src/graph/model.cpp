@@ -74,16 +74,29 @@ struct Model::State {
   // (BatchNormalization, Add) node pairs where the normalization is the Add's input `bn_index` of
   // two, read by nothing else, and the other input (node `other`) is computed before it: the
   // normalization adds it (and applies the Add's ReLU when that is fused, add_relu) in its own
-  // pass, and the Add passes the sum on. Not while inference folds that normalization (bn_folded).
+  // pass, and the Add passes the sum on. Not while inference folds that normalization (bn_folded),
+  // nor while the Add is fused into a convolution (add_folded: see FoldedAddFusion).
   struct AddFusion {
     int bn, add, other, bn_index;
-    bool bn_folded = false, add_relu = false;
+    bool bn_folded = false, add_relu = false, add_folded = false;
   };
   std::vector<AddFusion> add_fusions;
+  // Inference: (Conv2D, Add) node pairs where the Add's input `bn_index` of two is a normalization
+  // (node bn) folded into the convolution (bn_folds), read by nothing else, and the other input
+  // (node `other`) is computed before the normalization: the convolution runs in the
+  // normalization's place (only that normalization reads it), adds the other input (and applies
+  // the Add's fused ReLU, add_relu) as it writes its output, and the Add passes that output on.
+  struct FoldedAddFusion {
+    int conv, bn, add, other, bn_index;
+    bool add_relu = false;
+  };
+  std::vector<FoldedAddFusion> folded_add_fusions;
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
-  // During a forward pass: per node, the node whose value a fused BatchNormalization adds, or -1.
+  // During a forward pass: per node, the node whose value a fused BatchNormalization (or
+  // convolution) adds, or -1; and the node in whose place it runs (FoldedAddFusion), or -1.
   std::vector<int> residual_of;
+  std::vector<int> runs_before;
 };
 
 namespace {
@@ -253,20 +266,32 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     s.bn_folds.push_back({c, static_cast<int>(i), act});
   }
 
-  // BatchNormalization + Add fusion (see AddFusion).
+  // BatchNormalization + Add fusion (see AddFusion and FoldedAddFusion).
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
     const Layer& add = *s.nodes[i]->layer;
     if (!s.traits[i]->set_sum_input || s.producers[i].size() != 2) continue;
+    bool relu = false;
+    for (const auto& f : s.relu_fusions) relu = relu || f.producer == static_cast<int>(i);
+    bool add_folded = false;
+    for (int k : {1, 0}) {
+      const int bn = s.producers[i][k], other = s.producers[i][1 - k];
+      for (const auto& f : s.bn_folds) {
+        if (add_folded || f.bn != bn || consumers[bn] != 1 || !s.traits[f.conv]->set_folded_residual ||
+            other >= bn || s.nodes[f.conv]->layer->dtype() != add.dtype())
+          continue;
+        s.folded_add_fusions.push_back({f.conv, bn, static_cast<int>(i), other, k, relu});
+        add_folded = true;
+      }
+    }
     for (int k : {1, 0}) {
       const int bn = s.producers[i][k], other = s.producers[i][1 - k];
       const Layer& layer = *s.nodes[bn]->layer;
       if (!s.traits[bn]->absorbs_add_input || consumers[bn] != 1 || other >= bn ||
           layer.dtype() != add.dtype())
         continue;
-      bool folded = false, relu = false;
+      bool folded = false;
       for (const auto& f : s.bn_folds) folded = folded || f.bn == bn;
-      for (const auto& f : s.relu_fusions) relu = relu || f.producer == static_cast<int>(i);
-      s.add_fusions.push_back({bn, static_cast<int>(i), other, k, folded, relu});
+      s.add_fusions.push_back({bn, static_cast<int>(i), other, k, folded, relu, add_folded});
       break;
     }
   }
@@ -319,6 +344,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
   }
   s.values.assign(s.nodes.size(), Tensor());
   s.residual_of.assign(s.nodes.size(), -1);
+  s.runs_before.assign(s.nodes.size(), -1);
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Node& node = *s.nodes[s.input_nodes[i]];
     const Shape& want = node.output_shape;
@@ -353,10 +379,18 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
       }
       if (!s.fuse_relu) return;
       for (const auto& f : s.add_fusions) {
-        if (fold && f.bn_folded) continue;  // the convolution applies this normalization
+        // the convolution applies this normalization (and adds, add_folded)
+        if (fold && (f.bn_folded || f.add_folded)) continue;
         s.nodes[f.bn]->layer->set_fused_relu(on && f.add_relu);
         s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
         s.residual_of[f.bn] = on ? f.other : -1;
+      }
+      for (const auto& f : s.folded_add_fusions) {
+        if (!fold) break;
+        s.traits[f.conv]->set_folded_residual(*s.nodes[f.conv]->layer, on, f.add_relu);
+        s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
+        s.residual_of[f.conv] = on ? f.other : -1;
+        s.runs_before[f.conv] = on ? f.bn : -1;
       }
       for (const auto& f : s.relu_fusions) {
         if (fold && f.folded) continue;  // the convolution applies this ReLU
@@ -367,13 +401,21 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
       }
     }
   } fusion(s, training);
-  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
-    if (s.nodes[i]->inputs.empty()) continue;
+  const auto run_node = [&](std::size_t i) {
     std::vector<Tensor> ins;
     for (int p : s.producers[i]) ins.push_back(s.values[p]);
     if (s.residual_of[i] >= 0) ins.push_back(s.values[s.residual_of[i]]);
     Layer& layer = *s.nodes[i]->layer;
     s.values[i] = timed(s, layer.class_name() + " forward", [&] { return layer.forward(ins, training); });
+  };
+  // A node that runs in another's place (runs_before) runs just before that one.
+  std::vector<int> moved_here(s.nodes.size(), -1);
+  for (std::size_t i = 0; i < s.nodes.size(); ++i)
+    if (s.runs_before[i] >= 0) moved_here[s.runs_before[i]] = static_cast<int>(i);
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (s.nodes[i]->inputs.empty() || s.runs_before[i] >= 0) continue;
+    if (moved_here[i] >= 0) run_node(static_cast<std::size_t>(moved_here[i]));
+    run_node(i);
   }
   std::vector<Tensor> out;
   for (int o : s.output_nodes) out.push_back(s.values[o]);

@@ -44,6 +44,10 @@ struct Path {
   // Runs it; false: declined (no fast primitive), outputs not to be read.
   bool (*run)(const Conv2DParams& p, const Operands<T>& o);
   std::string_view rule, reason;  // the rule in words, and why this entry sits where it does
+  // A forward entry that adds Conv2DParams::residual (and applies the ReLU after it) in its own
+  // pass, or declines it; any other (and one that declined it) runs without them, and the
+  // residual and ReLU follow in one pass of their own.
+  bool takes_residual = false;
 };
 
 // The list for T's precision and `pass`; mixed: Conv2DParams::bf16 set (for double, whose only

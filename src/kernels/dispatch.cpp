@@ -361,9 +361,9 @@ constexpr std::array<Path<F>, N + 3> with_onednn(const Path<F> (&first)[3],
   return list;
 }
 constexpr Path<F> kOnednnForward[3] = {
-    {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason},
+    {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason, true},
     {"tiny image row products", tiny_image_onednn, rows_forward, kRowsRule, kRowsReason},
-    {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason},
+    {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason, true},
 };
 constexpr Path<F> kOnednnBackwardData[3] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_data, kMatmulRule, kMatmulReason},
@@ -451,15 +451,40 @@ std::size_t next_applicable(std::span<const Path<T>> list, const Conv2DParams& p
   return from;
 }
 
+// y[i] = y[i] + r[i], then max(0, ·) when relu, over n values.
+template <class T>
+void add_residual(std::int64_t n, const T* __restrict r, bool relu, T* __restrict y) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T s = y[i] + r[i];
+    y[i] = relu && !(s > T(0)) ? T(0) : s;
+  }
+}
+
+// Runs one entry: with a forward's residual where the entry takes it (and does not decline it),
+// else without it (nor the ReLU that follows it), then y = max(0, y + r) (or y + r) in a pass of
+// its own: the same sums in the same order as an entry's post-ops.
+template <class T>
+bool run_entry(const Path<T>& entry, const Conv2DParams& p, const Operands<T>& o) {
+  if (p.residual == nullptr) return entry.run(p, o);
+  if (entry.takes_residual && entry.run(p, o)) return true;
+  Conv2DParams q = p;
+  q.residual = nullptr;
+  q.relu = false;
+  if (!entry.run(q, o)) return false;
+  add_residual(y_numel(p), static_cast<const T*>(p.residual), p.relu, o.y);
+  return true;
+}
+
 // The first entry whose rule holds and that accepts; under Backend::reference, the last.
 template <class T>
 void run(std::span<const Path<T>> list, const Conv2DParams& p, const Operands<T>& o) {
   if (use_ref()) {
-    list.back().run(p, o);
+    run_entry(list.back(), p, o);
     return;
   }
   for (std::size_t i = next_applicable(list, p, 0);; i = next_applicable(list, p, i + 1)) {
-    if (list[i].run(p, o)) return;
+    if (run_entry(list[i], p, o)) return;
   }
 }
 

@@ -47,6 +47,11 @@ struct Conv2DParams {
   // Forward only: y = max(0, conv + b), a ReLU fused into the convolution (inference with a
   // BatchNormalization folded into the weights; oneDNN runs it as a post-op).
   bool relu = false;
+  // Forward only, optional: r, a tensor of y's shape and element type (n·p·q·k values, NHWC), added
+  // before the ReLU: y = max(0, conv + b + r) (the ReLU when relu is set). Inference fuses so the
+  // Add that alone reads a folded normalization (a residual block's end); oneDNN's float32 paths
+  // add it as a post-op, the others in a pass after the product (dispatch.cpp). Null: none.
+  const void* residual = nullptr;
 };
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)

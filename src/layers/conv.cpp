@@ -103,6 +103,11 @@ void Conv2DLayer::set_folded_batch_norm(const BatchNormalizationLayer* bn, bool 
   folded_relu_ = relu;
 }
 
+void Conv2DLayer::set_folded_residual(bool on, bool relu) {
+  folded_residual_ = on;
+  folded_residual_relu_ = on && relu;
+}
+
 void Conv2DLayer::refresh_folded() {
   const Tensor& w_value = kernel().value;
   const BatchNormalizationLayer& bn = *folded_bn_;
@@ -154,7 +159,22 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   const Tensor* b_values = folded ? &folded_bias_ : options_.use_bias ? &bias().value : nullptr;
   p.bf16 = mixed_bfloat16();
   if (!training || p.bf16) p.weights_version = w.version();
-  p.relu = folded && folded_relu_;
+  // A second input: the fused Add's other input (set_folded_residual), added before its ReLU.
+  if (inputs.size() > 1) {
+    if (!folded || !folded_residual_) {
+      throw Error(where() +
+                  ": expected one input (a second only with a BatchNormalization and an Add "
+                  "fused in inference), got " +
+                  std::to_string(inputs.size()));
+    }
+    const Tensor& r = inputs[1];
+    if (r.shape() != ys || r.dtype() != dtype()) {
+      shape_error("a residual of shape " + shape_str(ys) + " and dtype " + std::string(dtype_name(dtype())),
+                  shape_str(r.shape()) + " " + std::string(dtype_name(r.dtype())));
+    }
+    p.residual = r.raw_data();
+  }
+  p.relu = folded && (p.residual != nullptr ? folded_residual_relu_ : folded_relu_);
   // Mixed-precision training rounds x to bfloat16 once, kept with x (Tensor::bf16_shadow) for the
   // backward and for other readers of x, unless its producer wrote the rounding already.
   // The kernel's rounding is kept with it the same way (Adam keeps it current as it updates the
@@ -315,6 +335,9 @@ void register_conv2d(std::vector<LayerEntry>& out) {
   };
   e.fusion.fold_batch_norm = [](Layer& conv, Layer* bn, bool relu) {
     dynamic_cast<Conv2DLayer&>(conv).set_folded_batch_norm(dynamic_cast<BatchNormalizationLayer*>(bn), relu);
+  };
+  e.fusion.set_folded_residual = [](Layer& conv, bool on, bool relu) {
+    dynamic_cast<Conv2DLayer&>(conv).set_folded_residual(on, relu);
   };
   out.push_back(std::move(e));
 }

@@ -47,6 +47,10 @@ struct FusionTraits {
   // sets or clears (bn nullptr) that normalization.
   std::function<bool(const Layer&)> can_fold_batch_norm;
   std::function<void(Layer& conv, Layer* bn, bool relu)> fold_batch_norm;
+  // A convolution that, with a normalization folded in, can also add the other input of the Add
+  // that alone reads that normalization (then apply the Add's fused ReLU when relu) in its own
+  // pass, taking that input as its second input; on false clears it.
+  std::function<void(Layer& conv, bool on, bool relu)> set_folded_residual;
   // A normalization that can fold into the preceding convolution: folded_into_conv tells it so.
   std::function<void(Layer&, bool)> folded_into_conv;
   // A layer that alone feeding one input of a two-input Add can add the Add's other input (and

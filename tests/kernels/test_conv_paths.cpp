@@ -5,6 +5,7 @@
 // first, which pins the rules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -78,13 +79,17 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
       const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
       const auto b = random_vector<T>(p.k, 3);
       const auto dy = random_vector<T>(p.n * p.p * p.q * p.k, 4);
+      const auto r = random_vector<T>(p.n * p.p * p.q * p.k, 5);
       const auto xr = operand(x, mixed), wr = operand(w, mixed), dyr = operand(dy, mixed);
-      // Forward twice: without bias, then with bias and the fused ReLU.
-      for (int variant = 0; variant < (pass == cp::Pass::forward ? 2 : 1); ++variant) {
-        const bool with_bias = pass == cp::Pass::backward_weights || variant == 1;
-        p.relu = pass == cp::Pass::forward && variant == 1;
+      // Forward twice: without bias, then with bias and the fused ReLU; an entry that takes a
+      // residual (Path::takes_residual) a third time, with bias, residual and ReLU.
+      const int variants = pass != cp::Pass::forward ? 1 : path.takes_residual ? 3 : 2;
+      for (int variant = 0; variant < variants; ++variant) {
+        const bool with_bias = pass == cp::Pass::backward_weights || variant >= 1;
+        p.relu = pass == cp::Pass::forward && variant >= 1;
+        p.residual = variant == 2 ? r.data() : nullptr;
         SCOPED_TRACE(std::string(path.name) + " on " + cc.name + (with_bias ? ", bias" : "") +
-                     (p.relu ? ", relu" : ""));
+                     (p.residual ? ", residual" : "") + (p.relu ? ", relu" : ""));
         cp::Operands<T> o;
         o.x = x.data(), o.w = w.data(), o.b = with_bias ? b.data() : nullptr, o.dy = dy.data();
         auto y = nan_vector<T>(p.n * p.p * p.q * p.k), ref_y = y;
@@ -95,6 +100,13 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
           case cp::Pass::forward:
             o.y = y.data();
             k::ref::conv2d_forward<T>(p, xr.data(), wr.data(), o.b, ref_y.data());
+            if (p.residual != nullptr) {  // the reference kernel applied the ReLU before it
+              auto q = p;
+              q.relu = false;
+              q.residual = nullptr;
+              k::ref::conv2d_forward<T>(q, xr.data(), wr.data(), o.b, ref_y.data());
+              for (std::size_t i = 0; i < ref_y.size(); ++i) ref_y[i] = std::max(T(0), ref_y[i] + r[i]);
+            }
             break;
           case cp::Pass::backward_data:
             o.dx = dx.data();
@@ -155,6 +167,45 @@ TEST_F(ConvPaths, EveryMixedPrecisionPathMatchesTheReferenceOnRoundedOperands) {
   }
 }
 TEST_F(ConvPaths, EveryFloat64PathMatchesTheReference) { check_every_entry<double>(false); }
+
+// A forward with a residual (Conv2DParams::residual) through the dispatcher, whichever entry runs
+// (its own post-op, or the pass the dispatcher adds for one that does not take it), in every
+// precision and under the reference backend: the convolution without it, plus r, then the ReLU.
+template <class T>
+void check_residual(bool mixed, k::Backend backend) {
+  for (const auto& cc : path_cases()) {
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(std::string(cc.name) + (relu ? ", relu" : "") + (mixed ? ", mixed" : "") +
+                   (backend == k::Backend::reference ? ", reference backend" : ""));
+      auto p = conv_params(cc);
+      p.bf16 = mixed;
+      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
+      const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
+      const auto b = random_vector<T>(p.k, 3);
+      const auto r = random_vector<T>(p.n * p.p * p.q * p.k, 5);
+      auto y = nan_vector<T>(r.size()), want = y;
+      k::set_backend(backend);
+      k::conv2d_forward<T>(p, x.data(), w.data(), b.data(), want.data());  // without
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        want[i] += r[i];
+        if (relu) want[i] = std::max(T(0), want[i]);
+      }
+      p.residual = r.data();
+      p.relu = relu;
+      k::conv2d_forward<T>(p, x.data(), w.data(), b.data(), y.data());
+      k::set_backend(k::Backend::fast);
+      EXPECT_TRUE(close(y, want, "y"));
+    }
+  }
+}
+
+TEST_F(ConvPaths, ResidualIsAddedBeforeTheReluOnEveryPath) {
+  for (k::Backend backend : {k::Backend::fast, k::Backend::reference}) {
+    check_residual<float>(false, backend);
+    check_residual<float>(true, backend);
+    check_residual<double>(false, backend);
+  }
+}
 
 // The lists end with entries that always apply: the BLAS fallback, then the reference.
 TEST_F(ConvPaths, ListsEndWithTheFallbacks) {

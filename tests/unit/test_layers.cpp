@@ -299,14 +299,8 @@ class BatchNormFolding : public ::testing::TestWithParam<DType> {
   void TearDown() override { set_floatx(DType::float32); }
 };
 
-TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
-  const DType dtype = GetParam();
-  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
-  clear_session();
-  set_floatx(dtype);
-  set_random_seed(6);
-  Model model = resnet_cifar(20, {10, 10, 3}, 5);
-  // Statistics and scales far from their initial values, so that folding has work to do.
+// Statistics and scales far from their initial values, so that folding has work to do.
+void perturb_batch_norms(Model& model) {
   std::mt19937_64 gen(3);
   std::uniform_real_distribution<double> u(0.5, 1.5);
   for (const auto& layer : model.layers()) {
@@ -317,16 +311,32 @@ TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
       for (std::int64_t i = 0; i < p.value.numel(); ++i) p.value.set(i, centred ? u(gen) - 1.0 : u(gen));
     }
   }
+}
+
+void expect_near_all(const std::vector<double>& got, const std::vector<double>& want, double tolerance,
+                     const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  double scale = 0.0;
+  for (double v : want) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < want.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance * scale) << what << " at " << i;
+}
+
+TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
+  const DType dtype = GetParam();
+  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
+  clear_session();
+  set_floatx(dtype);
+  set_random_seed(6);
+  Model model = resnet_cifar(20, {10, 10, 3}, 5);
+  perturb_batch_norms(model);
   const Tensor x = random_tensor({3, 10, 10, 3}, 13, dtype);
   auto compare = [&](const char* what) {
     model.set_fold_batch_norm(false);
     const auto plain = model.forward(x, false).to_vector();
     model.set_fold_batch_norm(true);
     const auto folded = model.forward(x, false).to_vector();
-    double scale = 0.0;
-    for (double v : plain) scale = std::max(scale, std::abs(v));
-    for (std::size_t i = 0; i < plain.size(); ++i)
-      ASSERT_NEAR(folded[i], plain[i], tolerance * scale) << what << " at " << i;
+    expect_near_all(folded, plain, tolerance, what);
   };
   compare("first call");
   compare("second call (kept folded weights)");
@@ -338,6 +348,40 @@ TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
   EXPECT_NE(error_of<Error>([&] {
               model.backward(random_tensor({3, 5}, 1, dtype));
             }).find("folded"),
+            std::string::npos);
+}
+
+// Inference also fuses a residual block's Add (and its ReLU) into the convolution that its last
+// normalization folds into: in an identity block the third convolution; in a convolutional block
+// that of whichever branch's normalization comes later, run in that normalization's place. The
+// outputs are those of the Add and Activation layers computing them (set_fuse_relu(false), the
+// normalizations folded both times) and of the unfolded model. A small ResNet-50 at batch 2 sends
+// its 1x1 convolutions to both oneDNN matmuls (stage 2) and convolutions (later stages).
+TEST_P(BatchNormFolding, FusedResidualAddMatchesTheAddLayer) {
+  const DType dtype = GetParam();
+  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
+  clear_session();
+  set_floatx(dtype);
+  set_random_seed(7);
+  ResNet50Options o;
+  o.stage_filters = {{{4, 4, 8}, {4, 4, 8}, {8, 8, 16}, {8, 8, 16}}};
+  Model model = resnet50({32, 32, 3}, 3, o);
+  perturb_batch_norms(model);
+  const Tensor x = random_tensor({2, 32, 32, 3}, 14, dtype);
+  model.set_fold_batch_norm(true);
+  model.set_fuse_relu(false);
+  const auto add_layers = model.forward(x, false).to_vector();
+  model.set_fuse_relu(true);
+  const auto fused = model.forward(x, false).to_vector();
+  expect_near_all(fused, add_layers, tolerance, "fused against the Add layers");
+  model.set_fold_batch_norm(false);
+  expect_near_all(fused, model.forward(x, false).to_vector(), tolerance, "fused against unfolded");
+  // Outside the model's pass a convolution takes one input.
+  auto conv = model.get_layer("conv_3a2c");
+  const Tensor in = random_tensor({2, 4, 4, 4}, 15, dtype), r = random_tensor({2, 4, 4, 8}, 16, dtype);
+  EXPECT_NE(error_of<Error>([&] {
+              conv->forward({in, r}, false);
+            }).find("expected one input"),
             std::string::npos);
 }
 

@@ -59,6 +59,10 @@ class Conv2DLayer : public Layer {
   // max(0, ·) when relu (the ReLU after the normalization). The folded weights are kept while
   // the weights and statistics they came from are unchanged.
   void set_folded_batch_norm(const BatchNormalizationLayer* bn, bool relu);
+  // With a normalization folded in, the Add that alone reads it fused too (set by the model
+  // around an inference pass): forward takes the Add's other input as its second input and adds
+  // it before the ReLU, then max(0, ·) when relu (the Add's ReLU); on false clears it.
+  void set_folded_residual(bool on, bool relu);
 
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
@@ -70,6 +74,7 @@ class Conv2DLayer : public Layer {
   Tensor x_, z_, y_;  // kept for backward: input, pre-activation, output
   const BatchNormalizationLayer* folded_bn_ = nullptr;
   bool folded_relu_ = false;
+  bool folded_residual_ = false, folded_residual_relu_ = false;
   Tensor folded_kernel_, folded_bias_;
   std::array<std::uint64_t, 6> folded_from_{};  // versions of kernel, bias, gamma, beta, mean, variance
   void refresh_folded();

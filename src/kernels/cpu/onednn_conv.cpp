@@ -49,12 +49,13 @@ ConvShape conv_shape(const Conv2DParams& p) {
   return s;
 }
 
-// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias. relu:
-// max(0, ·) as an eltwise post-op.
+// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias. residual:
+// a tensor of dst's layout added (a binary post-op, its memory at DNNL_ARG_SRC_1 of post-op 0);
+// relu: then max(0, ·) as an eltwise post-op.
 // prefer_jit: the direct jit:avx512_core implementation where oneDNN has it (prefer_direct_jit).
 dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bool with_bias,
                                                           bool in_bf16 = false, bool relu = false,
-                                                          bool prefer_jit = false) {
+                                                          bool prefer_jit = false, bool residual = false) {
   const auto& src = in_bf16 ? s.src_bf : s.src;
   const auto& weights = in_bf16 ? s.any_weights_bf : s.any_weights;
   const auto desc = with_bias
@@ -65,11 +66,10 @@ dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bo
                                                           dnnl::algorithm::convolution_direct, src, weights,
                                                           s.dst, s.strides, s.padding_l, s.padding_r);
   dnnl::primitive_attr attr;
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(ops);
-  }
+  dnnl::post_ops ops;
+  if (residual) ops.append_binary(dnnl::algorithm::binary_add, s.dst);
+  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  attr.set_post_ops(ops);
   // oneDNN 2.6's iterator keeps a pointer to `desc`: walk the implementations while it lives.
   dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
   if (prefer_jit) {
@@ -150,12 +150,22 @@ namespace {
 // The primitives of one convolution, or nothing when oneDNN has only its reference for it.
 // in_bf16: bfloat16 activation operands (x, dy) and weights; results stay float32.
 // prefer_jit: as forced by conv_forward_impl, else by the rule.
+// With a residual (Conv2DParams::residual), also nothing unless the implementation is the one the
+// convolution runs without it: oneDNN 2.6's brgconv takes no binary post-op, and the direct kernel
+// it then offers is slower where the rule picked brgconv (ResNet-20's 14×14×32 and 7×7×64 3×3
+// layers); the dispatcher then adds the residual in a pass of its own.
 std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, bool in_bf16,
                                         std::optional<bool> prefer_jit = std::nullopt) {
   ConvShape s = conv_shape(p);
-  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu,
-                            prefer_jit ? *prefer_jit : !in_bf16 && prefer_direct_jit(p));
+  const bool jit = prefer_jit ? *prefer_jit : !in_bf16 && prefer_direct_jit(p);
+  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu, jit, p.residual != nullptr);
   if (is_reference_impl(pd)) return std::nullopt;
+  if (p.residual != nullptr &&
+      (!adds_residual_correctly(pd) ||
+       std::strcmp(pd.impl_info_str(), conv_forward_pd(s, with_bias, in_bf16, p.relu, jit).impl_info_str()) !=
+           0)) {
+    return std::nullopt;
+  }
   Weights wt = weights_for(s, pd.weights_desc(), true);
   return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
 }
@@ -241,6 +251,10 @@ bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, co
       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
+  if (p.residual != nullptr) {
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                 memory(e->shape.dst, engine(), const_cast<void*>(p.residual)));
+  }
   e->prim.execute(st, args);
   st.wait();
   return true;

@@ -71,6 +71,16 @@ inline bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
   return std::strncmp(pd.impl_info_str(), "ref", 3) == 0;
 }
 
+// Whether a primitive with a residual (a binary-add post-op over a tensor of dst's layout,
+// Conv2DParams::residual) is one whose sums tests/kernels checked: the brgemm kernels (brgconv,
+// brg matmul) and the AVX-512 direct and 1x1 jit convolutions. oneDNN 2.6's gemm-based convolution
+// (x64:gemm:jit) adds the wrong elements of it where a 1x1 convolution has padding.
+inline bool adds_residual_correctly(const dnnl::primitive_desc_base& pd) {
+  const char* impl = pd.impl_info_str();
+  return std::strncmp(impl, "brg", 3) == 0 || std::strncmp(impl, "jit:avx512", 10) == 0 ||
+         std::strncmp(impl, "jit_1x1:avx512", 14) == 0;
+}
+
 // Looks `key` up in this Entry type's cache, creating the entry with make() on a miss. make() returns
 // std::nullopt (or throws dnnl::error) when oneDNN has no good primitive; that answer is cached too and
 // the result is then null.
@@ -93,11 +103,27 @@ const Entry* cached(const Key& key, Make&& make) {
 
 // The cache key of one convolution. A primitive is made for the thread count of the pool that
 // calls it (one inside tiny_image.cpp's column bands).
-using ConvKey = std::array<std::int64_t, 18>;
+using ConvKey = std::array<std::int64_t, 19>;
 inline ConvKey conv_key(const Conv2DParams& p, bool with_bias) {
-  return {p.n,          p.h,        p.w,         p.c,        p.k,        p.r,
-          p.s,          p.p,        p.q,         p.stride_h, p.stride_w, p.pad_top,
-          p.pad_bottom, p.pad_left, p.pad_right, with_bias,  p.relu,     omp_get_max_threads()};
+  return {p.n,
+          p.h,
+          p.w,
+          p.c,
+          p.k,
+          p.r,
+          p.s,
+          p.p,
+          p.q,
+          p.stride_h,
+          p.stride_w,
+          p.pad_top,
+          p.pad_bottom,
+          p.pad_left,
+          p.pad_right,
+          with_bias,
+          p.relu,
+          p.residual != nullptr,
+          omp_get_max_threads()};
 }
 
 // The same as a mixed-precision cache entry (a type of its own, so a cache of its own).

@@ -24,10 +24,12 @@ struct Matmul {
   dnnl::matmul prim;
   memory::desc a, b, c, bias;
 };
-// c[m,n] = a[m,k]·b[k,n] (+ bias[n]) (then max(0, ·)), each operand row-major or, transposed,
-// column-major over the caller's buffer. in_bf16: a and b in bfloat16; c and bias stay float32.
+// c[m,n] = a[m,k]·b[k,n] (+ bias[n]) (+ r[m,n], residual) (then max(0, ·)), each operand
+// row-major or, transposed, column-major over the caller's buffer. in_bf16: a and b in bfloat16;
+// c, bias and r stay float32.
 std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n, bool a_transposed,
-                                  bool b_transposed, bool with_bias, bool relu, bool in_bf16) {
+                                  bool b_transposed, bool with_bias, bool relu, bool in_bf16,
+                                  bool residual = false) {
   Matmul mm;
   const auto operands = in_bf16 ? bf16 : f32;
   mm.a = memory::desc({m, k}, operands, a_transposed ? tag::ba : tag::ab);
@@ -35,15 +37,14 @@ std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n
   mm.c = memory::desc({m, n}, f32, tag::ab);
   mm.bias = memory::desc({1, n}, f32, tag::ab);
   dnnl::primitive_attr attr;
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(ops);
-  }
+  dnnl::post_ops ops;
+  if (residual) ops.append_binary(dnnl::algorithm::binary_add, mm.c);  // post-op 0, DNNL_ARG_SRC_1
+  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  attr.set_post_ops(ops);
   const auto desc =
       with_bias ? dnnl::matmul::desc(mm.a, mm.b, mm.bias, mm.c) : dnnl::matmul::desc(mm.a, mm.b, mm.c);
   const dnnl::matmul::primitive_desc pd(desc, attr, engine());
-  if (is_reference_impl(pd)) return std::nullopt;
+  if (is_reference_impl(pd) || (residual && !adds_residual_correctly(pd))) return std::nullopt;
   mm.prim = dnnl::matmul(pd);
   return mm;
 }
@@ -126,11 +127,16 @@ void scatter(const Conv2DParams& p, const float* rows, float* dx) {
   }
 }
 
-void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bias, float* c) {
+void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bias, float* c,
+                const void* residual = nullptr) {
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(mm.a, engine(), const_cast<void*>(a))},
                                        {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<void*>(b))},
                                        {DNNL_ARG_DST, memory(mm.c, engine(), c)}};
   if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, memory(mm.bias, engine(), const_cast<float*>(bias)));
+  if (residual != nullptr) {
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                 memory(mm.c, engine(), const_cast<void*>(residual)));
+  }
   mm.prim.execute(stream(), args);
   stream().wait();
 }
@@ -140,10 +146,10 @@ bool forward_products(const Conv2DParams& p, const float* x, const float* w, con
   const std::int64_t m = p.n * p.p * p.q;
   const auto* e = cached<PointwiseForward<InBf16>>(conv_key(p, b != nullptr), [&] {
     return as_entry<PointwiseForward<InBf16>>(
-        make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16));
+        make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16, p.residual != nullptr));
   });
   if (!e) return false;
-  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(p, w), b, y);
+  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(p, w), b, y, p.residual);
   return true;
 }
 
