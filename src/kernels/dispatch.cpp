@@ -451,13 +451,14 @@ std::size_t next_applicable(std::span<const Path<T>> list, const Conv2DParams& p
   return from;
 }
 
-// y[i] = y[i] + r[i], then max(0, ·) when relu, over n values.
+// y[i] = y[i] + r[i], then max(0, ·) when relu (a NaN kept, as the other ReLUs keep it), over n
+// values.
 template <class T>
 void add_residual(std::int64_t n, const T* __restrict r, bool relu, T* __restrict y) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (std::int64_t i = 0; i < n; ++i) {
     const T s = y[i] + r[i];
-    y[i] = relu && !(s > T(0)) ? T(0) : s;
+    y[i] = relu && s < T(0) ? T(0) : s;
   }
 }
 
