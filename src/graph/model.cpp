@@ -385,12 +385,13 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
         s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
         s.residual_of[f.bn] = on ? f.other : -1;
       }
-      for (const auto& f : s.folded_add_fusions) {
-        if (!fold) break;
-        s.traits[f.conv]->set_folded_residual(*s.nodes[f.conv]->layer, on, f.add_relu);
-        s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
-        s.residual_of[f.conv] = on ? f.other : -1;
-        s.runs_before[f.conv] = on ? f.bn : -1;
+      if (fold) {
+        for (const auto& f : s.folded_add_fusions) {
+          s.traits[f.conv]->set_folded_residual(*s.nodes[f.conv]->layer, on, f.add_relu);
+          s.traits[f.add]->set_sum_input(*s.nodes[f.add]->layer, on ? f.bn_index : -1);
+          s.residual_of[f.conv] = on ? f.other : -1;
+          s.runs_before[f.conv] = on ? f.bn : -1;
+        }
       }
       for (const auto& f : s.relu_fusions) {
         if (fold && f.folded) continue;  // the convolution applies this ReLU

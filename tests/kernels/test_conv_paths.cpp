@@ -49,6 +49,18 @@ std::vector<ConvCase> path_cases() {
   };
 }
 
+// The operands of one case, the same in every test: x, w (scaled 0.2), b, dy and a residual r.
+template <class T>
+struct CaseData {
+  std::vector<T> x, w, b, dy, r;
+};
+template <class T>
+CaseData<T> case_data(const k::Conv2DParams& p) {
+  return {random_vector<T>(p.n * p.h * p.w * p.c, 1), random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2),
+          random_vector<T>(p.k, 3), random_vector<T>(p.n * p.p * p.q * p.k, 4),
+          random_vector<T>(p.n * p.p * p.q * p.k, 5)};
+}
+
 class ConvPaths : public ::testing::Test {
  protected:
   void SetUp() override { k::set_backend(k::Backend::fast); }
@@ -75,11 +87,7 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
       auto p = conv_params(cc);
       p.bf16 = mixed;
       if (!path.applies(p)) continue;
-      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
-      const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
-      const auto b = random_vector<T>(p.k, 3);
-      const auto dy = random_vector<T>(p.n * p.p * p.q * p.k, 4);
-      const auto r = random_vector<T>(p.n * p.p * p.q * p.k, 5);
+      const auto [x, w, b, dy, r] = case_data<T>(p);
       const auto xr = operand(x, mixed), wr = operand(w, mixed), dyr = operand(dy, mixed);
       // Forward twice: without bias, then with bias and the fused ReLU; an entry that takes a
       // residual (Path::takes_residual) a third time, with bias, residual and ReLU.
@@ -179,10 +187,7 @@ void check_residual(bool mixed, k::Backend backend) {
                    (backend == k::Backend::reference ? ", reference backend" : ""));
       auto p = conv_params(cc);
       p.bf16 = mixed;
-      const auto x = random_vector<T>(p.n * p.h * p.w * p.c, 1);
-      const auto w = random_vector<T>(p.r * p.s * p.c * p.k, 2, 0.2);
-      const auto b = random_vector<T>(p.k, 3);
-      const auto r = random_vector<T>(p.n * p.p * p.q * p.k, 5);
+      const auto [x, w, b, dy, r] = case_data<T>(p);
       auto y = nan_vector<T>(r.size()), want = y;
       k::set_backend(backend);
       k::conv2d_forward<T>(p, x.data(), w.data(), b.data(), want.data());  // without
@@ -350,10 +355,7 @@ TEST(ConvPathRules, BothMixedPrecisionChoicesAgree) {
     SCOPED_TRACE(cc.name);
     auto p = conv_params(cc);
     p.bf16 = true;
-    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
-    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
-    const auto b = random_vector<float>(p.k, 3);
-    const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 4);
+    const auto [x, w, b, dy, r] = case_data<float>(p);
     std::vector<std::uint16_t> xb(x.size()), wb(w.size()), dyb(dy.size());
     k::round_to_bf16(x.data(), static_cast<int64_t>(x.size()), xb.data());
     k::round_to_bf16(w.data(), static_cast<int64_t>(w.size()), wb.data());

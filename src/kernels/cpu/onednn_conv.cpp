@@ -65,11 +65,7 @@ dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bo
                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src, weights,
                                                           s.dst, s.strides, s.padding_l, s.padding_r);
-  dnnl::primitive_attr attr;
-  dnnl::post_ops ops;
-  if (residual) ops.append_binary(dnnl::algorithm::binary_add, s.dst);
-  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-  attr.set_post_ops(ops);
+  const dnnl::primitive_attr attr = forward_epilogue(s.dst, residual, relu);
   // oneDNN 2.6's iterator keeps a pointer to `desc`: walk the implementations while it lives.
   dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
   if (prefer_jit) {
@@ -251,10 +247,7 @@ bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, co
       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
-  if (p.residual != nullptr) {
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                 memory(e->shape.dst, engine(), const_cast<void*>(p.residual)));
-  }
+  add_residual_arg(args, e->shape.dst, p.residual);
   e->prim.execute(st, args);
   st.wait();
   return true;

@@ -81,6 +81,24 @@ inline bool adds_residual_correctly(const dnnl::primitive_desc_base& pd) {
          std::strncmp(impl, "jit_1x1:avx512", 14) == 0;
 }
 
+// The epilogue of a forward product as post-ops: + r (a tensor of dst's layout, `dst`) when
+// residual, then max(0, ·) when relu.
+inline dnnl::primitive_attr forward_epilogue(const memory::desc& dst, bool residual, bool relu) {
+  dnnl::post_ops ops;
+  if (residual) ops.append_binary(dnnl::algorithm::binary_add, dst);  // post-op 0
+  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  return attr;
+}
+// The residual's memory among a forward_epilogue primitive's arguments (none when null).
+template <class Args>
+void add_residual_arg(Args& args, const memory::desc& dst, const void* residual) {
+  if (residual == nullptr) return;
+  args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+               memory(dst, engine(), const_cast<void*>(residual)));
+}
+
 // Looks `key` up in this Entry type's cache, creating the entry with make() on a miss. make() returns
 // std::nullopt (or throws dnnl::error) when oneDNN has no good primitive; that answer is cached too and
 // the result is then null.

@@ -36,11 +36,7 @@ std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n
   mm.b = memory::desc({k, n}, operands, b_transposed ? tag::ba : tag::ab);
   mm.c = memory::desc({m, n}, f32, tag::ab);
   mm.bias = memory::desc({1, n}, f32, tag::ab);
-  dnnl::primitive_attr attr;
-  dnnl::post_ops ops;
-  if (residual) ops.append_binary(dnnl::algorithm::binary_add, mm.c);  // post-op 0, DNNL_ARG_SRC_1
-  if (relu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-  attr.set_post_ops(ops);
+  const dnnl::primitive_attr attr = forward_epilogue(mm.c, residual, relu);
   const auto desc =
       with_bias ? dnnl::matmul::desc(mm.a, mm.b, mm.bias, mm.c) : dnnl::matmul::desc(mm.a, mm.b, mm.c);
   const dnnl::matmul::primitive_desc pd(desc, attr, engine());
@@ -133,10 +129,7 @@ void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bia
                                        {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<void*>(b))},
                                        {DNNL_ARG_DST, memory(mm.c, engine(), c)}};
   if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, memory(mm.bias, engine(), const_cast<float*>(bias)));
-  if (residual != nullptr) {
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                 memory(mm.c, engine(), const_cast<void*>(residual)));
-  }
+  add_residual_arg(args, mm.c, residual);
   mm.prim.execute(stream(), args);
   stream().wait();
 }
