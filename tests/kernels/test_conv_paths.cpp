@@ -308,20 +308,74 @@ TEST(ConvPathRules, MixedPrecisionKernelsByCpuFeatures) {
 TEST(ConvPathRules, MixedPrecision) {
   const cp::ScopedMixedKernels forced(cp::MixedKernels::bfloat16);
   const std::string mm = "1x1 as bf16 matmul", rows = "tiny image bf16 row products",
-                    conv = "oneDNN bf16 convolution", copies = "float32 on bf16-rounded copies";
+                    conv = "oneDNN bf16 convolution", copies = "float32 on bf16-rounded copies",
+                    own = "reskit AVX512-BF16 backward-weights";
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
           {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
-           conv},
+           own},
           {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
           {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, conv, rows},
-          {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, copies, conv},
+          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), conv, conv, own},
+          {"ResNet-20 stem 3x3 1->16 on 28x28 (1 accumulator), batch 128", shape(128, 28, 1, 16, 3, 1, 1),
+           conv, conv, conv},
+          {"CIFAR stem 3x3 3->16 on 32x32 (3 accumulators), batch 128", shape(128, 32, 3, 16, 3, 1, 1), conv,
+           conv, conv},
+          {"1x1 pad 1 on 8x8, batch 32", shape(32, 8, 16, 16, 1, 1, 1), conv, conv, own},
+          {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, copies, own},
           {"3x3 13 filters (odd K) on 4x4, batch 32", shape(32, 4, 16, 13, 3, 1, 1), rows, copies, rows},
           {"3x3 13 filters (odd K) on 2x2, batch 32", shape(32, 2, 16, 13, 3, 1, 1), rows, rows, rows},
           {"1x1 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 1, 1, 0), mm, mm, mm},
       },
       true);
+}
+
+// reskit's AVX512-BF16 backward-weights on shapes path_cases() leaves out: K past 64 with a masked
+// tail (80 = 64 + 16 lanes, 70 = 64 + 6), C past a block (13 = 6 + 6 + 1), odd batches (a zero
+// image in the last pair) and images large enough for several chunks of pairs per thread, against
+// the reference on bfloat16-rounded operands; one image alone (batch 1) too.
+TEST(ConvPathRules, OwnBf16BackwardWeightsOnWideShapes) {
+  k::set_backend(k::Backend::fast);
+  const std::string own = "reskit AVX512-BF16 backward-weights";
+  const cp::Path<float>* entry = nullptr;
+  for (const auto& path : cp::mixed_paths(cp::Pass::backward_weights, cp::MixedKernels::bfloat16)) {
+    if (path.name == own) entry = &path;
+  }
+  ASSERT_NE(entry, nullptr);
+  const std::vector<ConvCase> cases = {
+      {"3x3 same 13->80 on 40x40 batch 7 (several chunks)", 7, 40, 40, 13, 80, same(40, 3, 1),
+       same(40, 3, 1)},
+      {"3x3 stride 2 13->70 on 17x15 batch 5", 5, 17, 15, 13, 70, same(17, 3, 2), same(15, 3, 2)},
+      {"5x5 pad 2 24->40 on 9x9 batch 1", 1, 9, 9, 24, 40, explicit_pad(9, 5, 1, 2, 2),
+       explicit_pad(9, 5, 1, 2, 2)},
+      {"7x7 stride 2 3->64 on 21x21 batch 3", 3, 21, 21, 3, 64, explicit_pad(21, 7, 2, 3, 3),
+       explicit_pad(21, 7, 2, 3, 3)},
+  };
+  int ran = 0;
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(cc.name);
+    auto p = conv_params(cc);
+    p.bf16 = true;
+    ASSERT_TRUE(entry->applies(p));
+    const auto [x, w, b, dy, r] = case_data<float>(p);
+    const auto xr = operand(x, true), dyr = operand(dy, true);
+    auto ref_dw = nan_vector<float>(p.r * p.s * p.c * p.k), ref_db = nan_vector<float>(p.k);
+    k::ref::conv2d_backward_weights<float>(p, xr.data(), dyr.data(), ref_dw.data(), ref_db.data());
+    auto dw = nan_vector<float>(ref_dw.size()), db = nan_vector<float>(ref_db.size());
+    cp::Operands<float> o;
+    o.x = x.data(), o.dy = dy.data(), o.dw = dw.data(), o.db = db.data();
+    if (!entry->run(p, o)) continue;  // no AVX512-BF16 (or AMX) here: declined, said below
+    ++ran;
+    EXPECT_TRUE(close(dw, ref_dw, "dw"));
+    EXPECT_TRUE(close(db, ref_db, "db"));
+    // A second call gives the same bits (buffers reused, partials zeroed).
+    auto again = nan_vector<float>(ref_dw.size());
+    o.dw = again.data();
+    ASSERT_TRUE(entry->run(p, o));
+    EXPECT_EQ(again, dw);
+  }
+  if (ran == 0) std::cout << "note: '" << own << "' declined here (no AVX512-BF16, or AMX)\n";
 }
 
 // MixedKernels::float32: the float32 list's rules (odd K included: oneDNN's float32 backward-data
