@@ -200,6 +200,12 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
         return od::conv_forward_impl(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), impl);
       };
     }
+    if (path == "bf16 brgconv (oneDNN's first)" || path == "direct jit_bf16:avx512_core_bf16") {
+      const auto impl = path[0] == 'b' ? od::ForwardImpl::first_offered : od::ForwardImpl::direct_jit;
+      return [&buf, p, impl] {
+        return od::conv_forward_bf16_impl(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), impl);
+      };
+    }
     if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
       const auto impl =
           path[0] == 'o' ? od::BackwardDataImpl::primitive : od::BackwardDataImpl::flipped_forward;
@@ -371,6 +377,14 @@ std::vector<RuleCase> rule_cases() {
                      d.s.name, d.s, d.n, Precision::float32, Pass::forward,
                      jit ? "direct jit:avx512_core" : "brgconv (oneDNN's first)",
                      jit ? "brgconv (oneDNN's first)" : "direct jit:avx512_core"});
+  }
+  // R3c: the same choice for mixed precision's bfloat16 forward (prefer_direct_jit_bf16), with the
+  // shadows a training step hands over.
+  for (const auto& d : direct) {
+    const bool jit = od::prefer_direct_jit_bf16(params(d.s, d.n));
+    cases.push_back({"mixed: direct jit_bf16: C <= 16", d.s.name, d.s, d.n, Precision::mixed, Pass::forward,
+                     jit ? "direct jit_bf16:avx512_core_bf16" : "bf16 brgconv (oneDNN's first)",
+                     jit ? "bf16 brgconv (oneDNN's first)" : "direct jit_bf16:avx512_core_bf16"});
   }
   // R3b (onednn_conv.cpp's flipped_backward_data): float32 backward-data of a stride-1 "same"
   // convolution as a forward convolution of dy over the flipped kernel, on Intel CPUs up to 32

@@ -397,7 +397,8 @@ constexpr std::array<Path<F>, 4> kMixedForward{{
     {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_forward, kMatmulRule, kMixedMatmulReason},
     {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_forward, kRowsRule, kMixedRowsReason},
     {"oneDNN bf16 convolution", not_empty, conv_bf16_forward, kConvRule,
-     "oneDNN's bfloat16 convolution kernels, float32 results written directly"},
+     "oneDNN's bfloat16 convolution kernels (brgconv, or its direct jit_bf16 over <= 16 input channels "
+     "without AMX: prefer_direct_jit_bf16), float32 results written directly"},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
 constexpr std::array<Path<F>, 4> kMixedBackwardData{{

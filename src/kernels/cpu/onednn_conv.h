@@ -24,6 +24,10 @@ bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, co
 // The rule by_rule follows: true where the direct kernel runs (a fixed function of the shape and the
 // CPU's vendor; bench/bench_kernels.cpp --rules reads it to say which path is the rule's).
 bool prefer_direct_jit(const Conv2DParams& p);
+// The same for mixed precision's bfloat16 forward: oneDNN's direct jit_bf16:avx512_core_bf16
+// instead of brgconv, for a kernel larger than 1x1 over at most 16 input channels, unless oneDNN
+// runs AMX (whose brgconv kernels are the AMX ones).
+bool prefer_direct_jit_bf16(const Conv2DParams& p);
 // dx[N,H,W,C] from dy[N,P,Q,K], w[R,S,C,K]: by the rule flipped_backward_data (onednn_conv.cpp),
 // a forward convolution of dy over the flipped kernel or oneDNN's backward-data primitive.
 bool conv_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx);
@@ -46,6 +50,10 @@ bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* d
 // either runs. oneDNN 2.6's bfloat16 backward-data writes wrong dx when K is odd: the dispatcher's
 // rule never asks it for one.
 bool conv_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
+// The same with the implementation forced as conv_forward_impl does (by_rule: prefer_direct_jit_bf16;
+// direct_jit: oneDNN's jit_bf16:avx512_core_bf16).
+bool conv_forward_bf16_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
+                            ForwardImpl impl);
 bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                         float* dw, float* db);
 
