@@ -3,12 +3,13 @@
 // with the flags, so no inline library code compiled here can hold an AVX-512 instruction; the
 // driver, its OpenMP region and its buffers are plain x86-64 code.
 //
-// Per thread, over its range of image pairs: the pairs' x and dy interleaved into 32-bit pairs
-// (pack_pairs), then chunks of pairs that fit in L2, and per chunk every tap (r, s), block of k
-// (kv registers of 16 channels) and block of c (cb channels): cb·kv accumulators loaded from the
-// thread's partial dw, one vdpbf16ps per (c, k register) and output pixel pair over every row of
-// the chunk whose input row lies inside, stored back. cb·kv ≤ 24 of the 32 registers; a block
-// reads a register of dy and broadcasts one x pair per c.
+// Per thread, over its range of image pairs, chunk by chunk (chunks that fit in L2): the chunk's x
+// and dy interleaved into 32-bit pairs in the thread's buffer (pack_pairs; db summed on the way,
+// one cache line aligned start for dy's pairs), then every tap (r, s), block of k (kv registers of
+// 16 channels) and block of c (cb channels): cb·kv accumulators loaded from the thread's partial
+// dw, one vdpbf16ps per (c, k register) and output pixel pair over every row of the chunk whose
+// input row lies inside, stored back. cb·kv ≤ 24 of the 32 registers; a block reads a register of
+// dy and broadcasts one x pair per c.
 #include <immintrin.h>
 #include <omp.h>
 
