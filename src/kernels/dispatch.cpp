@@ -103,10 +103,13 @@ bool tiny_image_up_to_4(const Conv2DParams& p) { return tiny_image_onednn(p) && 
 // oneDNN's bfloat16 backward-data: K even, and not a tiny image that the row products take.
 bool conv_bf16_data(const Conv2DParams& p) { return not_empty(p) && p.k % 2 == 0 && !tiny_image_up_to_4(p); }
 bool conv_bf16_weights(const Conv2DParams& p) { return not_empty(p) && !tiny_image(p); }
-// reskit's bfloat16 backward-weights: as oneDNN's, and enough accumulators to hide the dot products'
-// latency: C·min(4, ⌈K/16⌉) ≥ 8 (a stem over 1 or 3 channels into 16 filters has 1 or 3).
+// reskit's bfloat16 backward-weights: as oneDNN's, enough accumulators to hide the dot products'
+// latency, C·min(4, ⌈K/16⌉) ≥ 8 (a stem over 1 or 3 channels into 16 filters has 1 or 3), and a
+// reduction long enough to pay for loading and storing them, N·P·Q ≥ 1024 (2x2x512 at batch 1: 2.5
+// against oneDNN's 0.6 ms; the fewest measured faster, 8x8 at batch 32, have 2048).
 bool own_bf16_weights(const Conv2DParams& p) {
-  return conv_bf16_weights(p) && p.c * std::min<std::int64_t>(4, (p.k + 15) / 16) >= 8;
+  return conv_bf16_weights(p) && p.c * std::min<std::int64_t>(4, (p.k + 15) / 16) >= 8 &&
+         p.n * p.p * p.q >= 1024;
 }
 
 // ---- Conv2D: the paths, as entries (each adapts one kernels/cpu function to Operands) ----
@@ -414,8 +417,9 @@ constexpr std::array<Path<F>, 5> kMixedBackwardWeights{{
     {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_backward, kMatmulRule, kMixedMatmulReason},
     {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_backward, kRowsRule, kMixedRowsReason},
     {"reskit AVX512-BF16 backward-weights", own_bf16_weights, own_bf16_backward_weights,
-     "not empty, not a tiny image, C*min(4, ceil(K/16)) >= 8; declines without AVX512-BF16 and where oneDNN "
-     "runs AMX",
+     "not empty, not a tiny image, C*min(4, ceil(K/16)) >= 8, N*P*Q >= 1024; declines without AVX512-BF16 "
+     "and "
+     "where oneDNN runs AMX",
      "oneDNN 2.6's jit_bf16 backward-weights runs ResNet-20's layers at 37-77% of the bfloat16 peak "
      "(AMD EPYC family 25, 2 threads: 3x3 64 on 7x7 1.56 ms, stride-2 16->32 1.27 ms at batch 128); "
      "vdpbf16ps over image pairs, the accumulators in registers: 0.91 and 0.58 ms (docs/cpu-rules.md)"},
