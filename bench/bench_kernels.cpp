@@ -37,6 +37,7 @@
 #include <ctime>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -350,10 +351,11 @@ std::vector<RuleCase> rule_cases() {
     }
   // R3: oneDNN's direct jit:avx512_core (3x3 over C <= 16, or P*Q <= 4) against its first offer
   // (brgconv), float32 forward.
-  const struct {
+  struct ShapeAt {
     Shape s;
     int n;
-  } direct[] = {
+  };
+  const ShapeAt direct[] = {
       {{"R20 stem 3x3 1->16 28x28", 28, 1, 16, 3, 1, 1}, 128},
       {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
       {{"R20 3x3/2 16->32 28->14", 28, 16, 32, 3, 2, 1}, 128},
@@ -435,38 +437,25 @@ std::vector<RuleCase> rule_cases() {
       for (Pass pass : passes) mixed_pair(s, 128, pass);
   }
   // R6: mixed precision's backward-weights, reskit's AVX512-BF16 kernel against oneDNN's bfloat16
-  // convolution (jit_bf16), with the shadows a training step hands over. ResNet-20's layers at
-  // batch 128 (Fashion-MNIST's 28x28 and CIFAR's 32x32), ResNet-50's at batch 32.
+  // convolution (jit_bf16), with the shadows a training step hands over: R3's shapes (ResNet-20's
+  // Fashion-MNIST and CIFAR layers at batch 128, ResNet-50's at batch 32) and two more. A: the path
+  // the library's rule picks for the shape (the bfloat16 list's), B: the other.
   {
-    const struct {
-      Shape s;
-      int n;
-    } own[] = {
-        {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
-        {{"R20 3x3/2 16->32 28->14", 28, 16, 32, 3, 2, 1}, 128},
-        {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+    const char* const own = "reskit AVX512-BF16 backward-weights";
+    const char* const onednn = "oneDNN bf16 convolution";
+    const k::conv_paths::ScopedMixedKernels bf16_list(k::conv_paths::MixedKernels::bfloat16);
+    const ShapeAt more[] = {
         {{"R20 3x3/2 32->64 14->7", 14, 32, 64, 3, 2, 1}, 128},
-        {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
-        {{"R20 stem 3x3 1->16 28x28", 28, 1, 16, 3, 1, 1}, 128},
-        {{"R20 3x3 16 32x32", 32, 16, 16, 3, 1, 1}, 128},
-        {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
-        {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
-        {{"R50 conv1 7x7/2 3->64 70->32", 70, 3, 64, 7, 2, 0}, 32},
-        {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
         {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
     };
-    // A: the path the library's rule picks for the shape (the bfloat16 list's), B: the other.
-    const std::string own_path = "reskit AVX512-BF16 backward-weights";
-    const k::conv_paths::ScopedMixedKernels bf16_list(k::conv_paths::MixedKernels::bfloat16);
-    for (const auto& o : own) {
-      k::Conv2DParams q = params(o.s, o.n);
-      q.bf16 = true;
-      const bool own_first =
-          k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own_path;
-      cases.push_back({"mixed: own bf16 backward-weights", o.s.name, o.s, o.n, Precision::mixed,
-                       Pass::backward_weights,
-                       own_first ? "reskit AVX512-BF16 backward-weights" : "oneDNN bf16 convolution",
-                       own_first ? "oneDNN bf16 convolution" : "reskit AVX512-BF16 backward-weights"});
+    for (const auto& list : {std::span<const ShapeAt>(direct), std::span<const ShapeAt>(more)}) {
+      for (const auto& o : list) {
+        k::Conv2DParams q = params(o.s, o.n);
+        q.bf16 = true;
+        const bool own_first = k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own;
+        cases.push_back({"mixed: own bf16 backward-weights", o.s.name, o.s, o.n, Precision::mixed,
+                         Pass::backward_weights, own_first ? own : onednn, own_first ? onednn : own});
+      }
     }
   }
   // R4: float64 (BLAS): 1x1 stride 1 as one gemm, tiny images as row products, against im2col.

@@ -21,23 +21,28 @@ namespace k = reskit::kernels;
 namespace od = reskit::kernels::onednn;
 using namespace reskit::kernels::test_util;
 
+// The operands of one case (x, w scaled 0.2, b), the same in every call.
+struct Operands {
+  std::vector<float> x, w, b;
+};
+Operands operands(const k::Conv2DParams& p) {
+  return {random_vector<float>(p.n * p.h * p.w * p.c, 1), random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2),
+          random_vector<float>(p.k, 3)};
+}
+
 struct ForwardRun {
   std::vector<float> y;
   bool ran = false;
 };
 ForwardRun forward(k::Conv2DParams p, od::ForwardImpl impl) {
   p.bf16 = true;
-  const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
-  const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
-  const auto b = random_vector<float>(p.k, 3);
+  const auto [x, w, b] = operands(p);
   ForwardRun r{nan_vector<float>(p.n * p.p * p.q * p.k)};
   r.ran = od::conv_forward_bf16_impl(p, x.data(), w.data(), b.data(), r.y.data(), impl);
   return r;
 }
 std::vector<float> reference(const k::Conv2DParams& p) {
-  const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 1);
-  const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 2, 0.2);
-  const auto b = random_vector<float>(p.k, 3);
+  const auto [x, w, b] = operands(p);
   const auto xr = k::ref::rounded_bf16(x.data(), static_cast<int64_t>(x.size()));
   const auto wr = k::ref::rounded_bf16(w.data(), static_cast<int64_t>(w.size()));
   auto y = nan_vector<float>(p.n * p.p * p.q * p.k);

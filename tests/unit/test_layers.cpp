@@ -297,6 +297,13 @@ TEST(ReluFusionScope, LayersCalledOutsideTheModelAreNotFused) {
 class BatchNormFolding : public ::testing::TestWithParam<DType> {
  protected:
   void TearDown() override { set_floatx(DType::float32); }
+  // A fresh session in the test's dtype with the given seed; the tolerance outputs compare at.
+  double begin(std::uint64_t seed) {
+    clear_session();
+    set_floatx(GetParam());
+    set_random_seed(seed);
+    return GetParam() == DType::float32 ? 1e-5 : 1e-12;
+  }
 };
 
 // Statistics and scales far from their initial values, so that folding has work to do.
@@ -324,10 +331,7 @@ void expect_near_all(const std::vector<double>& got, const std::vector<double>& 
 
 TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
   const DType dtype = GetParam();
-  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
-  clear_session();
-  set_floatx(dtype);
-  set_random_seed(6);
+  const double tolerance = begin(6);
   Model model = resnet_cifar(20, {10, 10, 3}, 5);
   perturb_batch_norms(model);
   const Tensor x = random_tensor({3, 10, 10, 3}, 13, dtype);
@@ -359,10 +363,7 @@ TEST_P(BatchNormFolding, InferenceMatchesUnfolded) {
 // its 1x1 convolutions to both oneDNN matmuls (stage 2) and convolutions (later stages).
 TEST_P(BatchNormFolding, FusedResidualAddMatchesTheAddLayer) {
   const DType dtype = GetParam();
-  const double tolerance = dtype == DType::float32 ? 1e-5 : 1e-12;
-  clear_session();
-  set_floatx(dtype);
-  set_random_seed(7);
+  const double tolerance = begin(7);
   ResNet50Options o;
   o.stage_filters = {{{4, 4, 8}, {4, 4, 8}, {8, 8, 16}, {8, 8, 16}}};
   Model model = resnet50({32, 32, 3}, 3, o);

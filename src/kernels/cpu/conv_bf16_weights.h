@@ -1,6 +1,7 @@
 // Mixed precision's convolution backward-weights with AVX512-BF16 dot products (vdpbf16ps), a
-// kernel of our own (conv_bf16_weights_avx512.cpp, built with -mavx512bf16 and called only where
-// the CPU has it). kernels/dispatch.cpp decides when it runs and why.
+// kernel of our own (conv_bf16_weights_avx512.cpp, its AVX-512 functions built for AVX512-BF16 by
+// a target attribute and called only where the CPU has it). kernels/dispatch.cpp decides when it
+// runs and why.
 //
 // dw[r, s, c, k] = Σ_{n, p, q} x[n, p·sh + r − pt, q·sw + s − pl, c] · dy[n, p, q, k], the terms
 // whose input pixel lies inside the image. vdpbf16ps sums products in pairs along the reduction,

@@ -14,10 +14,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/cpu/conv_bf16_weights.h"
-#include "kernels/cpu/onednn_engine.h"  // Scratch, column_sums_f32
+#include "kernels/cpu/onednn_engine.h"  // Scratch
+#include "kernels/ref/bf16.h"
 
 #define RESKIT_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -32,42 +32,32 @@ constexpr std::int64_t kChunkBytes = std::int64_t{1} << 18;
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return -floor_div(-a, b); }
 
-RESKIT_AVX512_BF16 inline float widen(std::uint16_t bits) {
-  const std::uint32_t u = std::uint32_t{bits} << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 // Interleaved 32-bit pairs of images (2m, 2m+1): out[m − m0][i] = a[i] | b[i] << 16 over one
 // image's `image` elements, for pairs [m0, m1) of an n-image tensor `v` (a zero image past the
-// last). With `sums` (dy: images of rows of `cols`), also sums[j] += a[i] + b[i] for column j of
-// each row, in row order.
-RESKIT_AVX512_BF16 void pack_pairs(const std::uint16_t* v, std::int64_t n, std::int64_t image,
-                                   std::int64_t m0, std::int64_t m1, std::uint32_t* out,
-                                   std::int64_t cols = 0, float* sums = nullptr) {
+// last: Pair false). With `sums` (dy: images of rows of `cols`), also sums[j] += a[i] + b[i] for
+// column j of each row, in row order.
+template <bool Pair>
+RESKIT_AVX512_BF16 void pack_pair(const std::uint16_t* __restrict a, const std::uint16_t* __restrict b,
+                                  std::int64_t image, std::int64_t width, std::uint32_t* __restrict o,
+                                  float* __restrict sums) {
+  for (std::int64_t row = 0; row < image; row += width) {
+    for (std::int64_t j = 0; j < width; ++j)
+      o[row + j] = std::uint32_t{a[row + j]} | (Pair ? std::uint32_t{b[row + j]} << 16 : 0u);
+    if (sums == nullptr) continue;
+    for (std::int64_t j = 0; j < width; ++j)
+      sums[j] += ref::from_bf16_bits(a[row + j]) + (Pair ? ref::from_bf16_bits(b[row + j]) : 0.0f);
+  }
+}
+void pack_pairs(const std::uint16_t* v, std::int64_t n, std::int64_t image, std::int64_t m0, std::int64_t m1,
+                std::uint32_t* out, std::int64_t cols = 0, float* sums = nullptr) {
   const std::int64_t width = sums != nullptr ? cols : image;
   for (std::int64_t m = m0; m < m1; ++m) {
-    const std::uint16_t* __restrict a = v + 2 * m * image;
-    std::uint32_t* __restrict o = out + (m - m0) * image;
-    if (2 * m + 1 >= n) {
-      for (std::int64_t row = 0; row < image; row += width) {
-        for (std::int64_t j = 0; j < width; ++j) o[row + j] = a[row + j];
-        if (sums != nullptr) {
-          float* __restrict sm = sums;
-          for (std::int64_t j = 0; j < width; ++j) sm[j] += widen(a[row + j]);
-        }
-      }
-      continue;
-    }
-    const std::uint16_t* __restrict b = a + image;
-    for (std::int64_t row = 0; row < image; row += width) {
-      for (std::int64_t j = 0; j < width; ++j)
-        o[row + j] = std::uint32_t{a[row + j]} | std::uint32_t{b[row + j]} << 16;
-      if (sums != nullptr) {
-        float* __restrict sm = sums;
-        for (std::int64_t j = 0; j < width; ++j) sm[j] += widen(a[row + j]) + widen(b[row + j]);
-      }
+    const std::uint16_t* a = v + 2 * m * image;
+    std::uint32_t* o = out + (m - m0) * image;
+    if (2 * m + 1 < n) {
+      pack_pair<true>(a, a + image, image, width, o, sums);
+    } else {
+      pack_pair<false>(a, nullptr, image, width, o, sums);
     }
   }
 }
