@@ -149,6 +149,9 @@ struct Tensor::StorageState {
   std::atomic<std::uint64_t> version;
   std::shared_ptr<std::byte> bf16;  // the bfloat16 shadow, numel() values (views share numel)
   std::uint64_t bf16_version = 0;   // the version it rounds; 0: none
+  // bf16_shadow_only_written: the storage not yet written, the shadow the only copy.
+  std::atomic<bool> shadow_only{false};
+  std::mutex widening;  // one thread widens, the others wait for it
 };
 
 Tensor::Tensor(Shape shape, DType dtype) : Tensor(uninitialized(std::move(shape), dtype)) { zero(); }
@@ -235,6 +238,7 @@ std::uint16_t* Tensor::bf16_shadow_buffer() const {
     throw Error("Tensor::bf16_shadow_buffer: expected a float32 tensor, got " +
                 std::string(dtype_name(dtype_)));
   }
+  widen_shadow_only();  // a new rounding is about to be written over the only copy
   // From the block cache, as storage is: a fresh zero-filled buffer each step cost more than it saved.
   if (!state_->bf16) state_->bf16 = allocate(static_cast<std::size_t>(numel()) * sizeof(std::uint16_t));
   state_->bf16_version = 0;
@@ -249,6 +253,42 @@ void Tensor::bf16_shadow_written() const {
   state_->bf16_version = version();
 }
 
+void Tensor::bf16_shadow_only_written() {
+  require_concrete("Tensor::bf16_shadow_only_written");
+  if (!state_->bf16) {
+    throw Error("Tensor::bf16_shadow_only_written: expected a shadow buffer (bf16_shadow_buffer), got none");
+  }
+  touch();
+  state_->bf16_version = version();
+  state_->shadow_only.store(true, std::memory_order_release);
+}
+
+const float* Tensor::storage_behind_shadow() const {
+  require_concrete("Tensor::storage_behind_shadow");
+  if (dtype_ != DType::float32) {
+    throw Error("Tensor::storage_behind_shadow: expected a float32 tensor, got " +
+                std::string(dtype_name(dtype_)));
+  }
+  return reinterpret_cast<const float*>(storage_.get());
+}
+
+bool Tensor::float32_current() const {
+  return !state_ || !state_->shadow_only.load(std::memory_order_acquire);
+}
+
+void Tensor::widen_shadow_only() const {
+  if (float32_current()) return;
+  std::lock_guard lock(state_->widening);
+  if (!state_->shadow_only.load(std::memory_order_acquire)) return;
+  const auto* bits = reinterpret_cast<const std::uint16_t*>(state_->bf16.get());
+  auto* out = reinterpret_cast<std::uint32_t*>(storage_.get());
+  const std::int64_t n = numel();
+#pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 15))
+  for (std::int64_t i = 0; i < n; ++i)
+    out[i] = std::uint32_t{bits[i]} << 16;  // exact: bf16 is float's top half
+  state_->shadow_only.store(false, std::memory_order_release);
+}
+
 const std::uint16_t* Tensor::bf16_shadow() const {
   if (!state_ || state_->bf16_version == 0 || state_->bf16_version != version()) return nullptr;
   return reinterpret_cast<const std::uint16_t*>(state_->bf16.get());
@@ -257,6 +297,7 @@ const std::uint16_t* Tensor::bf16_shadow() const {
 template <class T>
 T* Tensor::data() {
   require_concrete("Tensor::data");
+  widen_shadow_only();
   touch();
   if (dtype_ != dtype_of<T>()) {
     throw Error("Tensor::data: expected dtype " + std::string(dtype_name(dtype_of<T>())) +
@@ -268,6 +309,7 @@ T* Tensor::data() {
 template <class T>
 const T* Tensor::data() const {
   require_concrete("Tensor::data");
+  widen_shadow_only();
   if (dtype_ != dtype_of<T>()) {
     throw Error("Tensor::data: expected dtype " + std::string(dtype_name(dtype_of<T>())) +
                 ", the tensor holds " + std::string(dtype_name(dtype_)));
@@ -282,11 +324,13 @@ template const double* Tensor::data<double>() const;
 
 void* Tensor::raw_data() {
   require_concrete("Tensor::raw_data");
+  widen_shadow_only();
   touch();
   return storage_.get();
 }
 const void* Tensor::raw_data() const {
   require_concrete("Tensor::raw_data");
+  widen_shadow_only();
   return storage_.get();
 }
 
@@ -311,6 +355,7 @@ std::vector<double> Tensor::to_vector() const {
 Tensor Tensor::clone() const {
   require_concrete("Tensor::clone");
   Tensor t = uninitialized(shape_, dtype_);
+  widen_shadow_only();
   std::memcpy(t.storage_.get(), storage_.get(), static_cast<std::size_t>(numel()) * dtype_size(dtype_));
   return t;
 }
@@ -353,6 +398,7 @@ void Tensor::fill(double value) {
 
 void Tensor::zero() {
   require_concrete("Tensor::zero");
+  if (state_) state_->shadow_only.store(false, std::memory_order_release);  // all of it written below
   touch();
   std::memset(storage_.get(), 0, static_cast<std::size_t>(numel()) * dtype_size(dtype_));
 }

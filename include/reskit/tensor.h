@@ -132,6 +132,18 @@ class Tensor {
   std::uint16_t* bf16_shadow_buffer() const;
   void bf16_shadow_written() const;
   const std::uint16_t* bf16_shadow() const;
+  // The rounding written as the only copy of new contents (a mixed-precision producer whose
+  // readers all take bf16_shadow(): the values are then those of Keras's bfloat16 activations).
+  // The float32 storage is left unwritten: the first float32 access (data(), values(),
+  // raw_data(), at(), clone(), to()) widens the rounding into it, exactly, so every reader still
+  // sees the same values. A new version, as a write access gives.
+  void bf16_shadow_only_written();
+  // The float32 storage without that widening, for a reader that takes bf16_shadow() (non-null)
+  // in place of the float32 values: they may be unwritten (bf16_shadow_only_written).
+  const float* storage_behind_shadow() const;
+  // Whether the float32 storage holds the contents (false after bf16_shadow_only_written, until
+  // a float32 access widens them).
+  bool float32_current() const;
 
   // Graph bookkeeping of a symbolic tensor.
   const std::shared_ptr<graph::Node>& node() const { return node_; }
@@ -140,6 +152,7 @@ class Tensor {
  private:
   void require_concrete(const char* what) const;
   void touch();
+  void widen_shadow_only() const;  // bf16_shadow_only_written's widening, when still due
 
   Shape shape_;
   DType dtype_ = DType::float32;

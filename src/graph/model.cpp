@@ -91,6 +91,16 @@ struct Model::State {
     bool add_relu = false;
   };
   std::vector<FoldedAddFusion> folded_add_fusions;
+  // Mixed precision, training: normalizations (node bn) that write only the bfloat16 rounding of
+  // their output where every reader takes that (output: the Conv2Ds after it, or after the ReLU it
+  // applies, node act; only while that ReLU is fused), and of their input gradient where the
+  // Conv2D before reads it alone (input_gradient). See FusionTraits::set_bf16_only.
+  struct Bf16Only {
+    int bn, act;
+    bool output = false, input_gradient = false;
+  };
+  std::vector<Bf16Only> bf16_only;
+  bool bf16_only_on = true;  // set_bf16_only
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
   // During a forward pass: per node, the node whose value a fused BatchNormalization (or
@@ -296,6 +306,30 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     }
   }
 
+  // bfloat16-only outputs and input gradients (see Bf16Only).
+  std::vector<std::vector<int>> readers(s.nodes.size());
+  for (std::size_t i = 0; i < s.nodes.size(); ++i)
+    for (int p : s.producers[i]) readers[p].push_back(static_cast<int>(i));
+  const auto reads_bf16_only = [&](int node) {
+    return s.traits[node]->reads_bf16_only && s.traits[node]->reads_bf16_only(*s.nodes[node]->layer);
+  };
+  const auto is_output = [&](int node) {
+    return std::find(s.output_nodes.begin(), s.output_nodes.end(), node) != s.output_nodes.end();
+  };
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (!s.traits[i]->set_bf16_only || s.producers[i].size() != 1) continue;
+    const int bn = static_cast<int>(i);
+    Model::State::Bf16Only plan{bn, -1};
+    for (const auto& f : s.relu_fusions)
+      if (f.producer == bn) plan.act = f.act;
+    const int value = plan.act >= 0 ? plan.act : bn;  // the node whose readers read this output
+    plan.output = !is_output(value) && !readers[value].empty() &&
+                  std::all_of(readers[value].begin(), readers[value].end(), reads_bf16_only);
+    const int conv = s.producers[i][0];
+    plan.input_gradient = reads_bf16_only(conv) && consumers[conv] == 1;
+    if (plan.output || plan.input_gradient) s.bf16_only.push_back(plan);
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -376,6 +410,12 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
           s.traits[f.bn]->folded_into_conv(bn, on);
           if (f.act >= 0) s.nodes[f.act]->layer->set_fused_relu(on);
         }
+      }
+      for (const auto& f : s.bf16_only) {
+        const bool planned = on && training && s.bf16_only_on;
+        // The output only while the ReLU is fused: the ReLU itself reads it otherwise.
+        const bool output = planned && f.output && (f.act < 0 || s.fuse_relu);
+        s.traits[f.bn]->set_bf16_only(*s.nodes[f.bn]->layer, output, planned && f.input_gradient);
       }
       if (!s.fuse_relu) return;
       for (const auto& f : s.add_fusions) {
@@ -663,6 +703,8 @@ const std::vector<std::string>& Model::metrics() const { return state_->metrics;
 void Model::set_train_step_hooks(TrainStepHooks hooks) { state_->step_hooks = std::move(hooks); }
 
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
+void Model::set_bf16_only(bool on) { state_->bf16_only_on = on; }
+bool Model::bf16_only() const { return state_->bf16_only_on; }
 void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
 bool Model::fuse_relu() const { return state_->fuse_relu; }

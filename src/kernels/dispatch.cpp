@@ -269,21 +269,24 @@ constexpr Run kRowsRounded = rounded_operands_backward<rows_backward_data, rows_
 constexpr Run kConvRounded = rounded_operands_backward<conv_backward_data, conv_backward_weights>;
 
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
-// copies of the operands rounded to bfloat16 (kernels/ref/bf16.h); dy is rounded once for both
-// backward passes.
+// copies of the operands rounded to bfloat16 (kernels/ref/bf16.h), widened from the roundings the
+// caller keeps where it gives them (Conv2DParams::x_bf16, dy_bf16, w_bf16: the same values); dy
+// is rounded once for both backward passes.
 template <class T>
 bool rounded_forward(const Conv2DParams& p, const Operands<T>& o) {
-  const auto xr = ref::rounded_bf16(o.x, x_numel(p)), wr = ref::rounded_bf16(o.w, w_numel(p));
+  const auto xr = ref::rounded_bf16(o.x, p.x_bf16, x_numel(p));
+  const auto wr = ref::rounded_bf16(o.w, p.w_bf16, w_numel(p));
   conv2d_forward(full_precision(p), xr.data(), wr.data(), o.b, o.y);
   return true;
 }
 template <class T>
 bool rounded_backward(const Conv2DParams& p, const Operands<T>& o) {
   const Conv2DParams q = full_precision(p);
-  const auto dyr = ref::rounded_bf16(o.dy, y_numel(p));
-  if (o.dx != nullptr) conv2d_backward_data(q, dyr.data(), ref::rounded_bf16(o.w, w_numel(p)).data(), o.dx);
+  const auto dyr = ref::rounded_bf16(o.dy, p.dy_bf16, y_numel(p));
+  if (o.dx != nullptr)
+    conv2d_backward_data(q, dyr.data(), ref::rounded_bf16(o.w, p.w_bf16, w_numel(p)).data(), o.dx);
   if (o.dw != nullptr) {
-    conv2d_backward_weights(q, ref::rounded_bf16(o.x, x_numel(p)).data(), dyr.data(), o.dw, o.db);
+    conv2d_backward_weights(q, ref::rounded_bf16(o.x, p.x_bf16, x_numel(p)).data(), dyr.data(), o.dw, o.db);
   }
   return true;
 }

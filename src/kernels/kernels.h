@@ -82,6 +82,9 @@ struct BatchNormParams {
   // rounded to bfloat16 (round_to_bf16), rows·channels values: the operand a mixed-precision
   // Conv2D reading it would otherwise convert.
   std::uint16_t* out_bf16 = nullptr;
+  // With out_bf16: that rounding alone may be written, y or dx left unwritten, where every reader
+  // takes the rounding (Tensor::bf16_shadow_only_written). A kernel may still write both.
+  bool bf16_only = false;
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.

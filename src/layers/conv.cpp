@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,6 +91,17 @@ kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int
   auto pw = detail::resolve_padding(o.padding, p.w, p.s, p.stride_w);
   p.pad_top = ph.before, p.pad_bottom = ph.after, p.pad_left = pw.before, p.pad_right = pw.after;
   return p;
+}
+
+// An operand's float32 values for the kernels. Where its bfloat16 rounding goes with it (bits:
+// Conv2DParams::x_bf16 or dy_bf16), every mixed-precision path reads that instead, so a tensor
+// whose rounding is its only copy (Tensor::bf16_shadow_only_written) is not widened for them.
+template <class T>
+const T* operand(const Tensor& t, const std::uint16_t* bits) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bits != nullptr) return t.storage_behind_shadow();
+  }
+  return t.data<T>();
 }
 }  // namespace
 
@@ -190,7 +202,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   if (p.bf16) p.w_bf16 = w.bf16_shadow();
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = b_values != nullptr ? b_values->data<T>() : nullptr;
-    kernels::conv2d_forward<T>(p, x.data<T>(), w.data<T>(), b, z.data<T>());
+    kernels::conv2d_forward<T>(p, operand<T>(x, p.x_bf16), w.data<T>(), b, z.data<T>());
   });
   x_ = x;
   z_ = z;
@@ -211,7 +223,8 @@ std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
   visit_dtype(dtype(), [&]<class T>(T) {
     T* db = options_.use_bias ? bias().grad.data<T>() : nullptr;
-    kernels::conv2d_backward<T>(p, x_.data<T>(), dz.data<T>(), std::as_const(kernel().value).data<T>(),
+    kernels::conv2d_backward<T>(p, operand<T>(x_, p.x_bf16), operand<T>(dz, p.dy_bf16),
+                                std::as_const(kernel().value).data<T>(),
                                 dx.defined() ? dx.data<T>() : nullptr, kernel().grad.data<T>(), db);
   });
   return {dx};
@@ -338,6 +351,11 @@ void register_conv2d(std::vector<LayerEntry>& out) {
   };
   e.fusion.set_folded_residual = [](Layer& conv, bool on, bool relu) {
     dynamic_cast<Conv2DLayer&>(conv).set_folded_residual(on, relu);
+  };
+  // Its activation's backward reads the float32 gradient; a linear one passes it on.
+  e.fusion.reads_bf16_only = [](const Layer& l) {
+    return dynamic_cast<const Conv2DLayer&>(l).options().activation == "linear" &&
+           l.dtype() == DType::float32;
   };
   out.push_back(std::move(e));
 }

@@ -74,6 +74,8 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   // A frozen layer normalises with its moving statistics and leaves them alone even in a training
   // pass (Keras 2.x under TF2: "trainable = False" overrides training, as in fine-tuning).
   const bool training = training_pass && trainable();
+  bf16_only_dx_ = training && bf16_only_input_gradient_ && mixed_bfloat16() && dtype() == DType::float32;
+  last_output_bf16_only_ = false;
   output_shape({x.shape()});
   // A second input: the other input of the Add that alone reads this layer, fused by the model
   // (AddLayer::set_sum_input); it is added before the ReLU.
@@ -112,12 +114,21 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
     }
     batch_mean_ = Tensor::uninitialized({c}, dtype());
     batch_var_ = Tensor::uninitialized({c}, dtype());
-    // Mixed precision: y rounded to bfloat16 as well, for the Conv2D that reads it.
-    if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = y.bf16_shadow_buffer();
+    // Mixed precision: y rounded to bfloat16 as well, for the Conv2D that reads it (or only so,
+    // where the Conv2Ds are its only readers: set_bf16_only).
+    if (mixed_bfloat16() && dtype() == DType::float32) {
+      p.out_bf16 = y.bf16_shadow_buffer();
+      p.bf16_only = bf16_only_output_ && residual == nullptr;
+    }
     kernels::batch_norm_forward_training<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(), y.data<T>(),
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
-    if (p.out_bf16 != nullptr) y.bf16_shadow_written();
+    last_output_bf16_only_ = p.bf16_only;
+    if (p.bf16_only) {
+      y.bf16_shadow_only_written();
+    } else if (p.out_bf16 != nullptr) {
+      y.bf16_shadow_written();
+    }
   });
   if (training) update_moving_statistics(p.rows);
   return y;
@@ -148,13 +159,21 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
   Param& offset = beta();
   visit_dtype(dtype(), [&]<class T>(T) {
     if (last_training_) {
-      // Mixed precision: dx rounded to bfloat16 as well, for the Conv2D whose output this reads.
-      if (mixed_bfloat16() && dtype() == DType::float32) p.out_bf16 = dx.bf16_shadow_buffer();
+      // Mixed precision: dx rounded to bfloat16 as well, for the Conv2D whose output this reads
+      // (or only so, where that Conv2D is its only reader: set_bf16_only).
+      if (mixed_bfloat16() && dtype() == DType::float32) {
+        p.out_bf16 = dx.bf16_shadow_buffer();
+        p.bf16_only = bf16_only_dx_;
+      }
       kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(scale.value).data<T>(),
                                       std::as_const(offset.value).data<T>(), batch_mean_.data<T>(),
                                       batch_var_.data<T>(), dx.data<T>(), scale.grad.data<T>(),
                                       offset.grad.data<T>());
-      if (p.out_bf16 != nullptr) dx.bf16_shadow_written();
+      if (p.bf16_only) {
+        dx.bf16_shadow_only_written();
+      } else if (p.out_bf16 != nullptr) {
+        dx.bf16_shadow_written();
+      }
       return;
     }
     // Inference-mode forward: the statistics are constants, y = gamma·rstd·(x − mean) + beta.
@@ -353,6 +372,9 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
   };
   e.fusion.absorbs_add_input = true;
+  e.fusion.set_bf16_only = [](Layer& bn, bool output, bool input_gradient) {
+    dynamic_cast<BatchNormalizationLayer&>(bn).set_bf16_only(output, input_gradient);
+  };
   out.push_back(std::move(e));
 }
 

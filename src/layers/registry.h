@@ -58,6 +58,13 @@ struct FusionTraits {
   bool absorbs_add_input = false;
   // An Add whose input `input` (-1: none) was summed by its producer: it passes that input on.
   std::function<void(Layer&, int input)> set_sum_input;
+  // Mixed precision, training: a layer that reads its input, and the gradient of its output, only
+  // through their bfloat16 roundings (Tensor::bf16_shadow) when they have them (a linear Conv2D).
+  std::function<bool(const Layer&)> reads_bf16_only;
+  // Mixed precision, training: a layer that can write its output, or its input gradient, as the
+  // bfloat16 rounding alone (Tensor::bf16_shadow_only_written) where every reader takes that
+  // (BatchNormalizationLayer::set_bf16_only); on false for both it writes float32 again.
+  std::function<void(Layer&, bool output, bool input_gradient)> set_bf16_only;
 };
 
 struct LayerEntry {

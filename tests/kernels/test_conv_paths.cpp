@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/conv_paths.h"
@@ -79,9 +80,12 @@ std::vector<T> operand(const std::vector<T>& v, bool mixed) {
 }
 
 // Runs every entry of list (T, pass, mixed) on every shape where its rule holds, against the
-// reference (on bfloat16-rounded operands for mixed precision).
+// reference (on bfloat16-rounded operands for mixed precision). only_roundings (mixed precision):
+// x and dy handed over as their roundings (Conv2DParams::x_bf16, dy_bf16) and as float32 values
+// that are all NaN, as a tensor's unwritten storage is (Tensor::bf16_shadow_only_written): an
+// entry that read them would give NaN.
 template <class T>
-std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
+std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed, bool only_roundings = false) {
   std::map<std::string, Tally> tally;
   for (const auto& path : cp::paths<T>(pass, mixed)) {
     auto& t = tally[std::string(path.name)];
@@ -91,6 +95,17 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
       if (!path.applies(p)) continue;
       const auto [x, w, b, dy, r] = case_data<T>(p);
       const auto xr = operand(x, mixed), wr = operand(w, mixed), dyr = operand(dy, mixed);
+      std::vector<std::uint16_t> xb, dyb;
+      std::vector<T> x_unwritten, dy_unwritten;
+      if constexpr (std::is_same_v<T, float>) {
+        if (only_roundings) {
+          xb.resize(x.size()), dyb.resize(dy.size());
+          k::round_to_bf16(x.data(), static_cast<int64_t>(x.size()), xb.data());
+          k::round_to_bf16(dy.data(), static_cast<int64_t>(dy.size()), dyb.data());
+          p.x_bf16 = xb.data(), p.dy_bf16 = dyb.data();
+          x_unwritten = nan_vector<T>(x.size()), dy_unwritten = nan_vector<T>(dy.size());
+        }
+      }
       // Forward twice: without bias, then with bias and the fused ReLU; an entry that takes a
       // residual (Path::takes_residual) a third time, with bias, residual and ReLU.
       const int variants = pass != cp::Pass::forward ? 1 : path.takes_residual ? 3 : 2;
@@ -102,6 +117,7 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
                      (p.residual ? ", residual" : "") + (p.relu ? ", relu" : ""));
         cp::Operands<T> o;
         o.x = x.data(), o.w = w.data(), o.b = with_bias ? b.data() : nullptr, o.dy = dy.data();
+        if (only_roundings) o.x = x_unwritten.data(), o.dy = dy_unwritten.data();
         auto y = nan_vector<T>(p.n * p.p * p.q * p.k), ref_y = y;
         auto dx = nan_vector<T>(p.n * p.h * p.w * p.c), ref_dx = dx;
         auto dw = nan_vector<T>(p.r * p.s * p.c * p.k), ref_dw = dw;
@@ -154,10 +170,10 @@ std::map<std::string, Tally> check_list(cp::Pass pass, bool mixed) {
 // Mixed precision: oneDNN has bfloat16 primitives only from AVX-512 on; where it has none its
 // entries decline and the rounded copies serve, which is said, not failed.
 template <class T>
-void check_every_entry(bool mixed) {
+void check_every_entry(bool mixed, bool only_roundings = false) {
   for (cp::Pass pass : {cp::Pass::forward, cp::Pass::backward_data, cp::Pass::backward_weights}) {
     SCOPED_TRACE("pass " + std::to_string(static_cast<int>(pass)));
-    for (const auto& [name, t] : check_list<T>(pass, mixed)) {
+    for (const auto& [name, t] : check_list<T>(pass, mixed, only_roundings)) {
       if (mixed && t.ran == 0 && t.declined > 0) {
         std::cout << "note: '" << name << "' declined on every shape (no bfloat16 primitives here)\n";
         continue;
@@ -174,6 +190,15 @@ TEST_F(ConvPaths, EveryMixedPrecisionPathMatchesTheReferenceOnRoundedOperands) {
     SCOPED_TRACE(which == cp::MixedKernels::float32 ? "float32 kernels" : "bfloat16 kernels");
     const cp::ScopedMixedKernels forced(which);
     check_every_entry<float>(true);
+  }
+}
+// Where the caller hands over the roundings of x and dy, no entry reads their float32 values
+// (a mixed-precision normalization may leave those unwritten: Tensor::bf16_shadow_only_written).
+TEST_F(ConvPaths, EveryMixedPrecisionPathReadsTheRoundingsItIsGiven) {
+  for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+    SCOPED_TRACE(which == cp::MixedKernels::float32 ? "float32 kernels" : "bfloat16 kernels");
+    const cp::ScopedMixedKernels forced(which);
+    check_every_entry<float>(true, true);
   }
 }
 TEST_F(ConvPaths, EveryFloat64PathMatchesTheReference) { check_every_entry<double>(false); }

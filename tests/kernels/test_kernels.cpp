@@ -611,6 +611,7 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
 
 // BatchNormParams::out_bf16: training's y and dx written a second time, rounded to bfloat16: each
 // float32 build and the dispatched fast and reference paths give round_to_bf16 of what they wrote.
+// With bf16_only they write the same rounding alone.
 TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
   using Training = decltype(&k::cpu::generic::batch_norm_forward_training);
   using Backward = decltype(&k::cpu::generic::batch_norm_backward);
@@ -660,6 +661,22 @@ TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
         backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), dx.data(),
                  dgamma.data(), dbeta.data());
         expect_rounding(dx, bits, "dx");
+
+        // bf16_only: the same rounding; the float32 builds leave y and dx unwritten (the
+        // reference may write both).
+        p.bf16_only = true;
+        std::fill(bits.begin(), bits.end(), 0xFFFF);
+        auto y_only = nan_vector<float>(x.size()), dx_only = y_only;
+        training(p, x.data(), gamma.data(), beta.data(), y_only.data(), mean.data(), var.data(), res.data());
+        expect_rounding(y, bits, "y, bf16_only");
+        std::fill(bits.begin(), bits.end(), 0xFFFF);
+        backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), dx_only.data(),
+                 dgamma.data(), dbeta.data());
+        expect_rounding(dx, bits, "dx, bf16_only");
+        if (name != "dispatched reference") {
+          EXPECT_TRUE(std::all_of(y_only.begin(), y_only.end(), [](float v) { return std::isnan(v); }));
+          EXPECT_TRUE(std::all_of(dx_only.begin(), dx_only.end(), [](float v) { return std::isnan(v); }));
+        }
       }
 }
 

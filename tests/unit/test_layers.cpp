@@ -1,7 +1,11 @@
 // Layer shapes, Keras auto-names, the notebook's block checks and bad input.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "reskit/reskit.h"
@@ -271,6 +275,58 @@ TEST_P(ReluFusion, ChangesNoResult) {
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, ReluFusion, ::testing::Values(DType::float32, DType::float64),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Mixed precision (Model::set_bf16_only): a normalization writes the bfloat16 rounding alone
+// where every reader takes that, and float32 as well elsewhere; training gives the same bits as
+// with float32 always written. bn1's output is also read by a MaxPooling2D (float32) and stays
+// float32; bn2's only by Conv2Ds; bn3 follows an Add and feeds a pooling, so neither applies.
+TEST(MixedPrecisionBf16Only, SparesOnlyConvolutionReadersAndChangesNoBits) {
+  struct Run {
+    std::map<std::string, std::pair<bool, bool>> flags;  // normalization: output, input gradient
+    std::vector<std::vector<float>> weights;
+  };
+  auto run = [](const std::string& policy, bool on) {
+    clear_session();
+    set_global_policy(policy);
+    set_random_seed(11);
+    Tensor in = Input({8, 8, 3});
+    Tensor x = Conv2D(8, {3, 3}, {.padding = "same"})(in);
+    Tensor r1 = Activation("relu")(BatchNormalization({.name = "bn1"})(x));
+    x = Conv2D(8, {3, 3}, {.padding = "same"})(r1);
+    Tensor r2 = Activation("relu")(BatchNormalization({.name = "bn2"})(x));
+    Tensor sum = Add()({Conv2D(8, {1, 1})(r2), Conv2D(8, {3, 3}, {.padding = "same"})(r2)});
+    Tensor r3 = Activation("relu")(BatchNormalization({.name = "bn3"})(sum));
+    Tensor pooled = Add()({GlobalAveragePooling2D()(r3), GlobalAveragePooling2D()(MaxPooling2D()(r1))});
+    Model model(in, Dense(3, {.activation = "softmax"})(pooled), "bf16_only");
+    model.set_bf16_only(on);
+    model.compile(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.01}),
+                  std::make_shared<CategoricalCrossentropy>());
+    Tensor batch = random_tensor({4, 8, 8, 3}, 21, DType::float32);
+    Tensor labels = Tensor::from_values({4, 3}, {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0}, DType::float32);
+    Run result;
+    for (int step = 0; step < 2; ++step) model.train_on_batch(batch, labels);
+    for (const char* name : {"bn1", "bn2", "bn3"}) {
+      const auto& bn = dynamic_cast<const BatchNormalizationLayer&>(*model.get_layer(name));
+      result.flags[name] = {bn.last_output_bf16_only(), bn.last_input_gradient_bf16_only()};
+    }
+    for (Param* p : model.parameters()) {
+      const auto v = std::as_const(p->value).values<float>();
+      result.weights.emplace_back(v.begin(), v.end());
+    }
+    set_global_policy("float32");
+    return result;
+  };
+  const Run on = run("mixed_bfloat16", true), off = run("mixed_bfloat16", false);
+  using Flags = std::pair<bool, bool>;
+  EXPECT_EQ(on.flags.at("bn1"), Flags(false, true));
+  EXPECT_EQ(on.flags.at("bn2"), Flags(true, true));
+  EXPECT_EQ(on.flags.at("bn3"), Flags(false, false));
+  for (const auto& [name, flags] : off.flags) EXPECT_EQ(flags, Flags(false, false)) << name;
+  for (const auto& [name, flags] : run("float32", true).flags) EXPECT_EQ(flags, Flags(false, false)) << name;
+  ASSERT_EQ(on.weights.size(), off.weights.size());
+  for (std::size_t i = 0; i < on.weights.size(); ++i)
+    EXPECT_EQ(on.weights[i], off.weights[i]) << "weight " << i;
+}
 
 // The fusion holds only inside the model's forward: the same layer called on its own afterwards
 // gives its plain (negative-valued) output.

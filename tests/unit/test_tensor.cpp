@@ -1,7 +1,9 @@
 // Tensor basics: shapes, dtypes, copies, errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "reskit/error.h"
@@ -70,6 +72,56 @@ TEST(Tensor, Bf16ShadowLastsUntilTheNextWriteAccess) {
   EXPECT_THROW(d.bf16_shadow_buffer(), Error);
   Tensor other({3}, DType::float32);
   EXPECT_THROW(other.bf16_shadow_written(), Error) << "written without a buffer";
+}
+
+// A rounding written as the only copy (bf16_shadow_only_written): the float32 storage stays as it
+// was until a float32 access widens the rounding into it, exactly; storage_behind_shadow does not
+// widen; the rounding stays valid through reads and retires on a write access, as before.
+TEST(Tensor, Bf16ShadowOnlyWidensOnTheFirstFloat32Access) {
+  const std::uint16_t bits[4] = {0x3F80, 0xC040, 0x7F80, 0x3EAB};  // 1, -3, inf, 0.333984375
+  const float widened[4] = {1.0f, -3.0f, std::numeric_limits<float>::infinity(), 0.333984375f};
+  const auto shadow_only = [&] {
+    Tensor t = Tensor::from_values({2, 2}, {9, 9, 9, 9}, DType::float32);
+    std::copy(bits, bits + 4, t.bf16_shadow_buffer());
+    const std::uint64_t before = t.version();
+    t.bf16_shadow_only_written();
+    EXPECT_NE(t.version(), before) << "new contents, a new version";
+    return t;
+  };
+  Tensor t = shadow_only();
+  EXPECT_FALSE(t.float32_current());
+  ASSERT_NE(t.bf16_shadow(), nullptr);
+  EXPECT_EQ(t.storage_behind_shadow()[0], 9.0f) << "not widened for a reader of the rounding";
+  EXPECT_FALSE(t.reshape({4}).float32_current()) << "views share the state";
+  const float* values = std::as_const(t).data<float>();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(values[i], widened[i]) << i;
+  EXPECT_TRUE(t.float32_current());
+  EXPECT_NE(t.bf16_shadow(), nullptr) << "a read keeps the rounding";
+  EXPECT_EQ(t.bf16_shadow()[1], 0xC040);
+
+  // Every float32 access widens first: at(), clone(), to(), raw_data(), a write access.
+  EXPECT_EQ(shadow_only().at(1), -3.0);
+  EXPECT_EQ(shadow_only().clone().at(3), double(widened[3]));
+  EXPECT_EQ(shadow_only().to(DType::float64).at(0), 1.0);
+  const Tensor raw = shadow_only();
+  EXPECT_EQ(static_cast<const float*>(raw.raw_data())[1], -3.0f);
+  Tensor w = shadow_only();
+  w.data<float>()[0] += 1.0f;
+  EXPECT_EQ(w.at(0), 2.0) << "widened before the write";
+  EXPECT_EQ(w.bf16_shadow(), nullptr) << "a write access retires the rounding";
+  // A new rounding about to be written over the only copy: the values are widened first.
+  Tensor r = shadow_only();
+  r.bf16_shadow_buffer()[0] = 0x4000;
+  EXPECT_TRUE(r.float32_current());
+  EXPECT_EQ(r.at(0), 1.0);
+  // zero() writes every value: nothing left to widen.
+  Tensor z = shadow_only();
+  z.zero();
+  EXPECT_TRUE(z.float32_current());
+  EXPECT_EQ(z.at(2), 0.0);
+  Tensor none({3}, DType::float32);
+  EXPECT_THROW(none.bf16_shadow_only_written(), Error) << "written without a buffer";
+  EXPECT_THROW(Tensor({2}, DType::float64).storage_behind_shadow(), Error);
 }
 
 // Storage of 2 MiB and more starts on a 2 MiB boundary (so it can take transparent huge pages);

@@ -152,6 +152,13 @@ class Model {
   // the same (tests compare both), with one pass and one tensor fewer per fused pair.
   void set_fuse_relu(bool on);
   bool fuse_relu() const;
+  // Mixed precision, training (on by default): a BatchNormalization whose output only Conv2Ds
+  // read (after the ReLU it applies), or whose input gradient only the Conv2D before it reads,
+  // writes that tensor as its bfloat16 rounding alone: all those readers take
+  // (Tensor::bf16_shadow_only_written). The same bits as off (tests compare both), with 4 of
+  // 6 bytes per value not written; a float32 reader elsewhere would get the values widened.
+  void set_bf16_only(bool on);
+  bool bf16_only() const;
   // BatchNormalization folding in inference (on by default): a linear Conv2D whose output only a
   // BatchNormalization reads runs with the normalization folded into its kernel and bias (and
   // the ReLU after it as a post-op), and the normalization passes its input on. The results

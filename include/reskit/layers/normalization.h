@@ -53,6 +53,18 @@ class BatchNormalizationLayer : public Layer {
   // Set by the model around an inference pass whose preceding Conv2D applies this layer
   // (Conv2DLayer::set_folded_batch_norm): forward in inference mode then passes its input on.
   void set_folded_into_conv(bool on) { folded_into_conv_ = on; }
+  // Set by the model around a mixed-precision training pass where every reader takes the
+  // bfloat16 rounding (Tensor::bf16_shadow_only_written): of the output (the Conv2Ds after the
+  // fused ReLU), and of the input gradient (the Conv2D before, read by nothing else). The float32
+  // copy is then not written; a float32 reader would still get the values, widened.
+  void set_bf16_only(bool output, bool input_gradient) {
+    bf16_only_output_ = output;
+    bf16_only_input_gradient_ = input_gradient;
+  }
+  // What the last training forward did so: its output written as the rounding alone, and its
+  // input gradient to be.
+  bool last_output_bf16_only() const { return last_output_bf16_only_; }
+  bool last_input_gradient_bf16_only() const { return bf16_only_dx_; }
 
  protected:
   BatchNormalizationLayer(std::string class_name, BatchNormalizationOptions options);
@@ -66,6 +78,9 @@ class BatchNormalizationLayer : public Layer {
   bool last_training_ = false;
   bool relu_backward_ = false;  // the last forward fused the ReLU's backward (fused_relu_backward)
   bool folded_into_conv_ = false;
+  bool bf16_only_output_ = false, bf16_only_input_gradient_ = false;  // set_bf16_only
+  bool bf16_only_dx_ = false;  // the last training forward's bf16_only_input_gradient_, for backward
+  bool last_output_bf16_only_ = false;
 };
 
 struct BatchNormalization : LayerRef<BatchNormalizationLayer> {

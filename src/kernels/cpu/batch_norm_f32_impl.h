@@ -113,9 +113,18 @@ void by_width(std::int64_t width, F&& f) {
   f.template operator()<0>();
 }
 
-// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu; yb
-// (when not null) the same rounded to bfloat16.
-template <bool Relu, bool Res, bool Bf16>
+// How a pass writes its output: float32 only, float32 and its bfloat16 rounding, or the rounding
+// alone (BatchNormParams::bf16_only).
+enum class Out { f32, both, bf16 };
+constexpr bool writes_f32(Out o) { return o != Out::bf16; }
+constexpr bool writes_bf16(Out o) { return o != Out::f32; }
+inline Out out_kind(const std::uint16_t* bits, bool bf16_only) {
+  return bits == nullptr ? Out::f32 : bf16_only ? Out::bf16 : Out::both;
+}
+
+// y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu, written
+// as O says: to y, and rounded to bfloat16 to yb.
+template <bool Relu, bool Res, Out O>
 void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict scale,
                  const float* __restrict shift, const float* __restrict residual, float* __restrict y,
                  std::uint16_t* __restrict yb) {
@@ -124,23 +133,24 @@ void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, c
     const float* __restrict xi = x + i * C;
     const float* __restrict ri = Res ? residual + i * C : nullptr;
     float* __restrict yi = y + i * C;
-    std::uint16_t* __restrict ybi = Bf16 ? yb + i * C : nullptr;
+    std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + i * C : nullptr;
 #pragma omp simd
     for (std::int64_t c = 0; c < C; ++c) {
       float v = xi[c] * scale[c] + shift[c];
       if constexpr (Res) v += ri[c];
       if constexpr (Relu) v = relu(v);
-      yi[c] = v;
-      if constexpr (Bf16) ybi[c] = ref::bf16_bits(v);
+      if constexpr (writes_f32(O)) yi[c] = v;
+      if constexpr (writes_bf16(O)) ybi[c] = ref::bf16_bits(v);
     }
   }
 }
 
 void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
-                 const float* shift, const float* residual, float* y, std::uint16_t* yb) {
+                 const float* shift, const float* residual, float* y, std::uint16_t* yb, Out out) {
   const auto run = [&]<bool Relu, bool Res>() {
-    if (yb != nullptr) return scale_shift<Relu, Res, true>(rows, C, x, scale, shift, residual, y, yb);
-    scale_shift<Relu, Res, false>(rows, C, x, scale, shift, residual, y, nullptr);
+    if (out == Out::bf16) return scale_shift<Relu, Res, Out::bf16>(rows, C, x, scale, shift, residual, y, yb);
+    if (out == Out::both) return scale_shift<Relu, Res, Out::both>(rows, C, x, scale, shift, residual, y, yb);
+    scale_shift<Relu, Res, Out::f32>(rows, C, x, scale, shift, residual, y, nullptr);
   };
   if (residual != nullptr) {
     if (with_relu) return run.template operator()<true, true>();
@@ -150,9 +160,9 @@ void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float*
   run.template operator()<false, false>();
 }
 
-// dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile; dxb (when Bf16) the same rounded
-// to bfloat16.
-template <bool Relu, bool Bf16>
+// dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile, written as O says: to dx, and
+// rounded to bfloat16 to dxb.
+template <bool Relu, Out O>
 void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict dy,
                 const float* __restrict scale, const float* __restrict shift, const float* __restrict mean,
                 const float* __restrict a, const float* __restrict gm, const float* __restrict b,
@@ -162,13 +172,13 @@ void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, co
     const float* __restrict xi = x + i * C;
     const float* __restrict gi = dy + i * C;
     float* __restrict out = dx + i * C;
-    std::uint16_t* __restrict outb = Bf16 ? dxb + i * C : nullptr;
+    std::uint16_t* __restrict outb = writes_bf16(O) ? dxb + i * C : nullptr;
 #pragma omp simd
     for (std::int64_t c = 0; c < C; ++c) {
       const float g = masked<Relu>(gi[c], xi[c], scale[c], shift[c]);
       const float v = a[c] * (g - gm[c]) + b[c] * (xi[c] - mean[c]);
-      out[c] = v;
-      if constexpr (Bf16) outb[c] = ref::bf16_bits(v);
+      if constexpr (writes_f32(O)) out[c] = v;
+      if constexpr (writes_bf16(O)) outb[c] = ref::bf16_bits(v);
     }
   }
 }
@@ -177,7 +187,7 @@ void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, co
 template <bool Relu>
 void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float* dy, const float* scale,
                      const float* shift, const float* mean, const double* rstd, const float* gamma, float* dx,
-                     float* dgamma, float* dbeta, std::uint16_t* dxb) {
+                     float* dgamma, float* dbeta, std::uint16_t* dxb, Out out) {
   std::vector<double> sg, sgx;  // Σg, Σg·(x − mean)
   channel_sums(
       m, C,
@@ -198,9 +208,13 @@ void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float
     dgamma[c] = static_cast<float>(sgx[c] * rstd[c]);
     dbeta[c] = static_cast<float>(sg[c]);
   }
-  if (dxb != nullptr)
-    return grad_input<Relu, true>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, dxb);
-  grad_input<Relu, false>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, nullptr);
+  if (out == Out::bf16)
+    return grad_input<Relu, Out::bf16>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx,
+                                       dxb);
+  if (out == Out::both)
+    return grad_input<Relu, Out::both>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx,
+                                       dxb);
+  grad_input<Relu, Out::f32>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, nullptr);
 }
 
 }  // namespace
@@ -230,7 +244,8 @@ void batch_norm_forward_training(const BatchNormParams& p, const float* x, const
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(v0);
   }
-  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y, p.out_bf16);
+  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y, p.out_bf16,
+              out_kind(p.out_bf16, p.bf16_only));
 }
 
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
@@ -239,7 +254,7 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
   std::vector<float> scale, shift;
   std::vector<double> rstd;
   cpu::batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y, nullptr);
+  scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y, nullptr, Out::f32);
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
@@ -252,10 +267,10 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
   cpu::batch_norm_affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   if (p.relu) {
     return backward_passes<true>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
-                                 dgamma, dbeta, p.out_bf16);
+                                 dgamma, dbeta, p.out_bf16, out_kind(p.out_bf16, p.bf16_only));
   }
   backward_passes<false>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma, dbeta,
-                         p.out_bf16);
+                         p.out_bf16, out_kind(p.out_bf16, p.bf16_only));
 }
 
 }  // namespace reskit::kernels::cpu::RESKIT_BN_ISA

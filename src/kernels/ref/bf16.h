@@ -44,4 +44,14 @@ std::vector<T> rounded_bf16(const T* v, std::int64_t n) {
   return out;
 }
 
+// The same copy, widened from the caller's bits of that rounding when it has them (bits not
+// null: the values v may not even be written, Tensor::bf16_shadow_only_written).
+template <class T>
+std::vector<T> rounded_bf16(const T* v, const std::uint16_t* bits, std::int64_t n) {
+  if (bits == nullptr) return rounded_bf16(v, n);
+  std::vector<T> out(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(from_bf16_bits(bits[i]));
+  return out;
+}
+
 }  // namespace reskit::kernels::ref
