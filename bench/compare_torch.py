@@ -23,6 +23,10 @@ reskit against the bfloat16 peak, PyTorch's float32 against the float32 peak), s
 different machines read side by side. The last column is the ratio reskit would reach at 100% of
 its peak against PyTorch's figure of that run (for latency the lowest ratio): where PyTorch
 already runs near half the peak, a ratio target near 2x is near the edge of the possible there.
+After the table: the round trip of a cache line between the two CPUs (`bench --report`), at the
+start and after each row. On a virtual machine the host may place both vCPUs on one die or on two
+and move them while the runs go on; both tools then slow down by up to ~10% (figures measured on
+AMD EPYC family 25 model 17: ~50 ns on one die, ~340 ns across).
 
 Needs: scripts/setup.sh --bench (python3-torch).
 """
@@ -120,7 +124,14 @@ def machine_report(args, model="resnet50", shape="64,64,3", classes=6):
             "isa": re.search(r"^onednn_isa: (.*)$", out, re.M).group(1),
             "blas": re.search(r"^openblas_kernels: (.*)$", out, re.M).group(1),
             "f64gemm": re.search(r"^float64_gemm: (.*)$", out, re.M).group(1),
-            "peaks": peaks, "gflop": float(re.search(r"gflop_per_image=([0-9.]+)", out).group(1))}
+            "peaks": peaks, "gflop": float(re.search(r"gflop_per_image=([0-9.]+)", out).group(1)),
+            "trip": core_to_core(out)}
+
+
+def core_to_core(report):
+    """The core-to-core round trip in ns of a `reskit bench --report` output, or None."""
+    m = re.search(r"^core_to_core_round_trip_ns: ([0-9.]+)", report, re.M)
+    return float(m.group(1)) if m else None
 
 
 def torch_epoch_rate(args):
@@ -145,6 +156,7 @@ def main():
           f"float64 gemm: {machine['f64gemm']}; "
           f"threads={args.threads}")
     print("FMA peak measured here, GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
+    trips = [machine["trip"], resnet20["trip"]]
     for name in args.workloads.split(","):
         if name not in WORKLOADS:
             sys.exit(f"--workloads: unknown workload '{name}'; expected one of {', '.join(WORKLOADS)}")
@@ -199,8 +211,14 @@ def main():
                          of_peak(1000 / t, machine["gflop"], theirs_peak))
             bound = f"{machine['gflop'] / peak(ours_peak) * 1000 / t:.2f}x"
         rows.append((label, r, t, TARGETS[name], fractions, bound))
+        trips.append(machine_report(args)["trip"])
         print(f"# {name}: reskit {ours} PyTorch {theirs}", file=sys.stderr, flush=True)
     print(f"threads={args.threads} repeats={args.repeats} (medians)")
+    if all(t is not None for t in trips):
+        # A virtual machine's vCPUs may sit on one die (one shared L3) or on two, and move: the
+        # round trip before and after each row says where they were (bench_report.h).
+        print("core-to-core round trip, ns (at the start, then after each row): "
+              + ", ".join(f"{t:.0f}" for t in trips))
     print("| workload | reskit | PyTorch | ratio | target | reskit of peak | PyTorch of peak "
           "| ratio at reskit's peak |")
     print("|---|---|---|---|---|---|---|---|")

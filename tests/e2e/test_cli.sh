@@ -27,6 +27,15 @@ expect_ok -- bench --model resnet50 --batch 1 --mode infer --steps 1 --warmup 0 
 grep -Eq "^onednn_isa: [a-z0-9_]+$" "$tmp/out" || fail "reskit bench --report: no onednn_isa line"
 grep -Eq "^fma_peak_gflops: float32=[1-9][0-9.]* float64=[1-9]" "$tmp/out" || fail "reskit bench --report: no FMA peak"
 grep -q "gflop_per_image=0.616" "$tmp/out" || fail "reskit bench --report: expected gflop_per_image=0.616 for ResNet-50 64x64"
+# and, where two CPUs are allowed, the round trip of a cache line between them (none with one).
+if [ "$(nproc)" -ge 2 ]; then
+  grep -Eq "^core_to_core_round_trip_ns: [1-9][0-9]* " "$tmp/out" || fail "reskit bench --report: no core_to_core_round_trip_ns line"
+fi
+if command -v taskset >/dev/null; then
+  taskset -c 0 "$reskit" bench --model resnet20 --input 28,28,1 --classes 10 --batch 1 --mode infer --steps 1 \
+    --warmup 0 --threads 1 --report >"$tmp/one_cpu" 2>&1 || fail "reskit bench --report on one CPU failed"
+  ! grep -q "core_to_core" "$tmp/one_cpu" || fail "reskit bench --report on one CPU: a core-to-core line"
+fi
 
 # --help on every sub-command: exit 0, its usage and options on stdout.
 for cmd in summary bench train evaluate predict export plot; do

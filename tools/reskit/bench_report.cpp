@@ -4,11 +4,16 @@
 #include <fmt/core.h>
 #include <immintrin.h>
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "reskit/runtime.h"
@@ -127,6 +132,52 @@ double peak_of(const std::function<double(std::int64_t)>& loop, int threads, dou
 
 }  // namespace
 
+double core_to_core_round_trip_ns() {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  if (cpus.size() < 2) return 0;
+  const auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  };
+  cpu_set_t before;
+  if (pthread_getaffinity_np(pthread_self(), sizeof before, &before) != 0) return 0;
+  constexpr int kTrips = 20000;
+  std::vector<double> runs;
+  for (int run = 0; run < 5; ++run) {
+    alignas(64) std::atomic<int> line{0};
+    std::atomic<bool> pinned{true};
+    std::thread other([&] {
+      if (!pin(cpus[1])) pinned = false;
+      for (int i = 0; i < kTrips; ++i) {
+        while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+        }
+        line.store(2 * i + 2, std::memory_order_release);
+      }
+    });
+    if (!pin(cpus[0])) pinned = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kTrips; ++i) {
+      line.store(2 * i + 1, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    other.join();
+    if (!pinned) break;
+    runs.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kTrips);
+  }
+  pthread_setaffinity_np(pthread_self(), sizeof before, &before);
+  if (runs.size() < 5) return 0;
+  std::sort(runs.begin(), runs.end());
+  return runs[2];
+}
+
 FmaPeak measure_fma_peak(int threads, double seconds) {
   FmaPeak peak;
   __builtin_cpu_init();
@@ -174,6 +225,8 @@ void print_report(const Model& model, bool training, const std::string& dtype, i
   }
   fmt::print("fma_peak_gflops: float32={:.1f} float64={:.1f} bf16={:.1f} threads={} loops={}\n", peak.float32,
              peak.float64, peak.bf16, threads, peak.vector_isa);
+  if (const double trip = core_to_core_round_trip_ns(); trip > 0)
+    fmt::print("core_to_core_round_trip_ns: {:.0f} (the first two CPUs allowed)\n", trip);
   const double per_image = forward_flops_per_image(model) * (training ? 3 : 1);
   const double achieved = per_image * images_per_s * 1e-9;
   double of = peak.float32;

@@ -26,6 +26,13 @@ std::string cpu_model_name();
 // of nine short runs of about `seconds` each (its FLOPs over its own CPU time), summed.
 FmaPeak measure_fma_peak(int threads, double seconds = 0.05);
 
+// The round trip of one cache line between two threads pinned to the first two CPUs this
+// process may run on, in nanoseconds (the median of five runs), or 0 with fewer than two CPUs or
+// where pinning is refused. On a virtual machine whose two vCPUs the host may place on one die
+// (one shared L3) or on two, it tells which (here: ~50 ns on one, ~340 across), and with it why
+// memory-bound passes that hand data from thread to thread vary by ~10% between runs.
+double core_to_core_round_trip_ns();
+
 // Nominal FLOPs of one image through the model's Conv2D and Dense layers (2 per multiply-add,
 // every tap counted, padding included). A training step counts three times the forward (forward,
 // backward-data, backward-weights), as PyTorch's and oneDNN's own counts do.
