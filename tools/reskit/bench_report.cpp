@@ -147,35 +147,52 @@ double core_to_core_round_trip_ns() {
   };
   cpu_set_t before;
   if (pthread_getaffinity_np(pthread_self(), sizeof before, &before) != 0) return 0;
-  constexpr int kTrips = 20000;
+  // One pair of pinned threads; the clock starts after a warm-up (a thread's first move to its
+  // CPU can take milliseconds), then five segments are timed.
+  constexpr int kWarmup = 20000, kSegment = 20000, kSegments = 5;
+  constexpr int kTotal = kWarmup + kSegment * kSegments;
+  // On a busy machine a trip may wait for a time slice: past a second the measurement is given up.
+  // The line the threads pass sits alone in its 64 bytes; the flags are read once every 1024 spins.
+  struct alignas(64) Slot {
+    std::atomic<int> value{0};
+    char rest[64 - sizeof(std::atomic<int>)];
+  };
+  static_assert(sizeof(Slot) == 64);
+  Slot line;
+  std::atomic<bool> pinned{true}, stop{false};
+  const auto await = [&](int want) {
+    for (unsigned spin = 1; line.value.load(std::memory_order_acquire) != want; ++spin)
+      if (spin % 1024 == 0 && stop.load(std::memory_order_relaxed)) return false;
+    return true;
+  };
+  std::thread other([&] {
+    if (!pin(cpus[1])) pinned = false;
+    for (int i = 0; i < kTotal && await(2 * i + 1); ++i)
+      line.value.store(2 * i + 2, std::memory_order_release);
+  });
+  if (!pin(cpus[0])) pinned = false;
   std::vector<double> runs;
-  for (int run = 0; run < 5; ++run) {
-    alignas(64) std::atomic<int> line{0};
-    std::atomic<bool> pinned{true};
-    std::thread other([&] {
-      if (!pin(cpus[1])) pinned = false;
-      for (int i = 0; i < kTrips; ++i) {
-        while (line.load(std::memory_order_acquire) != 2 * i + 1) {
-        }
-        line.store(2 * i + 2, std::memory_order_release);
-      }
-    });
-    if (!pin(cpus[0])) pinned = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < kTrips; ++i) {
-      line.store(2 * i + 1, std::memory_order_release);
-      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
-      }
+  const auto start = std::chrono::steady_clock::now();
+  auto t0 = start;
+  for (int i = 0; i < kTotal; ++i) {
+    if (i % 1000 == 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(1)) break;
+    if (i >= kWarmup && (i - kWarmup) % kSegment == 0) {
+      const auto t = std::chrono::steady_clock::now();
+      if (i > kWarmup) runs.push_back(std::chrono::duration<double, std::nano>(t - t0).count() / kSegment);
+      t0 = t;
     }
-    const auto t1 = std::chrono::steady_clock::now();
-    other.join();
-    if (!pinned) break;
-    runs.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kTrips);
+    line.value.store(2 * i + 1, std::memory_order_release);
+    if (!await(2 * i + 2)) break;
+    if (i + 1 == kTotal)
+      runs.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+                     kSegment);
   }
+  stop = true;
+  other.join();
   pthread_setaffinity_np(pthread_self(), sizeof before, &before);
-  if (runs.size() < 5) return 0;
+  if (!pinned || runs.size() < kSegments) return 0;
   std::sort(runs.begin(), runs.end());
-  return runs[2];
+  return runs[runs.size() / 2];
 }
 
 FmaPeak measure_fma_peak(int threads, double seconds) {
@@ -212,7 +229,7 @@ double forward_flops_per_image(const Model& model) {
 }
 
 void print_report(const Model& model, bool training, const std::string& dtype, int threads,
-                  double images_per_s) {
+                  double images_per_s, double round_trip_ns) {
   const FmaPeak peak = measure_fma_peak(threads);
   fmt::print("cpu: {}\n", cpu_model_name());
   fmt::print("onednn_isa: {}\n", cpu_isa());
@@ -225,8 +242,9 @@ void print_report(const Model& model, bool training, const std::string& dtype, i
   }
   fmt::print("fma_peak_gflops: float32={:.1f} float64={:.1f} bf16={:.1f} threads={} loops={}\n", peak.float32,
              peak.float64, peak.bf16, threads, peak.vector_isa);
-  if (const double trip = core_to_core_round_trip_ns(); trip > 0)
-    fmt::print("core_to_core_round_trip_ns: {:.0f} (the first two CPUs allowed)\n", trip);
+  if (round_trip_ns > 0)
+    fmt::print("core_to_core_round_trip_ns: {:.0f} (the first two CPUs allowed, before the run)\n",
+               round_trip_ns);
   const double per_image = forward_flops_per_image(model) * (training ? 3 : 1);
   const double achieved = per_image * images_per_s * 1e-9;
   double of = peak.float32;

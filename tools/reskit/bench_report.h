@@ -27,10 +27,12 @@ std::string cpu_model_name();
 FmaPeak measure_fma_peak(int threads, double seconds = 0.05);
 
 // The round trip of one cache line between two threads pinned to the first two CPUs this
-// process may run on, in nanoseconds (the median of five runs), or 0 with fewer than two CPUs or
-// where pinning is refused. On a virtual machine whose two vCPUs the host may place on one die
-// (one shared L3) or on two, it tells which (here: ~50 ns on one, ~340 across), and with it why
-// memory-bound passes that hand data from thread to thread vary by ~10% between runs.
+// process may run on, in nanoseconds (the median of five timed stretches after a warm-up), or 0
+// with fewer than two CPUs, where pinning is refused, or past a second (a busy machine). Measure it before
+// any OpenMP region: the pool's idle threads spin for a while after one, on those same CPUs. On a virtual
+// machine whose two vCPUs the host may place on one die (one shared L3) or on two, it tells which (here: ~50
+// ns on one, ~340 across), and with it why memory-bound passes that hand data from thread to thread vary by
+// ~10% between runs.
 double core_to_core_round_trip_ns();
 
 // Nominal FLOPs of one image through the model's Conv2D and Dense layers (2 per multiply-add,
@@ -39,9 +41,10 @@ double core_to_core_round_trip_ns();
 double forward_flops_per_image(const Model& model);
 
 // The report's lines, for a workload of `model` (training or inference in `dtype`) that ran at
-// `images_per_s` on `threads` threads: the CPU, the peaks, and the achieved FLOP/s as a fraction
-// of the dtype's peak (mixed_bfloat16: the bfloat16 dot-product peak where the CPU has one).
+// `images_per_s` on `threads` threads: the CPU, the peaks, the core-to-core round trip measured
+// before the run (round_trip_ns; 0: none), and the achieved FLOP/s as a fraction of the dtype's
+// peak (mixed_bfloat16: the bfloat16 dot-product peak where the CPU has one).
 void print_report(const Model& model, bool training, const std::string& dtype, int threads,
-                  double images_per_s);
+                  double images_per_s, double round_trip_ns);
 
 }  // namespace reskit::cli
