@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kernels/ref/bf16.h"
 #include "reskit/error.h"
 
 namespace reskit {
@@ -281,11 +282,10 @@ void Tensor::widen_shadow_only() const {
   std::lock_guard lock(state_->widening);
   if (!state_->shadow_only.load(std::memory_order_acquire)) return;
   const auto* bits = reinterpret_cast<const std::uint16_t*>(state_->bf16.get());
-  auto* out = reinterpret_cast<std::uint32_t*>(storage_.get());
+  auto* out = reinterpret_cast<float*>(storage_.get());
   const std::int64_t n = numel();
 #pragma omp parallel for schedule(static) if (n > (std::int64_t{1} << 15))
-  for (std::int64_t i = 0; i < n; ++i)
-    out[i] = std::uint32_t{bits[i]} << 16;  // exact: bf16 is float's top half
+  for (std::int64_t i = 0; i < n; ++i) out[i] = kernels::ref::from_bf16_bits(bits[i]);
   state_->shadow_only.store(false, std::memory_order_release);
 }
 

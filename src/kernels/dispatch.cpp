@@ -421,8 +421,7 @@ constexpr std::array<Path<F>, 5> kMixedBackwardWeights{{
     {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_backward, kRowsRule, kMixedRowsReason},
     {"reskit AVX512-BF16 backward-weights", own_bf16_weights, own_bf16_backward_weights,
      "not empty, not a tiny image, C*min(4, ceil(K/16)) >= 8, N*P*Q >= 1024; declines without AVX512-BF16 "
-     "and "
-     "where oneDNN runs AMX",
+     "and where oneDNN runs AMX",
      "oneDNN 2.6's jit_bf16 backward-weights runs ResNet-20's layers at 37-77% of the bfloat16 peak "
      "(AMD EPYC family 25, 2 threads: 3x3 64 on 7x7 1.56 ms, stride-2 16->32 1.27 ms at batch 128); "
      "vdpbf16ps over image pairs, the accumulators in registers: 0.91 and 0.58 ms (docs/cpu-rules.md)"},

@@ -69,6 +69,18 @@ const Param& BatchNormalizationLayer::moving_mean() const { return built_param(2
 Param& BatchNormalizationLayer::moving_variance() { return built_param(3, "moving_variance"); }
 const Param& BatchNormalizationLayer::moving_variance() const { return built_param(3, "moving_variance"); }
 
+namespace {
+// After a training kernel wrote out (y or dx) with BatchNormParams::out_bf16: its rounding is
+// current, alone where p.bf16_only.
+void rounding_written(const kernels::BatchNormParams& p, Tensor& out) {
+  if (p.bf16_only) {
+    out.bf16_shadow_only_written();
+  } else if (p.out_bf16 != nullptr) {
+    out.bf16_shadow_written();
+  }
+}
+}  // namespace
+
 Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool training_pass) {
   const Tensor& x = inputs[0];
   // A frozen layer normalises with its moving statistics and leaves them alone even in a training
@@ -124,11 +136,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
     last_output_bf16_only_ = p.bf16_only;
-    if (p.bf16_only) {
-      y.bf16_shadow_only_written();
-    } else if (p.out_bf16 != nullptr) {
-      y.bf16_shadow_written();
-    }
+    rounding_written(p, y);
   });
   if (training) update_moving_statistics(p.rows);
   return y;
@@ -169,11 +177,7 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
                                       std::as_const(offset.value).data<T>(), batch_mean_.data<T>(),
                                       batch_var_.data<T>(), dx.data<T>(), scale.grad.data<T>(),
                                       offset.grad.data<T>());
-      if (p.bf16_only) {
-        dx.bf16_shadow_only_written();
-      } else if (p.out_bf16 != nullptr) {
-        dx.bf16_shadow_written();
-      }
+      rounding_written(p, dx);
       return;
     }
     // Inference-mode forward: the statistics are constants, y = gamma·rstd·(x − mean) + beta.

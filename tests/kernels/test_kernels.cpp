@@ -651,31 +651,38 @@ TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
         const auto gamma = random_vector<float>(p.channels, 63);
         const auto beta = random_vector<float>(p.channels, 64);
         const auto res = random_vector<float>(p.rows * p.channels, 65);
-        auto y = nan_vector<float>(x.size()), dx = y, mean = nan_vector<float>(p.channels), var = mean,
-             dgamma = mean, dbeta = mean;
-        std::vector<std::uint16_t> bits(x.size(), 0xFFFF);
-        p.out_bf16 = bits.data();
-        training(p, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data(), res.data());
-        expect_rounding(y, bits, "y");
-        std::fill(bits.begin(), bits.end(), 0xFFFF);
-        backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), dx.data(),
-                 dgamma.data(), dbeta.data());
-        expect_rounding(dx, bits, "dx");
-
+        // Both passes into outputs that start as NaN, with or without bf16_only.
+        struct Written {
+          std::vector<float> y, dx;
+          std::vector<std::uint16_t> y_bits, dx_bits;
+        };
+        const auto run = [&](bool bf16_only) {
+          Written w{nan_vector<float>(x.size()), nan_vector<float>(x.size()),
+                    std::vector<std::uint16_t>(x.size(), 0xFFFF),
+                    std::vector<std::uint16_t>(x.size(), 0xFFFF)};
+          auto mean = nan_vector<float>(p.channels), var = mean, dgamma = mean, dbeta = mean;
+          p.bf16_only = bf16_only;
+          p.out_bf16 = w.y_bits.data();
+          training(p, x.data(), gamma.data(), beta.data(), w.y.data(), mean.data(), var.data(), res.data());
+          p.out_bf16 = w.dx_bits.data();
+          backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), w.dx.data(),
+                   dgamma.data(), dbeta.data());
+          return w;
+        };
+        const Written both = run(false);
+        expect_rounding(both.y, both.y_bits, "y");
+        expect_rounding(both.dx, both.dx_bits, "dx");
         // bf16_only: the same rounding; the float32 builds leave y and dx unwritten (the
         // reference may write both).
-        p.bf16_only = true;
-        std::fill(bits.begin(), bits.end(), 0xFFFF);
-        auto y_only = nan_vector<float>(x.size()), dx_only = y_only;
-        training(p, x.data(), gamma.data(), beta.data(), y_only.data(), mean.data(), var.data(), res.data());
-        expect_rounding(y, bits, "y, bf16_only");
-        std::fill(bits.begin(), bits.end(), 0xFFFF);
-        backward(p, x.data(), dy.data(), gamma.data(), beta.data(), mean.data(), var.data(), dx_only.data(),
-                 dgamma.data(), dbeta.data());
-        expect_rounding(dx, bits, "dx, bf16_only");
+        const Written only = run(true);
+        expect_rounding(both.y, only.y_bits, "y, bf16_only");
+        expect_rounding(both.dx, only.dx_bits, "dx, bf16_only");
         if (name != "dispatched reference") {
-          EXPECT_TRUE(std::all_of(y_only.begin(), y_only.end(), [](float v) { return std::isnan(v); }));
-          EXPECT_TRUE(std::all_of(dx_only.begin(), dx_only.end(), [](float v) { return std::isnan(v); }));
+          const auto all_nan = [](const std::vector<float>& v) {
+            return std::all_of(v.begin(), v.end(), [](float e) { return std::isnan(e); });
+          };
+          EXPECT_TRUE(all_nan(only.y));
+          EXPECT_TRUE(all_nan(only.dx));
         }
       }
 }

@@ -121,6 +121,13 @@ constexpr bool writes_bf16(Out o) { return o != Out::f32; }
 inline Out out_kind(const std::uint16_t* bits, bool bf16_only) {
   return bits == nullptr ? Out::f32 : bf16_only ? Out::bf16 : Out::both;
 }
+// Calls f.template operator()<O>() with O = out, as by_width does for widths.
+template <class F>
+void by_out(Out out, F&& f) {
+  if (out == Out::bf16) return f.template operator()<Out::bf16>();
+  if (out == Out::both) return f.template operator()<Out::both>();
+  f.template operator()<Out::f32>();
+}
 
 // y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu, written
 // as O says: to y, and rounded to bfloat16 to yb.
@@ -148,9 +155,7 @@ void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, c
 void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
                  const float* shift, const float* residual, float* y, std::uint16_t* yb, Out out) {
   const auto run = [&]<bool Relu, bool Res>() {
-    if (out == Out::bf16) return scale_shift<Relu, Res, Out::bf16>(rows, C, x, scale, shift, residual, y, yb);
-    if (out == Out::both) return scale_shift<Relu, Res, Out::both>(rows, C, x, scale, shift, residual, y, yb);
-    scale_shift<Relu, Res, Out::f32>(rows, C, x, scale, shift, residual, y, nullptr);
+    by_out(out, [&]<Out O>() { scale_shift<Relu, Res, O>(rows, C, x, scale, shift, residual, y, yb); });
   };
   if (residual != nullptr) {
     if (with_relu) return run.template operator()<true, true>();
@@ -208,13 +213,9 @@ void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float
     dgamma[c] = static_cast<float>(sgx[c] * rstd[c]);
     dbeta[c] = static_cast<float>(sg[c]);
   }
-  if (out == Out::bf16)
-    return grad_input<Relu, Out::bf16>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx,
-                                       dxb);
-  if (out == Out::both)
-    return grad_input<Relu, Out::both>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx,
-                                       dxb);
-  grad_input<Relu, Out::f32>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, nullptr);
+  by_out(out, [&]<Out O>() {
+    grad_input<Relu, O>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, dxb);
+  });
 }
 
 }  // namespace
