@@ -101,6 +101,16 @@ struct Model::State {
   };
   std::vector<Bf16Only> bf16_only;
   bool bf16_only_on = true;  // set_bf16_only
+  // Mixed precision, training: Keras's bfloat16 activations (Model::set_bf16_activations). A
+  // Conv2D (node conv) writes its output as the rounding alone where a BatchNormalization alone
+  // reads it (output), and its input gradient where it alone reads a normalization's output
+  // (input_gradient; through_relu: after the ReLU the normalization applies, only while fused).
+  struct Bf16Activations {
+    int conv;
+    bool output = false, input_gradient = false, through_relu = false;
+  };
+  std::vector<Bf16Activations> bf16_activations;
+  bool bf16_activations_on = true;  // set_bf16_activations
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
   // During a forward pass: per node, the node whose value a fused BatchNormalization (or
@@ -328,6 +338,21 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     const int conv = s.producers[i][0];
     plan.input_gradient = reads_bf16_only(conv) && consumers[conv] == 1;
     if (plan.output || plan.input_gradient) s.bf16_only.push_back(plan);
+    // Keras's bfloat16 activations: the Conv2D before (read by this normalization alone), and the
+    // one Conv2D that alone reads its output.
+    const auto activations = [&](int node) -> Model::State::Bf16Activations& {
+      for (auto& a : s.bf16_activations)
+        if (a.conv == node) return a;
+      return s.bf16_activations.emplace_back(Model::State::Bf16Activations{node});
+    };
+    if (plan.input_gradient && !is_output(conv) && s.traits[conv]->set_bf16_activations)
+      activations(conv).output = true;
+    if (!is_output(value) && readers[value].size() == 1 && reads_bf16_only(readers[value][0]) &&
+        s.traits[readers[value][0]]->set_bf16_activations) {
+      auto& a = activations(readers[value][0]);
+      a.input_gradient = true;
+      a.through_relu = plan.act >= 0;
+    }
   }
 
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
@@ -416,6 +441,12 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
         // The output only while the ReLU is fused: the ReLU itself reads it otherwise.
         const bool output = planned && f.output && (f.act < 0 || s.fuse_relu);
         s.traits[f.bn]->set_bf16_only(*s.nodes[f.bn]->layer, output, planned && f.input_gradient);
+      }
+      for (const auto& a : s.bf16_activations) {
+        const bool planned = on && training && s.bf16_activations_on;
+        s.traits[a.conv]->set_bf16_activations(
+            *s.nodes[a.conv]->layer, planned && a.output,
+            planned && a.input_gradient && (!a.through_relu || s.fuse_relu));
       }
       if (!s.fuse_relu) return;
       for (const auto& f : s.add_fusions) {
@@ -705,6 +736,8 @@ void Model::set_train_step_hooks(TrainStepHooks hooks) { state_->step_hooks = st
 void Model::set_fuse_relu(bool on) { state_->fuse_relu = on; }
 void Model::set_bf16_only(bool on) { state_->bf16_only_on = on; }
 bool Model::bf16_only() const { return state_->bf16_only_on; }
+void Model::set_bf16_activations(bool on) { state_->bf16_activations_on = on; }
+bool Model::bf16_activations() const { return state_->bf16_activations_on; }
 void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
 bool Model::fuse_relu() const { return state_->fuse_relu; }

@@ -48,6 +48,9 @@ struct Path {
   // pass, or declines it; any other (and one that declined it) runs without them, and the
   // residual and ReLU follow in one pass of their own.
   bool takes_residual = false;
+  // A mixed-precision entry that writes bfloat16 results itself where they are asked for
+  // (Conv2DParams::y_bf16, dx_bf16); any other writes float32 and the dispatcher rounds them.
+  bool bf16_results = false;
 };
 
 // The list for T's precision and `pass`; mixed: Conv2DParams::bf16 set (for double, whose only

@@ -400,20 +400,22 @@ constexpr auto kFloat32BackwardData = with_onednn(kOnednnBackwardData, kBlasBack
 constexpr auto kFloat32BackwardWeights = with_onednn(kOnednnBackwardWeights, kBlasBackwardWeights<F>);
 
 constexpr std::array<Path<F>, 4> kMixedForward{{
-    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_forward, kMatmulRule, kMixedMatmulReason},
+    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_forward, kMatmulRule, kMixedMatmulReason, false, true},
     {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_forward, kRowsRule, kMixedRowsReason},
     {"oneDNN bf16 convolution", not_empty, conv_bf16_forward, kConvRule,
      "oneDNN's bfloat16 convolution kernels (brgconv, or its direct jit_bf16 over <= 16 input channels "
-     "without AMX: prefer_direct_jit_bf16), float32 results written directly"},
+     "without AMX: prefer_direct_jit_bf16), float32 or bfloat16 results written directly",
+     false, true},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
 constexpr std::array<Path<F>, 4> kMixedBackwardData{{
-    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_backward, kMatmulRule, kMixedMatmulReason},
+    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_backward, kMatmulRule, kMixedMatmulReason, false, true},
     {"tiny image bf16 row products", tiny_image_up_to_4, rows_bf16_backward, kRowsDataRule, kRowsDataReason},
     {"oneDNN bf16 convolution", conv_bf16_data, conv_bf16_backward,
      "not empty, K even, not a tiny image with P*Q <= 4",
      "oneDNN 2.6's jit_bf16_1x1 backward-data writes wrong dx when K is odd (1, 3, 5, ... 33; found by "
-     "tests/kernels): odd K, rare in real networks, takes the rounded copies whatever the kernel size"},
+     "tests/kernels): odd K, rare in real networks, takes the rounded copies whatever the kernel size",
+     false, true},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
 constexpr std::array<Path<F>, 5> kMixedBackwardWeights{{
@@ -489,12 +491,30 @@ void add_residual(std::int64_t n, const T* __restrict r, bool relu, T* __restric
   }
 }
 
+// Runs one entry with bfloat16 results (Conv2DParams::y_bf16, dx_bf16): an entry that writes them
+// (Path::bf16_results) is given them, any other runs without them and its float32 results are
+// rounded into them after.
+template <class T>
+bool run_rounding(const Path<T>& entry, const Conv2DParams& p, const Operands<T>& o) {
+  if ((p.y_bf16 == nullptr && p.dx_bf16 == nullptr) || entry.bf16_results) return entry.run(p, o);
+  if constexpr (!is_f32<T>) {
+    throw Error("Conv2DParams::y_bf16, dx_bf16: expected float32 operands, got float64");
+  } else {
+    Conv2DParams q = p;
+    q.y_bf16 = q.dx_bf16 = nullptr;
+    if (!entry.run(q, o)) return false;
+    if (p.y_bf16 != nullptr && o.y != nullptr) round_to_bf16(o.y, y_numel(p), p.y_bf16);
+    if (p.dx_bf16 != nullptr && o.dx != nullptr) round_to_bf16(o.dx, x_numel(p), p.dx_bf16);
+    return true;
+  }
+}
+
 // Runs one entry: with a forward's residual where the entry takes it (and does not decline it),
 // else without it (nor the ReLU that follows it), then y = max(0, y + r) (or y + r) in a pass of
 // its own: the same sums in the same order as an entry's post-ops.
 template <class T>
 bool run_entry(const Path<T>& entry, const Conv2DParams& p, const Operands<T>& o) {
-  if (p.residual == nullptr) return entry.run(p, o);
+  if (p.residual == nullptr) return run_rounding(entry, p, o);
   if (entry.takes_residual && entry.run(p, o)) return true;
   Conv2DParams q = p;
   q.residual = nullptr;
@@ -525,24 +545,24 @@ template <class T>
 void run_mixed_backward(const Conv2DParams& p, const Operands<T>& o) {
   const auto data = paths<T>(Pass::backward_data, true), weights = paths<T>(Pass::backward_weights, true);
   if (use_ref()) {
-    data.back().run(p, o);
+    run_rounding(data.back(), p, o);
     return;
   }
   const bool want_dx = o.dx != nullptr, want_dw = o.dw != nullptr;
   std::size_t d = next_applicable(data, p, 0), w = next_applicable(weights, p, 0);
   for (;;) {
     if ((want_dx && d + 1 == data.size()) || (want_dw && w + 1 == weights.size())) {
-      data.back().run(p, o);
+      run_rounding(data.back(), p, o);
       return;
     }
     bool ok = true;
     if (want_dx && want_dw && data[d].run == weights[w].run) {
-      ok = data[d].run(p, o);
+      ok = run_rounding(data[d], p, o);
     } else {
       Operands<T> only_dx = o, only_dw = o;
       only_dx.dw = only_dx.db = nullptr;
       only_dw.dx = nullptr;
-      ok = (!want_dx || data[d].run(p, only_dx)) && (!want_dw || weights[w].run(p, only_dw));
+      ok = (!want_dx || run_rounding(data[d], p, only_dx)) && (!want_dw || weights[w].run(p, only_dw));
     }
     if (ok) return;
     d = next_applicable(data, p, d + 1);
@@ -686,33 +706,64 @@ void round_out_bf16(const BatchNormParams& p, const T* out) {
     round_to_bf16(out, p.rows * p.channels, p.out_bf16);
   }
 }
+
+// BatchNormParams::x_bf16 and dy_bf16 for the kernels that read float32 values alone (the
+// reference, float64): p without them, and the operands widened from them into kept copies.
+template <class T>
+struct PlainOperands {
+  std::vector<float> x_kept, dy_kept;  // first: the operands below point into them
+  BatchNormParams p;
+  const T* x;
+  const T* dy;
+
+  PlainOperands(const BatchNormParams& given, const T* x_values, const T* dy_values)
+      : p(given), x(widen(given.x_bf16, x_values, x_kept)), dy(widen(given.dy_bf16, dy_values, dy_kept)) {
+    p.x_bf16 = p.dy_bf16 = nullptr;
+  }
+  const T* widen(const std::uint16_t* bits, const T* values, std::vector<float>& kept) const {
+    if (bits == nullptr) return values;
+    if constexpr (!is_f32<T>) {
+      throw Error("BatchNormParams::x_bf16, dy_bf16: expected float32 operands, got float64");
+    } else {
+      kept.resize(static_cast<std::size_t>(p.rows * p.channels));
+      for (std::size_t i = 0; i < kept.size(); ++i) kept[i] = ref::from_bf16_bits(bits[i]);
+      return kept.data();
+    }
+  }
+};
 }  // namespace
 
-// The fast float32 training passes write out_bf16 themselves, in the pass that writes y or dx.
+// The fast float32 training passes write out_bf16 themselves, in the pass that writes y or dx,
+// and read x_bf16 and dy_bf16 themselves.
 template <class T>
 void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* gamma, const T* beta, T* y,
                                  T* mean, T* var, const T* residual) {
-  if (use_ref()) {
-    ref::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
-    return round_out_bf16(p, y);
-  }
   if constexpr (is_f32<T>) {
-    cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
-  } else {
-    cpu::batch_norm_forward_training(p, x, gamma, beta, y, mean, var, residual);
-    round_out_bf16(p, y);
+    if (!use_ref()) return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
   }
+  const PlainOperands<T> o(p, x, nullptr);
+  if (use_ref()) {
+    ref::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, residual);
+  } else if constexpr (!is_f32<T>) {  // float64's fast kernels (float32's took the bits above)
+    cpu::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, residual);
+  }
+  round_out_bf16(p, y);
 }
 
 template <class T>
 void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T* gamma, const T* beta,
                                   const T* mean, const T* var, T* y, const T* residual) {
+  if constexpr (is_f32<T>) {
+    if (!use_ref()) {
+      cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y, residual);
+      return round_out_bf16(p, y);
+    }
+  }
+  const PlainOperands<T> o(p, x, nullptr);
   if (use_ref()) {
-    ref::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
-  } else if constexpr (is_f32<T>) {
-    cpu::batch_norm_forward_inference_f32(p, x, gamma, beta, mean, var, y, residual);
-  } else {
-    cpu::batch_norm_forward_inference(p, x, gamma, beta, mean, var, y, residual);
+    ref::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, residual);
+  } else if constexpr (!is_f32<T>) {  // float64's fast kernels (float32's took the bits above)
+    cpu::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, residual);
   }
   round_out_bf16(p, y);
 }
@@ -720,16 +771,16 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
 template <class T>
 void batch_norm_backward(const BatchNormParams& p, const T* x, const T* dy, const T* gamma, const T* beta,
                          const T* mean, const T* var, T* dx, T* dgamma, T* dbeta) {
-  if (use_ref()) {
-    ref::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
-    return round_out_bf16(p, dx);
-  }
   if constexpr (is_f32<T>) {
-    cpu::batch_norm_backward_f32(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
-  } else {
-    cpu::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
-    round_out_bf16(p, dx);
+    if (!use_ref()) return cpu::batch_norm_backward_f32(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
   }
+  const PlainOperands<T> o(p, x, dy);
+  if (use_ref()) {
+    ref::batch_norm_backward(o.p, o.x, o.dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  } else if constexpr (!is_f32<T>) {  // float64's fast kernels (float32's took the bits above)
+    cpu::batch_norm_backward(o.p, o.x, o.dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  }
+  round_out_bf16(p, dx);
 }
 
 // Synchronised batch normalization's pieces: the reference alone (ref/batch_norm_sync.h).

@@ -52,6 +52,13 @@ struct Conv2DParams {
   // Add that alone reads a folded normalization (a residual block's end); oneDNN's float32 paths
   // add it as a post-op, the others in a pass after the product (dispatch.cpp). Null: none.
   const void* residual = nullptr;
+  // Mixed precision, float32 only, optional: the forward's y (n·p·q·k values), or the backward's
+  // dx (n·h·w·c values), written as its bfloat16 rounding alone into these bits (to nearest
+  // even, as round_to_bf16 rounds the float32 result); y or dx is then scratch a path may write
+  // or leave unwritten. A path whose kernel writes bfloat16 results writes them directly; for
+  // the others the dispatcher rounds the float32 result. Not with a residual or a fused ReLU.
+  std::uint16_t* y_bf16 = nullptr;
+  std::uint16_t* dx_bf16 = nullptr;
 };
 
 // y[N,P,Q,K] = conv(x[N,H,W,C], w[R,S,C,K]) + b[K] (b may be null)
@@ -85,6 +92,12 @@ struct BatchNormParams {
   // With out_bf16: that rounding alone may be written, y or dx left unwritten, where every reader
   // takes the rounding (Tensor::bf16_shadow_only_written). A kernel may still write both.
   bool bf16_only = false;
+  // Float32 training and the float32 inference forward, optional: x (rows·channels values), and
+  // the backward's dy, given as their bfloat16 roundings alone; the kernels read these in place of
+  // x and dy, which may be unwritten (Tensor::bf16_shadow_only_written). The values are the
+  // roundings widened: the results are those of the float32 kernels on the widened values.
+  const std::uint16_t* x_bf16 = nullptr;
+  const std::uint16_t* dy_bf16 = nullptr;
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.

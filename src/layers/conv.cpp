@@ -92,17 +92,6 @@ kernels::Conv2DParams conv_params(const Shape& x, const Shape& y, std::array<int
   p.pad_top = ph.before, p.pad_bottom = ph.after, p.pad_left = pw.before, p.pad_right = pw.after;
   return p;
 }
-
-// An operand's float32 values for the kernels. Where its bfloat16 rounding goes with it (bits:
-// Conv2DParams::x_bf16 or dy_bf16), every mixed-precision path reads that instead, so a tensor
-// whose rounding is its only copy (Tensor::bf16_shadow_only_written) is not widened for them.
-template <class T>
-const T* operand(const Tensor& t, const std::uint16_t* bits) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (bits != nullptr) return t.storage_behind_shadow();
-  }
-  return t.data<T>();
-}
 }  // namespace
 
 void Conv2DLayer::set_folded_batch_norm(const BatchNormalizationLayer* bn, bool relu) {
@@ -200,10 +189,17 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
     p.x_bf16 = x.bf16_shadow();
   }
   if (p.bf16) p.w_bf16 = w.bf16_shadow();
+  // Keras's bfloat16 activations (set_bf16_only): the output as its rounding alone, where the
+  // normalization after reads only that, and the input gradient likewise in the backward.
+  const bool bf16_activations = training && p.x_bf16 != nullptr && options_.activation == "linear";
+  last_output_bf16_only_ = bf16_activations && bf16_only_output_;
+  bf16_only_dx_ = bf16_activations && bf16_only_input_gradient_;
+  if (last_output_bf16_only_) p.y_bf16 = z.bf16_shadow_buffer();
   visit_dtype(dtype(), [&]<class T>(T) {
     const T* b = b_values != nullptr ? b_values->data<T>() : nullptr;
-    kernels::conv2d_forward<T>(p, operand<T>(x, p.x_bf16), w.data<T>(), b, z.data<T>());
+    kernels::conv2d_forward<T>(p, detail::operand<T>(x, p.x_bf16), w.data<T>(), b, z.data<T>());
   });
+  if (last_output_bf16_only_) z.bf16_shadow_only_written();
   x_ = x;
   z_ = z;
   y_ = detail::activated(detail::parse_activation(where(), options_.activation), z_);
@@ -221,12 +217,15 @@ std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   }
   // The input gradient only when someone needs it (not for a first layer in a training step).
   Tensor dx = input_gradients_needed() ? Tensor::uninitialized(x_.shape(), dtype()) : Tensor();
+  const bool dx_bf16_only = p.bf16 && bf16_only_dx_ && dx.defined();
+  if (dx_bf16_only) p.dx_bf16 = dx.bf16_shadow_buffer();
   visit_dtype(dtype(), [&]<class T>(T) {
     T* db = options_.use_bias ? bias().grad.data<T>() : nullptr;
-    kernels::conv2d_backward<T>(p, operand<T>(x_, p.x_bf16), operand<T>(dz, p.dy_bf16),
+    kernels::conv2d_backward<T>(p, detail::operand<T>(x_, p.x_bf16), detail::operand<T>(dz, p.dy_bf16),
                                 std::as_const(kernel().value).data<T>(),
                                 dx.defined() ? dx.data<T>() : nullptr, kernel().grad.data<T>(), db);
   });
+  if (dx_bf16_only) dx.bf16_shadow_only_written();
   return {dx};
 }
 
@@ -356,6 +355,9 @@ void register_conv2d(std::vector<LayerEntry>& out) {
   e.fusion.reads_bf16_only = [](const Layer& l) {
     return dynamic_cast<const Conv2DLayer&>(l).options().activation == "linear" &&
            l.dtype() == DType::float32;
+  };
+  e.fusion.set_bf16_activations = [](Layer& conv, bool output, bool input_gradient) {
+    dynamic_cast<Conv2DLayer&>(conv).set_bf16_only(output, input_gradient);
   };
   out.push_back(std::move(e));
 }

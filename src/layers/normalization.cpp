@@ -117,10 +117,13 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
   // (the Activation keeps that tensor anyway).
   relu_backward_ = training_pass && fused_relu_backward();
   y_ = relu_backward_ && !training ? y : Tensor();
+  // x as the bfloat16 rounding alone (the Conv2D before wrote Keras's bfloat16 activations): read so.
+  p.x_bf16 = detail::only_rounding(x);
   visit_dtype(dtype(), [&]<class T>(T) {
+    const T* xv = detail::operand<T>(x, p.x_bf16);
     if (!training) {
-      kernels::batch_norm_forward_inference<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(),
-                                               mean.data<T>(), variance.data<T>(), y.data<T>(),
+      kernels::batch_norm_forward_inference<T>(p, xv, scale.data<T>(), offset.data<T>(), mean.data<T>(),
+                                               variance.data<T>(), y.data<T>(),
                                                residual ? residual->data<T>() : nullptr);
       return;
     }
@@ -132,7 +135,7 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
       p.out_bf16 = y.bf16_shadow_buffer();
       p.bf16_only = bf16_only_output_ && residual == nullptr;
     }
-    kernels::batch_norm_forward_training<T>(p, x.data<T>(), scale.data<T>(), offset.data<T>(), y.data<T>(),
+    kernels::batch_norm_forward_training<T>(p, xv, scale.data<T>(), offset.data<T>(), y.data<T>(),
                                             batch_mean_.data<T>(), batch_var_.data<T>(),
                                             residual ? residual->data<T>() : nullptr);
     last_output_bf16_only_ = p.bf16_only;
@@ -173,10 +176,13 @@ std::vector<Tensor> BatchNormalizationLayer::backward(const Tensor& dy) {
         p.out_bf16 = dx.bf16_shadow_buffer();
         p.bf16_only = bf16_only_dx_;
       }
-      kernels::batch_norm_backward<T>(p, x_.data<T>(), dy.data<T>(), std::as_const(scale.value).data<T>(),
-                                      std::as_const(offset.value).data<T>(), batch_mean_.data<T>(),
-                                      batch_var_.data<T>(), dx.data<T>(), scale.grad.data<T>(),
-                                      offset.grad.data<T>());
+      // x and dy as the bfloat16 roundings alone where the Conv2Ds wrote them so.
+      p.x_bf16 = detail::only_rounding(x_);
+      p.dy_bf16 = detail::only_rounding(dy);
+      kernels::batch_norm_backward<T>(
+          p, detail::operand<T>(x_, p.x_bf16), detail::operand<T>(dy, p.dy_bf16),
+          std::as_const(scale.value).data<T>(), std::as_const(offset.value).data<T>(), batch_mean_.data<T>(),
+          batch_var_.data<T>(), dx.data<T>(), scale.grad.data<T>(), offset.grad.data<T>());
       rounding_written(p, dx);
       return;
     }

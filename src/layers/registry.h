@@ -65,6 +65,10 @@ struct FusionTraits {
   // bfloat16 rounding alone (Tensor::bf16_shadow_only_written) where every reader takes that
   // (BatchNormalizationLayer::set_bf16_only); on false for both it writes float32 again.
   std::function<void(Layer&, bool output, bool input_gradient)> set_bf16_only;
+  // Mixed precision, training: a layer that can write its output, or its input gradient, as the
+  // bfloat16 rounding alone for a BatchNormalization that reads it alone, which then computes on
+  // the rounded values: Keras's bfloat16 activations (Conv2DLayer::set_bf16_only).
+  std::function<void(Layer&, bool output, bool input_gradient)> set_bf16_activations;
 };
 
 struct LayerEntry {

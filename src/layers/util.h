@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "layers/padding.h"
 #include "reskit/error.h"
@@ -41,5 +42,23 @@ Tensor activated(Act act, const Tensor& z);
 Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy);
 // The ReLU's dz for dy = a + b, in one pass: the bits of activation_backward(relu, z, z, a + b).
 Tensor relu_backward_sum(const Tensor& z, const Tensor& a, const Tensor& b);
+
+// An operand's float32 values for the kernels. Where its bfloat16 rounding goes with it (bits:
+// Conv2DParams::x_bf16, dy_bf16; BatchNormParams::x_bf16, dy_bf16), the kernels read that
+// instead, so a tensor whose rounding is its only copy (Tensor::bf16_shadow_only_written) is not
+// widened for them.
+template <class T>
+const T* operand(const Tensor& t, const std::uint16_t* bits) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bits != nullptr) return t.storage_behind_shadow();
+  }
+  return t.data<T>();
+}
+// A float32 tensor's bfloat16 rounding where that is its only copy (Tensor::float32_current
+// false: Keras's bfloat16 activations, Model::set_bf16_activations), else null: for a kernel
+// that reads float32 values when it has them and the rounding otherwise (BatchNormalization).
+inline const std::uint16_t* only_rounding(const Tensor& t) {
+  return t.dtype() == DType::float32 && !t.float32_current() ? t.bf16_shadow() : nullptr;
+}
 
 }  // namespace reskit::detail

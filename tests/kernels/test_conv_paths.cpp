@@ -203,6 +203,68 @@ TEST_F(ConvPaths, EveryMixedPrecisionPathReadsTheRoundingsItIsGiven) {
 }
 TEST_F(ConvPaths, EveryFloat64PathMatchesTheReference) { check_every_entry<double>(false); }
 
+// Bfloat16 results (Conv2DParams::y_bf16, dx_bf16: a Conv2D writing Keras's bfloat16 activations)
+// are the roundings of the float32 results: from each entry that writes them itself
+// (Path::bf16_results), against the same entry's float32 results, and through the dispatcher
+// (whichever entry runs; the others' results rounded after), under both backends. Forward and
+// backward-data; dx by the combined backward, as a layer asks for it, with dw alongside.
+TEST_F(ConvPaths, Bfloat16ResultsAreTheRoundingsOfTheFloat32Results) {
+  const auto rounding = [](const std::vector<float>& v) {
+    std::vector<std::uint16_t> bits(v.size());
+    k::ref::round_to_bf16_bits(v.data(), static_cast<int64_t>(v.size()), bits.data());
+    return bits;
+  };
+  int native_runs = 0;
+  for (cp::MixedKernels which : {cp::MixedKernels::bfloat16, cp::MixedKernels::float32}) {
+    const cp::ScopedMixedKernels forced(which);
+    for (const auto& cc : path_cases()) {
+      auto p = conv_params(cc);
+      p.bf16 = true;
+      const auto [x, w, b, dy, r] = case_data<float>(p);
+      for (cp::Pass pass : {cp::Pass::forward, cp::Pass::backward_data}) {
+        for (const auto& path : cp::paths<float>(pass, true)) {
+          if (!path.bf16_results || !path.applies(p)) continue;
+          SCOPED_TRACE(std::string(path.name) + " on " + cc.name);
+          const bool fwd = pass == cp::Pass::forward;
+          auto out = nan_vector<float>(fwd ? p.n * p.p * p.q * p.k : p.n * p.h * p.w * p.c), scratch = out;
+          std::vector<std::uint16_t> bits(out.size(), 0xFFFF);
+          cp::Operands<float> o;
+          o.x = x.data(), o.w = w.data(), o.b = fwd ? b.data() : nullptr, o.dy = dy.data();
+          (fwd ? o.y : o.dx) = out.data();
+          if (!path.run(p, o)) continue;
+          auto q = p;
+          (fwd ? q.y_bf16 : q.dx_bf16) = bits.data();
+          (fwd ? o.y : o.dx) = scratch.data();
+          ASSERT_TRUE(path.run(q, o));
+          EXPECT_EQ(bits, rounding(out));
+          ++native_runs;
+        }
+      }
+      for (k::Backend backend : {k::Backend::fast, k::Backend::reference}) {
+        SCOPED_TRACE(std::string(cc.name) + (backend == k::Backend::reference ? ", reference" : ", fast"));
+        k::set_backend(backend);
+        auto y = nan_vector<float>(p.n * p.p * p.q * p.k), y_scratch = y;
+        auto dx = nan_vector<float>(p.n * p.h * p.w * p.c), dx_scratch = dx;
+        auto dw = nan_vector<float>(p.r * p.s * p.c * p.k), dw_too = dw;
+        std::vector<std::uint16_t> y_bits(y.size(), 0xFFFF), dx_bits(dx.size(), 0xFFFF);
+        k::conv2d_forward<float>(p, x.data(), w.data(), b.data(), y.data());
+        k::conv2d_backward<float>(p, x.data(), dy.data(), w.data(), dx.data(), dw.data(), nullptr);
+        auto q = p;
+        q.y_bf16 = y_bits.data();
+        q.dx_bf16 = dx_bits.data();
+        k::conv2d_forward<float>(q, x.data(), w.data(), b.data(), y_scratch.data());
+        k::conv2d_backward<float>(q, x.data(), dy.data(), w.data(), dx_scratch.data(), dw_too.data(),
+                                  nullptr);
+        k::set_backend(k::Backend::fast);
+        EXPECT_EQ(y_bits, rounding(y)) << "y";
+        EXPECT_EQ(dx_bits, rounding(dx)) << "dx";
+        EXPECT_TRUE(close(dw_too, dw, "dw alongside"));
+      }
+    }
+  }
+  EXPECT_GT(native_runs, 0) << "no entry wrote bfloat16 results itself";
+}
+
 // A forward with a residual (Conv2DParams::residual) through the dispatcher, whichever entry runs
 // (its own post-op, or the pass the dispatcher adds for one that does not take it), in every
 // precision and under the reference backend: the convolution without it, plus r, then the ReLU.

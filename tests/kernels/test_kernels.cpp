@@ -357,11 +357,14 @@ struct BnCase {
   double epsilon;
 };
 std::vector<BnCase> bn_cases() {
-  // Channel counts around the fast kernel's tiles (16, 32, 64 at once, any rest apart) and row
-  // counts around its blocks of 256 rows.
+  // Channel counts around the fast kernel's tiles (16, 32, 64 at once, any rest apart) and its
+  // elementwise chunks of 32 values (C a multiple of 32, a divisor of it with whole chunks and a
+  // rest of rows: 16 over 301 rows, 8 over 77, or neither: 48, 13), and row counts around its
+  // blocks of 256 rows.
   return {{1, 5, 1e-3},          {7, 3, 1e-3},           {50, 13, 1.001e-5}, {64, 64, 1e-3},
           {300, 16, 1.001e-5},   {2 * 9 * 9, 256, 1e-3}, {513, 32, 1e-3},    {257, 80, 1e-3},
-          {1000, 100, 1.001e-5}, {4, 2048, 1e-3}};
+          {1000, 100, 1.001e-5}, {4, 2048, 1e-3},        {301, 16, 1e-3},    {77, 8, 1e-3},
+          {40, 48, 1e-3}};
 }
 std::string bn_name(const BnCase& bc) {
   return "rows " + std::to_string(bc.rows) + " channels " + std::to_string(bc.channels);
@@ -609,13 +612,12 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
       }
 }
 
-// BatchNormParams::out_bf16: training's y and dx written a second time, rounded to bfloat16: each
-// float32 build and the dispatched fast and reference paths give round_to_bf16 of what they wrote.
-// With bf16_only they write the same rounding alone.
-TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
-  using Training = decltype(&k::cpu::generic::batch_norm_forward_training);
-  using Backward = decltype(&k::cpu::generic::batch_norm_backward);
-  std::vector<std::tuple<std::string, Training, Backward>> routes{
+// The float32 training passes by every route: each build, and the dispatched fast and reference
+// paths.
+using BnTraining = decltype(&k::cpu::generic::batch_norm_forward_training);
+using BnBackward = decltype(&k::cpu::generic::batch_norm_backward);
+std::vector<std::tuple<std::string, BnTraining, BnBackward>> bn_f32_routes() {
+  std::vector<std::tuple<std::string, BnTraining, BnBackward>> routes{
       {"generic", k::cpu::generic::batch_norm_forward_training, k::cpu::generic::batch_norm_backward},
       {"dispatched fast", k::batch_norm_forward_training<float>, k::batch_norm_backward<float>},
       {"dispatched reference",
@@ -635,13 +637,20 @@ TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
     routes.emplace_back("avx512", k::cpu::avx512::batch_norm_forward_training,
                         k::cpu::avx512::batch_norm_backward);
   }
+  return routes;
+}
+
+// BatchNormParams::out_bf16: training's y and dx written a second time, rounded to bfloat16: each
+// float32 build and the dispatched fast and reference paths give round_to_bf16 of what they wrote.
+// With bf16_only they write the same rounding alone.
+TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
   const auto expect_rounding = [](const std::vector<float>& v, const std::vector<std::uint16_t>& bits,
                                   const char* what) {
     std::vector<std::uint16_t> want(v.size());
     k::ref::round_to_bf16_bits(v.data(), static_cast<std::int64_t>(v.size()), want.data());
     EXPECT_EQ(bits, want) << what;
   };
-  for (const auto& [name, training, backward] : routes)
+  for (const auto& [name, training, backward] : bn_f32_routes())
     for (const auto& bc : bn_cases())
       for (bool relu : {false, true}) {
         SCOPED_TRACE(name + " " + bn_name(bc) + (relu ? " with fused relu" : ""));
@@ -685,6 +694,71 @@ TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
           EXPECT_TRUE(all_nan(only.dx));
         }
       }
+}
+
+// BatchNormParams::x_bf16 and dy_bf16: x and dy given as their bfloat16 roundings alone (the
+// float32 values all NaN) give, by every route, the bits the same route gives on the roundings
+// widened to float32: training (with and without a residual), inference, and backward.
+TEST(BatchNormF32Builds, ReadTheBf16RoundingsTheyAreGiven) {
+  const auto rounded = [](const std::vector<float>& v) {
+    std::vector<std::uint16_t> bits(v.size());
+    k::ref::round_to_bf16_bits(v.data(), static_cast<std::int64_t>(v.size()), bits.data());
+    std::vector<float> widened(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) widened[i] = k::ref::from_bf16_bits(bits[i]);
+    return std::pair{bits, widened};
+  };
+  const auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(a[i]), std::bit_cast<std::uint32_t>(b[i]))
+          << what << " at " << i;
+  };
+  for (const auto& [name, training, backward] : bn_f32_routes())
+    for (const auto& bc : bn_cases())
+      for (bool relu : {false, true})
+        for (bool with_residual : {false, true}) {
+          SCOPED_TRACE(name + " " + bn_name(bc) + (relu ? " with fused relu" : "") +
+                       (with_residual ? " with residual" : ""));
+          const std::int64_t n = bc.rows * bc.channels;
+          const auto [x_bits, x] = rounded(random_vector<float>(n, 71, 2.0, 0.5));
+          const auto [dy_bits, dy] = rounded(random_vector<float>(n, 72));
+          const auto gamma = random_vector<float>(bc.channels, 73);
+          const auto beta = random_vector<float>(bc.channels, 74);
+          const auto res = random_vector<float>(n, 75);
+          const float* r = with_residual ? res.data() : nullptr;
+          const auto unwritten = nan_vector<float>(n);
+          struct Out {
+            std::vector<float> y, mean, var, inference_y, dx, dgamma, dbeta;
+          };
+          const auto run = [&](bool bits) {
+            k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
+            p.x_bf16 = bits ? x_bits.data() : nullptr;
+            p.dy_bf16 = bits ? dy_bits.data() : nullptr;
+            const float* xv = bits ? unwritten.data() : x.data();
+            const float* dyv = bits ? unwritten.data() : dy.data();
+            Out o{nan_vector<float>(n),           nan_vector<float>(bc.channels),
+                  nan_vector<float>(bc.channels), nan_vector<float>(n),
+                  nan_vector<float>(n),           nan_vector<float>(bc.channels),
+                  nan_vector<float>(bc.channels)};
+            training(p, xv, gamma.data(), beta.data(), o.y.data(), o.mean.data(), o.var.data(), r);
+            k::batch_norm_forward_inference<float>(p, xv, gamma.data(), beta.data(), o.mean.data(),
+                                                   o.var.data(), o.inference_y.data(), r);
+            if (!with_residual) {  // a forward with a residual does not fuse the ReLU's backward
+              backward(p, xv, dyv, gamma.data(), beta.data(), o.mean.data(), o.var.data(), o.dx.data(),
+                       o.dgamma.data(), o.dbeta.data());
+            }
+            return o;
+          };
+          const Out from_bits = run(true), from_values = run(false);
+          same_bits(from_bits.y, from_values.y, "y");
+          same_bits(from_bits.mean, from_values.mean, "mean");
+          same_bits(from_bits.var, from_values.var, "var");
+          same_bits(from_bits.inference_y, from_values.inference_y, "inference y");
+          same_bits(from_bits.dx, from_values.dx, "dx");
+          same_bits(from_bits.dgamma, from_values.dgamma, "dgamma");
+          same_bits(from_bits.dbeta, from_values.dbeta, "dbeta");
+          EXPECT_FALSE(std::isnan(from_bits.y[0]));
+        }
 }
 
 // ---- pooling ----

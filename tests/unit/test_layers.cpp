@@ -328,6 +328,70 @@ TEST(MixedPrecisionBf16Only, SparesOnlyConvolutionReadersAndChangesNoBits) {
     EXPECT_EQ(on.weights[i], off.weights[i]) << "weight " << i;
 }
 
+// Keras's bfloat16 activations (Model::set_bf16_activations): a linear Conv2D writes its output
+// as the rounding alone where a BatchNormalization alone reads it (c1, c2, c3), and its input
+// gradient where it alone reads a normalization's output (c3; c2's input r1 is also pooled).
+// The normalizations then compute on the rounded values: the gradients differ from those with
+// float32 activations, and agree with the reference kernels computing the same definition (a
+// Conv2D's float32 result rounded, a normalization on the rounding widened).
+TEST(MixedPrecisionBf16Activations, ConvolutionsFeedingNormalizationsWriteBfloat16) {
+  struct Run {
+    std::map<std::string, std::pair<bool, bool>> flags;  // convolution: output, input gradient
+    std::vector<double> grads;
+  };
+  auto run = [](const std::string& policy, bool on, kernels::Backend backend) {
+    clear_session();
+    set_global_policy(policy);
+    set_random_seed(12);
+    Tensor in = Input({8, 8, 3});
+    const auto block = [](const std::string& conv, Tensor x) {
+      x = Conv2D(8, {3, 3}, {.padding = "same", .name = conv})(x);
+      return Activation("relu")(BatchNormalization()(x));
+    };
+    Tensor r1 = block("c1", in);
+    Tensor r3 = block("c3", block("c2", r1));
+    Tensor pooled = Add()({GlobalAveragePooling2D()(r3), GlobalAveragePooling2D()(r1)});
+    Model model(in, Dense(3, {.activation = "softmax"})(pooled), "bf16_activations");
+    model.set_bf16_activations(on);
+    kernels::set_backend(backend);
+    model.forward(random_tensor({4, 8, 8, 3}, 22, DType::float32), true);
+    model.backward(random_tensor({4, 3}, 23, DType::float32));
+    kernels::set_backend(kernels::Backend::fast);
+    Run result;
+    for (const char* name : {"c1", "c2", "c3"}) {
+      const auto& conv = dynamic_cast<const Conv2DLayer&>(*model.get_layer(name));
+      result.flags[name] = {conv.last_output_bf16_only(), conv.last_input_gradient_bf16_only()};
+    }
+    for (Param* p : model.parameters()) {
+      if (!p->trainable) continue;
+      const auto v = p->grad.to_vector();
+      result.grads.insert(result.grads.end(), v.begin(), v.end());
+    }
+    set_global_policy("float32");
+    return result;
+  };
+  const Run on = run("mixed_bfloat16", true, kernels::Backend::fast);
+  using Flags = std::pair<bool, bool>;
+  EXPECT_EQ(on.flags.at("c1"), Flags(true, false));
+  EXPECT_EQ(on.flags.at("c2"), Flags(true, false));
+  EXPECT_EQ(on.flags.at("c3"), Flags(true, true));
+  const Run off = run("mixed_bfloat16", false, kernels::Backend::fast);
+  for (const auto& [name, flags] : off.flags) EXPECT_EQ(flags, Flags(false, false)) << name;
+  for (const auto& [name, flags] : run("float32", true, kernels::Backend::fast).flags)
+    EXPECT_EQ(flags, Flags(false, false)) << name;
+  const Run reference = run("mixed_bfloat16", true, kernels::Backend::reference);
+  ASSERT_EQ(on.grads.size(), reference.grads.size());
+  ASSERT_EQ(on.grads.size(), off.grads.size());
+  double scale = 0.0;
+  std::size_t differ = 0;
+  for (double v : reference.grads) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < on.grads.size(); ++i) {
+    EXPECT_NEAR(on.grads[i], reference.grads[i], 1e-3 * scale) << "gradient " << i;
+    differ += on.grads[i] != off.grads[i];
+  }
+  EXPECT_GT(differ, on.grads.size() / 2) << "float32 activations gave the same gradients";
+}
+
 // The fusion holds only inside the model's forward: the same layer called on its own afterwards
 // gives its plain (negative-valued) output.
 TEST(ReluFusionScope, LayersCalledOutsideTheModelAreNotFused) {

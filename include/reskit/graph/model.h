@@ -159,6 +159,14 @@ class Model {
   // 6 bytes per value not written; a float32 reader elsewhere would get the values widened.
   void set_bf16_only(bool on);
   bool bf16_only() const;
+  // Mixed precision, training (on by default): Keras's bfloat16 activations between a linear
+  // Conv2D and a BatchNormalization. The Conv2D writes its output as the bfloat16 rounding alone
+  // where a BatchNormalization alone reads it, and its input gradient where it alone reads a
+  // BatchNormalization's output (after the ReLU that applies, while fused); the normalization
+  // computes on those rounded values, as Keras's does on its bfloat16 inputs. Unlike
+  // set_bf16_only this changes the numerics; off, those tensors stay float32.
+  void set_bf16_activations(bool on);
+  bool bf16_activations() const;
   // BatchNormalization folding in inference (on by default): a linear Conv2D whose output only a
   // BatchNormalization reads runs with the normalization folded into its kernel and bias (and
   // the ReLU after it as a post-op), and the normalization passes its input on. The results

@@ -63,6 +63,19 @@ class Conv2DLayer : public Layer {
   // around an inference pass): forward takes the Add's other input as its second input and adds
   // it before the ReLU, then max(0, ·) when relu (the Add's ReLU); on false clears it.
   void set_folded_residual(bool on, bool relu);
+  // Set by the model around a mixed-precision training pass (Model::set_bf16_activations): the
+  // output written as its bfloat16 rounding alone (Tensor::bf16_shadow_only_written) where a
+  // BatchNormalization alone reads it, and the input gradient where the BatchNormalization whose
+  // output this layer alone reads (after its fused ReLU) takes it. These are Keras's bfloat16
+  // activations: the normalization then computes on the rounded values.
+  void set_bf16_only(bool output, bool input_gradient) {
+    bf16_only_output_ = output;
+    bf16_only_input_gradient_ = input_gradient;
+  }
+  // What the last training forward did so: its output written as the rounding alone, and its
+  // input gradient to be.
+  bool last_output_bf16_only() const { return last_output_bf16_only_; }
+  bool last_input_gradient_bf16_only() const { return bf16_only_dx_; }
 
  protected:
   void do_build(const std::vector<Shape>& inputs) override;
@@ -76,6 +89,9 @@ class Conv2DLayer : public Layer {
   bool folded_relu_ = false;
   bool folded_residual_ = false, folded_residual_relu_ = false;
   Tensor folded_kernel_, folded_bias_;
+  bool bf16_only_output_ = false, bf16_only_input_gradient_ = false;  // set_bf16_only
+  bool last_output_bf16_only_ = false;
+  bool bf16_only_dx_ = false;  // the last training forward's bf16_only_input_gradient_, for backward
   std::array<std::uint64_t, 6> folded_from_{};  // versions of kernel, bias, gamma, beta, mean, variance
   void refresh_folded();
 };

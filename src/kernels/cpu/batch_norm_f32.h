@@ -7,6 +7,8 @@
 //   backward: per-channel Σg and Σg·(x − mean), g = dy, or dy where y > 0 when the ReLU was fused
 //     (y recomputed from x and the returned statistics; only a y within rounding of 0, at the
 //     ReLU's kink, can fall the other way), then dx = a·(g − Σg/M) + b·(x − mean).
+// x and dy are read as float32 values or, where BatchNormParams::x_bf16 or dy_bf16 gives them, as
+// bfloat16 bits widened (the same results as on the widened values).
 // Sums run in float over blocks of rows and are added in double in block order, so the result
 // does not depend on the thread count. Built twice, for AVX-512 and for any x86-64, and chosen
 // once at run time by what the CPU supports.

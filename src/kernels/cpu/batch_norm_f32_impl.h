@@ -23,23 +23,32 @@ constexpr std::int64_t kTile = 64;        // channels per tile: the accumulators
 inline std::int64_t lesser(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
 // max(0, v) that keeps a NaN, as std::max(v, 0) does.
 inline float relu(float v) { return v < 0.0f ? 0.0f : v; }
+// An operand's value i: float32 values, or bfloat16 bits widened (BatchNormParams::x_bf16, dy_bf16).
+inline float load(const float* __restrict v, std::int64_t i) { return v[i]; }
+inline float load(const std::uint16_t* __restrict v, std::int64_t i) { return ref::from_bf16_bits(v[i]); }
+// Calls f(v) with the operand as its kernels read it: the bits when given, else the float32 values.
+template <class F>
+void by_operand(const float* values, const std::uint16_t* bits, F&& f) {
+  if (bits != nullptr) return f(bits);
+  f(values);
+}
 
 // One block of rows [r0, r1) and one tile of channels [c0, c0 + width) of x (rows, C): the sums
 // s1[c] and s2[c] the passes below need, in float. W is the tile width at compile time (0: any
 // width up to kTile, given at run time), so the accumulators stay in registers. Plain loops over
 // restrict pointers, no branches: the compiler vectorises them across the tile.
 //   Statistics: s1 = Σ(x − x₀), s2 = Σ(x − x₀)².
-template <int W>
-void stats_tile(const float* __restrict x, const float* __restrict x0, std::int64_t C, std::int64_t r0,
+template <int W, class X>
+void stats_tile(const X* __restrict x, const float* __restrict x0, std::int64_t C, std::int64_t r0,
                 std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
   constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
   const std::int64_t w = W > 0 ? W : width;
   float a[kMax] = {}, b[kMax] = {};
   for (std::int64_t r = r0; r < r1; ++r) {
-    const float* __restrict xr = x + r * C;
+    const X* __restrict xr = x + r * C;
 #pragma omp simd
     for (std::int64_t c = 0; c < w; ++c) {
-      const float d = xr[c] - x0[c];
+      const float d = load(xr, c) - x0[c];
       a[c] += d;
       b[c] += d * d;
     }
@@ -56,21 +65,22 @@ inline float masked(float dy, float x, float scale, float shift) {
   if constexpr (Relu) return x * scale + shift > 0.0f ? dy : 0.0f;
   return dy;
 }
-template <int W, bool Relu>
-void grad_tile(const float* __restrict x, const float* __restrict dy, const float* __restrict scale,
+template <int W, bool Relu, class X, class D>
+void grad_tile(const X* __restrict x, const D* __restrict dy, const float* __restrict scale,
                const float* __restrict shift, const float* __restrict mean, std::int64_t C, std::int64_t r0,
                std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
   constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
   const std::int64_t w = W > 0 ? W : width;
   float a[kMax] = {}, b[kMax] = {};
   for (std::int64_t r = r0; r < r1; ++r) {
-    const float* __restrict xr = x + r * C;
-    const float* __restrict gr = dy + r * C;
+    const X* __restrict xr = x + r * C;
+    const D* __restrict gr = dy + r * C;
 #pragma omp simd
     for (std::int64_t c = 0; c < w; ++c) {
-      const float g = masked<Relu>(gr[c], xr[c], scale[c], shift[c]);
+      const float xv = load(xr, c);
+      const float g = masked<Relu>(load(gr, c), xv, scale[c], shift[c]);
       a[c] += g;
-      b[c] += g * (xr[c] - mean[c]);
+      b[c] += g * (xv - mean[c]);
     }
   }
   for (std::int64_t c = 0; c < w; ++c) {
@@ -129,33 +139,78 @@ void by_out(Out out, F&& f) {
   f.template operator()<Out::f32>();
 }
 
+// The elementwise passes run over x's rows·C values flattened, in chunks of kChunk values (one
+// AVX-512 vector per operand: GCC vectorises a loop of 16 two-byte values only at half width, and
+// a runtime row of C = 16 ran its half-width remainder code alone, ~2x slower). Their
+// per-channel parameters are repeated to a period of whole chunks (chunk_period: C a multiple
+// of kChunk, or a divisor of it); any other C runs row by row.
+constexpr std::int64_t kChunk = 32;
+inline std::int64_t chunk_period(std::int64_t C) {
+  return C % kChunk == 0 ? C : kChunk % C == 0 ? kChunk : 0;
+}
+// v[0..C) repeated to `period` values (0: v as it is).
+struct Repeated {
+  std::vector<float> values;
+  Repeated(const float* v, std::int64_t C, std::int64_t period) {
+    const std::int64_t n = period > 0 ? period : C;
+    values.resize(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) values[i] = v[i % C];
+  }
+  const float* data() const { return values.data(); }
+};
+// Calls span.template operator()<N>(at, pc, n) for the values [at, at + n) of rows·C, whose
+// parameters start at pc of the repeated ones: chunks of N = kChunk, then the rest (whole rows)
+// with N = 0; without a period, row by row with N = 0.
+template <class Span>
+void over_values(std::int64_t rows, std::int64_t C, std::int64_t period, Span&& span) {
+  const std::int64_t total = rows * C;
+  if (period == 0) {
+#pragma omp parallel for schedule(static) if (total > kParallelGrain)
+    for (std::int64_t i = 0; i < rows; ++i) span.template operator()<0>(i * C, std::int64_t{0}, C);
+    return;
+  }
+  const std::int64_t chunks = total / kChunk;
+#pragma omp parallel for schedule(static) if (total > kParallelGrain)
+  for (std::int64_t k = 0; k < chunks; ++k)
+    span.template operator()<kChunk>(k * kChunk, k * kChunk % period, kChunk);
+  for (std::int64_t at = chunks * kChunk; at < total; at += C)
+    span.template operator()<0>(at, at % period, C);
+}
+
 // y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu, written
-// as O says: to y, and rounded to bfloat16 to yb.
-template <bool Relu, bool Res, Out O>
-void scale_shift(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict scale,
-                 const float* __restrict shift, const float* __restrict residual, float* __restrict y,
-                 std::uint16_t* __restrict yb) {
-#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const float* __restrict xi = x + i * C;
-    const float* __restrict ri = Res ? residual + i * C : nullptr;
-    float* __restrict yi = y + i * C;
-    std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + i * C : nullptr;
+// as O says: to y, and rounded to bfloat16 to yb; over the n values from `at` (N: n at compile
+// time, or 0), parameters from pc.
+template <int N, bool Relu, bool Res, Out O, class X>
+inline void scale_shift_span(std::int64_t at, std::int64_t pc, std::int64_t n, const X* __restrict x,
+                             const float* __restrict scale, const float* __restrict shift,
+                             const float* __restrict residual, float* __restrict y,
+                             std::uint16_t* __restrict yb) {
+  const X* __restrict xi = x + at;
+  const float* __restrict ri = Res ? residual + at : nullptr;
+  float* __restrict yi = y + at;
+  std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + at : nullptr;
+  const float* __restrict sc = scale + pc, * __restrict sh = shift + pc;
 #pragma omp simd
-    for (std::int64_t c = 0; c < C; ++c) {
-      float v = xi[c] * scale[c] + shift[c];
-      if constexpr (Res) v += ri[c];
-      if constexpr (Relu) v = relu(v);
-      if constexpr (writes_f32(O)) yi[c] = v;
-      if constexpr (writes_bf16(O)) ybi[c] = ref::bf16_bits(v);
-    }
+  for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
+    float v = load(xi, c) * sc[c] + sh[c];
+    if constexpr (Res) v += ri[c];
+    if constexpr (Relu) v = relu(v);
+    if constexpr (writes_f32(O)) yi[c] = v;
+    if constexpr (writes_bf16(O)) ybi[c] = ref::bf16_bits(v);
   }
 }
 
-void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float* x, const float* scale,
+template <class X>
+void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const X* x, const float* scale,
                  const float* shift, const float* residual, float* y, std::uint16_t* yb, Out out) {
+  const std::int64_t period = chunk_period(C);
+  const Repeated sc(scale, C, period), sh(shift, C, period);
   const auto run = [&]<bool Relu, bool Res>() {
-    by_out(out, [&]<Out O>() { scale_shift<Relu, Res, O>(rows, C, x, scale, shift, residual, y, yb); });
+    by_out(out, [&]<Out O>() {
+      over_values(rows, C, period, [&]<int N>(std::int64_t at, std::int64_t pc, std::int64_t n) {
+        scale_shift_span<N, Relu, Res, O>(at, pc, n, x, sc.data(), sh.data(), residual, y, yb);
+      });
+    });
   };
   if (residual != nullptr) {
     if (with_relu) return run.template operator()<true, true>();
@@ -166,31 +221,33 @@ void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const float*
 }
 
 // dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile, written as O says: to dx, and
-// rounded to bfloat16 to dxb.
-template <bool Relu, Out O>
-void grad_input(std::int64_t rows, std::int64_t C, const float* __restrict x, const float* __restrict dy,
-                const float* __restrict scale, const float* __restrict shift, const float* __restrict mean,
-                const float* __restrict a, const float* __restrict gm, const float* __restrict b,
-                float* __restrict dx, std::uint16_t* __restrict dxb) {
-#pragma omp parallel for schedule(static) if (rows * C > kParallelGrain)
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const float* __restrict xi = x + i * C;
-    const float* __restrict gi = dy + i * C;
-    float* __restrict out = dx + i * C;
-    std::uint16_t* __restrict outb = writes_bf16(O) ? dxb + i * C : nullptr;
+// rounded to bfloat16 to dxb; over a span as scale_shift_span, the parameters in `k`.
+struct GradInputParams {
+  const float *scale, *shift, *mean, *a, *gm, *b;
+};
+template <int N, bool Relu, Out O, class X, class D>
+inline void grad_input_span(std::int64_t at, std::int64_t pc, std::int64_t n, const X* __restrict x,
+                            const D* __restrict dy, const GradInputParams& k, float* __restrict dx,
+                            std::uint16_t* __restrict dxb) {
+  const X* __restrict xi = x + at;
+  const D* __restrict gi = dy + at;
+  float* __restrict out = dx + at;
+  std::uint16_t* __restrict outb = writes_bf16(O) ? dxb + at : nullptr;
+  const float* __restrict sc = k.scale + pc, * __restrict sh = k.shift + pc, * __restrict mu = k.mean + pc;
+  const float* __restrict ac = k.a + pc, * __restrict gmc = k.gm + pc, * __restrict bc = k.b + pc;
 #pragma omp simd
-    for (std::int64_t c = 0; c < C; ++c) {
-      const float g = masked<Relu>(gi[c], xi[c], scale[c], shift[c]);
-      const float v = a[c] * (g - gm[c]) + b[c] * (xi[c] - mean[c]);
-      if constexpr (writes_f32(O)) out[c] = v;
-      if constexpr (writes_bf16(O)) outb[c] = ref::bf16_bits(v);
-    }
+  for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
+    const float xv = load(xi, c);
+    const float g = masked<Relu>(load(gi, c), xv, sc[c], sh[c]);
+    const float v = ac[c] * (g - gmc[c]) + bc[c] * (xv - mu[c]);
+    if constexpr (writes_f32(O)) out[c] = v;
+    if constexpr (writes_bf16(O)) outb[c] = ref::bf16_bits(v);
   }
 }
 
 // The backward passes (Relu: the fused ReLU's mask).
-template <bool Relu>
-void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float* dy, const float* scale,
+template <bool Relu, class X, class D>
+void backward_passes(std::int64_t m, std::int64_t C, const X* x, const D* dy, const float* scale,
                      const float* shift, const float* mean, const double* rstd, const float* gamma, float* dx,
                      float* dgamma, float* dbeta, std::uint16_t* dxb, Out out) {
   std::vector<double> sg, sgx;  // Σg, Σg·(x − mean)
@@ -213,23 +270,32 @@ void backward_passes(std::int64_t m, std::int64_t C, const float* x, const float
     dgamma[c] = static_cast<float>(sgx[c] * rstd[c]);
     dbeta[c] = static_cast<float>(sg[c]);
   }
+  const std::int64_t period = chunk_period(C);
+  const Repeated sc(scale, C, period), sh(shift, C, period), mu(mean, C, period), ar(a.data(), C, period),
+      gmr(gm.data(), C, period), br(b.data(), C, period);
+  const GradInputParams k{sc.data(), sh.data(), mu.data(), ar.data(), gmr.data(), br.data()};
   by_out(out, [&]<Out O>() {
-    grad_input<Relu, O>(m, C, x, dy, scale, shift, mean, a.data(), gm.data(), b.data(), dx, dxb);
+    over_values(m, C, period, [&]<int N>(std::int64_t at, std::int64_t pc, std::int64_t n) {
+      grad_input_span<N, Relu, O>(at, pc, n, x, dy, k, dx, dxb);
+    });
   });
 }
 
 }  // namespace
 
-void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
-                                 const float* beta, float* y, float* mean, float* var,
-                                 const float* residual) {
+namespace {
+// The training forward over x as its kernels read it (float32 values, or bfloat16 bits).
+template <class X>
+void forward_training(const BatchNormParams& p, const X* x, const float* gamma, const float* beta, float* y,
+                      float* mean, float* var, const float* residual) {
   const std::int64_t m = p.rows, C = p.channels;
-  const float* x0 = x;  // the shift: the first row
+  std::vector<float> x0(static_cast<std::size_t>(C));  // the shift: the first row
+  for (std::int64_t c = 0; c < C; ++c) x0[c] = load(x, c);
   std::vector<double> s1, s2;
   channel_sums(
       m, C,
       [&](std::int64_t c0, std::int64_t r0, std::int64_t r1, std::int64_t width, float* t1, float* t2) {
-        by_width(width, [&]<int W>() { stats_tile<W>(x + c0, x0 + c0, C, r0, r1, width, t1, t2); });
+        by_width(width, [&]<int W>() { stats_tile<W>(x + c0, x0.data() + c0, C, r0, r1, width, t1, t2); });
       },
       s1, s2);
   std::vector<float> scale(static_cast<std::size_t>(C)), shift(scale.size());
@@ -248,6 +314,14 @@ void batch_norm_forward_training(const BatchNormParams& p, const float* x, const
   scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y, p.out_bf16,
               out_kind(p.out_bf16, p.bf16_only));
 }
+}  // namespace
+
+void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,
+                                 const float* beta, float* y, float* mean, float* var,
+                                 const float* residual) {
+  by_operand(x, p.x_bf16,
+             [&](const auto* xs) { forward_training(p, xs, gamma, beta, y, mean, var, residual); });
+}
 
 void batch_norm_forward_inference(const BatchNormParams& p, const float* x, const float* gamma,
                                   const float* beta, const float* mean, const float* var, float* y,
@@ -255,7 +329,9 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
   std::vector<float> scale, shift;
   std::vector<double> rstd;
   cpu::batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  scale_shift(p.rows, p.channels, p.relu, x, scale.data(), shift.data(), residual, y, nullptr, Out::f32);
+  by_operand(x, p.x_bf16, [&](const auto* xs) {
+    scale_shift(p.rows, p.channels, p.relu, xs, scale.data(), shift.data(), residual, y, nullptr, Out::f32);
+  });
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
@@ -266,12 +342,17 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
   std::vector<float> scale, shift;
   std::vector<double> rstd;
   cpu::batch_norm_affine(C, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
-  if (p.relu) {
-    return backward_passes<true>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
-                                 dgamma, dbeta, p.out_bf16, out_kind(p.out_bf16, p.bf16_only));
-  }
-  backward_passes<false>(m, C, x, dy, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma, dbeta,
-                         p.out_bf16, out_kind(p.out_bf16, p.bf16_only));
+  const Out out = out_kind(p.out_bf16, p.bf16_only);
+  by_operand(x, p.x_bf16, [&](const auto* xs) {
+    by_operand(dy, p.dy_bf16, [&](const auto* dys) {
+      if (p.relu) {
+        return backward_passes<true>(m, C, xs, dys, scale.data(), shift.data(), mean, rstd.data(), gamma, dx,
+                                     dgamma, dbeta, p.out_bf16, out);
+      }
+      backward_passes<false>(m, C, xs, dys, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma,
+                             dbeta, p.out_bf16, out);
+    });
+  });
 }
 
 }  // namespace reskit::kernels::cpu::RESKIT_BN_ISA

@@ -49,22 +49,25 @@ ConvShape conv_shape(const Conv2DParams& p) {
   return s;
 }
 
-// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias. residual:
+// Mixed precision (in_bf16): bfloat16 source and weights, float32 destination and bias, or a
+// bfloat16 destination (out_bf16: Conv2DParams::y_bf16; oneDNN rounds the float32 sums). residual:
 // a tensor of dst's layout added (a binary post-op, its memory at DNNL_ARG_SRC_1 of post-op 0);
 // relu: then max(0, ·) as an eltwise post-op.
 // prefer_jit: the direct jit:avx512_core implementation where oneDNN has it (prefer_direct_jit).
 dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bool with_bias,
                                                           bool in_bf16 = false, bool relu = false,
-                                                          bool prefer_jit = false, bool residual = false) {
+                                                          bool prefer_jit = false, bool residual = false,
+                                                          bool out_bf16 = false) {
   const auto& src = in_bf16 ? s.src_bf : s.src;
   const auto& weights = in_bf16 ? s.any_weights_bf : s.any_weights;
+  const auto& dst = out_bf16 ? s.dst_bf : s.dst;
   const auto desc = with_bias
                         ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src, weights,
-                                                          s.bias, s.dst, s.strides, s.padding_l, s.padding_r)
+                                                          s.bias, dst, s.strides, s.padding_l, s.padding_r)
                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                           dnnl::algorithm::convolution_direct, src, weights,
-                                                          s.dst, s.strides, s.padding_l, s.padding_r);
+                                                          dst, s.strides, s.padding_l, s.padding_r);
   const dnnl::primitive_attr attr = forward_epilogue(s.dst, residual, relu);
   // oneDNN 2.6's iterator keeps a pointer to `desc`: walk the implementations while it lives.
   dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
@@ -115,13 +118,18 @@ struct ConvBackwardWeights {
   ConvShape shape;
   Weights weights;
 };
-// The same, for the mixed-precision primitives (their own caches).
+// The same, for the mixed-precision primitives (their own caches; OutBf16: bfloat16 results,
+// Conv2DParams::y_bf16 or dx_bf16).
+template <bool OutBf16>
 struct ConvForwardBf16 : ConvForward {};
 // Forward primitives with the implementation forced (conv_forward_impl; their own caches).
 struct ConvForwardFirst : ConvForward {};
 struct ConvForwardJit : ConvForward {};
+template <bool OutBf16>
 struct ConvForwardBf16First : ConvForward {};
+template <bool OutBf16>
 struct ConvForwardBf16Jit : ConvForward {};
+template <bool OutBf16>
 struct ConvBackwardDataBf16 : ConvBackwardData {};
 struct ConvBackwardWeightsBf16 : ConvBackwardWeights {};
 
@@ -163,11 +171,13 @@ namespace {
 // convolution runs without it: oneDNN 2.6's brgconv takes no binary post-op, and the direct kernel
 // it then offers is slower where the rule picked brgconv (ResNet-20's 14×14×32 and 7×7×64 3×3
 // layers); the dispatcher then adds the residual in a pass of its own.
+// out_bf16: bfloat16 results (Conv2DParams::y_bf16).
 std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, bool in_bf16,
-                                        std::optional<bool> prefer_jit = std::nullopt) {
+                                        std::optional<bool> prefer_jit = std::nullopt,
+                                        bool out_bf16 = false) {
   ConvShape s = conv_shape(p);
   const bool jit = prefer_jit ? *prefer_jit : in_bf16 ? prefer_direct_jit_bf16(p) : prefer_direct_jit(p);
-  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu, jit, p.residual != nullptr);
+  auto pd = conv_forward_pd(s, with_bias, in_bf16, p.relu, jit, p.residual != nullptr, out_bf16);
   if (is_reference_impl(pd)) return std::nullopt;
   if (p.residual != nullptr &&
       (!adds_residual_correctly(pd) ||
@@ -179,12 +189,15 @@ std::optional<ConvForward> make_forward(const Conv2DParams& p, bool with_bias, b
   return ConvForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt)};
 }
 
-std::optional<ConvBackwardData> make_backward_data(const Conv2DParams& p, bool in_bf16) {
+// out_bf16: dx in bfloat16 (Conv2DParams::dx_bf16).
+std::optional<ConvBackwardData> make_backward_data(const Conv2DParams& p, bool in_bf16,
+                                                   bool out_bf16 = false) {
   ConvShape s = conv_shape(p);
   const auto hint = conv_forward_pd(s, false, in_bf16);
   const dnnl::convolution_backward_data::desc desc(
-      dnnl::algorithm::convolution_direct, s.src, in_bf16 ? s.any_weights_bf : s.any_weights,
-      in_bf16 ? s.dst_bf : s.dst, s.strides, s.padding_l, s.padding_r);
+      dnnl::algorithm::convolution_direct, out_bf16 ? s.src_bf : s.src,
+      in_bf16 ? s.any_weights_bf : s.any_weights, in_bf16 ? s.dst_bf : s.dst, s.strides, s.padding_l,
+      s.padding_r);
   const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
   if (is_reference_impl(pd)) return std::nullopt;
   Weights wt = weights_for(s, pd.weights_desc(), true);
@@ -229,19 +242,22 @@ memory prepared_weights(const Weights& wt, const float* w, const void* key = nul
 
 // The forward primitive of `impl` (each kind in a cache of its own: ByRule, First, Jit).
 template <class ByRule, class First, class Jit>
-const ConvForward* forward_entry(const Conv2DParams& p, bool with_bias, bool in_bf16, ForwardImpl impl) {
+const ConvForward* forward_entry(const Conv2DParams& p, bool with_bias, bool in_bf16, ForwardImpl impl,
+                                 bool out_bf16 = false) {
   switch (impl) {
     case ForwardImpl::by_rule:
-      return cached<ByRule>(conv_key(p, with_bias),
-                            [&] { return as_entry<ByRule>(make_forward(p, with_bias, in_bf16)); });
+      return cached<ByRule>(conv_key(p, with_bias), [&] {
+        return as_entry<ByRule>(make_forward(p, with_bias, in_bf16, std::nullopt, out_bf16));
+      });
     case ForwardImpl::first_offered:
-      return cached<First>(conv_key(p, with_bias),
-                           [&] { return as_entry<First>(make_forward(p, with_bias, in_bf16, false)); });
+      return cached<First>(conv_key(p, with_bias), [&] {
+        return as_entry<First>(make_forward(p, with_bias, in_bf16, false, out_bf16));
+      });
     case ForwardImpl::direct_jit:
       break;
   }
   return cached<Jit>(conv_key(p, with_bias),
-                     [&] { return as_entry<Jit>(make_forward(p, with_bias, in_bf16, true)); });
+                     [&] { return as_entry<Jit>(make_forward(p, with_bias, in_bf16, true, out_bf16)); });
 }
 
 }  // namespace
@@ -350,15 +366,20 @@ bool conv_forward_bf16(const Conv2DParams& p, const float* x, const float* w, co
 bool conv_forward_bf16_impl(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
                             ForwardImpl impl) {
   const bool with_bias = b != nullptr;
+  const bool out_bf16 = p.y_bf16 != nullptr;
   const ConvForward* e =
-      forward_entry<ConvForwardBf16, ConvForwardBf16First, ConvForwardBf16Jit>(p, with_bias, true, impl);
+      out_bf16
+          ? forward_entry<ConvForwardBf16<true>, ConvForwardBf16First<true>, ConvForwardBf16Jit<true>>(
+                p, with_bias, true, impl, true)
+          : forward_entry<ConvForwardBf16<false>, ConvForwardBf16First<false>, ConvForwardBf16Jit<false>>(
+                p, with_bias, true, impl);
   if (!e) return false;
 
   auto& st = stream();
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x))},
       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
-      {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
+      {DNNL_ARG_DST, out_bf16 ? nhwc_bf16(p.n, p.p, p.q, p.k, p.y_bf16) : memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   e->prim.execute(st, args);
   st.wait();
@@ -367,10 +388,17 @@ bool conv_forward_bf16_impl(const Conv2DParams& p, const float* x, const float* 
 
 bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                         float* dw, float* db) {
-  const ConvBackwardDataBf16* ed = nullptr;
-  if (dx != nullptr) {
-    ed = cached<ConvBackwardDataBf16>(
-        conv_key(p, false), [&] { return as_entry<ConvBackwardDataBf16>(make_backward_data(p, true)); });
+  const bool dx_out_bf16 = dx != nullptr && p.dx_bf16 != nullptr;
+  const ConvBackwardData* ed = nullptr;
+  if (dx_out_bf16) {
+    ed = cached<ConvBackwardDataBf16<true>>(conv_key(p, false), [&] {
+      return as_entry<ConvBackwardDataBf16<true>>(make_backward_data(p, true, true));
+    });
+    if (!ed) return false;
+  } else if (dx != nullptr) {
+    ed = cached<ConvBackwardDataBf16<false>>(conv_key(p, false), [&] {
+      return as_entry<ConvBackwardDataBf16<false>>(make_backward_data(p, true));
+    });
     if (!ed) return false;
   }
   const bool with_bias = db != nullptr;
@@ -387,7 +415,8 @@ bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, 
   if (ed) {
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
                           {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
-                          {DNNL_ARG_DIFF_SRC, memory(ed->shape.src, engine(), dx)}});
+                          {DNNL_ARG_DIFF_SRC, dx_out_bf16 ? nhwc_bf16(p.n, p.h, p.w, p.c, p.dx_bf16)
+                                                          : memory(ed->shape.src, engine(), dx)}});
   }
   if (ew) {
     memory user_dw(ew->weights.user, engine(), dw);

@@ -45,7 +45,9 @@ bool conv_backward_data_flipped(const Conv2DParams& p, const float* dy, const fl
 bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
 
 // Mixed precision: the operands in bfloat16 (the caller's roundings, Conv2DParams::x_bf16, dy_bf16,
-// w_bf16, where given; else converted per call), results in float32. conv_backward_bf16 computes dx
+// w_bf16, where given; else converted per call), results in float32, or y and dx in bfloat16 where
+// Conv2DParams::y_bf16 or dx_bf16 asks (oneDNN's primitives with a bfloat16 destination: the
+// float32 sums rounded to nearest even). conv_backward_bf16 computes dx
 // when dx is given and dw (with db when given) when dw is given, both primitives found before
 // either runs. oneDNN 2.6's bfloat16 backward-data writes wrong dx when K is odd: the dispatcher's
 // rule never asks it for one.

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 #include "kernels/cpu/onednn_engine.h"
@@ -26,15 +27,15 @@ struct Matmul {
 };
 // c[m,n] = a[m,k]·b[k,n] (+ bias[n]) (+ r[m,n], residual) (then max(0, ·)), each operand
 // row-major or, transposed, column-major over the caller's buffer. in_bf16: a and b in bfloat16;
-// c, bias and r stay float32.
+// c, bias and r stay float32, or c in bfloat16 (out_bf16: Conv2DParams::y_bf16 or dx_bf16).
 std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n, bool a_transposed,
                                   bool b_transposed, bool with_bias, bool relu, bool in_bf16,
-                                  bool residual = false) {
+                                  bool residual = false, bool out_bf16 = false) {
   Matmul mm;
   const auto operands = in_bf16 ? bf16 : f32;
   mm.a = memory::desc({m, k}, operands, a_transposed ? tag::ba : tag::ab);
   mm.b = memory::desc({k, n}, operands, b_transposed ? tag::ba : tag::ab);
-  mm.c = memory::desc({m, n}, f32, tag::ab);
+  mm.c = memory::desc({m, n}, out_bf16 ? bf16 : f32, tag::ab);
   mm.bias = memory::desc({1, n}, f32, tag::ab);
   const dnnl::primitive_attr attr = forward_epilogue(mm.c, residual, relu);
   const auto desc =
@@ -45,10 +46,10 @@ std::optional<Matmul> make_matmul(std::int64_t m, std::int64_t k, std::int64_t n
   return mm;
 }
 
-// One cache per pass and operand precision.
-template <bool InBf16>
+// One cache per pass and operand precision (and, OutBf16, bfloat16 results).
+template <bool InBf16, bool OutBf16 = false>
 struct PointwiseForward : Matmul {};
-template <bool InBf16>
+template <bool InBf16, bool OutBf16 = false>
 struct PointwiseBackwardData : Matmul {};
 template <bool InBf16>
 struct PointwiseBackwardWeights : Matmul {};
@@ -107,23 +108,25 @@ const Operand<InBf16>* x_operand(const Conv2DParams& p, const float* x) {
   }
 }
 
-// dx zeroed, then rows [N·P·Q, C] written where a strided 1×1 convolution read them.
-void scatter(const Conv2DParams& p, const float* rows, float* dx) {
+// dx zeroed, then rows [N·P·Q, C] written where a strided 1×1 convolution read them (E: float32
+// or bfloat16 bits; zero is all bits clear in both).
+template <class E>
+void scatter(const Conv2DParams& p, const E* rows, E* dx) {
   const std::int64_t image = p.h * p.w * p.c;
 #pragma omp parallel for schedule(static) if (p.n * image > kParallelGrain)
-  for (std::int64_t n = 0; n < p.n; ++n) std::memset(dx + n * image, 0, sizeof(float) * image);
+  for (std::int64_t n = 0; n < p.n; ++n) std::memset(dx + n * image, 0, sizeof(E) * image);
 #pragma omp parallel for collapse(2) schedule(static) if (p.n * p.p * p.q * p.c > kParallelGrain)
   for (std::int64_t n = 0; n < p.n; ++n) {
     for (std::int64_t i = 0; i < p.p; ++i) {
       for (std::int64_t j = 0; j < p.q; ++j) {
-        float* to = dx + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
-        std::memcpy(to, rows + ((n * p.p + i) * p.q + j) * p.c, sizeof(float) * p.c);
+        E* to = dx + ((n * p.h + i * p.stride_h) * p.w + j * p.stride_w) * p.c;
+        std::memcpy(to, rows + ((n * p.p + i) * p.q + j) * p.c, sizeof(E) * p.c);
       }
     }
   }
 }
 
-void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bias, float* c,
+void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bias, void* c,
                 const void* residual = nullptr) {
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(mm.a, engine(), const_cast<void*>(a))},
                                        {DNNL_ARG_WEIGHTS, memory(mm.b, engine(), const_cast<void*>(b))},
@@ -134,30 +137,34 @@ void run_matmul(const Matmul& mm, const void* a, const void* b, const float* bia
   stream().wait();
 }
 
-template <bool InBf16>
+// OutBf16: y as bfloat16 into Conv2DParams::y_bf16.
+template <bool InBf16, bool OutBf16 = false>
 bool forward_products(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   const std::int64_t m = p.n * p.p * p.q;
-  const auto* e = cached<PointwiseForward<InBf16>>(conv_key(p, b != nullptr), [&] {
-    return as_entry<PointwiseForward<InBf16>>(
-        make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16, p.residual != nullptr));
+  const auto* e = cached<PointwiseForward<InBf16, OutBf16>>(conv_key(p, b != nullptr), [&] {
+    return as_entry<PointwiseForward<InBf16, OutBf16>>(
+        make_matmul(m, p.c, p.k, false, false, b != nullptr, p.relu, InBf16, p.residual != nullptr, OutBf16));
   });
   if (!e) return false;
-  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(p, w), b, y, p.residual);
+  void* out = y;
+  if constexpr (OutBf16) out = p.y_bf16;
+  run_matmul(*e, x_operand<InBf16>(p, x), weights_operand<InBf16>(p, w), b, out, p.residual);
   return true;
 }
 
 // dx (null: not wanted) and dw with db (null: not wanted); both share dy's conversion. Returns
-// false, having written nothing, when a product has no fast primitive.
-template <bool InBf16>
+// false, having written nothing, when a product has no fast primitive. OutBf16: dx as bfloat16
+// into Conv2DParams::dx_bf16.
+template <bool InBf16, bool OutBf16 = false>
 bool backward_products(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                        float* dw, float* db) {
   const std::int64_t m = p.n * p.p * p.q;
   const Matmul* ed = nullptr;
   const Matmul* ew = nullptr;
   if (dx != nullptr) {
-    ed = cached<PointwiseBackwardData<InBf16>>(conv_key(p, false), [&] {
-      return as_entry<PointwiseBackwardData<InBf16>>(
-          make_matmul(m, p.k, p.c, false, true, false, false, InBf16));
+    ed = cached<PointwiseBackwardData<InBf16, OutBf16>>(conv_key(p, false), [&] {
+      return as_entry<PointwiseBackwardData<InBf16, OutBf16>>(
+          make_matmul(m, p.k, p.c, false, true, false, false, InBf16, false, OutBf16));
     });
     if (!ed) return false;
   }
@@ -171,12 +178,19 @@ bool backward_products(const Conv2DParams& p, const float* x, const float* dy, c
   const void* dy_op = dy_operand<InBf16>(p, dy);
   if (ed) {
     const void* w_op = weights_operand<InBf16>(p, w);
-    if (!is_strided(p)) {
-      run_matmul(*ed, dy_op, w_op, nullptr, dx);
+    using E = std::conditional_t<OutBf16, std::uint16_t, float>;
+    E* out = nullptr;
+    if constexpr (OutBf16) {
+      out = p.dx_bf16;
     } else {
-      auto* rows = static_cast<float*>(pointwise_scratch().get(sizeof(float) * m * p.c));
+      out = dx;
+    }
+    if (!is_strided(p)) {
+      run_matmul(*ed, dy_op, w_op, nullptr, out);
+    } else {
+      auto* rows = static_cast<E*>(pointwise_scratch().get(sizeof(E) * m * p.c));
       run_matmul(*ed, dy_op, w_op, nullptr, rows);
-      scatter(p, rows, dx);
+      scatter(p, rows, out);
     }
   }
   if (ew) {
@@ -202,10 +216,12 @@ bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, 
   return backward_products<false>(p, x, dy, w, dx, dw, db);
 }
 bool pointwise_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  if (p.y_bf16 != nullptr) return forward_products<true, true>(p, x, w, b, y);
   return forward_products<true>(p, x, w, b, y);
 }
 bool pointwise_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w,
                              float* dx, float* dw, float* db) {
+  if (dx != nullptr && p.dx_bf16 != nullptr) return backward_products<true, true>(p, x, dy, w, dx, dw, db);
   return backward_products<true>(p, x, dy, w, dx, dw, db);
 }
 

@@ -17,7 +17,8 @@ bool pointwise_forward(const Conv2DParams& p, const float* x, const float* w, co
 bool pointwise_backward(const Conv2DParams& p, const float* x, const float* dy, const float* w, float* dx,
                         float* dw, float* db);
 // The same with the operands in bfloat16 (the caller's roundings, Conv2DParams::x_bf16, dy_bf16,
-// w_bf16, where given; else converted per call).
+// w_bf16, where given; else converted per call); y and dx in bfloat16 where Conv2DParams::y_bf16
+// or dx_bf16 asks (the matmul's float32 sums rounded to nearest even).
 bool pointwise_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y);
 bool pointwise_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w,
                              float* dx, float* dw, float* db);
