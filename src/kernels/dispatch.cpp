@@ -725,8 +725,7 @@ struct PlainOperands {
     if constexpr (!is_f32<T>) {
       throw Error("BatchNormParams::x_bf16, dy_bf16: expected float32 operands, got float64");
     } else {
-      kept.resize(static_cast<std::size_t>(p.rows * p.channels));
-      for (std::size_t i = 0; i < kept.size(); ++i) kept[i] = ref::from_bf16_bits(bits[i]);
+      kept = ref::rounded_bf16(values, bits, p.rows * p.channels);  // bits given: widened
       return kept.data();
     }
   }

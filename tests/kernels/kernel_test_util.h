@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -51,6 +52,19 @@ template <class T>
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+// a and b hold the same bits everywhere (float or double): the first difference is named.
+template <class T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+  using Bits = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+  ASSERT_EQ(a.size(), b.size()) << what;
+  std::size_t differ = 0, first = a.size();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::bit_cast<Bits>(a[i]) != std::bit_cast<Bits>(b[i])) {
+      if (differ++ == 0) first = i;
+    }
+  EXPECT_EQ(differ, 0u) << what << ": first at " << first << " (" << a[first] << " vs " << b[first] << ")";
 }
 
 // Keras padding: 'valid' none; 'same' P = ceil(H / stride), the odd pixel of padding at the bottom/right.

@@ -23,6 +23,7 @@ namespace {
 
 namespace k = reskit::kernels;
 using k::test_util::close;
+using k::test_util::expect_same_bits;
 using k::test_util::nan_vector;
 using k::test_util::random_vector;
 
@@ -72,16 +73,6 @@ Outputs run(const k::BatchNormParams& p, bool residual, Training training, Infer
   backward(p, x.data(), dy.data(), gamma.data(), beta.data(), ref_mean.data(), ref_var.data(), o.dx.data(),
            o.dgamma.data(), o.dbeta.data());
   return o;
-}
-
-void expect_same_bits(const std::vector<double>& a, const std::vector<double>& b, const char* what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  std::size_t differ = 0, first = a.size();
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::bit_cast<std::uint64_t>(a[i]) != std::bit_cast<std::uint64_t>(b[i])) {
-      if (differ++ == 0) first = i;
-    }
-  EXPECT_EQ(differ, 0u) << what << ": first at " << first << " (" << a[first] << " vs " << b[first] << ")";
 }
 
 TEST(BatchNormF64Builds, GenericMatchesTheReference) {
