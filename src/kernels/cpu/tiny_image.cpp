@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -70,72 +71,100 @@ namespace reskit::kernels::onednn {
 namespace {
 
 using cpu::in_column_bands;
+using cpu::tiny_image::Band;
 
-// c[m,n] += op(a)·op(b) over row-major operands with leading dimensions (ta/tb 'T': transposed).
-// float32 through oneDNN's sgemm; bfloat16 (float32 c) through a matmul primitive over strided
-// memory descriptors (oneDNN's gemm:jit, about 1.6× the float32 rate here), one per shape. False
-// when there is no such primitive (nothing written by this call).
+// A bfloat16 matmul over strided memory, float32 c; one per shape and thread count (see product).
+// Its scratchpad is the calling thread's: the column bands run one primitive on several threads
+// at once, and a primitive's own scratchpad would be shared by all of its runs (oneDNN 2.6 is
+// built without concurrent execution; a brgemm kernel over a transposed a uses one).
 struct StridedProductBf16 {
   dnnl::matmul prim;
-  memory::desc a, b, c;
+  memory::desc a, b, c, scratchpad;
 };
 
-template <bool InBf16>
-bool accumulate(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const Operand<InBf16>* a,
-                std::int64_t lda, const Operand<InBf16>* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+// c[m,n] = op(a)·op(b), or (Accumulate) c[m,n] += op(a)·op(b), over row-major operands with
+// leading dimensions (ta/tb 'T': transposed). float32 through oneDNN's sgemm; bfloat16 (float32
+// c) through a matmul primitive: over dense operands oneDNN's brgemm kernel, else its gemm:jit,
+// which packs b again on every call (about 1.6× the float32 rate). False when there is no such
+// primitive (nothing written by this call).
+template <bool InBf16, bool Accumulate>
+bool product(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, const Operand<InBf16>* a,
+             std::int64_t lda, const Operand<InBf16>* b, std::int64_t ldb, float* c, std::int64_t ldc) {
   if constexpr (!InBf16) {
-    if (dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc) != dnnl_success) {
+    if (dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, Accumulate ? 1.0f : 0.0f, c, ldc) != dnnl_success) {
       throw dnnl::error(dnnl_runtime_error, "dnnl_sgemm failed");
     }
     return true;
   } else {
     const bool at = ta == 'T', bt = tb == 'T';
     const auto* e = cached<StridedProductBf16>(
-        std::array<std::int64_t, 9>{m, n, k, lda, ldb, ldc, at, bt, omp_get_max_threads()},
+        std::array<std::int64_t, 10>{m, n, k, lda, ldb, ldc, at, bt, Accumulate, omp_get_max_threads()},
         [&]() -> std::optional<StridedProductBf16> {
           StridedProductBf16 t;
           t.a = memory::desc({m, k}, bf16, at ? memory::dims{1, lda} : memory::dims{lda, 1});
           t.b = memory::desc({k, n}, bf16, bt ? memory::dims{1, ldb} : memory::dims{ldb, 1});
           t.c = memory::desc({m, n}, f32, memory::dims{ldc, 1});
           dnnl::post_ops ops;
-          ops.append_sum(1.0f);
+          if (Accumulate) ops.append_sum(1.0f);
           dnnl::primitive_attr attr;
           attr.set_post_ops(ops);
+          attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
           const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(t.a, t.b, t.c), attr, engine());
           if (is_reference_impl(pd)) return std::nullopt;
+          t.scratchpad = pd.scratchpad_desc();
           t.prim = dnnl::matmul(pd);
           return t;
         });
     if (!e) return false;
+    thread_local Scratch scratchpad;
     e->prim.execute(stream(), {{DNNL_ARG_SRC, memory(e->a, engine(), const_cast<std::uint16_t*>(a))},
                                {DNNL_ARG_WEIGHTS, memory(e->b, engine(), const_cast<std::uint16_t*>(b))},
-                               {DNNL_ARG_DST, memory(e->c, engine(), c)}});
+                               {DNNL_ARG_DST, memory(e->c, engine(), c)},
+                               {DNNL_ARG_SCRATCHPAD,
+                                memory(e->scratchpad, engine(), scratchpad.get(e->scratchpad.get_size()))}});
     stream().wait();
     return true;
   }
 }
 
-using cpu::tiny_image::Band;
-
+// Forward: one product per output pixel and kernel row over the batch, in place (tiny_image.h's
+// forward), one band of K per thread. By taps it ran 6-10% slower here (2 threads, batch 32,
+// bfloat16: 2×2×512 0.94 against 0.89 ms, 4×4×256 1.80 against 1.64): the rows' gather and the
+// scatter of the results cost more than the longer products saved.
 template <bool InBf16>
 bool forward_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* w,
                       const float* b, float* y) {
   return in_column_bands(
-      p.k, [&](Band band) { return cpu::tiny_image::forward(p, x, w, b, y, band, accumulate<InBf16>); });
+      p.k, [&](Band band) { return cpu::tiny_image::forward(p, x, w, b, y, band, product<InBf16, true>); });
 }
 
+// Backward-data by taps (tiny_image.h), one band of C per thread: per tap, the gathered rows of
+// dy times w[r, s][band, :]ᵀ, read where it lies.
 template <bool InBf16>
 bool backward_data_in_bands(const Conv2DParams& p, const Operand<InBf16>* dy, const Operand<InBf16>* w,
                             float* dx) {
-  return in_column_bands(
-      p.c, [&](Band band) { return cpu::tiny_image::backward_data(p, dy, w, dx, band, accumulate<InBf16>); });
+  return in_column_bands(p.c, [&](Band band) {
+    return cpu::tiny_image::backward_data_by_taps(
+        p, dy, dx, band,
+        [&](std::int64_t r, std::int64_t s, std::int64_t rows, const Operand<InBf16>* a, float* c) {
+          return product<InBf16, false>('N', 'T', rows, band.width(), p.k, a, p.k,
+                                        w + ((r * p.s + s) * p.c + band.c0) * p.k, p.k, c, band.width());
+        });
+  });
 }
 
+// Backward-weights by taps (tiny_image.h), one band of C per thread, each tap's block of dw written
+// in place; then db.
 template <bool InBf16>
 bool backward_weights_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* dy,
                                float* dw, float* db) {
-  if (!in_column_bands(p.k, [&](Band band) {
-        return cpu::tiny_image::backward_weights(p, x, dy, dw, band, accumulate<InBf16>);
+  if (!in_column_bands(p.c, [&](Band band) {
+        return cpu::tiny_image::backward_weights_by_taps(
+            p, x, dy, dw, band,
+            [&](std::int64_t rows, const Operand<InBf16>* a, const Operand<InBf16>* b, float* c) {
+              return product<InBf16, false>('T', 'N', band.width(), p.k, rows, a, band.width(), b, p.k, c,
+                                            p.k);
+            });
       })) {
     return false;
   }
