@@ -62,6 +62,24 @@ bool in_column_bands(std::int64_t columns, F&& f) {
   return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
 }
 
+// f(q, n0) for disjoint ranges of the batch, one per thread of the pool (as in_column_bands), q
+// being p over the images [n0, n0 + q.n). True when every range returned true.
+template <class F>
+bool in_image_bands(const Conv2DParams& p, F&& f) {
+  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const std::int64_t bands = std::clamp<std::int64_t>(p.n, 1, threads);
+  const auto first = [&](std::int64_t b) { return p.n * b / bands; };
+  const auto of = [&](std::int64_t b) {
+    Conv2DParams q = p;
+    q.n = first(b + 1) - first(b);
+    return f(q, first(b));
+  };
+  if (bands == 1) return of(0);
+  std::vector<char> ok(bands, 0);
+  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = of(b); });
+  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+}
+
 }  // namespace
 
 }  // namespace reskit::kernels::cpu
@@ -127,15 +145,29 @@ bool product(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t k, c
   }
 }
 
-// Forward: one product per output pixel and kernel row over the batch, in place (tiny_image.h's
-// forward), one band of K per thread. By taps it ran 6-10% slower here (2 threads, batch 32,
-// bfloat16: 2×2×512 0.94 against 0.89 ms, 4×4×256 1.80 against 1.64): the rows' gather and the
-// scatter of the results cost more than the longer products saved.
-template <bool InBf16>
-bool forward_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, const Operand<InBf16>* w,
-                      const float* b, float* y) {
+// bfloat16's forward by taps (tiny_image.h), one range of images per thread: each tap's product
+// reads that tap's weights [C, K] whole where they lie, dense, so oneDNN runs its brgemm matmul
+// (a band of K is strided: its gemm:jit, packing the band on every call). 2 threads, batch 32:
+// 4×4×256 1.33 -> 1.06 ms, 2×2×512 0.78 either way, against the row products below.
+bool forward_by_taps_bf16(const Conv2DParams& p, const std::uint16_t* x, const std::uint16_t* w,
+                          const float* b, float* y) {
+  return cpu::in_image_bands(p, [&](const Conv2DParams& q, std::int64_t n0) {
+    return cpu::tiny_image::forward_by_taps(
+        q, x + n0 * p.h * p.w * p.c, b, y + n0 * p.p * p.q * p.k, Band::whole(p.k),
+        [&](std::int64_t r, std::int64_t s, std::int64_t rows, const std::uint16_t* a, float* c) {
+          return product<true, false>('N', 'N', rows, p.k, p.c, a, p.c, w + (r * p.s + s) * p.c * p.k, p.k, c,
+                                      p.k);
+        });
+  });
+}
+
+// float32's forward: one product per output pixel and kernel row over the batch, in place
+// (tiny_image.h's forward), one band of K per thread. sgemm gains nothing by taps (2 threads,
+// batch 32: 4×4×256 1.95 against 1.98 ms by taps over images, 2×2×512 1.30 against 1.25; by taps
+// in bands of K, bfloat16, 6-10% slower).
+bool forward_in_bands(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
   return in_column_bands(
-      p.k, [&](Band band) { return cpu::tiny_image::forward(p, x, w, b, y, band, product<InBf16, true>); });
+      p.k, [&](Band band) { return cpu::tiny_image::forward(p, x, w, b, y, band, product<false, true>); });
 }
 
 // Backward-data by taps (tiny_image.h), one band of C per thread: per tap, the gathered rows of
@@ -175,7 +207,7 @@ bool backward_weights_in_bands(const Conv2DParams& p, const Operand<InBf16>* x, 
 }  // namespace
 
 bool tiny_image_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
-  return forward_in_bands<false>(p, x, w, b, y);
+  return forward_in_bands(p, x, w, b, y);
 }
 
 bool tiny_image_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
@@ -189,7 +221,7 @@ bool tiny_image_backward_weights(const Conv2DParams& p, const float* x, const fl
 
 bool tiny_image_forward_bf16(const Conv2DParams& p, const float* x, const float* w, const float* b,
                              float* y) {
-  return forward_in_bands<true>(p, x_in_bf16(p, x), bf16_weights(p, w), b, y);
+  return forward_by_taps_bf16(p, x_in_bf16(p, x), bf16_weights(p, w), b, y);
 }
 
 bool tiny_image_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, const float* w,
