@@ -458,6 +458,30 @@ std::vector<RuleCase> rule_cases() {
       }
     }
   }
+  // R6b: the same kernel against the bfloat16 matmul on ResNet-50's stride-1 1x1 layers, where the
+  // matmul comes first (its backward-weights product reads x transposed).
+  {
+    const char* const own = "reskit AVX512-BF16 backward-weights";
+    const char* const matmul = "1x1 as bf16 matmul";
+    const k::conv_paths::ScopedMixedKernels bf16_list(k::conv_paths::MixedKernels::bfloat16);
+    const ShapeAt pointwise[] = {{r50_1x1[0], 32},
+                                 {r50_1x1[1], 32},
+                                 {{"s2 1x1 64->64 15x15", 15, 64, 64, 1, 1, 0}, 32},
+                                 {r50_1x1[3], 32},
+                                 {r50_1x1[3], 64},
+                                 {r50_1x1[3], 128},
+                                 {r50_1x1[5], 32},
+                                 {r50_1x1[6], 32},
+                                 {{"R20 1x1/2 16->32 28->14", 28, 16, 32, 1, 2, 0}, 128},
+                                 {{"R20 1x1/2 32->64 14->7", 14, 32, 64, 1, 2, 0}, 128}};
+    for (const auto& o : pointwise) {
+      k::Conv2DParams q = params(o.s, o.n);
+      q.bf16 = true;
+      const bool own_first = k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own;
+      cases.push_back({"mixed: 1x1 backward-weights: matmul or own", o.s.name, o.s, o.n, Precision::mixed,
+                       Pass::backward_weights, own_first ? own : matmul, own_first ? matmul : own});
+    }
+  }
   // R4: float64 (BLAS): 1x1 stride 1 as one gemm, tiny images as row products, against im2col.
   for (Pass pass : passes) {
     cases.push_back({"f64 1x1 as one gemm", r50_1x1[0].name, r50_1x1[0], 32, Precision::float64, pass,

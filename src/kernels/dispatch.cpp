@@ -111,6 +111,14 @@ bool own_bf16_weights(const Conv2DParams& p) {
   return conv_bf16_weights(p) && p.c * std::min<std::int64_t>(4, (p.k + 15) / 16) >= 8 &&
          p.n * p.p * p.q >= 1024;
 }
+// ... and before the bfloat16 matmul on a 1x1 kernel where its product is narrow and long,
+// min(C, K) <= 64 and N*P*Q >= 4096 (the matmul reads x transposed; 2 threads, docs/cpu-rules.md:
+// ResNet-20's stride-2 shortcuts 16->32 and 32->64 at batch 128 0.27 against 1.11 and 0.22
+// against 0.71 ms, ResNet-50's 15x15 64<->256 0.72-0.93 of the matmul's time; 128->512 on 8x8
+// even from N*P*Q = 4096, the matmul's below).
+bool own_bf16_weights_first(const Conv2DParams& p) {
+  return own_bf16_weights(p) && (!matmul_1x1(p) || (std::min(p.c, p.k) <= 64 && p.n * p.p * p.q >= 4096));
+}
 
 // ---- Conv2D: the paths, as entries (each adapts one kernels/cpu function to Operands) ----
 
@@ -420,14 +428,18 @@ constexpr std::array<Path<F>, 4> kMixedBackwardData{{
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
 constexpr std::array<Path<F>, 5> kMixedBackwardWeights{{
-    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_backward, kMatmulRule, kMixedMatmulReason},
-    {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_backward, kRowsRule, kMixedRowsReason},
-    {"reskit AVX512-BF16 backward-weights", own_bf16_weights, own_bf16_backward_weights,
-     "not empty, not a tiny image, C*min(4, ceil(K/16)) >= 8, N*P*Q >= 1024; declines without AVX512-BF16 "
-     "and where oneDNN runs AMX",
+    {"reskit AVX512-BF16 backward-weights", own_bf16_weights_first, own_bf16_backward_weights,
+     "not empty, not a tiny image, C*min(4, ceil(K/16)) >= 8, N*P*Q >= 1024, and where the 1x1 matmul "
+     "applies only with min(C, K) <= 64 and N*P*Q >= 4096; declines without AVX512-BF16 and where oneDNN "
+     "runs AMX",
      "oneDNN 2.6's jit_bf16 backward-weights runs ResNet-20's layers at 37-77% of the bfloat16 peak "
      "(AMD EPYC family 25, 2 threads: 3x3 64 on 7x7 1.56 ms, stride-2 16->32 1.27 ms at batch 128); "
-     "vdpbf16ps over image pairs, the accumulators in registers: 0.91 and 0.58 ms (docs/cpu-rules.md)"},
+     "vdpbf16ps over image pairs, the accumulators in registers: 0.91 and 0.58 ms (docs/cpu-rules.md). "
+     "Before the 1x1 matmul where its product is narrow and long: ResNet-20's stride-2 1x1 shortcuts "
+     "0.27 against 1.11 and 0.22 against 0.71 ms, ResNet-50's 15x15 64<->256 0.72-0.93 of the matmul's "
+     "time; 128->512 on 8x8 even from N*P*Q = 4096"},
+    {"1x1 as bf16 matmul", matmul_1x1, matmul_bf16_backward, kMatmulRule, kMixedMatmulReason},
+    {"tiny image bf16 row products", tiny_image_onednn, rows_bf16_backward, kRowsRule, kMixedRowsReason},
     {"oneDNN bf16 convolution", conv_bf16_weights, conv_bf16_backward, "not empty, not a tiny image",
      "a tiny image whose row products declined takes the rounded copies, as its backward-data does"},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},

@@ -401,7 +401,16 @@ TEST(ConvPathRules, MixedPrecision) {
                     own = "reskit AVX512-BF16 backward-weights";
   expect_first<float>(
       {
-          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
+          // A 1x1 matmul's backward-weights goes to reskit's kernel where min(C, K) <= 64 and
+          // N*P*Q >= 4096.
+          {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, own},
+          {"ResNet-50 stage-2 1x1 256->64 on 15x15, batch 32", shape(32, 15, 256, 64, 1, 1, 0), mm, mm, own},
+          {"ResNet-20 shortcut 1x1 stride 2 16->32 on 28x28, batch 128", shape(128, 28, 16, 32, 1, 2, 0), mm,
+           mm, own},
+          {"1x1 64->64 on 8x8, batch 63 (4032 output pixels)", shape(63, 8, 64, 64, 1, 1, 0), mm, mm, mm},
+          {"1x1 64->64 on 8x8, batch 64 (4096 output pixels)", shape(64, 8, 64, 64, 1, 1, 0), mm, mm, own},
+          {"ResNet-50 stage-3 1x1 128->512 on 8x8, batch 64 (min(C, K) 128)", shape(64, 8, 128, 512, 1, 1, 0),
+           mm, mm, mm},
           {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
            own},
           {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
@@ -445,6 +454,9 @@ TEST(ConvPathRules, OwnBf16BackwardWeightsOnWideShapes) {
        explicit_pad(9, 5, 1, 2, 2)},
       {"7x7 stride 2 3->64 on 21x21 batch 3", 3, 21, 21, 3, 64, explicit_pad(21, 7, 2, 3, 3),
        explicit_pad(21, 7, 2, 3, 3)},
+      // 1x1 kernels, as the rule sends ResNet-20's shortcuts and ResNet-50's 15x15 layers here.
+      {"1x1 stride 2 16->32 on 14x13 batch 9", 9, 14, 13, 16, 32, valid(14, 1, 2), valid(13, 1, 2)},
+      {"1x1 64->24 on 9x9 batch 6", 6, 9, 9, 64, 24, valid(9, 1, 1), valid(9, 1, 1)},
   };
   int ran = 0;
   for (const auto& cc : cases) {
