@@ -9,7 +9,6 @@
 
 #include <omp.h>
 
-#include <cstring>
 #include <exception>
 #include <optional>
 #include <type_traits>
