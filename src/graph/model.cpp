@@ -55,6 +55,7 @@ struct Model::State {
   std::vector<std::string> metrics;
   std::vector<std::string> class_names;
   bool profiling = false;
+  bool profile_by_layer = false;
   std::map<std::string, double> profile;
   TrainStepHooks step_hooks;
   // (producer, ReLU Activation) node pairs whose ReLU the producer applies in its forward;
@@ -120,6 +121,12 @@ struct Model::State {
 };
 
 namespace {
+// The profile's key of a layer's pass: its class, or its class and name (profiling by layer).
+std::string profile_key(const Model::State& s, const Layer& layer, const char* pass) {
+  if (!s.profiling) return {};
+  return layer.class_name() + (s.profile_by_layer ? " " + layer.name() : std::string()) + " " + pass;
+}
+
 // Runs f, adding its wall time to profile[key] when profiling.
 template <class F>
 decltype(auto) timed(Model::State& s, const std::string& key, F&& f) {
@@ -478,7 +485,7 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
     for (int p : s.producers[i]) ins.push_back(s.values[p]);
     if (s.residual_of[i] >= 0) ins.push_back(s.values[s.residual_of[i]]);
     Layer& layer = *s.nodes[i]->layer;
-    s.values[i] = timed(s, layer.class_name() + " forward", [&] { return layer.forward(ins, training); });
+    s.values[i] = timed(s, profile_key(s, layer, "forward"), [&] { return layer.forward(ins, training); });
   };
   // A node that runs in another's place (runs_before) runs just before that one.
   std::vector<int> moved_here(s.nodes.size(), -1);
@@ -545,7 +552,7 @@ std::vector<Tensor> Model::backward(const Tensor& grad_output, BackwardOptions o
     }
     // Nothing trainable at or behind this node (a frozen base): no backward at all.
     if (!grads[i].defined() || node.inputs.empty() || !requires_grad[i]) continue;
-    std::vector<Tensor> gin = timed(s, node.layer->class_name() + " backward", [&] {
+    std::vector<Tensor> gin = timed(s, profile_key(s, *node.layer, "backward"), [&] {
       if (from_logits && i == out) return node.layer->backward_from_logits(grads[i]);
       return second[i].defined() ? node.layer->backward_sum(grads[i], second[i])
                                  : node.layer->backward(grads[i]);
@@ -742,8 +749,9 @@ void Model::set_fold_batch_norm(bool on) { state_->fold_batch_norm = on; }
 bool Model::fold_batch_norm() const { return state_->fold_batch_norm; }
 bool Model::fuse_relu() const { return state_->fuse_relu; }
 
-void Model::set_profiling(bool on) {
+void Model::set_profiling(bool on, bool by_layer) {
   state_->profiling = on;
+  state_->profile_by_layer = by_layer;
   state_->profile.clear();
 }
 

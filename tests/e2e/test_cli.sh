@@ -19,6 +19,9 @@ grep -q "images/s" "$tmp/out" || fail "reskit bench: expected 'images/s' in its 
 # Mixed precision and batch-1 inference with the profile table.
 expect_ok -- bench --model resnet20 --input 28,28,1 --classes 10 --batch 4 --steps 1 --dtype mixed_bfloat16 --profile
 grep -q "Conv2D backward" "$tmp/out" || fail "reskit bench --dtype mixed_bfloat16 --profile: no Conv2D row"
+# --profile-layers: one row per layer and pass, named.
+expect_ok -- bench --model resnet20 --input 28,28,1 --classes 10 --batch 4 --steps 1 --profile-layers
+grep -q "^Conv2D conv_3a2a backward " "$tmp/out" || fail "reskit bench --profile-layers: no row for conv_3a2a's backward"
 expect_ok -- bench --model resnet50 --batch 1 --mode infer --steps 2
 grep -q "resnet50 infer float32 batch=1" "$tmp/out" || fail "reskit bench --batch 1 --mode infer: no header line"
 # --report: the CPU, oneDNN's ISA, a measured FMA peak, and ResNet-50 64x64's forward FLOPs (PERF.md's

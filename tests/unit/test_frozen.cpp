@@ -99,6 +99,34 @@ TEST(Frozen, FitLeavesFrozenBaseBitIdenticalWhileTheHeadLearns) {
     EXPECT_EQ(profile.count(key), 0u) << key;
 }
 
+// Profiling by layer (reskit bench --profile-layers): one key per layer and pass, named; by kind
+// the same steps give one key per layer class and pass, and both account the same passes.
+TEST(Profiling, ByLayerNamesEachLayersPasses) {
+  std::map<std::string, double> by_kind, by_layer;
+  for (bool layers : {false, true}) {
+    Model m = base_and_head();
+    compile(m);
+    m.set_profiling(true, layers);
+    m.train_on_batch(random_images(8, 3), Tensor::from_values({8, 2}, std::vector<double>(16, 0.5)));
+    (layers ? by_layer : by_kind) = m.profile();
+  }
+  for (const char* key : {"Conv2D base_conv forward", "Conv2D base_conv2 backward",
+                          "BatchNormalization base_bn2 forward", "Dense head backward", "optimizer"})
+    EXPECT_EQ(by_layer.count(key), 1u) << key;
+  EXPECT_EQ(by_layer.count("Conv2D forward"), 0u);
+  EXPECT_EQ(by_kind.count("Conv2D forward"), 1u);
+  EXPECT_EQ(by_kind.count("Conv2D base_conv forward"), 0u);
+  // Every layer key of a class sums into that class's key: the same passes are timed.
+  std::map<std::string, int> passes;
+  for (const auto& [key, seconds] : by_layer) {
+    const auto first = key.find(' '), last = key.rfind(' ');
+    passes[first == last ? key : key.substr(0, first) + key.substr(last)] += 1;
+  }
+  EXPECT_EQ(passes.size(), by_kind.size());
+  for (const auto& [key, seconds] : by_kind) EXPECT_EQ(passes.count(key), 1u) << key;
+  EXPECT_EQ(passes["Conv2D forward"], 2);
+}
+
 TEST(Frozen, FrozenBatchNormRunsInInferenceModeBetweenTrainableLayers) {
   // Only the normalizations frozen: they normalise with their moving statistics (unchanged) in
   // training, and their backward (fused with the ReLU's or not) still trains the convolutions.

@@ -32,7 +32,7 @@ void add_bench_command(CLI::App& app) {
   struct Args {
     std::string model = "resnet50", input = "64,64,3", mode = "train", dtype = "float32";
     int classes = 6, batch = 32, threads = 0, steps = 5, warmup = 1;
-    bool profile = false, no_dct_scaling = false, report = false;
+    bool profile = false, profile_layers = false, no_dct_scaling = false, report = false;
     ExchangeFlags exchange;
   };
   auto args = std::make_shared<Args>();
@@ -56,6 +56,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(integer_at_least(0));
   cmd->add_flag("--profile", args->profile, "Print the time per layer kind and pass");
+  cmd->add_flag("--profile-layers", args->profile_layers, "Print the time per layer and pass");
   cmd->add_option("--data", data->data,
                   "An image folder: measure the input pipeline over one pass (read, decode, augment, batch), "
                   "no model");
@@ -77,9 +78,9 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([cmd, args, data, input] {
     const Args& a = *args;
     if (!data->data.empty()) {
-      for (const char* flag :
-           {"--model", "--mode", "--dtype", "--classes", "--steps", "--warmup", "--profile", "--report",
-            "--allreduce-dtype", "--allreduce-bucket-mb", "--allreduce-shared-memory"})
+      for (const char* flag : {"--model", "--mode", "--dtype", "--classes", "--steps", "--warmup",
+                               "--profile", "--profile-layers", "--report", "--allreduce-dtype",
+                               "--allreduce-bucket-mb", "--allreduce-shared-memory"})
         if (cmd->count(flag) > 0)
           throw UsageError(std::string(flag) +
                            ": measures a model; --data measures the input pipeline alone");
@@ -138,7 +139,7 @@ void add_bench_command(CLI::App& app) {
       }
     };
     for (int i = 0; i < a.warmup; ++i) step();
-    model.set_profiling(a.profile);
+    model.set_profiling(a.profile || a.profile_layers, a.profile_layers);
     std::vector<double> seconds, compute, allreduce, exposed;
     for (int i = 0; i < a.steps; ++i) {
       const double exposed_before = replicas.communication_seconds();
@@ -158,14 +159,17 @@ void add_bench_command(CLI::App& app) {
     if (job.rank() == 0)
       fmt::print("{} {} {} batch={} threads={} median_step_s={:.4f}\n", a.model, a.mode, a.dtype, a.batch,
                  num_threads(), median);
-    if (a.profile && job.rank() == 0) {
+    if ((a.profile || a.profile_layers) && job.rank() == 0) {
       std::vector<std::pair<double, std::string>> rows;
       double total = 0;
       for (const auto& [k, v] : model.profile()) rows.emplace_back(v / a.steps, k), total += v / a.steps;
       std::sort(rows.rbegin(), rows.rend());
-      fmt::print("{:<32} {:>10} {:>7}\n", "layer kind / pass", "ms/step", "share");
-      for (const auto& [v, k] : rows) fmt::print("{:<32} {:>10.2f} {:>6.1f}%\n", k, v * 1e3, 100 * v / total);
-      fmt::print("{:<32} {:>10.2f}\n", "total (timed layers)", total * 1e3);
+      const int width = a.profile_layers ? 44 : 32;
+      fmt::print("{:<{}} {:>10} {:>7}\n", a.profile_layers ? "layer / pass" : "layer kind / pass", width,
+                 "ms/step", "share");
+      for (const auto& [v, k] : rows)
+        fmt::print("{:<{}} {:>10.2f} {:>6.1f}%\n", k, width, v * 1e3, 100 * v / total);
+      fmt::print("{:<{}} {:>10.2f}\n", "total (timed layers)", width, total * 1e3);
     }
     if (job.rank() != 0) return;  // rank 0 prints
     if (replicas.active()) {

@@ -144,8 +144,9 @@ class Model {
   // Set by a callback to end fit() after the current epoch (Keras model.stop_training).
   bool stop_training = false;
   // Time spent per layer class and pass ("Conv2D forward", "Conv2D backward", "optimizer"), in
-  // seconds, accumulated while profiling is on (reskit bench --profile).
-  void set_profiling(bool on);
+  // seconds, accumulated while profiling is on (reskit bench --profile); by_layer: per layer and
+  // pass instead ("Conv2D conv_3a2a backward", reskit bench --profile-layers).
+  void set_profiling(bool on, bool by_layer = false);
   // ReLU fusion (on by default): a BatchNormalization or Add whose output only a ReLU
   // Activation reads applies that ReLU in its own pass, and the Activation passes it on; a
   // BatchNormalization that alone feeds a two-input Add also does the addition. The results are
