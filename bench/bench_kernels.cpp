@@ -438,32 +438,28 @@ std::vector<RuleCase> rule_cases() {
   }
   // R6: mixed precision's backward-weights, reskit's AVX512-BF16 kernel against oneDNN's bfloat16
   // convolution (jit_bf16), with the shadows a training step hands over: R3's shapes (ResNet-20's
-  // Fashion-MNIST and CIFAR layers at batch 128, ResNet-50's at batch 32) and two more. A: the path
-  // the library's rule picks for the shape (the bfloat16 list's), B: the other.
+  // Fashion-MNIST and CIFAR layers at batch 128, ResNet-50's at batch 32) and two more; R6b: the
+  // same kernel against the bfloat16 matmul on 1x1 layers, where the matmul comes first (its
+  // backward-weights product reads x transposed). A: the path the library's rule picks for the
+  // shape (the bfloat16 list's), B: the other.
   {
     const char* const own = "reskit AVX512-BF16 backward-weights";
-    const char* const onednn = "oneDNN bf16 convolution";
     const k::conv_paths::ScopedMixedKernels bf16_list(k::conv_paths::MixedKernels::bfloat16);
+    const auto own_against = [&](const char* rule, const char* other, const ShapeAt& o) {
+      k::Conv2DParams q = params(o.s, o.n);
+      q.bf16 = true;
+      const bool own_first = k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own;
+      cases.push_back({rule, o.s.name, o.s, o.n, Precision::mixed, Pass::backward_weights,
+                       own_first ? own : other, own_first ? other : own});
+    };
     const ShapeAt more[] = {
         {{"R20 3x3/2 32->64 14->7", 14, 32, 64, 3, 2, 1}, 128},
         {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
     };
     for (const auto& list : {std::span<const ShapeAt>(direct), std::span<const ShapeAt>(more)}) {
-      for (const auto& o : list) {
-        k::Conv2DParams q = params(o.s, o.n);
-        q.bf16 = true;
-        const bool own_first = k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own;
-        cases.push_back({"mixed: own bf16 backward-weights", o.s.name, o.s, o.n, Precision::mixed,
-                         Pass::backward_weights, own_first ? own : onednn, own_first ? onednn : own});
-      }
+      for (const auto& o : list)
+        own_against("mixed: own bf16 backward-weights", "oneDNN bf16 convolution", o);
     }
-  }
-  // R6b: the same kernel against the bfloat16 matmul on ResNet-50's stride-1 1x1 layers, where the
-  // matmul comes first (its backward-weights product reads x transposed).
-  {
-    const char* const own = "reskit AVX512-BF16 backward-weights";
-    const char* const matmul = "1x1 as bf16 matmul";
-    const k::conv_paths::ScopedMixedKernels bf16_list(k::conv_paths::MixedKernels::bfloat16);
     const ShapeAt pointwise[] = {{r50_1x1[0], 32},
                                  {r50_1x1[1], 32},
                                  {{"s2 1x1 64->64 15x15", 15, 64, 64, 1, 1, 0}, 32},
@@ -474,13 +470,8 @@ std::vector<RuleCase> rule_cases() {
                                  {r50_1x1[6], 32},
                                  {{"R20 1x1/2 16->32 28->14", 28, 16, 32, 1, 2, 0}, 128},
                                  {{"R20 1x1/2 32->64 14->7", 14, 32, 64, 1, 2, 0}, 128}};
-    for (const auto& o : pointwise) {
-      k::Conv2DParams q = params(o.s, o.n);
-      q.bf16 = true;
-      const bool own_first = k::conv_paths::first_applicable<float>(Pass::backward_weights, q).name == own;
-      cases.push_back({"mixed: 1x1 backward-weights: matmul or own", o.s.name, o.s, o.n, Precision::mixed,
-                       Pass::backward_weights, own_first ? own : matmul, own_first ? matmul : own});
-    }
+    for (const auto& o : pointwise)
+      own_against("mixed: 1x1 backward-weights: matmul or own", "1x1 as bf16 matmul", o);
   }
   // R4: float64 (BLAS): 1x1 stride 1 as one gemm, tiny images as row products, against im2col.
   for (Pass pass : passes) {

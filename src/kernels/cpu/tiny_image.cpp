@@ -41,6 +41,23 @@ void on_own_threads(int count, F&& f) {
   if (error) std::rethrow_exception(error);
 }
 
+// How many bands `units` split into: one per thread of the pool, at most `units`, and one inside
+// a parallel region.
+inline std::int64_t band_count(std::int64_t units) {
+  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return std::clamp<std::int64_t>(units, 1, threads);
+}
+
+// f(b) for b in [0, bands), each on a thread of its own (on_own_threads), or here when there is
+// one band. True when every f returned true.
+template <class F>
+bool in_bands(std::int64_t bands, F&& f) {
+  if (bands == 1) return f(0);
+  std::vector<char> ok(bands, 0);
+  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = f(b); });
+  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+}
+
 // f(band) for disjoint bands of [0, columns), one per thread of the pool, each thread running its
 // band's products alone (oneDNN runs a primitive or sgemm called inside a parallel region on the
 // calling thread only): the many short products of a tiny image scale better so than each split
@@ -52,31 +69,22 @@ void on_own_threads(int count, F&& f) {
 // true; an exception from a band is rethrown once all have finished.
 template <class F>
 bool in_column_bands(std::int64_t columns, F&& f) {
-  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const std::int64_t bands = std::clamp<std::int64_t>(columns / 16, 1, threads);
-  if (bands == 1) return f(tiny_image::Band::whole(columns));
+  const std::int64_t bands = band_count(columns / 16);
   const auto edge = [&](std::int64_t b) { return b == bands ? columns : columns / 16 * b / bands * 16; };
-  std::vector<char> ok(bands, 0);
-  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = f(tiny_image::Band{edge(b), edge(b + 1)}); });
-  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+  return in_bands(bands, [&](std::int64_t b) { return f(tiny_image::Band{edge(b), edge(b + 1)}); });
 }
 
 // f(q, n0) for disjoint ranges of the batch, one per thread of the pool (as in_column_bands), q
 // being p over the images [n0, n0 + q.n). True when every range returned true.
 template <class F>
 bool in_image_bands(const Conv2DParams& p, F&& f) {
-  const std::int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const std::int64_t bands = std::clamp<std::int64_t>(p.n, 1, threads);
+  const std::int64_t bands = band_count(p.n);
   const auto first = [&](std::int64_t b) { return p.n * b / bands; };
-  const auto of = [&](std::int64_t b) {
+  return in_bands(bands, [&](std::int64_t b) {
     Conv2DParams q = p;
     q.n = first(b + 1) - first(b);
     return f(q, first(b));
-  };
-  if (bands == 1) return of(0);
-  std::vector<char> ok(bands, 0);
-  on_own_threads(static_cast<int>(bands), [&](int b) { ok[b] = of(b); });
-  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+  });
 }
 
 }  // namespace

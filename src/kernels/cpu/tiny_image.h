@@ -58,11 +58,9 @@ void for_each_row_run(const Conv2DParams& p, std::int64_t i, std::int64_t j, F&&
   }
 }
 
-// y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu, in the columns `band` of
-// K. E: the operands' element type (bfloat16 bits for mixed precision), T: the results'.
-template <class E, class T, class Product>
-bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Band band, Product&& product) {
-  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
+// y's columns `band` set to the bias b (zeros when b is null), for the products to add to.
+template <class T>
+void start_outputs(const Conv2DParams& p, const T* b, T* y, Band band) {
   for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
     T* out = y + row * p.k + band.c0;
     if (b != nullptr) {
@@ -71,6 +69,24 @@ bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Ba
       std::memset(out, 0, sizeof(T) * band.width());
     }
   }
+}
+
+// max(0, ·) over y's columns `band` when p.relu, once the products have added to them.
+template <class T>
+void finish_outputs(const Conv2DParams& p, T* y, Band band) {
+  if (!p.relu) return;
+  for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
+    T* out = y + row * p.k + band.c0;
+    for (std::int64_t k = 0; k < band.width(); ++k) out[k] = std::max(out[k], T(0));
+  }
+}
+
+// y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu, in the columns `band` of
+// K. E: the operands' element type (bfloat16 bits for mixed precision), T: the results'.
+template <class E, class T, class Product>
+bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Band band, Product&& product) {
+  const std::int64_t image = p.h * p.w * p.c, out_image = p.p * p.q * p.k;
+  start_outputs(p, b, y, band);
   bool ok = true;
   for (std::int64_t i = 0; i < p.p; ++i) {
     for (std::int64_t j = 0; j < p.q; ++j) {
@@ -82,12 +98,7 @@ bool forward(const Conv2DParams& p, const E* x, const E* w, const T* b, T* y, Ba
           });
     }
   }
-  if (ok && p.relu) {
-    for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
-      T* out = y + row * p.k + band.c0;
-      for (std::int64_t k = 0; k < band.width(); ++k) out[k] = std::max(out[k], T(0));
-    }
-  }
+  if (ok) finish_outputs(p, y, band);
   return ok;
 }
 
@@ -194,46 +205,45 @@ bool backward_weights(const Conv2DParams& p, const E* x, const E* dy, T* dw, Ban
 // product: a gemm packs its weights operand on every call, and over dense operands oneDNN's
 // bfloat16 matmul runs its brgemm kernel.
 
+// The taps' products of the two passes below: per tap, the rows it meets gathered from `from`
+// (rows of `width` values, at the output pixel when from_outputs, else at the input pixel the tap
+// reads there), `product(r, s, rows, a, c)` computing c[rows, band] (assigning c), and c's rows
+// added into `to` (rows of `stride` values, from column band.c0) at the other pixel.
+template <class E, class T, class Product>
+bool add_tap_products(const Conv2DParams& p, const E* from, std::int64_t width, bool from_outputs, T* to,
+                      std::int64_t stride, Band band, Product&& product) {
+  thread_local std::vector<E> in;
+  thread_local std::vector<T> out;
+  for (std::int64_t r = 0; r < p.r; ++r) {
+    for (std::int64_t s = 0; s < p.s; ++s) {
+      const TapPixels t = tap_pixels(p, r, s);
+      const std::int64_t rows = p.n * t.count();
+      if (rows == 0) continue;
+      in.resize(rows * width);
+      out.resize(rows * band.width());
+      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t o, std::int64_t i) {
+        std::memcpy(in.data() + row * width, from + (from_outputs ? o : i) * width, sizeof(E) * width);
+      });
+      if (!product(r, s, rows, in.data(), out.data())) return false;
+      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t o, std::int64_t i) {
+        T* at = to + (from_outputs ? i : o) * stride + band.c0;
+        const T* c = out.data() + row * band.width();
+        for (std::int64_t j = 0; j < band.width(); ++j) at[j] += c[j];
+      });
+    }
+  }
+  return true;
+}
+
 // y[N,P,Q,K] = conv(x, w) + b (b may be null), then max(0, ·) when p.relu, in the columns `band`
 // of K: per tap, `product(r, s, rows, a, c)` computes c[rows, band] = a·w[r, s][:, band]
 // (assigning c) from the input rows it reads a[rows, C], and the rows of c are added into y at
 // their output pixels (each output pixel takes the taps in order).
 template <class E, class T, class Product>
 bool forward_by_taps(const Conv2DParams& p, const E* x, const T* b, T* y, Band band, Product&& product) {
-  thread_local std::vector<E> in;
-  thread_local std::vector<T> out;
-  for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
-    T* to = y + row * p.k + band.c0;
-    if (b != nullptr) {
-      std::memcpy(to, b + band.c0, sizeof(T) * band.width());
-    } else {
-      std::memset(to, 0, sizeof(T) * band.width());
-    }
-  }
-  for (std::int64_t r = 0; r < p.r; ++r) {
-    for (std::int64_t s = 0; s < p.s; ++s) {
-      const TapPixels t = tap_pixels(p, r, s);
-      const std::int64_t rows = p.n * t.count();
-      if (rows == 0) continue;
-      in.resize(rows * p.c);
-      out.resize(rows * band.width());
-      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t, std::int64_t i) {
-        std::memcpy(in.data() + row * p.c, x + i * p.c, sizeof(E) * p.c);
-      });
-      if (!product(r, s, rows, in.data(), out.data())) return false;
-      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t o, std::int64_t) {
-        T* to = y + o * p.k + band.c0;
-        const T* from = out.data() + row * band.width();
-        for (std::int64_t k = 0; k < band.width(); ++k) to[k] += from[k];
-      });
-    }
-  }
-  if (p.relu) {
-    for (std::int64_t row = 0; row < p.n * p.p * p.q; ++row) {
-      T* to = y + row * p.k + band.c0;
-      for (std::int64_t k = 0; k < band.width(); ++k) to[k] = std::max(to[k], T(0));
-    }
-  }
+  start_outputs(p, b, y, band);
+  if (!add_tap_products(p, x, p.c, false, y, p.k, band, product)) return false;
+  finish_outputs(p, y, band);
   return true;
 }
 
@@ -242,30 +252,10 @@ bool forward_by_taps(const Conv2DParams& p, const E* x, const T* b, T* y, Band b
 // K], and the rows of c are added into dx at the input pixels the tap read.
 template <class E, class T, class Product>
 bool backward_data_by_taps(const Conv2DParams& p, const E* dy, T* dx, Band band, Product&& product) {
-  thread_local std::vector<E> in;
-  thread_local std::vector<T> out;
   for (std::int64_t pixel = 0; pixel < p.n * p.h * p.w; ++pixel) {
     std::memset(dx + pixel * p.c + band.c0, 0, sizeof(T) * band.width());
   }
-  for (std::int64_t r = 0; r < p.r; ++r) {
-    for (std::int64_t s = 0; s < p.s; ++s) {
-      const TapPixels t = tap_pixels(p, r, s);
-      const std::int64_t rows = p.n * t.count();
-      if (rows == 0) continue;
-      in.resize(rows * p.k);
-      out.resize(rows * band.width());
-      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t o, std::int64_t) {
-        std::memcpy(in.data() + row * p.k, dy + o * p.k, sizeof(E) * p.k);
-      });
-      if (!product(r, s, rows, in.data(), out.data())) return false;
-      for_each_tap_row(p, r, s, t, [&](std::int64_t row, std::int64_t, std::int64_t i) {
-        T* to = dx + i * p.c + band.c0;
-        const T* from = out.data() + row * band.width();
-        for (std::int64_t c = 0; c < band.width(); ++c) to[c] += from[c];
-      });
-    }
-  }
-  return true;
+  return add_tap_products(p, dy, p.k, true, dx, p.c, band, product);
 }
 
 // dw[R,S,C,K] from x and dy in the rows `band` of C (each tap's block of those rows is contiguous,
