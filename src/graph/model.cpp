@@ -111,6 +111,10 @@ struct Model::State {
     bool output = false, input_gradient = false, through_relu = false;
   };
   std::vector<Bf16Activations> bf16_activations;
+  // Mixed precision, training, with them: ReLU Activations (nodes) after an Add, whose own backward
+  // applies the mask, that write their input gradient as the rounding alone (every input of the
+  // Add reads it so): Keras's bfloat16 gradient of a residual block's output.
+  std::vector<int> bf16_gradients;
   bool bf16_activations_on = true;  // set_bf16_activations
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
@@ -362,6 +366,46 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     }
   }
 
+  // Keras's bfloat16 gradients of residual blocks' outputs (see bf16_gradients). A ReLU that
+  // applies its own mask in backward: its producer does not take it (takes_relu_backward).
+  const auto own_mask_relu = [&](int node) {
+    return s.traits[node]->set_bf16_only_input_gradient && s.traits[node]->is_relu(*s.nodes[node]->layer) &&
+           s.producers[node].size() == 1 && !s.traits[s.producers[node][0]]->takes_relu_backward;
+  };
+  // A node that reads a bfloat16-only gradient of its output as it is: a layer that does so
+  // alone, or such a ReLU reading two (backward_sum); a third would be summed in float32.
+  const auto takes_bf16_gradient = [&](int node) {
+    const layers::FusionTraits& t = *s.traits[node];
+    if (!t.reads_bf16_gradient || !t.reads_bf16_gradient(*s.nodes[node]->layer) || is_output(node))
+      return false;
+    return consumers[node] == 1 || (consumers[node] == 2 && own_mask_relu(node));
+  };
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    const int act = static_cast<int>(i);
+    if (!own_mask_relu(act)) continue;
+    const int add = s.producers[i][0];
+    if (!s.traits[add]->passes_gradient || consumers[add] != 1 || s.producers[add].empty() ||
+        !std::all_of(s.producers[add].begin(), s.producers[add].end(), takes_bf16_gradient))
+      continue;
+    s.bf16_gradients.push_back(act);
+  }
+  // A linear Conv2D whose input such a ReLU gives (one of at most two readers) writes its input
+  // gradient as the rounding alone: the ReLU's backward reads it so.
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (!reads_bf16_only(static_cast<int>(i)) || !s.traits[i]->set_bf16_activations ||
+        s.producers[i].size() != 1)
+      continue;
+    const int act = s.producers[i][0];
+    if (!own_mask_relu(act) || consumers[act] > 2 || is_output(act)) continue;
+    bool found = false;
+    for (auto& a : s.bf16_activations) {
+      if (a.conv != static_cast<int>(i)) continue;
+      a.input_gradient = true;
+      found = true;
+    }
+    if (!found) s.bf16_activations.push_back({static_cast<int>(i), false, true, false});
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -449,6 +493,9 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
         const bool output = planned && f.output && (f.act < 0 || s.fuse_relu);
         s.traits[f.bn]->set_bf16_only(*s.nodes[f.bn]->layer, output, planned && f.input_gradient);
       }
+      for (int act : s.bf16_gradients)
+        s.traits[act]->set_bf16_only_input_gradient(*s.nodes[act]->layer,
+                                                    on && training && s.bf16_activations_on);
       for (const auto& a : s.bf16_activations) {
         const bool planned = on && training && s.bf16_activations_on;
         s.traits[a.conv]->set_bf16_activations(

@@ -703,6 +703,11 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w,
   if (dw != nullptr) conv2d_backward_weights(p, x, dy, dw, db);
 }
 
+void relu_backward_f32(const ReluBackwardParams& p) {
+  if (use_ref()) return ref::relu_backward_f32(p);
+  cpu::relu_backward_f32(p);
+}
+
 void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out) {
   if (use_ref()) return ref::round_to_bf16_bits(x, n, out);
   onednn::round_to_bf16(x, n, out);

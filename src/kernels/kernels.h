@@ -78,6 +78,23 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* dy, const T* w,
 // of mixed precision (Conv2DParams::x_bf16).
 void round_to_bf16(const float* x, std::int64_t n, std::uint16_t* out);
 
+// The ReLU's backward in float32 over operands that may be bfloat16 roundings (mixed precision):
+// dz = (z > 0)·(a + b), or (z > 0)·a where b and b_bits are null; n values each. An operand is
+// read from its *_bits (bfloat16 bits, widened) where given, else from its float32 values; dz is
+// written as float32, or where dz_bits is given as its rounding's bits alone (round_to_bf16).
+struct ReluBackwardParams {
+  std::int64_t n = 0;
+  const float* z = nullptr;
+  const std::uint16_t* z_bits = nullptr;
+  const float* a = nullptr;
+  const std::uint16_t* a_bits = nullptr;
+  const float* b = nullptr;
+  const std::uint16_t* b_bits = nullptr;
+  float* dz = nullptr;
+  std::uint16_t* dz_bits = nullptr;
+};
+void relu_backward_f32(const ReluBackwardParams& p);
+
 struct BatchNormParams {
   std::int64_t rows = 1;      // N*H*W: values per channel
   std::int64_t channels = 1;  // C, the innermost axis

@@ -359,6 +359,7 @@ void register_conv2d(std::vector<LayerEntry>& out) {
   e.fusion.set_bf16_activations = [](Layer& conv, bool output, bool input_gradient) {
     dynamic_cast<Conv2DLayer&>(conv).set_bf16_only(output, input_gradient);
   };
+  e.fusion.reads_bf16_gradient = e.fusion.reads_bf16_only;
   out.push_back(std::move(e));
 }
 }  // namespace layers

@@ -32,9 +32,12 @@ ActivationLayer::ActivationLayer(std::string activation, ActivationOptions optio
 
 Shape ActivationLayer::output_shape(const std::vector<Shape>& inputs) const { return single_input(inputs); }
 
-Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool /*training*/) {
+Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   x_ = inputs[0];
   pass_gradient_ = fused_relu_backward();
+  bf16_only_dx_ = training && bf16_only_input_gradient_ && !pass_gradient_ && mixed_bfloat16() &&
+                  dtype() == DType::float32 &&
+                  detail::parse_activation(where(), activation_) == detail::Act::relu;
   if (fused_relu()) {  // the producer applied this ReLU already (relu(relu(z)) = relu(z))
     y_ = x_;
     return y_;
@@ -44,9 +47,13 @@ Tensor ActivationLayer::forward(const std::vector<Tensor>& inputs, bool /*traini
   return y_;
 }
 
+// float32's ReLU reads gradients that are bfloat16 roundings alone as they are (mixed precision).
 std::vector<Tensor> ActivationLayer::backward(const Tensor& dy) {
   if (pass_gradient_) return {dy};
-  return {detail::activation_backward(detail::parse_activation(where(), activation_), x_, y_, dy)};
+  const detail::Act act = detail::parse_activation(where(), activation_);
+  if (act == detail::Act::relu && dtype() == DType::float32)
+    return {detail::relu_backward_f32(x_, dy, nullptr, bf16_only_dx_)};
+  return {detail::activation_backward(act, x_, y_, dy)};
 }
 
 // The ReLU's mask applied to a + b in the same pass (a residual block's output feeds the next
@@ -54,6 +61,7 @@ std::vector<Tensor> ActivationLayer::backward(const Tensor& dy) {
 std::vector<Tensor> ActivationLayer::backward_sum(const Tensor& a, const Tensor& b) {
   if (pass_gradient_ || detail::parse_activation(where(), activation_) != detail::Act::relu)
     return Layer::backward_sum(a, b);
+  if (dtype() == DType::float32) return {detail::relu_backward_f32(x_, a, &b, bf16_only_dx_)};
   return {detail::relu_backward_sum(x_, a, b)};
 }
 
@@ -493,6 +501,12 @@ void register_activation(std::vector<LayerEntry>& out) {
   e.fusion.is_relu = [](const Layer& l) {
     return dynamic_cast<const ActivationLayer&>(l).activation() == "relu";
   };
+  e.fusion.reads_bf16_gradient = [](const Layer& l) {
+    return dynamic_cast<const ActivationLayer&>(l).activation() == "relu" && l.dtype() == DType::float32;
+  };
+  e.fusion.set_bf16_only_input_gradient = [](Layer& l, bool on) {
+    dynamic_cast<ActivationLayer&>(l).set_bf16_only_input_gradient(on);
+  };
   out.push_back(std::move(e));
 }
 
@@ -504,6 +518,7 @@ void register_add(std::vector<LayerEntry>& out) {
   e.to_onnx = add_to_onnx;
   e.fusion.takes_relu = true;
   e.fusion.set_sum_input = [](Layer& add, int input) { dynamic_cast<AddLayer&>(add).set_sum_input(input); };
+  e.fusion.passes_gradient = true;
   out.push_back(std::move(e));
 }
 

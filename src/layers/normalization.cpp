@@ -382,6 +382,7 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_folded_into_conv(on);
   };
   e.fusion.absorbs_add_input = true;
+  e.fusion.reads_bf16_gradient = [](const Layer& l) { return l.dtype() == DType::float32; };
   e.fusion.set_bf16_only = [](Layer& bn, bool output, bool input_gradient) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_bf16_only(output, input_gradient);
   };

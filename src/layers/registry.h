@@ -69,6 +69,15 @@ struct FusionTraits {
   // bfloat16 rounding alone for a BatchNormalization that reads it alone, which then computes on
   // the rounded values: Keras's bfloat16 activations (Conv2DLayer::set_bf16_only).
   std::function<void(Layer&, bool output, bool input_gradient)> set_bf16_activations;
+  // Mixed precision, training: a layer whose training backward reads the gradient of its output
+  // through its bfloat16 rounding when that is all the gradient holds, without widening it (a
+  // BatchNormalization, a linear Conv2D, a ReLU Activation).
+  std::function<bool(const Layer&)> reads_bf16_gradient;
+  // An Add: its backward hands the gradient of its output to every input unchanged.
+  bool passes_gradient = false;
+  // Mixed precision, training: a ReLU whose own backward applies its mask can write its input
+  // gradient as the bfloat16 rounding alone (ActivationLayer::set_bf16_only_input_gradient).
+  std::function<void(Layer&, bool)> set_bf16_only_input_gradient;
 };
 
 struct LayerEntry {

@@ -249,6 +249,31 @@ Tensor relu_backward_sum(const Tensor& z, const Tensor& a, const Tensor& b) {
   return dz;
 }
 
+Tensor relu_backward_f32(const Tensor& z, const Tensor& a, const Tensor* b, bool bf16_out) {
+  for (const Tensor* t : {&z, &a, b}) {
+    if (t != nullptr && (t->shape() != z.shape() || t->dtype() != DType::float32)) {
+      throw ShapeError("relu_backward_f32: expected float32 tensors of shape " + shape_str(z.shape()) +
+                       ", got " + std::string(dtype_name(t->dtype())) + " " + shape_str(t->shape()));
+    }
+  }
+  Tensor dz = Tensor::uninitialized(z.shape(), DType::float32);
+  float* out = bf16_out ? nullptr : dz.data<float>();
+  std::uint16_t* out_bits = bf16_out ? dz.bf16_shadow_buffer() : nullptr;
+  // Each operand as the kernel reads it: its rounding's bits where that is all it holds.
+  const auto operand = [](const Tensor* t, const float*& values, const std::uint16_t*& bits) {
+    if (t == nullptr) return;
+    bits = only_rounding(*t);
+    if (bits == nullptr) values = t->data<float>();
+  };
+  kernels::ReluBackwardParams p{.n = z.numel(), .dz = out, .dz_bits = out_bits};
+  operand(&z, p.z, p.z_bits);
+  operand(&a, p.a, p.a_bits);
+  operand(b, p.b, p.b_bits);
+  kernels::relu_backward_f32(p);
+  if (bf16_out) dz.bf16_shadow_only_written();
+  return dz;
+}
+
 void set_weight_rules(Param& p, const std::optional<Regularizer>& regularizer,
                       const std::optional<Constraint>& constraint, const std::string& where) {
   const std::string weight = where + " weight '" + p.name + "'";

@@ -42,6 +42,11 @@ Tensor activated(Act act, const Tensor& z);
 Tensor activation_backward(Act act, const Tensor& z, const Tensor& y, const Tensor& dy);
 // The ReLU's dz for dy = a + b, in one pass: the bits of activation_backward(relu, z, z, a + b).
 Tensor relu_backward_sum(const Tensor& z, const Tensor& a, const Tensor& b);
+// The same for float32 tensors, any of which may hold its bfloat16 rounding alone (only_rounding:
+// read so, not widened): dz = (z > 0)·(a + b), or (z > 0)·a without b; bf16_out: dz written as
+// its rounding alone (Keras's bfloat16 gradient of a bfloat16 activation). On float32 operands
+// the bits of relu_backward_sum and activation_backward.
+Tensor relu_backward_f32(const Tensor& z, const Tensor& a, const Tensor* b, bool bf16_out);
 
 // An operand's float32 values for the kernels. Where its bfloat16 rounding goes with it (bits:
 // Conv2DParams::x_bf16, dy_bf16; BatchNormParams::x_bf16, dy_bf16), the kernels read that

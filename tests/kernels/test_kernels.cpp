@@ -22,6 +22,7 @@
 #include "kernels/ref/bf16.h"
 #include "kernels/ref/conv2d.h"
 #include "kernels/ref/dense.h"
+#include "kernels/ref/elementwise.h"
 #include "kernels/ref/pool2d.h"
 #include "reskit/runtime.h"
 
@@ -751,6 +752,71 @@ TEST(BatchNormF32Builds, ReadTheBf16RoundingsTheyAreGiven) {
           expect_same_bits(from_bits.dbeta, from_values.dbeta, "dbeta");
           EXPECT_FALSE(std::isnan(from_bits.y[0]));
         }
+}
+
+// relu_backward_f32 (mixed precision's ReLU backward): each build and the dispatched fast path
+// give the reference's bits for every mix of float32 and bfloat16 operands, with and without the
+// second gradient, written as float32 or as bfloat16 bits; z holds exact zeros (the mask's edge)
+// and a holds a NaN (kept where z > 0, 0·NaN elsewhere). 70001 values: uneven thread blocks.
+TEST(ReluBackwardF32, EveryBuildGivesTheReferenceBitsOnAnyOperands) {
+  using Run = std::function<void(const k::ReluBackwardParams&)>;
+  std::vector<std::pair<std::string, Run>> routes{{"generic", k::cpu::generic::relu_backward},
+                                                  {"dispatched fast", k::relu_backward_f32}};
+  if (k::cpu::avx512_available()) routes.emplace_back("avx512", k::cpu::avx512::relu_backward);
+  const std::int64_t n = 70001;
+  auto z = random_vector<float>(n, 81);
+  for (std::int64_t i = 0; i < n; i += 7) z[i] = 0.0f;
+  auto a = random_vector<float>(n, 82);
+  a[5] = std::numeric_limits<float>::quiet_NaN();
+  a[7] = std::numeric_limits<float>::quiet_NaN();
+  const auto b = random_vector<float>(n, 83);
+  const auto bits = [&](const std::vector<float>& v) {
+    std::vector<std::uint16_t> out(v.size());
+    k::ref::round_to_bf16_bits(v.data(), n, out.data());
+    return out;
+  };
+  const auto zb = bits(z), ab = bits(a), bb = bits(b);
+  for (int kinds = 0; kinds < 8; ++kinds)
+    for (bool sum : {false, true})
+      for (bool out_bits : {false, true}) {
+        SCOPED_TRACE("operand kinds " + std::to_string(kinds) + (sum ? " with b" : "") +
+                     (out_bits ? " into bits" : ""));
+        const auto params = [&](std::vector<float>& dz, std::vector<std::uint16_t>& dzb) {
+          k::ReluBackwardParams p{.n = n};
+          if (kinds & 1) {
+            p.z_bits = zb.data();
+          } else {
+            p.z = z.data();
+          }
+          if (kinds & 2) {
+            p.a_bits = ab.data();
+          } else {
+            p.a = a.data();
+          }
+          if (sum && (kinds & 4)) p.b_bits = bb.data();
+          if (sum && !(kinds & 4)) p.b = b.data();
+          if (out_bits) {
+            p.dz_bits = dzb.data();
+          } else {
+            p.dz = dz.data();
+          }
+          return p;
+        };
+        std::vector<float> want = nan_vector<float>(n);
+        std::vector<std::uint16_t> want_bits(n, 0xFFFF);
+        k::ref::relu_backward_f32(params(want, want_bits));
+        for (const auto& [name, run] : routes) {
+          SCOPED_TRACE(name);
+          std::vector<float> got = nan_vector<float>(n);
+          std::vector<std::uint16_t> got_bits(n, 0xFFFF);
+          run(params(got, got_bits));
+          if (out_bits) {
+            EXPECT_EQ(got_bits, want_bits);
+          } else {
+            expect_same_bits(got, want, "dz");
+          }
+        }
+      }
 }
 
 // ---- pooling ----

@@ -392,6 +392,77 @@ TEST(MixedPrecisionBf16Activations, ConvolutionsFeedingNormalizationsWriteBfloat
   EXPECT_GT(differ, on.grads.size() / 2) << "float32 activations gave the same gradients";
 }
 
+// Keras's bfloat16 gradients of residual blocks' outputs (Model::set_bf16_activations): a ReLU
+// after an Add, whose own backward applies the mask, writes its input gradient as the rounding
+// alone where every input of the Add reads it so (out1: two normalizations; out2: a normalization
+// and out1, which sums its two gradients in its own pass), and a linear Conv2D reading such a
+// ReLU's output writes its input gradient so (c3). c1 reads a ReLU that its normalization applies
+// (its backward too), so neither applies there. The gradients agree with the reference kernels
+// computing the same definition, and differ from float32 gradients.
+TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
+  struct Run {
+    std::map<std::string, bool> flags;  // input gradient written as the rounding alone
+    std::vector<double> grads;
+  };
+  auto run = [](const std::string& policy, bool on, kernels::Backend backend) {
+    clear_session();
+    set_global_policy(policy);
+    set_random_seed(13);
+    Tensor in = Input({8, 8, 3});
+    const auto conv_bn = [](int filters, std::array<int, 2> k, const std::string& conv, Tensor x) {
+      return BatchNormalization()(Conv2D(filters, k, {.padding = "same", .name = conv})(x));
+    };
+    Tensor r0 = Activation("relu")(conv_bn(8, {3, 3}, "c0", in));
+    Tensor b2 = conv_bn(8, {3, 3}, "c2", Activation("relu")(conv_bn(8, {3, 3}, "c1", r0)));
+    Tensor out1 = Activation("relu", {.name = "out1"})(Add()({b2, conv_bn(8, {1, 1}, "s1", r0)}));
+    Tensor b4 = conv_bn(8, {3, 3}, "c4", Activation("relu")(conv_bn(8, {3, 3}, "c3", out1)));
+    Tensor out2 = Activation("relu", {.name = "out2"})(Add()({b4, out1}));
+    Model model(in, Dense(3, {.activation = "softmax"})(GlobalAveragePooling2D()(out2)), "bf16_gradients");
+    model.set_bf16_activations(on);
+    kernels::set_backend(backend);
+    model.forward(random_tensor({4, 8, 8, 3}, 24, DType::float32), true);
+    model.backward(random_tensor({4, 3}, 25, DType::float32));
+    kernels::set_backend(kernels::Backend::fast);
+    Run result;
+    for (const char* name : {"out1", "out2"}) {
+      result.flags[name] =
+          dynamic_cast<const ActivationLayer&>(*model.get_layer(name)).last_input_gradient_bf16_only();
+    }
+    for (const char* name : {"c1", "c3"}) {
+      result.flags[name] =
+          dynamic_cast<const Conv2DLayer&>(*model.get_layer(name)).last_input_gradient_bf16_only();
+    }
+    for (Param* p : model.parameters()) {
+      if (!p->trainable) continue;
+      const auto v = p->grad.to_vector();
+      result.grads.insert(result.grads.end(), v.begin(), v.end());
+    }
+    set_global_policy("float32");
+    return result;
+  };
+  const Run on = run("mixed_bfloat16", true, kernels::Backend::fast);
+  EXPECT_TRUE(on.flags.at("out1"));
+  EXPECT_TRUE(on.flags.at("out2"));
+  EXPECT_TRUE(on.flags.at("c3"));
+  EXPECT_FALSE(on.flags.at("c1"));
+  const Run off = run("mixed_bfloat16", false, kernels::Backend::fast);
+  for (const auto& [name, flag] : off.flags) EXPECT_FALSE(flag) << name;
+  for (const auto& [name, flag] : run("float32", true, kernels::Backend::fast).flags)
+    EXPECT_FALSE(flag) << name;
+  const Run reference = run("mixed_bfloat16", true, kernels::Backend::reference);
+  ASSERT_EQ(on.grads.size(), reference.grads.size());
+  ASSERT_EQ(on.grads.size(), off.grads.size());
+  double scale = 0.0;
+  std::size_t differ = 0;
+  for (double v : reference.grads) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < on.grads.size(); ++i) {
+    EXPECT_NEAR(on.grads[i], reference.grads[i], 1e-3 * scale) << "gradient " << i;
+    differ += on.grads[i] != off.grads[i];
+  }
+  EXPECT_GT(differ, on.grads.size() / 4)
+      << "float32 gradients of the blocks' outputs gave the same gradients";
+}
+
 // The fusion holds only inside the model's forward: the same layer called on its own afterwards
 // gives its plain (negative-valued) output.
 TEST(ReluFusionScope, LayersCalledOutsideTheModelAreNotFused) {

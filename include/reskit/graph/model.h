@@ -164,7 +164,10 @@ class Model {
   // Conv2D and a BatchNormalization. The Conv2D writes its output as the bfloat16 rounding alone
   // where a BatchNormalization alone reads it, and its input gradient where it alone reads a
   // BatchNormalization's output (after the ReLU that applies, while fused); the normalization
-  // computes on those rounded values, as Keras's does on its bfloat16 inputs. Unlike
+  // computes on those rounded values, as Keras's does on its bfloat16 inputs. In residual
+  // blocks the gradient of a block's output is bfloat16 as in Keras: a ReLU after an Add writes
+  // its input gradient as the rounding alone where every input of the Add reads that, and a
+  // linear Conv2D reading such a ReLU's output writes its input gradient so. Unlike
   // set_bf16_only this changes the numerics; off, those tensors stay float32.
   void set_bf16_activations(bool on);
   bool bf16_activations() const;

@@ -35,11 +35,22 @@ class ActivationLayer : public Layer {
   Tensor logits() const override { return x_; }
   std::vector<Tensor> backward_from_logits(const Tensor& grad_logits) override;
   const std::string& activation() const { return activation_; }
+  // Set by the model around a mixed-precision training pass (Model::set_bf16_activations): a
+  // ReLU whose backward applies its own mask (not its producer's, fused_relu_backward) writes
+  // its input gradient as the bfloat16 rounding alone (Tensor::bf16_shadow_only_written), where
+  // every layer that gradient reaches reads it so: Keras's bfloat16 gradient of a residual
+  // block's bfloat16 output. Its backward reads operands that are such roundings without
+  // widening them.
+  void set_bf16_only_input_gradient(bool on) { bf16_only_input_gradient_ = on; }
+  // What the last training forward set up: the input gradient written as the rounding alone.
+  bool last_input_gradient_bf16_only() const { return bf16_only_dx_; }
 
  private:
   std::string activation_;
   Tensor x_, y_;
-  bool pass_gradient_ = false;  // the producer's backward takes this ReLU's (fused_relu_backward)
+  bool pass_gradient_ = false;             // the producer's backward takes this ReLU's (fused_relu_backward)
+  bool bf16_only_input_gradient_ = false;  // set_bf16_only_input_gradient
+  bool bf16_only_dx_ = false;              // the last training forward's, for backward
 };
 
 struct Activation : LayerRef<ActivationLayer> {

@@ -37,4 +37,9 @@ void batch_norm_backward_f32(const BatchNormParams& p, const float* x, const flo
   generic::batch_norm_backward(p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
 }
 
+void relu_backward_f32(const ReluBackwardParams& p) {
+  if (avx512_available()) return avx512::relu_backward(p);
+  generic::relu_backward(p);
+}
+
 }  // namespace reskit::kernels::cpu

@@ -30,6 +30,7 @@ namespace reskit::kernels::cpu {
   void batch_norm_backward(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,    \
                            const float* beta, const float* mean, const float* var, float* dx, float* dgamma, \
                            float* dbeta);                                                                    \
+  void relu_backward(const ReluBackwardParams& p);                                                           \
   }
 RESKIT_BN_DECLARE(generic)
 RESKIT_BN_DECLARE(avx512)
@@ -46,5 +47,9 @@ void batch_norm_forward_inference_f32(const BatchNormParams& p, const float* x, 
 void batch_norm_backward_f32(const BatchNormParams& p, const float* x, const float* dy, const float* gamma,
                              const float* beta, const float* mean, const float* var, float* dx, float* dgamma,
                              float* dbeta);
+
+// The ReLU's backward over float32 values or bfloat16 bits (kernels.h), built beside the passes
+// above as they read such operands.
+void relu_backward_f32(const ReluBackwardParams& p);
 
 }  // namespace reskit::kernels::cpu

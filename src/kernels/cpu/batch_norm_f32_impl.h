@@ -1,6 +1,6 @@
-// The float32 BatchNormalization kernels of batch_norm_f32.h, compiled once per instruction set:
-// the including file defines RESKIT_BN_ISA, the namespace they land in. Everything here has
-// internal linkage or lives in that namespace, so no inline function compiled for one instruction
+// The float32 BatchNormalization kernels of batch_norm_f32.h (and the ReLU's backward beside them), compiled
+// once per instruction set: the including file defines RESKIT_BN_ISA, the namespace they land in. Everything
+// here has internal linkage or lives in that namespace, so no inline function compiled for one instruction
 // set can stand in for another's.
 #include <cmath>
 #include <cstdint>
@@ -351,6 +351,45 @@ void batch_norm_backward(const BatchNormParams& p, const float* x, const float* 
       }
       backward_passes<false>(m, C, xs, dys, scale.data(), shift.data(), mean, rstd.data(), gamma, dx, dgamma,
                              dbeta, p.out_bf16, out);
+    });
+  });
+}
+
+namespace {
+// relu_backward over the operands as they come (float32 values or bfloat16 bits), in blocks of
+// values per thread; b read only when Sum, dz written as bits when Bits.
+template <bool Sum, bool Bits, class Z, class A, class B>
+void relu_backward_values(std::int64_t n, const Z* __restrict z, const A* __restrict a, const B* __restrict b,
+                          float* __restrict dz, std::uint16_t* __restrict dz_bits) {
+  constexpr std::int64_t kBlock = 4096;
+  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (std::int64_t k = 0; k < blocks; ++k) {
+    const std::int64_t lo = k * kBlock, hi = lesser(n, lo + kBlock);
+#pragma omp simd
+    for (std::int64_t i = lo; i < hi; ++i) {
+      float g = load(a, i);
+      if constexpr (Sum) g += load(b, i);
+      const float v = (load(z, i) > 0.0f) * g;  // the reference's select, in a form that vectorises
+      if constexpr (Bits) {
+        dz_bits[i] = ref::bf16_bits(v);
+      } else {
+        dz[i] = v;
+      }
+    }
+  }
+}
+}  // namespace
+
+void relu_backward(const ReluBackwardParams& p) {
+  by_operand(p.z, p.z_bits, [&](const auto* z) {
+    by_operand(p.a, p.a_bits, [&](const auto* a) {
+      const auto out = [&]<bool Sum>(const auto* b) {
+        if (p.dz_bits != nullptr) return relu_backward_values<Sum, true>(p.n, z, a, b, p.dz, p.dz_bits);
+        relu_backward_values<Sum, false>(p.n, z, a, b, p.dz, p.dz_bits);
+      };
+      if (p.b == nullptr && p.b_bits == nullptr) return out.template operator()<false>(a);
+      by_operand(p.b, p.b_bits, [&](const auto* b) { out.template operator()<true>(b); });
     });
   });
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/kernels.h"
+#include "kernels/ref/bf16.h"
 
 namespace reskit::kernels::ref {
 
@@ -117,6 +118,25 @@ template <class T>
 void concat_backward(const ConcatParams& p, const T* dy, T* dx) {
   for (std::int64_t o = 0; o < p.outer; ++o)
     std::copy_n(dy + o * p.width + p.offset, p.part, dx + o * p.part);
+}
+
+// ---------------------------------------------------------------- ReLU backward, float32
+
+inline void relu_backward_f32(const ReluBackwardParams& p) {
+  const auto value = [](const float* v, const std::uint16_t* bits, std::int64_t i) {
+    return bits != nullptr ? from_bf16_bits(bits[i]) : v[i];
+  };
+  const bool sum = p.b != nullptr || p.b_bits != nullptr;
+  for (std::int64_t i = 0; i < p.n; ++i) {
+    float g = value(p.a, p.a_bits, i);
+    if (sum) g += value(p.b, p.b_bits, i);
+    const float dz = value(p.z, p.z_bits, i) > 0.0f ? g : 0.0f * g;  // 0·g: a NaN gradient stays NaN
+    if (p.dz_bits != nullptr) {
+      p.dz_bits[i] = bf16_bits(dz);
+    } else {
+      p.dz[i] = dz;
+    }
+  }
 }
 
 }  // namespace reskit::kernels::ref
