@@ -16,6 +16,7 @@
 
 #include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/cpu/onednn_engine.h"
+#include "kernels/cpu/pool.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
@@ -867,6 +868,31 @@ TYPED_TEST(KernelsTest, MaxPool2D) {
       k::max_pool2d_backward<T>(p, x.data(), dy.data(), fast_dx.data());
       k::ref::max_pool2d_backward<T>(p, x.data(), dy.data(), ref_dx.data());
       EXPECT_TRUE(close(fast_dx, ref_dx, "dx"));
+    }
+}
+
+// max_pool2d_backward<float>'s AVX-512 build gives the reference's bits: channel counts below,
+// at and above its 16 lanes, ties after a ReLU (the first maximum wins), and a NaN (never wins).
+TEST(MaxPool2DAvx512, BackwardGivesTheReferenceBits) {
+  if (!k::cpu::avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  auto cases = pool_cases();
+  cases.push_back({"3x3 stride 2 valid, 64 channels (ResNet-50's stem)", 2, 16, 16, 64, valid(16, 3, 2),
+                   valid(16, 3, 2)});
+  cases.push_back({"3x3 stride 2 pad 1, 20 channels", 2, 9, 9, 20, explicit_pad(9, 3, 2, 1, 1),
+                   explicit_pad(9, 3, 2, 1, 1)});
+  for (const auto& pc : cases)
+    for (bool relu : {false, true}) {
+      SCOPED_TRACE(pc.name + (relu ? " on ReLU output (ties)" : ""));
+      const auto p = pool_params(pc);
+      auto x = random_vector<float>(p.n * p.h * p.w * p.c, 53, 1.0, relu ? -1.0 : 0.0);
+      if (relu)
+        for (auto& v : x) v = std::max(v, 0.0f);
+      x[1] = std::numeric_limits<float>::quiet_NaN();
+      const auto dy = random_vector<float>(p.n * p.p * p.q * p.c, 54);
+      auto fast_dx = nan_vector<float>(p.n * p.h * p.w * p.c), ref_dx = fast_dx;
+      k::cpu::avx512::max_pool2d_backward(p, x.data(), dy.data(), fast_dx.data());
+      k::ref::max_pool2d_backward<float>(p, x.data(), dy.data(), ref_dx.data());
+      expect_same_bits(fast_dx, ref_dx, "dx");
     }
 }
 

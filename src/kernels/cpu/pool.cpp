@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/cpu/batch_norm_f32.h"  // avx512_available
 
 namespace reskit::kernels::cpu {
 
@@ -36,6 +39,10 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
 // selects, so the channel loop vectorises.
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
+  if constexpr (std::is_same_v<T, float>) {
+    // Held by scalar code here: the generic build vectorises neither the winner's update nor the add.
+    if (avx512_available()) return avx512::max_pool2d_backward(p, x, dy, dx);
+  }
   const std::int64_t C = p.c;
 #pragma omp parallel if (p.n * p.p * p.q * p.c * p.r * p.s > kParallelGrain)
   {

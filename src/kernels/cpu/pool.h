@@ -15,4 +15,10 @@ void avg_pool2d_forward(const Pool2DParams& p, const T* x, T* y);
 template <class T>
 void avg_pool2d_backward(const Pool2DParams& p, const T* dy, T* dx);
 
+// max_pool2d_backward<float>'s AVX-512 build (pool_avx512.cpp), where avx512_available(); the
+// same bits.
+namespace avx512 {
+void max_pool2d_backward(const Pool2DParams& p, const float* x, const float* dy, float* dx);
+}
+
 }  // namespace reskit::kernels::cpu
