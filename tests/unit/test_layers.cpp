@@ -328,6 +328,36 @@ TEST(MixedPrecisionBf16Only, SparesOnlyConvolutionReadersAndChangesNoBits) {
     EXPECT_EQ(on.weights[i], off.weights[i]) << "weight " << i;
 }
 
+namespace {
+// Every trainable weight's gradient, in the order of model.parameters().
+std::vector<double> trainable_gradients(Model& model) {
+  std::vector<double> out;
+  for (Param* p : model.parameters()) {
+    if (!p->trainable) continue;
+    const auto v = p->grad.to_vector();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// Mixed-precision gradients with a plan on: within 1e-3 of the largest of the reference kernels'
+// gradients computing the same definition, and more than min_differ of them unlike those with
+// the plan off (float32 tensors); `same` says what equal gradients would mean.
+void expect_reference_not_float32(const std::vector<double>& on, const std::vector<double>& reference,
+                                  const std::vector<double>& off, std::size_t min_differ, const char* same) {
+  ASSERT_EQ(on.size(), reference.size());
+  ASSERT_EQ(on.size(), off.size());
+  double scale = 0.0;
+  std::size_t differ = 0;
+  for (double v : reference) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < on.size(); ++i) {
+    EXPECT_NEAR(on[i], reference[i], 1e-3 * scale) << "gradient " << i;
+    differ += on[i] != off[i];
+  }
+  EXPECT_GT(differ, min_differ) << same;
+}
+}  // namespace
+
 // Keras's bfloat16 activations (Model::set_bf16_activations): a linear Conv2D writes its output
 // as the rounding alone where a BatchNormalization alone reads it (c1, c2, c3), and its input
 // gradient where it alone reads a normalization's output (c3; c2's input r1 is also pooled).
@@ -362,11 +392,7 @@ TEST(MixedPrecisionBf16Activations, ConvolutionsFeedingNormalizationsWriteBfloat
       const auto& conv = dynamic_cast<const Conv2DLayer&>(*model.get_layer(name));
       result.flags[name] = {conv.last_output_bf16_only(), conv.last_input_gradient_bf16_only()};
     }
-    for (Param* p : model.parameters()) {
-      if (!p->trainable) continue;
-      const auto v = p->grad.to_vector();
-      result.grads.insert(result.grads.end(), v.begin(), v.end());
-    }
+    result.grads = trainable_gradients(model);
     set_global_policy("float32");
     return result;
   };
@@ -380,16 +406,8 @@ TEST(MixedPrecisionBf16Activations, ConvolutionsFeedingNormalizationsWriteBfloat
   for (const auto& [name, flags] : run("float32", true, kernels::Backend::fast).flags)
     EXPECT_EQ(flags, Flags(false, false)) << name;
   const Run reference = run("mixed_bfloat16", true, kernels::Backend::reference);
-  ASSERT_EQ(on.grads.size(), reference.grads.size());
-  ASSERT_EQ(on.grads.size(), off.grads.size());
-  double scale = 0.0;
-  std::size_t differ = 0;
-  for (double v : reference.grads) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < on.grads.size(); ++i) {
-    EXPECT_NEAR(on.grads[i], reference.grads[i], 1e-3 * scale) << "gradient " << i;
-    differ += on.grads[i] != off.grads[i];
-  }
-  EXPECT_GT(differ, on.grads.size() / 2) << "float32 activations gave the same gradients";
+  expect_reference_not_float32(on.grads, reference.grads, off.grads, on.grads.size() / 2,
+                               "float32 activations gave the same gradients");
 }
 
 // Keras's bfloat16 gradients of residual blocks' outputs (Model::set_bf16_activations): a ReLU
@@ -432,11 +450,7 @@ TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
       result.flags[name] =
           dynamic_cast<const Conv2DLayer&>(*model.get_layer(name)).last_input_gradient_bf16_only();
     }
-    for (Param* p : model.parameters()) {
-      if (!p->trainable) continue;
-      const auto v = p->grad.to_vector();
-      result.grads.insert(result.grads.end(), v.begin(), v.end());
-    }
+    result.grads = trainable_gradients(model);
     set_global_policy("float32");
     return result;
   };
@@ -450,17 +464,8 @@ TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
   for (const auto& [name, flag] : run("float32", true, kernels::Backend::fast).flags)
     EXPECT_FALSE(flag) << name;
   const Run reference = run("mixed_bfloat16", true, kernels::Backend::reference);
-  ASSERT_EQ(on.grads.size(), reference.grads.size());
-  ASSERT_EQ(on.grads.size(), off.grads.size());
-  double scale = 0.0;
-  std::size_t differ = 0;
-  for (double v : reference.grads) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < on.grads.size(); ++i) {
-    EXPECT_NEAR(on.grads[i], reference.grads[i], 1e-3 * scale) << "gradient " << i;
-    differ += on.grads[i] != off.grads[i];
-  }
-  EXPECT_GT(differ, on.grads.size() / 4)
-      << "float32 gradients of the blocks' outputs gave the same gradients";
+  expect_reference_not_float32(on.grads, reference.grads, off.grads, on.grads.size() / 4,
+                               "float32 gradients of the blocks' outputs gave the same gradients");
 }
 
 // The fusion holds only inside the model's forward: the same layer called on its own afterwards

@@ -34,13 +34,26 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y) {
       }
 }
 
+void window_cells(const Pool2DParams& p, std::int64_t n, std::int64_t op, std::int64_t oq,
+                  std::vector<std::int64_t>& cells) {
+  cells.clear();
+  for (std::int64_t r = 0; r < p.r; ++r) {
+    const std::int64_t ih = op * p.stride_h + r - p.pad_top;
+    if (ih < 0 || ih >= p.h) continue;
+    for (std::int64_t s = 0; s < p.s; ++s) {
+      const std::int64_t iw = oq * p.stride_w + s - p.pad_left;
+      if (iw >= 0 && iw < p.w) cells.push_back(((n * p.h + ih) * p.w + iw) * p.c);
+    }
+  }
+}
+
 // The first maximum of each window wins (as in the reference). Per channel the winner is kept
-// as its number among the window's valid cells (int32, like the values' lanes), updated with
-// selects, so the channel loop vectorises.
+// as its number among the window's valid cells (int32, like the values' lanes), updated
+// branch-free. The generic build runs these loops in scalar code (SSE2 has no 32-bit multiply),
+// so float32 takes the AVX-512 build where the CPU has it (pool_avx512.cpp).
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) {
   if constexpr (std::is_same_v<T, float>) {
-    // Held by scalar code here: the generic build vectorises neither the winner's update nor the add.
     if (avx512_available()) return avx512::max_pool2d_backward(p, x, dy, dx);
   }
   const std::int64_t C = p.c;
@@ -56,15 +69,7 @@ void max_pool2d_backward(const Pool2DParams& p, const T* x, const T* dy, T* dx) 
       std::fill_n(dx + n * p.h * p.w * C, p.h * p.w * C, T(0));  // this image's dx, by its thread
       for (std::int64_t op = 0; op < p.p; ++op)
         for (std::int64_t oq = 0; oq < p.q; ++oq) {
-          cells.clear();
-          for (std::int64_t r = 0; r < p.r; ++r) {
-            const std::int64_t ih = op * p.stride_h + r - p.pad_top;
-            if (ih < 0 || ih >= p.h) continue;
-            for (std::int64_t s = 0; s < p.s; ++s) {
-              const std::int64_t iw = oq * p.stride_w + s - p.pad_left;
-              if (iw >= 0 && iw < p.w) cells.push_back(((n * p.h + ih) * p.w + iw) * C);
-            }
-          }
+          window_cells(p, n, op, oq, cells);
           if (cells.empty()) continue;  // a window of padding only
           std::copy_n(x + cells[0], C, b);
           std::fill_n(a, C, 0);

@@ -24,15 +24,7 @@ void max_pool2d_backward(const Pool2DParams& p, const float* x, const float* dy,
       std::fill_n(dx + n * p.h * p.w * C, p.h * p.w * C, 0.0f);  // this image's dx, by its thread
       for (std::int64_t op = 0; op < p.p; ++op)
         for (std::int64_t oq = 0; oq < p.q; ++oq) {
-          cells.clear();
-          for (std::int64_t r = 0; r < p.r; ++r) {
-            const std::int64_t ih = op * p.stride_h + r - p.pad_top;
-            if (ih < 0 || ih >= p.h) continue;
-            for (std::int64_t s = 0; s < p.s; ++s) {
-              const std::int64_t iw = oq * p.stride_w + s - p.pad_left;
-              if (iw >= 0 && iw < p.w) cells.push_back(((n * p.h + ih) * p.w + iw) * C);
-            }
-          }
+          window_cells(p, n, op, oq, cells);
           const auto count = static_cast<std::int32_t>(cells.size());
           if (count == 0) continue;  // a window of padding only
           const float* g = dy + ((n * p.p + op) * p.q + oq) * C;
