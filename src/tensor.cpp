@@ -48,6 +48,19 @@ void* allocate_huge(std::size_t bytes) {
   return p;
 }
 
+// A fresh block's pages are touched as it is handed out, so that a block the cache hands out
+// later never faults. Without this, a block whose first owner never wrote it (the float32
+// storage behind a bfloat16-only tensor, Tensor::bf16_shadow_only_written) faulted in whichever
+// later step a writer drew it from the cache: ResNet-50's mixed steps faulted 4000, 2200, 1400,
+// ... pages for eight steps after the first, the second step taking 0.30-0.34 s instead of 0.17
+// (AMD EPYC family 25 model 17, 2 threads, right after a PyTorch run). Each page is written once
+// here; the first page of a 2 MiB huge page brings in the whole of it.
+void touch_pages(void* p, std::size_t bytes) {
+  constexpr std::size_t kPage = 4096;
+  auto* bytes_ = static_cast<volatile std::byte*>(p);
+  for (std::size_t offset = 0; offset < bytes; offset += kPage) bytes_[offset] = std::byte{0};
+}
+
 struct BlockCache {
   std::mutex mutex;
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
@@ -84,9 +97,11 @@ std::shared_ptr<std::byte> allocate(std::size_t bytes) {
   std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded >= kCachedMin) {
     void* p = block_cache().take(rounded);
-    if (p == nullptr)
+    if (p == nullptr) {
       p = rounded >= kHugePage ? allocate_huge(rounded) : std::aligned_alloc(kAlignment, rounded);
-    if (p == nullptr) throw std::bad_alloc();
+      if (p == nullptr) throw std::bad_alloc();
+      touch_pages(p, rounded);
+    }
     return {static_cast<std::byte*>(p), [rounded](std::byte* q) { block_cache().give(q, rounded); }};
   }
   void* p = std::aligned_alloc(kAlignment, rounded);
