@@ -115,6 +115,12 @@ struct Model::State {
   // applies the mask, that write their input gradient as the rounding alone (every input of the
   // Add reads it so): Keras's bfloat16 gradient of a residual block's output.
   std::vector<int> bf16_gradients;
+  // And normalizations (nodes) on residual blocks' paths that write their output as the rounding
+  // alone (while the Add fusions hold): one that absorbs an Add, where every reader of the sum
+  // (after the Add's ReLU) takes the rounding (Conv2Ds, and normalizations adding it as their
+  // residual); and the other input of such an Add, a normalization read by that Add alone. Keras's
+  // bfloat16 residual stream.
+  std::vector<int> bf16_sums;
   bool bf16_activations_on = true;  // set_bf16_activations
   bool fold_batch_norm = true;
   bool last_forward_folded = false;
@@ -406,6 +412,30 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     if (!found) s.bf16_activations.push_back({static_cast<int>(i), false, true, false});
   }
 
+  // The residual stream (see bf16_sums).
+  const auto reads_as_residual = [&](int reader, int value) {
+    return std::any_of(s.add_fusions.begin(), s.add_fusions.end(),
+                       [&](const auto& g) { return g.add == reader && g.other == value; });
+  };
+  const auto relu_after = [&](int node) {
+    for (const auto& r : s.relu_fusions)
+      if (r.producer == node) return r.act;
+    return -1;
+  };
+  for (const auto& f : s.add_fusions) {
+    if (!s.traits[f.bn]->set_bf16_only_sum) continue;
+    const int value = relu_after(f.add) >= 0 ? relu_after(f.add) : f.add;
+    const auto takes = [&](int reader) {
+      return reads_bf16_only(reader) || reads_as_residual(reader, value);
+    };
+    if (!is_output(value) && !readers[value].empty() &&
+        std::all_of(readers[value].begin(), readers[value].end(), takes))
+      s.bf16_sums.push_back(f.bn);
+    if (s.traits[f.other]->set_bf16_only_sum && relu_after(f.other) < 0 && readers[f.other].size() == 1 &&
+        !is_output(f.other))
+      s.bf16_sums.push_back(f.other);
+  }
+
   // Keras print_summary: sequential-like when every depth has one node of at most one input.
   std::map<int, int> nodes_at_depth;
   for (Node* n : order) ++nodes_at_depth[node_depth[n]];
@@ -492,6 +522,10 @@ std::vector<Tensor> Model::forward(const std::vector<Tensor>& xs, bool training)
         // The output only while the ReLU is fused: the ReLU itself reads it otherwise.
         const bool output = planned && f.output && (f.act < 0 || s.fuse_relu);
         s.traits[f.bn]->set_bf16_only(*s.nodes[f.bn]->layer, output, planned && f.input_gradient);
+      }
+      for (int bn : s.bf16_sums) {
+        s.traits[bn]->set_bf16_only_sum(*s.nodes[bn]->layer,
+                                        on && training && s.bf16_activations_on && s.fuse_relu);
       }
       for (int act : s.bf16_gradients)
         s.traits[act]->set_bf16_only_input_gradient(*s.nodes[act]->layer,

@@ -729,19 +729,24 @@ void round_out_bf16(const BatchNormParams& p, const T* out) {
 // reference, float64): p without them, and the operands widened from them into kept copies.
 template <class T>
 struct PlainOperands {
-  std::vector<float> x_kept, dy_kept;  // first: the operands below point into them
+  std::vector<float> x_kept, dy_kept, residual_kept;  // first: the operands below point into them
   BatchNormParams p;
   const T* x;
   const T* dy;
+  const T* residual;
 
-  PlainOperands(const BatchNormParams& given, const T* x_values, const T* dy_values)
-      : p(given), x(widen(given.x_bf16, x_values, x_kept)), dy(widen(given.dy_bf16, dy_values, dy_kept)) {
-    p.x_bf16 = p.dy_bf16 = nullptr;
+  PlainOperands(const BatchNormParams& given, const T* x_values, const T* dy_values,
+                const T* residual_values = nullptr)
+      : p(given),
+        x(widen(given.x_bf16, x_values, x_kept)),
+        dy(widen(given.dy_bf16, dy_values, dy_kept)),
+        residual(widen(given.residual_bf16, residual_values, residual_kept)) {
+    p.x_bf16 = p.dy_bf16 = p.residual_bf16 = nullptr;
   }
   const T* widen(const std::uint16_t* bits, const T* values, std::vector<float>& kept) const {
     if (bits == nullptr) return values;
     if constexpr (!is_f32<T>) {
-      throw Error("BatchNormParams::x_bf16, dy_bf16: expected float32 operands, got float64");
+      throw Error("BatchNormParams::x_bf16, dy_bf16, residual_bf16: expected float32 operands, got float64");
     } else {
       kept = ref::rounded_bf16(values, bits, p.rows * p.channels);  // bits given: widened
       return kept.data();
@@ -758,11 +763,11 @@ void batch_norm_forward_training(const BatchNormParams& p, const T* x, const T* 
   if constexpr (is_f32<T>) {
     if (!use_ref()) return cpu::batch_norm_forward_training_f32(p, x, gamma, beta, y, mean, var, residual);
   }
-  const PlainOperands<T> o(p, x, nullptr);
+  const PlainOperands<T> o(p, x, nullptr, residual);
   if (use_ref()) {
-    ref::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, residual);
+    ref::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, o.residual);
   } else if constexpr (!is_f32<T>) {  // float64's fast kernels (float32's took the bits above)
-    cpu::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, residual);
+    cpu::batch_norm_forward_training(o.p, o.x, gamma, beta, y, mean, var, o.residual);
   }
   round_out_bf16(p, y);
 }
@@ -776,11 +781,11 @@ void batch_norm_forward_inference(const BatchNormParams& p, const T* x, const T*
       return round_out_bf16(p, y);
     }
   }
-  const PlainOperands<T> o(p, x, nullptr);
+  const PlainOperands<T> o(p, x, nullptr, residual);
   if (use_ref()) {
-    ref::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, residual);
+    ref::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, o.residual);
   } else if constexpr (!is_f32<T>) {  // float64's fast kernels (float32's took the bits above)
-    cpu::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, residual);
+    cpu::batch_norm_forward_inference(o.p, o.x, gamma, beta, mean, var, y, o.residual);
   }
   round_out_bf16(p, y);
 }

@@ -115,6 +115,9 @@ struct BatchNormParams {
   // roundings widened: the results are those of the float32 kernels on the widened values.
   const std::uint16_t* x_bf16 = nullptr;
   const std::uint16_t* dy_bf16 = nullptr;
+  // Float32 forward passes, optional: the residual of a fused Add given as its bfloat16 rounding
+  // alone, read in place of residual (which may be unwritten) as x_bf16 is in place of x.
+  const std::uint16_t* residual_bf16 = nullptr;
 };
 
 // Training: batch mean and biased variance per channel; y = gamma·(x−mean)/sqrt(var+eps) + beta.

@@ -130,14 +130,16 @@ Tensor BatchNormalizationLayer::forward(const std::vector<Tensor>& inputs, bool 
     batch_mean_ = Tensor::uninitialized({c}, dtype());
     batch_var_ = Tensor::uninitialized({c}, dtype());
     // Mixed precision: y rounded to bfloat16 as well, for the Conv2D that reads it (or only so,
-    // where the Conv2Ds are its only readers: set_bf16_only).
+    // where the Conv2Ds are its only readers: set_bf16_only; on a residual block's path,
+    // set_bf16_only_sum). A residual that is its rounding alone is read so.
     if (mixed_bfloat16() && dtype() == DType::float32) {
       p.out_bf16 = y.bf16_shadow_buffer();
-      p.bf16_only = bf16_only_output_ && residual == nullptr;
+      p.bf16_only = bf16_only_sum_ || (bf16_only_output_ && residual == nullptr);
+      if (residual != nullptr) p.residual_bf16 = detail::only_rounding(*residual);
     }
-    kernels::batch_norm_forward_training<T>(p, xv, scale.data<T>(), offset.data<T>(), y.data<T>(),
-                                            batch_mean_.data<T>(), batch_var_.data<T>(),
-                                            residual ? residual->data<T>() : nullptr);
+    kernels::batch_norm_forward_training<T>(
+        p, xv, scale.data<T>(), offset.data<T>(), y.data<T>(), batch_mean_.data<T>(), batch_var_.data<T>(),
+        residual ? detail::operand<T>(*residual, p.residual_bf16) : nullptr);
     last_output_bf16_only_ = p.bf16_only;
     rounding_written(p, y);
   });
@@ -383,6 +385,9 @@ void register_batch_normalization(std::vector<LayerEntry>& out) {
   };
   e.fusion.absorbs_add_input = true;
   e.fusion.reads_bf16_gradient = [](const Layer& l) { return l.dtype() == DType::float32; };
+  e.fusion.set_bf16_only_sum = [](Layer& bn, bool on) {
+    dynamic_cast<BatchNormalizationLayer&>(bn).set_bf16_only_sum(on);
+  };
   e.fusion.set_bf16_only = [](Layer& bn, bool output, bool input_gradient) {
     dynamic_cast<BatchNormalizationLayer&>(bn).set_bf16_only(output, input_gradient);
   };

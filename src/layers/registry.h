@@ -78,6 +78,9 @@ struct FusionTraits {
   // Mixed precision, training: a ReLU whose own backward applies its mask can write its input
   // gradient as the bfloat16 rounding alone (ActivationLayer::set_bf16_only_input_gradient).
   std::function<void(Layer&, bool)> set_bf16_only_input_gradient;
+  // Mixed precision, training: a normalization on a residual block's path that can write its
+  // output as the rounding alone (BatchNormalizationLayer::set_bf16_only_sum).
+  std::function<void(Layer&, bool)> set_bf16_only_sum;
 };
 
 struct LayerEntry {

@@ -698,9 +698,10 @@ TEST(BatchNormF32Builds, TheBf16CopyIsTheRoundingOfTheOutput) {
       }
 }
 
-// BatchNormParams::x_bf16 and dy_bf16: x and dy given as their bfloat16 roundings alone (the
-// float32 values all NaN) give, by every route, the bits the same route gives on the roundings
-// widened to float32: training (with and without a residual), inference, and backward.
+// BatchNormParams::x_bf16, dy_bf16 and residual_bf16: x, dy and the residual given as their
+// bfloat16 roundings alone (the float32 values all NaN) give, by every route, the bits the same
+// route gives on the roundings widened to float32: training (with and without a residual),
+// inference, and backward.
 TEST(BatchNormF32Builds, ReadTheBf16RoundingsTheyAreGiven) {
   const auto rounded = [](const std::vector<float>& v) {
     std::vector<std::uint16_t> bits(v.size());
@@ -718,8 +719,7 @@ TEST(BatchNormF32Builds, ReadTheBf16RoundingsTheyAreGiven) {
           const auto [dy_bits, dy] = rounded(random_vector<float>(n, 72));
           const auto gamma = random_vector<float>(bc.channels, 73);
           const auto beta = random_vector<float>(bc.channels, 74);
-          const auto res = random_vector<float>(n, 75);
-          const float* r = with_residual ? res.data() : nullptr;
+          const auto [res_bits, res] = rounded(random_vector<float>(n, 75));
           const auto unwritten = nan_vector<float>(n);
           struct Out {
             std::vector<float> y, mean, var, inference_y, dx, dgamma, dbeta;
@@ -728,6 +728,8 @@ TEST(BatchNormF32Builds, ReadTheBf16RoundingsTheyAreGiven) {
             k::BatchNormParams p{bc.rows, bc.channels, bc.epsilon, relu};
             p.x_bf16 = bits ? x_bits.data() : nullptr;
             p.dy_bf16 = bits ? dy_bits.data() : nullptr;
+            p.residual_bf16 = bits && with_residual ? res_bits.data() : nullptr;
+            const float* r = with_residual ? (bits ? unwritten.data() : res.data()) : nullptr;
             const float* xv = bits ? unwritten.data() : x.data();
             const float* dyv = bits ? unwritten.data() : dy.data();
             Out o{nan_vector<float>(n),           nan_vector<float>(bc.channels),

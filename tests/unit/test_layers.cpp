@@ -410,14 +410,17 @@ TEST(MixedPrecisionBf16Activations, ConvolutionsFeedingNormalizationsWriteBfloat
                                "float32 activations gave the same gradients");
 }
 
-// Keras's bfloat16 gradients of residual blocks' outputs (Model::set_bf16_activations): a ReLU
-// after an Add, whose own backward applies the mask, writes its input gradient as the rounding
-// alone where every input of the Add reads it so (out1: two normalizations; out2: a normalization
-// and out1, which sums its two gradients in its own pass), and a linear Conv2D reading such a
-// ReLU's output writes its input gradient so (c3). c1 reads a ReLU that its normalization applies
-// (its backward too), so neither applies there. The gradients agree with the reference kernels
-// computing the same definition, and differ from float32 gradients.
-TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
+// Keras's bfloat16 residual stream (Model::set_bf16_activations). Forward: a normalization that
+// absorbs an Add writes the sum as the rounding alone where every reader takes it (bn_c2: its sum
+// out1 feeds c3 and bn_c4's residual; not bn_c4, whose sum is pooled), and so does the
+// normalization that Add reads alone as its residual (bn_s1). Backward: a ReLU after an Add,
+// whose own backward applies the mask, writes its input gradient as the rounding alone where
+// every input of the Add reads it so (out1: two normalizations; out2: a normalization and out1,
+// which sums its two gradients in its own pass), and a linear Conv2D reading such a ReLU's output
+// writes its input gradient so (c3). c1 reads a ReLU that its normalization applies (its backward
+// too), so that does not apply there. The gradients agree with the reference kernels computing
+// the same definition, and differ from float32 ones.
+TEST(MixedPrecisionBf16Activations, ResidualBlocksRunInBfloat16) {
   struct Run {
     std::map<std::string, bool> flags;  // input gradient written as the rounding alone
     std::vector<double> grads;
@@ -428,7 +431,8 @@ TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
     set_random_seed(13);
     Tensor in = Input({8, 8, 3});
     const auto conv_bn = [](int filters, std::array<int, 2> k, const std::string& conv, Tensor x) {
-      return BatchNormalization()(Conv2D(filters, k, {.padding = "same", .name = conv})(x));
+      return BatchNormalization({.name = "bn_" + conv})(
+          Conv2D(filters, k, {.padding = "same", .name = conv})(x));
     };
     Tensor r0 = Activation("relu")(conv_bn(8, {3, 3}, "c0", in));
     Tensor b2 = conv_bn(8, {3, 3}, "c2", Activation("relu")(conv_bn(8, {3, 3}, "c1", r0)));
@@ -450,6 +454,10 @@ TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
       result.flags[name] =
           dynamic_cast<const Conv2DLayer&>(*model.get_layer(name)).last_input_gradient_bf16_only();
     }
+    for (const char* name : {"bn_c2", "bn_s1", "bn_c4"}) {
+      result.flags[name] =
+          dynamic_cast<const BatchNormalizationLayer&>(*model.get_layer(name)).last_output_bf16_only();
+    }
     result.grads = trainable_gradients(model);
     set_global_policy("float32");
     return result;
@@ -459,13 +467,16 @@ TEST(MixedPrecisionBf16Activations, ResidualBlockGradientsAreBfloat16) {
   EXPECT_TRUE(on.flags.at("out2"));
   EXPECT_TRUE(on.flags.at("c3"));
   EXPECT_FALSE(on.flags.at("c1"));
+  EXPECT_TRUE(on.flags.at("bn_c2"));
+  EXPECT_TRUE(on.flags.at("bn_s1"));
+  EXPECT_FALSE(on.flags.at("bn_c4"));
   const Run off = run("mixed_bfloat16", false, kernels::Backend::fast);
   for (const auto& [name, flag] : off.flags) EXPECT_FALSE(flag) << name;
   for (const auto& [name, flag] : run("float32", true, kernels::Backend::fast).flags)
     EXPECT_FALSE(flag) << name;
   const Run reference = run("mixed_bfloat16", true, kernels::Backend::reference);
   expect_reference_not_float32(on.grads, reference.grads, off.grads, on.grads.size() / 4,
-                               "float32 gradients of the blocks' outputs gave the same gradients");
+                               "a float32 residual stream gave the same gradients");
 }
 
 // The fusion holds only inside the model's forward: the same layer called on its own afterwards

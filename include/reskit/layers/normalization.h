@@ -63,6 +63,11 @@ class BatchNormalizationLayer : public Layer {
   }
   // What the last training forward did so: its output written as the rounding alone, and its
   // input gradient to be.
+  // Set by the model around a mixed-precision training pass (Model::set_bf16_activations): on a
+  // residual block's path, the output written as its bfloat16 rounding alone: the sum with the
+  // residual of the Add this layer absorbs (after its ReLU), or the output such a sum reads as
+  // its residual, where every reader takes the rounding. Keras's bfloat16 residual stream.
+  void set_bf16_only_sum(bool on) { bf16_only_sum_ = on; }
   bool last_output_bf16_only() const { return last_output_bf16_only_; }
   bool last_input_gradient_bf16_only() const { return bf16_only_dx_; }
 
@@ -79,6 +84,7 @@ class BatchNormalizationLayer : public Layer {
   bool relu_backward_ = false;  // the last forward fused the ReLU's backward (fused_relu_backward)
   bool folded_into_conv_ = false;
   bool bf16_only_output_ = false, bf16_only_input_gradient_ = false;  // set_bf16_only
+  bool bf16_only_sum_ = false;                                        // set_bf16_only_sum
   bool bf16_only_dx_ = false;  // the last training forward's bf16_only_input_gradient_, for backward
   bool last_output_bf16_only_ = false;
 };

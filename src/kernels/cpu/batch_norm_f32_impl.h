@@ -180,29 +180,29 @@ void over_values(std::int64_t rows, std::int64_t C, std::int64_t period, Span&& 
 // y[i,c] = x[i,c]·scale[c] + shift[c] (+ residual[i,c] when Res), then max(0, ·) when Relu, written
 // as O says: to y, and rounded to bfloat16 to yb; over the n values from `at` (N: n at compile
 // time, or 0), parameters from pc.
-template <int N, bool Relu, bool Res, Out O, class X>
+template <int N, bool Relu, bool Res, Out O, class X, class R>
 inline void scale_shift_span(std::int64_t at, std::int64_t pc, std::int64_t n, const X* __restrict x,
                              const float* __restrict scale, const float* __restrict shift,
-                             const float* __restrict residual, float* __restrict y,
+                             const R* __restrict residual, float* __restrict y,
                              std::uint16_t* __restrict yb) {
   const X* __restrict xi = x + at;
-  const float* __restrict ri = Res ? residual + at : nullptr;
+  const R* __restrict ri = Res ? residual + at : nullptr;
   float* __restrict yi = y + at;
   std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + at : nullptr;
   const float* __restrict sc = scale + pc, * __restrict sh = shift + pc;
 #pragma omp simd
   for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
     float v = load(xi, c) * sc[c] + sh[c];
-    if constexpr (Res) v += ri[c];
+    if constexpr (Res) v += load(ri, c);
     if constexpr (Relu) v = relu(v);
     if constexpr (writes_f32(O)) yi[c] = v;
     if constexpr (writes_bf16(O)) ybi[c] = ref::bf16_bits(v);
   }
 }
 
-template <class X>
-void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const X* x, const float* scale,
-                 const float* shift, const float* residual, float* y, std::uint16_t* yb, Out out) {
+template <class X, class R>
+void scale_shift_with(std::int64_t rows, std::int64_t C, bool with_relu, const X* x, const float* scale,
+                      const float* shift, const R* residual, float* y, std::uint16_t* yb, Out out) {
   const std::int64_t period = chunk_period(C);
   const Repeated sc(scale, C, period), sh(shift, C, period);
   const auto run = [&]<bool Relu, bool Res>() {
@@ -218,6 +218,17 @@ void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const X* x, 
   }
   if (with_relu) return run.template operator()<true, false>();
   run.template operator()<false, false>();
+}
+
+// The residual as float32 values or, where given, bfloat16 bits (BatchNormParams::residual_bf16).
+template <class X>
+void scale_shift(std::int64_t rows, std::int64_t C, bool with_relu, const X* x, const float* scale,
+                 const float* shift, const float* residual, const std::uint16_t* residual_bits, float* y,
+                 std::uint16_t* yb, Out out) {
+  if (residual_bits != nullptr) {
+    return scale_shift_with(rows, C, with_relu, x, scale, shift, residual_bits, y, yb, out);
+  }
+  scale_shift_with(rows, C, with_relu, x, scale, shift, residual, y, yb, out);
 }
 
 // dx = a·(g − gm) + b·(x − mean) per channel, g as in grad_tile, written as O says: to dx, and
@@ -311,7 +322,7 @@ void forward_training(const BatchNormParams& p, const X* x, const float* gamma, 
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(v0);
   }
-  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, y, p.out_bf16,
+  scale_shift(m, C, p.relu, x, scale.data(), shift.data(), residual, p.residual_bf16, y, p.out_bf16,
               out_kind(p.out_bf16, p.bf16_only));
 }
 }  // namespace
@@ -330,7 +341,8 @@ void batch_norm_forward_inference(const BatchNormParams& p, const float* x, cons
   std::vector<double> rstd;
   cpu::batch_norm_affine(p.channels, p.epsilon, gamma, beta, mean, var, scale, shift, rstd);
   by_operand(x, p.x_bf16, [&](const auto* xs) {
-    scale_shift(p.rows, p.channels, p.relu, xs, scale.data(), shift.data(), residual, y, nullptr, Out::f32);
+    scale_shift(p.rows, p.channels, p.relu, xs, scale.data(), shift.data(), residual, p.residual_bf16, y,
+                nullptr, Out::f32);
   });
 }
 
