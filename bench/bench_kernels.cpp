@@ -207,6 +207,20 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
         return od::conv_forward_bf16_impl(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), impl);
       };
     }
+    if (path == "oneDNN Winograd (forced)") {
+      if (pass == Pass::forward)
+        return [&buf, p] {
+          return od::conv_forward_winograd(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), false);
+        };
+      if (pass == Pass::backward_data)
+        return [&buf, p] {
+          return od::conv_backward_data_winograd(p, buf.dy.data(), buf.w.data(), buf.dx.data(), false);
+        };
+      return [&buf, p] {
+        return od::conv_backward_weights_winograd(p, buf.x.data(), buf.dy.data(), buf.dw.data(),
+                                                  buf.db.data(), false);
+      };
+    }
     if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
       const auto impl =
           path[0] == 'o' ? od::BackwardDataImpl::primitive : od::BackwardDataImpl::flipped_forward;
@@ -399,6 +413,35 @@ std::vector<RuleCase> rule_cases() {
                      s.name, s, d.n, Precision::float32, Pass::backward_data,
                      flipped ? "forward over the flipped kernel" : "oneDNN backward-data primitive",
                      flipped ? "oneDNN backward-data primitive" : "forward over the flipped kernel"});
+  }
+  // R6 (onednn_conv.cpp's winograd and winograd_weights): float32 3x3 stride-1 "same" layers through
+  // oneDNN's Winograd kernels (forced outside the rules) against oneDNN's convolution, ResNet-20's
+  // at batch 128 (28x28 and 32x32 inputs) and ResNet-50's at batch 32 and 1.
+  {
+    const ShapeAt wino[] = {
+        {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
+        {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+        {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
+        {{"R20 3x3 16 32x32", 32, 16, 16, 3, 1, 1}, 128},
+        {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
+        {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
+        {{"R50 s2 3x3 64 16x16", 16, 64, 64, 3, 1, 1}, 32},
+        {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
+        {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
+        {{"R50 s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1}, 32},
+        {{"R50 s2 3x3 64 16x16 (batch 1)", 16, 64, 64, 3, 1, 1}, 1},
+    };
+    for (const auto& d : wino)
+      for (Pass pass : passes) {
+        const auto q = params(d.s, d.n);
+        const bool on = pass == Pass::backward_weights ? od::winograd_weights(q) : od::winograd(q);
+        cases.push_back({pass == Pass::backward_weights
+                             ? "Winograd bwd-weights: C, K multiples of 16, >= 32 tiles"
+                             : "Winograd: C, K multiples of 16, >= 32 tiles, C, K >= 32 or P*Q <= 784",
+                         d.s.name, d.s, d.n, Precision::float32, pass,
+                         on ? "oneDNN Winograd (forced)" : "oneDNN convolution",
+                         on ? "oneDNN convolution" : "oneDNN Winograd (forced)"});
+      }
   }
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products
   // against the float32 kernel of the same path on bfloat16-rounded operands, widened from the

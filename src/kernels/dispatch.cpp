@@ -204,6 +204,17 @@ bool rows_backward_data(const Conv2DParams& p, const O& o) {
 bool rows_backward_weights(const Conv2DParams& p, const O& o) {
   return onednn::tiny_image_backward_weights(p, o.x, o.dy, o.dw, o.db);
 }
+bool winograd(const Conv2DParams& p) { return onednn::winograd(p); }
+bool winograd_weights(const Conv2DParams& p) { return onednn::winograd_weights(p); }
+bool winograd_forward(const Conv2DParams& p, const O& o) {
+  return onednn::conv_forward_winograd(p, o.x, o.w, o.b, o.y);
+}
+bool winograd_backward_data(const Conv2DParams& p, const O& o) {
+  return onednn::conv_backward_data_winograd(p, o.dy, o.w, o.dx);
+}
+bool winograd_backward_weights(const Conv2DParams& p, const O& o) {
+  return onednn::conv_backward_weights_winograd(p, o.x, o.dy, o.dw, o.db);
+}
 bool conv_forward(const Conv2DParams& p, const O& o) { return onednn::conv_forward(p, o.x, o.w, o.b, o.y); }
 bool conv_backward_data(const Conv2DParams& p, const O& o) {
   return onednn::conv_backward_data(p, o.dy, o.w, o.dx);
@@ -328,6 +339,16 @@ constexpr std::string_view kConvReason =
     "oneDNN's convolution kernels (brgconv, or the direct jit:avx512_core where it is faster: 3x3 over "
     "<= 16 input channels or <= 4 output pixels) on weights reordered to their layout, kept across calls "
     "by version in inference: the fastest float32 convolution here for every other shape";
+constexpr std::string_view kWinogradRule =
+    "3x3, stride 1, 'same' (pad 1), C and K multiples of 16, P and Q >= 4, N*ceil(P/4)*ceil(Q/4) >= 32 "
+    "output tiles of 4x4, no residual; C and K >= 32 or P*Q <= 28*28 (16 channels lost at 30x30 and "
+    "32x32); declines where oneDNN has no Winograd kernel (AVX-512 only)";
+constexpr std::string_view kWinogradWeightsRule =
+    "as forward's for any P*Q (the 16-channel backward-weights gained at every size measured)";
+constexpr std::string_view kWinogradReason =
+    "F(4x4, 3x3) multiplies 4x less than a direct convolution: with its transforms and the reorders "
+    "between NHWC and its blocked layout it is still the fastest float32 kernel for these shapes (docs/"
+    "cpu-rules.md); it rounds differently from the direct kernels (within the tests' 1e-4)";
 constexpr std::string_view kGemm1x1Rule = "1x1 kernel, stride 1, no padding";
 constexpr std::string_view kRowsBlasRule = "kernel larger than 1x1, P*Q <= 16, N >= 8";
 constexpr std::string_view kIm2colRule = "any shape";
@@ -381,26 +402,29 @@ constexpr std::array<Path<T>, 4> kBlasBackwardWeights{{
 }};
 
 // float32: oneDNN first; the BLAS entries (as float64's) only where oneDNN declines.
-template <std::size_t N>
-constexpr std::array<Path<F>, N + 3> with_onednn(const Path<F> (&first)[3],
+template <std::size_t M, std::size_t N>
+constexpr std::array<Path<F>, M + N> with_onednn(const Path<F> (&first)[M],
                                                  const std::array<Path<F>, N>& blas) {
-  std::array<Path<F>, N + 3> list{};
-  for (std::size_t i = 0; i < 3; ++i) list[i] = first[i];
-  for (std::size_t i = 0; i < N; ++i) list[3 + i] = blas[i];
+  std::array<Path<F>, M + N> list{};
+  for (std::size_t i = 0; i < M; ++i) list[i] = first[i];
+  for (std::size_t i = 0; i < N; ++i) list[M + i] = blas[i];
   return list;
 }
-constexpr Path<F> kOnednnForward[3] = {
+constexpr Path<F> kOnednnForward[4] = {
     {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason, true},
+    {"oneDNN Winograd", winograd, winograd_forward, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_forward, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason, true},
 };
-constexpr Path<F> kOnednnBackwardData[3] = {
+constexpr Path<F> kOnednnBackwardData[4] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_data, kMatmulRule, kMatmulReason},
+    {"oneDNN Winograd", winograd, winograd_backward_data, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_up_to_4, rows_backward_data, kRowsDataRule, kRowsDataReason},
     {"oneDNN convolution", not_empty, conv_backward_data, kConvRule, kConvReason},
 };
-constexpr Path<F> kOnednnBackwardWeights[3] = {
+constexpr Path<F> kOnednnBackwardWeights[4] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_weights, kMatmulRule, kMatmulReason},
+    {"oneDNN Winograd", winograd_weights, winograd_backward_weights, kWinogradWeightsRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_backward_weights, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_backward_weights, kConvRule, kConvReason},
 };

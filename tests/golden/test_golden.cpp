@@ -16,14 +16,17 @@
 //     double); the reference stays float64.
 //     - 1e-3 for the blocks, and for ResNet-50's outputs, loss, batch and moving statistics and the
 //       gradients of its head fc6 (observed ≤ 2e-4).
-//     - 1e-1 for ResNet-50's gradients below the head. These are not smooth in float32 rounding:
+//     - 2e-1 for ResNet-50's gradients below the head. These are not smooth in float32 rounding:
 //       float32 forward errors reach ~1e-4 of the activations in stage 5 (training-mode BN over 8
 //       values per channel), and the final ReLU has pre-activations as small as 3e-5 and 2.5e-4 of the
 //       typical one, so float32 flips a few ReLU kinks; each flip moves a whole element's gradient,
 //       which then flows into every earlier gradient. PyTorch's own float32 run differs from its
 //       float64 run by 1.2e-2 (grad/input) to 3.2e-2 (bn_5c2c/beta) on these tensors; merely rounding
 //       the inputs to float32 and staying in float64 already moves grad/input by 5e-3. (Observed for
-//       reskit: ≤ 4.8e-2.) The float64 run is the precise check; this one catches gross float32 bugs.
+//       reskit: ≤ 6e-2 with direct convolutions. With oneDNN's Winograd kernels on stages 2-4, 32
+//       tiles of 4x4 at 16x16 for batch 2, the outputs still agree to 4.9e-5 and one element of
+//       conv_5c2c's kernel gradient moved from 3.5e-2 to 1.0e-1 of its tensor's largest: hence
+//       2e-1.) The float64 run is the precise check; this one catches gross float32 bugs.
 // RESKIT_GOLDEN_VERBOSE=1 prints every tensor's error.
 #include <gtest/gtest.h>
 
@@ -52,7 +55,7 @@ namespace {
 
 constexpr double kFloat64Rel = 1e-9;
 constexpr double kFloat32Rel = 1e-3;
-constexpr double kFloat32DeepGradientRel = 1e-1;  // ResNet-50 gradients below the head (see above)
+constexpr double kFloat32DeepGradientRel = 2e-1;  // ResNet-50 gradients below the head (see above)
 constexpr double kStructuralZero = 1e-12;
 constexpr double kBatchNormMomentum = 0.99;  // Keras's default, used by every block
 

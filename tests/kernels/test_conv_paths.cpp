@@ -49,6 +49,10 @@ std::vector<ConvCase> path_cases() {
       {"2x2 same 13->24 batch 9 (pad bottom/right only)", 9, 6, 7, 13, 24, same(6, 2, 1), same(7, 2, 1)},
       {"3x3 same 13->24 on 12x11 batch 8 (1056 output pixels)", 8, 12, 11, 13, 24, same(12, 3, 1),
        same(11, 3, 1)},
+      {"3x3 same 32->48 on 9x10 batch 4 (36 Winograd tiles, partial ones)", 4, 9, 10, 32, 48, same(9, 3, 1),
+       same(10, 3, 1)},
+      {"3x3 same 16->16 on 8x8 batch 8 (32 Winograd tiles, 16 channels)", 8, 8, 8, 16, 16, same(8, 3, 1),
+       same(8, 3, 1)},
   };
 }
 
@@ -347,7 +351,8 @@ void expect_first(const std::vector<Expected>& cases, bool mixed) {
 }
 
 TEST(ConvPathRules, Float32) {
-  const std::string mm = "1x1 as matmul", rows = "tiny image row products", conv = "oneDNN convolution";
+  const std::string mm = "1x1 as matmul", rows = "tiny image row products", conv = "oneDNN convolution",
+                    wino = "oneDNN Winograd";
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
@@ -360,12 +365,28 @@ TEST(ConvPathRules, Float32) {
           {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
            conv},
           {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
-          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32 (32 Winograd tiles)", shape(32, 4, 256, 256, 3, 1, 1),
+           wino, wino, wino},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 31", shape(31, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"ResNet-50 stage-2 3x3 64 on 16x16, batch 32", shape(32, 16, 64, 64, 3, 1, 1), wino, wino, wino},
+          {"ResNet-50 stage-2 3x3 64 on 16x16, batch 1 (16 tiles)", shape(1, 16, 64, 64, 3, 1, 1), conv, conv,
+           conv},
+          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), wino, wino, wino},
+          {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), conv, conv, wino},
+          {"ResNet-20 3x3 stride 2 16->32 on 28x28, batch 128", shape(128, 28, 16, 32, 3, 2, 1), conv, conv,
+           conv},
+          {"3x3 pad 0 32->32 on 8x8, batch 32", shape(32, 8, 32, 32, 3, 1, 0), conv, conv, conv},
+          {"3x3 24->32 on 8x8, batch 32 (24 channels)", shape(32, 8, 24, 32, 3, 1, 1), conv, conv, conv},
           {"3x3 on 2x2 at batch 8", shape(8, 2, 64, 64, 3, 1, 1), rows, rows, rows},
           {"3x3 on 2x2 at batch 7", shape(7, 2, 64, 64, 3, 1, 1), conv, conv, conv},
-          {"3x3 on 8x8 (64 output pixels), batch 32", shape(32, 8, 64, 64, 3, 1, 1), conv, conv, conv},
+          {"3x3 on 8x8 (64 output pixels), batch 32", shape(32, 8, 64, 64, 3, 1, 1), wino, wino, wino},
       },
       false);
+  // A forward with a residual (inference's folded residual add) keeps the fused convolution.
+  auto with_residual = shape(32, 16, 64, 64, 3, 1, 1);
+  const float r = 0.0f;
+  with_residual.residual = &r;
+  EXPECT_EQ(cp::first_applicable<float>(cp::Pass::forward, with_residual).name, conv);
 }
 
 // Which kernels mixed precision runs: a pure function of the CPU's features.

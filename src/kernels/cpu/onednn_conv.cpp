@@ -9,6 +9,7 @@
 // Not here: which shapes come here (kernels/dispatch.cpp), float64 (oneDNN 2.6 has none).
 #include "kernels/cpu/onednn_conv.h"
 
+#include <array>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -335,6 +336,201 @@ bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* d
       {DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
       {DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
       {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
+  if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->shape.bias, engine(), db));
+  e->prim.execute(st, args);
+  if (e->weights.to_user) e->weights.to_user->execute(st, prim_dw, user_dw);
+  st.wait();
+  return true;
+}
+
+// ---- float32 Winograd ----
+//
+// oneDNN 2.6's Winograd kernels (jit_wino_4x3:avx512_core, F(4x4, 3x3)) take activations only in
+// its blocked layout nChw16c (16 channels innermost, blocks of 16 channels outermost after N), not
+// NHWC: each call reorders its NHWC operands into per-thread scratch and its result back. Over
+// 16 channels nChw16c and NHWC are the same bytes, so no reorder runs there.
+
+bool winograd_weights(const Conv2DParams& p) {
+  const std::int64_t tiles = p.n * ((p.p + 3) / 4) * ((p.q + 3) / 4);
+  return p.r == 3 && p.s == 3 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 1 && p.pad_left == 1 &&
+         p.p == p.h && p.q == p.w && p.c % 16 == 0 && p.k % 16 == 0 && p.p >= 4 && p.q >= 4 && tiles >= 32;
+}
+bool winograd(const Conv2DParams& p) {
+  return winograd_weights(p) && ((p.c >= 32 && p.k >= 32) || p.p * p.q <= 28 * 28) && p.residual == nullptr;
+}
+
+namespace {
+
+// One NHWC operand as the Winograd primitive takes it: its blocked form, and the reorder between
+// the two where they differ (more than 16 channels).
+struct Blocked {
+  memory::desc user, blocked;
+  std::optional<dnnl::reorder> reorder;  // user -> blocked for an input, blocked -> user for a result
+};
+Blocked blocked_for(const memory::desc& user, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w,
+                    bool input) {
+  Blocked b{user, memory::desc({n, c, h, w}, f32, tag::nChw16c), std::nullopt};
+  if (c != 16) {
+    b.reorder = input ? dnnl::reorder(dnnl::reorder::primitive_desc(engine(), user, engine(), b.blocked))
+                      : dnnl::reorder(dnnl::reorder::primitive_desc(engine(), b.blocked, engine(), user));
+  }
+  return b;
+}
+// Per-thread scratch for the blocked operands: slot 0 and 1 (a pass has two).
+Scratch& blocked_scratch(int slot) {
+  thread_local std::array<Scratch, 2> s;
+  return s[static_cast<std::size_t>(slot)];
+}
+// The blocked memory of an input (reordered into scratch slot `slot` where needed).
+memory blocked_input(const Blocked& b, const float* data, int slot) {
+  if (!b.reorder) return memory(b.blocked, engine(), const_cast<float*>(data));
+  memory blocked(b.blocked, engine(), blocked_scratch(slot).get(b.blocked.get_size()));
+  memory user(b.user, engine(), const_cast<float*>(data));
+  b.reorder->execute(stream(), user, blocked);
+  return blocked;
+}
+// The blocked memory a result is written to (scratch slot `slot` where it must be reordered after).
+memory blocked_output(const Blocked& b, float* data, int slot) {
+  if (!b.reorder) return memory(b.blocked, engine(), data);
+  return memory(b.blocked, engine(), blocked_scratch(slot).get(b.blocked.get_size()));
+}
+void to_user(const Blocked& b, memory blocked, float* data) {
+  if (!b.reorder) return;
+  memory user(b.user, engine(), data);
+  b.reorder->execute(stream(), blocked, user);
+}
+
+bool is_winograd(const dnnl::primitive_desc_base& pd) {
+  return std::strncmp(pd.impl_info_str(), "jit_wino", 8) == 0;
+}
+
+dnnl::convolution_forward::primitive_desc winograd_forward_pd(const ConvShape& s, const memory::desc& src,
+                                                              const memory::desc& dst, bool with_bias,
+                                                              bool relu) {
+  const auto desc = with_bias ? dnnl::convolution_forward::desc(
+                                    dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_winograd,
+                                    src, s.any_weights, s.bias, dst, s.strides, s.padding_l, s.padding_r)
+                              : dnnl::convolution_forward::desc(
+                                    dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_winograd,
+                                    src, s.any_weights, dst, s.strides, s.padding_l, s.padding_r);
+  return {desc, forward_epilogue(dst, false, relu), engine()};
+}
+
+struct WinogradForward {
+  dnnl::convolution_forward prim;
+  ConvShape shape;
+  Weights weights;
+  Blocked src, dst;
+};
+struct WinogradBackwardData {
+  dnnl::convolution_backward_data prim;
+  ConvShape shape;
+  Weights weights;
+  Blocked diff_dst, diff_src;
+};
+struct WinogradBackwardWeights {
+  dnnl::convolution_backward_weights prim;
+  ConvShape shape;
+  Weights weights;
+  Blocked src, diff_dst;
+};
+
+std::optional<WinogradForward> make_winograd_forward(const Conv2DParams& p, bool with_bias) {
+  ConvShape s = conv_shape(p);
+  Blocked src = blocked_for(s.src, p.n, p.c, p.h, p.w, true),
+          dst = blocked_for(s.dst, p.n, p.k, p.p, p.q, false);
+  const auto pd = winograd_forward_pd(s, src.blocked, dst.blocked, with_bias, p.relu);
+  if (!is_winograd(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.weights_desc(), true);
+  return WinogradForward{dnnl::convolution_forward(pd), std::move(s), std::move(wt), std::move(src),
+                         std::move(dst)};
+}
+
+std::optional<WinogradBackwardData> make_winograd_backward_data(const Conv2DParams& p) {
+  ConvShape s = conv_shape(p);
+  Blocked dy = blocked_for(s.dst, p.n, p.k, p.p, p.q, true),
+          dx = blocked_for(s.src, p.n, p.c, p.h, p.w, false);
+  const auto hint = winograd_forward_pd(s, dx.blocked, dy.blocked, false, false);
+  const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_winograd, dx.blocked,
+                                                   s.any_weights, dy.blocked, s.strides, s.padding_l,
+                                                   s.padding_r);
+  const dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
+  if (!is_winograd(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.weights_desc(), true);
+  return WinogradBackwardData{dnnl::convolution_backward_data(pd), std::move(s), std::move(wt), std::move(dy),
+                              std::move(dx)};
+}
+
+std::optional<WinogradBackwardWeights> make_winograd_backward_weights(const Conv2DParams& p, bool with_bias) {
+  ConvShape s = conv_shape(p);
+  Blocked x = blocked_for(s.src, p.n, p.c, p.h, p.w, true), dy = blocked_for(s.dst, p.n, p.k, p.p, p.q, true);
+  const auto hint = winograd_forward_pd(s, x.blocked, dy.blocked, with_bias, false);
+  const auto desc = with_bias ? dnnl::convolution_backward_weights::desc(
+                                    dnnl::algorithm::convolution_winograd, x.blocked, s.any_weights, s.bias,
+                                    dy.blocked, s.strides, s.padding_l, s.padding_r)
+                              : dnnl::convolution_backward_weights::desc(
+                                    dnnl::algorithm::convolution_winograd, x.blocked, s.any_weights,
+                                    dy.blocked, s.strides, s.padding_l, s.padding_r);
+  const dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
+  if (!is_winograd(pd)) return std::nullopt;
+  Weights wt = weights_for(s, pd.diff_weights_desc(), false);
+  return WinogradBackwardWeights{dnnl::convolution_backward_weights(pd), std::move(s), std::move(wt),
+                                 std::move(x), std::move(dy)};
+}
+
+}  // namespace
+
+bool conv_forward_winograd(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
+                           bool by_rule) {
+  if (by_rule ? !winograd(p) : p.residual != nullptr) return false;
+  const bool with_bias = b != nullptr;
+  const auto* e =
+      cached<WinogradForward>(conv_key(p, with_bias), [&] { return make_winograd_forward(p, with_bias); });
+  if (!e) return false;
+  auto& st = stream();
+  const memory x_blocked = blocked_input(e->src, x, 0);
+  const memory y_blocked = blocked_output(e->dst, y, 1);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, x_blocked},
+      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
+      {DNNL_ARG_DST, y_blocked}};
+  if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
+  e->prim.execute(st, args);
+  to_user(e->dst, y_blocked, y);
+  st.wait();
+  return true;
+}
+
+bool conv_backward_data_winograd(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                                 bool by_rule) {
+  if (by_rule && !winograd(p)) return false;
+  const auto* e =
+      cached<WinogradBackwardData>(conv_key(p, false), [&] { return make_winograd_backward_data(p); });
+  if (!e) return false;
+  auto& st = stream();
+  const memory dy_blocked = blocked_input(e->diff_dst, dy, 0);
+  const memory dx_blocked = blocked_output(e->diff_src, dx, 1);
+  e->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_blocked},
+                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w)},
+                       {DNNL_ARG_DIFF_SRC, dx_blocked}});
+  to_user(e->diff_src, dx_blocked, dx);
+  st.wait();
+  return true;
+}
+
+bool conv_backward_weights_winograd(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                    float* db, bool by_rule) {
+  if (by_rule && !winograd_weights(p)) return false;
+  const bool with_bias = db != nullptr;
+  const auto* e = cached<WinogradBackwardWeights>(
+      conv_key(p, with_bias), [&] { return make_winograd_backward_weights(p, with_bias); });
+  if (!e) return false;
+  auto& st = stream();
+  memory user_dw(e->weights.user, engine(), dw);
+  memory prim_dw = chosen_memory(e->weights, dw);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, blocked_input(e->src, x, 0)},
+                                       {DNNL_ARG_DIFF_DST, blocked_input(e->diff_dst, dy, 1)},
+                                       {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
   if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->shape.bias, engine(), db));
   e->prim.execute(st, args);
   if (e->weights.to_user) e->weights.to_user->execute(st, prim_dw, user_dw);

@@ -44,6 +44,24 @@ bool conv_backward_data_flipped(const Conv2DParams& p, const float* dy, const fl
 // dw[R,S,C,K], db[K] (db may be null) from x[N,H,W,C], dy[N,P,Q,K]
 bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db);
 
+// float32 through oneDNN's Winograd kernels (F(4x4, 3x3), jit_wino_4x3:avx512_core): the same
+// y, dx and dw (with db) up to the Winograd transforms' rounding. Each runs only where its rule
+// holds, fixed functions of the shape (onednn_conv.cpp has the measurements): winograd_weights
+// for backward-weights (3x3, stride 1, "same", C and K multiples of 16, P and Q at least 4, at
+// least 32 output tiles of 4x4), winograd for forward and backward-data (the same with C and K
+// at least 32 or at most 28x28 output pixels, and no residual). False (nothing written) elsewhere, and where
+// oneDNN has no Winograd kernel for this CPU.
+bool winograd_weights(const Conv2DParams& p);
+bool winograd(const Conv2DParams& p);
+// by_rule false: also outside the rules (benchmarks measuring them), wherever oneDNN has a
+// Winograd kernel for the shape (never with a residual).
+bool conv_forward_winograd(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y,
+                           bool by_rule = true);
+bool conv_backward_data_winograd(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                                 bool by_rule = true);
+bool conv_backward_weights_winograd(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                    float* db, bool by_rule = true);
+
 // Mixed precision: the operands in bfloat16 (the caller's roundings, Conv2DParams::x_bf16, dy_bf16,
 // w_bf16, where given; else converted per call), results in float32, or y and dx in bfloat16 where
 // Conv2DParams::y_bf16 or dx_bf16 asks (oneDNN's primitives with a bfloat16 destination: the
