@@ -286,6 +286,7 @@ bool rounded_operands_backward(const Conv2DParams& p, const O& o) {
 constexpr Run kMatmulRounded = rounded_operands_backward<matmul_backward_data, matmul_backward_weights>;
 constexpr Run kRowsRounded = rounded_operands_backward<rows_backward_data, rows_backward_weights>;
 constexpr Run kConvRounded = rounded_operands_backward<conv_backward_data, conv_backward_weights>;
+constexpr Run kWinogradRounded = rounded_operands_backward<winograd_backward_data, winograd_backward_weights>;
 
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
 // copies of the operands rounded to bfloat16 (kernels/ref/bf16.h), widened from the roundings the
@@ -474,27 +475,38 @@ constexpr std::string_view kRoundedOperandsReason =
     "mixed precision on a CPU whose bfloat16 dot products buy no FLOP/s over float32 FMA (Intel without "
     "AMX): the float32 kernel on bfloat16-rounded operands, 1.2-2.2x faster than oneDNN's avx512_core_bf16 "
     "kernels on every ResNet shape and pass (docs/cpu-rules.md); the same products, float32 sums";
-constexpr std::array<Path<F>, 4> kMixedF32Forward{{
+constexpr std::string_view kWinogradRoundedReason =
+    "the float32 list's Winograd entry, with its rules, on bfloat16-rounded operands (its transforms round "
+    "in "
+    "float32, far below bfloat16's rounding); not measured on an Intel CPU (none here), which is where this "
+    "list runs";
+constexpr std::array<Path<F>, 5> kMixedF32Forward{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
      kMatmulRule, kRoundedOperandsReason},
+    {"oneDNN Winograd on bf16-rounded operands", winograd, rounded_operands_forward<winograd_forward>,
+     kWinogradRule, kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_onednn,
      rounded_operands_forward<rows_forward>, kRowsRule, kRoundedOperandsReason},
     {"oneDNN convolution on bf16-rounded operands", not_empty, rounded_operands_forward<conv_forward>,
      kConvRule, kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 4> kMixedF32BackwardData{{
+constexpr std::array<Path<F>, 5> kMixedF32BackwardData{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"oneDNN Winograd on bf16-rounded operands", winograd, kWinogradRounded, kWinogradRule,
+     kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_up_to_4, kRowsRounded, kRowsDataRule,
      kRoundedOperandsReason},
     {"oneDNN convolution on bf16-rounded operands", not_empty, kConvRounded, kConvRule,
      kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 4> kMixedF32BackwardWeights{{
+constexpr std::array<Path<F>, 5> kMixedF32BackwardWeights{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"oneDNN Winograd on bf16-rounded operands", winograd_weights, kWinogradRounded, kWinogradWeightsRule,
+     kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_onednn, kRowsRounded, kRowsRule,
      kRoundedOperandsReason},
     {"oneDNN convolution on bf16-rounded operands", not_empty, kConvRounded, kConvRule,
