@@ -106,7 +106,9 @@ BlockCache& block_cache() {
 std::shared_ptr<std::byte> allocate(std::size_t bytes) {
   std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded >= kCachedMin) {
-    auto [p, size] = block_cache().take(rounded);
+    const BlockCache::Block cached = block_cache().take(rounded);
+    void* p = cached.p;
+    std::size_t size = cached.bytes;
     if (p == nullptr) {
       size = rounded;
       p = size >= kHugePage ? allocate_huge(size) : std::aligned_alloc(kAlignment, size);
