@@ -78,6 +78,9 @@ TEST(StreamMemory, PeakDoesNotGrowWithTheData) {
   }
   fs::remove_all(dir);
   std::printf("peak RSS: %ld KiB (2k), %ld KiB (8k), %ld KiB (32k)\n", peaks[0], peaks[1], peaks[2]);
-  EXPECT_LE(static_cast<double>(peaks[2]), 1.05 * static_cast<double>(peaks[0]));
-  EXPECT_LE(static_cast<double>(peaks[1]), 1.05 * static_cast<double>(peaks[0]));
+  // 8%: the file list alone adds ~1 MiB at 32k; measured on 2026-12-05 (AMD EPYC family 25 model
+  // 17) 33256-33552 KiB at 2k against 34672-34952 KiB at 32k, up to 5.05% (5% failed once in eight).
+  // Holding the pictures would add 24 MiB, ~70%.
+  EXPECT_LE(static_cast<double>(peaks[2]), 1.08 * static_cast<double>(peaks[0]));
+  EXPECT_LE(static_cast<double>(peaks[1]), 1.08 * static_cast<double>(peaks[0]));
 }
