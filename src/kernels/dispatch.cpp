@@ -476,10 +476,9 @@ constexpr std::string_view kRoundedOperandsReason =
     "AMX): the float32 kernel on bfloat16-rounded operands, 1.2-2.2x faster than oneDNN's avx512_core_bf16 "
     "kernels on every ResNet shape and pass (docs/cpu-rules.md); the same products, float32 sums";
 constexpr std::string_view kWinogradRoundedReason =
-    "the float32 list's Winograd entry, with its rules, on bfloat16-rounded operands (its transforms round "
-    "in "
-    "float32, far below bfloat16's rounding); not measured on an Intel CPU (none here), which is where this "
-    "list runs";
+    "the float32 list's Winograd entry, with its rules, on bfloat16-rounded operands (its transforms "
+    "round in float32, far below bfloat16's rounding); not measured on an Intel CPU (none here), which is "
+    "where this list runs";
 constexpr std::array<Path<F>, 5> kMixedF32Forward{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
      kMatmulRule, kRoundedOperandsReason},

@@ -104,6 +104,23 @@ memory chosen_memory(const Weights& w, float* user) {
   return memory(w.chosen, engine(), weight_scratch().get(w.chosen.get_size()));
 }
 
+// Runs a backward-weights primitive on src and diff_dst: dw in the caller's HWIO (through the
+// primitive's layout where it differs), db where given (bias: its descriptor). Does not wait.
+void run_backward_weights(const dnnl::convolution_backward_weights& prim, const Weights& wt,
+                          const memory::desc& bias, const memory& src, const memory& diff_dst, float* dw,
+                          float* db) {
+  auto& st = stream();
+  memory prim_dw = chosen_memory(wt, dw);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
+  if (db != nullptr) args.emplace(DNNL_ARG_DIFF_BIAS, memory(bias, engine(), db));
+  prim.execute(st, args);
+  if (wt.to_user) {
+    memory user_dw(wt.user, engine(), dw);
+    wt.to_user->execute(st, prim_dw, user_dw);
+  }
+}
+
 struct ConvForward {
   dnnl::convolution_forward prim;
   ConvShape shape;
@@ -329,17 +346,10 @@ bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* d
                                               [&] { return make_backward_weights(p, with_bias, false); });
   if (!e) return false;
 
-  auto& st = stream();
-  memory user_dw(e->weights.user, engine(), dw);
-  memory prim_dw = chosen_memory(e->weights, dw);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
-      {DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
-      {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
-  if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->shape.bias, engine(), db));
-  e->prim.execute(st, args);
-  if (e->weights.to_user) e->weights.to_user->execute(st, prim_dw, user_dw);
-  st.wait();
+  run_backward_weights(e->prim, e->weights, e->shape.bias,
+                       memory(e->shape.src, engine(), const_cast<float*>(x)),
+                       memory(e->shape.dst, engine(), const_cast<float*>(dy)), dw, db);
+  stream().wait();
   return true;
 }
 
@@ -525,16 +535,10 @@ bool conv_backward_weights_winograd(const Conv2DParams& p, const float* x, const
   const auto* e = cached<WinogradBackwardWeights>(
       conv_key(p, with_bias), [&] { return make_winograd_backward_weights(p, with_bias); });
   if (!e) return false;
-  auto& st = stream();
-  memory user_dw(e->weights.user, engine(), dw);
-  memory prim_dw = chosen_memory(e->weights, dw);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, blocked_input(e->src, x, 0)},
-                                       {DNNL_ARG_DIFF_DST, blocked_input(e->diff_dst, dy, 1)},
-                                       {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
-  if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e->shape.bias, engine(), db));
-  e->prim.execute(st, args);
-  if (e->weights.to_user) e->weights.to_user->execute(st, prim_dw, user_dw);
-  st.wait();
+  const memory x_blocked = blocked_input(e->src, x, 0);
+  const memory dy_blocked = blocked_input(e->diff_dst, dy, 1);
+  run_backward_weights(e->prim, e->weights, e->shape.bias, x_blocked, dy_blocked, dw, db);
+  stream().wait();
   return true;
 }
 
@@ -615,14 +619,8 @@ bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, 
                                                           : memory(ed->shape.src, engine(), dx)}});
   }
   if (ew) {
-    memory user_dw(ew->weights.user, engine(), dw);
-    memory prim_dw = chosen_memory(ew->weights, dw);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x))},
-                                         {DNNL_ARG_DIFF_DST, dy_bf},
-                                         {DNNL_ARG_DIFF_WEIGHTS, prim_dw}};
-    if (with_bias) args.emplace(DNNL_ARG_DIFF_BIAS, memory(ew->shape.bias, engine(), db));
-    ew->prim.execute(st, args);
-    if (ew->weights.to_user) ew->weights.to_user->execute(st, prim_dw, user_dw);
+    run_backward_weights(ew->prim, ew->weights, ew->shape.bias,
+                         nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x)), dy_bf, dw, db);
   }
   st.wait();
   return true;

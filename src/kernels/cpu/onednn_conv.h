@@ -49,8 +49,8 @@ bool conv_backward_weights(const Conv2DParams& p, const float* x, const float* d
 // holds, fixed functions of the shape (onednn_conv.cpp has the measurements): winograd_weights
 // for backward-weights (3x3, stride 1, "same", C and K multiples of 16, P and Q at least 4, at
 // least 32 output tiles of 4x4), winograd for forward and backward-data (the same with C and K
-// at least 32 or at most 28x28 output pixels, and no residual). False (nothing written) elsewhere, and where
-// oneDNN has no Winograd kernel for this CPU.
+// at least 32 or at most 28x28 output pixels, and no residual). False (nothing written)
+// elsewhere, and where oneDNN has no Winograd kernel for this CPU.
 bool winograd_weights(const Conv2DParams& p);
 bool winograd(const Conv2DParams& p);
 // by_rule false: also outside the rules (benchmarks measuring them), wherever oneDNN has a
