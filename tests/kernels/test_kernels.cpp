@@ -577,6 +577,11 @@ TEST(BatchNormF32Builds, EachBuildMatchesTheReference) {
     builds.push_back({"avx512", k::cpu::avx512::batch_norm_forward_training,
                       k::cpu::avx512::batch_norm_forward_inference, k::cpu::avx512::batch_norm_backward});
   }
+  if (k::cpu::avx512_bf16_available()) {
+    builds.push_back({"avx512_bf16", k::cpu::avx512_bf16::batch_norm_forward_training,
+                      k::cpu::avx512_bf16::batch_norm_forward_inference,
+                      k::cpu::avx512_bf16::batch_norm_backward});
+  }
   for (const auto& build : builds)
     for (const auto& bc : bn_cases())
       for (bool relu : {false, true}) {
@@ -638,6 +643,10 @@ std::vector<std::tuple<std::string, BnTraining, BnBackward>> bn_f32_routes() {
   if (k::cpu::avx512_available()) {
     routes.emplace_back("avx512", k::cpu::avx512::batch_norm_forward_training,
                         k::cpu::avx512::batch_norm_backward);
+  }
+  if (k::cpu::avx512_bf16_available()) {
+    routes.emplace_back("avx512_bf16", k::cpu::avx512_bf16::batch_norm_forward_training,
+                        k::cpu::avx512_bf16::batch_norm_backward);
   }
   return routes;
 }
@@ -766,6 +775,7 @@ TEST(ReluBackwardF32, EveryBuildGivesTheReferenceBitsOnAnyOperands) {
   std::vector<std::pair<std::string, Run>> routes{{"generic", k::cpu::generic::relu_backward},
                                                   {"dispatched fast", k::relu_backward_f32}};
   if (k::cpu::avx512_available()) routes.emplace_back("avx512", k::cpu::avx512::relu_backward);
+  if (k::cpu::avx512_bf16_available()) routes.emplace_back("avx512_bf16", k::cpu::avx512_bf16::relu_backward);
   const std::int64_t n = 70001;
   auto z = random_vector<float>(n, 81);
   for (std::int64_t i = 0; i < n; i += 7) z[i] = 0.0f;

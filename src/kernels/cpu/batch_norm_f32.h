@@ -18,7 +18,9 @@
 
 namespace reskit::kernels::cpu {
 
-// The two builds, for tests and the dispatch below; avx512:: only where avx512_available().
+// The three builds, for tests and the dispatch below; avx512:: only where avx512_available(),
+// avx512_bf16:: (its bfloat16 roundings by the CPU's instruction) only where
+// avx512_bf16_available().
 #define RESKIT_BN_DECLARE(isa)                                                                               \
   namespace isa {                                                                                            \
   void batch_norm_forward_training(const BatchNormParams& p, const float* x, const float* gamma,             \
@@ -34,8 +36,10 @@ namespace reskit::kernels::cpu {
   }
 RESKIT_BN_DECLARE(generic)
 RESKIT_BN_DECLARE(avx512)
+RESKIT_BN_DECLARE(avx512_bf16)
 #undef RESKIT_BN_DECLARE
 bool avx512_available();
+bool avx512_bf16_available();
 
 // The build the CPU runs best.
 void batch_norm_forward_training_f32(const BatchNormParams& p, const float* x, const float* gamma,

@@ -2,6 +2,8 @@
 // once per instruction set: the including file defines RESKIT_BN_ISA, the namespace they land in. Everything
 // here has internal linkage or lives in that namespace, so no inline function compiled for one instruction
 // set can stand in for another's.
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -12,6 +14,10 @@
 
 #ifndef RESKIT_BN_ISA
 #error "define RESKIT_BN_ISA before including batch_norm_f32_impl.h"
+#endif
+
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
 #endif
 
 namespace reskit::kernels::cpu::RESKIT_BN_ISA {
@@ -38,24 +44,47 @@ void by_operand(const float* values, const std::uint16_t* bits, F&& f) {
 // width up to kTile, given at run time), so the accumulators stay in registers. Plain loops over
 // restrict pointers, no branches: the compiler vectorises them across the tile.
 //   Statistics: s1 = Σ(x − x₀), s2 = Σ(x − x₀)².
+// Rows summed into separate accumulators, interleaved, then added in a fixed order: a narrow
+// tile's one or two registers per sum would otherwise wait on each addition's latency every row.
+template <int W>
+constexpr int kUnroll = W == 16   ? 4
+                        : W == 32 ? 2
+                                  : 1;
+
 template <int W, class X>
 void stats_tile(const X* __restrict x, const float* __restrict x0, std::int64_t C, std::int64_t r0,
                 std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
   constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
+  constexpr int U = kUnroll<W>;
   const std::int64_t w = W > 0 ? W : width;
-  float a[kMax] = {}, b[kMax] = {};
-  for (std::int64_t r = r0; r < r1; ++r) {
+  float a[U][kMax] = {}, b[U][kMax] = {};
+  std::int64_t r = r0;
+  for (; r + U <= r1; r += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const X* __restrict xr = x + (r + u) * C;
+#pragma omp simd
+      for (std::int64_t c = 0; c < w; ++c) {
+        const float d = load(xr, c) - x0[c];
+        a[u][c] += d;
+        b[u][c] += d * d;
+      }
+    }
+  }
+  for (; r < r1; ++r) {
     const X* __restrict xr = x + r * C;
 #pragma omp simd
     for (std::int64_t c = 0; c < w; ++c) {
       const float d = load(xr, c) - x0[c];
-      a[c] += d;
-      b[c] += d * d;
+      a[0][c] += d;
+      b[0][c] += d * d;
     }
   }
   for (std::int64_t c = 0; c < w; ++c) {
-    s1[c] = a[c];
-    s2[c] = b[c];
+    float t1 = a[0][c], t2 = b[0][c];
+    for (int u = 1; u < U; ++u) t1 += a[u][c], t2 += b[u][c];
+    s1[c] = t1;
+    s2[c] = t2;
   }
 }
 
@@ -70,22 +99,31 @@ void grad_tile(const X* __restrict x, const D* __restrict dy, const float* __res
                const float* __restrict shift, const float* __restrict mean, std::int64_t C, std::int64_t r0,
                std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
   constexpr int kMax = W > 0 ? W : static_cast<int>(kTile);
+  constexpr int U = kUnroll<W>;
   const std::int64_t w = W > 0 ? W : width;
-  float a[kMax] = {}, b[kMax] = {};
-  for (std::int64_t r = r0; r < r1; ++r) {
+  float a[U][kMax] = {}, b[U][kMax] = {};
+  const auto row = [&](std::int64_t r, float* __restrict ar, float* __restrict br) {
     const X* __restrict xr = x + r * C;
     const D* __restrict gr = dy + r * C;
 #pragma omp simd
     for (std::int64_t c = 0; c < w; ++c) {
       const float xv = load(xr, c);
       const float g = masked<Relu>(load(gr, c), xv, scale[c], shift[c]);
-      a[c] += g;
-      b[c] += g * (xv - mean[c]);
+      ar[c] += g;
+      br[c] += g * (xv - mean[c]);
     }
+  };
+  std::int64_t r = r0;
+  for (; r + U <= r1; r += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) row(r + u, a[u], b[u]);
   }
+  for (; r < r1; ++r) row(r, a[0], b[0]);
   for (std::int64_t c = 0; c < w; ++c) {
-    s1[c] = a[c];
-    s2[c] = b[c];
+    float t1 = a[0][c], t2 = b[0][c];
+    for (int u = 1; u < U; ++u) t1 += a[u][c], t2 += b[u][c];
+    s1[c] = t1;
+    s2[c] = t2;
   }
 }
 
@@ -131,6 +169,24 @@ constexpr bool writes_bf16(Out o) { return o != Out::f32; }
 inline Out out_kind(const std::uint16_t* bits, bool bf16_only) {
   return bits == nullptr ? Out::f32 : bf16_only ? Out::bf16 : Out::both;
 }
+
+// Roundings written 32 at a time by the CPU's own conversion where this build has AVX512-BF16
+// (vcvtne2ps2bf16: round to nearest even, a NaN quieted, as ref::bf16_bits; it reads a float32
+// subnormal, below 1.2e-38, as a signed zero), in one instruction instead of the ~8 of the
+// portable rounding per vector: the elementwise passes below are bound by their instructions
+// more than by memory at ResNet-20's sizes.
+#if defined(__AVX512BF16__)
+constexpr bool kCpuRounding = true;
+inline void store_bf16_32(const float* __restrict v, std::uint16_t* __restrict out) {
+  const __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(v + 16), _mm512_loadu_ps(v));
+  _mm512_storeu_si512(out, reinterpret_cast<__m512i>(r));
+}
+#else
+constexpr bool kCpuRounding = false;
+inline void store_bf16_32(const float* __restrict v, std::uint16_t* __restrict out) {
+  for (int i = 0; i < 32; ++i) out[i] = ref::bf16_bits(v[i]);
+}
+#endif
 // Calls f.template operator()<O>() with O = out, as by_width does for widths.
 template <class F>
 void by_out(Out out, F&& f) {
@@ -169,10 +225,20 @@ void over_values(std::int64_t rows, std::int64_t C, std::int64_t period, Span&& 
     for (std::int64_t i = 0; i < rows; ++i) span.template operator()<0>(i * C, std::int64_t{0}, C);
     return;
   }
+  // Each thread takes one contiguous run of chunks, its parameters' offset advanced chunk by
+  // chunk (no division per chunk: a 64-bit division cost as much as the chunk's own work).
   const std::int64_t chunks = total / kChunk;
-#pragma omp parallel for schedule(static) if (total > kParallelGrain)
-  for (std::int64_t k = 0; k < chunks; ++k)
-    span.template operator()<kChunk>(k * kChunk, k * kChunk % period, kChunk);
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    const std::int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const std::int64_t k0 = chunks * t / nt, k1 = chunks * (t + 1) / nt;
+    std::int64_t pc = k0 * kChunk % period;
+    for (std::int64_t at = k0 * kChunk; at < k1 * kChunk; at += kChunk) {
+      span.template operator()<kChunk>(at, pc, kChunk);
+      pc += kChunk;
+      if (pc == period) pc = 0;
+    }
+  }
   for (std::int64_t at = chunks * kChunk; at < total; at += C)
     span.template operator()<0>(at, at % period, C);
 }
@@ -190,6 +256,19 @@ inline void scale_shift_span(std::int64_t at, std::int64_t pc, std::int64_t n, c
   float* __restrict yi = y + at;
   std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + at : nullptr;
   const float* __restrict sc = scale + pc, * __restrict sh = shift + pc;
+  if constexpr (writes_bf16(O) && kCpuRounding && N == kChunk) {
+    alignas(64) float t[kChunk];
+#pragma omp simd
+    for (std::int64_t c = 0; c < kChunk; ++c) {
+      float v = load(xi, c) * sc[c] + sh[c];
+      if constexpr (Res) v += load(ri, c);
+      if constexpr (Relu) v = relu(v);
+      if constexpr (writes_f32(O)) yi[c] = v;
+      t[c] = v;
+    }
+    store_bf16_32(t, ybi);
+    return;
+  }
 #pragma omp simd
   for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
     float v = load(xi, c) * sc[c] + sh[c];
@@ -246,6 +325,19 @@ inline void grad_input_span(std::int64_t at, std::int64_t pc, std::int64_t n, co
   std::uint16_t* __restrict outb = writes_bf16(O) ? dxb + at : nullptr;
   const float* __restrict sc = k.scale + pc, * __restrict sh = k.shift + pc, * __restrict mu = k.mean + pc;
   const float* __restrict ac = k.a + pc, * __restrict gmc = k.gm + pc, * __restrict bc = k.b + pc;
+  if constexpr (writes_bf16(O) && kCpuRounding && N == kChunk) {
+    alignas(64) float t[kChunk];
+#pragma omp simd
+    for (std::int64_t c = 0; c < kChunk; ++c) {
+      const float xv = load(xi, c);
+      const float g = masked<Relu>(load(gi, c), xv, sc[c], sh[c]);
+      const float v = ac[c] * (g - gmc[c]) + bc[c] * (xv - mu[c]);
+      if constexpr (writes_f32(O)) out[c] = v;
+      t[c] = v;
+    }
+    store_bf16_32(t, outb);
+    return;
+  }
 #pragma omp simd
   for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
     const float xv = load(xi, c);
@@ -377,7 +469,20 @@ void relu_backward_values(std::int64_t n, const Z* __restrict z, const A* __rest
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (std::int64_t k = 0; k < blocks; ++k) {
-    const std::int64_t lo = k * kBlock, hi = lesser(n, lo + kBlock);
+    std::int64_t lo = k * kBlock;
+    const std::int64_t hi = lesser(n, lo + kBlock);
+    if constexpr (Bits && kCpuRounding) {
+      for (; lo + kChunk <= hi; lo += kChunk) {
+        alignas(64) float t[kChunk];
+#pragma omp simd
+        for (std::int64_t i = 0; i < kChunk; ++i) {
+          float g = load(a, lo + i);
+          if constexpr (Sum) g += load(b, lo + i);
+          t[i] = (load(z, lo + i) > 0.0f) * g;
+        }
+        store_bf16_32(t, dz_bits + lo);
+      }
+    }
 #pragma omp simd
     for (std::int64_t i = lo; i < hi; ++i) {
       float g = load(a, i);
