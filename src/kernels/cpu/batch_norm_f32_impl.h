@@ -39,11 +39,6 @@ void by_operand(const float* values, const std::uint16_t* bits, F&& f) {
   f(values);
 }
 
-// One block of rows [r0, r1) and one tile of channels [c0, c0 + width) of x (rows, C): the sums
-// s1[c] and s2[c] the passes below need, in float. W is the tile width at compile time (0: any
-// width up to kTile, given at run time), so the accumulators stay in registers. Plain loops over
-// restrict pointers, no branches: the compiler vectorises them across the tile.
-//   Statistics: s1 = Σ(x − x₀), s2 = Σ(x − x₀)².
 // Rows summed into separate accumulators, interleaved, then added in a fixed order: a narrow
 // tile's one or two registers per sum would otherwise wait on each addition's latency every row.
 template <int W>
@@ -51,6 +46,11 @@ constexpr int kUnroll = W == 16   ? 4
                         : W == 32 ? 2
                                   : 1;
 
+// One block of rows [r0, r1) and one tile of channels [c0, c0 + width) of x (rows, C): the sums
+// s1[c] and s2[c] the passes below need, in float. W is the tile width at compile time (0: any
+// width up to kTile, given at run time), so the accumulators stay in registers. Plain loops over
+// restrict pointers, no branches: the compiler vectorises them across the tile.
+//   Statistics: s1 = Σ(x − x₀), s2 = Σ(x − x₀)².
 template <int W, class X>
 void stats_tile(const X* __restrict x, const float* __restrict x0, std::int64_t C, std::int64_t r0,
                 std::int64_t r1, std::int64_t width, float* __restrict s1, float* __restrict s2) {
@@ -226,7 +226,7 @@ void over_values(std::int64_t rows, std::int64_t C, std::int64_t period, Span&& 
     return;
   }
   // Each thread takes one contiguous run of chunks, its parameters' offset advanced chunk by
-  // chunk (no division per chunk: a 64-bit division cost as much as the chunk's own work).
+  // chunk rather than found by a 64-bit division per chunk.
   const std::int64_t chunks = total / kChunk;
 #pragma omp parallel if (total > kParallelGrain)
   {
@@ -256,24 +256,25 @@ inline void scale_shift_span(std::int64_t at, std::int64_t pc, std::int64_t n, c
   float* __restrict yi = y + at;
   std::uint16_t* __restrict ybi = writes_bf16(O) ? yb + at : nullptr;
   const float* __restrict sc = scale + pc, * __restrict sh = shift + pc;
+  const auto value = [&](std::int64_t c) {
+    float v = load(xi, c) * sc[c] + sh[c];
+    if constexpr (Res) v += load(ri, c);
+    if constexpr (Relu) v = relu(v);
+    return v;
+  };
   if constexpr (writes_bf16(O) && kCpuRounding && N == kChunk) {
     alignas(64) float t[kChunk];
 #pragma omp simd
     for (std::int64_t c = 0; c < kChunk; ++c) {
-      float v = load(xi, c) * sc[c] + sh[c];
-      if constexpr (Res) v += load(ri, c);
-      if constexpr (Relu) v = relu(v);
-      if constexpr (writes_f32(O)) yi[c] = v;
-      t[c] = v;
+      t[c] = value(c);
+      if constexpr (writes_f32(O)) yi[c] = t[c];
     }
     store_bf16_32(t, ybi);
     return;
   }
 #pragma omp simd
   for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
-    float v = load(xi, c) * sc[c] + sh[c];
-    if constexpr (Res) v += load(ri, c);
-    if constexpr (Relu) v = relu(v);
+    const float v = value(c);
     if constexpr (writes_f32(O)) yi[c] = v;
     if constexpr (writes_bf16(O)) ybi[c] = ref::bf16_bits(v);
   }
@@ -325,24 +326,24 @@ inline void grad_input_span(std::int64_t at, std::int64_t pc, std::int64_t n, co
   std::uint16_t* __restrict outb = writes_bf16(O) ? dxb + at : nullptr;
   const float* __restrict sc = k.scale + pc, * __restrict sh = k.shift + pc, * __restrict mu = k.mean + pc;
   const float* __restrict ac = k.a + pc, * __restrict gmc = k.gm + pc, * __restrict bc = k.b + pc;
+  const auto value = [&](std::int64_t c) {
+    const float xv = load(xi, c);
+    const float g = masked<Relu>(load(gi, c), xv, sc[c], sh[c]);
+    return ac[c] * (g - gmc[c]) + bc[c] * (xv - mu[c]);
+  };
   if constexpr (writes_bf16(O) && kCpuRounding && N == kChunk) {
     alignas(64) float t[kChunk];
 #pragma omp simd
     for (std::int64_t c = 0; c < kChunk; ++c) {
-      const float xv = load(xi, c);
-      const float g = masked<Relu>(load(gi, c), xv, sc[c], sh[c]);
-      const float v = ac[c] * (g - gmc[c]) + bc[c] * (xv - mu[c]);
-      if constexpr (writes_f32(O)) out[c] = v;
-      t[c] = v;
+      t[c] = value(c);
+      if constexpr (writes_f32(O)) out[c] = t[c];
     }
     store_bf16_32(t, outb);
     return;
   }
 #pragma omp simd
   for (std::int64_t c = 0; c < (N > 0 ? N : n); ++c) {
-    const float xv = load(xi, c);
-    const float g = masked<Relu>(load(gi, c), xv, sc[c], sh[c]);
-    const float v = ac[c] * (g - gmc[c]) + bc[c] * (xv - mu[c]);
+    const float v = value(c);
     if constexpr (writes_f32(O)) out[c] = v;
     if constexpr (writes_bf16(O)) outb[c] = ref::bf16_bits(v);
   }
@@ -471,23 +472,22 @@ void relu_backward_values(std::int64_t n, const Z* __restrict z, const A* __rest
   for (std::int64_t k = 0; k < blocks; ++k) {
     std::int64_t lo = k * kBlock;
     const std::int64_t hi = lesser(n, lo + kBlock);
+    const auto value = [&](std::int64_t i) {
+      float g = load(a, i);
+      if constexpr (Sum) g += load(b, i);
+      return (load(z, i) > 0.0f) * g;  // the reference's select, in a form that vectorises
+    };
     if constexpr (Bits && kCpuRounding) {
       for (; lo + kChunk <= hi; lo += kChunk) {
         alignas(64) float t[kChunk];
 #pragma omp simd
-        for (std::int64_t i = 0; i < kChunk; ++i) {
-          float g = load(a, lo + i);
-          if constexpr (Sum) g += load(b, lo + i);
-          t[i] = (load(z, lo + i) > 0.0f) * g;
-        }
+        for (std::int64_t i = 0; i < kChunk; ++i) t[i] = value(lo + i);
         store_bf16_32(t, dz_bits + lo);
       }
     }
 #pragma omp simd
     for (std::int64_t i = lo; i < hi; ++i) {
-      float g = load(a, i);
-      if constexpr (Sum) g += load(b, i);
-      const float v = (load(z, i) > 0.0f) * g;  // the reference's select, in a form that vectorises
+      const float v = value(i);
       if constexpr (Bits) {
         dz_bits[i] = ref::bf16_bits(v);
       } else {
