@@ -30,7 +30,7 @@ struct Conv2DParams {
   // Nonzero: a stamp of the weights' contents (Tensor::version), unique across writes, so a
   // kernel may keep a reordered copy of w keyed by (w, weights_version); callers set it where
   // the weights stay unchanged across calls (inference, and the forward and backward of one
-  // mixed-precision training step). 0: do not keep anything.
+  // training step). 0: do not keep anything.
   std::uint64_t weights_version = 0;
   // Mixed precision (policy mixed_bfloat16): x, w and dy take part rounded to bfloat16 (round to
   // nearest even), products are accumulated in float32 at least, and outputs stay in T. The

@@ -150,16 +150,16 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
   Tensor z = Tensor::uninitialized(ys, dtype());
   auto p = conv_params(x.shape(), ys, kernel_size_, options_);
   // Inference with a BatchNormalization folded in runs on the folded kernel and bias (a linear
-  // convolution: the activation below is then the identity). In inference the kernel may reuse
-  // its reordered copy of the weights while their version is unchanged (read-only access keeps
-  // it); a training step changes them every time, but in mixed precision its forward and backward
-  // share one bfloat16 copy.
+  // convolution: the activation below is then the identity). The kernel may reuse its reordered
+  // copy of the weights while their version is unchanged (read-only access keeps it): every call
+  // in inference; in training, one step's forward and backward (the optimizer's update changes
+  // the version).
   const bool folded = folded_bn_ != nullptr && !training;
   if (folded) refresh_folded();
   const Tensor& w = folded ? folded_kernel_ : kernel().value;
   const Tensor* b_values = folded ? &folded_bias_ : options_.use_bias ? &bias().value : nullptr;
   p.bf16 = mixed_bfloat16();
-  if (!training || p.bf16) p.weights_version = w.version();
+  p.weights_version = w.version();
   // A second input: the fused Add's other input (set_folded_residual), added before its ReLU.
   if (inputs.size() > 1) {
     if (!folded || !folded_residual_) {
@@ -209,7 +209,7 @@ Tensor Conv2DLayer::forward(const std::vector<Tensor>& inputs, bool training) {
 std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_size_, options_);
   p.bf16 = mixed_bfloat16();
-  if (p.bf16) p.weights_version = kernel().value.version();  // the forward's bfloat16 copy
+  p.weights_version = kernel().value.version();  // the forward's reordered or bfloat16 copy
   if (p.bf16) {  // the roundings of x, dz and the kernel kept with them, where there are
     p.x_bf16 = x_.bf16_shadow();
     p.dy_bf16 = dz.bf16_shadow();

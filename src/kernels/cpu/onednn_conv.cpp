@@ -2,8 +2,9 @@
 // (onednn_conv.h). Activations stay NHWC in the caller's buffers (format_tag::nhwc over logical
 // NCHW dims); weights are Keras HWIO (format_tag::hwio over logical OIHW dims) on the caller's
 // side. Each primitive is created with format_tag::any weights, the user<->chosen weight reorder
-// running per call (forward weights reordered once are kept while their version stamp,
-// Conv2DParams::weights_version, is unchanged, so inference does not reorder every call).
+// running per call (weights reordered into an input layout are kept while their version stamp,
+// Conv2DParams::weights_version, is unchanged, so inference does not reorder every call and a
+// training step's forward and backward-data share one reorder where their layouts agree).
 // Primitives are created once per shape and cached (onednn_engine.h).
 //
 // Not here: which shapes come here (kernels/dispatch.cpp), float64 (oneDNN 2.6 has none).
@@ -11,8 +12,12 @@
 
 #include <array>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "kernels/cpu/onednn_engine.h"
 
@@ -82,17 +87,34 @@ dnnl::convolution_forward::primitive_desc conv_forward_pd(const ConvShape& s, bo
   return pd;
 }
 
+// One key per pair of weight layouts (the user's, the primitive's): the primitives that take the
+// same weights in the same layout share one kept copy of them (kept_weights), so a training step's
+// forward and backward-data reorder them once. Interned when a primitive is made, never per call.
+const void* layout_key(const memory::desc& user, const memory::desc& chosen) {
+  static std::mutex m;
+  static std::vector<std::unique_ptr<std::pair<memory::desc, memory::desc>>> keys;
+  std::lock_guard lock(m);
+  for (const auto& k : keys) {
+    if (k->first == user && k->second == chosen) return k.get();
+  }
+  keys.push_back(std::make_unique<std::pair<memory::desc, memory::desc>>(user, chosen));
+  return keys.back().get();
+}
+
 // The weights in the primitive's layout: the caller's buffer itself when the layouts agree, else a
-// per-thread scratch buffer (filled by `reorder` from the user's weights, or reordered into them).
+// per-thread scratch buffer (filled by `reorder` from the user's weights, or reordered into them)
+// or, for an input with a version, the copy kept under `kept_key` (prepared_weights).
 struct Weights {
   memory::desc user, chosen;
   std::optional<dnnl::reorder> to_chosen, to_user;
+  const void* kept_key = nullptr;
 };
 Weights weights_for(const ConvShape& s, const memory::desc& chosen, bool to_chosen) {
   Weights w{s.user_weights, chosen, std::nullopt, std::nullopt};
   if (chosen != s.user_weights) {
     if (to_chosen) {
       w.to_chosen = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), s.user_weights, engine(), chosen));
+      w.kept_key = layout_key(s.user_weights, chosen);
     } else {
       w.to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), chosen, engine(), s.user_weights));
     }
@@ -241,14 +263,14 @@ std::optional<ConvBackwardWeights> make_backward_weights(const Conv2DParams& p, 
 }
 
 // w in the primitive's layout: w itself when the layouts agree, else reordered into per-thread
-// scratch, or into the buffer kept for (key, w) when a version is given (reordered only when the
-// kept copy is older).
-memory prepared_weights(const Weights& wt, const float* w, const void* key = nullptr,
-                        std::uint64_t version = 0) {
+// scratch, or, when a version is given (Conv2DParams::weights_version), into the buffer kept for
+// (its layouts, w), reordered only when the kept copy is older: every primitive taking that layout
+// of w at that version reads the same copy.
+memory prepared_weights(const Weights& wt, const float* w, std::uint64_t version = 0) {
   auto& st = stream();
   memory user_w(wt.user, engine(), const_cast<float*>(w));
   if (wt.to_chosen && version != 0) {
-    auto [kept, valid] = kept_weights(key, wt.chosen.get_size(), w, version);
+    auto [kept, valid] = kept_weights(wt.kept_key, wt.chosen.get_size(), w, version);
     memory prim_w(wt.chosen, engine(), kept);
     if (!valid) wt.to_chosen->execute(st, user_w, prim_w);
     return prim_w;
@@ -292,10 +314,9 @@ bool conv_forward_impl(const Conv2DParams& p, const float* x, const float* w, co
   if (!e) return false;
 
   auto& st = stream();
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
-      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
-      {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e->shape.src, engine(), const_cast<float*>(x))},
+                                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
+                                       {DNNL_ARG_DST, memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   add_residual_arg(args, e->shape.dst, p.residual);
   e->prim.execute(st, args);
@@ -334,7 +355,7 @@ bool conv_backward_data_impl(const Conv2DParams& p, const float* dy, const float
 
   auto& st = stream();
   e->prim.execute(st, {{DNNL_ARG_DIFF_DST, memory(e->shape.dst, engine(), const_cast<float*>(dy))},
-                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w)},
+                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
                        {DNNL_ARG_DIFF_SRC, memory(e->shape.src, engine(), dx)}});
   st.wait();
   return true;
@@ -500,10 +521,9 @@ bool conv_forward_winograd(const Conv2DParams& p, const float* x, const float* w
   auto& st = stream();
   const memory x_blocked = blocked_input(e->src, x, 0);
   const memory y_blocked = blocked_output(e->dst, y, 1);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, x_blocked},
-      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
-      {DNNL_ARG_DST, y_blocked}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_blocked},
+                                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
+                                       {DNNL_ARG_DST, y_blocked}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   e->prim.execute(st, args);
   to_user(e->dst, y_blocked, y);
@@ -521,7 +541,7 @@ bool conv_backward_data_winograd(const Conv2DParams& p, const float* dy, const f
   const memory dy_blocked = blocked_input(e->diff_dst, dy, 0);
   const memory dx_blocked = blocked_output(e->diff_src, dx, 1);
   e->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_blocked},
-                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w)},
+                       {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
                        {DNNL_ARG_DIFF_SRC, dx_blocked}});
   to_user(e->diff_src, dx_blocked, dx);
   st.wait();
@@ -578,7 +598,7 @@ bool conv_forward_bf16_impl(const Conv2DParams& p, const float* x, const float* 
   auto& st = stream();
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, nhwc_bf16(p.n, p.h, p.w, p.c, x_in_bf16(p, x))},
-      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, e, p.weights_version)},
+      {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
       {DNNL_ARG_DST, out_bf16 ? nhwc_bf16(p.n, p.p, p.q, p.k, p.y_bf16) : memory(e->shape.dst, engine(), y)}};
   if (with_bias) args.emplace(DNNL_ARG_BIAS, memory(e->shape.bias, engine(), const_cast<float*>(b)));
   e->prim.execute(st, args);
@@ -614,7 +634,7 @@ bool conv_backward_bf16(const Conv2DParams& p, const float* x, const float* dy, 
   const memory dy_bf = nhwc_bf16(p.n, p.p, p.q, p.k, dy_in_bf16(p, dy));
   if (ed) {
     ed->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_bf},
-                          {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w)},
+                          {DNNL_ARG_WEIGHTS, prepared_weights(ed->weights, w, p.weights_version)},
                           {DNNL_ARG_DIFF_SRC, dx_out_bf16 ? nhwc_bf16(p.n, p.h, p.w, p.c, p.dx_bf16)
                                                           : memory(ed->shape.src, engine(), dx)}});
   }

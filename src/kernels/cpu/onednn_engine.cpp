@@ -66,9 +66,9 @@ dnnl::stream& stream() {
 // ---- weights kept across calls ----
 //
 // Inference reorders (or converts) each layer's weights once instead of on every call (at batch 1
-// the reorders cost about half of ResNet-50's forward). Callers pass a version only where it pays
-// (inference, and the forward and backward of one mixed-precision step); training steps change the
-// weights every time. At most kKeptLimit bytes are kept.
+// the reorders cost about half of ResNet-50's forward), and a training step's forward and
+// backward share one (the optimizer's update gives the weights a new version every step). At most
+// kKeptLimit bytes are kept.
 namespace {
 constexpr std::size_t kKeptLimit = std::size_t{1} << 30;
 struct KeptWeights {
