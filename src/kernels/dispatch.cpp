@@ -67,7 +67,7 @@ std::int64_t y_numel(const Conv2DParams& p) { return p.n * p.p * p.q * p.k; }
 Conv2DParams full_precision(const Conv2DParams& p) {
   Conv2DParams q = p;
   q.bf16 = false;
-  q.weights_version = 0;
+  q.weights_version = q.dy_version = 0;  // its operands are other buffers
   return q;
 }
 }  // namespace
@@ -258,6 +258,7 @@ Conv2DParams on_rounded_params(const Conv2DParams& p) {
   Conv2DParams q = p;
   q.bf16 = false;
   q.x_bf16 = q.dy_bf16 = q.w_bf16 = nullptr;
+  q.dy_version = 0;  // dy: rounded into scratch (w_rounded keeps w by its version)
   return q;
 }
 template <Run Forward>

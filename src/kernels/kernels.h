@@ -32,6 +32,10 @@ struct Conv2DParams {
   // the weights stay unchanged across calls (inference, and the forward and backward of one
   // training step). 0: do not keep anything.
   std::uint64_t weights_version = 0;
+  // The same for dy (Tensor::version of the backward's dy): a kernel may reuse its conversion of
+  // dy from backward-data in the backward-weights that follows. Callers set it in training; 0:
+  // nothing reused.
+  std::uint64_t dy_version = 0;
   // Mixed precision (policy mixed_bfloat16): x, w and dy take part rounded to bfloat16 (round to
   // nearest even), products are accumulated in float32 at least, and outputs stay in T. The
   // reference rounds copies and runs its plain loops; the fast path runs oneDNN's bf16 kernels, or

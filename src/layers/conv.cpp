@@ -210,6 +210,7 @@ std::vector<Tensor> Conv2DLayer::backward_from_logits(const Tensor& dz) {
   auto p = conv_params(x_.shape(), dz.shape(), kernel_size_, options_);
   p.bf16 = mixed_bfloat16();
   p.weights_version = kernel().value.version();  // the forward's reordered or bfloat16 copy
+  p.dy_version = dz.version();                   // one conversion of dz for both passes
   if (p.bf16) {  // the roundings of x, dz and the kernel kept with them, where there are
     p.x_bf16 = x_.bf16_shadow();
     p.dy_bf16 = dz.bf16_shadow();

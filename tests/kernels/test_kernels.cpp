@@ -207,6 +207,40 @@ TEST(ConvKeptWeights, ANewVersionIsSeen) {
   }
 }
 
+// Conv2DParams::dy_version lets backward-weights read backward-data's conversion of dy (oneDNN's
+// Winograd kernels take dy blocked). The same dy at the same version: the same dw as the
+// reference; the buffer rewritten under a new version between the two passes: dw of the new dy,
+// not of what backward-data converted.
+TEST(ConvKeptDy, BackwardWeightsReadsBackwardDataDyOnlyAtTheSameVersion) {
+  static std::uint64_t version = 0xD1D1000000;  // far from the stamps Tensor hands out
+  for (const ConvCase& cc :
+       {ConvCase{"3x3 same 32->32 on 8x8, batch 8 (Winograd)", 8, 8, 8, 32, 32, same(8, 3, 1), same(8, 3, 1)},
+        ConvCase{"3x3 same 64->64 on 8x8", 2, 8, 8, 64, 64, same(8, 3, 1), same(8, 3, 1)}}) {
+    SCOPED_TRACE(cc.name);
+    auto p = conv_params(cc);
+    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 31);
+    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 32, 0.2);
+    std::vector<float> dy(static_cast<std::size_t>(p.n * p.p * p.q * p.k));
+    const auto other = random_vector<float>(dy.size(), 34);
+    for (bool rewritten : {false, true}) {
+      const auto first = random_vector<float>(dy.size(), 33);
+      std::copy(first.begin(), first.end(), dy.begin());
+      p.dy_version = ++version;
+      auto dx = nan_vector<float>(x.size());
+      k::conv2d_backward_data<float>(p, dy.data(), w.data(), dx.data());
+      if (rewritten) {
+        std::copy(other.begin(), other.end(), dy.begin());
+        p.dy_version = ++version;
+      }
+      auto ref_dw = nan_vector<float>(w.size());
+      auto dw = nan_vector<float>(w.size());
+      k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), nullptr);
+      k::conv2d_backward_weights<float>(p, x.data(), dy.data(), dw.data(), nullptr);
+      EXPECT_TRUE(close(dw, ref_dw, rewritten ? "dw of the rewritten dy" : "dw"));
+    }
+  }
+}
+
 // ---- Conv2D in mixed precision (Conv2DParams::bf16) ----
 // The definition: the full-precision reference on operands rounded to bfloat16. oneDNN's bf16
 // kernels (or the dispatcher's fallback) must match it up to float32 accumulation order.

@@ -407,10 +407,23 @@ Blocked blocked_for(const memory::desc& user, std::int64_t n, std::int64_t c, st
   }
   return b;
 }
-// Per-thread scratch for the blocked operands: slot 0 and 1 (a pass has two).
+// Per-thread scratch for the blocked operands: slot 0 and 1 (a pass has two), and slot 2 for
+// backward-data's dy, which the backward-weights that follows may read (LastDy).
 Scratch& blocked_scratch(int slot) {
-  thread_local std::array<Scratch, 2> s;
+  thread_local std::array<Scratch, 3> s;
   return s[static_cast<std::size_t>(slot)];
+}
+constexpr int kDySlot = 2;
+// What scratch slot 2 holds on this thread: the blocked form (layout `blocked`) of dy at `version`
+// (Conv2DParams::dy_version; 0: nothing reusable).
+struct LastDy {
+  const float* data = nullptr;
+  std::uint64_t version = 0;
+  memory::desc blocked;
+};
+LastDy& last_dy() {
+  thread_local LastDy d;
+  return d;
 }
 // The blocked memory of an input (reordered into scratch slot `slot` where needed).
 memory blocked_input(const Blocked& b, const float* data, int slot) {
@@ -538,7 +551,8 @@ bool conv_backward_data_winograd(const Conv2DParams& p, const float* dy, const f
       cached<WinogradBackwardData>(conv_key(p, false), [&] { return make_winograd_backward_data(p); });
   if (!e) return false;
   auto& st = stream();
-  const memory dy_blocked = blocked_input(e->diff_dst, dy, 0);
+  const memory dy_blocked = blocked_input(e->diff_dst, dy, kDySlot);
+  if (e->diff_dst.reorder) last_dy() = {dy, p.dy_version, e->diff_dst.blocked};
   const memory dx_blocked = blocked_output(e->diff_src, dx, 1);
   e->prim.execute(st, {{DNNL_ARG_DIFF_DST, dy_blocked},
                        {DNNL_ARG_WEIGHTS, prepared_weights(e->weights, w, p.weights_version)},
@@ -556,7 +570,12 @@ bool conv_backward_weights_winograd(const Conv2DParams& p, const float* x, const
       conv_key(p, with_bias), [&] { return make_winograd_backward_weights(p, with_bias); });
   if (!e) return false;
   const memory x_blocked = blocked_input(e->src, x, 0);
-  const memory dy_blocked = blocked_input(e->diff_dst, dy, 1);
+  // dy as backward-data left it in slot 2 when it is the same tensor at the same version.
+  const LastDy& d = last_dy();
+  const bool reuse = e->diff_dst.reorder && p.dy_version != 0 && d.data == dy && d.version == p.dy_version &&
+                     d.blocked == e->diff_dst.blocked;
+  const memory dy_blocked = reuse ? memory(e->diff_dst.blocked, engine(), blocked_scratch(kDySlot).get(0))
+                                  : blocked_input(e->diff_dst, dy, 1);
   run_backward_weights(e->prim, e->weights, e->shape.bias, x_blocked, dy_blocked, dw, db);
   stream().wait();
   return true;
