@@ -45,6 +45,7 @@
 #include "kernels/cpu/dgemm.h"
 #include "kernels/cpu/onednn_conv.h"
 #include "kernels/cpu/onednn_engine.h"
+#include "kernels/cpu/winograd_f2.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/conv2d.h"
 
@@ -219,6 +220,20 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
       return [&buf, p] {
         return od::conv_backward_weights_winograd(p, buf.x.data(), buf.dy.data(), buf.dw.data(),
                                                   buf.db.data(), false);
+      };
+    }
+    if (path == "reskit Winograd F(2x2, 3x3) (forced)") {
+      if (pass == Pass::forward)
+        return [&buf, p] {
+          return od::winograd_f2_forward(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), false);
+        };
+      if (pass == Pass::backward_data)
+        return [&buf, p] {
+          return od::winograd_f2_backward_data(p, buf.dy.data(), buf.w.data(), buf.dx.data(), false);
+        };
+      return [&buf, p] {
+        return od::winograd_f2_backward_weights(p, buf.x.data(), buf.dy.data(), buf.dw.data(), buf.db.data(),
+                                                false);
       };
     }
     if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
@@ -441,6 +456,39 @@ std::vector<RuleCase> rule_cases() {
                          d.s.name, d.s, d.n, Precision::float32, pass,
                          on ? "oneDNN Winograd (forced)" : "oneDNN convolution",
                          on ? "oneDNN convolution" : "oneDNN Winograd (forced)"});
+      }
+  }
+  // R7 (winograd_f2.cpp's winograd_f2): float32 3x3 stride-1 "same" layers 3 or 4 pixels a side
+  // through reskit's F(2x2, 3x3) (forced outside the rule) against the entry that runs when it does
+  // not (the next float32 entry whose rule holds), and shapes on either side of the rule: other
+  // channel counts, a batch below 64 tiles, 8x8 and 2x2.
+  {
+    const ShapeAt f2[] = {
+        {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
+        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 16},
+        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 8},
+        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 4},
+        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 1},
+        {{"3x3 64 4x4", 4, 64, 64, 3, 1, 1}, 32},
+        {{"3x3 512 4x4", 4, 512, 512, 3, 1, 1}, 32},
+        {{"3x3 256 3x3 (odd: partial tiles)", 3, 256, 256, 3, 1, 1}, 32},
+        {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
+        {{"R50 s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1}, 32},
+    };
+    for (const auto& d : f2)
+      for (Pass pass : passes) {
+        const auto q = params(d.s, d.n);
+        const bool on = od::winograd_f2(q);
+        const char* next = "";  // the entry's name: a literal, so terminated
+        for (const auto& entry : k::conv_paths::paths<float>(pass, false)) {
+          if (entry.name != "reskit Winograd F(2x2, 3x3)" && entry.applies(q)) {
+            next = entry.name.data();
+            break;
+          }
+        }
+        cases.push_back({"F(2x2, 3x3): 3x3 same, 3 <= P, Q <= 4, >= 64 tiles of 2x2", d.s.name, d.s, d.n,
+                         Precision::float32, pass, on ? "reskit Winograd F(2x2, 3x3) (forced)" : next,
+                         on ? next : "reskit Winograd F(2x2, 3x3) (forced)"});
       }
   }
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products

@@ -7,6 +7,7 @@
 //   onednn_pointwise.*  1×1 convolutions as oneDNN matmuls (float32, bfloat16)
 //   tiny_image.*        tiny images as row products over the batch (oneDNN sgemm / bf16 matmul, BLAS)
 //   onednn_conv.*       oneDNN convolution primitives (float32, bfloat16)
+//   winograd_f2.*       float32 3x3 over small images by F(2x2, 3x3) (reskit's transforms, oneDNN matmul)
 //   conv_bf16_weights.* mixed precision's backward-weights on AVX512-BF16 dot products (reskit's own)
 //   im2col_gemm.*       im2col + gemm, and 1×1 stride-1 as one gemm (BLAS; float and double)
 //   ref/conv2d.h        the reference
@@ -36,6 +37,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/resize_u8.h"
 #include "kernels/cpu/tiny_image.h"
+#include "kernels/cpu/winograd_f2.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
 #include "kernels/ref/batch_norm_sync.h"
@@ -215,6 +217,16 @@ bool winograd_backward_data(const Conv2DParams& p, const O& o) {
 bool winograd_backward_weights(const Conv2DParams& p, const O& o) {
   return onednn::conv_backward_weights_winograd(p, o.x, o.dy, o.dw, o.db);
 }
+bool winograd_f2(const Conv2DParams& p) { return onednn::winograd_f2(p); }
+bool winograd_f2_forward(const Conv2DParams& p, const O& o) {
+  return onednn::winograd_f2_forward(p, o.x, o.w, o.b, o.y);
+}
+bool winograd_f2_backward_data(const Conv2DParams& p, const O& o) {
+  return onednn::winograd_f2_backward_data(p, o.dy, o.w, o.dx);
+}
+bool winograd_f2_backward_weights(const Conv2DParams& p, const O& o) {
+  return onednn::winograd_f2_backward_weights(p, o.x, o.dy, o.dw, o.db);
+}
 bool conv_forward(const Conv2DParams& p, const O& o) { return onednn::conv_forward(p, o.x, o.w, o.b, o.y); }
 bool conv_backward_data(const Conv2DParams& p, const O& o) {
   return onednn::conv_backward_data(p, o.dy, o.w, o.dx);
@@ -351,6 +363,13 @@ constexpr std::string_view kWinogradReason =
     "F(4x4, 3x3) multiplies 4x less than a direct convolution: with its transforms and the reorders "
     "between NHWC and its blocked layout it is still the fastest float32 kernel for these shapes (docs/"
     "cpu-rules.md); it rounds differently from the direct kernels (within the tests' 1e-4)";
+constexpr std::string_view kWinogradF2Rule =
+    "3x3, stride 1, 'same' (pad 1), 3 <= P, Q <= 4, N*ceil(P/2)*ceil(Q/2) >= 64 output tiles of 2x2, no "
+    "residual; declines where oneDNN has only its reference matmul";
+constexpr std::string_view kWinogradF2Reason =
+    "where oneDNN's F(4x4, 3x3) has one mostly padded tile per image, F(2x2, 3x3) has four: its 16 "
+    "products run N*4 rows deep over a weight transform 16/9 of the weights instead of 4x (ResNet-50's "
+    "4x4x256 at batch 32, 2 threads, docs/cpu-rules.md); its transforms add and halve only";
 constexpr std::string_view kGemm1x1Rule = "1x1 kernel, stride 1, no padding";
 constexpr std::string_view kRowsBlasRule = "kernel larger than 1x1, P*Q <= 16, N >= 8";
 constexpr std::string_view kIm2colRule = "any shape";
@@ -412,20 +431,25 @@ constexpr std::array<Path<F>, M + N> with_onednn(const Path<F> (&first)[M],
   for (std::size_t i = 0; i < N; ++i) list[M + i] = blas[i];
   return list;
 }
-constexpr Path<F> kOnednnForward[4] = {
+constexpr Path<F> kOnednnForward[5] = {
     {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason, true},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_forward, kWinogradF2Rule, kWinogradF2Reason},
     {"oneDNN Winograd", winograd, winograd_forward, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_forward, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason, true},
 };
-constexpr Path<F> kOnednnBackwardData[4] = {
+constexpr Path<F> kOnednnBackwardData[5] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_data, kMatmulRule, kMatmulReason},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_backward_data, kWinogradF2Rule,
+     kWinogradF2Reason},
     {"oneDNN Winograd", winograd, winograd_backward_data, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_up_to_4, rows_backward_data, kRowsDataRule, kRowsDataReason},
     {"oneDNN convolution", not_empty, conv_backward_data, kConvRule, kConvReason},
 };
-constexpr Path<F> kOnednnBackwardWeights[4] = {
+constexpr Path<F> kOnednnBackwardWeights[5] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_weights, kMatmulRule, kMatmulReason},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_backward_weights, kWinogradF2Rule,
+     kWinogradF2Reason},
     {"oneDNN Winograd", winograd_weights, winograd_backward_weights, kWinogradWeightsRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_backward_weights, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_backward_weights, kConvRule, kConvReason},

@@ -53,6 +53,7 @@ std::vector<ConvCase> path_cases() {
        same(10, 3, 1)},
       {"3x3 same 16->16 on 8x8 batch 8 (32 Winograd tiles, 16 channels)", 8, 8, 8, 16, 16, same(8, 3, 1),
        same(8, 3, 1)},
+      {"3x3 same 13->24 on 4x4 batch 5 (F(2x2, 3x3))", 5, 4, 4, 13, 24, same(4, 3, 1), same(4, 3, 1)},
   };
 }
 
@@ -352,7 +353,7 @@ void expect_first(const std::vector<Expected>& cases, bool mixed) {
 
 TEST(ConvPathRules, Float32) {
   const std::string mm = "1x1 as matmul", rows = "tiny image row products", conv = "oneDNN convolution",
-                    wino = "oneDNN Winograd";
+                    wino = "oneDNN Winograd", f2 = "reskit Winograd F(2x2, 3x3)";
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
@@ -365,9 +366,15 @@ TEST(ConvPathRules, Float32) {
           {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
            conv},
           {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
-          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32 (32 Winograd tiles)", shape(32, 4, 256, 256, 3, 1, 1),
-           wino, wino, wino},
-          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 31", shape(31, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32 (128 tiles of 2x2)", shape(32, 4, 256, 256, 3, 1, 1),
+           f2, f2, f2},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 4 (16 tiles of 2x2)", shape(4, 4, 256, 256, 3, 1, 1), f2,
+           f2, f2},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 3", shape(3, 4, 256, 256, 3, 1, 1), conv, conv, conv},
+          {"3x3 256 on 3x3, batch 32 (odd: partial tiles of 2x2)", shape(32, 3, 256, 256, 3, 1, 1), rows,
+           conv, rows},
+          {"3x3 256 on 5x5, batch 32 (past 4 pixels a side)", shape(32, 5, 256, 256, 3, 1, 1), wino, wino,
+           wino},
           {"ResNet-50 stage-2 3x3 64 on 16x16, batch 32", shape(32, 16, 64, 64, 3, 1, 1), wino, wino, wino},
           {"ResNet-50 stage-2 3x3 64 on 16x16, batch 1 (16 tiles)", shape(1, 16, 64, 64, 3, 1, 1), conv, conv,
            conv},
