@@ -300,6 +300,8 @@ constexpr Run kMatmulRounded = rounded_operands_backward<matmul_backward_data, m
 constexpr Run kRowsRounded = rounded_operands_backward<rows_backward_data, rows_backward_weights>;
 constexpr Run kConvRounded = rounded_operands_backward<conv_backward_data, conv_backward_weights>;
 constexpr Run kWinogradRounded = rounded_operands_backward<winograd_backward_data, winograd_backward_weights>;
+constexpr Run kWinogradF2Rounded =
+    rounded_operands_backward<winograd_f2_backward_data, winograd_f2_backward_weights>;
 
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
 // copies of the operands rounded to bfloat16 (kernels/ref/bf16.h), widened from the roundings the
@@ -504,9 +506,14 @@ constexpr std::string_view kWinogradRoundedReason =
     "the float32 list's Winograd entry, with its rules, on bfloat16-rounded operands (its transforms "
     "round in float32, far below bfloat16's rounding); not measured on an Intel CPU (none here), which is "
     "where this list runs";
-constexpr std::array<Path<F>, 5> kMixedF32Forward{{
+constexpr std::string_view kWinogradF2RoundedReason =
+    "the float32 list's F(2x2, 3x3) entry, with its rule, on bfloat16-rounded operands (its transforms "
+    "add and halve in float32); not measured on an Intel CPU (none here), which is where this list runs";
+constexpr std::array<Path<F>, 6> kMixedF32Forward{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
      kMatmulRule, kRoundedOperandsReason},
+    {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2,
+     rounded_operands_forward<winograd_f2_forward>, kWinogradF2Rule, kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd, rounded_operands_forward<winograd_forward>,
      kWinogradRule, kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_onednn,
@@ -515,9 +522,11 @@ constexpr std::array<Path<F>, 5> kMixedF32Forward{{
      kConvRule, kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 5> kMixedF32BackwardData{{
+constexpr std::array<Path<F>, 6> kMixedF32BackwardData{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,
+     kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd, kWinogradRounded, kWinogradRule,
      kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_up_to_4, kRowsRounded, kRowsDataRule,
@@ -526,9 +535,11 @@ constexpr std::array<Path<F>, 5> kMixedF32BackwardData{{
      kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 5> kMixedF32BackwardWeights{{
+constexpr std::array<Path<F>, 6> kMixedF32BackwardWeights{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,
+     kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd_weights, kWinogradRounded, kWinogradWeightsRule,
      kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_onednn, kRowsRounded, kRowsRule,

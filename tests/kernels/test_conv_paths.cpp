@@ -518,7 +518,8 @@ TEST(ConvPathRules, MixedPrecisionOnFloat32Kernels) {
   const std::string mm = "1x1 as matmul on bf16-rounded operands",
                     rows = "tiny image row products on bf16-rounded operands",
                     conv = "oneDNN convolution on bf16-rounded operands",
-                    wino = "oneDNN Winograd on bf16-rounded operands";
+                    wino = "oneDNN Winograd on bf16-rounded operands",
+                    f2 = "reskit Winograd F(2x2, 3x3) on bf16-rounded operands";
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
@@ -527,8 +528,9 @@ TEST(ConvPathRules, MixedPrecisionOnFloat32Kernels) {
           {"ResNet-50 conv1 7x7 stride 2 on 224x224, batch 32", shape(32, 224, 3, 64, 7, 2, 3), conv, conv,
            conv},
           {"ResNet-50 stage-5 3x3 512 on 2x2, batch 32", shape(32, 2, 512, 512, 3, 1, 1), rows, rows, rows},
-          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), wino, wino, wino},
-          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 31", shape(31, 4, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), f2, f2, f2},
+          {"3x3 256 on 3x3, batch 32", shape(32, 3, 256, 256, 3, 1, 1), rows, conv, rows},
+          {"3x3 256 on 8x8, batch 32", shape(32, 8, 256, 256, 3, 1, 1), wino, wino, wino},
           {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), wino, wino, wino},
           {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), conv, conv, wino},
           {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, conv, conv},
