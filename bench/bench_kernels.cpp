@@ -45,7 +45,7 @@
 #include "kernels/cpu/dgemm.h"
 #include "kernels/cpu/onednn_conv.h"
 #include "kernels/cpu/onednn_engine.h"
-#include "kernels/cpu/winograd_f2.h"
+#include "kernels/cpu/winograd.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/conv2d.h"
 
@@ -222,18 +222,20 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
                                                   buf.db.data(), false);
       };
     }
-    if (path == "reskit Winograd F(2x2, 3x3) (forced)") {
+    if (path == "reskit Winograd F(2x2, 3x3) (forced)" || path == "reskit Winograd F(4x4, 3x3) (forced)") {
+      const int m = path.find("F(2x2") != std::string::npos ? 2 : 4;
       if (pass == Pass::forward)
-        return [&buf, p] {
-          return od::winograd_f2_forward(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(), false);
+        return [&buf, p, m] {
+          return od::own_winograd_forward(m, p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(),
+                                          false);
         };
       if (pass == Pass::backward_data)
-        return [&buf, p] {
-          return od::winograd_f2_backward_data(p, buf.dy.data(), buf.w.data(), buf.dx.data(), false);
+        return [&buf, p, m] {
+          return od::own_winograd_backward_data(m, p, buf.dy.data(), buf.w.data(), buf.dx.data(), false);
         };
-      return [&buf, p] {
-        return od::winograd_f2_backward_weights(p, buf.x.data(), buf.dy.data(), buf.dw.data(), buf.db.data(),
-                                                false);
+      return [&buf, p, m] {
+        return od::own_winograd_backward_weights(m, p, buf.x.data(), buf.dy.data(), buf.dw.data(),
+                                                 buf.db.data(), false);
       };
     }
     if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
@@ -458,7 +460,7 @@ std::vector<RuleCase> rule_cases() {
                          on ? "oneDNN convolution" : "oneDNN Winograd (forced)"});
       }
   }
-  // R7 (winograd_f2.cpp's winograd_f2): float32 3x3 stride-1 "same" layers 3 or 4 pixels a side
+  // R7 (winograd.cpp's own_winograd_f2): float32 3x3 stride-1 "same" layers 3 or 4 pixels a side
   // through reskit's F(2x2, 3x3) (forced outside the rule) against the entry that runs when it does
   // not (the next float32 entry whose rule holds), and shapes on either side of the rule: other
   // channel counts, a batch below 64 tiles, 8x8 and 2x2.
@@ -478,7 +480,7 @@ std::vector<RuleCase> rule_cases() {
     for (const auto& d : f2)
       for (Pass pass : passes) {
         const auto q = params(d.s, d.n);
-        const bool on = od::winograd_f2(q);
+        const bool on = od::own_winograd_f2(q);
         const char* next = "";  // the entry's name: a literal, so terminated
         for (const auto& entry : k::conv_paths::paths<float>(pass, false)) {
           if (entry.name != "reskit Winograd F(2x2, 3x3)" && entry.applies(q)) {
@@ -489,6 +491,38 @@ std::vector<RuleCase> rule_cases() {
         cases.push_back({"F(2x2, 3x3): 3x3 same, 3 <= P, Q <= 4, >= 64 tiles of 2x2", d.s.name, d.s, d.n,
                          Precision::float32, pass, on ? "reskit Winograd F(2x2, 3x3) (forced)" : next,
                          on ? next : "reskit Winograd F(2x2, 3x3) (forced)"});
+      }
+  }
+  // R8 (winograd.cpp's own_winograd_f4): float32 3x3 stride-1 "same" layers through reskit's
+  // F(4x4, 3x3) (forced outside the rule) against the entry that runs when it does not, ResNet-50's
+  // at batch 32 and ResNet-20's at batch 128.
+  {
+    const ShapeAt f4[] = {
+        {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
+        {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
+        {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
+        {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
+        {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+        {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
+        {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
+        {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
+        {{"R50 s3 3x3 128 8x8 (batch 2)", 8, 128, 128, 3, 1, 1}, 2},
+    };
+    for (const auto& d : f4)
+      for (Pass pass : passes) {
+        const auto q = params(d.s, d.n);
+        const bool on = od::own_winograd_f4(q);
+        const char* next = "";  // the entry's name: a literal, so terminated
+        for (const auto& entry : k::conv_paths::paths<float>(pass, false)) {
+          if (entry.name != "reskit Winograd F(4x4, 3x3)" && entry.applies(q)) {
+            next = entry.name.data();
+            break;
+          }
+        }
+        cases.push_back({"F(4x4, 3x3): 3x3 same, P, Q >= 8, C, K >= 32 multiples of 16, >= 64 tiles of 4x4",
+                         d.s.name, d.s, d.n, Precision::float32, pass,
+                         on ? "reskit Winograd F(4x4, 3x3) (forced)" : next,
+                         on ? next : "reskit Winograd F(4x4, 3x3) (forced)"});
       }
   }
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products

@@ -7,7 +7,7 @@
 //   onednn_pointwise.*  1×1 convolutions as oneDNN matmuls (float32, bfloat16)
 //   tiny_image.*        tiny images as row products over the batch (oneDNN sgemm / bf16 matmul, BLAS)
 //   onednn_conv.*       oneDNN convolution primitives (float32, bfloat16)
-//   winograd_f2.*       float32 3x3 over small images by F(2x2, 3x3) (reskit's transforms, oneDNN matmul)
+//   winograd.*          float32 3x3 by F(2x2, 3x3) and F(4x4, 3x3) (reskit's transforms, oneDNN matmul)
 //   conv_bf16_weights.* mixed precision's backward-weights on AVX512-BF16 dot products (reskit's own)
 //   im2col_gemm.*       im2col + gemm, and 1×1 stride-1 as one gemm (BLAS; float and double)
 //   ref/conv2d.h        the reference
@@ -37,7 +37,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/resize_u8.h"
 #include "kernels/cpu/tiny_image.h"
-#include "kernels/cpu/winograd_f2.h"
+#include "kernels/cpu/winograd.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
 #include "kernels/ref/batch_norm_sync.h"
@@ -217,15 +217,19 @@ bool winograd_backward_data(const Conv2DParams& p, const O& o) {
 bool winograd_backward_weights(const Conv2DParams& p, const O& o) {
   return onednn::conv_backward_weights_winograd(p, o.x, o.dy, o.dw, o.db);
 }
-bool winograd_f2(const Conv2DParams& p) { return onednn::winograd_f2(p); }
-bool winograd_f2_forward(const Conv2DParams& p, const O& o) {
-  return onednn::winograd_f2_forward(p, o.x, o.w, o.b, o.y);
+bool winograd_f2(const Conv2DParams& p) { return onednn::own_winograd_f2(p); }
+bool winograd_f4(const Conv2DParams& p) { return onednn::own_winograd_f4(p); }
+template <int M>
+bool own_winograd_forward(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_forward(M, p, o.x, o.w, o.b, o.y);
 }
-bool winograd_f2_backward_data(const Conv2DParams& p, const O& o) {
-  return onednn::winograd_f2_backward_data(p, o.dy, o.w, o.dx);
+template <int M>
+bool own_winograd_backward_data(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_backward_data(M, p, o.dy, o.w, o.dx);
 }
-bool winograd_f2_backward_weights(const Conv2DParams& p, const O& o) {
-  return onednn::winograd_f2_backward_weights(p, o.x, o.dy, o.dw, o.db);
+template <int M>
+bool own_winograd_backward_weights(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_backward_weights(M, p, o.x, o.dy, o.dw, o.db);
 }
 bool conv_forward(const Conv2DParams& p, const O& o) { return onednn::conv_forward(p, o.x, o.w, o.b, o.y); }
 bool conv_backward_data(const Conv2DParams& p, const O& o) {
@@ -301,7 +305,9 @@ constexpr Run kRowsRounded = rounded_operands_backward<rows_backward_data, rows_
 constexpr Run kConvRounded = rounded_operands_backward<conv_backward_data, conv_backward_weights>;
 constexpr Run kWinogradRounded = rounded_operands_backward<winograd_backward_data, winograd_backward_weights>;
 constexpr Run kWinogradF2Rounded =
-    rounded_operands_backward<winograd_f2_backward_data, winograd_f2_backward_weights>;
+    rounded_operands_backward<own_winograd_backward_data<2>, own_winograd_backward_weights<2>>;
+constexpr Run kWinogradF4Rounded =
+    rounded_operands_backward<own_winograd_backward_data<4>, own_winograd_backward_weights<4>>;
 
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
 // copies of the operands rounded to bfloat16 (kernels/ref/bf16.h), widened from the roundings the
@@ -372,6 +378,17 @@ constexpr std::string_view kWinogradF2Reason =
     "where oneDNN's F(4x4, 3x3) has one mostly padded tile per image, F(2x2, 3x3) has four: its 16 "
     "products run N*4 rows deep over a weight transform 16/9 of the weights instead of 4x (ResNet-50's "
     "4x4x256 at batch 32, 2 threads, docs/cpu-rules.md); its transforms add and halve only";
+constexpr std::string_view kWinogradF4Rule =
+    "3x3, stride 1, 'same' (pad 1), P and Q >= 4, C and K multiples of 16 and >= 64, "
+    "N*ceil(P/4)*ceil(Q/4) >= 32 output tiles of 4x4, no residual; declines where oneDNN has only its "
+    "reference matmul";
+constexpr std::string_view kWinogradF4Reason =
+    "oneDNN's own F(4x4, 3x3) takes activations only in its blocked layout (a reorder from and to NHWC "
+    "around every call) and transforms the weights again in every pass; here the transforms read and "
+    "write NHWC, the transformed weights are kept by version, and the 36 products are one batched oneDNN "
+    "matmul: faster from 64 channels (ResNet-50's 15x15, 8x8 and 4x4 3x3 layers, ResNet-20's 7x7x64; "
+    "slower at 32 and 16 channels, docs/cpu-rules.md); its transforms round more than F(2x2)'s (within "
+    "the tests' 1e-4, as oneDNN's)";
 constexpr std::string_view kGemm1x1Rule = "1x1 kernel, stride 1, no padding";
 constexpr std::string_view kRowsBlasRule = "kernel larger than 1x1, P*Q <= 16, N >= 8";
 constexpr std::string_view kIm2colRule = "any shape";
@@ -433,24 +450,29 @@ constexpr std::array<Path<F>, M + N> with_onednn(const Path<F> (&first)[M],
   for (std::size_t i = 0; i < N; ++i) list[M + i] = blas[i];
   return list;
 }
-constexpr Path<F> kOnednnForward[5] = {
+constexpr Path<F> kOnednnForward[6] = {
     {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason, true},
-    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_forward, kWinogradF2Rule, kWinogradF2Reason},
+    {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_forward<4>, kWinogradF4Rule, kWinogradF4Reason},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_forward<2>, kWinogradF2Rule, kWinogradF2Reason},
     {"oneDNN Winograd", winograd, winograd_forward, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_forward, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason, true},
 };
-constexpr Path<F> kOnednnBackwardData[5] = {
+constexpr Path<F> kOnednnBackwardData[6] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_data, kMatmulRule, kMatmulReason},
-    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_backward_data, kWinogradF2Rule,
+    {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_backward_data<4>, kWinogradF4Rule,
+     kWinogradF4Reason},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_backward_data<2>, kWinogradF2Rule,
      kWinogradF2Reason},
     {"oneDNN Winograd", winograd, winograd_backward_data, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_up_to_4, rows_backward_data, kRowsDataRule, kRowsDataReason},
     {"oneDNN convolution", not_empty, conv_backward_data, kConvRule, kConvReason},
 };
-constexpr Path<F> kOnednnBackwardWeights[5] = {
+constexpr Path<F> kOnednnBackwardWeights[6] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_weights, kMatmulRule, kMatmulReason},
-    {"reskit Winograd F(2x2, 3x3)", winograd_f2, winograd_f2_backward_weights, kWinogradF2Rule,
+    {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_backward_weights<4>, kWinogradF4Rule,
+     kWinogradF4Reason},
+    {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_backward_weights<2>, kWinogradF2Rule,
      kWinogradF2Reason},
     {"oneDNN Winograd", winograd_weights, winograd_backward_weights, kWinogradWeightsRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_backward_weights, kRowsRule, kRowsReason},
@@ -509,11 +531,16 @@ constexpr std::string_view kWinogradRoundedReason =
 constexpr std::string_view kWinogradF2RoundedReason =
     "the float32 list's F(2x2, 3x3) entry, with its rule, on bfloat16-rounded operands (its transforms "
     "add and halve in float32); not measured on an Intel CPU (none here), which is where this list runs";
-constexpr std::array<Path<F>, 6> kMixedF32Forward{{
+constexpr std::string_view kWinogradF4RoundedReason =
+    "the float32 list's F(4x4, 3x3) entry, with its rule, on bfloat16-rounded operands; not measured on an "
+    "Intel CPU (none here), which is where this list runs";
+constexpr std::array<Path<F>, 7> kMixedF32Forward{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
      kMatmulRule, kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4,
+     rounded_operands_forward<own_winograd_forward<4>>, kWinogradF4Rule, kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2,
-     rounded_operands_forward<winograd_f2_forward>, kWinogradF2Rule, kWinogradF2RoundedReason},
+     rounded_operands_forward<own_winograd_forward<2>>, kWinogradF2Rule, kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd, rounded_operands_forward<winograd_forward>,
      kWinogradRule, kWinogradRoundedReason},
     {"tiny image row products on bf16-rounded operands", tiny_image_onednn,
@@ -522,9 +549,11 @@ constexpr std::array<Path<F>, 6> kMixedF32Forward{{
      kConvRule, kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 6> kMixedF32BackwardData{{
+constexpr std::array<Path<F>, 7> kMixedF32BackwardData{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4, kWinogradF4Rounded, kWinogradF4Rule,
+     kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,
      kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd, kWinogradRounded, kWinogradRule,
@@ -535,9 +564,11 @@ constexpr std::array<Path<F>, 6> kMixedF32BackwardData{{
      kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 6> kMixedF32BackwardWeights{{
+constexpr std::array<Path<F>, 7> kMixedF32BackwardWeights{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4, kWinogradF4Rounded, kWinogradF4Rule,
+     kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,
      kWinogradF2RoundedReason},
     {"oneDNN Winograd on bf16-rounded operands", winograd_weights, kWinogradRounded, kWinogradWeightsRule,

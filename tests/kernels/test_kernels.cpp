@@ -17,7 +17,7 @@
 #include "kernels/cpu/batch_norm_f32.h"
 #include "kernels/cpu/onednn_engine.h"
 #include "kernels/cpu/pool.h"
-#include "kernels/cpu/winograd_f2.h"
+#include "kernels/cpu/winograd.h"
 #include "kernels/kernel_test_util.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/batch_norm.h"
@@ -173,10 +173,12 @@ std::vector<float> rounded_operand(const std::vector<float>& v) {
 TEST(ConvKeptWeights, ANewVersionIsSeen) {
   static std::uint64_t version = 0xC0FFEE000000;  // far from the stamps Tensor hands out
   auto cases = conv_cases();
-  // Winograd's shape (its forward and backward-data take the same blocked weights), and F(2x2, 3x3)'s
-  // (the same transformed weights).
+  // Winograd's shape (its forward and backward-data take the same blocked weights), and reskit's
+  // F(2x2, 3x3) and F(4x4, 3x3) (the same transformed weights).
   cases.push_back({"3x3 same 32->32 on 8x8, batch 8", 8, 8, 8, 32, 32, same(8, 3, 1), same(8, 3, 1)});
   cases.push_back({"3x3 same 24->40 on 4x4, batch 6", 6, 4, 4, 24, 40, same(4, 3, 1), same(4, 3, 1)});
+  cases.push_back(
+      {"3x3 same 64->64 on 8x8, batch 8 (F(4x4, 3x3))", 8, 8, 8, 64, 64, same(8, 3, 1), same(8, 3, 1)});
   for (bool bf16 : {false, true}) {
     for (const auto& cc : cases) {
       SCOPED_TRACE(cc.name + (bf16 ? " mixed_bfloat16" : " float32"));
@@ -218,6 +220,8 @@ TEST(ConvKeptDy, BackwardWeightsReadsBackwardDataDyOnlyAtTheSameVersion) {
   static std::uint64_t version = 0xD1D1000000;  // far from the stamps Tensor hands out
   for (const ConvCase& cc :
        {ConvCase{"3x3 same 32->32 on 8x8, batch 8 (Winograd)", 8, 8, 8, 32, 32, same(8, 3, 1), same(8, 3, 1)},
+        ConvCase{"3x3 same 64->64 on 8x8, batch 8 (F(4x4, 3x3))", 8, 8, 8, 64, 64, same(8, 3, 1),
+                 same(8, 3, 1)},
         ConvCase{"3x3 same 24->40 on 4x4, batch 6 (F(2x2, 3x3))", 6, 4, 4, 24, 40, same(4, 3, 1),
                  same(4, 3, 1)},
         ConvCase{"3x3 same 64->64 on 8x8, batch 2 (too few tiles: direct, nothing reused)", 2, 8, 8, 64, 64,
@@ -247,40 +251,44 @@ TEST(ConvKeptDy, BackwardWeightsReadsBackwardDataDyOnlyAtTheSameVersion) {
   }
 }
 
-// F(2x2, 3x3)'s transforms on any image size (its rule takes 4x4 outputs only; benchmarks force it
-// elsewhere): odd sizes leave partial tiles, whose outputs past the image are discarded and whose
-// inputs there read as zero. All three passes against the reference, the forward with bias and ReLU.
-TEST(WinogradF2, MatchesTheReferenceOnAnySizeWhenForced) {
+// reskit's Winograd transforms, F(2x2, 3x3) and F(4x4, 3x3), on any image size (their rules take
+// some sizes only; benchmarks force them elsewhere): sizes m does not divide leave partial tiles,
+// whose outputs past the image are discarded and whose inputs there read as zero. All three passes
+// against the reference, the forward with bias and ReLU.
+TEST(OwnWinograd, MatchesTheReferenceOnAnySizeWhenForced) {
   namespace od = reskit::kernels::onednn;
-  for (const ConvCase& cc :
-       {ConvCase{"3x4, batch 2 (a partial row of tiles)", 2, 3, 4, 24, 40, same(3, 3, 1), same(4, 3, 1)},
-        ConvCase{"5x3, batch 1 (partial rows and columns)", 1, 5, 3, 13, 16, same(5, 3, 1), same(3, 3, 1)},
-        ConvCase{"1x1, batch 3 (one tile, all but one output discarded)", 3, 1, 1, 16, 24, same(1, 3, 1),
-                 same(1, 3, 1)},
-        ConvCase{"6x8, batch 2", 2, 6, 8, 32, 16, same(6, 3, 1), same(8, 3, 1)}}) {
-    SCOPED_TRACE(cc.name);
-    auto p = conv_params(cc);
-    ASSERT_FALSE(od::winograd_f2(p));  // outside the rule: forced below
-    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 41);
-    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 42, 0.2);
-    const auto b = random_vector<float>(p.k, 43);
-    const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 44);
-    p.relu = true;
-    auto y = nan_vector<float>(dy.size()), ref_y = y;
-    k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
-    ASSERT_TRUE(od::winograd_f2_forward(p, x.data(), w.data(), b.data(), y.data(), false));
-    EXPECT_TRUE(close(y, ref_y, "y"));
-    p.relu = false;
-    auto dx = nan_vector<float>(x.size()), ref_dx = dx;
-    k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
-    ASSERT_TRUE(od::winograd_f2_backward_data(p, dy.data(), w.data(), dx.data(), false));
-    EXPECT_TRUE(close(dx, ref_dx, "dx"));
-    auto dw = nan_vector<float>(w.size()), ref_dw = dw;
-    auto db = nan_vector<float>(p.k), ref_db = db;
-    k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
-    ASSERT_TRUE(od::winograd_f2_backward_weights(p, x.data(), dy.data(), dw.data(), db.data(), false));
-    EXPECT_TRUE(close(dw, ref_dw, "dw"));
-    EXPECT_TRUE(close(db, ref_db, "db"));
+  for (int m : {2, 4}) {
+    for (const ConvCase& cc :
+         {ConvCase{"3x4, batch 2 (a partial row of tiles)", 2, 3, 4, 24, 40, same(3, 3, 1), same(4, 3, 1)},
+          ConvCase{"5x3, batch 1 (partial rows and columns)", 1, 5, 3, 13, 16, same(5, 3, 1), same(3, 3, 1)},
+          ConvCase{"1x1, batch 3 (one tile, all but one output discarded)", 3, 1, 1, 16, 24, same(1, 3, 1),
+                   same(1, 3, 1)},
+          ConvCase{"6x8, batch 2", 2, 6, 8, 32, 16, same(6, 3, 1), same(8, 3, 1)},
+          ConvCase{"9x10, batch 2", 2, 9, 10, 16, 32, same(9, 3, 1), same(10, 3, 1)}}) {
+      SCOPED_TRACE(cc.name + " F(" + std::to_string(m) + "x" + std::to_string(m) + ", 3x3)");
+      auto p = conv_params(cc);
+      ASSERT_FALSE(od::own_winograd_f2(p) || od::own_winograd_f4(p));  // outside the rules: forced below
+      const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 41);
+      const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 42, 0.2);
+      const auto b = random_vector<float>(p.k, 43);
+      const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 44);
+      p.relu = true;
+      auto y = nan_vector<float>(dy.size()), ref_y = y;
+      k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
+      ASSERT_TRUE(od::own_winograd_forward(m, p, x.data(), w.data(), b.data(), y.data(), false));
+      EXPECT_TRUE(close(y, ref_y, "y"));
+      p.relu = false;
+      auto dx = nan_vector<float>(x.size()), ref_dx = dx;
+      k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
+      ASSERT_TRUE(od::own_winograd_backward_data(m, p, dy.data(), w.data(), dx.data(), false));
+      EXPECT_TRUE(close(dx, ref_dx, "dx"));
+      auto dw = nan_vector<float>(w.size()), ref_dw = dw;
+      auto db = nan_vector<float>(p.k), ref_db = db;
+      k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+      ASSERT_TRUE(od::own_winograd_backward_weights(m, p, x.data(), dy.data(), dw.data(), db.data(), false));
+      EXPECT_TRUE(close(dw, ref_dw, "dw"));
+      EXPECT_TRUE(close(db, ref_db, "db"));
+    }
   }
 }
 
