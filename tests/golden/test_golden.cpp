@@ -26,7 +26,11 @@
 //       reskit: ≤ 6e-2 with direct convolutions. With oneDNN's Winograd kernels on stages 2-4, 32
 //       tiles of 4x4 at 16x16 for batch 2, the outputs still agree to 4.9e-5 and one element of
 //       conv_5c2c's kernel gradient moved from 3.5e-2 to 1.0e-1 of its tensor's largest: hence
-//       2e-1.) The float64 run is the precise check; this one catches gross float32 bugs.
+//       2e-1. With reskit's own F(4x4, 3x3) on stage 2 (winograd.cpp; 16x16x64, 32 tiles at
+//       batch 2) the Release build reads 2.5e-2 there and 6e-2 at most, but the sanitizer build
+//       (-O1, other roundings in the layers around it) flips one more kink: that element at 2.6e-1,
+//       bn_5c2c's gamma and beta at 8.6e-2 and 1.1e-1, everything else as before: hence 3e-1.)
+//       The float64 run is the precise check; this one catches gross float32 bugs (errors of ~1).
 // RESKIT_GOLDEN_VERBOSE=1 prints every tensor's error.
 #include <gtest/gtest.h>
 
@@ -55,7 +59,7 @@ namespace {
 
 constexpr double kFloat64Rel = 1e-9;
 constexpr double kFloat32Rel = 1e-3;
-constexpr double kFloat32DeepGradientRel = 2e-1;  // ResNet-50 gradients below the head (see above)
+constexpr double kFloat32DeepGradientRel = 3e-1;  // ResNet-50 gradients below the head (see above)
 constexpr double kStructuralZero = 1e-12;
 constexpr double kBatchNormMomentum = 0.99;  // Keras's default, used by every block
 

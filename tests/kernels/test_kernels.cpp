@@ -212,6 +212,24 @@ TEST(ConvKeptWeights, ANewVersionIsSeen) {
   }
 }
 
+// A kept copy is keyed by (kind, weights' address): when the address comes back holding weights of
+// another size, the copy handed out must have the new size (written whole here; the sanitizer
+// build, scripts/test.sh, catches a write past the end of the old one).
+TEST(ConvKeptWeights, AnAddressBackWithAnotherSizeGetsACopyOfThatSize) {
+  static const int key = 0;
+  std::vector<float> w(64, 1.0f);
+  auto [small, small_valid] = reskit::kernels::onednn::kept_weights(&key, 16 * sizeof(float), w.data(), 7001);
+  EXPECT_FALSE(small_valid);
+  std::fill(small, small + 16, 2.0f);
+  auto [large, large_valid] = reskit::kernels::onednn::kept_weights(&key, 64 * sizeof(float), w.data(), 7002);
+  EXPECT_FALSE(large_valid);
+  std::fill(large, large + 64, 3.0f);
+  EXPECT_EQ(large[63], 3.0f);
+  auto [again, again_valid] = reskit::kernels::onednn::kept_weights(&key, 64 * sizeof(float), w.data(), 7002);
+  EXPECT_TRUE(again_valid);  // the same size and version: kept
+  EXPECT_EQ(again, large);
+}
+
 // Conv2DParams::dy_version lets backward-weights read backward-data's conversion of dy (oneDNN's
 // Winograd kernels take dy blocked). The same dy at the same version: the same dw as the
 // reference; the buffer rewritten under a new version between the two passes: dw of the new dy,

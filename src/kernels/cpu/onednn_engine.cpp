@@ -85,6 +85,13 @@ std::pair<float*, bool> kept_weights(const void* e, std::size_t bytes, const flo
                                      std::uint64_t version) {
   std::lock_guard lock(g_kept_mutex);
   auto it = g_kept.find({e, w});
+  // The same address may come back holding other weights of another size (freed, allocated again):
+  // a copy of the wrong size is dropped, never written past its end.
+  if (it != g_kept.end() && it->second.bytes != bytes) {
+    g_kept_bytes -= it->second.bytes;
+    g_kept.erase(it);
+    it = g_kept.end();
+  }
   if (it == g_kept.end()) {
     if (g_kept_bytes + bytes > kKeptLimit) {
       g_kept.clear();
