@@ -460,71 +460,56 @@ std::vector<RuleCase> rule_cases() {
                          on ? "oneDNN convolution" : "oneDNN Winograd (forced)"});
       }
   }
-  // R7 (winograd.cpp's own_winograd_f2): float32 3x3 stride-1 "same" layers 3 or 4 pixels a side
-  // through reskit's F(2x2, 3x3) (forced outside the rule) against the entry that runs when it does
-  // not (the next float32 entry whose rule holds), and shapes on either side of the rule: other
-  // channel counts, a batch below 64 tiles, 8x8 and 2x2.
-  {
-    const ShapeAt f2[] = {
-        {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
-        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 16},
-        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 8},
-        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 4},
-        {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 1},
-        {{"3x3 64 4x4", 4, 64, 64, 3, 1, 1}, 32},
-        {{"3x3 512 4x4", 4, 512, 512, 3, 1, 1}, 32},
-        {{"3x3 256 3x3 (odd: partial tiles)", 3, 256, 256, 3, 1, 1}, 32},
-        {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
-        {{"R50 s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1}, 32},
-    };
-    for (const auto& d : f2)
+  // R7, R8 (winograd.cpp's own_winograd_f2, own_winograd_f4): float32 3x3 stride-1 "same" layers
+  // through reskit's F(2x2, 3x3) or F(4x4, 3x3) (forced where the list runs another entry) against
+  // the first other entry of the float32 list whose rule holds, on shapes on either side of the
+  // rule. A: what the list runs first.
+  const auto own_winograd = [&](const char* rule, const char* entry_name, const char* forced,
+                                std::span<const ShapeAt> shapes) {
+    for (const auto& d : shapes)
       for (Pass pass : passes) {
         const auto q = params(d.s, d.n);
-        const bool on = od::own_winograd_f2(q);
-        const char* next = "";  // the entry's name: a literal, so terminated
+        const bool on = k::conv_paths::first_applicable<float>(pass, q).name == entry_name;
+        const char* other = "";  // the entry's name: a literal, so terminated
         for (const auto& entry : k::conv_paths::paths<float>(pass, false)) {
-          if (entry.name != "reskit Winograd F(2x2, 3x3)" && entry.applies(q)) {
-            next = entry.name.data();
+          if (entry.name != entry_name && entry.applies(q)) {
+            other = entry.name.data();
             break;
           }
         }
-        cases.push_back({"F(2x2, 3x3): 3x3 same, 3 <= P, Q <= 4, >= 64 tiles of 2x2", d.s.name, d.s, d.n,
-                         Precision::float32, pass, on ? "reskit Winograd F(2x2, 3x3) (forced)" : next,
-                         on ? next : "reskit Winograd F(2x2, 3x3) (forced)"});
+        cases.push_back(
+            {rule, d.s.name, d.s, d.n, Precision::float32, pass, on ? forced : other, on ? other : forced});
       }
-  }
-  // R8 (winograd.cpp's own_winograd_f4): float32 3x3 stride-1 "same" layers through reskit's
-  // F(4x4, 3x3) (forced outside the rule) against the entry that runs when it does not, ResNet-50's
-  // at batch 32 and ResNet-20's at batch 128.
-  {
-    const ShapeAt f4[] = {
-        {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
-        {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
-        {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
-        {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
-        {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
-        {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
-        {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
-        {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
-        {{"R50 s3 3x3 128 8x8 (batch 2)", 8, 128, 128, 3, 1, 1}, 2},
-    };
-    for (const auto& d : f4)
-      for (Pass pass : passes) {
-        const auto q = params(d.s, d.n);
-        const bool on = od::own_winograd_f4(q);
-        const char* next = "";  // the entry's name: a literal, so terminated
-        for (const auto& entry : k::conv_paths::paths<float>(pass, false)) {
-          if (entry.name != "reskit Winograd F(4x4, 3x3)" && entry.applies(q)) {
-            next = entry.name.data();
-            break;
-          }
-        }
-        cases.push_back({"F(4x4, 3x3): 3x3 same, P, Q >= 8, C, K >= 32 multiples of 16, >= 64 tiles of 4x4",
-                         d.s.name, d.s, d.n, Precision::float32, pass,
-                         on ? "reskit Winograd F(4x4, 3x3) (forced)" : next,
-                         on ? next : "reskit Winograd F(4x4, 3x3) (forced)"});
-      }
-  }
+  };
+  // F(2x2): 4x4 outputs at several batches and channel counts, and 3x3, 8x8 and 2x2 outputs.
+  const ShapeAt f2[] = {
+      {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
+      {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 16},
+      {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 8},
+      {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 4},
+      {{"3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 1},
+      {{"3x3 64 4x4", 4, 64, 64, 3, 1, 1}, 32},
+      {{"3x3 512 4x4", 4, 512, 512, 3, 1, 1}, 32},
+      {{"3x3 256 3x3 (odd: partial tiles)", 3, 256, 256, 3, 1, 1}, 32},
+      {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
+      {{"R50 s5 3x3 512 2x2", 2, 512, 512, 3, 1, 1}, 32},
+  };
+  own_winograd("F(2x2, 3x3): 3x3 same, P = Q = 4, N >= 4, after F(4x4)", "reskit Winograd F(2x2, 3x3)",
+               "reskit Winograd F(2x2, 3x3) (forced)", f2);
+  // F(4x4): ResNet-50's at batch 32, ResNet-20's at batch 128, and 8 tiles.
+  const ShapeAt f4[] = {
+      {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
+      {{"R50 s3 3x3 128 8x8", 8, 128, 128, 3, 1, 1}, 32},
+      {{"R50 s4 3x3 256 4x4", 4, 256, 256, 3, 1, 1}, 32},
+      {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},
+      {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},
+      {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 64 8x8", 8, 64, 64, 3, 1, 1}, 128},
+      {{"R50 s3 3x3 128 8x8 (batch 2)", 8, 128, 128, 3, 1, 1}, 2},
+  };
+  own_winograd("F(4x4, 3x3): 3x3 same, P, Q >= 4, C, K >= 64 multiples of 16, >= 32 tiles of 4x4",
+               "reskit Winograd F(4x4, 3x3)", "reskit Winograd F(4x4, 3x3) (forced)", f4);
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products
   // against the float32 kernel of the same path on bfloat16-rounded operands, widened from the
   // shadows as a training step hands them over (bf16 x bf16 products are exact in float32: only

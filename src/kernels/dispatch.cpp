@@ -372,12 +372,13 @@ constexpr std::string_view kWinogradReason =
     "between NHWC and its blocked layout it is still the fastest float32 kernel for these shapes (docs/"
     "cpu-rules.md); it rounds differently from the direct kernels (within the tests' 1e-4)";
 constexpr std::string_view kWinogradF2Rule =
-    "3x3, stride 1, 'same' (pad 1), 3 <= P, Q <= 4, N*ceil(P/2)*ceil(Q/2) >= 64 output tiles of 2x2, no "
-    "residual; declines where oneDNN has only its reference matmul";
+    "3x3, stride 1, 'same' (pad 1), P = Q = 4, N >= 4 (16 output tiles of 2x2), no residual; after the "
+    "F(4x4) entry, so where its rule fails (batch 4 to 31, or fewer than 64 channels); declines where "
+    "oneDNN has only its reference matmul";
 constexpr std::string_view kWinogradF2Reason =
-    "where oneDNN's F(4x4, 3x3) has one mostly padded tile per image, F(2x2, 3x3) has four: its 16 "
-    "products run N*4 rows deep over a weight transform 16/9 of the weights instead of 4x (ResNet-50's "
-    "4x4x256 at batch 32, 2 threads, docs/cpu-rules.md); its transforms add and halve only";
+    "at 4x4 outputs an F(4x4) tile per image is mostly padding; F(2x2, 3x3) has four, so its 16 products "
+    "run 4N rows deep: faster than the row products and oneDNN's convolution from batch 4 (4x4x256, 2 "
+    "threads, docs/cpu-rules.md); its transforms add and halve only";
 constexpr std::string_view kWinogradF4Rule =
     "3x3, stride 1, 'same' (pad 1), P and Q >= 4, C and K multiples of 16 and >= 64, "
     "N*ceil(P/4)*ceil(Q/4) >= 32 output tiles of 4x4, no residual; declines where oneDNN has only its "

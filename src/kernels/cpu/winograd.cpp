@@ -152,6 +152,14 @@ template <const auto& Rm, std::size_t N, std::size_t K, std::size_t C>
   (std::make_index_sequence<C>{});
 }
 
+// out = L·in·Lᵀ (in: K x K, out: R x R, L: R x K): a transform's two sides.
+template <const auto& L, std::size_t R, std::size_t K>
+[[gnu::always_inline]] inline void both_sides(const float (&in)[K][K], float (&out)[R][R]) {
+  float t[R][K];
+  left<L>(in, t);
+  right<L>(t, out);
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define RESKIT_AVX512_CLONE __attribute__((target_clones("avx512f", "default")))
 #else
@@ -171,13 +179,12 @@ RESKIT_AVX512_CLONE void weights_row(const float* __restrict w, std::int64_t c, 
   float* __restrict u0 = u + ci * k;
 #pragma omp simd
   for (std::int64_t j = 0; j < k; ++j) {
-    float g[3][3], t[kA][3], o[kA][kA];
+    float g[3][3], o[kA][kA];
 #pragma GCC unroll 64
     for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 64
       for (int s = 0; s < 3; ++s) g[r][s] = g0[(r * 3 + s) * tap + j];
-    left<Tile<M>::G>(g, t);
-    right<Tile<M>::G>(t, o);
+    both_sides<Tile<M>::G>(g, o);
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) u0[e * plane + j] = o[e / kA][e % kA];
   }
@@ -193,11 +200,10 @@ RESKIT_AVX512_CLONE void weight_gradient_row(const float* __restrict du, std::in
   float* __restrict g0 = dw + ci * k;
 #pragma omp simd
   for (std::int64_t j = 0; j < k; ++j) {
-    float m[kA][kA], t[3][kA], o[3][3];
+    float m[kA][kA], o[3][3];
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) m[e / kA][e % kA] = u0[e * plane + j];
-    left<Transposes<M>::Gt>(m, t);
-    right<Transposes<M>::Gt>(t, o);
+    both_sides<Transposes<M>::Gt>(m, o);
 #pragma GCC unroll 64
     for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 64
@@ -212,11 +218,10 @@ RESKIT_AVX512_CLONE void input_tile(const float* const* rows, std::int64_t c, st
   constexpr int kA = M + 2;
 #pragma omp simd
   for (std::int64_t ci = 0; ci < c; ++ci) {
-    float d[kA][kA], t[kA][kA], o[kA][kA];
+    float d[kA][kA], o[kA][kA];
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) d[e / kA][e % kA] = rows[e][ci];
-    left<Tile<M>::Bt>(d, t);
-    right<Tile<M>::Bt>(t, o);
+    both_sides<Tile<M>::Bt>(d, o);
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) v[e * plane + ci] = o[e / kA][e % kA];
   }
@@ -229,11 +234,10 @@ RESKIT_AVX512_CLONE void output_tile(const float* __restrict m, std::int64_t k, 
   constexpr int kA = M + 2;
 #pragma omp simd
   for (std::int64_t j = 0; j < k; ++j) {
-    float t[kA][kA], a[M][kA], o[M][M];
+    float t[kA][kA], o[M][M];
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) t[e / kA][e % kA] = m[e * plane + j];
-    left<Tile<M>::At>(t, a);
-    right<Tile<M>::At>(a, o);
+    both_sides<Tile<M>::At>(t, o);
 #pragma GCC unroll 64
     for (int e = 0; e < M * M; ++e) {
       float v = o[e / M][e % M] + bias[j];
@@ -250,11 +254,10 @@ RESKIT_AVX512_CLONE void gradient_tile(const float* const* rows, std::int64_t k,
   constexpr int kA = M + 2;
 #pragma omp simd
   for (std::int64_t j = 0; j < k; ++j) {
-    float y[M][M], t[kA][M], o[kA][kA];
+    float y[M][M], o[kA][kA];
 #pragma GCC unroll 64
     for (int e = 0; e < M * M; ++e) y[e / M][e % M] = rows[e][j];
-    left<Transposes<M>::A>(y, t);
-    right<Transposes<M>::A>(t, o);
+    both_sides<Transposes<M>::A>(y, o);
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) dm[e * plane + j] = o[e / kA][e % kA];
   }
@@ -267,11 +270,10 @@ RESKIT_AVX512_CLONE void input_gradient_tile(const float* __restrict dv, std::in
   constexpr int kA = M + 2;
 #pragma omp simd
   for (std::int64_t ci = 0; ci < c; ++ci) {
-    float m[kA][kA], t[kA][kA], o[kA][kA];
+    float m[kA][kA], o[kA][kA];
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) m[e / kA][e % kA] = dv[e * plane + ci];
-    left<Transposes<M>::B>(m, t);
-    right<Transposes<M>::B>(t, o);
+    both_sides<Transposes<M>::B>(m, o);
 #pragma GCC unroll 64
     for (int e = 0; e < kA * kA; ++e) out[e][ci] += o[e / kA][e % kA];
   }
