@@ -238,6 +238,21 @@ std::function<bool()> path_call(const std::string& path, Pass pass, const k::Con
                                                  buf.db.data(), false);
       };
     }
+    if (path == "reskit Winograd F(4x4, 3x3) fused (forced)") {
+      if (pass == Pass::forward)
+        return [&buf, p] {
+          return od::own_winograd_fused_forward(p, buf.x.data(), buf.w.data(), buf.b.data(), buf.y.data(),
+                                                false);
+        };
+      if (pass == Pass::backward_data)
+        return [&buf, p] {
+          return od::own_winograd_fused_backward_data(p, buf.dy.data(), buf.w.data(), buf.dx.data(), false);
+        };
+      return [&buf, p] {
+        return od::own_winograd_fused_backward_weights(p, buf.x.data(), buf.dy.data(), buf.dw.data(),
+                                                       buf.db.data(), false);
+      };
+    }
     if (path == "oneDNN backward-data primitive" || path == "forward over the flipped kernel") {
       const auto impl =
           path[0] == 'o' ? od::BackwardDataImpl::primitive : od::BackwardDataImpl::flipped_forward;
@@ -510,6 +525,16 @@ std::vector<RuleCase> rule_cases() {
   };
   own_winograd("F(4x4, 3x3): 3x3 same, P, Q >= 4, C, K >= 64 multiples of 16, >= 32 tiles of 4x4",
                "reskit Winograd F(4x4, 3x3)", "reskit Winograd F(4x4, 3x3) (forced)", f4);
+  // R9 (winograd.cpp's own_winograd_fused): F(4x4) block by block over 16 and 32 channels, and on
+  // either side of the rule (64 channels, 8 tiles).
+  const ShapeAt fused[] = {
+      {{"R20 3x3 16 28x28", 28, 16, 16, 3, 1, 1}, 128},  {{"R20 3x3 32 14x14", 14, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 16 32x32", 32, 16, 16, 3, 1, 1}, 128},  {{"R20 3x3 32 16x16", 16, 32, 32, 3, 1, 1}, 128},
+      {{"R20 3x3 64 7x7", 7, 64, 64, 3, 1, 1}, 128},     {{"R50 s2 3x3 64 15x15", 15, 64, 64, 3, 1, 1}, 32},
+      {{"3x3 32 8x8 (batch 2)", 8, 32, 32, 3, 1, 1}, 2},
+  };
+  own_winograd("F(4x4, 3x3) fused: 3x3 same, P, Q >= 4, C, K 16 or 32, >= 32 tiles of 4x4, AVX-512",
+               "reskit Winograd F(4x4, 3x3) fused", "reskit Winograd F(4x4, 3x3) fused (forced)", fused);
   // R5 (conv_paths::mixed_kernels_for, by CPU features): mixed precision's bfloat16 products
   // against the float32 kernel of the same path on bfloat16-rounded operands, widened from the
   // shadows as a training step hands them over (bf16 x bf16 products are exact in float32: only

@@ -219,6 +219,17 @@ bool winograd_backward_weights(const Conv2DParams& p, const O& o) {
 }
 bool winograd_f2(const Conv2DParams& p) { return onednn::own_winograd_f2(p); }
 bool winograd_f4(const Conv2DParams& p) { return onednn::own_winograd_f4(p); }
+bool winograd_fused(const Conv2DParams& p) { return onednn::own_winograd_fused(p); }
+bool winograd_fused_weights(const Conv2DParams& p) { return onednn::own_winograd_fused_weights(p); }
+bool own_winograd_fused_forward(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_fused_forward(p, o.x, o.w, o.b, o.y);
+}
+bool own_winograd_fused_backward_data(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_fused_backward_data(p, o.dy, o.w, o.dx);
+}
+bool own_winograd_fused_backward_weights(const Conv2DParams& p, const O& o) {
+  return onednn::own_winograd_fused_backward_weights(p, o.x, o.dy, o.dw, o.db);
+}
 template <int M>
 bool own_winograd_forward(const Conv2DParams& p, const O& o) {
   return onednn::own_winograd_forward(M, p, o.x, o.w, o.b, o.y);
@@ -308,6 +319,8 @@ constexpr Run kWinogradF2Rounded =
     rounded_operands_backward<own_winograd_backward_data<2>, own_winograd_backward_weights<2>>;
 constexpr Run kWinogradF4Rounded =
     rounded_operands_backward<own_winograd_backward_data<4>, own_winograd_backward_weights<4>>;
+constexpr Run kWinogradFusedRounded =
+    rounded_operands_backward<own_winograd_fused_backward_data, own_winograd_fused_backward_weights>;
 
 // The definition of mixed precision: the full-precision list (or, forced, the reference) on
 // copies of the operands rounded to bfloat16 (kernels/ref/bf16.h), widened from the roundings the
@@ -390,6 +403,16 @@ constexpr std::string_view kWinogradF4Reason =
     "matmul: faster from 64 channels (ResNet-50's 15x15, 8x8 and 4x4 3x3 layers, ResNet-20's 7x7x64; "
     "slower at 32 and 16 channels, docs/cpu-rules.md); its transforms round more than F(2x2)'s (within "
     "the tests' 1e-4, as oneDNN's)";
+constexpr std::string_view kWinogradFusedRule =
+    "3x3, stride 1, 'same' (pad 1), P and Q >= 4, C and K 16, 32 or 48 (multiples of 16 below 64), "
+    "N*ceil(P/4)*ceil(Q/4) >= 32 output tiles of 4x4, no residual, a CPU with AVX-512";
+constexpr std::string_view kWinogradFusedWeightsRule =
+    "3x3, stride 1, 'same' (pad 1), P and Q >= 4, C and K 32 or 48, N*ceil(P/4)*ceil(Q/4) >= 32 output "
+    "tiles of 4x4, no residual, a CPU with AVX-512 (at 16 channels oneDNN's F(4x4, 3x3) is faster)";
+constexpr std::string_view kWinogradFusedReason =
+    "over 16 and 32 channels the batched products read as many values as they multiply; here each block "
+    "of images is transformed, multiplied (accumulators in registers) and transformed back while in "
+    "cache: faster than oneDNN's F(4x4, 3x3) on ResNet-20's 28x28x16 and 14x14x32 (docs/cpu-rules.md)";
 constexpr std::string_view kGemm1x1Rule = "1x1 kernel, stride 1, no padding";
 constexpr std::string_view kRowsBlasRule = "kernel larger than 1x1, P*Q <= 16, N >= 8";
 constexpr std::string_view kIm2colRule = "any shape";
@@ -451,16 +474,20 @@ constexpr std::array<Path<F>, M + N> with_onednn(const Path<F> (&first)[M],
   for (std::size_t i = 0; i < N; ++i) list[M + i] = blas[i];
   return list;
 }
-constexpr Path<F> kOnednnForward[6] = {
+constexpr Path<F> kOnednnForward[7] = {
     {"1x1 as matmul", matmul_1x1, matmul_forward, kMatmulRule, kMatmulReason, true},
+    {"reskit Winograd F(4x4, 3x3) fused", winograd_fused, own_winograd_fused_forward, kWinogradFusedRule,
+     kWinogradFusedReason},
     {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_forward<4>, kWinogradF4Rule, kWinogradF4Reason},
     {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_forward<2>, kWinogradF2Rule, kWinogradF2Reason},
     {"oneDNN Winograd", winograd, winograd_forward, kWinogradRule, kWinogradReason},
     {"tiny image row products", tiny_image_onednn, rows_forward, kRowsRule, kRowsReason},
     {"oneDNN convolution", not_empty, conv_forward, kConvRule, kConvReason, true},
 };
-constexpr Path<F> kOnednnBackwardData[6] = {
+constexpr Path<F> kOnednnBackwardData[7] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_data, kMatmulRule, kMatmulReason},
+    {"reskit Winograd F(4x4, 3x3) fused", winograd_fused, own_winograd_fused_backward_data,
+     kWinogradFusedRule, kWinogradFusedReason},
     {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_backward_data<4>, kWinogradF4Rule,
      kWinogradF4Reason},
     {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_backward_data<2>, kWinogradF2Rule,
@@ -469,8 +496,10 @@ constexpr Path<F> kOnednnBackwardData[6] = {
     {"tiny image row products", tiny_image_up_to_4, rows_backward_data, kRowsDataRule, kRowsDataReason},
     {"oneDNN convolution", not_empty, conv_backward_data, kConvRule, kConvReason},
 };
-constexpr Path<F> kOnednnBackwardWeights[6] = {
+constexpr Path<F> kOnednnBackwardWeights[7] = {
     {"1x1 as matmul", matmul_1x1, matmul_backward_weights, kMatmulRule, kMatmulReason},
+    {"reskit Winograd F(4x4, 3x3) fused", winograd_fused_weights, own_winograd_fused_backward_weights,
+     kWinogradFusedWeightsRule, kWinogradFusedReason},
     {"reskit Winograd F(4x4, 3x3)", winograd_f4, own_winograd_backward_weights<4>, kWinogradF4Rule,
      kWinogradF4Reason},
     {"reskit Winograd F(2x2, 3x3)", winograd_f2, own_winograd_backward_weights<2>, kWinogradF2Rule,
@@ -532,12 +561,17 @@ constexpr std::string_view kWinogradRoundedReason =
 constexpr std::string_view kWinogradF2RoundedReason =
     "the float32 list's F(2x2, 3x3) entry, with its rule, on bfloat16-rounded operands (its transforms "
     "add and halve in float32); not measured on an Intel CPU (none here), which is where this list runs";
+constexpr std::string_view kWinogradFusedRoundedReason =
+    "the float32 list's fused F(4x4, 3x3) entry, with its rules, on bfloat16-rounded operands; not measured "
+    "on an Intel CPU (none here), which is where this list runs";
 constexpr std::string_view kWinogradF4RoundedReason =
     "the float32 list's F(4x4, 3x3) entry, with its rule, on bfloat16-rounded operands; not measured on an "
     "Intel CPU (none here), which is where this list runs";
-constexpr std::array<Path<F>, 7> kMixedF32Forward{{
+constexpr std::array<Path<F>, 8> kMixedF32Forward{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, rounded_operands_forward<matmul_forward>,
      kMatmulRule, kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) fused on bf16-rounded operands", winograd_fused,
+     rounded_operands_forward<own_winograd_fused_forward>, kWinogradFusedRule, kWinogradFusedRoundedReason},
     {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4,
      rounded_operands_forward<own_winograd_forward<4>>, kWinogradF4Rule, kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2,
@@ -550,9 +584,11 @@ constexpr std::array<Path<F>, 7> kMixedF32Forward{{
      kConvRule, kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_forward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 7> kMixedF32BackwardData{{
+constexpr std::array<Path<F>, 8> kMixedF32BackwardData{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) fused on bf16-rounded operands", winograd_fused, kWinogradFusedRounded,
+     kWinogradFusedRule, kWinogradFusedRoundedReason},
     {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4, kWinogradF4Rounded, kWinogradF4Rule,
      kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,
@@ -565,9 +601,11 @@ constexpr std::array<Path<F>, 7> kMixedF32BackwardData{{
      kRoundedOperandsReason},
     {"float32 on bf16-rounded copies", always, rounded_backward<F>, kRoundedRule, kRoundedReason},
 }};
-constexpr std::array<Path<F>, 7> kMixedF32BackwardWeights{{
+constexpr std::array<Path<F>, 8> kMixedF32BackwardWeights{{
     {"1x1 as matmul on bf16-rounded operands", matmul_1x1, kMatmulRounded, kMatmulRule,
      kRoundedOperandsReason},
+    {"reskit Winograd F(4x4, 3x3) fused on bf16-rounded operands", winograd_fused_weights,
+     kWinogradFusedRounded, kWinogradFusedWeightsRule, kWinogradFusedRoundedReason},
     {"reskit Winograd F(4x4, 3x3) on bf16-rounded operands", winograd_f4, kWinogradF4Rounded, kWinogradF4Rule,
      kWinogradF4RoundedReason},
     {"reskit Winograd F(2x2, 3x3) on bf16-rounded operands", winograd_f2, kWinogradF2Rounded, kWinogradF2Rule,

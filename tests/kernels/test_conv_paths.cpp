@@ -54,6 +54,8 @@ std::vector<ConvCase> path_cases() {
       {"3x3 same 16->16 on 8x8 batch 8 (32 Winograd tiles, 16 channels)", 8, 8, 8, 16, 16, same(8, 3, 1),
        same(8, 3, 1)},
       {"3x3 same 13->24 on 4x4 batch 5 (F(2x2, 3x3))", 5, 4, 4, 13, 24, same(4, 3, 1), same(4, 3, 1)},
+      {"3x3 same 32->48 on 9x10 batch 9 (81 tiles of 4x4 in blocks of 7 images and 2: fused F(4x4, 3x3))", 9,
+       9, 10, 32, 48, same(9, 3, 1), same(10, 3, 1)},
       {"3x3 same 64->80 on 9x10 batch 4 (36 tiles of 4x4, partial ones)", 4, 9, 10, 64, 80, same(9, 3, 1),
        same(10, 3, 1)},
   };
@@ -357,6 +359,10 @@ TEST(ConvPathRules, Float32) {
   const std::string mm = "1x1 as matmul", rows = "tiny image row products", conv = "oneDNN convolution",
                     wino = "oneDNN Winograd", f2 = "reskit Winograd F(2x2, 3x3)",
                     f4 = "reskit Winograd F(4x4, 3x3)";
+  // The fused F(4x4, 3x3) only where its kernel's build runs (AVX-512); elsewhere what was before it.
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const std::string fused = avx512 ? "reskit Winograd F(4x4, 3x3) fused" : wino,
+                    fused_or_conv = avx512 ? fused : conv;
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
@@ -380,12 +386,13 @@ TEST(ConvPathRules, Float32) {
           {"3x3 256 on 5x5, batch 32", shape(32, 5, 256, 256, 3, 1, 1), f4, f4, f4},
           {"ResNet-50 stage-2 3x3 64 on 16x16, batch 32", shape(32, 16, 64, 64, 3, 1, 1), f4, f4, f4},
           {"ResNet-50 stage-2 3x3 64 on 15x15, batch 32", shape(32, 15, 64, 64, 3, 1, 1), f4, f4, f4},
-          {"ResNet-20 3x3 32 on 14x14, batch 128", shape(128, 14, 32, 32, 3, 1, 1), wino, wino, wino},
+          {"ResNet-20 3x3 32 on 14x14, batch 128", shape(128, 14, 32, 32, 3, 1, 1), fused, fused, fused},
           {"ResNet-20 3x3 64 on 7x7, batch 128", shape(128, 7, 64, 64, 3, 1, 1), f4, f4, f4},
           {"ResNet-50 stage-2 3x3 64 on 16x16, batch 1 (16 tiles)", shape(1, 16, 64, 64, 3, 1, 1), conv, conv,
            conv},
-          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), wino, wino, wino},
-          {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), conv, conv, wino},
+          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), fused, fused, wino},
+          {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), fused_or_conv,
+           fused_or_conv, wino},
           {"ResNet-20 3x3 stride 2 16->32 on 28x28, batch 128", shape(128, 28, 16, 32, 3, 2, 1), conv, conv,
            conv},
           {"3x3 pad 0 32->32 on 8x8, batch 32", shape(32, 8, 32, 32, 3, 1, 0), conv, conv, conv},
@@ -529,6 +536,9 @@ TEST(ConvPathRules, MixedPrecisionOnFloat32Kernels) {
                     wino = "oneDNN Winograd on bf16-rounded operands",
                     f2 = "reskit Winograd F(2x2, 3x3) on bf16-rounded operands",
                     f4 = "reskit Winograd F(4x4, 3x3) on bf16-rounded operands";
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const std::string fused = avx512 ? "reskit Winograd F(4x4, 3x3) fused on bf16-rounded operands" : wino,
+                    fused_or_conv = avx512 ? fused : conv;
   expect_first<float>(
       {
           {"ResNet-50 stage-2 1x1 64->64 on 56x56, batch 32", shape(32, 56, 64, 64, 1, 1, 0), mm, mm, mm},
@@ -540,9 +550,10 @@ TEST(ConvPathRules, MixedPrecisionOnFloat32Kernels) {
           {"ResNet-50 stage-4 3x3 256 on 4x4, batch 32", shape(32, 4, 256, 256, 3, 1, 1), f4, f4, f4},
           {"ResNet-50 stage-4 3x3 256 on 4x4, batch 16", shape(16, 4, 256, 256, 3, 1, 1), f2, f2, f2},
           {"3x3 256 on 3x3, batch 32", shape(32, 3, 256, 256, 3, 1, 1), rows, conv, rows},
-          {"3x3 32 on 8x8, batch 32", shape(32, 8, 32, 32, 3, 1, 1), wino, wino, wino},
-          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), wino, wino, wino},
-          {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), conv, conv, wino},
+          {"3x3 32 on 8x8, batch 32", shape(32, 8, 32, 32, 3, 1, 1), fused, fused, fused},
+          {"ResNet-20 3x3 16 on 28x28, batch 128", shape(128, 28, 16, 16, 3, 1, 1), fused, fused, wino},
+          {"ResNet-20 3x3 16 on 32x32, batch 128", shape(128, 32, 16, 16, 3, 1, 1), fused_or_conv,
+           fused_or_conv, wino},
           {"3x3 13 filters (odd K) on 8x8, batch 32", shape(32, 8, 16, 13, 3, 1, 1), conv, conv, conv},
           {"3x3 on 2x2 at batch 7", shape(7, 2, 64, 64, 3, 1, 1), conv, conv, conv},
       },

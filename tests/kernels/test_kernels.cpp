@@ -310,6 +310,45 @@ TEST(OwnWinograd, MatchesTheReferenceOnAnySizeWhenForced) {
   }
 }
 
+// reskit's fused F(4x4, 3x3), forced on odd sizes, channels in 16s, and batches that split into
+// several blocks of whole images (the last one partial) over both threads.
+TEST(OwnWinogradFused, MatchesTheReferenceAcrossBlocksWhenForced) {
+  namespace od = reskit::kernels::onednn;
+  for (const ConvCase& cc :
+       {ConvCase{"5x3, batch 1 (partial rows and columns)", 1, 5, 3, 16, 16, same(5, 3, 1), same(3, 3, 1)},
+        ConvCase{"1x1, batch 3 (one tile, all but one output discarded)", 3, 1, 1, 16, 32, same(1, 3, 1),
+                 same(1, 3, 1)},
+        ConvCase{"6x8, batch 2", 2, 6, 8, 32, 16, same(6, 3, 1), same(8, 3, 1)},
+        ConvCase{"9x10, batch 9 (blocks of 7 images and 2)", 9, 9, 10, 16, 32, same(9, 3, 1), same(10, 3, 1)},
+        ConvCase{"28x28, batch 3 (a block an image)", 3, 28, 28, 16, 16, same(28, 3, 1), same(28, 3, 1)},
+        ConvCase{"7x7, batch 5, 64 -> 48 (rows past 32 columns)", 5, 7, 7, 64, 48, same(7, 3, 1),
+                 same(7, 3, 1)}}) {
+    SCOPED_TRACE(cc.name);
+    auto p = conv_params(cc);
+    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 51);
+    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 52, 0.2);
+    const auto b = random_vector<float>(p.k, 53);
+    const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 54);
+    p.relu = true;
+    auto y = nan_vector<float>(dy.size()), ref_y = y;
+    k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
+    if (!od::own_winograd_fused_forward(p, x.data(), w.data(), b.data(), y.data(), false))
+      GTEST_SKIP() << "no AVX-512 here: the fused kernel's only build";
+    EXPECT_TRUE(close(y, ref_y, "y"));
+    p.relu = false;
+    auto dx = nan_vector<float>(x.size()), ref_dx = dx;
+    k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
+    ASSERT_TRUE(od::own_winograd_fused_backward_data(p, dy.data(), w.data(), dx.data(), false));
+    EXPECT_TRUE(close(dx, ref_dx, "dx"));
+    auto dw = nan_vector<float>(w.size()), ref_dw = dw;
+    auto db = nan_vector<float>(p.k), ref_db = db;
+    k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+    ASSERT_TRUE(od::own_winograd_fused_backward_weights(p, x.data(), dy.data(), dw.data(), db.data(), false));
+    EXPECT_TRUE(close(dw, ref_dw, "dw"));
+    EXPECT_TRUE(close(db, ref_db, "db"));
+  }
+}
+
 // ---- Conv2D in mixed precision (Conv2DParams::bf16) ----
 // The definition: the full-precision reference on operands rounded to bfloat16. oneDNN's bf16
 // kernels (or the dispatcher's fallback) must match it up to float32 accumulation order.

@@ -3,6 +3,7 @@
 // matmul.
 #include "kernels/cpu/winograd.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -247,6 +248,15 @@ RESKIT_AVX512_CLONE void output_tile(const float* __restrict m, std::int64_t k, 
   }
 }
 
+template <int M>
+void write_outputs(bool relu, const float* m, std::int64_t k, std::int64_t plane, const float* bias,
+                   const std::array<float*, M * M>& out) {
+  if (relu)
+    output_tile<M, true>(m, k, plane, bias, out.data());
+  else
+    output_tile<M, false>(m, k, plane, bias, out.data());
+}
+
 // dm[e][·] = (A dy Aᵀ)[e] for one tile, dy's m² pixels given as rows of k channels.
 template <int M>
 RESKIT_AVX512_CLONE void gradient_tile(const float* const* rows, std::int64_t k, std::int64_t plane,
@@ -316,22 +326,65 @@ void transform_weights(const Conv2DParams& p, const float* w, float* u) {
   for (std::int64_t ci = 0; ci < p.c; ++ci) weights_row<M>(w, p.c, p.k, ci, u);
 }
 
+// A tile's pixels as rows of channels (NHWC), row-major over the window.
+//   input_window: its α x α input window in x[N,H,W,C] (padding: the zero row);
+//   output_window: its m x m outputs in y[N,P,Q,K] (past the image: the discard row);
+//   gradient_window: its m x m outputs in dy[N,P,Q,K] (past the image: the zero row);
+//   input_gradient_window: its α x α input window in one image of dx[H,W,C] (padding: discard).
+template <int M>
+std::array<const float*, (M + 2) * (M + 2)> input_window(const Conv2DParams& p, const Tiling& tl,
+                                                         std::int64_t t, const float* x, const float* zero) {
+  constexpr int kA = M + 2;
+  const std::int64_t n = tl.image(t), i0 = tl.row(t) - 1, j0 = tl.col(t) - 1;
+  std::array<const float*, kA * kA> rows;
+#pragma GCC unroll 64
+  for (int e = 0; e < kA * kA; ++e) {
+    const std::int64_t a = i0 + e / kA, b = j0 + e % kA;
+    rows[e] = a >= 0 && a < p.h && b >= 0 && b < p.w ? x + ((n * p.h + a) * p.w + b) * p.c : zero;
+  }
+  return rows;
+}
+template <int M>
+std::array<float*, M * M> output_window(const Conv2DParams& p, const Tiling& tl, std::int64_t t, float* y,
+                                        float* discard) {
+  const std::int64_t n = tl.image(t), i0 = tl.row(t), j0 = tl.col(t);
+  std::array<float*, M * M> out;
+#pragma GCC unroll 64
+  for (int o = 0; o < M * M; ++o) {
+    const std::int64_t a = i0 + o / M, c = j0 + o % M;
+    out[o] = a < p.p && c < p.q ? y + ((n * p.p + a) * p.q + c) * p.k : discard;
+  }
+  return out;
+}
+template <int M>
+std::array<const float*, M * M> gradient_window(const Conv2DParams& p, const Tiling& tl, std::int64_t t,
+                                                const float* dy, const float* zero) {
+  auto rows = output_window<M>(p, tl, t, const_cast<float*>(dy), const_cast<float*>(zero));
+  std::array<const float*, M * M> out;
+  std::copy(rows.begin(), rows.end(), out.begin());
+  return out;
+}
+template <int M>
+std::array<float*, (M + 2) * (M + 2)> input_gradient_window(const Conv2DParams& p, const Tiling& tl,
+                                                            std::int64_t t, float* image, float* discard) {
+  constexpr int kA = M + 2;
+  const std::int64_t i0 = tl.row(t) - 1, j0 = tl.col(t) - 1;
+  std::array<float*, kA * kA> out;
+#pragma GCC unroll 64
+  for (int o = 0; o < kA * kA; ++o) {
+    const std::int64_t a = i0 + o / kA, b = j0 + o % kA;
+    out[o] = a >= 0 && a < p.h && b >= 0 && b < p.w ? image + (a * p.w + b) * p.c : discard;
+  }
+  return out;
+}
+
 // v = Bᵀ d B for every tile: α² planes of (t, c).
 template <int M>
 void transform_input(const Conv2DParams& p, const Tiling& tl, const float* x, float* v, EdgeRows& edge) {
   constexpr int kA = M + 2;
 #pragma omp parallel for schedule(static) if (parallel(tl.t * kA * kA * p.c))
-  for (std::int64_t t = 0; t < tl.t; ++t) {
-    const std::int64_t n = tl.image(t), i0 = tl.row(t) - 1, j0 = tl.col(t) - 1;
-    std::array<const float*, kA * kA> rows;
-#pragma GCC unroll 64
-    for (int e = 0; e < kA * kA; ++e) {
-      const std::int64_t a = i0 + e / kA, b = j0 + e % kA;
-      rows[e] =
-          a >= 0 && a < p.h && b >= 0 && b < p.w ? x + ((n * p.h + a) * p.w + b) * p.c : edge.zero.data();
-    }
-    input_tile<M>(rows.data(), p.c, tl.t * p.c, v + t * p.c);
-  }
+  for (std::int64_t t = 0; t < tl.t; ++t)
+    input_tile<M>(input_window<M>(p, tl, t, x, edge.zero.data()).data(), p.c, tl.t * p.c, v + t * p.c);
 }
 
 // dm = A dy Aᵀ for every tile: α² planes of (t, k).
@@ -339,16 +392,9 @@ template <int M>
 void transform_gradient(const Conv2DParams& p, const Tiling& tl, const float* dy, float* dm, EdgeRows& edge) {
   constexpr int kA = M + 2;
 #pragma omp parallel for schedule(static) if (parallel(tl.t * kA * kA * p.k))
-  for (std::int64_t t = 0; t < tl.t; ++t) {
-    const std::int64_t n = tl.image(t), i0 = tl.row(t), j0 = tl.col(t);
-    std::array<const float*, M * M> rows;
-#pragma GCC unroll 64
-    for (int e = 0; e < M * M; ++e) {
-      const std::int64_t a = i0 + e / M, b = j0 + e % M;
-      rows[e] = a < p.p && b < p.q ? dy + ((n * p.p + a) * p.q + b) * p.k : edge.zero.data();
-    }
-    gradient_tile<M>(rows.data(), p.k, tl.t * p.k, dm + t * p.k);
-  }
+  for (std::int64_t t = 0; t < tl.t; ++t)
+    gradient_tile<M>(gradient_window<M>(p, tl, t, dy, edge.zero.data()).data(), p.k, tl.t * p.k,
+                     dm + t * p.k);
 }
 
 // The batched product of one pass: α² matmuls, one per position e of the transformed tile.
@@ -397,9 +443,9 @@ void run_product(const ProductEntry& e, const float* a, const float* b, float* c
 // Per-thread scratch: the transformed input (or its gradient), the transformed weights (or their
 // gradient), the products, and the transformed dy, which backward-weights may read after
 // backward-data (LastGradient).
-enum Slot : std::size_t { kInput, kWeights, kProducts, kGradient };
+enum Slot : std::size_t { kInput, kWeights, kProducts, kGradient, kTransposed };
 float* scratch(Slot slot, std::int64_t floats) {
-  thread_local std::array<Scratch, 4> s;
+  thread_local std::array<Scratch, 5> s;
   return static_cast<float*>(s[slot].get(static_cast<std::size_t>(floats) * sizeof(float)));
 }
 // What the kGradient slot holds on this thread: A dy Aᵀ of dy at `version` (0: nothing reusable)
@@ -444,19 +490,9 @@ bool forward(const Conv2DParams& p, const float* x, const float* w, const float*
   run_product(*e, v, u, m);
   const float* bias = b != nullptr ? b : edge.zero.data();
 #pragma omp parallel for schedule(static) if (parallel(tl.t * kA * kA * p.k))
-  for (std::int64_t t = 0; t < tl.t; ++t) {
-    const std::int64_t n = tl.image(t), i0 = tl.row(t), j0 = tl.col(t);
-    std::array<float*, M * M> out;
-#pragma GCC unroll 64
-    for (int o = 0; o < M * M; ++o) {
-      const std::int64_t a = i0 + o / M, c = j0 + o % M;
-      out[o] = a < p.p && c < p.q ? y + ((n * p.p + a) * p.q + c) * p.k : edge.discard_row();
-    }
-    if (p.relu)
-      output_tile<M, true>(m + t * p.k, p.k, tl.t * p.k, bias, out.data());
-    else
-      output_tile<M, false>(m + t * p.k, p.k, tl.t * p.k, bias, out.data());
-  }
+  for (std::int64_t t = 0; t < tl.t; ++t)
+    write_outputs<M>(p.relu, m + t * p.k, p.k, tl.t * p.k, bias,
+                     output_window<M>(p, tl, t, y, edge.discard_row()));
   return true;
 }
 
@@ -479,16 +515,9 @@ bool backward_data(const Conv2DParams& p, const float* dy, const float* w, float
   for (std::int64_t n = 0; n < p.n; ++n) {
     float* image = dx + n * p.h * p.w * p.c;
     std::memset(image, 0, static_cast<std::size_t>(p.h * p.w * p.c) * sizeof(float));
-    for (std::int64_t t = n * per_image; t < (n + 1) * per_image; ++t) {
-      const std::int64_t i0 = tl.row(t) - 1, j0 = tl.col(t) - 1;
-      std::array<float*, kA * kA> out;
-#pragma GCC unroll 64
-      for (int o = 0; o < kA * kA; ++o) {
-        const std::int64_t a = i0 + o / kA, b = j0 + o % kA;
-        out[o] = a >= 0 && a < p.h && b >= 0 && b < p.w ? image + (a * p.w + b) * p.c : edge.discard_row();
-      }
-      input_gradient_tile<M>(dv + t * p.c, p.c, tl.t * p.c, out.data());
-    }
+    for (std::int64_t t = n * per_image; t < (n + 1) * per_image; ++t)
+      input_gradient_tile<M>(dv + t * p.c, p.c, tl.t * p.c,
+                             input_gradient_window<M>(p, tl, t, image, edge.discard_row()).data());
   }
   return true;
 }
@@ -519,6 +548,181 @@ bool backward_weights(const Conv2DParams& p, const float* x, const float* dy, fl
   return true;
 }
 
+// ---- fused: block by block of images, each block's transforms and products in cache ----
+//
+// The batched path above writes every transform of the whole batch to memory and reads it back
+// for the products; over 16 or 32 channels a product does only 16-32 multiply-adds per value it
+// reads, so that traffic bounds it. Here each thread takes a block of whole images (about
+// kBlockTiles tiles), transforms it into per-thread scratch, runs the α² products on it with the
+// AVX-512 kernel below and transforms the results back before the next block.
+
+constexpr std::int64_t kBlockTiles = 64;
+
+// out[i][0, n) (+)= Σ_j a[i·ai + j·aj] · b[j·n + 0, n) for R rows i: R x 16·NB accumulators in
+// registers, the sum over j in order (one rounding per multiply-add).
+template <int R, int NB>
+[[gnu::target("avx512f"), gnu::always_inline]] inline void product_tile(const float* a, std::int64_t ai,
+                                                                        std::int64_t aj, const float* b,
+                                                                        std::int64_t depth, std::int64_t n,
+                                                                        float* out, bool accumulate) {
+  __m512 acc[R][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q)
+      acc[r][q] = accumulate ? _mm512_loadu_ps(out + r * n + 16 * q) : _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < depth; ++j) {
+    __m512 w[NB];
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) w[q] = _mm512_loadu_ps(b + j * n + 16 * q);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 s = _mm512_set1_ps(a[r * ai + j * aj]);
+#pragma GCC unroll 4
+      for (int q = 0; q < NB; ++q) acc[r][q] = _mm512_fmadd_ps(s, w[q], acc[r][q]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < NB; ++q) _mm512_storeu_ps(out + r * n + 16 * q, acc[r][q]);
+}
+
+template <int R>
+[[gnu::target("avx512f"), gnu::always_inline]] inline void product_rows_of(const float* a, std::int64_t ai,
+                                                                           std::int64_t aj, const float* b,
+                                                                           std::int64_t depth, std::int64_t n,
+                                                                           float* out, bool accumulate) {
+  std::int64_t k0 = 0;
+  for (; k0 + 32 <= n; k0 += 32) product_tile<R, 2>(a, ai, aj, b + k0, depth, n, out + k0, accumulate);
+  if (k0 < n) product_tile<R, 1>(a, ai, aj, b + k0, depth, n, out + k0, accumulate);
+}
+
+// out (rows x n, n a multiple of 16) (+)= A · b, A(i, j) = a[i·ai + j·aj], b depth x n.
+[[gnu::target("avx512f")]] void product(const float* a, std::int64_t ai, std::int64_t aj, const float* b,
+                                        std::int64_t depth, std::int64_t n, float* out, std::int64_t rows,
+                                        bool accumulate) {
+  std::int64_t i = 0;
+  if (n == 16)  // one column of accumulators: 16 rows a block
+    for (; i + 16 <= rows; i += 16)
+      product_tile<16, 1>(a + i * ai, ai, aj, b, depth, n, out + i * n, accumulate);
+  for (; i + 8 <= rows; i += 8) product_rows_of<8>(a + i * ai, ai, aj, b, depth, n, out + i * n, accumulate);
+  for (; i < rows; ++i) product_rows_of<1>(a + i * ai, ai, aj, b, depth, n, out + i * n, accumulate);
+}
+
+bool avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+}
+
+// Blocks of whole images: `images` a block, `tiles` its tiles (the last block may hold fewer).
+struct Blocks {
+  std::int64_t images, tiles, count;
+  std::int64_t first_tile(std::int64_t i) const { return i * tiles; }
+};
+Blocks blocks_of(const Conv2DParams& p, const Tiling& tl) {
+  const std::int64_t per_image = tl.th * tl.tw;
+  const std::int64_t images = std::max<std::int64_t>(1, std::min(p.n, kBlockTiles / per_image));
+  return {images, images * per_image, (p.n + images - 1) / images};
+}
+
+template <int M>
+bool fused_forward(const Conv2DParams& p, const float* x, const float* w, const float* b, float* y) {
+  constexpr int kA = M + 2;
+  const Tiling tl = tiling_of(p, M);
+  const Blocks bl = blocks_of(p, tl);
+  EdgeRows edge(std::max(p.c, p.k), omp_get_max_threads());
+  const float* u = transformed_weights<M>(p, w);
+  const float* bias = b != nullptr ? b : edge.zero.data();
+#pragma omp parallel for schedule(static) if (bl.count > 1)
+  for (std::int64_t i = 0; i < bl.count; ++i) {
+    const std::int64_t t0 = bl.first_tile(i), tiles = std::min(bl.tiles, tl.t - t0);
+    float* v = scratch(kInput, kA * kA * bl.tiles * p.c);
+    float* m = scratch(kProducts, kA * kA * bl.tiles * p.k);
+    for (std::int64_t t = 0; t < tiles; ++t)
+      input_tile<M>(input_window<M>(p, tl, t0 + t, x, edge.zero.data()).data(), p.c, tiles * p.c,
+                    v + t * p.c);
+    for (int e = 0; e < kA * kA; ++e)
+      product(v + e * tiles * p.c, p.c, 1, u + e * p.c * p.k, p.c, p.k, m + e * tiles * p.k, tiles, false);
+    for (std::int64_t t = 0; t < tiles; ++t)
+      write_outputs<M>(p.relu, m + t * p.k, p.k, tiles * p.k, bias,
+                       output_window<M>(p, tl, t0 + t, y, edge.discard_row()));
+  }
+  return true;
+}
+
+template <int M>
+bool fused_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx) {
+  constexpr int kA = M + 2;
+  last_gradient() = {};  // this thread's kGradient slot is rewritten below
+  const Tiling tl = tiling_of(p, M);
+  const Blocks bl = blocks_of(p, tl);
+  EdgeRows edge(std::max(p.c, p.k), omp_get_max_threads());
+  const float* u = transformed_weights<M>(p, w);
+  // uᵀ per position: (e, k, c), the products' right operand.
+  float* ut = scratch(kTransposed, kA * kA * p.c * p.k);
+  for (int e = 0; e < kA * kA; ++e)
+    for (std::int64_t c = 0; c < p.c; ++c)
+      for (std::int64_t k = 0; k < p.k; ++k) ut[(e * p.k + k) * p.c + c] = u[(e * p.c + c) * p.k + k];
+  const std::int64_t per_image = tl.th * tl.tw;
+#pragma omp parallel for schedule(static) if (bl.count > 1)
+  for (std::int64_t i = 0; i < bl.count; ++i) {
+    const std::int64_t t0 = bl.first_tile(i), tiles = std::min(bl.tiles, tl.t - t0);
+    float* dm = scratch(kGradient, kA * kA * bl.tiles * p.k);
+    float* dv = scratch(kProducts, kA * kA * bl.tiles * p.c);
+    for (std::int64_t t = 0; t < tiles; ++t)
+      gradient_tile<M>(gradient_window<M>(p, tl, t0 + t, dy, edge.zero.data()).data(), p.k, tiles * p.k,
+                       dm + t * p.k);
+    for (int e = 0; e < kA * kA; ++e)
+      product(dm + e * tiles * p.k, p.k, 1, ut + e * p.k * p.c, p.k, p.c, dv + e * tiles * p.c, tiles, false);
+    // The block's images, each written only here (their tiles' windows overlap within an image).
+    const std::int64_t n0 = t0 / per_image, images = tiles / per_image;
+    std::memset(dx + n0 * p.h * p.w * p.c, 0,
+                static_cast<std::size_t>(images * p.h * p.w * p.c) * sizeof(float));
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      float* image = dx + (n0 + t / per_image) * p.h * p.w * p.c;
+      input_gradient_tile<M>(dv + t * p.c, p.c, tiles * p.c,
+                             input_gradient_window<M>(p, tl, t0 + t, image, edge.discard_row()).data());
+    }
+  }
+  return true;
+}
+
+template <int M>
+bool fused_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw, float* db) {
+  constexpr int kA = M + 2;
+  last_gradient() = {};  // this thread's kGradient slot is rewritten below
+  const Tiling tl = tiling_of(p, M);
+  const Blocks bl = blocks_of(p, tl);
+  EdgeRows edge(std::max(p.c, p.k), omp_get_max_threads());
+  // du per thread, added in thread order after the loop (the same bits for the same thread count).
+  const int threads = omp_get_max_threads();
+  const std::int64_t size = kA * kA * p.c * p.k;
+  float* partial = scratch(kWeights, threads * size);
+  std::fill(partial, partial + threads * size, 0.0f);
+#pragma omp parallel for schedule(static) if (bl.count > 1)
+  for (std::int64_t i = 0; i < bl.count; ++i) {
+    const std::int64_t t0 = bl.first_tile(i), tiles = std::min(bl.tiles, tl.t - t0);
+    float* v = scratch(kInput, kA * kA * bl.tiles * p.c);
+    float* dm = scratch(kGradient, kA * kA * bl.tiles * p.k);
+    float* du = partial + omp_get_thread_num() * size;
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      input_tile<M>(input_window<M>(p, tl, t0 + t, x, edge.zero.data()).data(), p.c, tiles * p.c,
+                    v + t * p.c);
+      gradient_tile<M>(gradient_window<M>(p, tl, t0 + t, dy, edge.zero.data()).data(), p.k, tiles * p.k,
+                       dm + t * p.k);
+    }
+    for (int e = 0; e < kA * kA; ++e)
+      product(v + e * tiles * p.c, 1, p.c, dm + e * tiles * p.k, tiles, p.k, du + e * p.c * p.k, p.c, true);
+  }
+  for (int th = 1; th < threads; ++th)
+    for (std::int64_t j = 0; j < size; ++j) partial[j] += partial[th * size + j];
+#pragma omp parallel for schedule(static) if (parallel(9 * p.c * p.k))
+  for (std::int64_t ci = 0; ci < p.c; ++ci) weight_gradient_row<M>(partial, p.c, p.k, ci, dw);
+  if (db != nullptr) column_sums_f32(p.n * p.p * p.q, p.k, dy, db);
+  return true;
+}
+
 bool rule(int m, const Conv2DParams& p) { return m == 2 ? own_winograd_f2(p) : own_winograd_f4(p); }
 
 }  // namespace
@@ -539,6 +743,39 @@ bool own_winograd_backward_weights(int m, const Conv2DParams& p, const float* x,
                                    float* db, bool by_rule) {
   if (by_rule ? !rule(m, p) : !applies(p)) return false;
   return m == 2 ? backward_weights<2>(p, x, dy, dw, db) : backward_weights<4>(p, x, dy, dw, db);
+}
+
+bool own_winograd_fused(const Conv2DParams& p) {
+  const std::int64_t tiles = p.n * ((p.p + 3) / 4) * ((p.q + 3) / 4);
+  return applies(p) && avx512() && p.p >= 4 && p.q >= 4 && p.c % 16 == 0 && p.k % 16 == 0 && p.c < 64 &&
+         p.k < 64 && tiles >= 32 && p.residual == nullptr;
+}
+
+bool own_winograd_fused_weights(const Conv2DParams& p) {
+  return own_winograd_fused(p) && p.c >= 32 && p.k >= 32;
+}
+
+namespace {
+// Outside the rule: wherever the transforms apply and the kernel runs (channels in 16s).
+bool fused_applies(const Conv2DParams& p) { return applies(p) && avx512() && p.c % 16 == 0 && p.k % 16 == 0; }
+}  // namespace
+
+bool own_winograd_fused_forward(const Conv2DParams& p, const float* x, const float* w, const float* b,
+                                float* y, bool by_rule) {
+  if (by_rule ? !own_winograd_fused(p) : !fused_applies(p) || p.residual != nullptr) return false;
+  return fused_forward<4>(p, x, w, b, y);
+}
+
+bool own_winograd_fused_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                                      bool by_rule) {
+  if (by_rule ? !own_winograd_fused(p) : !fused_applies(p)) return false;
+  return fused_backward_data<4>(p, dy, w, dx);
+}
+
+bool own_winograd_fused_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                         float* db, bool by_rule) {
+  if (by_rule ? !own_winograd_fused_weights(p) : !fused_applies(p)) return false;
+  return fused_backward_weights<4>(p, x, dy, dw, db);
 }
 
 }  // namespace reskit::kernels::onednn

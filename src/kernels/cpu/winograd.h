@@ -55,4 +55,22 @@ bool own_winograd_backward_data(int m, const Conv2DParams& p, const float* dy, c
 bool own_winograd_backward_weights(int m, const Conv2DParams& p, const float* x, const float* dy, float* dw,
                                    float* db, bool by_rule = true);
 
+// F(4x4, 3x3) fused: the same transforms, but block by block of whole images (about 64 tiles),
+// each block transformed into per-thread scratch, its α² products run there by an AVX-512 kernel
+// of reskit's (accumulators in registers) and transformed back while still in cache. Where the
+// channels are few (16, 32) the batched products above read as many values as they multiply; here
+// that traffic stays in cache. Rules (the CPU has AVX-512: the kernel's only build):
+//   forward, backward-data: as F(4x4)'s, but C and K 16 or 32 (multiples of 16 below 64);
+//   backward-weights: the same with C and K = 32 (at 16 channels oneDNN's F(4x4) is faster).
+// Backward-weights transforms dy again per block (nothing is kept); its per-thread sums are added
+// in thread order.
+bool own_winograd_fused(const Conv2DParams& p);
+bool own_winograd_fused_weights(const Conv2DParams& p);
+bool own_winograd_fused_forward(const Conv2DParams& p, const float* x, const float* w, const float* b,
+                                float* y, bool by_rule = true);
+bool own_winograd_fused_backward_data(const Conv2DParams& p, const float* dy, const float* w, float* dx,
+                                      bool by_rule = true);
+bool own_winograd_fused_backward_weights(const Conv2DParams& p, const float* x, const float* dy, float* dw,
+                                         float* db, bool by_rule = true);
+
 }  // namespace reskit::kernels::onednn
