@@ -1,6 +1,6 @@
 // reskit's Winograd kernels for float32 (winograd.h): the transforms, one tile (or one input
-// channel's kernels) at a time across the channels, and the batched products through oneDNN's
-// matmul.
+// channel's kernels) at a time across the channels, and the products: batched through oneDNN's
+// matmul, or block by block of images through an AVX-512 kernel of ours (fused).
 #include "kernels/cpu/winograd.h"
 
 #include <immintrin.h>

@@ -1,7 +1,7 @@
 // float32 3x3 convolutions by Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3), written
 // here: the transforms in plain loops over NHWC, the products of the transformed operands as one
-// batched oneDNN matmul. One path of each float32 list in kernels/dispatch.cpp, which decides when
-// each runs.
+// batched oneDNN matmul, or (F(4x4) over few channels) block by block of images by a kernel of
+// ours. Paths of each float32 list in kernels/dispatch.cpp, which decides when each runs.
 //
 // oneDNN 2.6 has F(4x4, 3x3) kernels of its own (onednn_conv.cpp), but they take activations only
 // in its blocked layout, so every call reorders its operands from and to NHWC, and at 4x4 outputs
