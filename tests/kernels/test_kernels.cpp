@@ -269,6 +269,35 @@ TEST(ConvKeptDy, BackwardWeightsReadsBackwardDataDyOnlyAtTheSameVersion) {
   }
 }
 
+// A forced Winograd path's three passes against the reference on random operands: forward with
+// bias and ReLU, backward-data, backward-weights with db. `forward`, `backward_data` and
+// `backward_weights` call the path (by_rule false); false from the first: the path declined here.
+template <class Fwd, class Data, class Weights>
+bool matches_the_reference(k::Conv2DParams p, std::uint64_t seed, Fwd&& forward, Data&& backward_data,
+                           Weights&& backward_weights) {
+  const auto x = random_vector<float>(p.n * p.h * p.w * p.c, seed);
+  const auto w = random_vector<float>(p.r * p.s * p.c * p.k, seed + 1, 0.2);
+  const auto b = random_vector<float>(p.k, seed + 2);
+  const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, seed + 3);
+  p.relu = true;
+  auto y = nan_vector<float>(dy.size()), ref_y = y;
+  k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
+  if (!forward(p, x.data(), w.data(), b.data(), y.data())) return false;
+  EXPECT_TRUE(close(y, ref_y, "y"));
+  p.relu = false;
+  auto dx = nan_vector<float>(x.size()), ref_dx = dx;
+  k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
+  EXPECT_TRUE(backward_data(p, dy.data(), w.data(), dx.data()));
+  EXPECT_TRUE(close(dx, ref_dx, "dx"));
+  auto dw = nan_vector<float>(w.size()), ref_dw = dw;
+  auto db = nan_vector<float>(p.k), ref_db = db;
+  k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
+  EXPECT_TRUE(backward_weights(p, x.data(), dy.data(), dw.data(), db.data()));
+  EXPECT_TRUE(close(dw, ref_dw, "dw"));
+  EXPECT_TRUE(close(db, ref_db, "db"));
+  return true;
+}
+
 // reskit's Winograd transforms, F(2x2, 3x3) and F(4x4, 3x3), on any image size (their rules take
 // some sizes only; benchmarks force them elsewhere): sizes m does not divide leave partial tiles,
 // whose outputs past the image are discarded and whose inputs there read as zero. All three passes
@@ -284,28 +313,19 @@ TEST(OwnWinograd, MatchesTheReferenceOnAnySizeWhenForced) {
           ConvCase{"6x8, batch 2", 2, 6, 8, 32, 16, same(6, 3, 1), same(8, 3, 1)},
           ConvCase{"9x10, batch 2", 2, 9, 10, 16, 32, same(9, 3, 1), same(10, 3, 1)}}) {
       SCOPED_TRACE(cc.name + " F(" + std::to_string(m) + "x" + std::to_string(m) + ", 3x3)");
-      auto p = conv_params(cc);
+      const auto p = conv_params(cc);
       ASSERT_FALSE(od::own_winograd_f2(p) || od::own_winograd_f4(p));  // outside the rules: forced below
-      const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 41);
-      const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 42, 0.2);
-      const auto b = random_vector<float>(p.k, 43);
-      const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 44);
-      p.relu = true;
-      auto y = nan_vector<float>(dy.size()), ref_y = y;
-      k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
-      ASSERT_TRUE(od::own_winograd_forward(m, p, x.data(), w.data(), b.data(), y.data(), false));
-      EXPECT_TRUE(close(y, ref_y, "y"));
-      p.relu = false;
-      auto dx = nan_vector<float>(x.size()), ref_dx = dx;
-      k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
-      ASSERT_TRUE(od::own_winograd_backward_data(m, p, dy.data(), w.data(), dx.data(), false));
-      EXPECT_TRUE(close(dx, ref_dx, "dx"));
-      auto dw = nan_vector<float>(w.size()), ref_dw = dw;
-      auto db = nan_vector<float>(p.k), ref_db = db;
-      k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
-      ASSERT_TRUE(od::own_winograd_backward_weights(m, p, x.data(), dy.data(), dw.data(), db.data(), false));
-      EXPECT_TRUE(close(dw, ref_dw, "dw"));
-      EXPECT_TRUE(close(db, ref_db, "db"));
+      EXPECT_TRUE(matches_the_reference(
+          p, 41,
+          [m](const k::Conv2DParams& q, const float* x, const float* w, const float* b, float* y) {
+            return od::own_winograd_forward(m, q, x, w, b, y, false);
+          },
+          [m](const k::Conv2DParams& q, const float* dy, const float* w, float* dx) {
+            return od::own_winograd_backward_data(m, q, dy, w, dx, false);
+          },
+          [m](const k::Conv2DParams& q, const float* x, const float* dy, float* dw, float* db) {
+            return od::own_winograd_backward_weights(m, q, x, dy, dw, db, false);
+          }));
     }
   }
 }
@@ -324,28 +344,18 @@ TEST(OwnWinogradFused, MatchesTheReferenceAcrossBlocksWhenForced) {
         ConvCase{"7x7, batch 5, 64 -> 48 (rows past 32 columns)", 5, 7, 7, 64, 48, same(7, 3, 1),
                  same(7, 3, 1)}}) {
     SCOPED_TRACE(cc.name);
-    auto p = conv_params(cc);
-    const auto x = random_vector<float>(p.n * p.h * p.w * p.c, 51);
-    const auto w = random_vector<float>(p.r * p.s * p.c * p.k, 52, 0.2);
-    const auto b = random_vector<float>(p.k, 53);
-    const auto dy = random_vector<float>(p.n * p.p * p.q * p.k, 54);
-    p.relu = true;
-    auto y = nan_vector<float>(dy.size()), ref_y = y;
-    k::ref::conv2d_forward<float>(p, x.data(), w.data(), b.data(), ref_y.data());
-    if (!od::own_winograd_fused_forward(p, x.data(), w.data(), b.data(), y.data(), false))
-      GTEST_SKIP() << "no AVX-512 here: the fused kernel's only build";
-    EXPECT_TRUE(close(y, ref_y, "y"));
-    p.relu = false;
-    auto dx = nan_vector<float>(x.size()), ref_dx = dx;
-    k::ref::conv2d_backward_data<float>(p, dy.data(), w.data(), ref_dx.data());
-    ASSERT_TRUE(od::own_winograd_fused_backward_data(p, dy.data(), w.data(), dx.data(), false));
-    EXPECT_TRUE(close(dx, ref_dx, "dx"));
-    auto dw = nan_vector<float>(w.size()), ref_dw = dw;
-    auto db = nan_vector<float>(p.k), ref_db = db;
-    k::ref::conv2d_backward_weights<float>(p, x.data(), dy.data(), ref_dw.data(), ref_db.data());
-    ASSERT_TRUE(od::own_winograd_fused_backward_weights(p, x.data(), dy.data(), dw.data(), db.data(), false));
-    EXPECT_TRUE(close(dw, ref_dw, "dw"));
-    EXPECT_TRUE(close(db, ref_db, "db"));
+    const bool ran = matches_the_reference(
+        conv_params(cc), 51,
+        [](const k::Conv2DParams& q, const float* x, const float* w, const float* b, float* y) {
+          return od::own_winograd_fused_forward(q, x, w, b, y, false);
+        },
+        [](const k::Conv2DParams& q, const float* dy, const float* w, float* dx) {
+          return od::own_winograd_fused_backward_data(q, dy, w, dx, false);
+        },
+        [](const k::Conv2DParams& q, const float* x, const float* dy, float* dw, float* db) {
+          return od::own_winograd_fused_backward_weights(q, x, dy, dw, db, false);
+        });
+    if (!ran) GTEST_SKIP() << "no AVX-512 here: the fused kernel's only build";
   }
 }
 

@@ -26,17 +26,21 @@ bool applies(const Conv2DParams& p) {
          p.pad_bottom == 1 && p.pad_right == 1 && p.p == p.h && p.q == p.w && p.n > 0 && p.c > 0 && p.k > 0;
 }
 
+// What both F(4x4) entries' rules ask of the shape: P, Q >= 4, C and K multiples of 16, at least
+// 32 tiles of 4x4, no residual. They differ in the channel counts (and the fused one in the CPU).
+bool f4_shape(const Conv2DParams& p) {
+  const std::int64_t tiles = p.n * ((p.p + 3) / 4) * ((p.q + 3) / 4);
+  return applies(p) && p.p >= 4 && p.q >= 4 && p.c % 16 == 0 && p.k % 16 == 0 && tiles >= 32 &&
+         p.residual == nullptr;
+}
+
 }  // namespace
 
 bool own_winograd_f2(const Conv2DParams& p) {
   return applies(p) && p.p == 4 && p.q == 4 && p.n >= 4 && p.residual == nullptr;
 }
 
-bool own_winograd_f4(const Conv2DParams& p) {
-  const std::int64_t tiles = p.n * ((p.p + 3) / 4) * ((p.q + 3) / 4);
-  return applies(p) && p.p >= 4 && p.q >= 4 && p.c % 16 == 0 && p.k % 16 == 0 && p.c >= 64 && p.k >= 64 &&
-         tiles >= 32 && p.residual == nullptr;
-}
+bool own_winograd_f4(const Conv2DParams& p) { return f4_shape(p) && p.c >= 64 && p.k >= 64; }
 
 namespace {
 
@@ -365,11 +369,11 @@ std::array<const float*, (M + 2) * (M + 2)> input_window(const Conv2DParams& p, 
   }
   return rows;
 }
-template <int M>
-std::array<float*, M * M> output_window(const Conv2DParams& p, const Tiling& tl, std::int64_t t, float* y,
-                                        float* discard) {
+template <int M, class T>  // T: float (y) or const float (dy)
+std::array<T*, M * M> output_window(const Conv2DParams& p, const Tiling& tl, std::int64_t t, T* y,
+                                    T* discard) {
   const std::int64_t n = tl.image(t), i0 = tl.row(t), j0 = tl.col(t);
-  std::array<float*, M * M> out;
+  std::array<T*, M * M> out;
 #pragma GCC unroll 64
   for (int o = 0; o < M * M; ++o) {
     const std::int64_t a = i0 + o / M, c = j0 + o % M;
@@ -380,10 +384,7 @@ std::array<float*, M * M> output_window(const Conv2DParams& p, const Tiling& tl,
 template <int M>
 std::array<const float*, M * M> gradient_window(const Conv2DParams& p, const Tiling& tl, std::int64_t t,
                                                 const float* dy, const float* zero) {
-  auto rows = output_window<M>(p, tl, t, const_cast<float*>(dy), const_cast<float*>(zero));
-  std::array<const float*, M * M> out;
-  std::copy(rows.begin(), rows.end(), out.begin());
-  return out;
+  return output_window<M, const float>(p, tl, t, dy, zero);
 }
 template <int M>
 std::array<float*, (M + 2) * (M + 2)> input_gradient_window(const Conv2DParams& p, const Tiling& tl,
@@ -766,11 +767,7 @@ bool own_winograd_backward_weights(int m, const Conv2DParams& p, const float* x,
   return m == 2 ? backward_weights<2>(p, x, dy, dw, db) : backward_weights<4>(p, x, dy, dw, db);
 }
 
-bool own_winograd_fused(const Conv2DParams& p) {
-  const std::int64_t tiles = p.n * ((p.p + 3) / 4) * ((p.q + 3) / 4);
-  return applies(p) && avx512() && p.p >= 4 && p.q >= 4 && p.c % 16 == 0 && p.k % 16 == 0 && p.c < 64 &&
-         p.k < 64 && tiles >= 32 && p.residual == nullptr;
-}
+bool own_winograd_fused(const Conv2DParams& p) { return f4_shape(p) && p.c < 64 && p.k < 64 && avx512(); }
 
 bool own_winograd_fused_weights(const Conv2DParams& p) {
   return own_winograd_fused(p) && p.c >= 32 && p.k >= 32;
